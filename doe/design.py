@@ -1,0 +1,254 @@
+"""The Design object: a run sheet in actual units plus how it was made.
+
+``Design.table`` columns, in order:
+
+- ``Run``: run order (1..N, randomised within blocks when asked);
+- ``StdOrder``: standard order (1..N, the generator's order);
+- the block column (``study.blocks`` or ``Block``) when the design has blocks;
+- ``PointType``: factorial, axial, centre, optimal, edge (Box-Behnken),
+  space-filling, screening, augmented or existing;
+- one column per factor in actual units (level names for categorical factors).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from doe.errors import DesignError
+from doe.model import actual_frame, coded_array
+from doe.study import Study
+
+POINT_TYPES = (
+    "factorial", "axial", "centre", "edge", "optimal", "space-filling", "screening",
+    "augmented", "existing", "foldover",
+)
+META_COLUMNS = ("Run", "StdOrder", "PointType")
+MAX_DESIGN_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class Design:
+    """A generated (or imported) design for a study."""
+
+    study: Study
+    table: pd.DataFrame
+    kind: str
+    model: str | None = None
+    seed: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def block_column(self) -> str:
+        return self.study.blocks or "Block"
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.table)
+
+    @property
+    def n_blocks(self) -> int:
+        if self.block_column not in self.table:
+            return 1
+        return int(self.table[self.block_column].nunique())
+
+    def settings(self) -> pd.DataFrame:
+        """Factor columns only, in actual units, in run order."""
+        return self.table[self.study.factor_names].reset_index(drop=True)
+
+    def coded(self) -> np.ndarray:
+        """Runs x factors coded array (see doe.model.coded_array)."""
+        return coded_array(self.study, self.table)
+
+    def block_index(self) -> np.ndarray | None:
+        """Block of each run as 0..B-1 in order of first appearance, or None."""
+        if self.n_blocks <= 1:
+            return None
+        labels = self.table[self.block_column].astype(str)
+        order = {lv: i for i, lv in enumerate(sorted(labels.unique(), key=_natural))}
+        return labels.map(order).to_numpy()
+
+    def run_sheet(self) -> pd.DataFrame:
+        """The table with an empty column per CQA and a Notes column, for the lab."""
+        sheet = self.table.copy()
+        for r in self.study.responses:
+            if r.name not in sheet:
+                sheet[r.name] = np.nan
+        if "Notes" not in sheet:
+            sheet["Notes"] = ""
+        return sheet
+
+    def to_csv(self, path: str | Path | None = None, *, with_responses: bool = True) -> str:
+        text = _safe_cells(self.run_sheet() if with_responses else self.table).to_csv(index=False)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_xlsx(self) -> bytes:
+        """Run sheet and a 'Design info' sheet as an Excel workbook."""
+        buf = io.BytesIO()
+        info = pd.DataFrame(
+            [("Study", self.study.name), ("Design type", self.kind), ("Runs", self.n_runs),
+             ("Model", self.model or ""), ("Seed", "" if self.seed is None else self.seed)]
+            + [(k, str(v)) for k, v in self.info.items()]
+            + [("Warning", w) for w in self.warnings],
+            columns=["Item", "Value"],
+        )
+        with pd.ExcelWriter(buf, engine="openpyxl") as xl:
+            _safe_cells(self.run_sheet()).to_excel(xl, sheet_name="Run sheet", index=False)
+            _safe_cells(info).to_excel(xl, sheet_name="Design info", index=False)
+        return buf.getvalue()
+
+
+def _natural(label: str) -> tuple:
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Neutralise spreadsheet formulas in text cells (=, +, -, @, tab, CR)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(
+                lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
+            )
+    return out
+
+
+def make_design(
+    study: Study,
+    U: np.ndarray,
+    kind: str,
+    point_types: list[str] | np.ndarray,
+    *,
+    blocks: np.ndarray | None = None,
+    randomize: bool = True,
+    seed: int | None = None,
+    model: str | None = None,
+    info: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+) -> Design:
+    """Assemble a Design from a coded array in standard order.
+
+    Runs are randomised within blocks with ``numpy.random.default_rng(seed)``;
+    the same seed gives the same run order.
+    """
+    U = np.asarray(U, dtype=float)
+    n = U.shape[0]
+    table = actual_frame(study, U)
+    table.insert(0, "PointType", list(point_types))
+    block_col = study.blocks or "Block"
+    if blocks is not None and len(np.unique(blocks)) > 1:
+        table.insert(0, block_col, np.asarray(blocks, dtype=int) + 1)
+    table.insert(0, "StdOrder", np.arange(1, n + 1))
+    rng = np.random.default_rng(seed)
+    if randomize:
+        if block_col in table:
+            order = np.concatenate(
+                [rng.permutation(np.flatnonzero(table[block_col].to_numpy() == b))
+                 for b in sorted(table[block_col].unique())]
+            )
+        else:
+            order = rng.permutation(n)
+    else:
+        order = np.arange(n)
+    table = table.iloc[order].reset_index(drop=True)
+    table.insert(0, "Run", np.arange(1, n + 1))
+    return Design(study, table, kind, model=model, seed=seed, info=dict(info or {}),
+                  warnings=list(warnings or []))
+
+
+def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: str = "") -> Design:
+    """Read a run sheet (CSV or XLSX), including one the app did not create.
+
+    Factor columns must carry the study's factor names; ``Run``, ``StdOrder``,
+    ``PointType`` and the block column are optional. Other columns (responses,
+    notes) are kept in the table.
+    """
+    if isinstance(source, pd.DataFrame):
+        frame = source.copy()
+        name = name or "design"
+    else:
+        frame = _read_table(source, name)
+    if frame.empty:
+        raise DesignError(f"The design file '{name}' has no runs: it needs one row per run.")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    dupes = frame.columns[frame.columns.duplicated()].tolist()
+    if dupes:
+        raise DesignError(f"The design file has duplicate column '{dupes[0]}': keep one.")
+    U = coded_array(study, frame)  # validates factor columns, levels and numbers
+    table = actual_frame(study, U)
+    for f in study.factors:
+        if not f.is_categorical:
+            table[f.name] = pd.to_numeric(frame[f.name]).to_numpy(dtype=float)
+    n = len(frame)
+    extra = [c for c in frame.columns if c not in study.factor_names and c not in (*META_COLUMNS, study.blocks or "Block")]
+    block_col = study.blocks or "Block"
+    out = pd.DataFrame({
+        "Run": frame["Run"].to_numpy() if "Run" in frame else np.arange(1, n + 1),
+        "StdOrder": frame["StdOrder"].to_numpy() if "StdOrder" in frame else np.arange(1, n + 1),
+    })
+    if block_col in frame:
+        out[block_col] = frame[block_col].to_numpy()
+    out["PointType"] = frame["PointType"].to_numpy() if "PointType" in frame else "existing"
+    out = pd.concat([out, table.reset_index(drop=True), frame[extra].reset_index(drop=True)], axis=1)
+    warnings = _range_warnings(study, table)
+    return Design(study, out, kind="imported", info={"source": str(name)}, warnings=warnings)
+
+
+def _read_table(source: str | Path | bytes, name: str) -> pd.DataFrame:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = name or path.name
+        if not path.is_file():
+            raise DesignError(f"Design file '{path}' does not exist.")
+        if path.stat().st_size > MAX_DESIGN_BYTES:
+            raise DesignError(f"Design file '{path.name}' is over {MAX_DESIGN_BYTES // 2**20} MB.")
+        data = path.read_bytes()
+    else:
+        data = source
+    if len(data) > MAX_DESIGN_BYTES:
+        raise DesignError(f"Design file '{name}' is over {MAX_DESIGN_BYTES // 2**20} MB.")
+    if not data.strip():
+        raise DesignError(f"The design file '{name}' is empty.")
+    if data[:2] == b"PK" or str(name).lower().endswith((".xlsx", ".xlsm")):
+        try:
+            return pd.read_excel(io.BytesIO(data), sheet_name=0)
+        except Exception as exc:  # openpyxl raises many types for broken workbooks
+            raise DesignError(f"Could not read '{name}' as an Excel workbook: {exc}.") from None
+    for encoding in ("utf-8-sig", "utf-16"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        text = data.decode("latin-1")
+    try:
+        return pd.read_csv(io.StringIO(text), sep=None, engine="python")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DesignError(f"Could not read '{name}' as CSV: {exc}.") from None
+
+
+def _range_warnings(study: Study, table: pd.DataFrame) -> list[str]:
+    out = []
+    for f in study.factors:
+        if f.is_categorical:
+            continue
+        values = table[f.name].astype(float)
+        lo, hi = values.min(), values.max()
+        if lo < f.low - 1e-9 or hi > f.high + 1e-9:
+            out.append(
+                f"{f.name} runs from {lo:g} to {hi:g} {f.units}, outside the study range "
+                f"{f.low:g} to {f.high:g}: coded values go beyond -1/+1."
+            )
+    return out

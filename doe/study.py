@@ -1,0 +1,560 @@
+"""The study: factors, critical quality attributes (responses), blocks, constraints.
+
+A study is saved as a versioned, human-readable YAML file::
+
+    schema: 1
+    name: MSC expansion
+    factors:
+      - {name: Medium, kind: categorical, levels: [FBS 10%, hPL 5%, SFM-XF]}
+      - {name: Agitation, kind: continuous, low: 30, high: 90, units: rpm}
+    responses:
+      - {name: Viability, units: "%", goal: maximize, lower: 80}
+    blocks: Block
+    constraints:
+      - "Surface == 'ULA' and Agitation > 60"
+
+Continuous factors are coded to -1/+1 over [low, high]; discrete (numeric
+levels) likewise over [min, max]; categorical factors use effect
+(sum-to-zero) coding in models.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from doe.constraints import KINDS, Constraint, feasible
+from doe.errors import StudyError, did_you_mean, quoted_list
+
+SCHEMA_VERSION = 1
+FACTOR_KINDS = ("continuous", "categorical", "discrete")
+GOALS = ("maximize", "minimize", "target", "range", "none")
+#: Columns a run sheet reserves for itself; no factor or response may take these names.
+RESERVED = ("Run", "StdOrder", "Block", "PointType", "Notes", "Intercept")
+_FORBIDDEN_CHARS = set("+:*^[]~`\n\r\t")
+
+_STUDY_KEYS = ("schema", "name", "description", "factors", "responses", "blocks", "constraints")
+_FACTOR_KEYS = ("name", "kind", "low", "high", "levels", "units", "description")
+_RESPONSE_KEYS = ("name", "units", "goal", "lower", "upper", "target", "weight",
+                  "importance", "description")
+
+
+@dataclass
+class Factor:
+    """A factor (process parameter or material attribute) the design varies."""
+
+    name: str
+    kind: str = "continuous"
+    low: float | None = None
+    high: float | None = None
+    levels: list[Any] = field(default_factory=list)
+    units: str = ""
+    description: str = ""
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.kind == "categorical"
+
+    @property
+    def n_levels(self) -> int | None:
+        """Number of levels, or None for a continuous factor."""
+        return None if self.kind == "continuous" else len(self.levels)
+
+    @property
+    def center(self) -> float:
+        return (self.low + self.high) / 2.0
+
+    @property
+    def half_range(self) -> float:
+        return (self.high - self.low) / 2.0
+
+    def to_coded(self, values: Any) -> np.ndarray:
+        """Actual -> coded -1..+1 (numeric factors) or level index (categorical)."""
+        if self.is_categorical:
+            index = {str(v): i for i, v in enumerate(self.levels)}
+            return np.array([index[str(v)] for v in np.asarray(values, dtype=object)], dtype=float)
+        return (np.asarray(values, dtype=float) - self.center) / self.half_range
+
+    def to_actual(self, coded: Any) -> np.ndarray:
+        """Coded -1..+1 (or level index) -> actual values."""
+        coded = np.asarray(coded, dtype=float)
+        if self.is_categorical:
+            return np.array(self.levels, dtype=object)[coded.astype(int)]
+        return self.center + coded * self.half_range
+
+    def label(self) -> str:
+        """Name with units, for axis titles and tables."""
+        return f"{self.name} ({self.units})" if self.units else self.name
+
+    def describe_range(self) -> str:
+        if self.kind == "continuous":
+            return f"{_fmt(self.low)} to {_fmt(self.high)} {self.units}".strip()
+        return ", ".join(str(v) for v in self.levels) + (f" {self.units}" if self.units else "")
+
+    def to_yaml(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.kind == "continuous":
+            out["low"], out["high"] = _plain(self.low), _plain(self.high)
+        else:
+            out["levels"] = [_plain(v) for v in self.levels]
+        if self.units:
+            out["units"] = self.units
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass
+class Response:
+    """A critical quality attribute (CQA) with its goal and spec limits."""
+
+    name: str
+    units: str = ""
+    goal: str = "none"
+    lower: float | None = None
+    upper: float | None = None
+    target: float | None = None
+    weight: float = 1.0
+    importance: float = 1.0
+    description: str = ""
+
+    def spec_text(self) -> str:
+        """The specification in words, e.g. '>= 80 %'."""
+        u = f" {self.units}" if self.units else ""
+        if self.lower is not None and self.upper is not None:
+            return f"{_fmt(self.lower)} to {_fmt(self.upper)}{u}"
+        if self.lower is not None:
+            return f">= {_fmt(self.lower)}{u}"
+        if self.upper is not None:
+            return f"<= {_fmt(self.upper)}{u}"
+        return "no spec (report)"
+
+    def to_yaml(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.units:
+            out["units"] = self.units
+        out["goal"] = self.goal
+        for key in ("lower", "upper", "target"):
+            if getattr(self, key) is not None:
+                out[key] = _plain(getattr(self, key))
+        if self.weight != 1.0:
+            out["weight"] = _plain(self.weight)
+        if self.importance != 1.0:
+            out["importance"] = _plain(self.importance)
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+#: The product's word for a response.
+CQA = Response
+
+
+@dataclass
+class Study:
+    """Factors, CQAs, optional block column name and constraints of one study."""
+
+    name: str
+    factors: list[Factor]
+    responses: list[Response] = field(default_factory=list)
+    blocks: str | None = None
+    constraints: list[Constraint] = field(default_factory=list)
+    description: str = ""
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- look-ups -------------------------------------------------------------
+    @property
+    def factor_names(self) -> list[str]:
+        return [f.name for f in self.factors]
+
+    @property
+    def response_names(self) -> list[str]:
+        return [r.name for r in self.responses]
+
+    def factor(self, name: str) -> Factor:
+        for f in self.factors:
+            if f.name == name:
+                return f
+        raise StudyError(
+            f"Unknown factor '{name}'.{did_you_mean(name, self.factor_names)} "
+            f"Factors are {quoted_list(self.factor_names)}."
+        )
+
+    def response(self, name: str) -> Response:
+        for r in self.responses:
+            if r.name == name:
+                return r
+        raise StudyError(
+            f"Unknown response '{name}'.{did_you_mean(name, self.response_names)} "
+            f"Responses are {quoted_list(self.response_names)}."
+        )
+
+    # -- validation -------------------------------------------------------------
+    def validate(self) -> None:
+        """Check the whole study; raise StudyError with the first problem found."""
+        if not str(self.name).strip():
+            raise StudyError("The study has no name: give it one (e.g. 'MSC expansion').")
+        if self.schema != SCHEMA_VERSION:
+            raise StudyError(
+                f"Study file schema {self.schema} is not supported; this version reads "
+                f"schema {SCHEMA_VERSION}. Upgrade the software to open newer files."
+            )
+        if not self.factors:
+            raise StudyError("The study has no factors: add at least one factor.")
+        _check_names([f.name for f in self.factors], "factor")
+        _check_names([r.name for r in self.responses], "response")
+        clash = {f.name.lower() for f in self.factors} & {r.name.lower() for r in self.responses}
+        if clash:
+            raise StudyError(
+                f"'{sorted(clash)[0]}' is both a factor and a response: names must be unique."
+            )
+        for f in self.factors:
+            _validate_factor(f)
+        for r in self.responses:
+            _validate_response(r)
+        if self.blocks is not None:
+            self.blocks = str(self.blocks).strip() or None
+        if self.blocks and self.blocks.lower() in {f.name.lower() for f in self.factors}:
+            raise StudyError(f"Block column '{self.blocks}' has the name of a factor; rename one.")
+        for c in self.constraints:
+            if c.kind not in KINDS:
+                raise StudyError(f"Constraint kind '{c.kind}' is unknown; use 'exclude' or 'require'.")
+            if not str(c.expr).strip():
+                raise StudyError("A constraint is empty: write an expression or remove it.")
+            c.compile(self.factors)
+        if self.constraints and not self.feasible(self.grid(levels=11, limit=50_000)).any():
+            raise StudyError(
+                "The constraints exclude every combination of factor settings: "
+                "relax or remove one of them."
+            )
+
+    # -- settings ---------------------------------------------------------------
+    def feasible(self, settings: pd.DataFrame) -> np.ndarray:
+        """True for each row (actual units) that satisfies every constraint."""
+        if not self.constraints or len(settings) == 0:
+            return np.ones(len(settings), dtype=bool)
+        cols = {f.name: settings[f.name].to_numpy() for f in self.factors}
+        return feasible(self.constraints, cols)
+
+    def grid(self, levels: int = 5, limit: int | None = None, seed: int = 0) -> pd.DataFrame:
+        """Grid of settings in actual units: `levels` points per continuous factor.
+
+        With ``limit`` set and a larger grid, a uniform random sample of
+        ``limit`` grid points is returned instead.
+        """
+        axes = []
+        for f in self.factors:
+            if f.kind == "continuous":
+                axes.append(list(np.linspace(f.low, f.high, levels)))
+            else:
+                axes.append(list(f.levels))
+        total = math.prod(len(a) for a in axes)
+        if limit is not None and total > limit:
+            rng = np.random.default_rng(seed)
+            idx = [rng.integers(0, len(a), size=limit) for a in axes]
+            data = {f.name: np.array(a, dtype=object)[i] for f, a, i in zip(self.factors, axes, idx)}
+        else:
+            rows = list(itertools.product(*axes))
+            data = {f.name: [r[j] for r in rows] for j, f in enumerate(self.factors)}
+        df = pd.DataFrame(data)
+        for f in self.factors:
+            if not f.is_categorical:
+                df[f.name] = df[f.name].astype(float)
+        return df
+
+    # -- persistence -----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema": self.schema, "name": self.name}
+        if self.description:
+            out["description"] = self.description
+        out["factors"] = [f.to_yaml() for f in self.factors]
+        out["responses"] = [r.to_yaml() for r in self.responses]
+        if self.blocks:
+            out["blocks"] = self.blocks
+        if self.constraints:
+            out["constraints"] = [c.to_yaml() for c in self.constraints]
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Study:
+        if not isinstance(data, dict):
+            raise StudyError(
+                "A study file must be a YAML mapping with keys like 'name', 'factors' and "
+                "'responses'."
+            )
+        _check_keys(data, _STUDY_KEYS, "study")
+        schema = data.get("schema", SCHEMA_VERSION)
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise StudyError(f"'schema' must be a whole number (this version writes {SCHEMA_VERSION}).")
+        factors = [_factor_from(d, i) for i, d in enumerate(_as_list(data.get("factors"), "factors"))]
+        responses = [
+            _response_from(d, i) for i, d in enumerate(_as_list(data.get("responses"), "responses"))
+        ]
+        constraints = [
+            _constraint_from(c, i) for i, c in enumerate(_as_list(data.get("constraints"), "constraints"))
+        ]
+        blocks = data.get("blocks")
+        if blocks is not None and not isinstance(blocks, str):
+            raise StudyError("'blocks' must be the name of the block column, e.g. 'blocks: Block'.")
+        return cls(
+            name=_text(data.get("name", ""), "name"),
+            description=_text(data.get("description", ""), "description"),
+            factors=factors,
+            responses=responses,
+            blocks=blocks,
+            constraints=constraints,
+            schema=schema,
+        )
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Study:
+        return cls.from_dict(safe_yaml_load(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Study:
+        path = Path(path)
+        if not path.is_file():
+            raise StudyError(f"Study file '{path}' does not exist.")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise StudyError(f"Study file '{path}' is not UTF-8 text: save it as UTF-8 YAML.") from None
+        return cls.from_yaml(text)
+
+
+# -- YAML ---------------------------------------------------------------------
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe loader that refuses anchors and aliases (no 'billion laughs')."""
+
+    def compose_node(self, parent, index):  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise StudyError(
+                f"YAML aliases ('*{event.anchor}') are not allowed in a study file "
+                f"(line {event.start_mark.line + 1}): write the values out."
+            )
+        return super().compose_node(parent, index)
+
+
+def safe_yaml_load(text: str) -> Any:
+    """Parse YAML safely; syntax errors become a StudyError with the line."""
+    if len(text) > 2_000_000:
+        raise StudyError("The study file is larger than 2 MB; a study file is a few kB.")
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - safe loader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StudyError(f"The study file is not valid YAML{where}: {exc.problem}.") from None
+    except yaml.YAMLError as exc:
+        raise StudyError(f"The study file is not valid YAML: {exc}.") from None
+
+
+# -- helpers ------------------------------------------------------------------
+def _fmt(x: Any) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return f"{int(x):,}" if abs(x) >= 10_000 else str(int(x))
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _plain(x: Any) -> Any:
+    """numpy scalars -> Python scalars; integral floats -> int for tidy YAML."""
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    return x
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise StudyError(f"'{what}' must be text.")
+    return str(value)
+
+
+def _as_list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise StudyError(f"'{what}' must be a list (one '- ' item per entry).")
+    return value
+
+
+def _check_keys(data: dict, allowed: tuple[str, ...], what: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise StudyError(
+                f"Unknown key '{key}' in {what}.{did_you_mean(str(key), allowed)} "
+                f"Allowed keys: {', '.join(allowed)}."
+            )
+
+
+def _number(value: Any, what: str) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise StudyError(f"{what} must be a number, not {value}.")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise StudyError(f"{what} must be a number; got '{value}'.") from None
+    if not math.isfinite(out):
+        raise StudyError(f"{what} must be a finite number; got '{value}'.")
+    return out
+
+
+def _factor_from(d: Any, i: int) -> Factor:
+    if not isinstance(d, dict):
+        raise StudyError(f"Factor {i + 1} must be a mapping like {{name: Agitation, kind: continuous, ...}}.")
+    _check_keys(d, _FACTOR_KEYS, f"factor {i + 1} ({d.get('name', '?')})")
+    name = _text(d.get("name", ""), f"factor {i + 1} name").strip()
+    kind = str(d.get("kind", "continuous")).strip().lower()
+    levels = d.get("levels") or []
+    if not isinstance(levels, list):
+        raise StudyError(f"Factor '{name}': 'levels' must be a list, e.g. [FBS 10%, hPL 5%].")
+    return Factor(
+        name=name,
+        kind=kind,
+        low=_number(d.get("low"), f"Factor '{name}' low"),
+        high=_number(d.get("high"), f"Factor '{name}' high"),
+        levels=levels,
+        units=_text(d.get("units", ""), f"factor '{name}' units"),
+        description=_text(d.get("description", ""), f"factor '{name}' description"),
+    )
+
+
+def _response_from(d: Any, i: int) -> Response:
+    if not isinstance(d, dict):
+        raise StudyError(f"Response {i + 1} must be a mapping like {{name: Viability, goal: maximize}}.")
+    _check_keys(d, _RESPONSE_KEYS, f"response {i + 1} ({d.get('name', '?')})")
+    name = _text(d.get("name", ""), f"response {i + 1} name").strip()
+    weight = _number(d.get("weight"), f"Response '{name}' weight")
+    importance = _number(d.get("importance"), f"Response '{name}' importance")
+    return Response(
+        name=name,
+        units=_text(d.get("units", ""), f"response '{name}' units"),
+        goal=str(d.get("goal", "none")).strip().lower(),
+        lower=_number(d.get("lower"), f"Response '{name}' lower"),
+        upper=_number(d.get("upper"), f"Response '{name}' upper"),
+        target=_number(d.get("target"), f"Response '{name}' target"),
+        weight=1.0 if weight is None else weight,
+        importance=1.0 if importance is None else importance,
+        description=_text(d.get("description", ""), f"response '{name}' description"),
+    )
+
+
+def _constraint_from(c: Any, i: int) -> Constraint:
+    if isinstance(c, str):
+        return Constraint(expr=c)
+    if isinstance(c, dict):
+        kinds = [k for k in c if k in KINDS]
+        extra = [k for k in c if k not in (*KINDS, "reason")]
+        if len(kinds) != 1 or extra:
+            raise StudyError(
+                f"Constraint {i + 1} must be a string, or a mapping with one of "
+                f"'exclude'/'require' and an optional 'reason'; got keys {quoted_list(c)}."
+            )
+        return Constraint(expr=str(c[kinds[0]]), kind=kinds[0], reason=str(c.get("reason", "")))
+    raise StudyError(f"Constraint {i + 1} must be a text expression, e.g. \"Agitation > 60\".")
+
+
+def _check_names(names: list[str], what: str) -> None:
+    seen: dict[str, str] = {}
+    for n in names:
+        if not n:
+            raise StudyError(f"A {what} has an empty name: every {what} needs a name.")
+        bad = sorted(set(n) & _FORBIDDEN_CHARS)
+        if bad:
+            raise StudyError(
+                f"The {what} name '{n}' contains {quoted_list(bad)}, which model formulas use; "
+                "rename it (letters, digits, spaces, - / % . are fine)."
+            )
+        if n in RESERVED or n.lower() in {r.lower() for r in RESERVED}:
+            raise StudyError(f"'{n}' is a reserved run-sheet column; rename the {what}.")
+        if n.lower() in seen:
+            raise StudyError(f"Duplicate {what} name '{n}': each {what} needs a different name.")
+        seen[n.lower()] = n
+
+
+def _validate_factor(f: Factor) -> None:
+    if f.kind not in FACTOR_KINDS:
+        raise StudyError(
+            f"Factor '{f.name}' has kind '{f.kind}'.{did_you_mean(f.kind, FACTOR_KINDS)} "
+            f"Kinds are {', '.join(FACTOR_KINDS)}."
+        )
+    if f.kind == "continuous":
+        if f.low is None or f.high is None:
+            raise StudyError(f"Continuous factor '{f.name}' needs both 'low' and 'high'.")
+        if f.low >= f.high:
+            raise StudyError(
+                f"Factor '{f.name}': low ({_fmt(f.low)}) must be less than high ({_fmt(f.high)})."
+            )
+        if f.levels:
+            raise StudyError(
+                f"Continuous factor '{f.name}' has 'levels'; use kind 'discrete' for numeric "
+                "levels or 'categorical' for named levels."
+            )
+        return
+    levels = list(f.levels)
+    if len(levels) < 2:
+        raise StudyError(f"Factor '{f.name}' needs at least 2 levels; it has {len(levels)}.")
+    if f.kind == "categorical":
+        texts = [str(v).strip() for v in levels]
+        if any(not t for t in texts):
+            raise StudyError(f"Factor '{f.name}' has an empty level name.")
+        if len({t.lower() for t in texts}) != len(texts):
+            raise StudyError(f"Factor '{f.name}' has duplicate levels: {', '.join(texts)}.")
+        f.levels = texts
+        f.low = f.high = None
+        return
+    try:
+        values = sorted(float(v) for v in levels)
+    except (TypeError, ValueError):
+        raise StudyError(
+            f"Discrete factor '{f.name}' has a non-numeric level; use kind 'categorical' for "
+            "named levels."
+        ) from None
+    if len(set(values)) != len(values):
+        raise StudyError(f"Discrete factor '{f.name}' has duplicate levels.")
+    f.levels = [_plain(v) for v in values]
+    f.low, f.high = values[0], values[-1]
+
+
+def _validate_response(r: Response) -> None:
+    if r.goal not in GOALS:
+        raise StudyError(
+            f"Response '{r.name}' has goal '{r.goal}'.{did_you_mean(r.goal, GOALS)} "
+            f"Goals are {', '.join(GOALS)}."
+        )
+    if r.lower is not None and r.upper is not None and r.lower > r.upper:
+        raise StudyError(
+            f"Response '{r.name}': lower spec ({_fmt(r.lower)}) is above upper spec "
+            f"({_fmt(r.upper)}); swap them."
+        )
+    if r.goal == "target":
+        if r.target is None:
+            raise StudyError(f"Response '{r.name}' has goal 'target' but no 'target' value.")
+        if (r.lower is not None and r.target < r.lower) or (r.upper is not None and r.target > r.upper):
+            raise StudyError(f"Response '{r.name}': target {_fmt(r.target)} lies outside its spec limits.")
+    if r.goal == "range" and r.lower is None and r.upper is None:
+        raise StudyError(f"Response '{r.name}' has goal 'range' but no 'lower' or 'upper' limit.")
+    if r.weight <= 0 or r.importance <= 0:
+        raise StudyError(f"Response '{r.name}': weight and importance must be positive.")
