@@ -1,0 +1,12 @@
+"""Entry point: declares the navigation over pages/. Run: streamlit run app.py"""
+
+import streamlit as st
+
+st.set_page_config(page_title="QbD DoE workbench", page_icon=":material/science:", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/study.py", title="Study", icon=":material/tune:"),
+    st.Page("pages/design.py", title="Design", icon=":material/grid_on:"),
+]
+st.navigation(pages).run()

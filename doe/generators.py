@@ -1,0 +1,605 @@
+"""Design generators: classical designs via pydoe, optimal designs via doe.optimal.
+
+Every generator returns a :class:`doe.design.Design` in actual units with
+standard order, run order (randomised within blocks with a recorded seed),
+block and point type. :func:`generate` is the single entry point used by the
+pages and the CLI.
+
+References: Montgomery, *Design and Analysis of Experiments* (8th ed.) ch. 6-8,
+11; Box, Hunter & Hunter (2005); Jones & Nachtsheim (2011) for definitive
+screening designs; Myers, Montgomery & Anderson-Cook (2016) for CCD/BBD.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import Any
+
+import numpy as np
+import pydoe
+
+from doe import fractional
+from doe.design import Design, make_design
+from doe.errors import DesignError
+from doe.model import ModelMatrix, Term, model_spec_text, parse_model
+from doe.study import Factor, Study
+
+DESIGN_TYPES = ("full", "fractional", "pb", "dsd", "ccd", "bbd", "lhs", "optimal")
+TYPE_LABELS = {
+    "full": "Full factorial",
+    "fractional": "Fractional factorial (2-level)",
+    "pb": "Plackett-Burman screening",
+    "dsd": "Definitive screening",
+    "ccd": "Central composite (response surface)",
+    "bbd": "Box-Behnken (response surface)",
+    "lhs": "Latin hypercube (space-filling)",
+    "optimal": "D- or I-optimal (custom)",
+}
+#: The model each design type is evaluated with unless the user names one.
+DEFAULT_MODEL = {
+    "full": "interactions", "fractional": "linear", "pb": "linear", "dsd": "linear",
+    "ccd": "quadratic", "bbd": "quadratic", "lhs": "quadratic", "optimal": "quadratic",
+}
+ALPHAS = ("rotatable", "orthogonal", "face", "inscribed")
+# Centre points Design-Expert suggests for CCDs and BBDs, by number of continuous factors.
+_CCD_CENTRES = {1: 3, 2: 5, 3: 6, 4: 7, 5: 6, 6: 9}
+_BBD_CENTRES = {3: 5, 4: 5, 5: 6, 6: 6, 7: 6}
+
+
+def new_seed() -> int:
+    """A fresh seed to record with a design when the user gives none."""
+    return secrets.randbelow(2**31 - 1)
+
+
+def generate(study: Study, kind: str, **options: Any) -> Design:
+    """Generate a design of ``kind`` (one of DESIGN_TYPES) for the study.
+
+    Options (all optional): model, runs, criterion, resolution, alpha, center,
+    replicates, blocks, seed, randomize, levels (for full factorials of
+    continuous factors), starts.
+    """
+    kind = str(kind).strip().lower()
+    if kind not in DESIGN_TYPES:
+        raise DesignError(f"Unknown design type '{kind}'. Types are {', '.join(DESIGN_TYPES)}.")
+    seed = options.get("seed")
+    options["seed"] = new_seed() if seed is None else _whole(seed, "seed", 0)
+    for key, low in (("center", 0), ("replicates", 1), ("blocks", 1), ("runs", 1)):
+        if options.get(key) is not None:
+            options[key] = _whole(options[key], key, low)
+    builder = {
+        "full": full_factorial, "fractional": fractional_factorial, "pb": plackett_burman,
+        "dsd": definitive_screening, "ccd": central_composite, "bbd": box_behnken,
+        "lhs": latin_hypercube, "optimal": optimal,
+    }[kind]
+    return builder(study, **{k: v for k, v in options.items() if v is not None})
+
+
+def _whole(value: Any, name: str, low: int) -> int:
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise DesignError(f"{name} must be a whole number; got '{value}'.") from None
+    if out != float(value) or out < low:
+        raise DesignError(f"{name} must be a whole number >= {low}; got '{value}'.")
+    return out
+
+
+# -- shared finishing steps -------------------------------------------------------
+def _centre_rows(study: Study, n: int) -> np.ndarray:
+    """Centre runs: numeric factors at the middle, categorical levels in turn."""
+    rows = np.zeros((n, len(study.factors)))
+    for j, f in enumerate(study.factors):
+        if f.is_categorical:
+            rows[:, j] = np.arange(n) % len(f.levels)
+        elif f.kind == "discrete":
+            rows[:, j] = _snap(f, np.zeros(n))
+    return rows
+
+
+def _snap(f: Factor, coded: np.ndarray) -> np.ndarray:
+    """Coded values of a discrete factor moved to its nearest level."""
+    levels = f.to_coded(f.levels)
+    return levels[np.argmin(np.abs(np.asarray(coded)[:, None] - levels[None, :]), axis=1)]
+
+
+def _finish(
+    study: Study, U: np.ndarray, types: list[str], kind: str, *, seed: int,
+    center: int = 0, replicates: int = 1, blocks: int = 1, randomize: bool = True,
+    block_of: np.ndarray | None = None, model_terms: list[Term] | None = None,
+    info: dict | None = None, warnings: list[str] | None = None, model: str | None = None,
+    **_: Any,
+) -> Design:
+    """Replicate, add centre points, drop infeasible runs (with a warning), block, randomise."""
+    info, warnings = dict(info or {}), list(warnings or [])
+    U = np.tile(U, (replicates, 1))
+    types = list(types) * replicates
+    rep = np.repeat(np.arange(replicates), len(U) // replicates)
+    if block_of is not None:
+        block_of = np.tile(block_of, replicates)
+    if center:
+        if not any(not f.is_categorical for f in study.factors):
+            warnings.append("Centre points were not added: the study has no numeric factors.")
+        else:
+            U = np.vstack([U, _centre_rows(study, center)])
+            types += ["centre"] * center
+            rep = np.concatenate([rep, np.arange(center) % replicates])
+            if block_of is not None:
+                block_of = np.concatenate([block_of, np.arange(center) % (block_of.max() + 1)])
+    U, types, rep, block_of = _drop_infeasible(study, U, types, rep, block_of, warnings)
+    if block_of is None and blocks > 1:
+        if blocks > len(U) // 2:
+            raise DesignError(f"{blocks} blocks for {len(U)} runs leaves fewer than 2 runs a block.")
+        if replicates == blocks:
+            block_of = rep
+            info["blocking"] = "one block per replicate"
+        else:
+            block_of = assign_blocks(study, U, blocks, model_terms or parse_model(study, "linear"), seed)
+            info["blocking"] = "runs assigned to blocks by D-optimal exchange (block effects fixed)"
+    if replicates > 1:
+        info["replicates"] = replicates
+    if center:
+        info["centre points"] = center
+    return make_design(study, U, kind, types, blocks=block_of, randomize=randomize, seed=seed,
+                       model=model, info=info, warnings=warnings)
+
+
+def _drop_infeasible(study, U, types, rep, block_of, warnings):
+    from doe.model import actual_frame
+
+    if not study.constraints:
+        return U, types, rep, block_of
+    ok = study.feasible(actual_frame(study, U))
+    if ok.all():
+        return U, types, rep, block_of
+    dropped = int((~ok).sum())
+    warnings.append(
+        f"{dropped} of {len(U)} runs broke the study's constraints and were removed; "
+        "the design is no longer balanced or orthogonal. Use the optimal design type to "
+        "build a design inside the constrained region."
+    )
+    if not ok.any():
+        raise DesignError("Every run of this design breaks the constraints; use the optimal design type.")
+    keep = np.flatnonzero(ok)
+    return U[keep], [types[i] for i in keep], rep[keep], None if block_of is None else block_of[keep]
+
+
+def assign_blocks(study: Study, U: np.ndarray, n_blocks: int, terms: list[Term], seed: int) -> np.ndarray:
+    """Assign runs to equal-size blocks maximising det(X'X) with block effects.
+
+    Pairwise-swap exchange (Cook & Nachtsheim 1989) from a few random balanced
+    starts; finds the orthogonal blocking of 2-level factorials when one exists.
+    """
+    n = len(U)
+    mm = ModelMatrix(study, terms, n_blocks=n_blocks)
+    rng = np.random.default_rng(seed)
+    best, best_val = None, -np.inf
+    for _ in range(4):
+        b = rng.permutation(np.arange(n) % n_blocks)
+        val = _logdet(mm.build(U, b))
+        improved = True
+        while improved:
+            improved = False
+            for i in range(n):
+                for k in range(i + 1, n):
+                    if b[i] == b[k]:
+                        continue
+                    b[i], b[k] = b[k], b[i]
+                    v = _logdet(mm.build(U, b))
+                    if v > val + 1e-9:
+                        val, improved = v, True
+                    else:
+                        b[i], b[k] = b[k], b[i]
+        if val > best_val:
+            best, best_val = b.copy(), val
+    return best
+
+
+def _logdet(X: np.ndarray) -> float:
+    sign, val = np.linalg.slogdet(X.T @ X + 1e-9 * np.eye(X.shape[1]))
+    return val if sign > 0 else -np.inf
+
+
+def _two_level(study: Study, design_name: str) -> None:
+    bad = [f for f in study.factors if f.n_levels not in (None, 2)]
+    if bad:
+        f = bad[0]
+        raise DesignError(
+            f"A {design_name} needs two-level factors; {f.name} has {f.n_levels} levels. "
+            "Use a full factorial, a definitive screening design (3-level numeric factors) or "
+            "an optimal design instead."
+        )
+
+
+def _from_pm1(study: Study, H: np.ndarray) -> np.ndarray:
+    """A -1/+1 matrix (one column per factor) -> coded array (categorical as level index)."""
+    U = np.array(H, dtype=float)
+    for j, f in enumerate(study.factors):
+        if f.is_categorical:
+            U[:, j] = (U[:, j] > 0).astype(float)
+    return U
+
+
+# -- classical designs ---------------------------------------------------------------
+def full_factorial(study: Study, *, levels: int = 2, model: str | None = None, **opts: Any) -> Design:
+    """Full factorial over all levels: categorical and discrete levels as given,
+    continuous factors at ``levels`` equally spaced settings (2 by default)."""
+    levels = _whole(levels, "levels", 2)
+    counts, values = [], []
+    for f in study.factors:
+        if f.kind == "continuous":
+            counts.append(levels)
+            values.append(np.linspace(-1, 1, levels))
+        elif f.is_categorical:
+            counts.append(len(f.levels))
+            values.append(np.arange(len(f.levels), dtype=float))
+        else:
+            counts.append(len(f.levels))
+            values.append(f.to_coded(f.levels))
+    total = math.prod(counts) * opts.get("replicates", 1)
+    if total > 20_000:
+        raise DesignError(
+            f"The full factorial has {total:,} runs; use a fractional, screening or optimal design."
+        )
+    idx = pydoe.fullfact(counts).astype(int)
+    U = np.column_stack([values[j][idx[:, j]] for j in range(len(counts))])
+    terms = parse_model(study, model or DEFAULT_MODEL["full"])
+    info = {"levels per factor": " x ".join(str(c) for c in counts)}
+    return _finish(study, U, ["factorial"] * len(U), "full", model_terms=terms, info=info,
+                   model=model_spec_text(terms), **opts)
+
+
+def fractional_factorial(study: Study, *, resolution: int | None = None, runs: int | None = None,
+                         model: str | None = None, **opts: Any) -> Design:
+    """Regular 2^(k-p) minimum-aberration fraction of the requested resolution."""
+    _two_level(study, "fractional factorial")
+    frac = fractional.fraction(len(study.factors), resolution=resolution, runs=runs)
+    legend = fractional.letter_legend(study.factor_names)
+    info = {
+        "resolution": frac.resolution if frac.words else "full factorial (no aliasing)",
+        "generators": "; ".join(frac.generators) or "none (full factorial)",
+        "defining relation": "I = " + " = ".join(frac.words) if frac.words else "",
+        "letters": ", ".join(f"{k} = {v}" for k, v in legend.items()),
+        "alias structure": "; ".join(fractional.aliases(frac, study.factor_names)),
+        "word length pattern": str(frac.word_length_pattern),
+    }
+    warnings = []
+    if frac.words and frac.resolution == 3:
+        warnings.append("Resolution III: main effects are aliased with two-factor interactions.")
+    elif frac.words and frac.resolution == 4:
+        warnings.append("Resolution IV: two-factor interactions are aliased with each other.")
+    terms = parse_model(study, model or ("interactions" if frac.resolution >= 5 else "linear"))
+    return _finish(study, _from_pm1(study, frac.matrix), ["factorial"] * len(frac.matrix),
+                   "fractional", model_terms=terms, info=info, warnings=warnings,
+                   model=model_spec_text(terms), **opts)
+
+
+def plackett_burman(study: Study, *, model: str | None = None, **opts: Any) -> Design:
+    """Plackett-Burman screening design (runs: next multiple of 4 above the factor count)."""
+    _two_level(study, "Plackett-Burman design")
+    H = pydoe.pbdesign(len(study.factors))
+    info = {"note": "Main effects are partially aliased with two-factor interactions."}
+    terms = parse_model(study, model or "linear")
+    return _finish(study, _from_pm1(study, H), ["screening"] * len(H), "pb", model_terms=terms,
+                   info=info, model=model_spec_text(terms), **opts)
+
+
+def definitive_screening(study: Study, *, model: str | None = None, **opts: Any) -> Design:
+    """Definitive screening design (Jones & Nachtsheim 2011): numeric factors at 3 levels,
+    two-level categorical factors de-aliased from two-factor interactions."""
+    numeric = [f for f in study.factors if not f.is_categorical]
+    cats = [f for f in study.factors if f.is_categorical]
+    bad = [f for f in cats if len(f.levels) != 2] + [
+        f for f in numeric if f.kind == "discrete" and len(f.levels) not in (2, 3)
+    ]
+    if bad:
+        raise DesignError(
+            f"A definitive screening design takes numeric factors and two-level categorical "
+            f"factors; {bad[0].name} has {len(bad[0].levels)} levels. Use an optimal design."
+        )
+    if not numeric:
+        raise DesignError("A definitive screening design needs at least one numeric factor.")
+    H = pydoe.definitive_screening_design(len(numeric), len(cats))
+    U = np.zeros((len(H), len(study.factors)))
+    order = numeric + cats
+    for col, f in enumerate(order):
+        j = study.factor_names.index(f.name)
+        if f.is_categorical:
+            U[:, j] = (H[:, col] > 0).astype(float)
+        elif f.kind == "discrete":
+            U[:, j] = _snap(f, H[:, col])
+        else:
+            U[:, j] = H[:, col]
+    types = ["centre" if not np.any(row[[study.factor_names.index(f.name) for f in numeric]]) else "screening"
+             for row in U]
+    terms = parse_model(study, model or "linear")
+    return _finish(study, U, types, "dsd", model_terms=terms, model=model_spec_text(terms),
+                   info={"note": "Main effects are orthogonal to two-factor interactions and squares."},
+                   **opts)
+
+
+def _numeric_only(study: Study, design_name: str) -> tuple[list[int], list[int]]:
+    """Indices of continuous factors and of categorical factors (crossed)."""
+    cont = [j for j, f in enumerate(study.factors) if f.kind == "continuous"]
+    disc = [f for f in study.factors if f.kind == "discrete"]
+    if disc:
+        raise DesignError(
+            f"A {design_name} needs continuous factors; {disc[0].name} is discrete. Make it "
+            "continuous or use an optimal design."
+        )
+    cats = [j for j, f in enumerate(study.factors) if f.is_categorical]
+    return cont, cats
+
+
+def _cross(study: Study, D: np.ndarray, cont: list[int], cats: list[int]) -> tuple[np.ndarray, int]:
+    """Cross a design in the continuous factors with every combination of categorical levels."""
+    if not cats:
+        U = np.zeros((len(D), len(study.factors)))
+        U[:, cont] = D
+        return U, 1
+    combos = pydoe.fullfact([len(study.factors[j].levels) for j in cats]).astype(int)
+    blocks = []
+    for combo in combos:
+        U = np.zeros((len(D), len(study.factors)))
+        U[:, cont] = D
+        U[:, cats] = combo
+        blocks.append(U)
+    return np.vstack(blocks), len(combos)
+
+
+def ccd_alpha(k: int, n_factorial: int, alpha: str | float, n_centre: int,
+              blocked: bool = False, n_centre_axial: int = 0) -> float:
+    """Axial distance of a CCD (coded units).
+
+    rotatable: F^(1/4); orthogonal (unblocked): orthogonal quadratic terms,
+    alpha = [F (sqrt(F + 2k + n0) - sqrt(F))^2 / 4]^(1/4); orthogonal (two blocks):
+    orthogonal blocking, alpha = sqrt(F (2k + n0a) / (2 (F + n0f))); face: 1.
+    """
+    F = n_factorial
+    if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
+        value = float(alpha)
+    else:
+        a = str(alpha).strip().lower()
+        try:
+            value = float(a)
+        except ValueError:
+            if a in ("rotatable", "r", "inscribed", "cci"):
+                value = F ** 0.25
+            elif a in ("orthogonal", "o"):
+                if blocked:
+                    value = math.sqrt(F * (2 * k + n_centre_axial) / (2 * (F + n_centre)))
+                else:
+                    value = (F * (math.sqrt(F + 2 * k + n_centre) - math.sqrt(F)) ** 2 / 4) ** 0.25
+            elif a in ("face", "faced", "ccf", "f"):
+                value = 1.0
+            else:
+                raise DesignError(
+                    f"Unknown alpha '{alpha}'. Use rotatable, orthogonal, face, inscribed or a number."
+                ) from None
+    if not 0 < value <= 10:
+        raise DesignError(f"Alpha must be a positive number up to 10; got {value:g}.")
+    return value
+
+
+def central_composite(study: Study, *, alpha: str | float = "rotatable", center: int | None = None,
+                      blocks: int = 1, model: str | None = None, **opts: Any) -> Design:
+    """Central composite design: 2^k (or resolution V fraction for k >= 5), 2k axial points
+    at +/-alpha and centre points; categorical factors crossed. With 2 blocks the factorial
+    and axial portions are separate blocks, each with its own centre points."""
+    cont, cats = _numeric_only(study, "central composite design")
+    k = len(cont)
+    if k < 2:
+        raise DesignError("A central composite design needs at least 2 continuous factors.")
+    if blocks not in (1, 2):
+        raise DesignError("A central composite design takes 1 or 2 blocks (factorial, axial).")
+    fact = fractional.fraction(k, resolution=5).matrix if k >= 5 else fractional._full(k)
+    F = len(fact)
+    n0 = _CCD_CENTRES.get(k, 6) if center is None else center
+    n0f, n0a = (n0 - n0 // 2, n0 // 2) if blocks == 2 else (n0, 0)
+    a_value = ccd_alpha(k, F, alpha, n0f if blocks == 2 else n0, blocks == 2, n0a)
+    axial = np.vstack([v * a_value * np.eye(k)[i] for i in range(k) for v in (-1, 1)])
+    D = np.vstack([fact, axial, np.zeros((n0, k))])
+    types = ["factorial"] * F + ["axial"] * (2 * k) + ["centre"] * n0
+    block_of = np.array([0] * F + [1] * (2 * k) + [0] * n0f + [1] * n0a)
+    inscribed = str(alpha).lower() in ("inscribed", "cci")
+    if inscribed:
+        D = D / a_value
+    U, n_cross = _cross(study, D, cont, cats)
+    types = types * n_cross
+    block_of = np.tile(block_of, n_cross) if blocks == 2 else None
+    info = {"alpha": round(a_value, 6), "alpha rule": str(alpha), "factorial points": F,
+            "axial points": 2 * k, "centre points": n0}
+    warnings = []
+    if not inscribed and a_value > 1 + 1e-9:
+        outside = ", ".join(
+            f"{study.factors[j].name} {study.factors[j].to_actual(-a_value):g} to "
+            f"{study.factors[j].to_actual(a_value):g} {study.factors[j].units}".strip()
+            for j in cont
+        )
+        warnings.append(
+            f"Axial points lie outside the study ranges (alpha = {a_value:.3f}): {outside}. "
+            "Use alpha 'face' or 'inscribed' if the ranges are hard limits."
+        )
+    if n_cross > 1:
+        warnings.append(
+            f"The CCD is repeated at all {n_cross} combinations of categorical levels "
+            f"({len(U)} runs); an optimal design reaches the same model with far fewer runs."
+        )
+    terms = parse_model(study, model or "quadratic")
+    return _finish(study, U, types, "ccd", block_of=block_of, model_terms=terms, info=info,
+                   warnings=warnings, model=model_spec_text(terms), blocks=blocks, **opts)
+
+
+def box_behnken(study: Study, *, center: int | None = None, model: str | None = None,
+                **opts: Any) -> Design:
+    """Box-Behnken design: edge midpoints of the cube plus centre points (k >= 3)."""
+    cont, cats = _numeric_only(study, "Box-Behnken design")
+    k = len(cont)
+    if k < 3:
+        raise DesignError("A Box-Behnken design needs at least 3 continuous factors; use a CCD for 2.")
+    n0 = _BBD_CENTRES.get(k, 6) if center is None else center
+    D = pydoe.bbdesign(k, center=1)[:-1]
+    D = np.vstack([D, np.zeros((n0, k))])
+    types = ["edge"] * (len(D) - n0) + ["centre"] * n0
+    U, n_cross = _cross(study, D, cont, cats)
+    warnings = []
+    if n_cross > 1:
+        warnings.append(f"The Box-Behnken design is repeated at all {n_cross} categorical combinations.")
+    terms = parse_model(study, model or "quadratic")
+    return _finish(study, U, types * n_cross, "bbd", model_terms=terms, warnings=warnings,
+                   info={"centre points": n0}, model=model_spec_text(terms), **opts)
+
+
+def latin_hypercube(study: Study, *, runs: int | None = None, model: str | None = None,
+                    seed: int = 0, **opts: Any) -> Design:
+    """Maximin Latin hypercube in the numeric factors; categorical levels balanced at random.
+
+    With constraints, a larger hypercube is drawn and a maximin subset of feasible
+    points is kept.
+    """
+    from doe.model import actual_frame
+
+    runs = runs or max(10, 2 * len(study.factors) + 2)
+    rng = np.random.default_rng(seed)
+    numeric = [j for j, f in enumerate(study.factors) if not f.is_categorical]
+    pool_size = runs if not study.constraints else runs * 8
+    U = np.zeros((pool_size, len(study.factors)))
+    if numeric:
+        H = pydoe.lhs(len(numeric), samples=pool_size, criterion="maximin", iterations=20,
+                      seed=int(rng.integers(2**31)))
+        U[:, numeric] = 2 * H - 1
+    for j, f in enumerate(study.factors):
+        if f.is_categorical:
+            U[:, j] = rng.permutation(np.arange(pool_size) % len(f.levels))
+        elif f.kind == "discrete":
+            U[:, j] = _snap(f, U[:, j])
+    if study.constraints:
+        ok = study.feasible(actual_frame(study, U))
+        pool = U[ok]
+        if len(pool) < runs:
+            raise DesignError("The constraints leave too little room for a space-filling design; "
+                              "use fewer runs or the optimal design type.")
+        U = _maximin_subset(pool, runs, numeric, rng)
+    terms = parse_model(study, model or "quadratic")
+    return _finish(study, U, ["space-filling"] * len(U), "lhs", model_terms=terms, seed=seed,
+                   model=model_spec_text(terms), **opts)
+
+
+def _maximin_subset(pool: np.ndarray, runs: int, numeric: list[int], rng) -> np.ndarray:
+    """Greedy maximin selection of ``runs`` points from a pool (numeric coordinates)."""
+    P = pool[:, numeric] if numeric else pool
+    chosen = [int(rng.integers(len(P)))]
+    dist = np.linalg.norm(P - P[chosen[0]], axis=1)
+    while len(chosen) < runs:
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(P - P[nxt], axis=1))
+    return pool[chosen]
+
+
+def default_runs(study: Study, model: str | None = None, blocks: int = 1) -> int:
+    """Default run budget of an optimal design: model columns + 4 (error df)."""
+    p = ModelMatrix(study, parse_model(study, model or "quadratic"), n_blocks=blocks).p
+    return p + 4
+
+
+def optimal(study: Study, *, model: str | None = None, runs: int | None = None,
+            criterion: str = "D", seed: int = 0, blocks: int = 1, starts: int | None = None,
+            **opts: Any) -> Design:
+    """D- or I-optimal design by coordinate exchange (see doe.optimal)."""
+    from doe.optimal import optimal_design
+
+    criterion = str(criterion).strip().upper()
+    if criterion not in ("D", "I"):
+        raise DesignError(f"Criterion must be D or I; got '{criterion}'.")
+    terms = parse_model(study, model or "quadratic")
+    runs = runs or default_runs(study, model, blocks)
+    res = optimal_design(study, terms, runs, criterion, seed=seed, n_blocks=blocks, starts=starts)
+    info = {"criterion": criterion, "random starts": res.starts,
+            "D-efficiency (%)": round(100 * res.d_criterion, 3), "seconds": round(res.seconds, 2)}
+    return _finish(study, res.U, ["optimal"] * len(res.U), "optimal", seed=seed,
+                   block_of=res.blocks if blocks > 1 else None, info=info,
+                   model=model_spec_text(terms), **opts)
+
+
+# -- augmentation -----------------------------------------------------------------
+def augment(design: Design, add_runs: int, *, model: str | None = None, criterion: str = "D",
+            seed: int | None = None) -> Design:
+    """Add ``add_runs`` runs chosen optimally for ``model``, keeping every existing run."""
+    from doe.optimal import augment_design
+
+    study = design.study
+    seed = new_seed() if seed is None else seed
+    terms = parse_model(study, model or design.model or "quadratic")
+    existing = design.coded()
+    res = augment_design(study, terms, existing, _whole(add_runs, "add_runs", 1),
+                         str(criterion).upper(), seed=seed)
+    new = res.U[len(existing):]
+    return _append(design, new, ["augmented"] * len(new), "augmented", seed,
+                   {"added runs": len(new), "augment criterion": criterion},
+                   model=model_spec_text(terms))
+
+
+def fold_over(design: Design, factors: list[str] | None = None) -> Design:
+    """Fold-over: add the mirror image of every run, switching the sign of the chosen
+    factors (all factors by default), which de-aliases main effects from 2FIs."""
+    study = design.study
+    names = factors or study.factor_names
+    U = design.coded()
+    for name in names:
+        f = study.factor(name)
+        j = study.factor_names.index(name)
+        if f.is_categorical:
+            if len(f.levels) != 2:
+                raise DesignError(f"Fold-over switches two-level factors; {name} has {len(f.levels)} levels.")
+            U[:, j] = 1 - U[:, j]
+        else:
+            U[:, j] = -U[:, j]
+    return _append(design, U, ["foldover"] * len(U), "foldover", design.seed or 0,
+                   {"folded factors": ", ".join(names)})
+
+
+def add_axial(design: Design, alpha: str | float = "rotatable", center: int = 2) -> Design:
+    """Add axial (star) points and centre runs to a factorial, completing a CCD (in a new block)."""
+    study = design.study
+    cont = [j for j, f in enumerate(study.factors) if f.kind == "continuous"]
+    if not cont:
+        raise DesignError("Axial points need continuous factors.")
+    n_fact = int((design.table["PointType"] == "factorial").sum()) or design.n_runs
+    a_value = ccd_alpha(len(cont), n_fact, alpha, center)
+    rows = []
+    base = _centre_rows(study, 2 * len(cont))
+    for i, j in enumerate(cont):
+        for s, v in enumerate((-a_value, a_value)):
+            r = base[2 * i + s].copy()
+            r[j] = v
+            rows.append(r)
+    new = np.vstack([np.array(rows), _centre_rows(study, center)])
+    types = ["axial"] * len(rows) + ["centre"] * center
+    return _append(design, new, types, "ccd (augmented)", design.seed or 0,
+                   {"alpha": round(a_value, 6), "added axial points": len(rows)}, new_block=True)
+
+
+def _append(design: Design, new_U: np.ndarray, types: list[str], kind: str, seed: int,
+            info: dict, model: str | None = None, new_block: bool = True) -> Design:
+    """Existing runs keep their run numbers; new runs follow in a new block, randomised."""
+    import pandas as pd
+
+    study = design.study
+    added = make_design(study, new_U, kind, types, seed=seed)
+    block_col = design.block_column
+    old = design.table.copy()
+    if new_block:
+        if block_col not in old:
+            old.insert(2, block_col, 1)
+        last = pd.to_numeric(old[block_col], errors="coerce").max()
+        next_block = int(last) + 1 if pd.notna(last) else f"{old[block_col].iloc[-1]}+"
+        added.table.insert(2, block_col, next_block)
+    table = added.table
+    table["Run"] = table["Run"] + int(pd.to_numeric(old["Run"], errors="coerce").max())
+    table["StdOrder"] = table["StdOrder"] + int(pd.to_numeric(old["StdOrder"], errors="coerce").max())
+    combined = pd.concat([old, table], ignore_index=True)
+    combined = combined[[c for c in old.columns] + [c for c in table.columns if c not in old.columns]]
+    warnings = list(design.warnings)
+    return Design(study, combined, kind, model=model or design.model, seed=seed,
+                  info={**design.info, **info}, warnings=warnings)

@@ -1,0 +1,138 @@
+"""A study as editable tables (the Study page) and back.
+
+The page shows factors, CQAs and constraints as DataFrames in data editors;
+:func:`study_from_tables` turns the edited tables back into a validated
+:class:`~doe.study.Study`, with the same messages as the YAML loader.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from doe.constraints import Constraint
+from doe.errors import StudyError
+from doe.study import Factor, Response, Study
+
+FACTOR_COLUMNS = ["name", "kind", "low", "high", "levels", "units", "description"]
+RESPONSE_COLUMNS = ["name", "units", "goal", "lower", "upper", "target", "weight", "importance",
+                    "description"]
+CONSTRAINT_COLUMNS = ["kind", "expression", "reason"]
+
+
+def factors_table(study: Study) -> pd.DataFrame:
+    rows = []
+    for f in study.factors:
+        rows.append({
+            "name": f.name, "kind": f.kind,
+            "low": f.low if f.kind == "continuous" else None,
+            "high": f.high if f.kind == "continuous" else None,
+            "levels": "; ".join(str(v) for v in f.levels) if f.kind != "continuous" else "",
+            "units": f.units, "description": f.description,
+        })
+    return pd.DataFrame(rows, columns=FACTOR_COLUMNS)
+
+
+def responses_table(study: Study) -> pd.DataFrame:
+    rows = [{c: getattr(r, c) for c in RESPONSE_COLUMNS} for r in study.responses]
+    return pd.DataFrame(rows, columns=RESPONSE_COLUMNS)
+
+
+def constraints_table(study: Study) -> pd.DataFrame:
+    rows = [{"kind": c.kind, "expression": c.expr, "reason": c.reason} for c in study.constraints]
+    return pd.DataFrame(rows, columns=CONSTRAINT_COLUMNS)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (
+        isinstance(value, str) and not value.strip()
+    )
+
+
+def _num(value: Any) -> float | None:
+    return None if _blank(value) else value
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows with at least one filled cell (the editor's empty new rows are skipped)."""
+    return [r for r in frame.to_dict("records") if not all(_blank(v) for v in r.values())]
+
+
+def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
+                      constraints: pd.DataFrame | None = None, blocks: str | None = None,
+                      description: str = "") -> Study:
+    """Build and validate a Study from the three edited tables.
+
+    Levels are separated by ';' (or ',' when no ';' is present).
+    """
+    fs = []
+    for i, r in enumerate(_rows(factors)):
+        kind = str(r.get("kind") or "continuous").strip().lower()
+        text = "" if _blank(r.get("levels")) else str(r["levels"])
+        sep = ";" if ";" in text else ","
+        levels = [t.strip() for t in text.split(sep) if t.strip()]
+        if kind == "discrete":
+            try:
+                levels = [float(t) for t in levels]
+            except ValueError:
+                raise StudyError(
+                    f"Factor row {i + 1} ({r.get('name')}): discrete levels must be numbers "
+                    "separated by ';'."
+                ) from None
+        fs.append(Factor(
+            name=str(r.get("name") or "").strip(), kind=kind,
+            low=_float(r.get("low"), f"Factor row {i + 1} low"),
+            high=_float(r.get("high"), f"Factor row {i + 1} high"),
+            levels=levels if kind != "continuous" else [],
+            units="" if _blank(r.get("units")) else str(r["units"]),
+            description="" if _blank(r.get("description")) else str(r["description"]),
+        ))
+    rs = []
+    for i, r in enumerate(_rows(responses)):
+        rs.append(Response(
+            name=str(r.get("name") or "").strip(),
+            units="" if _blank(r.get("units")) else str(r["units"]),
+            goal=str(r.get("goal") or "none").strip().lower(),
+            lower=_float(r.get("lower"), f"CQA row {i + 1} lower"),
+            upper=_float(r.get("upper"), f"CQA row {i + 1} upper"),
+            target=_float(r.get("target"), f"CQA row {i + 1} target"),
+            weight=_float(r.get("weight"), "weight") or 1.0,
+            importance=_float(r.get("importance"), "importance") or 1.0,
+            description="" if _blank(r.get("description")) else str(r["description"]),
+        ))
+    cs = []
+    if constraints is not None:
+        for r in _rows(constraints):
+            if _blank(r.get("expression")):
+                continue
+            cs.append(Constraint(expr=str(r["expression"]).strip(),
+                                 kind=str(r.get("kind") or "exclude").strip().lower(),
+                                 reason="" if _blank(r.get("reason")) else str(r["reason"])))
+    return Study(name=str(name or "").strip(), factors=fs, responses=rs,
+                 blocks=None if _blank(blocks) else str(blocks).strip(), constraints=cs,
+                 description=description or "")
+
+
+def _float(value: Any, what: str) -> float | None:
+    value = _num(value)
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise StudyError(f"{what} must be a number; got '{value}'.") from None
+    if not math.isfinite(out):
+        raise StudyError(f"{what} must be a finite number.")
+    return out
+
+
+def blank_study() -> Study:
+    """A minimal new study to start editing from."""
+    return Study(
+        name="New study",
+        factors=[Factor("Agitation", "continuous", 30, 90, units="rpm"),
+                 Factor("Seeding density", "continuous", 1000, 5000, units="cells/cm2")],
+        responses=[Response("Viability", units="%", goal="maximize", lower=80)],
+    )

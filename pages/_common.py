@@ -1,0 +1,42 @@
+"""Session state shared by the pages: the current study and design."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from doe.study import Study
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "msc_expansion.yaml"
+
+
+def current_study() -> Study | None:
+    return st.session_state.get("study")
+
+
+def set_study(study: Study) -> None:
+    """Make ``study`` current; a design made for another study no longer applies."""
+    old = st.session_state.get("study")
+    st.session_state["study"] = study
+    if old is None or old.to_yaml() != study.to_yaml():
+        st.session_state.pop("design", None)
+
+
+def load_example() -> None:
+    set_study(Study.load(EXAMPLE))
+
+
+def require_study() -> Study:
+    """The current study, or a prompt to load one (and stop the page)."""
+    study = current_study()
+    if study is None:
+        st.info("No study is open yet. Load the bundled MSC example or start a new study.")
+        c1, c2 = st.columns(2)
+        if c1.button("Load the MSC example study", type="primary"):
+            load_example()
+            st.rerun()
+        if c2.button("Go to Home"):
+            st.switch_page("pages/home.py")
+        st.stop()
+    return study

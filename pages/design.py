@@ -1,0 +1,155 @@
+"""Design: choose a design type, generate it, see how good it is, download the run sheet."""
+
+import pandas as pd
+import streamlit as st
+
+from doe import figures
+from doe.design import read_design
+from doe.errors import DoeError
+from doe.evaluate import evaluate_design
+from doe.generators import (ALPHAS, DEFAULT_MODEL, DESIGN_TYPES, TYPE_LABELS, add_axial, augment,
+                            default_runs, fold_over, generate)
+from doe.model import parse_model
+from doe.study import Study
+from pages._common import require_study
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def evaluation(study_yaml: str, design_csv: str, model: str, snr: float):
+    study = Study.from_yaml(study_yaml)
+    design = read_design(study, design_csv.encode(), "design.csv")
+    return evaluate_design(study, design, parse_model(study, model), snr=snr)
+
+
+study = require_study()
+st.title("Design")
+st.caption(f"Study **{study.name}**: " + ", ".join(f"{f.name} ({f.describe_range()})" for f in study.factors))
+
+with st.form("design_form"):
+    c1, c2, c3 = st.columns(3)
+    kind = c1.selectbox("Design type", DESIGN_TYPES, index=DESIGN_TYPES.index("optimal"),
+                        format_func=TYPE_LABELS.get)
+    model = c2.text_input("Model", "", placeholder="default for the type (optimal: quadratic)",
+                          help="linear, interactions, quadratic, full, or terms such as "
+                               "'Agitation + Medium + Agitation:Medium + Agitation^2'")
+    runs = c3.number_input("Runs (optimal, Latin hypercube)", min_value=0, value=0, step=1,
+                           help="0 = default: model terms + 4 for optimal designs")
+    c1, c2, c3, c4 = st.columns(4)
+    criterion = c1.radio("Optimality", ["D", "I"], horizontal=True,
+                         help="D: precise coefficients (screening, factor effects). "
+                              "I: precise predictions (response surfaces, design space).")
+    resolution = c2.selectbox("Resolution (fractional)", [3, 4, 5, 6], index=1)
+    alpha = c3.selectbox("Axial distance (CCD)", ALPHAS)
+    seed_text = c4.text_input("Seed", "", placeholder="random (recorded)")
+    c1, c2, c3 = st.columns(3)
+    center = c1.number_input("Centre points", min_value=0, value=0, step=1,
+                             help="0 = the type's default (CCD/BBD) or none")
+    replicates = c2.number_input("Replicates (copies of the design)", min_value=1, value=1, step=1)
+    blocks = c3.number_input("Blocks", min_value=1, value=1, step=1)
+    go = st.form_submit_button("Generate design", type="primary")
+
+if go:
+    options = dict(model=model or None, runs=runs or None, criterion=criterion,
+                   resolution=resolution, alpha=alpha, center=center or None,
+                   replicates=replicates, blocks=blocks, seed=seed_text.strip() or None)
+    try:
+        with st.spinner("Generating the design..."):
+            st.session_state["design"] = generate(study, kind, **options)
+    except DoeError as exc:
+        st.error(f"No design: {exc}")
+
+with st.expander("Import or augment an existing design"):
+    upload = st.file_uploader("Existing run sheet (CSV or Excel), one column per factor",
+                              type=["csv", "xlsx", "txt"])
+    if upload is not None and st.button("Use this design"):
+        try:
+            st.session_state["design"] = read_design(study, upload.getvalue(), upload.name)
+        except DoeError as exc:
+            st.error(f"Could not read the design: {exc}")
+    current = st.session_state.get("design")
+    if current is not None:
+        c1, c2, c3 = st.columns(3)
+        add_n = c1.number_input("Runs to add", min_value=1, value=4, step=1)
+        try:
+            if c1.button("Add runs (optimal)"):
+                st.session_state["design"] = augment(current, add_n, model=model or None,
+                                                     criterion=criterion)
+            if c2.button("Fold over (all factors)"):
+                st.session_state["design"] = fold_over(current)
+            if c3.button("Add axial + centre points"):
+                st.session_state["design"] = add_axial(current, alpha=alpha)
+        except DoeError as exc:
+            st.error(f"Not augmented: {exc}")
+
+design = st.session_state.get("design")
+if design is None:
+    st.info(f"Press **Generate design**. The default is a D-optimal design for the quadratic "
+            f"model in {default_runs(study)} runs.")
+    st.stop()
+
+st.subheader(f"{TYPE_LABELS.get(design.kind, design.kind)}: {design.n_runs} runs"
+             + (f" in {design.n_blocks} blocks" if design.n_blocks > 1 else ""))
+st.caption(f"Seed {design.seed} (recorded: the same seed gives the same design)."
+           if design.seed is not None else "Imported design.")
+for w in design.warnings:
+    st.warning(w)
+
+eval_model = st.text_input("Evaluate for model", design.model or DEFAULT_MODEL.get(design.kind, "quadratic"))
+snr = st.slider("Signal-to-noise ratio for power (effect / sigma)", 0.25, 3.0, 1.0, 0.25)
+try:
+    ev = evaluation(study.to_yaml(), design.to_csv(with_responses=False), eval_model, snr)
+except DoeError as exc:
+    st.error(f"Cannot evaluate: {exc}")
+    st.stop()
+
+m = st.columns(5)
+m[0].metric("Estimable", "yes" if ev.estimable else "no", help=f"rank {ev.rank} of {ev.p} model columns")
+for col, label, value in [(m[1], "D-efficiency", ev.d_efficiency), (m[2], "A-efficiency", ev.a_efficiency),
+                          (m[3], "G-efficiency", ev.g_efficiency)]:
+    col.metric(label, "n/a" if value is None else f"{value:.1f} %")
+m[4].metric("Avg prediction variance", "n/a" if ev.avg_prediction_variance is None
+            else f"{ev.avg_prediction_variance:.3f}", help="relative to sigma^2, over the design region")
+for w in ev.warnings:
+    st.warning(w)
+
+tabs = st.tabs(["Run sheet", "Design plot", "Correlations", "Prediction variance", "Power", "VIF",
+                "Aliases", "Design info"])
+with tabs[0]:
+    st.dataframe(design.table, use_container_width=True, hide_index=True)
+    c1, c2 = st.columns(2)
+    c1.download_button("Download run sheet (CSV)", design.to_csv(), file_name="run_sheet.csv",
+                       mime="text/csv", type="primary", use_container_width=True)
+    c2.download_button("Download run sheet (Excel)", design.to_xlsx(), file_name="run_sheet.xlsx",
+                       use_container_width=True)
+with tabs[1]:
+    st.plotly_chart(figures.design_matrix_plot(design), use_container_width=True)
+with tabs[2]:
+    st.plotly_chart(figures.correlation_map(ev), use_container_width=True)
+with tabs[3]:
+    st.plotly_chart(figures.fds_plot(ev), use_container_width=True)
+with tabs[4]:
+    st.plotly_chart(figures.power_chart(ev, snr, 0.05), use_container_width=True)
+    st.dataframe(ev.power, use_container_width=True, hide_index=True)
+with tabs[5]:
+    st.plotly_chart(figures.vif_chart(ev), use_container_width=True)
+with tabs[6]:
+    if design.info.get("alias structure"):
+        st.markdown(f"**Generators:** {design.info['generators']}  \n"
+                    f"**Defining relation:** {design.info['defining relation']}  \n"
+                    f"**Letters:** {design.info['letters']}")
+        st.dataframe(pd.DataFrame({"Alias chain": design.info["alias structure"].split("; ")}),
+                     hide_index=True)
+    rows = [{"Model term": a["term"], "Aliased with (omitted 2FI: coefficient)":
+             ", ".join(f"{k}: {v:+.3g}" for k, v in a["aliased_with"].items())}
+            for a in ev.aliases if a["aliased_with"]]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    else:
+        st.success("No model term is biased by an omitted two-factor interaction.")
+    if ev.inestimable:
+        st.dataframe(pd.DataFrame(ev.inestimable), hide_index=True, use_container_width=True)
+with tabs[7]:
+    info = {"Design type": TYPE_LABELS.get(design.kind, design.kind), "Runs": design.n_runs,
+            "Model": design.model or "", "Seed": design.seed, **design.info}
+    st.dataframe(pd.DataFrame({"Item": list(info), "Value": [str(v) for v in info.values()]}),
+                 hide_index=True, use_container_width=True)

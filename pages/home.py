@@ -1,0 +1,56 @@
+"""Home: what the workbench does and how to start."""
+
+import streamlit as st
+
+from doe.errors import DoeError
+from doe.study import Study
+from doe.tables import blank_study
+from pages._common import current_study, load_example, set_study
+
+st.title("QbD design-of-experiments workbench")
+st.markdown(
+    "Plan experiments for **mesenchymal stem/stromal cell (MSC) process development**: define "
+    "the factors you can vary (medium, vessel surface, harvest reagent, agitation, seeding "
+    "density, ...) and the critical quality attributes (CQAs) with their specification limits, "
+    "then generate a design that fits your question and run budget, see how good it is, and "
+    "download the run sheet."
+)
+
+st.subheader("Start")
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.markdown("**Try the bundled example**  \nMSC expansion: 5 factors, 7 CQAs with ISCT specs.")
+    if st.button("Load the MSC example study", type="primary", use_container_width=True):
+        load_example()
+        st.switch_page("pages/design.py")
+with c2:
+    st.markdown("**Start from scratch**  \nTwo factors and one CQA to edit.")
+    if st.button("New study", use_container_width=True):
+        set_study(blank_study())
+        st.switch_page("pages/study.py")
+with c3:
+    upload = st.file_uploader("**Open a study file** (YAML)", type=["yaml", "yml"])
+    if upload is not None:
+        try:
+            set_study(Study.from_yaml(upload.getvalue().decode("utf-8-sig")))
+            st.success("Study loaded. Open the Study or Design page.")
+        except UnicodeDecodeError:
+            st.error("The file is not UTF-8 text: save the study as UTF-8 YAML.")
+        except DoeError as exc:
+            st.error(f"Could not open the study: {exc}")
+
+study = current_study()
+if study is not None:
+    st.caption(f"Open study: **{study.name}**, {len(study.factors)} factors, "
+               f"{len(study.responses)} CQAs.")
+
+st.subheader("How it works")
+st.markdown(
+    "1. **Study**: factors with units and ranges or levels, CQAs with goals and spec limits, "
+    "constraints on combinations that cannot be run.\n"
+    "2. **Design**: full or fractional factorial, Plackett-Burman, definitive screening, "
+    "central composite, Box-Behnken, Latin hypercube, or a D-/I-optimal design for your model "
+    "and run budget. The evaluation shows estimability, aliasing, efficiencies, VIFs, power "
+    "and prediction variance; download the run sheet as CSV or Excel.\n\n"
+    "Everything here is also available headless: `python -m doe --help`."
+)

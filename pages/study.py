@@ -1,0 +1,74 @@
+"""Study: edit factors, CQAs and constraints; save and load the study file."""
+
+import streamlit as st
+
+from doe.errors import DoeError
+from doe.study import FACTOR_KINDS, GOALS
+from doe.tables import constraints_table, factors_table, responses_table, study_from_tables
+from pages._common import require_study, set_study
+
+study = require_study()
+st.title("Study")
+st.caption("Edit the tables, then press **Apply changes**. Continuous factors are coded "
+           "-1 (low) to +1 (high); levels are separated by ';'.")
+
+with st.form("study"):
+    c1, c2 = st.columns([2, 1])
+    name = c1.text_input("Study name", study.name)
+    blocks = c2.text_input("Block column (optional)", study.blocks or "",
+                           help="Name of the column that holds the block of each run, e.g. Block.")
+    description = st.text_area("Description", study.description, height=68)
+    st.markdown("**Factors** (process parameters you vary)")
+    factors = st.data_editor(
+        factors_table(study), num_rows="dynamic", use_container_width=True, key="factors_editor",
+        column_config={
+            "name": st.column_config.TextColumn("Name", required=True),
+            "kind": st.column_config.SelectboxColumn("Kind", options=FACTOR_KINDS, required=True),
+            "low": st.column_config.NumberColumn("Low (continuous)"),
+            "high": st.column_config.NumberColumn("High (continuous)"),
+            "levels": st.column_config.TextColumn("Levels (categorical/discrete, ';'-separated)"),
+            "units": st.column_config.TextColumn("Units"),
+            "description": st.column_config.TextColumn("Description"),
+        },
+    )
+    st.markdown("**Critical quality attributes** (responses) with spec limits")
+    responses = st.data_editor(
+        responses_table(study), num_rows="dynamic", use_container_width=True, key="cqa_editor",
+        column_config={
+            "name": st.column_config.TextColumn("Name", required=True),
+            "units": st.column_config.TextColumn("Units"),
+            "goal": st.column_config.SelectboxColumn("Goal", options=GOALS, required=True),
+            "lower": st.column_config.NumberColumn("Lower spec"),
+            "upper": st.column_config.NumberColumn("Upper spec"),
+            "target": st.column_config.NumberColumn("Target"),
+            "weight": st.column_config.NumberColumn("Weight", min_value=0.1, max_value=10.0),
+            "importance": st.column_config.NumberColumn("Importance", min_value=0.1, max_value=5.0),
+            "description": st.column_config.TextColumn("Rationale / source"),
+        },
+    )
+    st.markdown("**Constraints** - *exclude*: combinations that cannot be run "
+                "(e.g. `Surface == 'ULA' and Agitation > 75`); *require*: limits every run meets "
+                "(e.g. `Agitation + 0.01 * Seeding density <= 120`)")
+    constraints = st.data_editor(
+        constraints_table(study), num_rows="dynamic", use_container_width=True, key="cons_editor",
+        column_config={
+            "kind": st.column_config.SelectboxColumn("Kind", options=["exclude", "require"]),
+            "expression": st.column_config.TextColumn("Expression", width="large"),
+            "reason": st.column_config.TextColumn("Reason"),
+        },
+    )
+    applied = st.form_submit_button("Apply changes", type="primary")
+
+if applied:
+    try:
+        set_study(study_from_tables(name, factors, responses, constraints, blocks, description))
+        st.success("Study updated.")
+        study = st.session_state["study"]
+    except DoeError as exc:
+        st.error(f"Not applied: {exc}")
+
+c1, c2 = st.columns(2)
+c1.download_button("Download study file (YAML)", study.to_yaml(), file_name="study.yaml",
+                   mime="application/x-yaml", use_container_width=True)
+if c2.button("Next: generate a design", use_container_width=True):
+    st.switch_page("pages/design.py")
