@@ -2,8 +2,11 @@
 
 import streamlit as st
 
+from pages._common import open_example_on_first_visit
+
 st.set_page_config(page_title="QbD DoE workbench", page_icon=":material/science:", layout="wide")
 
+open_example_on_first_visit()
 pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/study.py", title="Study", icon=":material/tune:"),

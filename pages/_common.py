@@ -27,6 +27,14 @@ def load_example() -> None:
     set_study(Study.load(EXAMPLE))
 
 
+def open_example_on_first_visit() -> None:
+    """A new session starts with the bundled example open, so there is something to explore."""
+    if not st.session_state.get("_started"):
+        st.session_state["_started"] = True
+        if current_study() is None:
+            load_example()
+
+
 def require_study() -> Study:
     """The current study, or a prompt to load one (and stop the page)."""
     study = current_study()

@@ -46,7 +46,7 @@ with st.form("design_form"):
                              help="0 = the type's default (CCD/BBD) or none")
     replicates = c2.number_input("Replicates (copies of the design)", min_value=1, value=1, step=1)
     blocks = c3.number_input("Blocks", min_value=1, value=1, step=1)
-    go = st.form_submit_button("Generate design", type="primary")
+    go = st.form_submit_button("Generate design", type="primary", key="generate")
 
 if go:
     options = dict(model=model or None, runs=runs or None, criterion=criterion,
@@ -115,23 +115,23 @@ for w in ev.warnings:
 tabs = st.tabs(["Run sheet", "Design plot", "Correlations", "Prediction variance", "Power", "VIF",
                 "Aliases", "Design info"])
 with tabs[0]:
-    st.dataframe(design.table, use_container_width=True, hide_index=True)
+    st.dataframe(design.table, width="stretch", hide_index=True)
     c1, c2 = st.columns(2)
     c1.download_button("Download run sheet (CSV)", design.to_csv(), file_name="run_sheet.csv",
-                       mime="text/csv", type="primary", use_container_width=True)
+                       mime="text/csv", type="primary", width="stretch")
     c2.download_button("Download run sheet (Excel)", design.to_xlsx(), file_name="run_sheet.xlsx",
-                       use_container_width=True)
+                       width="stretch")
 with tabs[1]:
-    st.plotly_chart(figures.design_matrix_plot(design), use_container_width=True)
+    st.plotly_chart(figures.design_matrix_plot(design), width="stretch")
 with tabs[2]:
-    st.plotly_chart(figures.correlation_map(ev), use_container_width=True)
+    st.plotly_chart(figures.correlation_map(ev), width="stretch")
 with tabs[3]:
-    st.plotly_chart(figures.fds_plot(ev), use_container_width=True)
+    st.plotly_chart(figures.fds_plot(ev), width="stretch")
 with tabs[4]:
-    st.plotly_chart(figures.power_chart(ev, snr, 0.05), use_container_width=True)
-    st.dataframe(ev.power, use_container_width=True, hide_index=True)
+    st.plotly_chart(figures.power_chart(ev, snr, 0.05), width="stretch")
+    st.dataframe(ev.power, width="stretch", hide_index=True)
 with tabs[5]:
-    st.plotly_chart(figures.vif_chart(ev), use_container_width=True)
+    st.plotly_chart(figures.vif_chart(ev), width="stretch")
 with tabs[6]:
     if design.info.get("alias structure"):
         st.markdown(f"**Generators:** {design.info['generators']}  \n"
@@ -143,13 +143,13 @@ with tabs[6]:
              ", ".join(f"{k}: {v:+.3g}" for k, v in a["aliased_with"].items())}
             for a in ev.aliases if a["aliased_with"]]
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     else:
         st.success("No model term is biased by an omitted two-factor interaction.")
     if ev.inestimable:
-        st.dataframe(pd.DataFrame(ev.inestimable), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(ev.inestimable), hide_index=True, width="stretch")
 with tabs[7]:
     info = {"Design type": TYPE_LABELS.get(design.kind, design.kind), "Runs": design.n_runs,
             "Model": design.model or "", "Seed": design.seed, **design.info}
     st.dataframe(pd.DataFrame({"Item": list(info), "Value": [str(v) for v in info.values()]}),
-                 hide_index=True, use_container_width=True)
+                 hide_index=True, width="stretch")

@@ -20,12 +20,13 @@ st.subheader("Start")
 c1, c2, c3 = st.columns(3)
 with c1:
     st.markdown("**Try the bundled example**  \nMSC expansion: 5 factors, 7 CQAs with ISCT specs.")
-    if st.button("Load the MSC example study", type="primary", use_container_width=True):
+    if st.button("Load the MSC example study", type="primary", width="stretch",
+                 key="load_example"):
         load_example()
         st.switch_page("pages/design.py")
 with c2:
     st.markdown("**Start from scratch**  \nTwo factors and one CQA to edit.")
-    if st.button("New study", use_container_width=True):
+    if st.button("New study", width="stretch", key="new_study"):
         set_study(blank_study())
         st.switch_page("pages/study.py")
 with c3:

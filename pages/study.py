@@ -12,7 +12,7 @@ st.title("Study")
 st.caption("Edit the tables, then press **Apply changes**. Continuous factors are coded "
            "-1 (low) to +1 (high); levels are separated by ';'.")
 
-with st.form("study"):
+with st.form("study_form"):
     c1, c2 = st.columns([2, 1])
     name = c1.text_input("Study name", study.name)
     blocks = c2.text_input("Block column (optional)", study.blocks or "",
@@ -20,7 +20,7 @@ with st.form("study"):
     description = st.text_area("Description", study.description, height=68)
     st.markdown("**Factors** (process parameters you vary)")
     factors = st.data_editor(
-        factors_table(study), num_rows="dynamic", use_container_width=True, key="factors_editor",
+        factors_table(study), num_rows="dynamic", width="stretch", key="factors_editor",
         column_config={
             "name": st.column_config.TextColumn("Name", required=True),
             "kind": st.column_config.SelectboxColumn("Kind", options=FACTOR_KINDS, required=True),
@@ -33,7 +33,7 @@ with st.form("study"):
     )
     st.markdown("**Critical quality attributes** (responses) with spec limits")
     responses = st.data_editor(
-        responses_table(study), num_rows="dynamic", use_container_width=True, key="cqa_editor",
+        responses_table(study), num_rows="dynamic", width="stretch", key="cqa_editor",
         column_config={
             "name": st.column_config.TextColumn("Name", required=True),
             "units": st.column_config.TextColumn("Units"),
@@ -50,14 +50,14 @@ with st.form("study"):
                 "(e.g. `Surface == 'ULA' and Agitation > 75`); *require*: limits every run meets "
                 "(e.g. `Agitation + 0.01 * Seeding density <= 120`)")
     constraints = st.data_editor(
-        constraints_table(study), num_rows="dynamic", use_container_width=True, key="cons_editor",
+        constraints_table(study), num_rows="dynamic", width="stretch", key="cons_editor",
         column_config={
             "kind": st.column_config.SelectboxColumn("Kind", options=["exclude", "require"]),
             "expression": st.column_config.TextColumn("Expression", width="large"),
             "reason": st.column_config.TextColumn("Reason"),
         },
     )
-    applied = st.form_submit_button("Apply changes", type="primary")
+    applied = st.form_submit_button("Apply changes", type="primary", key="apply")
 
 if applied:
     try:
@@ -69,6 +69,6 @@ if applied:
 
 c1, c2 = st.columns(2)
 c1.download_button("Download study file (YAML)", study.to_yaml(), file_name="study.yaml",
-                   mime="application/x-yaml", use_container_width=True)
-if c2.button("Next: generate a design", use_container_width=True):
+                   mime="application/x-yaml", width="stretch")
+if c2.button("Next: generate a design", width="stretch"):
     st.switch_page("pages/design.py")

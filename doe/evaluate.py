@@ -1,0 +1,672 @@
+"""Design evaluation in coded units, like JMP's *Evaluate Design* and Design-Expert's
+design evaluation.
+
+Everything here is computed in **coded units**: continuous and discrete factors
+at -1..+1, categorical factors in effect (sum-to-zero) coding, blocks as fixed
+effects in effect coding (see :mod:`doe.model`). One call,
+:func:`evaluate_design`, returns a :class:`DesignEvaluation` that pages,
+figures (:mod:`doe.figures`), reports and the CLI read; none of them
+recompute statistics.
+
+Conventions (JMP documentation, "Design Diagnostics" and "Evaluate Design";
+Atkinson, Donev & Tobias 2007, *Optimum Experimental Designs, with SAS*,
+chapters 10-11):
+
+- D-efficiency = 100 det(X'X)^(1/p) / N; D-criterion = det(X'X/N)^(1/p)
+  (AlgDesign's ``D``, here in coded units).
+- A-efficiency = 100 p / trace(N (X'X)^-1).
+- G-efficiency = 100 p / (N max_x x'(X'X)^-1 x), the maximum over the design
+  region (a candidate grid with vertices, every categorical level and the
+  design's own points, feasible points only).
+- Average prediction variance I = trace(M (X'X)^-1) with M the moment matrix of
+  the region (uniform over the region; unit error variance).
+- Prediction variances average, and are maximised, over blocks too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import linalg, stats
+
+from doe.design import Design
+from doe.errors import DesignError
+from doe.model import (
+    ModelMatrix,
+    Term,
+    actual_frame,
+    coded_array,
+    effect_codes,
+    parse_model,
+)
+from doe.study import Factor, Study
+
+__all__ = ["DesignEvaluation", "alias_structure", "evaluate_design"]
+
+#: Relative size below which a column's part orthogonal to earlier columns counts as zero.
+RANK_TOL = 1e-8
+#: Random feasible points for Monte Carlo moments and the fraction-of-design-space plot.
+MC_POINTS = 20_000
+#: Largest candidate grid searched for the G-efficiency maximum (a random sample beyond).
+GRID_LIMIT = 5_000
+_FDS_FRACTIONS = np.linspace(0.0, 1.0, 101)
+
+
+@dataclass
+class DesignEvaluation:
+    """Everything a page, figure, report or CLI shows about a design (coded units).
+
+    Efficiencies are ``None`` when the model is not estimable; ``warnings`` says why.
+    """
+
+    runs: int
+    terms: list[str]
+    columns: list[str]
+    rank: int
+    p: int
+    estimable: bool
+    inestimable: list[dict[str, str]]
+    d_efficiency: float | None
+    d_criterion: float | None
+    a_efficiency: float | None
+    g_efficiency: float | None
+    avg_prediction_variance: float | None
+    vif: dict[str, float]
+    aliases: list[dict[str, Any]]
+    correlation: pd.DataFrame
+    power: pd.DataFrame
+    fds: dict[str, list[float]]
+    warnings: list[str] = field(default_factory=list)
+    snr: float = 1.0
+    alpha: float = 0.05
+    n_blocks: int = 1
+    region: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_df(self) -> int:
+        """Residual degrees of freedom N - rank."""
+        return self.runs - self.rank
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN and infinity become None)."""
+        corr = self.correlation
+        out = {
+            "runs": self.runs, "terms": list(self.terms), "columns": list(self.columns),
+            "rank": self.rank, "p": self.p, "estimable": bool(self.estimable),
+            "error_df": self.error_df, "n_blocks": self.n_blocks,
+            "inestimable": [dict(d) for d in self.inestimable],
+            "d_efficiency": self.d_efficiency, "d_criterion": self.d_criterion,
+            "a_efficiency": self.a_efficiency, "g_efficiency": self.g_efficiency,
+            "avg_prediction_variance": self.avg_prediction_variance,
+            "vif": dict(self.vif),
+            "aliases": [{"term": a["term"], "aliased_with": dict(a["aliased_with"])}
+                        for a in self.aliases],
+            "correlation": {"columns": list(corr.columns), "values": corr.to_numpy().tolist()},
+            "power": self.power.to_dict(orient="records"),
+            "snr": self.snr, "alpha": self.alpha,
+            "fds": {k: list(v) for k, v in self.fds.items()},
+            "region": dict(self.region),
+            "warnings": list(self.warnings),
+        }
+        return _json_clean(out)
+
+
+# -- public functions ---------------------------------------------------------------
+def evaluate_design(
+    study: Study,
+    U_or_design: np.ndarray | Design,
+    terms: list[Term] | str | list[str] | None,
+    *,
+    blocks: np.ndarray | None = None,
+    n_blocks: int | None = None,
+    snr: float = 1.0,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> DesignEvaluation:
+    """Evaluate a design for a model, in coded units.
+
+    Parameters
+    ----------
+    study : Study
+        Factors (ranges, levels) and constraints that define the design region.
+    U_or_design : ndarray or Design
+        Coded array (runs x factors; numeric factors -1..+1, categorical as level
+        index) or a :class:`~doe.design.Design` (its blocks are used).
+    terms : list of Term, or a model spec for :func:`doe.model.parse_model`
+        Model terms without the intercept.
+    blocks, n_blocks : optional
+        Block index 0..B-1 of each run and the number of blocks (arrays only).
+    snr : float
+        Anticipated coefficient / sigma for the power analysis (JMP's
+        "anticipated coefficients" all equal to ``snr``).
+    alpha : float
+        Significance level of the power analysis.
+    seed : int
+        Seed of the Monte Carlo sample of the region (fixed: same answer every call).
+
+    Returns
+    -------
+    DesignEvaluation
+
+    Notes
+    -----
+    Estimability follows the column order of the model matrix (intercept,
+    blocks, main effects, interactions, powers): each column that is a linear
+    combination of earlier ones is reported with the reason. Efficiencies follow
+    the JMP conventions; the power analysis is JMP's: an F test of each term
+    with noncentrality b'(L (X'X)^-1 L')^-1 b (Atkinson, Donev & Tobias 2007,
+    ch. 10-11; JMP *Design of Experiments Guide*, "Power Analysis").
+
+    Examples
+    --------
+    >>> import itertools, numpy as np
+    >>> from doe.study import Study, Factor
+    >>> s = Study("x", [Factor(n, low=-1, high=1) for n in "ABC"])
+    >>> U = np.array(list(itertools.product([-1, 1], repeat=3)), dtype=float)
+    >>> round(evaluate_design(s, U, "linear").d_efficiency, 6)
+    100.0
+    """
+    U, blocks, n_blocks = _inputs(study, U_or_design, blocks, n_blocks)
+    if not 0.0 < alpha < 1.0:
+        raise DesignError(f"The significance level alpha must be between 0 and 1; got {alpha}.")
+    if not math.isfinite(snr) or snr < 0:
+        raise DesignError(f"The signal-to-noise ratio must be a number >= 0; got {snr}.")
+    terms = _as_terms(study, terms)
+    mm = ModelMatrix(study, terms, n_blocks)
+    X = mm.build(U, blocks)
+    n, p = X.shape
+    keep, inestimable = _estimability(study, mm, U, X)
+    fit = _Fit(X[:, keep])
+    estimable = not inestimable
+    warnings = _estimability_warnings(n, p, inestimable) + _outside_warnings(study, U)
+    d_crit = math.exp(fit.logdet / p) / n if estimable else None
+    a_eff = 100.0 * p / (n * fit.trace_inverse) if estimable else None
+    g_eff, avg_var, fds, region = _region_metrics(study, mm, fit, U, blocks, seed, estimable)
+    omitted = ModelMatrix(study, _omitted_interactions(study, terms, 2))
+    X2 = omitted.build(U)[:, 1:]
+    dropped = [i for i in range(p) if i not in set(keep)]
+    aliases = _alias_list(fit, [mm.columns[i] for i in keep], np.hstack([X2, X[:, dropped]]),
+                          omitted.columns[1:] + [mm.columns[i] for i in dropped])
+    vif = _vif(mm, fit, keep, X)
+    warnings += _power_warnings(n, fit.rank) + _vif_warnings(vif)
+    return DesignEvaluation(
+        runs=n, terms=["Intercept"] + [t.name for t in terms], columns=list(mm.columns),
+        rank=fit.rank, p=p, estimable=estimable, inestimable=inestimable,
+        d_efficiency=None if d_crit is None else 100.0 * d_crit, d_criterion=d_crit,
+        a_efficiency=a_eff, g_efficiency=g_eff, avg_prediction_variance=avg_var, vif=vif,
+        aliases=aliases, correlation=_correlation(X[:, 1:], mm.columns[1:], X2, omitted.columns[1:]),
+        power=_power(mm, fit, keep, n, snr, alpha), fds=fds, warnings=warnings,
+        snr=float(snr), alpha=float(alpha), n_blocks=n_blocks, region=region,
+    )
+
+
+def alias_structure(
+    study: Study, U: np.ndarray, terms: list[Term] | str | list[str] | None, max_order: int = 2
+) -> list[str]:
+    """Alias structure as text lines, e.g. ``'A:B = A:B + 1.0 C:D'``.
+
+    The alias matrix A = (X1'X1)^-1 X1'X2 of the estimable model columns X1
+    against the interactions of order 2..``max_order`` that are not in the model
+    (and any inestimable model columns) X2: if the omitted terms are active,
+    E[b1] = beta1 + A beta2 (Atkinson, Donev & Tobias 2007, sec. 10.5;
+    Design-Expert's alias list, JMP's alias matrix).
+    """
+    U = np.atleast_2d(np.asarray(U, dtype=float))
+    terms = _as_terms(study, terms)
+    mm = ModelMatrix(study, terms)
+    X = mm.build(U)
+    keep, _ = _estimability(study, mm, U, X)
+    omitted = ModelMatrix(study, _omitted_interactions(study, terms, max_order))
+    dropped = [i for i in range(mm.p) if i not in set(keep)]
+    X2 = np.hstack([omitted.build(U)[:, 1:], X[:, dropped]])
+    names = omitted.columns[1:] + [mm.columns[i] for i in dropped]
+    aliases = _alias_list(_Fit(X[:, keep]), [mm.columns[i] for i in keep], X2, names)
+    lines = []
+    for a in aliases:
+        rhs = "".join(f" {'-' if c < 0 else '+'} {_num(abs(c))} {name}"
+                      for name, c in a["aliased_with"].items())
+        lines.append(f"{a['term']} = {a['term']}{rhs}")
+    return lines
+
+
+# -- inputs -------------------------------------------------------------------------
+def _inputs(
+    study: Study, source: np.ndarray | Design, blocks: np.ndarray | None, n_blocks: int | None
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    if isinstance(source, Design):
+        U, blocks, n_blocks = source.coded(), source.block_index(), source.n_blocks
+    elif isinstance(source, pd.DataFrame):
+        U = coded_array(study, source)
+    else:
+        U = np.atleast_2d(np.asarray(source, dtype=float))
+    if U.shape[0] == 0:
+        raise DesignError("The design has no runs: there is nothing to evaluate.")
+    if U.shape[1] != len(study.factors):
+        raise DesignError(
+            f"The coded design has {U.shape[1]} columns but the study has "
+            f"{len(study.factors)} factors ({', '.join(study.factor_names)})."
+        )
+    if blocks is not None:
+        blocks = np.asarray(blocks, dtype=int)
+        n_blocks = int(blocks.max()) + 1 if n_blocks is None else int(n_blocks)
+    n_blocks = 1 if n_blocks is None else int(n_blocks)
+    return U, (blocks if n_blocks > 1 else None), n_blocks
+
+
+def _as_terms(study: Study, terms: list[Term] | str | list[str] | None) -> list[Term]:
+    if isinstance(terms, (list, tuple)) and terms and all(isinstance(t, Term) for t in terms):
+        return list(terms)
+    return parse_model(study, terms)
+
+
+# -- linear algebra -----------------------------------------------------------------
+class _Fit:
+    """QR factorisation X = QR of the estimable columns, cached once.
+
+    Working from R rather than X'X keeps the condition number at cond(X), not its
+    square (Golub & Van Loan, sec. 5.3).
+    """
+
+    def __init__(self, X: np.ndarray):
+        self.X = X
+        self.rank = X.shape[1]
+        self.Q, self.R = linalg.qr(X, mode="economic")
+        self._inv: np.ndarray | None = None
+
+    @property
+    def logdet(self) -> float:
+        """log det(X'X)."""
+        return float(2.0 * np.sum(np.log(np.abs(np.diag(self.R)))))
+
+    @property
+    def inverse(self) -> np.ndarray:
+        """(X'X)^-1 = R^-1 R^-T."""
+        if self._inv is None:
+            r_inv = linalg.solve_triangular(self.R, np.eye(self.rank))
+            self._inv = r_inv @ r_inv.T
+        return self._inv
+
+    @property
+    def trace_inverse(self) -> float:
+        return float(np.trace(self.inverse))
+
+    def pred_var(self, F: np.ndarray) -> np.ndarray:
+        """x'(X'X)^-1 x for each row x of F (columns as in X)."""
+        z = linalg.solve_triangular(self.R, F.T, trans="T")
+        return np.einsum("ij,ij->j", z, z)
+
+    def project(self, Y: np.ndarray) -> np.ndarray:
+        """Least-squares coefficients (X'X)^-1 X'Y."""
+        return linalg.solve_triangular(self.R, self.Q.T @ Y)
+
+
+# -- estimability -------------------------------------------------------------------
+def _estimability(
+    study: Study, mm: ModelMatrix, U: np.ndarray, X: np.ndarray
+) -> tuple[list[int], list[dict[str, str]]]:
+    """Walk the columns in model order; keep those not spanned by earlier kept columns."""
+    n = X.shape[0]
+    basis = np.zeros((n, 0))
+    keep: list[int] = []
+    inestimable: list[dict[str, str]] = []
+    terms = {t.name: t for t in mm.terms}
+    for j in range(X.shape[1]):
+        x = X[:, j]
+        norm = float(np.linalg.norm(x))
+        resid = x - basis @ (basis.T @ x)
+        resid -= basis @ (basis.T @ resid)  # re-orthogonalise (twice is enough)
+        rnorm = float(np.linalg.norm(resid))
+        if norm > 1e-10 * math.sqrt(n) and rnorm > RANK_TOL * norm:
+            basis = np.hstack([basis, (resid / rnorm)[:, None]])
+            keep.append(j)
+            continue
+        reason = _reason(study, mm, U, X, j, keep, terms.get(mm.column_term[j]))
+        inestimable.append({"term": mm.column_term[j], "column": mm.columns[j], "reason": reason})
+    return keep, inestimable
+
+
+def _reason(
+    study: Study, mm: ModelMatrix, U: np.ndarray, X: np.ndarray, j: int, keep: list[int],
+    term: Term | None,
+) -> str:
+    """Plain-words reason why column j is a combination of earlier columns."""
+    n, col = X.shape[0], mm.columns[j]
+    for f, power in term.parts if term else ():
+        factor = study.factor(f)
+        values = U[:, study.factor_names.index(f)]
+        n_levels = len(np.unique(np.round(values, 9)))
+        if n_levels == 1:
+            return f"{f} is at one setting in every run"
+        if factor.is_categorical and n_levels < len(factor.levels):
+            used = set(values.astype(int).tolist())
+            missing = [str(v) for i, v in enumerate(factor.levels) if i not in used]
+            return f"level(s) {', '.join(missing)} of {f} never appear in the design"
+        if n_levels <= power:
+            need = "a square" if power == 2 else "a cube"
+            return f"{f} has only {n_levels} levels in the design ({need} needs at least {power + 1})"
+    x = X[:, j]
+    if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
+        what = "zero" if np.abs(x).max() <= 1e-12 else f"the constant {_num(float(x[0]))}"
+        return f"{col} is {what} in every run, so it cannot be separated from the intercept"
+    coef = np.linalg.lstsq(X[:, keep], x, rcond=None)[0]
+    if len(keep) >= n and np.sum(np.abs(coef) > 1e-6) > 3:
+        return f"{n} runs cannot estimate {mm.p} model terms; add runs or drop terms"
+    combo = _combination({mm.columns[k]: c for k, c in zip(keep, coef)})
+    return f"aliased with {combo}: {col} equals {combo} in every run"
+
+
+def _combination(coefs: dict[str, float]) -> str:
+    """'A:B - 0.5 C' from {column: coefficient}, dropping coefficients below 1e-6."""
+    parts = []
+    for name, c in coefs.items():
+        if abs(c) < 1e-6:
+            continue
+        sign = "-" if c < 0 else "+"
+        size = "" if abs(abs(c) - 1) < 1e-6 else f"{_num(abs(c))} "
+        parts.append((sign, f"{size}{name}"))
+    if not parts:
+        return "zero"
+    text = ("-" if parts[0][0] == "-" else "") + parts[0][1]
+    return text + "".join(f" {s} {t}" for s, t in parts[1:])
+
+
+def _estimability_warnings(n: int, p: int, inestimable: list[dict[str, str]]) -> list[str]:
+    out = []
+    if n < p:
+        out.append(f"{n} runs cannot estimate {p} model terms; add runs or drop terms.")
+    shown = [d for d in inestimable if not d["reason"].startswith(f"{n} runs cannot")]
+    for d in shown[:10]:
+        out.append(f"{d['column']} cannot be estimated: {d['reason']}.")
+    if len(shown) > 10:
+        out.append(f"... and {len(shown) - 10} more model columns cannot be estimated.")
+    if inestimable:
+        out.append(
+            "D-, A- and G-efficiency, the average prediction variance and the fraction of "
+            "design space plot need every model term to be estimable, so they are not shown. "
+            "VIF, power and aliases are given for the estimable terms only."
+        )
+    return out
+
+
+def _outside_warnings(study: Study, U: np.ndarray) -> list[str]:
+    numeric = _numeric_mask(study)
+    outside = int(np.sum(np.any(np.abs(U[:, numeric]) > 1 + 1e-9, axis=1)))
+    if not outside:
+        return []
+    text = (f"{outside} run(s) lie outside the study ranges (coded beyond -1/+1, e.g. axial "
+            "points); G-efficiency and prediction variances refer to the study ranges.")
+    return [text]
+
+
+# -- region: candidates, Monte Carlo sample, exact moments -------------------------------
+def _region_metrics(
+    study: Study, mm: ModelMatrix, fit: _Fit, U: np.ndarray, blocks: np.ndarray | None,
+    seed: int, estimable: bool,
+) -> tuple[float | None, float | None, dict[str, list[float]], dict[str, Any]]:
+    """G-efficiency, average prediction variance I, FDS quantiles and how the region was used."""
+    if not estimable:
+        return None, None, {"fraction": [], "variance": []}, {}
+    cand_U, cand_b = _candidates(study, mm.n_blocks, U, blocks)
+    sample_U, sample_b, method = _region_sample(study, mm.n_blocks, seed)
+    g_max = float(fit.pred_var(mm.build(cand_U, cand_b)).max())
+    g_eff = 100.0 * mm.p / (len(U) * g_max)
+    sample_var = fit.pred_var(mm.build(sample_U, sample_b))
+    if method == "exact":
+        avg_var = float(np.sum(_moment_matrix(study, mm) * fit.inverse))
+    else:
+        avg_var = float(sample_var.mean())
+    region = {"moments": method, "n_points": len(sample_U), "g_candidates": len(cand_U),
+              "max_prediction_variance": g_max}
+    return g_eff, avg_var, _fds(sample_var), region
+
+
+def _candidates(
+    study: Study, n_blocks: int, U: np.ndarray, blocks: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Feasible grid points (vertices included) plus the design's own in-region points."""
+    n_cont = sum(f.kind == "continuous" for f in study.factors)
+    fixed = math.prod(len(f.levels) for f in study.factors if f.kind != "continuous") * n_blocks
+    # Nested grids (17 > 9 > 5 > 3 levels) so a finer grid always contains the coarser ones.
+    levels = next((k for k in (17, 9, 5, 3) if fixed * k ** n_cont <= GRID_LIMIT), 3)
+    grid = study.grid(levels=levels, limit=GRID_LIMIT // n_blocks)
+    G = coded_array(study, grid[study.feasible(grid)])
+    inside = np.all(np.abs(U[:, _numeric_mask(study)]) <= 1 + 1e-9, axis=1)
+    inside &= study.feasible(actual_frame(study, U))
+    if n_blocks > 1:
+        own_b = np.zeros(int(inside.sum()), dtype=int) if blocks is None else blocks[inside]
+        G_b = np.repeat(np.arange(n_blocks), len(G))
+        G = np.tile(G, (n_blocks, 1))
+        return np.vstack([G, U[inside]]), np.concatenate([G_b, own_b])
+    return np.vstack([G, U[inside]]), None
+
+
+def _numeric_mask(study: Study) -> np.ndarray:
+    return np.array([not f.is_categorical for f in study.factors])
+
+
+def _region_sample(
+    study: Study, n_blocks: int, seed: int, n: int = MC_POINTS
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Uniform random feasible points of the region (and blocks); 'exact' if unconstrained."""
+    rng = np.random.default_rng(seed)
+    parts, have = [], 0
+    for _ in range(50):
+        draw = np.column_stack([_draw_factor(f, rng, n) for f in study.factors])
+        if study.constraints:
+            draw = draw[study.feasible(actual_frame(study, draw))]
+        parts.append(draw)
+        have += len(draw)
+        if have >= n:
+            break
+    if have == 0:
+        raise DesignError("No random point satisfies the constraints: relax a constraint.")
+    sample = np.vstack(parts)[:n]
+    b = rng.integers(0, n_blocks, size=len(sample)) if n_blocks > 1 else None
+    return sample, b, ("monte carlo" if study.constraints else "exact")
+
+
+def _draw_factor(f: Factor, rng: np.random.Generator, n: int) -> np.ndarray:
+    if f.kind == "continuous":
+        return rng.uniform(-1.0, 1.0, size=n)
+    if f.is_categorical:
+        return rng.integers(0, len(f.levels), size=n).astype(float)
+    return rng.choice(f.to_coded(f.levels), size=n)
+
+
+def _moment_matrix(
+    study: Study, mm: ModelMatrix, *, method: str = "auto", n: int = MC_POINTS, seed: int = 0
+) -> np.ndarray:
+    """Moment matrix M = E[f(x) f(x)'] of the model columns, x uniform over the region.
+
+    ``exact`` (no constraints): the region is a product of factor ranges, so every
+    column is a product of one-factor functions and M is the elementwise product
+    of one-factor moment matrices; continuous factors use Gauss-Legendre nodes
+    (exact for the polynomial degrees here: E[x^k] = 1/(k+1) for even k, 0 for
+    odd k), discrete and categorical factors and blocks are uniform over their
+    levels. ``monte carlo``: mean of f f' over ``n`` uniform feasible points.
+    """
+    if method == "auto":
+        method = "mc" if study.constraints else "exact"
+    if method == "exact":
+        M = np.ones((mm.p, mm.p))
+        for j, f in enumerate(study.factors):
+            z, w = _factor_nodes(f, mm)
+            G = _one_factor_columns(mm, j, z)
+            M *= G.T @ (w[:, None] * G)
+        if mm.n_blocks > 1:
+            z = np.arange(mm.n_blocks, dtype=float)
+            G = _one_factor_columns(mm, None, z)
+            M *= G.T @ (G / mm.n_blocks)
+        return M
+    sample, b, _ = _region_sample(mm.study, mm.n_blocks, seed, n)
+    F = mm.build(sample, b)
+    return F.T @ F / len(F)
+
+
+def _factor_nodes(f: Factor, mm: ModelMatrix) -> tuple[np.ndarray, np.ndarray]:
+    """Quadrature nodes and weights of the uniform distribution of one coded factor."""
+    if f.kind == "continuous":
+        degree = max((p for t in mm.terms for g, p in t.parts if g == f.name), default=1)
+        z, w = np.polynomial.legendre.leggauss(degree + 1)  # exact up to degree 2*degree + 1
+        return z, w / 2.0
+    z = np.arange(len(f.levels), dtype=float) if f.is_categorical else f.to_coded(f.levels)
+    return z, np.full(len(z), 1.0 / len(z))
+
+
+def _one_factor_columns(mm: ModelMatrix, j: int | None, z: np.ndarray) -> np.ndarray:
+    """Each model column's factor of factor j (None: the blocks) at the values z; 1 elsewhere."""
+    n = len(z)
+    cols = [np.ones((n, 1))]
+    if mm.n_blocks > 1:
+        cols.append(effect_codes(mm.n_blocks)[z.astype(int)] if j is None
+                    else np.ones((n, mm.n_blocks - 1)))
+    name = None if j is None else mm.study.factors[j].name
+    for t in mm.terms:
+        block = np.ones((n, 1))
+        for f, power in t.parts:
+            factor = mm.study.factor(f)
+            if f != name:
+                basis = np.ones((n, len(factor.levels) - 1 if factor.is_categorical else 1))
+            elif factor.is_categorical:
+                basis = effect_codes(len(factor.levels))[z.astype(int)]
+            else:
+                basis = (z ** power)[:, None]
+            block = (block[:, :, None] * basis[:, None, :]).reshape(n, -1)
+        cols.append(block)
+    return np.hstack(cols)
+
+
+def _fds(variance: np.ndarray) -> dict[str, list[float]]:
+    """Fraction of design space: quantiles of the relative prediction variance."""
+    return {"fraction": _FDS_FRACTIONS.tolist(),
+            "variance": np.quantile(variance, _FDS_FRACTIONS).tolist()}
+
+
+# -- diagnostics --------------------------------------------------------------------
+def _omitted_interactions(study: Study, terms: list[Term], max_order: int) -> list[Term]:
+    """Interactions of order 2..max_order (distinct factors, power 1) not in the model."""
+    present = set(terms)
+    out = []
+    for k in range(2, max_order + 1):
+        for combo in itertools.combinations(study.factor_names, k):
+            t = Term(tuple((f, 1) for f in combo))
+            if t not in present:
+                out.append(t)
+    return out
+
+
+def _alias_list(
+    fit: _Fit, names: list[str], X2: np.ndarray, names2: list[str]
+) -> list[dict[str, Any]]:
+    """Rows of the alias matrix (X1'X1)^-1 X1'X2, keeping |coefficient| > 1e-8."""
+    A = fit.project(X2) if X2.shape[1] else np.zeros((len(names), 0))
+    out = []
+    for name, row in zip(names, A):
+        hits = {n2: float(np.round(c, 10)) for n2, c in zip(names2, row) if abs(c) > 1e-8}
+        out.append({"term": name, "aliased_with": hits})
+    return out
+
+
+def _vif(mm: ModelMatrix, fit: _Fit, keep: list[int], X: np.ndarray) -> dict[str, float]:
+    """VIF_j = [(X'X)^-1]_jj * sum (x_j - mean)^2 = 1 / (1 - R_j^2) (Montgomery, sec. 10.4)."""
+    pos = {k: i for i, k in enumerate(keep)}
+    diag = np.diag(fit.inverse)
+    out = {}
+    for j, col in enumerate(mm.columns):
+        if mm.column_term[j] in ("Intercept", "Block"):
+            continue
+        if j not in pos:
+            out[col] = math.inf
+            continue
+        ss = float(np.sum((X[:, j] - X[:, j].mean()) ** 2))
+        out[col] = float(diag[pos[j]] * ss)
+    return out
+
+
+def _correlation(X: np.ndarray, names: list[str], X2: np.ndarray, names2: list[str]) -> pd.DataFrame:
+    """|Pearson correlation| of model columns (no intercept) and omitted 2FI columns."""
+    Z = np.hstack([X, X2])
+    Zc = Z - Z.mean(axis=0)
+    sd = np.sqrt(np.sum(Zc ** 2, axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Zs = Zc / np.where(sd > 1e-12, sd, np.nan)
+        R = np.abs(Zs.T @ Zs)
+    R = np.clip(R, 0.0, 1.0)
+    np.fill_diagonal(R, 1.0)
+    cols = list(names) + list(names2)
+    return pd.DataFrame(R, index=cols, columns=cols)
+
+
+def _power(
+    mm: ModelMatrix, fit: _Fit, keep: list[int], n: int, snr: float, alpha: float
+) -> pd.DataFrame:
+    """Power of the F test of each term at level alpha (JMP convention).
+
+    Anticipated coefficients b = snr * (+1, -1, +1, ...) over the term's columns;
+    noncentrality lambda = b'(L (X'X)^-1 L')^-1 b; df = (columns, N - rank).
+    """
+    pos = {k: i for i, k in enumerate(keep)}
+    dfe = n - fit.rank
+    rows = []
+    for term in dict.fromkeys(mm.column_term):
+        if term == "Block":
+            continue
+        idx = [j for j, t in enumerate(mm.column_term) if t == term]
+        row = {"term": term, "columns": ", ".join(mm.columns[j] for j in idx),
+               "df": len(idx), "power": math.nan, "reason": ""}
+        if any(j not in pos for j in idx):
+            row["reason"] = "not estimable"
+        elif dfe <= 0:
+            row["reason"] = "no error degrees of freedom (runs = estimated terms)"
+        else:
+            sub = [pos[j] for j in idx]
+            b = snr * np.where(np.arange(len(sub)) % 2 == 0, 1.0, -1.0)
+            lam = float(b @ np.linalg.solve(fit.inverse[np.ix_(sub, sub)], b))
+            crit = stats.f.ppf(1.0 - alpha, len(sub), dfe)
+            row["power"] = float(stats.ncf.sf(crit, len(sub), dfe, lam))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["term", "columns", "df", "power", "reason"])
+
+
+def _power_warnings(n: int, rank: int) -> list[str]:
+    if n > rank:
+        return []
+    text = (f"No degrees of freedom are left for error ({n} runs, {rank} estimated terms): "
+            "power cannot be computed; add runs (e.g. replicated centre points).")
+    return [text]
+
+
+def _vif_warnings(vif: dict[str, float]) -> list[str]:
+    high = [c for c, v in vif.items() if math.isfinite(v) and v > 10]
+    if not high:
+        return []
+    names = ", ".join(high[:8]) + (f" and {len(high) - 8} more" if len(high) > 8 else "")
+    text = (f"VIF above 10 for {names}: these terms are strongly correlated with "
+            "other terms, so their estimates will be imprecise.")
+    return [text]
+
+
+# -- formatting ---------------------------------------------------------------------
+def _num(x: float) -> str:
+    """Short number for alias lines: 1.0, 0.5, -0.333."""
+    r = round(float(x), 3)
+    return f"{r:.1f}" if r == int(r) else f"{r:g}"
+
+
+def _json_clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj

@@ -1,0 +1,55 @@
+"""Every page renders without an exception (Streamlit AppTest), for the example and a new study."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+APP = str(ROOT / "app.py")
+PAGES = ["pages/home.py", "pages/study.py", "pages/design.py"]
+
+
+def start():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_example(page):
+    at = start()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert at.title, f"{page} shows no title"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_new_study(page):
+    at = start()
+    at.button(key="new_study").click().run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert at.session_state["study"].name == "New study"
+
+
+def test_example_default_design_in_two_clicks():
+    at = start()
+    at.button(key="load_example").click().run()  # click 1: lands on the Design page
+    assert not at.exception
+    at.button(key="generate").click().run()      # click 2
+    assert not at.exception, at.exception
+    design = at.session_state["design"]
+    assert design.kind == "optimal" and design.n_runs == 40
+    assert any("D-efficiency" in m.label for m in at.metric)
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_study_page_reports_bad_edit_without_applying():
+    at = start()
+    at.switch_page("pages/study.py").run()
+    at.text_input[0].set_value("  ")  # blank study name, submitted with the form
+    at.button(key="apply").click().run()
+    assert not at.exception
+    assert any("no name" in e.value for e in at.error)
+    assert at.session_state["study"].name == "MSC expansion"
