@@ -290,14 +290,16 @@ def coded_array(study: Study, frame: pd.DataFrame) -> np.ndarray:
         col = frame[f.name]
         if f.is_categorical:
             index = {str(v).strip().lower(): i for i, v in enumerate(f.levels)}
-            for r, v in enumerate(col.astype(str)):
-                key = v.strip().lower()
-                if key not in index:
-                    raise ModelError(
-                        f"Row {r + 1}, column '{f.name}': '{v}' is not a level of {f.name}."
-                        f"{did_you_mean(v, f.levels)} Levels are {quoted_list(f.levels)}."
-                    )
-                out[r, j] = index[key]
+            text = col.astype(str)
+            mapped = text.str.strip().str.lower().map(index)
+            if mapped.isna().any():
+                r = int(np.flatnonzero(mapped.isna().to_numpy())[0])
+                v = text.iloc[r]
+                raise ModelError(
+                    f"Row {r + 1}, column '{f.name}': '{v}' is not a level of {f.name}."
+                    f"{did_you_mean(v, f.levels)} Levels are {quoted_list(f.levels)}."
+                )
+            out[:, j] = mapped.to_numpy(dtype=float)
         else:
             values = pd.to_numeric(col, errors="coerce")
             bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))

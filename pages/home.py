@@ -42,8 +42,11 @@ with c3:
 
 study = current_study()
 if study is not None:
-    st.caption(f"Open study: **{study.name}**, {len(study.factors)} factors, "
-               f"{len(study.responses)} CQAs.")
+    c1, c2 = st.columns([3, 1])
+    c1.info(f"Open now: **{study.name}**, {len(study.factors)} factors, "
+            f"{len(study.responses)} CQAs. Review it on the Study page or go straight to a design.")
+    if c2.button("Continue to Design", key="continue", width="stretch"):
+        st.switch_page("pages/design.py")
 
 st.subheader("How it works")
 st.markdown(
