@@ -1,0 +1,859 @@
+"""D- and I-optimal designs by coordinate exchange.
+
+The engine implements the coordinate-exchange algorithm of Meyer & Nachtsheim
+(1995): starting from a random feasible design, the coordinates (one factor of
+one run) are changed one at a time to the candidate value that most improves
+the criterion, until a full pass over the design brings no improvement. Here
+all coordinates of a run are scored together and the best single-coordinate
+change is made, repeatedly, before moving to the next run. Each random start
+is followed by a few perturbation rounds (about 10 % of the runs redrawn at
+random, exchange re-run, kept if better: an iterated local search around the
+start's optimum), and the best design over all starts is kept.
+
+Candidate values per coordinate:
+
+- categorical factor: its levels (level index 0..k-1);
+- discrete factor: its levels, coded -1..+1;
+- continuous factor: a grid whose size follows the highest power of the factor
+  in the model -- power 1: {-1, 1}; power 2: {-1, -0.5, 0, 0.5, 1}; power 3 or a
+  factor named in a study constraint: 21 points -- unless ``levels=`` overrides.
+
+Every candidate row is checked against the study's constraints with
+``study.feasible(actual_frame(study, rows))``, vectorised over the whole
+candidate grid (or per coordinate when the grid is too large to hold).
+
+Exchanges are scored with rank-one updates (Atkinson, Donev & Tobias 2007,
+ch. 12): replacing model row x by y multiplies det(X'X) by Fedorov's delta
+``(1 + y'Dy)(1 - x'Dx) + (x'Dy)^2`` with ``D = (X'X)^-1``, and changes the
+average prediction variance ``trace(M D)`` through two Sherman-Morrison steps,
+``trace(M D2) = trace(M D1) - u'Mu / (1 + y'u)`` with ``u = D1 y`` (and the
+same with the sign flipped for the removal of x), vectorised over all
+candidate values of a coordinate.
+
+Criteria (coded units, ``N`` runs, ``p`` model columns):
+
+- ``d_criterion = det(X'X / N)^(1/p)``; ``100 * d_criterion`` is the
+  D-efficiency JMP reports. AlgDesign's ``D`` is the same quantity on its own
+  (raw) coding: for a quadratic in factors coded -2..2 it is ``8x`` ours.
+- ``i_criterion = trace(M (X'X)^-1)``, the average over the design region of
+  the prediction variance ``f(x)'(X'X)^-1 f(x)`` in units of sigma^2, with ``M``
+  the moment matrix of the region (:func:`moment_matrix`). AlgDesign's ``I``
+  is ``N`` times this value, with ``M`` taken over its candidate list.
+
+References
+----------
+Meyer, R. K. & Nachtsheim, C. J. (1995). The coordinate-exchange algorithm for
+constructing exact optimal experimental designs. Technometrics 37(1), 60-69.
+
+Atkinson, A. C., Donev, A. N. & Tobias, R. D. (2007). Optimum Experimental
+Designs, with SAS. Oxford University Press.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from doe.errors import DesignError, did_you_mean, quoted_list
+from doe.model import ModelMatrix, Term, actual_frame, effect_codes, max_power
+
+if TYPE_CHECKING:
+    from doe.study import Factor, Study
+
+#: Largest candidate grid (rows x model columns) held in memory (~100 MB of floats).
+GRID_MAX_CELLS = 12_000_000
+#: Safety cap on the search time (seconds) when ``time_limit`` is not given.
+DEFAULT_TIME_CAP = 60.0
+#: Points of the fine grid used for cubic terms and for factors named in constraints.
+FINE_GRID = 21
+_MAX_PASSES = 100
+#: Perturbation rounds per random start (iterated coordinate exchange).
+DEFAULT_ROUNDS = 10
+_TOL = 1e-9
+_DEFAULT_SEARCH_SECONDS = 2.0
+
+
+@dataclass
+class OptimalResult:
+    """An optimal design in coded units and its criteria.
+
+    Attributes
+    ----------
+    U : ndarray
+        Coded array, runs x factors (fixed runs first, then new runs):
+        numeric factors coded -1..+1, categorical factors as level index.
+    blocks : ndarray or None
+        Block index 0..B-1 of each run, or None without blocks.
+    criterion : str
+        "D" or "I", the criterion optimised.
+    d_criterion : float
+        ``det(X'X/N)^(1/p)`` in coded units, computed from scratch.
+    i_criterion : float
+        ``trace(M (X'X)^-1)``, the average prediction variance over the region.
+    starts : int
+        Random starts completed.
+    seconds : float
+        Wall-clock time of the search.
+    """
+
+    U: np.ndarray
+    blocks: np.ndarray | None
+    criterion: str
+    d_criterion: float
+    i_criterion: float
+    starts: int
+    seconds: float
+    columns: list[str] = field(default_factory=list)
+    levels: dict[str, list[float]] = field(default_factory=dict)
+    stopped_by_time: bool = False
+
+    @property
+    def d_efficiency(self) -> float:
+        """D-efficiency in percent: ``100 * d_criterion``."""
+        return 100.0 * self.d_criterion
+
+
+# -- public API ----------------------------------------------------------------------
+def optimal_design(
+    study: Study,
+    terms: list[Term],
+    runs: int,
+    criterion: str = "D",
+    *,
+    seed: int | None = None,
+    starts: int | None = None,
+    time_limit: float | None = None,
+    fixed: np.ndarray | None = None,
+    fixed_blocks: np.ndarray | None = None,
+    n_blocks: int = 1,
+    levels: dict[str, Any] | int | None = None,
+    new_blocks: np.ndarray | None = None,
+    rounds: int | None = None,
+) -> OptimalResult:
+    """D- or I-optimal exact design by coordinate exchange (Meyer & Nachtsheim 1995).
+
+    Parameters
+    ----------
+    study : Study
+        Factors and constraints; every new run satisfies the constraints.
+    terms : list of Term
+        Model terms (the intercept is always included).
+    runs : int
+        Total number of runs of the design, fixed runs included.
+    criterion : {"D", "I"}
+        Maximise ``det(X'X)`` or minimise ``trace(M (X'X)^-1)``.
+    seed : int, optional
+        Seed of the random starts; the same seed and ``starts`` give the same design.
+    starts : int, optional
+        Number of random starts. By default a fixed number chosen from the
+        problem size (deterministic), so a seeded call is reproducible.
+    time_limit : float, optional
+        Safety cap in seconds (default :data:`DEFAULT_TIME_CAP`); when it stops
+        the search early the result depends on the machine's speed. To search
+        "as long as T seconds allow", pass a large ``starts`` and ``time_limit=T``.
+    fixed : ndarray, optional
+        Coded runs that must be part of the design (kept unchanged, listed first).
+    fixed_blocks : ndarray, optional
+        Block index (0..n_blocks-1) of each fixed run; default block 0.
+    n_blocks : int
+        Number of blocks; block effects are model columns and runs are split
+        as evenly as possible into blocks, membership fixed during the search.
+    levels : dict or int, optional
+        Candidate values in coded units per continuous factor name, or an
+        integer number of equally spaced grid points for every continuous factor.
+    new_blocks : ndarray, optional
+        Explicit block index of each new run (overrides the even split).
+    rounds : int, optional
+        Perturbation rounds per start (default :data:`DEFAULT_ROUNDS`): after
+        the exchange converges, about 10 % of the runs are redrawn at random and
+        the exchange re-run, keeping improvements. 0 gives the plain
+        Meyer-Nachtsheim algorithm (one local optimum per start).
+
+    Returns
+    -------
+    OptimalResult
+
+    Raises
+    ------
+    DesignError
+        Too few runs for the model, no feasible candidate, a term that the
+        candidate levels cannot estimate, or a singular best design.
+
+    References
+    ----------
+    Meyer & Nachtsheim (1995), Technometrics 37, 60-69; Atkinson, Donev &
+    Tobias (2007), Optimum Experimental Designs, with SAS, ch. 12.
+    """
+    t0 = time.perf_counter()
+    crit = _check_criterion(criterion)
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise DesignError(f"The seed must be a whole number >= 0; got {seed!r}.")
+    problem = _Problem.create(study, terms, runs, crit, fixed, fixed_blocks, n_blocks, levels,
+                              new_blocks)
+    n_rounds = DEFAULT_ROUNDS if rounds is None else max(0, int(rounds))
+    n_starts = _default_starts(problem, n_rounds) if starts is None else max(1, int(starts))
+    cap = DEFAULT_TIME_CAP if time_limit is None else float(time_limit)
+    K, done, stopped = _search(problem, n_starts, n_rounds, seed, t0 + cap)
+    return _result(problem, K, done, stopped, time.perf_counter() - t0)
+
+
+def augment_design(
+    study: Study,
+    terms: list[Term],
+    existing_U: np.ndarray,
+    add_runs: int,
+    criterion: str = "D",
+    *,
+    seed: int | None = None,
+    **kw: Any,
+) -> OptimalResult:
+    """Add ``add_runs`` runs chosen optimally to an existing design.
+
+    The existing rows are fixed (kept unchanged, listed first) and the new
+    rows are chosen by coordinate exchange given them (Atkinson, Donev &
+    Tobias 2007, sec. 19.2 "augmentation of designs").
+
+    Parameters
+    ----------
+    study, terms, criterion, seed
+        As for :func:`optimal_design`.
+    existing_U : ndarray
+        Coded array of the runs already made.
+    add_runs : int
+        Number of runs to add.
+    **kw
+        Further keyword arguments of :func:`optimal_design` (``starts``,
+        ``fixed_blocks``, ``n_blocks``, ``levels``, ...).
+
+    Returns
+    -------
+    OptimalResult
+        ``U[:len(existing_U)]`` equals ``existing_U``.
+    """
+    existing = np.atleast_2d(np.asarray(existing_U, dtype=float))
+    if int(add_runs) < 1:
+        raise DesignError(f"Augmentation adds at least 1 run; got {add_runs}.")
+    return optimal_design(study, terms, len(existing) + int(add_runs), criterion, seed=seed,
+                          fixed=existing, **kw)
+
+
+def moment_matrix(study: Study, mm: ModelMatrix, n_mc: int = 20000, seed: int = 0, *,
+                  method: str = "auto") -> np.ndarray:
+    """Moment matrix ``M = E[f(x) f(x)']`` of the design region in coded units.
+
+    The region is uniform on [-1, 1] for continuous factors and uniform over
+    the levels of discrete and categorical factors (blocks: uniform over the
+    blocks). Without constraints M is exact: model columns are products of
+    per-factor functions, so M is the elementwise product of per-factor
+    moment matrices (Gauss-Legendre quadrature, exact for polynomials, for
+    continuous factors; E[x^k] = 1/(k+1) for even k, 0 for odd k). With
+    constraints M is a Monte Carlo average over ``n_mc`` uniform points, of
+    which the feasible ones are kept (Atkinson, Donev & Tobias 2007, sec. 10.6).
+
+    Parameters
+    ----------
+    study : Study
+    mm : ModelMatrix
+    n_mc : int
+        Monte Carlo sample size (constrained regions).
+    seed : int
+        Seed of the Monte Carlo sample.
+    method : {"auto", "exact", "mc"}
+        "auto": exact without constraints, Monte Carlo with them.
+
+    Returns
+    -------
+    ndarray
+        p x p symmetric matrix in the column order of ``mm``.
+    """
+    if method not in ("auto", "exact", "mc"):
+        raise DesignError(f"Moment-matrix method must be auto, exact or mc; got '{method}'.")
+    if method == "exact" or (method == "auto" and not study.constraints):
+        return _exact_moments(study, mm)
+    return _mc_moments(study, mm, int(n_mc), seed)
+
+
+# -- the problem -------------------------------------------------------------------------
+@dataclass
+class _Problem:
+    """Everything the exchange needs, in internal column order (blocks last)."""
+
+    study: Study
+    mm: ModelMatrix
+    criterion: str
+    space: _GridSpace | _LazySpace
+    fixed_U: np.ndarray
+    fixed_b: np.ndarray
+    new_b: np.ndarray
+    fixed_XtX: np.ndarray
+    bcodes: np.ndarray | None
+    moments: np.ndarray
+    M: np.ndarray
+    levels: list[np.ndarray]
+
+    @classmethod
+    def create(cls, study: Study, terms: list[Term], runs: int, crit: str, fixed: Any,
+               fixed_blocks: Any, n_blocks: int, levels: Any, new_blocks: Any) -> _Problem:
+        mm = ModelMatrix(study, terms, int(n_blocks))
+        fixed_U, fixed_b = _fixed_rows(study, fixed, fixed_blocks, mm.n_blocks)
+        n_new = _check_runs(mm, runs, len(fixed_U))
+        new_b = _allocate_blocks(n_new, mm.n_blocks, fixed_b, new_blocks)
+        cand = _candidate_levels(study, terms, levels)
+        _check_estimable(study, terms, cand)
+        perm = _internal_order(mm)
+        M = moment_matrix(study, mm)
+        nb = mm.n_blocks - 1
+        bcodes = effect_codes(mm.n_blocks)[new_b] if nb else None
+        fixed_X = mm.build(fixed_U, fixed_b)[:, perm] if len(fixed_U) else np.zeros((0, mm.p))
+        fixed_XtX = fixed_X.T @ fixed_X
+        space = _make_space(study, ModelMatrix(study, terms, 1), cand)
+        return cls(study, mm, crit, space, fixed_U, fixed_b, new_b, fixed_XtX, bcodes, M,
+                   M[np.ix_(perm, perm)], cand)
+
+    @property
+    def n_new(self) -> int:
+        return len(self.new_b)
+
+    def rows(self, K: np.ndarray) -> np.ndarray:
+        """Model rows (internal order) of the new runs with level indices K."""
+        X = self.space.rows(K)
+        return X if self.bcodes is None else np.hstack([X, self.bcodes])
+
+    def candidates(self, K: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Model rows and feasibility of every single-coordinate change of run i.
+
+        Candidate ``c`` sets factor ``space.cj[c]`` to level ``space.cl[c]``.
+        """
+        Y, ok = self.space.candidates(K[i])
+        if self.bcodes is not None:
+            Y = np.hstack([Y, np.broadcast_to(self.bcodes[i], (len(Y), self.bcodes.shape[1]))])
+        return Y, ok
+
+
+def _check_criterion(criterion: str) -> str:
+    crit = str(criterion).strip().upper()
+    if crit not in ("D", "I"):
+        raise DesignError(f"The optimality criterion must be 'D' or 'I'; got '{criterion}'.")
+    return crit
+
+
+def _check_runs(mm: ModelMatrix, runs: int, n_fixed: int) -> int:
+    """Number of new runs; DesignError when the design cannot estimate the model."""
+    p = mm.p
+    if int(runs) < p:
+        raise DesignError(
+            f"The model has {p} terms; a design needs at least {p} runs; ask for at least {p} "
+            f"({p + 5} recommended for an error estimate). You asked for {int(runs)} runs."
+        )
+    if int(runs) < n_fixed:
+        raise DesignError(f"The design has {n_fixed} fixed runs, more than the {int(runs)} runs asked for.")
+    return int(runs) - n_fixed
+
+
+def _fixed_rows(study: Study, fixed: Any, fixed_blocks: Any, n_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validated fixed runs (coded) and their block indices."""
+    k = len(study.factors)
+    if fixed is None or len(fixed) == 0:
+        return np.zeros((0, k)), np.zeros(0, dtype=int)
+    U = np.atleast_2d(np.asarray(fixed, dtype=float))
+    if U.shape[1] != k or not np.isfinite(U).all():
+        raise DesignError(f"Fixed runs must be a finite coded array with {k} columns (one per factor).")
+    for j, f in enumerate(study.factors):
+        if f.is_categorical and not np.isin(U[:, j], np.arange(len(f.levels))).all():
+            raise DesignError(
+                f"Fixed runs: column '{f.name}' must hold level indices 0..{len(f.levels) - 1}."
+            )
+    b = np.zeros(len(U), dtype=int) if fixed_blocks is None else np.asarray(fixed_blocks, dtype=int)
+    if len(b) != len(U) or (len(b) and (b.min() < 0 or b.max() >= n_blocks)):
+        raise DesignError(f"Give one block index 0..{n_blocks - 1} per fixed run.")
+    return U, b
+
+
+def _allocate_blocks(n_new: int, n_blocks: int, fixed_b: np.ndarray, new_blocks: Any) -> np.ndarray:
+    """Blocks of the new runs: explicit, or filling the smallest block first (even split)."""
+    if new_blocks is not None:
+        b = np.asarray(new_blocks, dtype=int)
+        if len(b) != n_new or (n_new and (b.min() < 0 or b.max() >= n_blocks)):
+            raise DesignError(f"Give one block index 0..{n_blocks - 1} per new run ({n_new}).")
+        return np.sort(b, kind="stable")
+    counts = np.bincount(fixed_b, minlength=n_blocks)
+    out = np.empty(n_new, dtype=int)
+    for i in range(n_new):
+        out[i] = int(np.argmin(counts))
+        counts[out[i]] += 1
+    return np.sort(out, kind="stable")
+
+
+def _internal_order(mm: ModelMatrix) -> np.ndarray:
+    """Column permutation ModelMatrix order -> internal order (block columns last)."""
+    nb = mm.n_blocks - 1
+    return np.r_[0, np.arange(1 + nb, mm.p), np.arange(1, 1 + nb)].astype(int)
+
+
+# -- candidate levels ---------------------------------------------------------------------
+def _candidate_levels(study: Study, terms: list[Term], levels: Any) -> list[np.ndarray]:
+    """Candidate coded values of each factor (see the module docstring)."""
+    constrained = {name for c in study.constraints for name in getattr(c, "_names", {}).values()}
+    _check_level_keys(study, levels)
+    out = []
+    for f in study.factors:
+        if f.is_categorical:
+            out.append(np.arange(len(f.levels), dtype=float))
+        elif f.kind == "discrete":
+            out.append(np.unique(f.to_coded(f.levels)))
+        else:
+            out.append(_continuous_levels(f, max_power(terms, f.name), f.name in constrained, levels))
+    return out
+
+
+def _check_level_keys(study: Study, levels: Any) -> None:
+    if not isinstance(levels, dict):
+        return
+    continuous = [f.name for f in study.factors if f.kind == "continuous"]
+    for name in levels:
+        if name not in continuous:
+            raise DesignError(
+                f"levels= names '{name}', which is not a continuous factor."
+                f"{did_you_mean(str(name), continuous)} Continuous factors: {quoted_list(continuous)}."
+            )
+
+
+def _continuous_levels(f: Factor, power: int, constrained: bool, levels: Any) -> np.ndarray:
+    if isinstance(levels, dict) and f.name in levels:
+        values = np.unique(np.asarray(levels[f.name], dtype=float))
+        if values.size == 0 or not np.isfinite(values).all() or np.abs(values).max() > 1 + 1e-12:
+            raise DesignError(f"Candidate levels of '{f.name}' must be coded values in -1..+1.")
+        return values
+    if isinstance(levels, (int, np.integer)) and not isinstance(levels, bool):
+        if levels < 2:
+            raise DesignError(f"A candidate grid needs at least 2 points; got {levels}.")
+        return np.round(np.linspace(-1.0, 1.0, int(levels)), 12)
+    if levels is not None and not isinstance(levels, dict):
+        raise DesignError("levels= must be a number of grid points or a {factor: coded values} mapping.")
+    if power >= 3 or constrained:
+        return np.round(np.linspace(-1.0, 1.0, FINE_GRID), 12)
+    return np.linspace(-1.0, 1.0, 5) if power == 2 else np.array([-1.0, 1.0])
+
+
+def _check_estimable(study: Study, terms: list[Term], levels: list[np.ndarray]) -> None:
+    """A power-m term needs at least m + 1 distinct levels of its factor."""
+    index = {n: i for i, n in enumerate(study.factor_names)}
+    for t in terms:
+        for name, power in t.parts:
+            n_lv = len(levels[index[name]])
+            if power >= n_lv:
+                raise DesignError(
+                    f"The term '{t.name}' cannot be estimated: {name} takes only {n_lv} level"
+                    f"{'s' if n_lv != 1 else ''}, and a power-{power} term needs at least "
+                    f"{power + 1}. Remove '{t.name}' from the model or give {name} more levels."
+                )
+
+
+# -- candidate spaces ------------------------------------------------------------------------
+class _Space:
+    """Candidate levels of each factor and the single-coordinate moves of a run."""
+
+    def __init__(self, study: Study, mm1: ModelMatrix, levels: list[np.ndarray]):
+        self.study, self.mm1, self.levels = study, mm1, levels
+        self.constrained = bool(study.constraints)
+        self.shape = tuple(len(lv) for lv in levels)
+        movable = [j for j, c in enumerate(self.shape) if c > 1]
+        #: factor and level of each candidate move of a run (same for every run)
+        self.cj = np.concatenate([np.full(self.shape[j], j) for j in movable] or [np.zeros(0, int)])
+        self.cl = np.concatenate([np.arange(self.shape[j]) for j in movable] or [np.zeros(0, int)])
+
+
+class _GridSpace(_Space):
+    """The full candidate grid, its model rows and feasibility, held in memory."""
+
+    def __init__(self, study: Study, mm1: ModelMatrix, levels: list[np.ndarray]):
+        super().__init__(study, mm1, levels)
+        self.strides = np.array([math.prod(self.shape[j + 1:]) for j in range(len(levels))])
+        self.moves = self.cl * self.strides[self.cj]
+        K = np.indices(self.shape).reshape(len(levels), -1).T
+        U = _values(levels, K)
+        self.X = np.ascontiguousarray(mm1.build(U))
+        self.ok = _feasible(study, U)
+        self.feasible_index = np.flatnonzero(self.ok)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Level indices of n random feasible grid points."""
+        if n == 0:
+            return np.zeros((0, len(self.shape)), dtype=int)
+        if self.feasible_index.size == 0:
+            raise DesignError(_NO_FEASIBLE)
+        pick = rng.choice(self.feasible_index, size=n)
+        return np.array(np.unravel_index(pick, self.shape)).T.astype(int)
+
+    def rows(self, K: np.ndarray) -> np.ndarray:
+        return self.X[K @ self.strides]
+
+    def candidates(self, krow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos = krow * self.strides
+        idx = (pos.sum() - pos[self.cj]) + self.moves
+        return self.X[idx], self.ok[idx]
+
+
+class _LazySpace(_Space):
+    """Candidate rows built on demand, for grids too large to hold in memory."""
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Rejection-sample n feasible points of the grid (level indices)."""
+        found: list[np.ndarray] = []
+        if n == 0:
+            return np.zeros((0, len(self.shape)), dtype=int)
+        for _ in range(200):
+            K = np.column_stack([rng.integers(0, c, size=max(4 * n, 256)) for c in self.shape])
+            found.extend(K[_feasible(self.study, _values(self.levels, K))])
+            if len(found) >= n:
+                return np.array(found[:n], dtype=int)
+        raise DesignError(_NO_FEASIBLE)
+
+    def rows(self, K: np.ndarray) -> np.ndarray:
+        return self.mm1.build(_values(self.levels, K))
+
+    def candidates(self, krow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        K = np.repeat(krow[None, :], len(self.cj), axis=0)
+        K[np.arange(len(self.cj)), self.cj] = self.cl
+        U = _values(self.levels, K)
+        return self.mm1.build(U), _feasible(self.study, U)
+
+
+_NO_FEASIBLE = (
+    "No candidate setting satisfies the study's constraints: relax a constraint, or give "
+    "the constrained factors finer candidate levels."
+)
+
+
+def _make_space(study: Study, mm1: ModelMatrix, levels: list[np.ndarray]) -> _GridSpace | _LazySpace:
+    size = math.prod(len(lv) for lv in levels)
+    if size * mm1.p <= GRID_MAX_CELLS:
+        return _GridSpace(study, mm1, levels)
+    return _LazySpace(study, mm1, levels)
+
+
+def _values(levels: list[np.ndarray], K: np.ndarray) -> np.ndarray:
+    """Coded array from level indices."""
+    return np.column_stack([lv[K[:, j]] for j, lv in enumerate(levels)])
+
+
+def _feasible(study: Study, U: np.ndarray) -> np.ndarray:
+    """Constraint check of coded rows, via the study on actual settings."""
+    if not study.constraints:
+        return np.ones(len(U), dtype=bool)
+    return study.feasible(actual_frame(study, U))
+
+
+# -- search ------------------------------------------------------------------------------------
+def _default_starts(problem: _Problem, rounds: int) -> int:
+    """Random starts from the problem size, for a search of about two seconds.
+
+    One start (exchange plus perturbation rounds) costs roughly
+    ``3 ms x runs x (1 + candidates x p^2 / 5e4)`` on one core (twice that for
+    I); the count is clipped to 4..20. Deterministic: it depends on the problem
+    only, so a seeded call is reproducible.
+    """
+    n_cand = len(problem.space.cj)
+    cost = 3e-3 * max(problem.n_new, 1) * (1.0 + n_cand * problem.mm.p ** 2 / 5e4)
+    cost *= (1 + rounds) / (1 + DEFAULT_ROUNDS) * (1.0 if problem.criterion == "D" else 2.0)
+    return int(np.clip(round(_DEFAULT_SEARCH_SECONDS / cost), 4, 20))
+
+
+def _search(problem: _Problem, n_starts: int, rounds: int, seed: int | None,
+            deadline: float) -> tuple[np.ndarray, int, bool]:
+    """Best level-index array over random starts; (K, starts done, stopped by time).
+
+    Start s draws from its own generator (``SeedSequence(seed).spawn``), so
+    the first s starts of a longer search are the same as those of a shorter one.
+    """
+    best_K, best_score, done = None, -np.inf, 0
+    root = np.random.SeedSequence(seed)
+    for _ in range(n_starts):
+        if done and time.perf_counter() > deadline:
+            return best_K, done, True
+        K, score = _one_start(problem, np.random.default_rng(root.spawn(1)[0]), rounds, deadline)
+        done += 1
+        if best_K is None or score > best_score:
+            best_K, best_score = K, score
+    return best_K, done, False
+
+
+def _one_start(problem: _Problem, rng: np.random.Generator, rounds: int,
+               deadline: float) -> tuple[np.ndarray, float]:
+    """Coordinate exchange from a random feasible design, then perturbation rounds.
+
+    Each round redraws about 10 % of the runs at random, re-runs the exchange
+    and keeps the result when it is better (iterated local search around the
+    start's local optimum; cheaper per improvement than a fresh start).
+    """
+    n = problem.n_new
+    K, score = _coordinate_exchange(problem, problem.space.sample(rng, n), deadline)
+    m = min(n, max(1, round(0.1 * n)))
+    for _ in range(rounds if n else 0):
+        if time.perf_counter() > deadline:
+            break
+        trial = K.copy()
+        trial[rng.choice(n, size=m, replace=False)] = problem.space.sample(rng, m)
+        trial, value = _coordinate_exchange(problem, trial, deadline)
+        if value > score:
+            K, score = trial, value
+    return K, score
+
+
+def _coordinate_exchange(problem: _Problem, K: np.ndarray, deadline: float) -> tuple[np.ndarray, float]:
+    """Meyer & Nachtsheim's coordinate exchange from K to a local optimum; returns (K, score)."""
+    X = problem.rows(K)
+    for _ in range(_MAX_PASSES):
+        A = problem.fixed_XtX + X.T @ X
+        if not _exchange_pass(problem, K, X, _inverse(A)) or time.perf_counter() > deadline:
+            break
+    return K, _score(problem, X)
+
+
+def _inverse(A: np.ndarray) -> np.ndarray:
+    """Inverse of A, adding a small ridge when A is (nearly) singular.
+
+    The ridge only lets a singular random start be improved by the rank-one
+    formulae; the next pass recomputes the inverse without it once A is regular.
+    """
+    w = np.linalg.eigvalsh(A)
+    top = max(w[-1], 1.0)
+    if w[0] > 1e-9 * top:
+        return np.linalg.inv(A)
+    return np.linalg.inv(A + 1e-5 * top * np.eye(len(A)))
+
+
+def _exchange_pass(problem: _Problem, K: np.ndarray, X: np.ndarray, Ainv: np.ndarray) -> int:
+    """One pass over the runs; updates K, X and Ainv in place; returns the exchanges made.
+
+    All candidate values of all coordinates of run i are scored at once; the
+    best single-coordinate change is made and the run is scored again, until
+    no coordinate of the run improves the criterion.
+    """
+    is_d, M = problem.criterion == "D", problem.M
+    trace = 1.0 if is_d else float(np.sum(M * Ainv))
+    cj, cl, constrained = problem.space.cj, problem.space.cl, problem.space.constrained
+    changes = 0
+    for i in range(problem.n_new):
+        for _ in range(_MAX_PASSES):
+            Y, ok = problem.candidates(K, i)
+            x = X[i]
+            gain, AY, dy = _d_gain(Ainv, x, Y) if is_d else _i_gain(Ainv, M, x, Y)
+            if constrained:
+                gain[~ok] = -np.inf
+            best = int(np.argmax(gain))
+            if not gain[best] > _TOL * trace:
+                break
+            _update_inverse(Ainv, x, AY[best], dy[best])
+            trace -= 0.0 if is_d else gain[best]
+            X[i] = Y[best]
+            K[i, cj[best]] = cl[best]
+            changes += 1
+    return changes
+
+
+def _d_gain(Ainv: np.ndarray, x: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fedorov's delta - 1 for replacing x by each row of Y: det ratio minus one.
+
+    ``det(A - xx' + yy') / det(A) = (1 + y'Dy)(1 - x'Dx) + (x'Dy)^2``, ``D = A^-1``.
+    """
+    ax = Ainv @ x
+    AY = Y @ Ainv
+    dy = np.einsum("ij,ij->i", AY, Y)
+    dxy = Y @ ax
+    return (1.0 + dy) * (1.0 - x @ ax) + dxy * dxy - 1.0, AY, dy
+
+
+def _i_gain(Ainv: np.ndarray, M: np.ndarray, x: np.ndarray,
+            Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decrease of trace(M (X'X)^-1) for replacing x by each row of Y.
+
+    With ``D = (X'X)^-1``, adding y gives ``trace(M D1) = trace(M D) - a'Ma / (1 + y'a)``,
+    ``a = D y``; removing x then gives ``trace(M D2) = trace(M D1) + b'Mb / (1 - x'b)``,
+    ``b = D1 x = D x - a (x'a) / (1 + y'a)`` (two Sherman-Morrison steps).
+    """
+    ax = Ainv @ x
+    AY = Y @ Ainv
+    dy = np.einsum("ij,ij->i", AY, Y)
+    dxy = Y @ ax
+    delta = (1.0 + dy) * (1.0 - x @ ax) + dxy * dxy
+    Max = M @ ax
+    aMa = np.einsum("ij,ij->i", AY @ M, AY)
+    r = dxy / (1.0 + dy)
+    bMb = ax @ Max - 2.0 * r * (AY @ Max) + r * r * aMa
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = aMa / (1.0 + dy) - bMb * (1.0 + dy) / delta
+    gain[~(delta > 1e-10)] = -np.inf
+    return gain, AY, dy
+
+
+def _update_inverse(Ainv: np.ndarray, x: np.ndarray, ay: np.ndarray, dy: float) -> None:
+    """(A - xx' + yy')^-1 from A^-1 by two Sherman-Morrison steps (add y, then remove x)."""
+    Ainv -= np.outer(ay, ay) / (1.0 + dy)
+    b = Ainv @ x
+    Ainv += np.outer(b, b) / (1.0 - x @ b)
+
+
+def _score(problem: _Problem, X: np.ndarray) -> float:
+    """Criterion from scratch, larger is better: log det(X'X) or -trace(M (X'X)^-1)."""
+    A = problem.fixed_XtX + X.T @ X
+    sign, logdet = np.linalg.slogdet(A)
+    if sign <= 0 or not _full_rank(A):
+        return -np.inf
+    if problem.criterion == "D":
+        return float(logdet)
+    return -float(np.trace(problem.M @ np.linalg.inv(A)))
+
+
+def _full_rank(A: np.ndarray) -> bool:
+    w = np.linalg.eigvalsh(A)
+    return bool(w[0] > 1e-10 * max(w[-1], 1.0))
+
+
+# -- result ------------------------------------------------------------------------------------
+def design_criteria(study: Study, mm: ModelMatrix, U: np.ndarray, blocks: np.ndarray | None = None,
+                    moments: np.ndarray | None = None) -> tuple[float, float]:
+    """D and I criteria of a coded design, from scratch.
+
+    Parameters
+    ----------
+    study : Study
+    mm : ModelMatrix
+    U : ndarray
+        Coded array, runs x factors.
+    blocks : ndarray, optional
+        Block index of each run (with ``mm.n_blocks > 1``).
+    moments : ndarray, optional
+        Moment matrix of the region; default :func:`moment_matrix`.
+
+    Returns
+    -------
+    (float, float)
+        ``det(X'X/N)^(1/p)`` and ``trace(M (X'X)^-1)``; (0, inf) for a singular design.
+    """
+    X = mm.build(U, blocks)
+    A = X.T @ X
+    if not _full_rank(A):
+        return 0.0, math.inf
+    M = moment_matrix(study, mm) if moments is None else moments
+    logdet = np.linalg.slogdet(A)[1]
+    d = float(np.exp(logdet / mm.p - math.log(len(X))))
+    return d, float(np.trace(M @ np.linalg.inv(A)))
+
+
+def _result(problem: _Problem, K: np.ndarray, done: int, stopped: bool, seconds: float) -> OptimalResult:
+    """Assemble the result, computing both criteria from scratch on the ModelMatrix."""
+    mm = problem.mm
+    U = np.vstack([problem.fixed_U, _values(problem.levels, K)])
+    blocks = np.concatenate([problem.fixed_b, problem.new_b]) if mm.n_blocks > 1 else None
+    d, i = design_criteria(problem.study, mm, U, blocks, problem.moments)
+    if d <= 0.0:
+        raise DesignError(_singular_message(mm, mm.build(U, blocks)))
+    levels = {f.name: [float(v) for v in lv] for f, lv in zip(problem.study.factors, problem.levels, strict=True)
+              if f.kind == "continuous"}
+    return OptimalResult(U, blocks, problem.criterion, d, i, done, seconds, list(mm.columns), levels,
+                         stopped)
+
+
+def _singular_message(mm: ModelMatrix, X: np.ndarray) -> str:
+    """Name the model terms whose columns the design cannot separate from earlier ones."""
+    Xs = X / np.maximum(np.linalg.norm(X, axis=0), 1e-300)
+    bad: list[str] = []
+    rank = 0
+    for c in range(mm.p):
+        r = np.linalg.matrix_rank(Xs[:, : c + 1], tol=1e-8)
+        if r > rank:
+            rank = r
+        elif mm.column_term[c] not in bad:
+            bad.append(mm.column_term[c])
+    return (
+        f"The best design found is singular: it cannot estimate {quoted_list(bad)} separately "
+        "from the other terms (the constraints or the candidate levels leave too few distinct "
+        "settings). Add runs, relax the constraints, or remove these terms from the model."
+    )
+
+
+# -- moment matrices -------------------------------------------------------------------------
+def _exact_moments(study: Study, mm: ModelMatrix) -> np.ndarray:
+    """Elementwise product of per-factor moment matrices (independent uniform factors)."""
+    M = np.ones((mm.p, mm.p))
+    k = len(study.factors)
+    for j, f in enumerate(study.factors):
+        points, weights = _factor_rule(f, max_power(mm.terms, f.name))
+        U = np.zeros((len(points), k))
+        U[:, j] = points
+        G = _contributions(mm, U, f.name)
+        M *= (G * weights[:, None]).T @ G
+    if mm.n_blocks > 1:
+        G = np.ones((mm.n_blocks, mm.p))
+        G[:, 1:mm.n_blocks] = effect_codes(mm.n_blocks)
+        M *= G.T @ G / mm.n_blocks
+    return (M + M.T) / 2.0
+
+
+def _factor_rule(f: Factor, power: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points and weights of the uniform distribution of one factor (exact quadrature)."""
+    if f.is_categorical:
+        n = len(f.levels)
+        return np.arange(n, dtype=float), np.full(n, 1.0 / n)
+    if f.kind == "discrete":
+        values = f.to_coded(f.levels)
+        return values, np.full(len(values), 1.0 / len(values))
+    nodes, weights = np.polynomial.legendre.leggauss(max(power, 1) + 1)
+    return nodes, weights / 2.0
+
+
+def _contributions(mm: ModelMatrix, U: np.ndarray, name: str) -> np.ndarray:
+    """Factor ``name``'s part of every model column (1 where a column does not involve it).
+
+    Mirrors :meth:`ModelMatrix.build` column for column.
+    """
+    n = len(U)
+    index = {f: i for i, f in enumerate(mm.study.factor_names)}
+    cols = [np.ones((n, 1))] + ([np.ones((n, mm.n_blocks - 1))] if mm.n_blocks > 1 else [])
+    for t in mm.terms:
+        block = np.ones((n, 1))
+        for f, p in t.parts:
+            basis = _basis(mm.study.factor(f), U[:, index[f]], p)
+            if f != name:
+                basis = np.ones_like(basis)
+            block = (block[:, :, None] * basis[:, None, :]).reshape(n, -1)
+        cols.append(block)
+    G = np.hstack(cols)
+    if G.shape[1] != mm.p:
+        raise RuntimeError("moment matrix columns do not match the model matrix")
+    return G
+
+
+def _basis(f: Factor, col: np.ndarray, power: int) -> np.ndarray:
+    if f.is_categorical:
+        return effect_codes(len(f.levels))[col.astype(int)]
+    return (col ** power)[:, None]
+
+
+def _mc_moments(study: Study, mm: ModelMatrix, n_mc: int, seed: int) -> np.ndarray:
+    """Monte Carlo moment matrix over the feasible part of the region."""
+    rng = np.random.default_rng(seed)
+    cols = []
+    for f in study.factors:
+        if f.is_categorical:
+            cols.append(rng.integers(0, len(f.levels), size=n_mc).astype(float))
+        elif f.kind == "discrete":
+            cols.append(rng.choice(f.to_coded(f.levels), size=n_mc))
+        else:
+            cols.append(rng.uniform(-1.0, 1.0, size=n_mc))
+    U = np.column_stack(cols)
+    blocks = rng.integers(0, mm.n_blocks, size=n_mc)
+    ok = _feasible(study, U)
+    if ok.sum() < 100:
+        raise DesignError(
+            "The constraints leave almost none of the factor space feasible (under 100 of "
+            f"{n_mc:,} random points); relax them."
+        )
+    X = mm.build(U[ok], blocks[ok])
+    M = X.T @ X / ok.sum()
+    return (M + M.T) / 2.0
