@@ -41,10 +41,10 @@ from doe.model import (
     Term,
     actual_frame,
     coded_array,
-    effect_codes,
     parse_model,
 )
-from doe.study import Factor, Study
+from doe.region import moment_matrix, sample_region
+from doe.study import Study
 
 __all__ = ["DesignEvaluation", "alias_structure", "evaluate_design"]
 
@@ -412,12 +412,12 @@ def _region_metrics(
     if not estimable:
         return None, None, {"fraction": [], "variance": []}, {}
     cand_U, cand_b = _candidates(study, mm.n_blocks, U, blocks)
-    sample_U, sample_b, method = _region_sample(study, mm.n_blocks, seed)
+    sample_U, sample_b, method = sample_region(study, mm.n_blocks, seed, MC_POINTS)
     g_max = float(fit.pred_var(mm.build(cand_U, cand_b)).max())
     g_eff = 100.0 * mm.p / (len(U) * g_max)
     sample_var = fit.pred_var(mm.build(sample_U, sample_b))
     if method == "exact":
-        avg_var = float(np.sum(_moment_matrix(study, mm) * fit.inverse))
+        avg_var = float(np.sum(moment_matrix(study, mm) * fit.inverse))
     else:
         avg_var = float(sample_var.mean())
     region = {"moments": method, "n_points": len(sample_U), "g_candidates": len(cand_U),
@@ -447,98 +447,6 @@ def _candidates(
 
 def _numeric_mask(study: Study) -> np.ndarray:
     return np.array([not f.is_categorical for f in study.factors])
-
-
-def _region_sample(
-    study: Study, n_blocks: int, seed: int, n: int = MC_POINTS
-) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Uniform random feasible points of the region (and blocks); 'exact' if unconstrained."""
-    rng = np.random.default_rng(seed)
-    parts, have = [], 0
-    for _ in range(50):
-        draw = np.column_stack([_draw_factor(f, rng, n) for f in study.factors])
-        if study.constraints:
-            draw = draw[study.feasible(actual_frame(study, draw))]
-        parts.append(draw)
-        have += len(draw)
-        if have >= n:
-            break
-    if have == 0:
-        raise DesignError("No random point satisfies the constraints: relax a constraint.")
-    sample = np.vstack(parts)[:n]
-    b = rng.integers(0, n_blocks, size=len(sample)) if n_blocks > 1 else None
-    return sample, b, ("monte carlo" if study.constraints else "exact")
-
-
-def _draw_factor(f: Factor, rng: np.random.Generator, n: int) -> np.ndarray:
-    if f.kind == "continuous":
-        return rng.uniform(-1.0, 1.0, size=n)
-    if f.is_categorical:
-        return rng.integers(0, len(f.levels), size=n).astype(float)
-    return rng.choice(f.to_coded(f.levels), size=n)
-
-
-def _moment_matrix(
-    study: Study, mm: ModelMatrix, *, method: str = "auto", n: int = MC_POINTS, seed: int = 0
-) -> np.ndarray:
-    """Moment matrix M = E[f(x) f(x)'] of the model columns, x uniform over the region.
-
-    ``exact`` (no constraints): the region is a product of factor ranges, so every
-    column is a product of one-factor functions and M is the elementwise product
-    of one-factor moment matrices; continuous factors use Gauss-Legendre nodes
-    (exact for the polynomial degrees here: E[x^k] = 1/(k+1) for even k, 0 for
-    odd k), discrete and categorical factors and blocks are uniform over their
-    levels. ``monte carlo``: mean of f f' over ``n`` uniform feasible points.
-    """
-    if method == "auto":
-        method = "mc" if study.constraints else "exact"
-    if method == "exact":
-        M = np.ones((mm.p, mm.p))
-        for j, f in enumerate(study.factors):
-            z, w = _factor_nodes(f, mm)
-            G = _one_factor_columns(mm, j, z)
-            M *= G.T @ (w[:, None] * G)
-        if mm.n_blocks > 1:
-            z = np.arange(mm.n_blocks, dtype=float)
-            G = _one_factor_columns(mm, None, z)
-            M *= G.T @ (G / mm.n_blocks)
-        return M
-    sample, b, _ = _region_sample(mm.study, mm.n_blocks, seed, n)
-    F = mm.build(sample, b)
-    return F.T @ F / len(F)
-
-
-def _factor_nodes(f: Factor, mm: ModelMatrix) -> tuple[np.ndarray, np.ndarray]:
-    """Quadrature nodes and weights of the uniform distribution of one coded factor."""
-    if f.kind == "continuous":
-        degree = max((p for t in mm.terms for g, p in t.parts if g == f.name), default=1)
-        z, w = np.polynomial.legendre.leggauss(degree + 1)  # exact up to degree 2*degree + 1
-        return z, w / 2.0
-    z = np.arange(len(f.levels), dtype=float) if f.is_categorical else f.to_coded(f.levels)
-    return z, np.full(len(z), 1.0 / len(z))
-
-
-def _one_factor_columns(mm: ModelMatrix, j: int | None, z: np.ndarray) -> np.ndarray:
-    """Each model column's factor of factor j (None: the blocks) at the values z; 1 elsewhere."""
-    n = len(z)
-    cols = [np.ones((n, 1))]
-    if mm.n_blocks > 1:
-        cols.append(effect_codes(mm.n_blocks)[z.astype(int)] if j is None
-                    else np.ones((n, mm.n_blocks - 1)))
-    name = None if j is None else mm.study.factors[j].name
-    for t in mm.terms:
-        block = np.ones((n, 1))
-        for f, power in t.parts:
-            factor = mm.study.factor(f)
-            if f != name:
-                basis = np.ones((n, len(factor.levels) - 1 if factor.is_categorical else 1))
-            elif factor.is_categorical:
-                basis = effect_codes(len(factor.levels))[z.astype(int)]
-            else:
-                basis = (z ** power)[:, None]
-            block = (block[:, :, None] * basis[:, None, :]).reshape(n, -1)
-        cols.append(block)
-    return np.hstack(cols)
 
 
 def _fds(variance: np.ndarray) -> dict[str, list[float]]:

@@ -60,6 +60,7 @@ import numpy as np
 
 from doe.errors import DesignError, did_you_mean, quoted_list
 from doe.model import ModelMatrix, Term, actual_frame, effect_codes, max_power
+from doe.region import moment_matrix
 
 if TYPE_CHECKING:
     from doe.study import Factor, Study
@@ -239,42 +240,6 @@ def augment_design(
         raise DesignError(f"Augmentation adds at least 1 run; got {add_runs}.")
     return optimal_design(study, terms, len(existing) + int(add_runs), criterion, seed=seed,
                           fixed=existing, **kw)
-
-
-def moment_matrix(study: Study, mm: ModelMatrix, n_mc: int = 20000, seed: int = 0, *,
-                  method: str = "auto") -> np.ndarray:
-    """Moment matrix ``M = E[f(x) f(x)']`` of the design region in coded units.
-
-    The region is uniform on [-1, 1] for continuous factors and uniform over
-    the levels of discrete and categorical factors (blocks: uniform over the
-    blocks). Without constraints M is exact: model columns are products of
-    per-factor functions, so M is the elementwise product of per-factor
-    moment matrices (Gauss-Legendre quadrature, exact for polynomials, for
-    continuous factors; E[x^k] = 1/(k+1) for even k, 0 for odd k). With
-    constraints M is a Monte Carlo average over ``n_mc`` uniform points, of
-    which the feasible ones are kept (Atkinson, Donev & Tobias 2007, sec. 10.6).
-
-    Parameters
-    ----------
-    study : Study
-    mm : ModelMatrix
-    n_mc : int
-        Monte Carlo sample size (constrained regions).
-    seed : int
-        Seed of the Monte Carlo sample.
-    method : {"auto", "exact", "mc"}
-        "auto": exact without constraints, Monte Carlo with them.
-
-    Returns
-    -------
-    ndarray
-        p x p symmetric matrix in the column order of ``mm``.
-    """
-    if method not in ("auto", "exact", "mc"):
-        raise DesignError(f"Moment-matrix method must be auto, exact or mc; got '{method}'.")
-    if method == "exact" or (method == "auto" and not study.constraints):
-        return _exact_moments(study, mm)
-    return _mc_moments(study, mm, int(n_mc), seed)
 
 
 # -- the problem -------------------------------------------------------------------------
@@ -775,85 +740,3 @@ def _singular_message(mm: ModelMatrix, X: np.ndarray) -> str:
         "from the other terms (the constraints or the candidate levels leave too few distinct "
         "settings). Add runs, relax the constraints, or remove these terms from the model."
     )
-
-
-# -- moment matrices -------------------------------------------------------------------------
-def _exact_moments(study: Study, mm: ModelMatrix) -> np.ndarray:
-    """Elementwise product of per-factor moment matrices (independent uniform factors)."""
-    M = np.ones((mm.p, mm.p))
-    k = len(study.factors)
-    for j, f in enumerate(study.factors):
-        points, weights = _factor_rule(f, max_power(mm.terms, f.name))
-        U = np.zeros((len(points), k))
-        U[:, j] = points
-        G = _contributions(mm, U, f.name)
-        M *= (G * weights[:, None]).T @ G
-    if mm.n_blocks > 1:
-        G = np.ones((mm.n_blocks, mm.p))
-        G[:, 1:mm.n_blocks] = effect_codes(mm.n_blocks)
-        M *= G.T @ G / mm.n_blocks
-    return (M + M.T) / 2.0
-
-
-def _factor_rule(f: Factor, power: int) -> tuple[np.ndarray, np.ndarray]:
-    """Points and weights of the uniform distribution of one factor (exact quadrature)."""
-    if f.is_categorical:
-        n = len(f.levels)
-        return np.arange(n, dtype=float), np.full(n, 1.0 / n)
-    if f.kind == "discrete":
-        values = f.to_coded(f.levels)
-        return values, np.full(len(values), 1.0 / len(values))
-    nodes, weights = np.polynomial.legendre.leggauss(max(power, 1) + 1)
-    return nodes, weights / 2.0
-
-
-def _contributions(mm: ModelMatrix, U: np.ndarray, name: str) -> np.ndarray:
-    """Factor ``name``'s part of every model column (1 where a column does not involve it).
-
-    Mirrors :meth:`ModelMatrix.build` column for column.
-    """
-    n = len(U)
-    index = {f: i for i, f in enumerate(mm.study.factor_names)}
-    cols = [np.ones((n, 1))] + ([np.ones((n, mm.n_blocks - 1))] if mm.n_blocks > 1 else [])
-    for t in mm.terms:
-        block = np.ones((n, 1))
-        for f, p in t.parts:
-            basis = _basis(mm.study.factor(f), U[:, index[f]], p)
-            if f != name:
-                basis = np.ones_like(basis)
-            block = (block[:, :, None] * basis[:, None, :]).reshape(n, -1)
-        cols.append(block)
-    G = np.hstack(cols)
-    if G.shape[1] != mm.p:
-        raise RuntimeError("moment matrix columns do not match the model matrix")
-    return G
-
-
-def _basis(f: Factor, col: np.ndarray, power: int) -> np.ndarray:
-    if f.is_categorical:
-        return effect_codes(len(f.levels))[col.astype(int)]
-    return (col ** power)[:, None]
-
-
-def _mc_moments(study: Study, mm: ModelMatrix, n_mc: int, seed: int) -> np.ndarray:
-    """Monte Carlo moment matrix over the feasible part of the region."""
-    rng = np.random.default_rng(seed)
-    cols = []
-    for f in study.factors:
-        if f.is_categorical:
-            cols.append(rng.integers(0, len(f.levels), size=n_mc).astype(float))
-        elif f.kind == "discrete":
-            cols.append(rng.choice(f.to_coded(f.levels), size=n_mc))
-        else:
-            cols.append(rng.uniform(-1.0, 1.0, size=n_mc))
-    U = np.column_stack(cols)
-    blocks = rng.integers(0, mm.n_blocks, size=n_mc)
-    ok = _feasible(study, U)
-    if ok.sum() < 100:
-        raise DesignError(
-            "The constraints leave almost none of the factor space feasible (under 100 of "
-            f"{n_mc:,} random points); relax them."
-        )
-    X = mm.build(U[ok], blocks[ok])
-    M = X.T @ X / ok.sum()
-    return (M + M.T) / 2.0

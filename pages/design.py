@@ -7,8 +7,17 @@ from doe import figures
 from doe.design import read_design
 from doe.errors import DoeError
 from doe.evaluate import evaluate_design
-from doe.generators import (ALPHAS, DEFAULT_MODEL, DESIGN_TYPES, TYPE_LABELS, add_axial, augment,
-                            default_runs, fold_over, generate)
+from doe.generators import (
+    ALPHAS,
+    DEFAULT_MODEL,
+    DESIGN_TYPES,
+    TYPE_LABELS,
+    add_axial,
+    augment,
+    default_runs,
+    fold_over,
+    generate,
+)
 from doe.model import parse_model
 from doe.study import Study
 from pages._common import require_study

@@ -15,8 +15,9 @@ from scipy import stats
 
 from doe import figures
 from doe.design import make_design
-from doe.evaluate import _moment_matrix, alias_structure, evaluate_design
+from doe.evaluate import alias_structure, evaluate_design
 from doe.model import ModelMatrix, parse_model
+from doe.region import moment_matrix
 from doe.study import Factor, Study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +68,8 @@ def test_exact_moments_agree_with_theory_and_monte_carlo():
         Factor("C", kind="categorical", levels=["x", "y", "z"]),
     ])
     mm = ModelMatrix(s, parse_model(s, "quadratic"), n_blocks=2)
-    exact = _moment_matrix(s, mm, method="exact")
-    mc = _moment_matrix(s, mm, method="mc", n=400_000, seed=3)
+    exact = moment_matrix(s, mm, method="exact")
+    mc = moment_matrix(s, mm, method="mc", n_mc=400_000, seed=3)
     assert np.allclose(exact, mc, atol=0.01)
     col = {c: i for i, c in enumerate(mm.columns)}
     a, a2 = col["A"], col["A^2"]

@@ -1,6 +1,5 @@
 """Classical generators: shape, balance, orthogonality, reproducibility, constraints."""
 
-import itertools
 import math
 
 import numpy as np
