@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -526,7 +526,7 @@ def _power(
             continue
         idx = [j for j, t in enumerate(mm.column_term) if t == term]
         row = {"term": term, "columns": ", ".join(mm.columns[j] for j in idx),
-               "df": len(idx), "power": math.nan, "reason": ""}
+               "df": len(idx), "power": math.nan, "noncentrality": math.nan, "reason": ""}
         if any(j not in pos for j in idx):
             row["reason"] = "not estimable"
         elif dfe <= 0:
@@ -537,8 +537,29 @@ def _power(
             lam = float(b @ np.linalg.solve(fit.inverse[np.ix_(sub, sub)], b))
             crit = stats.f.ppf(1.0 - alpha, len(sub), dfe)
             row["power"] = float(stats.ncf.sf(crit, len(sub), dfe, lam))
+            row["noncentrality"] = lam
         rows.append(row)
-    return pd.DataFrame(rows, columns=["term", "columns", "df", "power", "reason"])
+    return pd.DataFrame(rows, columns=["term", "columns", "df", "power", "noncentrality", "reason"])
+
+
+def power_at(ev: DesignEvaluation, snr: float, alpha: float = 0.05) -> DesignEvaluation:
+    """The same evaluation with power at another signal-to-noise ratio and alpha.
+
+    The noncentrality scales with the square of the anticipated coefficients,
+    lambda(snr) = lambda(snr0) (snr / snr0)^2, so nothing else is recomputed.
+    """
+    if snr <= 0 or not 0 < alpha < 1:
+        raise DesignError("The signal-to-noise ratio must be positive and alpha between 0 and 1.")
+    table = ev.power.copy()
+    lam = table["noncentrality"] * (snr / ev.snr) ** 2
+    dfe = ev.runs - ev.rank
+    ok = lam.notna() & (dfe > 0)
+    table["noncentrality"] = lam
+    if ok.any():
+        df1 = table.loc[ok, "df"].to_numpy(dtype=float)
+        crit = stats.f.ppf(1.0 - alpha, df1, dfe)
+        table.loc[ok, "power"] = stats.ncf.sf(crit, df1, dfe, lam[ok].to_numpy())
+    return replace(ev, power=table, snr=snr, alpha=alpha)
 
 
 def _power_warnings(n: int, rank: int) -> list[str]:

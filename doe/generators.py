@@ -22,7 +22,7 @@ import pydoe
 from doe import fractional
 from doe.design import Design, make_design
 from doe.errors import DesignError
-from doe.model import ModelMatrix, Term, model_spec_text, parse_model
+from doe.model import ModelMatrix, Term, parse_model
 from doe.study import Factor, Study
 
 DESIGN_TYPES = ("full", "fractional", "pb", "dsd", "ccd", "bbd", "lhs", "optimal")
@@ -243,10 +243,11 @@ def full_factorial(study: Study, *, levels: int = 2, model: str | None = None, *
         )
     idx = pydoe.fullfact(counts).astype(int)
     U = np.column_stack([values[j][idx[:, j]] for j in range(len(counts))])
-    terms = parse_model(study, model or DEFAULT_MODEL["full"])
+    model = model or DEFAULT_MODEL["full"]
+    terms = parse_model(study, model)
     info = {"levels per factor": " x ".join(str(c) for c in counts)}
     return _finish(study, U, ["factorial"] * len(U), "full", model_terms=terms, info=info,
-                   model=model_spec_text(terms), **opts)
+                   model=model, **opts)
 
 
 def fractional_factorial(study: Study, *, resolution: int | None = None, runs: int | None = None,
@@ -268,10 +269,11 @@ def fractional_factorial(study: Study, *, resolution: int | None = None, runs: i
         warnings.append("Resolution III: main effects are aliased with two-factor interactions.")
     elif frac.words and frac.resolution == 4:
         warnings.append("Resolution IV: two-factor interactions are aliased with each other.")
-    terms = parse_model(study, model or ("interactions" if frac.resolution >= 5 else "linear"))
+    model = model or ("interactions" if frac.resolution >= 5 else "linear")
+    terms = parse_model(study, model)
     return _finish(study, _from_pm1(study, frac.matrix), ["factorial"] * len(frac.matrix),
                    "fractional", model_terms=terms, info=info, warnings=warnings,
-                   model=model_spec_text(terms), **opts)
+                   model=model, **opts)
 
 
 def plackett_burman(study: Study, *, model: str | None = None, **opts: Any) -> Design:
@@ -279,9 +281,10 @@ def plackett_burman(study: Study, *, model: str | None = None, **opts: Any) -> D
     _two_level(study, "Plackett-Burman design")
     H = pydoe.pbdesign(len(study.factors))
     info = {"note": "Main effects are partially aliased with two-factor interactions."}
-    terms = parse_model(study, model or "linear")
+    model = model or "linear"
+    terms = parse_model(study, model)
     return _finish(study, _from_pm1(study, H), ["screening"] * len(H), "pb", model_terms=terms,
-                   info=info, model=model_spec_text(terms), **opts)
+                   info=info, model=model, **opts)
 
 
 def definitive_screening(study: Study, *, model: str | None = None, **opts: Any) -> Design:
@@ -312,8 +315,9 @@ def definitive_screening(study: Study, *, model: str | None = None, **opts: Any)
             U[:, j] = H[:, col]
     types = ["centre" if not np.any(row[[study.factor_names.index(f.name) for f in numeric]]) else "screening"
              for row in U]
-    terms = parse_model(study, model or "linear")
-    return _finish(study, U, types, "dsd", model_terms=terms, model=model_spec_text(terms),
+    model = model or "linear"
+    terms = parse_model(study, model)
+    return _finish(study, U, types, "dsd", model_terms=terms, model=model,
                    info={"note": "Main effects are orthogonal to two-factor interactions and squares."},
                    **opts)
 
@@ -425,9 +429,10 @@ def central_composite(study: Study, *, alpha: str | float = "rotatable", center:
             f"The CCD is repeated at all {n_cross} combinations of categorical levels "
             f"({len(U)} runs); an optimal design reaches the same model with far fewer runs."
         )
-    terms = parse_model(study, model or "quadratic")
+    model = model or "quadratic"
+    terms = parse_model(study, model)
     return _finish(study, U, types, "ccd", block_of=block_of, model_terms=terms, info=info,
-                   warnings=warnings, model=model_spec_text(terms), blocks=blocks, **opts)
+                   warnings=warnings, model=model, blocks=blocks, **opts)
 
 
 def box_behnken(study: Study, *, center: int | None = None, model: str | None = None,
@@ -445,9 +450,10 @@ def box_behnken(study: Study, *, center: int | None = None, model: str | None = 
     warnings = []
     if n_cross > 1:
         warnings.append(f"The Box-Behnken design is repeated at all {n_cross} categorical combinations.")
-    terms = parse_model(study, model or "quadratic")
+    model = model or "quadratic"
+    terms = parse_model(study, model)
     return _finish(study, U, types * n_cross, "bbd", model_terms=terms, warnings=warnings,
-                   info={"centre points": n0}, model=model_spec_text(terms), **opts)
+                   info={"centre points": n0}, model=model, **opts)
 
 
 def latin_hypercube(study: Study, *, runs: int | None = None, model: str | None = None,
@@ -480,9 +486,10 @@ def latin_hypercube(study: Study, *, runs: int | None = None, model: str | None 
             raise DesignError("The constraints leave too little room for a space-filling design; "
                               "use fewer runs or the optimal design type.")
         U = _maximin_subset(pool, runs, numeric, rng)
-    terms = parse_model(study, model or "quadratic")
+    model = model or "quadratic"
+    terms = parse_model(study, model)
     return _finish(study, U, ["space-filling"] * len(U), "lhs", model_terms=terms, seed=seed,
-                   model=model_spec_text(terms), **opts)
+                   model=model, **opts)
 
 
 def _maximin_subset(pool: np.ndarray, runs: int, numeric: list[int], rng) -> np.ndarray:
@@ -512,14 +519,15 @@ def optimal(study: Study, *, model: str | None = None, runs: int | None = None,
     criterion = str(criterion).strip().upper()
     if criterion not in ("D", "I"):
         raise DesignError(f"Criterion must be D or I; got '{criterion}'.")
-    terms = parse_model(study, model or "quadratic")
+    model = model or "quadratic"
+    terms = parse_model(study, model)
     runs = runs or default_runs(study, model, blocks)
     res = optimal_design(study, terms, runs, criterion, seed=seed, n_blocks=blocks, starts=starts)
     info = {"criterion": criterion, "random starts": res.starts,
             "D-efficiency (%)": round(100 * res.d_criterion, 3), "seconds": round(res.seconds, 2)}
     return _finish(study, res.U, ["optimal"] * len(res.U), "optimal", seed=seed,
                    block_of=res.blocks if blocks > 1 else None, info=info,
-                   model=model_spec_text(terms), **opts)
+                   model=model, **opts)
 
 
 # -- augmentation -----------------------------------------------------------------
@@ -530,14 +538,15 @@ def augment(design: Design, add_runs: int, *, model: str | None = None, criterio
 
     study = design.study
     seed = new_seed() if seed is None else seed
-    terms = parse_model(study, model or design.model or "quadratic")
+    model = model or design.model or "quadratic"
+    terms = parse_model(study, model)
     existing = design.coded()
     res = augment_design(study, terms, existing, _whole(add_runs, "add_runs", 1),
                          str(criterion).upper(), seed=seed)
     new = res.U[len(existing):]
     return _append(design, new, ["augmented"] * len(new), "augmented", seed,
                    {"added runs": len(new), "augment criterion": criterion},
-                   model=model_spec_text(terms))
+                   model=model)
 
 
 def fold_over(design: Design, factors: list[str] | None = None) -> Design:

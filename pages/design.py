@@ -6,7 +6,7 @@ import streamlit as st
 from doe import figures
 from doe.design import read_design
 from doe.errors import DoeError
-from doe.evaluate import evaluate_design
+from doe.evaluate import evaluate_design, power_at
 from doe.generators import (
     ALPHAS,
     DEFAULT_MODEL,
@@ -23,11 +23,27 @@ from doe.study import Study
 from pages._common import require_study
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def evaluation(study_yaml: str, design_csv: str, model: str, snr: float):
+@st.cache_resource(max_entries=32, show_spinner=False)
+def evaluation(study_yaml: str, design_csv: str, model: str):
+    """Evaluation and its figures, computed once per design and model."""
     study = Study.from_yaml(study_yaml)
     design = read_design(study, design_csv.encode(), "design.csv")
-    return evaluate_design(study, design, parse_model(study, model), snr=snr)
+    ev = evaluate_design(study, design, parse_model(study, model))
+    return ev, {"corr": figures.correlation_map(ev), "fds": figures.fds_plot(ev),
+                "vif": figures.vif_chart(ev)}
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def power(_ev, key: str, snr: float):
+    """Power at another signal-to-noise ratio (rescaled noncentrality) and its chart."""
+    ev = power_at(_ev, snr, 0.05)
+    return ev.power, figures.power_chart(ev, snr, 0.05)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def run_sheet_files(_design, key: str):
+    """CSV and Excel bytes and the design plot, made once per design."""
+    return _design.to_csv(), _design.to_xlsx(), figures.design_matrix_plot(_design)
 
 
 study = require_study()
@@ -106,7 +122,9 @@ for w in design.warnings:
 eval_model = st.text_input("Evaluate for model", design.model or DEFAULT_MODEL.get(design.kind, "quadratic"))
 snr = st.slider("Signal-to-noise ratio for power (effect / sigma)", 0.25, 3.0, 1.0, 0.25)
 try:
-    ev = evaluation(study.to_yaml(), design.to_csv(with_responses=False), eval_model, snr)
+    design_csv = design.to_csv(with_responses=False)
+    ev, figs = evaluation(study.to_yaml(), design_csv, eval_model)
+    power_table, power_fig = power(ev, f"{eval_model}|{design_csv}", snr)
 except DoeError as exc:
     st.error(f"Cannot evaluate: {exc}")
     st.stop()
@@ -123,24 +141,25 @@ for w in ev.warnings:
 
 tabs = st.tabs(["Run sheet", "Design plot", "Correlations", "Prediction variance", "Power", "VIF",
                 "Aliases", "Design info"])
+csv_text, xlsx_bytes, design_fig = run_sheet_files(design, f"{design.kind}|{design.seed}|{design_csv}")
 with tabs[0]:
     st.dataframe(design.table, width="stretch", hide_index=True)
     c1, c2 = st.columns(2)
-    c1.download_button("Download run sheet (CSV)", design.to_csv(), file_name="run_sheet.csv",
+    c1.download_button("Download run sheet (CSV)", csv_text, file_name="run_sheet.csv",
                        mime="text/csv", type="primary", width="stretch")
-    c2.download_button("Download run sheet (Excel)", design.to_xlsx(), file_name="run_sheet.xlsx",
+    c2.download_button("Download run sheet (Excel)", xlsx_bytes, file_name="run_sheet.xlsx",
                        width="stretch")
 with tabs[1]:
-    st.plotly_chart(figures.design_matrix_plot(design), width="stretch")
+    st.plotly_chart(design_fig, width="stretch")
 with tabs[2]:
-    st.plotly_chart(figures.correlation_map(ev), width="stretch")
+    st.plotly_chart(figs["corr"], width="stretch")
 with tabs[3]:
-    st.plotly_chart(figures.fds_plot(ev), width="stretch")
+    st.plotly_chart(figs["fds"], width="stretch")
 with tabs[4]:
-    st.plotly_chart(figures.power_chart(ev, snr, 0.05), width="stretch")
-    st.dataframe(ev.power, width="stretch", hide_index=True)
+    st.plotly_chart(power_fig, width="stretch")
+    st.dataframe(power_table.drop(columns="noncentrality"), width="stretch", hide_index=True)
 with tabs[5]:
-    st.plotly_chart(figures.vif_chart(ev), width="stretch")
+    st.plotly_chart(figs["vif"], width="stretch")
 with tabs[6]:
     if design.info.get("alias structure"):
         st.markdown(f"**Generators:** {design.info['generators']}  \n"

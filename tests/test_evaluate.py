@@ -277,3 +277,15 @@ def test_design_matrix_plots():
                      Factor("C", low=0, high=1)])
     fig = figures.design_matrix_plot(make_design(s3, _full_factorial(3), "factorial", ["factorial"] * 8))
     assert len(fig.data) > 0 and fig.layout.xaxis.title.text == "A (h)"
+
+
+def test_power_at_matches_direct_evaluation(example_study):
+    from doe.evaluate import power_at
+    from doe.generators import generate
+
+    d = generate(example_study, "lhs", runs=30, seed=2)
+    terms = parse_model(example_study, "interactions")
+    base = evaluate_design(example_study, d, terms, snr=1.0)
+    direct = evaluate_design(example_study, d, terms, snr=1.7, alpha=0.1)
+    rescaled = power_at(base, 1.7, 0.1)
+    assert np.allclose(rescaled.power["power"], direct.power["power"], rtol=1e-10, equal_nan=True)
