@@ -143,7 +143,8 @@ tabs = st.tabs(["Run sheet", "Design plot", "Correlations", "Prediction variance
                 "Aliases", "Design info"])
 csv_text, xlsx_bytes, design_fig = run_sheet_files(design, f"{design.kind}|{design.seed}|{design_csv}")
 with tabs[0]:
-    st.dataframe(design.table, width="stretch", hide_index=True)
+    st.dataframe(design.table, width="stretch", hide_index=True,
+                 column_config={f.name: st.column_config.Column(f.label()) for f in study.factors})
     c1, c2 = st.columns(2)
     c1.download_button("Download run sheet (CSV)", csv_text, file_name="run_sheet.csv",
                        mime="text/csv", type="primary", width="stretch")
