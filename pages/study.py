@@ -3,7 +3,7 @@
 import streamlit as st
 
 from doe.errors import DoeError
-from doe.study import FACTOR_KINDS, GOALS
+from doe.study import FACTOR_KINDS, GOALS, Study
 from doe.tables import constraints_table, factors_table, responses_table, study_from_tables
 from pages._common import require_study, set_study
 
@@ -67,8 +67,18 @@ if applied:
     except DoeError as exc:
         st.error(f"Not applied: {exc}")
 
-c1, c2 = st.columns(2)
+c1, c2, c3 = st.columns(3)
 c1.download_button("Download study file (YAML)", study.to_yaml(), file_name="study.yaml",
                    mime="application/x-yaml", width="stretch")
 if c2.button("Next: generate a design", width="stretch"):
     st.switch_page("pages/design.py")
+upload = c3.file_uploader("Open a study file (YAML)", type=["yaml", "yml"], key="study_upload")
+if upload is not None and st.session_state.get("_study_upload_id") != upload.file_id:
+    st.session_state["_study_upload_id"] = upload.file_id
+    try:
+        set_study(Study.from_yaml(upload.getvalue().decode("utf-8-sig")))
+        st.rerun()
+    except UnicodeDecodeError:
+        st.error("The file is not UTF-8 text: save the study as UTF-8 YAML.")
+    except DoeError as exc:
+        st.error(f"Could not open the study: {exc}")
