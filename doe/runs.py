@@ -1,0 +1,831 @@
+"""Results entry and upload: read a run sheet with measured CQAs, check it, merge it.
+
+A results file is the design's run sheet with the CQA columns filled in: CSV
+(any of ``,`` ``;`` tab ``|`` as delimiter; UTF-8, UTF-8 with BOM, UTF-16,
+or Latin-1 with a warning; decimal commas when the delimiter is not ``,``) or
+XLSX (first sheet; formulas read as their saved results).
+
+Nothing here raises on bad input. Every problem becomes a :class:`Problem`
+naming the data row (1 = the first row below the header) and the column, so
+the page can list them next to the table:
+
+>>> from doe.study import Study, Factor, Response
+>>> s = Study("t", [Factor("Agitation", low=30, high=90, units="rpm")],
+...           [Response("Viability", units="%")])
+>>> up = read_results(s, b"Run,Agitation,Viability\\n1,60,91.5\\n2,90,5 %\\n")
+>>> up.ok
+False
+>>> print(up.problems[0].message)
+Row 2, column 'Viability': '5 %' is not a number: remove the unit ('%') and enter 5.
+
+Errors block the upload (``ok`` is False); warnings are reported and the
+values are kept. :func:`merge_results` adds an upload to the results entered
+so far and changes nothing when the upload has an error.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import difflib
+import io
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from doe.design import Design
+from doe.errors import did_you_mean, quoted_list
+from doe.study import Factor, Response, Study
+
+__all__ = [
+    "MAX_BYTES", "MAX_ROWS", "Problem", "RunsUpload", "merge_results", "read_results",
+    "results_template", "validate_runs",
+]
+
+MAX_BYTES = 20 * 2**20
+MAX_ROWS = 50_000
+MAX_COLUMNS = 1_000
+SEVERITIES = ("error", "warning")
+_DELIMITERS = (",", ";", "\t", "|")
+_DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
+_EMPTY_TEXT = {"", "na", "n/a", "nan", "none", "null", "-"}
+_QUALIFIERS = ("<", ">", "~", "≈", "≤", "≥", "ca.")
+_NUMBER = r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?"
+_FLOAT = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+class _Fatal(Exception):
+    """The file cannot be read at all; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem with an upload or an edited results table.
+
+    Parameters
+    ----------
+    severity : {'error', 'warning'}
+        Errors block the upload; warnings are reported and the values kept.
+    row : int or None
+        1-based data row (1 = first row below the header), None for the file or a column.
+    column : str or None
+        Column the problem is in, None for the whole file or row.
+    message : str
+        One sentence for the user that names the row and column and says what to do.
+    """
+
+    severity: str
+    row: int | None
+    column: str | None
+    message: str
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Problem severity must be one of {SEVERITIES}, not {self.severity!r}.")
+
+    def __str__(self) -> str:
+        return f"{self.severity.capitalize()}: {self.message}"
+
+
+@dataclass
+class RunsUpload:
+    """A results table read from a file or an editor, with its problems.
+
+    ``table`` columns, in order: Run, StdOrder, the block column and PointType
+    (when present), the factors in actual units, the CQAs as float (NaN =
+    not measured), Notes, then any extra columns of the file.
+    """
+
+    table: pd.DataFrame
+    problems: list[Problem]
+    name: str = ""
+    factors: list[str] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem is an error."""
+        return not self.errors
+
+    def summary(self, limit: int = 20) -> str:
+        """A few lines for the user: runs, results filled, then the problems (errors first)."""
+        what = self.name or "The upload"
+        cqas = [c for c in self.responses if c in self.table]
+        filled = int(self.table[cqas].notna().sum().sum()) if cqas else 0
+        head = (f"{what}: {_count(len(self.table), 'run')}, {filled} of {len(self.table) * len(cqas)} CQA "
+                f"results filled; {_count(len(self.errors), 'error')}, "
+                f"{_count(len(self.warnings), 'warning')}.")
+        shown = (self.errors + self.warnings)[:limit]
+        lines = [head] + [f"- {p}" for p in shown]
+        if len(self.problems) > limit:
+            lines.append(f"- ... and {len(self.problems) - limit} more.")
+        return "\n".join(lines)
+
+
+# -- public API ---------------------------------------------------------------
+def read_results(study: Study, source: bytes | str | Path | pd.DataFrame, name: str = "") -> RunsUpload:
+    """Read and check a results file (CSV or XLSX) or a DataFrame.
+
+    Parameters
+    ----------
+    study : Study
+        The study whose factors and CQAs the columns must carry.
+    source : bytes, str, Path or DataFrame
+        File contents, CSV text (a str with a line break), a path to a file, or a
+        table (e.g. from an editor).
+    name : str
+        File name, used in messages and to recognise ``.xlsx``.
+
+    Returns
+    -------
+    RunsUpload
+        The tidy table (actual units) and every problem found; never raises for bad input.
+    """
+    if isinstance(source, pd.DataFrame):
+        frame, rows, decimal_comma, problems = source.copy(), None, False, []
+        name = name or "table"
+    else:
+        try:
+            data, name = _source_bytes(source, name)
+            frame, rows, decimal_comma, problems = _load(data, name)
+        except _Fatal as exc:
+            return RunsUpload(pd.DataFrame(), [Problem("error", None, None, str(exc))], name,
+                              study.factor_names, study.response_names)
+    table, found = _check(study, frame, decimal_comma=decimal_comma, rows=rows)
+    return RunsUpload(table, problems + found, name, study.factor_names, study.response_names)
+
+
+def validate_runs(study: Study, table: pd.DataFrame) -> list[Problem]:
+    """The problems of an edited results table (same checks as :func:`read_results`).
+
+    Rows are numbered 1..n in the table's order.
+    """
+    return _check(study, table.copy(), decimal_comma=False, rows=None)[1]
+
+
+def results_template(design: Design) -> pd.DataFrame:
+    """The design's run sheet with an empty (NaN) float column per CQA and a Notes column."""
+    sheet = design.run_sheet()
+    for r in design.study.responses:
+        sheet[r.name] = pd.to_numeric(sheet[r.name], errors="coerce").astype(float)
+    sheet["Notes"] = sheet["Notes"].fillna("").astype(str)
+    return sheet
+
+
+def merge_results(existing: pd.DataFrame, upload: pd.DataFrame | RunsUpload, *, key: str = "Run",
+                  factors: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+    """Merge uploaded results into the results so far: update runs by id, append new runs.
+
+    Pure: returns a new frame and never changes ``existing``. When any error is
+    found the returned frame equals ``existing``.
+
+    Parameters
+    ----------
+    existing : DataFrame
+        The results so far (e.g. :func:`results_template` or an earlier merge).
+    upload : DataFrame or RunsUpload
+        The new results; a RunsUpload with errors is refused as a whole.
+    key : str
+        The run-id column present in both tables.
+    factors : sequence of str, optional
+        Columns holding factor settings, which must agree for the same run id
+        (default: the upload's study factors when it is a RunsUpload). Other
+        columns are results: uploaded values fill or replace them (a replaced
+        value is reported as a warning) and empty uploaded cells erase nothing.
+        Without factors every shared column is treated as a setting, so only
+        empty cells are filled.
+
+    Returns
+    -------
+    merged : DataFrame
+    problems : list of Problem
+    """
+    if isinstance(upload, RunsUpload):
+        if not upload.ok:
+            return existing.copy(), upload.errors
+        factors = upload.factors if factors is None else factors
+        upload = upload.table
+    problems = _key_problems(existing, key, "results so far") + _key_problems(upload, key, "upload")
+    if any(p.severity == "error" for p in problems):
+        return existing.copy(), problems
+    merged, found = _merge(existing, upload, key, None if factors is None else list(factors))
+    problems += found
+    if any(p.severity == "error" for p in problems):
+        return existing.copy(), problems
+    return merged, problems
+
+
+# -- reading files --------------------------------------------------------------
+def _source_bytes(source: bytes | str | Path, name: str) -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, str) and "\n" in source:  # CSV text rather than a path
+        data = source.encode("utf-8")
+    else:
+        path = Path(source)
+        name = name or path.name
+        if not path.is_file():
+            raise _Fatal(f"The file '{path}' does not exist.")
+        if path.stat().st_size > MAX_BYTES:
+            raise _Fatal(_too_big(name))
+        data = path.read_bytes()
+    if len(data) > MAX_BYTES:
+        raise _Fatal(_too_big(name))
+    return data, name or "upload"
+
+
+def _too_big(name: str) -> str:
+    return (f"The file '{name}' is larger than {MAX_BYTES // 2**20} MB; a results file is "
+            f"usually a few kB. Upload the run sheet only (at most {MAX_ROWS:,} runs).")
+
+
+def _load(data: bytes, name: str) -> tuple[pd.DataFrame, list[int], bool, list[Problem]]:
+    """Raw cells (header and rows) as a frame of objects, data-row numbers, decimal-comma flag."""
+    if not data.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise _Fatal(f"The file '{name}' is empty: it needs a header row and one row per run.")
+    if data[:4] == b"\xd0\xcf\x11\xe0":
+        raise _Fatal(f"'{name}' is an old Excel 97-2003 (.xls) workbook: save it as .xlsx or CSV.")
+    if data[:2] == b"PK" or name.lower().endswith((".xlsx", ".xlsm")):
+        header, rows, problems = _read_xlsx(data, name)
+        decimal_comma = False
+    else:
+        text, problems = _decode(data, name)
+        delimiter = _sniff(text)
+        header, rows = _split_csv(text, delimiter)
+        decimal_comma = delimiter != ","
+    frame, numbers, more = _frame(header, rows)
+    return frame, numbers, decimal_comma, problems + more
+
+
+def _decode(data: bytes, name: str) -> tuple[str, list[Problem]]:
+    if data.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    elif b"\x00" in data[:4096]:
+        head = data[:4096]
+        encoding = "utf-16-le" if head[1::2].count(0) > head[0::2].count(0) else "utf-16-be"
+    else:
+        encoding = "utf-8"
+    try:
+        text = data.decode(encoding)
+        problems = []
+    except UnicodeDecodeError:
+        if encoding != "utf-8":
+            raise _Fatal(f"'{name}' looks like {encoding.upper()} text but cannot be decoded: "
+                         "save it as UTF-8 CSV.") from None
+        text = data.decode("cp1252", errors="strict") if _cp1252_ok(data) else data.decode("latin-1")
+        problems = [Problem("warning", None, None,
+                            f"'{name}' is not UTF-8; it was read as Latin-1 (Windows-1252). Check "
+                            "special characters such as 'µ' or '°', or save the file as CSV UTF-8.")]
+    if "\x00" in text or sum(not c.isprintable() and c not in "\r\n\t" for c in text[:4096]) > 20:
+        raise _Fatal(f"'{name}' does not look like a CSV or XLSX file: upload the run sheet as "
+                     "CSV or Excel (.xlsx).")
+    return text, problems
+
+
+def _cp1252_ok(data: bytes) -> bool:
+    try:
+        data.decode("cp1252")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _sniff(text: str) -> str:
+    """The delimiter that splits the first lines into the most, equally long, rows."""
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    best, score = ",", (0.0, 1)
+    for d in _DELIMITERS:
+        counts = [len(r) for r in csv.reader(lines, delimiter=d)]
+        if not counts or counts[0] < 2:
+            continue
+        s = (sum(c == counts[0] for c in counts) / len(counts), counts[0])
+        if s > score:
+            best, score = d, s
+    return best
+
+
+def _split_csv(text: str, delimiter: str) -> tuple[list[Any], list[list[Any]]]:
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise _Fatal(f"The file cannot be read as CSV: {exc}. Check the quotes (\").") from None
+    while rows and all(_blank(v) for v in rows[0]):
+        rows.pop(0)
+    if len(rows) > MAX_ROWS + 1:
+        raise _Fatal(_too_many(len(rows) - 1))
+    return (rows[0] if rows else []), rows[1:]
+
+
+def _too_many(n: int) -> str:
+    return f"The file has {n:,} rows; the limit is {MAX_ROWS:,} runs. Split it into smaller files."
+
+
+def _read_xlsx(data: bytes, name: str) -> tuple[list[Any], list[list[Any]], list[Problem]]:
+    import openpyxl  # only needed for Excel uploads
+
+    try:
+        wb = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
+    except Exception as exc:  # openpyxl raises many types for broken workbooks
+        raise _Fatal(f"'{name}' cannot be read as an Excel workbook ({exc}); save it again as "
+                     ".xlsx or CSV.") from None
+    ws = wb.worksheets[0]
+    if ws.max_row > MAX_ROWS + 1:
+        raise _Fatal(_too_many(ws.max_row - 1))
+    if ws.max_column > MAX_COLUMNS:
+        raise _Fatal(f"The first sheet has {ws.max_column:,} columns; the limit is {MAX_COLUMNS:,}.")
+    cells = [list(r) for r in ws.iter_rows(values_only=True)]
+    top = next((i for i, r in enumerate(cells) if not all(_blank(v) for v in r)), None)
+    if top is None:
+        raise _Fatal(f"The first sheet of '{name}' is empty: it needs a header row and one row per run.")
+    header, rows = cells[top], cells[top + 1:]
+    problems = _merged_problems(ws, header, top) + _formula_problems(data, cells, header, top)
+    return header, rows, problems
+
+
+def _merged_problems(ws: Any, header: list[Any], top: int) -> list[Problem]:
+    out = []
+    for rng in sorted(ws.merged_cells.ranges, key=lambda r: (r.min_row, r.min_col)):
+        col = _header_text(header, rng.min_col - 1)
+        first = ws.cell(rng.min_row, rng.min_col).value
+        if rng.min_row - 1 <= top:
+            out.append(Problem("warning", None, col,
+                               f"Header cells {rng.coord} are merged: unmerge them and give each "
+                               "column its own name."))
+            continue
+        row = rng.min_row - 1 - top
+        out.append(Problem("warning", row, col,
+                           f"Row {row}, column '{col}': cells {rng.coord} are merged, so only the "
+                           f"first holds the value ({first!r}). Unmerge them and enter the value "
+                           "in each row."))
+    return out
+
+
+def _formula_problems(data: bytes, cells: list[list[Any]], header: list[Any], top: int) -> list[Problem]:
+    """Formulas whose result was never saved (e.g. files written by scripts) read as empty."""
+    if not any(v is None for r in cells[top + 1:] for v in r):
+        return []
+    import openpyxl
+
+    wb = openpyxl.load_workbook(io.BytesIO(data), data_only=False, read_only=True)
+    out = []
+    for i, row in enumerate(wb.worksheets[0].iter_rows(values_only=True)):
+        for j, v in enumerate(row):
+            if (i > top and isinstance(v, str) and v.startswith("=") and i < len(cells)
+                    and j < len(cells[i]) and cells[i][j] is None):
+                col = _header_text(header, j)
+                out.append(Problem("error", i - top, col,
+                                   f"Row {i - top}, column '{col}': the cell holds the formula "
+                                   f"'{v}' but no saved result. Open and save the file in Excel, "
+                                   "or type the value."))
+    wb.close()
+    return out
+
+
+def _header_text(header: list[Any], j: int) -> str:
+    v = header[j] if j < len(header) else None
+    return f"Column {j + 1}" if _blank(v) else str(v).strip()
+
+
+def _frame(header: list[Any], rows: list[list[Any]]) -> tuple[pd.DataFrame, list[int], list[Problem]]:
+    """Cells -> DataFrame of objects; unnamed columns, long rows and trailing blank rows handled."""
+    problems: list[Problem] = []
+    width = len(header)
+    for i, r in enumerate(rows, start=1):
+        if any(not _blank(v) for v in r[width:]):
+            problems.append(Problem("error", i, None,
+                                    f"Row {i} has {len(r)} values but the header has {width} "
+                                    "columns: check the delimiter and the quotes."))
+    keep = []
+    for j, h in enumerate(header):
+        if not _blank(h):
+            keep.append(j)
+        elif any(j < len(r) and not _blank(r[j]) for r in rows):
+            problems.append(Problem("warning", None, f"Column {j + 1}",
+                                    f"Column {j + 1} has values but no header; it is kept as "
+                                    f"'Column {j + 1}'. Give it a name, or delete it."))
+            keep.append(j)
+    data = [[r[j] if j < len(r) else None for j in keep] for r in rows]
+    while data and all(_blank(v) for v in data[-1]):
+        data.pop()
+    names = pd.Index([_header_text(header, j) for j in keep], dtype=object)
+    return pd.DataFrame(data, columns=names, dtype=object), list(range(1, len(data) + 1)), problems
+
+
+# -- checking a table -----------------------------------------------------------
+def _check(study: Study, frame: pd.DataFrame, *, decimal_comma: bool,
+           rows: list[int] | None) -> tuple[pd.DataFrame, list[Problem]]:
+    """Tidy table and problems for a raw (file) or typed (editor) frame."""
+    if frame.shape[1] == 0:
+        return _empty_table(study), [Problem("error", None, None, "The file is empty: it needs a "
+                                             "header row naming the factors and CQAs, and one row per run.")]
+    frame = frame.copy()
+    frame.columns = [str(c).replace("\u00a0", " ").strip() for c in frame.columns]
+    rows = list(range(1, len(frame) + 1)) if rows is None else list(rows)
+    frame.index = rows
+    delimiter = _delimiter_problem(study, frame)
+    if delimiter:
+        return _empty_table(study), [delimiter]
+    problems = _duplicate_columns(frame)
+    frame = frame.loc[:, ~pd.Index([c.lower() for c in frame.columns]).duplicated()]
+    frame = frame.rename(columns=_canonical_names(study, frame.columns))
+    problems += _column_problems(study, list(frame.columns))
+    frame, blank = _drop_blank_rows(frame)
+    problems += blank
+    if frame.empty:
+        problems.append(Problem("error", None, None, "The file has a header row but no runs: add "
+                                "one row per run below the header."))
+        return _empty_table(study), problems
+    if len(frame) > MAX_ROWS:
+        return _empty_table(study), problems + [Problem("error", None, None, _too_many(len(frame)))]
+    table, found = _tidy(study, frame, decimal_comma)
+    return table, problems + found
+
+
+def _empty_table(study: Study) -> pd.DataFrame:
+    cols = ["Run", *study.factor_names, *study.response_names, "Notes"]
+    return pd.DataFrame({c: pd.Series(dtype=float if c in study.response_names else object) for c in cols})
+
+
+def _delimiter_problem(study: Study, frame: pd.DataFrame) -> Problem | None:
+    if frame.shape[1] != 1 or len(study.factors) + len(study.responses) < 2:
+        return None
+    header = str(frame.columns[0])
+    for d in (";", "\t", "|", ","):
+        if d in header and len(header.split(d)) > 1:
+            return Problem("error", None, header,
+                           f"The file was read as one column named '{_short(header)}', which "
+                           f"contains {_DELIMITER_NAMES[d]}: the delimiter looks like "
+                           f"{_DELIMITER_NAMES[d]}. Check that every row has the same number of "
+                           f"{_DELIMITER_NAMES[d]}-separated values, or save the file as CSV "
+                           "with ',' as the delimiter.")
+    return None
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _duplicate_columns(frame: pd.DataFrame) -> list[Problem]:
+    seen: dict[str, int] = {}
+    out = []
+    for j, c in enumerate(frame.columns):
+        if c.lower() in seen:
+            out.append(Problem("error", None, c, f"Column '{c}' appears twice (columns "
+                                                 f"{seen[c.lower()] + 1} and {j + 1}): keep one."))
+        else:
+            seen[c.lower()] = j
+    return out
+
+
+def _canonical_names(study: Study, columns: Sequence[str]) -> dict[str, str]:
+    """File header -> study name, ignoring case and spacing and a '(units)' suffix."""
+    known: dict[str, tuple[str, str]] = {_norm(n): (n, "") for n in ("Run", "StdOrder", "PointType", "Notes")}
+    known[_norm(_block(study))] = (_block(study), "")
+    for item in [*study.factors, *study.responses]:
+        known[_norm(item.name)] = (item.name, item.units)
+    out = {}
+    for c in columns:
+        if _norm(c) in known:
+            out[c] = known[_norm(c)][0]
+            continue
+        m = re.fullmatch(r"(.+?)\s*[(\[](.*)[)\]]", c)
+        if m and _norm(m.group(1)) in known and _norm(m.group(2)) == _norm(known[_norm(m.group(1))][1]):
+            out[c] = known[_norm(m.group(1))][0]
+    targets = list(out.values())
+    return {c: n for c, n in out.items() if targets.count(n) == 1 or c == n}
+
+
+def _column_problems(study: Study, columns: list[str]) -> list[Problem]:
+    reserved = {"Run", "StdOrder", "PointType", "Notes", _block(study)}
+    names = study.factor_names + study.response_names
+    unknown = [c for c in columns if c not in names and c not in reserved]
+    out = []
+    for f in study.factor_names:
+        if f not in columns:
+            close = difflib.get_close_matches(f.lower(), [c.lower() for c in unknown], n=1, cutoff=0.6)
+            hint = next((f" Column '{c}' may be it: rename it to '{f}'." for c in unknown
+                         if close and c.lower() == close[0]), "")
+            out.append(Problem("error", None, f, f"No column for factor '{f}': factor columns are "
+                                                 f"required, named as in the study.{hint}"))
+    missing = [r for r in study.response_names if r not in columns]
+    if missing and len(missing) == len(study.response_names):
+        out.append(Problem("warning", None, None, "The file has no CQA columns "
+                                                  f"({quoted_list(missing)}): no results were read."))
+    else:
+        out += [Problem("warning", None, r, f"No column for CQA '{r}': its results are left empty.")
+                for r in missing]
+    for c in unknown:
+        if c.startswith("Column ") and c[7:].isdigit():
+            continue  # already reported as a column without a header
+        out.append(Problem("warning", None, c, f"Column '{c}' is not a factor or CQA of the study; it "
+                                               f"is kept as an extra column.{did_you_mean(c, names)}"))
+    return out
+
+
+def _drop_blank_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+    blank = frame.apply(lambda r: all(_blank(v) for v in r), axis=1) if len(frame) else pd.Series([], dtype=bool)
+    out = []
+    last = frame.index[~blank.to_numpy()].max() if (~blank).any() else None
+    for r in frame.index[blank.to_numpy()]:
+        if last is not None and r < last:
+            out.append(Problem("warning", int(r), None, f"Row {r} is empty; it was skipped."))
+    return frame.loc[~blank.to_numpy()], out
+
+
+def _tidy(study: Study, frame: pd.DataFrame, decimal_comma: bool) -> tuple[pd.DataFrame, list[Problem]]:
+    problems: list[Problem] = []
+    out = pd.DataFrame(index=frame.index)
+    out["Run"], found = _run_ids(frame)
+    problems += found
+    for c in ("StdOrder", _block(study), "PointType"):
+        if c in frame:
+            out[c] = [_plain(v) for v in frame[c]]
+    for f in study.factors:
+        if f.name in frame:
+            out[f.name], found = _factor_column(f, frame[f.name], decimal_comma)
+            problems += found
+    for r in study.responses:
+        out[r.name], found = (_response_column(r, frame[r.name], decimal_comma) if r.name in frame
+                              else (np.nan, []))
+        problems += found
+    out["Notes"] = [("" if _blank(v) else str(v)) for v in frame["Notes"]] if "Notes" in frame else ""
+    known = set(out.columns)
+    for c in frame.columns:
+        if c not in known:
+            out[c] = [_plain(v) for v in frame[c]]
+    problems.sort(key=lambda p: (p.row or 0, list(frame.columns).index(p.column) if p.column in frame else -1))
+    return out.reset_index(drop=True), problems
+
+
+def _run_ids(frame: pd.DataFrame) -> tuple[list[Any], list[Problem]]:
+    if "Run" not in frame:
+        return list(range(1, len(frame) + 1)), []
+    ids, problems, first = [], [], {}
+    for r, v in frame["Run"].items():
+        key = _run_key(v)
+        ids.append(key)
+        if key is None:
+            problems.append(Problem("error", r, "Run", f"Row {r}, column 'Run': the run id is empty; "
+                                                       "give every run an id (e.g. 1, 2, 3)."))
+        elif key in first:
+            problems.append(Problem("error", r, "Run", f"Row {r}, column 'Run': run {key} is used "
+                                                       f"again (first in row {first[key]}); each run "
+                                                       "needs its own id."))
+        else:
+            first[key] = r
+    return ids, problems
+
+
+def _run_key(value: Any) -> Any:
+    """Run ids as int when whole numbers ('3', 3.0 -> 3), otherwise stripped text; None if empty."""
+    if _blank(value):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return int(value) if float(value).is_integer() else float(value)
+    text = str(value).strip()
+    return int(text) if re.fullmatch(r"[-+]?\d+", text) else text
+
+
+def _factor_column(f: Factor, col: pd.Series, decimal_comma: bool) -> tuple[list[Any], list[Problem]]:
+    values, problems = [], []
+    for r, v in col.items():
+        value, severity, message = _factor_cell(f, v, decimal_comma)
+        values.append(value)
+        if message:
+            problems.append(Problem(severity, r, f.name, f"Row {r}, column '{f.name}': {message}"))
+    return values, problems
+
+
+def _factor_cell(f: Factor, v: Any, decimal_comma: bool) -> tuple[Any, str, str]:
+    """(value, severity, message) of one factor setting; the message is '' when it is fine."""
+    if f.is_categorical and not _empty(v):
+        level, message = _level(f, v)
+        if level is not None or not _blank(v):  # a level may be called 'None' or 'NA'
+            return level, "error", message
+    if _blank(v):
+        return (None if f.is_categorical else np.nan), "error", (
+            f"the setting is empty; every run needs a value for {f.name}.")
+    x, message = _number(v, decimal_comma)
+    if message:
+        return x, "error", f"{message} Enter {f.name} in {f.units or 'its units'} as a plain number."
+    return x, "warning", _range_warning(f, x)
+
+
+def _response_column(r: Response, col: pd.Series, decimal_comma: bool) -> tuple[np.ndarray, list[Problem]]:
+    values, problems = [], []
+    percent = r.units.strip().startswith("%")
+    for i, v in col.items():
+        where = f"Row {i}, column '{r.name}'"
+        x, message = _number(v, decimal_comma)
+        values.append(x)
+        if message:
+            problems.append(Problem("error", i, r.name, f"{where}: {message}"))
+        elif percent and (x < 0 or x > 100):
+            problems.append(Problem("warning", i, r.name, f"{where}: {_fmt(x)} {r.units} is outside "
+                                                          "0-100 %, which a percentage cannot be; "
+                                                          "check the entry (kept)."))
+    return np.asarray(values, dtype=float), problems
+
+
+def _level(f: Factor, value: Any) -> tuple[str | None, str]:
+    """The study's level for a cell, ignoring case and spacing; or an error message."""
+    text = _text(value)
+    for norm in (_norm, lambda s: re.sub(r"\s+", "", str(s)).lower()):
+        match = [lv for lv in f.levels if norm(lv) == norm(text)]
+        if len(match) == 1:
+            return match[0], ""
+    return None, (f"'{text}' is not a level of {f.name}.{did_you_mean(text, f.levels)} "
+                  f"Levels are {quoted_list(f.levels)}.")
+
+
+def _range_warning(f: Factor, x: float) -> str:
+    u = f" {f.units}" if f.units else ""
+    if x < f.low - 1e-9 * max(1, abs(f.low)) or x > f.high + 1e-9 * max(1, abs(f.high)):
+        coded = (x - f.center) / f.half_range
+        return (f"{_fmt(x)}{u} is outside the study range {_fmt(f.low)} to {_fmt(f.high)}{u} "
+                f"(coded {coded:+.2f}); kept, but models extrapolate there.")
+    if f.kind == "discrete" and not any(math.isclose(x, float(lv), rel_tol=1e-9, abs_tol=1e-12)
+                                        for lv in f.levels):
+        return (f"{_fmt(x)}{u} is not one of the levels {', '.join(_fmt(float(lv)) for lv in f.levels)}"
+                f"{u}; kept.")
+    return ""
+
+
+def _number(value: Any, decimal_comma: bool) -> tuple[float, str]:
+    """(value, '') for a number or an empty cell (NaN); (NaN, message) otherwise."""
+    if _blank(value):
+        return np.nan, ""
+    if isinstance(value, (bool, np.bool_)):
+        return np.nan, f"'{value}' is TRUE/FALSE, not a number."
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        x = float(value)
+        return (x, "") if math.isfinite(x) else (np.nan, f"'{value}' is not a finite number.")
+    if isinstance(value, (dt.date, dt.time, pd.Timestamp)):
+        return np.nan, f"'{value}' is a date or time, not a number: format the cell as a number."
+    text = str(value).replace("\u00a0", " ").strip()
+    if text.startswith("#"):
+        return np.nan, f"'{text}' is a spreadsheet error: fix the formula or type the value."
+    plain = text.replace(".", "").replace(",", ".") if decimal_comma and "," in text else text
+    if re.fullmatch(_FLOAT, plain):
+        return float(plain), ""
+    if re.fullmatch(r"[-+]?(inf|infinity)", text.lower()):
+        return np.nan, f"'{text}' is not a finite number."
+    return np.nan, _not_a_number(text, decimal_comma)
+
+
+def _not_a_number(text: str, decimal_comma: bool) -> str:
+    if not decimal_comma and re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+", text):
+        return f"'{text}' is not a number: write it without thousands separators ({text.replace(',', '')})."
+    if not decimal_comma and re.fullmatch(r"[-+]?\d*,\d+", text):
+        return f"'{text}' is not a number: use a point as the decimal separator ({text.replace(',', '.')})."
+    if text.startswith(_QUALIFIERS):
+        return (f"'{text}' is not a number: enter the number alone (e.g. the detection limit) and "
+                "put the qualifier in Notes.")
+    m = re.fullmatch(rf"({_NUMBER})\s*(\D.*)", text)
+    if m:
+        number = m.group(1).replace(",", ".") if decimal_comma or "." not in m.group(1) else m.group(1)
+        return f"'{text}' is not a number: remove the unit ('{m.group(2).strip()}') and enter {number}."
+    return f"'{text}' is text, not a number."
+
+
+# -- merging --------------------------------------------------------------------
+def _key_problems(frame: pd.DataFrame, key: str, what: str) -> list[Problem]:
+    if key not in frame.columns:
+        return [Problem("error", None, key, f"The {what} has no '{key}' column: runs are matched by it.")]
+    out, first = [], {}
+    for i, v in enumerate(frame[key], start=1):
+        k = _run_key(v)
+        if k is None:
+            out.append(Problem("error", i, key, f"Row {i} of the {what}, column '{key}': the run id is empty."))
+        elif k in first:
+            out.append(Problem("error", i, key, f"Row {i} of the {what}, column '{key}': run {k} is used "
+                                                f"again (first in row {first[k]}); each run needs its own id."))
+        else:
+            first[k] = i
+    return out
+
+
+def _merge(existing: pd.DataFrame, upload: pd.DataFrame, key: str,
+           factors: list[str] | None) -> tuple[pd.DataFrame, list[Problem]]:
+    merged = existing.copy().astype(object)
+    index = {_run_key(v): i for i, v in zip(merged.index, merged[key])}
+    shared = [c for c in upload.columns if c in merged.columns and c != key]
+    problems: list[Problem] = []
+    new_rows = []
+    for n, (_, row) in enumerate(upload.iterrows(), start=1):
+        k = _run_key(row[key])
+        if k not in index:
+            new_rows.append(row)
+            continue
+        for c in shared:
+            problems += _merge_cell(merged, index[k], (n, k), c, row[c], factors)
+    added = [c for c in upload.columns if c not in merged.columns]
+    for c in added:
+        merged[c] = None
+    if new_rows:
+        extra = pd.DataFrame(new_rows).reindex(columns=merged.columns).astype(object)
+        merged = pd.concat([merged, extra], ignore_index=True)
+    return _restore_types(merged, existing), problems
+
+
+def _merge_cell(merged: pd.DataFrame, i: Any, where: tuple[int, Any], col: str, new: Any,
+                factors: list[str] | None) -> list[Problem]:
+    """Fill or replace one cell of run ``where = (upload row, run id)``; settings must agree."""
+    (row, run), old = where, merged.at[i, col]
+    if _blank(new) or _same(old, new):
+        return []
+    if _blank(old):
+        merged.at[i, col] = new
+        return []
+    if factors is None or col in factors:
+        return [Problem("error", row, col, f"Run {run}, column '{col}': the upload has {_show(new)} "
+                                            f"but the results so far have {_show(old)}. A run's settings "
+                                            "cannot change: correct the upload or give the run a new id.")]
+    merged.at[i, col] = new
+    return [Problem("warning", row, col, f"Run {run}, column '{col}': {_show(old)} replaced by "
+                                          f"{_show(new)}.")]
+
+
+def _restore_types(merged: pd.DataFrame, existing: pd.DataFrame) -> pd.DataFrame:
+    out = merged.infer_objects()
+    for c in existing.columns:
+        if pd.api.types.is_float_dtype(existing[c]):
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype(float)
+    if "Notes" in out:
+        out["Notes"] = out["Notes"].map(lambda v: "" if _blank(v) else str(v))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if _blank(a) and _blank(b):
+        return True
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return _norm(a) == _norm(b)
+
+
+# -- small helpers ----------------------------------------------------------------
+def _empty(value: Any) -> bool:
+    """Truly empty (None, NaN, blank text); unlike _blank, 'NA' or 'None' may be a level name."""
+    return _blank(value) and not (isinstance(value, str) and value.strip())
+
+
+def _blank(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    return isinstance(value, str) and value.replace("\u00a0", " ").strip().lower() in _EMPTY_TEXT
+
+
+def _norm(value: Any) -> str:
+    return " ".join(_text(value).split()).lower()
+
+
+def _text(value: Any) -> str:
+    """Cell text; whole floats without '.0' so a level '1' matches the number 1."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).replace("\u00a0", " ").strip()
+
+
+def _plain(value: Any) -> Any:
+    if _blank(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _show(value: Any) -> str:
+    return _fmt(float(value)) if isinstance(value, (int, float, np.number)) else f"'{value}'"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _block(study: Study) -> str:
+    return study.blocks or "Block"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
