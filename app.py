@@ -11,5 +11,6 @@ pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/study.py", title="Study", icon=":material/tune:"),
     st.Page("pages/design.py", title="Design", icon=":material/grid_on:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/table_edit:"),
 ]
 st.navigation(pages).run()

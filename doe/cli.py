@@ -81,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--json", help="write the evaluation of the augmented design as JSON")
 
+    p = sub.add_parser("analyze", help="fit a response-surface model to every CQA")
+    p.add_argument("study")
+    p.add_argument("runs", help="run sheet with results (CSV or XLSX)")
+    p.add_argument("--response", nargs="+", help="CQAs to analyse (default: all with results)")
+    p.add_argument("--model", default="quadratic", help="preset or term list (default: quadratic)")
+    p.add_argument("--transform", default="none",
+                   help="none, log, log10, sqrt, logit, boxcox or power:LAMBDA")
+    p.add_argument("--reduce", action="store_true", help="backward elimination, kept hierarchical")
+    p.add_argument("--reduce-method", default="p", choices=("p", "aicc"))
+    p.add_argument("--anova-type", type=int, default=2, choices=(1, 2, 3))
+    p.add_argument("--json", help="write the analysis as JSON (default: print it)")
+
     p = sub.add_parser("validate", help="check a study file and print a summary")
     p.add_argument("study")
     return parser
@@ -90,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
-                "validate": _validate}[args.command](args)
+                "analyze": _analyze, "validate": _validate}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -201,6 +213,27 @@ def _augment(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(_evaluation_json(new, args.model, 1.0), args.json)
     print(f"{design.n_runs} runs + {new.n_runs - design.n_runs} new -> {args.out}")
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from doe.fit import analyze
+    from doe.runs import read_results
+    from doe.study import Study
+
+    study = Study.load(args.study)
+    upload = read_results(study, Path(args.runs))
+    for problem in upload.problems:
+        if problem.severity != "error":
+            print(f"warning: {problem}", file=sys.stderr)
+    if not upload.ok:
+        errors = [str(p) for p in upload.problems if p.severity == "error"]
+        raise DoeError(f"{len(errors)} problem(s) in {args.runs}; first: {errors[0]}")
+    result = analyze(study, upload.table, args.response, model=args.model, transform=args.transform,
+                     reduce=args.reduce, reduce_method=args.reduce_method, anova_type=args.anova_type)
+    _write_json(result, args.json)
+    if args.json:
+        print(f"{len(result['responses'])} CQA(s) analysed -> {args.json}")
     return 0
 
 

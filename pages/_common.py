@@ -23,6 +23,16 @@ def set_study(study: Study) -> None:
         st.session_state.pop("design", None)
 
 
+@st.cache_data(max_entries=1)
+def _example_yaml() -> str:
+    return Study.load(EXAMPLE).to_yaml()
+
+
+def is_example(study: Study) -> bool:
+    """True while the open study is the unchanged bundled example."""
+    return study.to_yaml() == _example_yaml()
+
+
 def load_example() -> None:
     set_study(Study.load(EXAMPLE))
 
@@ -48,3 +58,17 @@ def require_study() -> Study:
             st.switch_page("pages/home.py")
         st.stop()
     return study
+
+
+EXAMPLE_RESULTS = EXAMPLE.parent / "msc_example_results.csv"
+
+
+def current_runs():
+    """The results table entered so far (DataFrame) or None."""
+    return st.session_state.get("runs")
+
+
+def set_runs(table) -> None:
+    """Make ``table`` the current results; fitted models refit from the new data on demand."""
+    st.session_state["runs"] = table.reset_index(drop=True)
+    st.session_state["runs_version"] = st.session_state.get("runs_version", 0) + 1
