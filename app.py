@@ -12,5 +12,7 @@ pages = [
     st.Page("pages/study.py", title="Study", icon=":material/tune:"),
     st.Page("pages/design.py", title="Design", icon=":material/grid_on:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/table_edit:"),
+    st.Page("pages/models.py", title="Models", icon=":material/functions:"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/insights:"),
 ]
 st.navigation(pages).run()

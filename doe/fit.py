@@ -1823,19 +1823,18 @@ def analyze(study: Study, runs: pd.DataFrame, responses: list[str] | None = None
         for r in names:
             study.response(r)
     out: dict[str, Any] = {"study": study.name, "responses": {}}
+    from doe.analysis import ModelChoice, fit_choice
+
     for name in names:
         spec = model.get(name, "quadratic") if isinstance(model, dict) else model
         tr = transform.get(name, "none") if isinstance(transform, dict) else transform
-        try:
-            steps = None
-            if reduce:
-                spec, steps = reduce_model(study, runs, name, spec, method=reduce_method,
-                                           transform=tr, block_col=block_col)
-            fm = fit_model(study, runs, name, spec, transform=tr, anova_type=anova_type,
-                           block_col=block_col, alpha=alpha)
-        except ModelError as exc:
-            out["responses"][name] = {"error": str(exc)}
+        choice = ModelChoice(model=spec, transform=tr, reduce=reduce, reduce_method=reduce_method,
+                             anova_type=anova_type)
+        result = fit_choice(study, runs, name, choice, block_col=block_col, alpha=alpha)
+        if result.error:
+            out["responses"][name] = {"error": result.error}
             continue
+        fm, steps = result.model, result.steps
         entry = fm.to_json()
         try:
             used = fm.transform if fm.boxcox_lambda is None else _power_transform(fm.boxcox_lambda).spec
@@ -1845,6 +1844,16 @@ def analyze(study: Study, runs: pd.DataFrame, responses: list[str] | None = None
             entry["fit_summary"] = None
             entry["warnings"].append(f"Fit summary not available: {exc}")
         entry["reduction"] = _json_clean(steps)
+        entry["anova_sequential"] = _json_clean(fm.grouped_anova().to_dict(orient="records"))
+        entry["steepest_ascent"] = None
+        if all(t.degree == 1 for t in fm.model_terms):
+            try:
+                entry["steepest_ascent"] = {
+                    **fm.steepest_direction(),
+                    "path": _json_clean(fm.steepest_ascent().to_dict(orient="records")),
+                }
+            except ModelError:
+                pass
         out["responses"][name] = entry
     return out
 

@@ -72,3 +72,28 @@ def set_runs(table) -> None:
     """Make ``table`` the current results; fitted models refit from the new data on demand."""
     st.session_state["runs"] = table.reset_index(drop=True)
     st.session_state["runs_version"] = st.session_state.get("runs_version", 0) + 1
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def fitted(study_yaml: str, runs_csv: str, response: str, choice_json: str):
+    """One CQA's fit (doe.analysis.CQAFit), computed once per study, data and model choice."""
+    import io
+    import json
+
+    import pandas as pd
+
+    from doe.analysis import ModelChoice, fit_choice
+
+    study = Study.from_yaml(study_yaml)
+    runs = pd.read_csv(io.StringIO(runs_csv))
+    return fit_choice(study, runs, response, ModelChoice.from_dict(json.loads(choice_json)))
+
+
+def current_fit(study: Study, runs, cqa: str):
+    """The fit of ``cqa`` with the model choice saved on the Models page (default: reduced quadratic)."""
+    import json
+
+    from doe.analysis import ModelChoice
+
+    choice = st.session_state.get("model_choices", {}).get(cqa, ModelChoice(reduce=True).to_dict())
+    return fitted(study.to_yaml(), runs.to_csv(index=False), cqa, json.dumps(choice))

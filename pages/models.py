@@ -1,0 +1,142 @@
+"""Models: fit a response-surface model to each CQA; ANOVA, coefficients, diagnostics."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from doe import model_figures as mf
+from doe.analysis import REDUCE_METHODS, ModelChoice, responses_with_results
+from doe.errors import DoeError
+from doe.fit import fit_summary
+from doe.model import preset_terms
+from pages._common import current_runs, fitted, require_study
+
+TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def summary_table(_fm, key: str):
+    return fit_summary(_fm.study, _runs_frame(key), _fm.response, transform=_fm.transform)
+
+
+def _runs_frame(key: str) -> pd.DataFrame:
+    return pd.read_csv(pd.io.common.StringIO(key.split("\x00", 1)[1]))
+
+
+study = require_study()
+runs = current_runs()
+st.title("Models")
+if runs is None or not responses_with_results(study, runs):
+    st.info("No results yet: enter or upload results on the Runs page first.")
+    if st.button("Go to Runs", key="to_runs"):
+        st.switch_page("pages/runs.py")
+    st.stop()
+
+names = responses_with_results(study, runs)
+choices = st.session_state.setdefault("model_choices", {})
+default = ModelChoice(reduce=True)
+cqa = st.selectbox("CQA", names, key="cqa",
+                   format_func=lambda n: f"{n} (spec {study.response(n).spec_text()})")
+choice = ModelChoice.from_dict(choices.get(cqa, default.to_dict()))
+runs_csv = runs.to_csv(index=False)
+run_ids = runs["Run"].tolist() if "Run" in runs else list(range(1, len(runs) + 1))
+
+with st.form(f"choice_{cqa}"):
+    c1, c2, c3 = st.columns([3, 1, 1])
+    model = c1.text_input("Model", choice.model, help="linear, interactions, quadratic, full, or terms "
+                          "such as 'Agitation + Medium + Agitation:Medium + Agitation^2'")
+    transform = c2.selectbox("Transform", TRANSFORMS, index=TRANSFORMS.index(choice.transform)
+                             if choice.transform in TRANSFORMS else 0)
+    anova_type = c3.selectbox("ANOVA sums of squares", [2, 1, 3], index=[2, 1, 3].index(choice.anova_type),
+                              format_func=lambda t: {1: "Type I (sequential)", 2: "Type II (default)",
+                                                     3: "Type III"}[t])
+    c1, c2, c3, c4 = st.columns(4)
+    reduce = c1.checkbox("Backward reduction (hierarchical)", choice.reduce)
+    method = c2.selectbox("Reduce by", REDUCE_METHODS, index=REDUCE_METHODS.index(choice.reduce_method),
+                          format_func=lambda m: {"p": "p-value", "aicc": "AICc"}[m])
+    alpha_out = c3.number_input("p to remove", 0.01, 0.5, choice.reduce_alpha, 0.01)
+    exclude = c4.multiselect("Exclude runs", run_ids, [r for r in choice.exclude if r in run_ids])
+    if st.form_submit_button("Fit model", type="primary", key="fit"):
+        choice = ModelChoice(model=model, transform=transform, reduce=reduce, reduce_method=method,
+                             reduce_alpha=alpha_out, anova_type=anova_type, exclude=exclude)
+        choices[cqa] = choice.to_dict()
+
+res = fitted(study.to_yaml(), runs_csv, cqa, json.dumps(choice.to_dict()))
+if res.error:
+    st.error(f"{cqa} cannot be fitted with this model: {res.error}")
+    st.stop()
+fm = res.model
+st.caption(f"{fm.n} runs used; model: {fm.model_spec}; response {fm.transform_label}; coefficients in "
+           "coded units (-1..+1; categorical factors effect-coded).")
+if fm.excluded:
+    st.caption("Left out of this fit: " + "; ".join(f"run {e['run']} ({e['reason']})" for e in fm.excluded))
+m = st.columns(7)
+lof = fm.lack_of_fit
+for col, (label, value) in zip(m, [("R²", fm.r2), ("Adj. R²", fm.adj_r2), ("Pred. R²", fm.pred_r2),
+                                   ("RMSE", fm.rmse), ("CV %", fm.cv_percent),
+                                   ("Adeq. precision", fm.adeq_precision),
+                                   ("Lack of fit p", lof["p"] if lof else float("nan"))]):
+    col.metric(label, "n/a" if pd.isna(value) else f"{value:.3g}")
+for w in fm.warnings:
+    st.warning(w)
+
+with st.expander("Add or remove terms by hand"):
+    candidates = list(dict.fromkeys([t.name for t in preset_terms(study, "quadratic")] +
+                                    [t.name for t in fm.model_terms]))
+    keep = st.multiselect("Terms in the model", candidates, [t.name for t in fm.model_terms],
+                          key=f"terms_{cqa}")
+    if st.button("Refit with these terms", key="refit_terms") and keep:
+        choices[cqa] = ModelChoice(model=" + ".join(keep), transform=choice.transform,
+                                   anova_type=choice.anova_type, exclude=choice.exclude).to_dict()
+        st.rerun()
+
+tabs = st.tabs(["ANOVA", "Coefficients", "Equation", "Fit summary", "Diagnostics", "Effects",
+                "Box-Cox", "Canonical analysis"])
+with tabs[0]:
+    st.dataframe(fm.anova, hide_index=True, width="stretch")
+    if res.steps:
+        st.caption("Backward reduction removed: " + ", ".join(
+            f"{s['removed']}" for s in res.steps if s.get("removed")))
+with tabs[1]:
+    st.dataframe(fm.coefficients, hide_index=True, width="stretch")
+with tabs[2]:
+    st.markdown("**Coded units**")
+    st.code(fm.equation_coded, language=None)
+    st.markdown("**Actual units**")
+    st.code(fm.equation_actual, language=None)
+with tabs[3]:
+    st.dataframe(summary_table(fm, f"{cqa}|{fm.transform}\x00{runs_csv}"), hide_index=True, width="stretch")
+with tabs[4]:
+    st.plotly_chart(mf.residual_plots(fm), width="stretch")
+    st.plotly_chart(mf.influence_plot(fm), width="stretch")
+    st.dataframe(fm.diagnostics, hide_index=True, width="stretch")
+with tabs[5]:
+    if fm.effects is None:
+        st.info("Effects, the half-normal plot and Lenth's method apply to two-level designs.")
+    else:
+        st.plotly_chart(mf.half_normal_plot(fm), width="stretch")
+        st.plotly_chart(mf.pareto_chart(fm), width="stretch")
+        st.json(fm.lenth)
+with tabs[6]:
+    if fm.box_cox:
+        st.plotly_chart(mf.box_cox_plot(fm), width="stretch")
+    else:
+        st.info("Box-Cox needs a response that is positive in every run.")
+with tabs[7]:
+    sp = fm.stationary_point
+    if sp:
+        st.markdown(f"Stationary point: **{sp['kind']}**, predicted {sp['predicted']:.4g}"
+                    + ("" if sp["inside_region"] else " (outside the study ranges: an extrapolation)"))
+        st.dataframe(pd.DataFrame({"coded": sp["coded"], "actual": sp["actual"]}), width="stretch")
+        st.dataframe(pd.DataFrame(sp["eigenvectors"], index=list(sp["coded"]),
+                                  columns=[f"λ = {v:.4g}" for v in sp["eigenvalues"]]), width="stretch")
+    elif all(t.degree == 1 and len(t.parts) == 1 for t in fm.model_terms):
+        try:
+            st.markdown("**Path of steepest ascent** (first-order model, from the design centre)")
+            st.dataframe(fm.steepest_ascent(), hide_index=True, width="stretch")
+        except DoeError as exc:
+            st.info(f"No steepest-ascent path: {exc}")
+    else:
+        st.info("Canonical analysis needs a second-order model in the continuous factors; "
+                "the path of steepest ascent needs a first-order model.")
