@@ -246,5 +246,5 @@ def _validate(args: argparse.Namespace) -> int:
     for f in study.factors:
         print(f"  factor {f.name} ({f.kind}): {f.describe_range()}")
     for r in study.responses:
-        print(f"  CQA {r.name}: goal {r.goal}, spec {r.spec_text()}")
+        print(f"  CQA {r.described()}, goal {r.goal}")
     return 0

@@ -126,7 +126,7 @@ class Response:
     description: str = ""
 
     def spec_text(self) -> str:
-        """The specification in words, e.g. '>= 80 %'."""
+        """The specification in words, e.g. '>= 80 %', or 'no spec'."""
         u = f" {self.units}" if self.units else ""
         if self.lower is not None and self.upper is not None:
             return f"{_fmt(self.lower)} to {_fmt(self.upper)}{u}"
@@ -134,7 +134,12 @@ class Response:
             return f">= {_fmt(self.lower)}{u}"
         if self.upper is not None:
             return f"<= {_fmt(self.upper)}{u}"
-        return "no spec (report)"
+        return "no spec"
+
+    def described(self) -> str:
+        """Name with its spec, for selectors: 'Viability (spec >= 80 %)'."""
+        spec = self.spec_text()
+        return f"{self.name} ({spec})" if spec == "no spec" else f"{self.name} (spec {spec})"
 
     def to_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}

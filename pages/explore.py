@@ -15,7 +15,7 @@ if runs is None or not responses_with_results(study, runs):
 
 names = responses_with_results(study, runs)
 cqa = st.selectbox("CQA", names, key="explore_cqa",
-                   format_func=lambda n: f"{n} (spec {study.response(n).spec_text()})")
+                   format_func=lambda n: study.response(n).described())
 res = current_fit(study, runs, cqa)
 if res.error:
     st.error(f"{cqa} has no usable model: {res.error} Change the model on the Models page.")

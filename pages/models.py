@@ -8,7 +8,7 @@ import streamlit as st
 from doe import model_figures as mf
 from doe.analysis import REDUCE_METHODS, ModelChoice, responses_with_results
 from doe.errors import DoeError
-from doe.fit import fit_summary
+from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
 from pages._common import current_runs, fitted, require_study
 
@@ -18,6 +18,24 @@ TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
 @st.cache_resource(max_entries=64, show_spinner=False)
 def summary_table(_fm, key: str):
     return fit_summary(_fm.study, _runs_frame(key), _fm.response, transform=_fm.transform)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def diagnostic_figures(_fm, key: str):
+    """Residual and influence figures, made once per fit."""
+    return mf.residual_plots(_fm), mf.influence_plot(_fm)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def box_cox_figure(_fm, key: str):
+    """Box-Cox profile of the current model (None when a response is not positive)."""
+    try:
+        profile = box_cox(_fm.study, _runs_frame(key), _fm.response, _fm.model_terms,
+                          transform=_fm.transform, exclude=[e["run"] for e in _fm.excluded
+                                                            if e["reason"] == "excluded by user"] or None)
+    except DoeError as exc:
+        return str(exc)
+    return mf.box_cox_plot(profile)
 
 
 def _runs_frame(key: str) -> pd.DataFrame:
@@ -37,7 +55,7 @@ names = responses_with_results(study, runs)
 choices = st.session_state.setdefault("model_choices", {})
 default = ModelChoice(reduce=True)
 cqa = st.selectbox("CQA", names, key="cqa",
-                   format_func=lambda n: f"{n} (spec {study.response(n).spec_text()})")
+                   format_func=lambda n: study.response(n).described())
 choice = ModelChoice.from_dict(choices.get(cqa, default.to_dict()))
 runs_csv = runs.to_csv(index=False)
 run_ids = runs["Run"].tolist() if "Run" in runs else list(range(1, len(runs) + 1))
@@ -62,7 +80,12 @@ with st.form(f"choice_{cqa}"):
                              reduce_alpha=alpha_out, anova_type=anova_type, exclude=exclude)
         choices[cqa] = choice.to_dict()
 
-res = fitted(study.to_yaml(), runs_csv, cqa, json.dumps(choice.to_dict()))
+study_yaml = study.to_yaml()
+for other in names:  # fit every CQA once, so switching the displayed CQA reads cached fits
+    if other != cqa:
+        fitted(study_yaml, runs_csv, other, json.dumps(choices.get(other, default.to_dict())))
+res = fitted(study_yaml, runs_csv, cqa, json.dumps(choice.to_dict()))
+fit_key = f"{cqa}|{json.dumps(choice.to_dict())}\x00{runs_csv}"
 if res.error:
     st.error(f"{cqa} cannot be fitted with this model: {res.error}")
     st.stop()
@@ -107,9 +130,12 @@ with tabs[2]:
     st.code(fm.equation_actual, language=None)
 with tabs[3]:
     st.dataframe(summary_table(fm, f"{cqa}|{fm.transform}\x00{runs_csv}"), hide_index=True, width="stretch")
+    st.caption("Each order is tested against the previous one; the suggested order has significant "
+               "added terms and, where it can be tested, no significant lack of fit.")
 with tabs[4]:
-    st.plotly_chart(mf.residual_plots(fm), width="stretch")
-    st.plotly_chart(mf.influence_plot(fm), width="stretch")
+    residual_fig, influence_fig = diagnostic_figures(fm, fit_key)
+    st.plotly_chart(residual_fig, width="stretch")
+    st.plotly_chart(influence_fig, width="stretch")
     st.dataframe(fm.diagnostics, hide_index=True, width="stretch")
 with tabs[5]:
     if fm.effects is None:
@@ -119,10 +145,11 @@ with tabs[5]:
         st.plotly_chart(mf.pareto_chart(fm), width="stretch")
         st.json(fm.lenth)
 with tabs[6]:
-    if fm.box_cox:
-        st.plotly_chart(mf.box_cox_plot(fm), width="stretch")
+    fig = box_cox_figure(fm, f"{cqa}|{fm.model_spec}|{fm.transform}\x00{runs_csv}")
+    if isinstance(fig, str):
+        st.info(f"No Box-Cox plot: {fig}")
     else:
-        st.info("Box-Cox needs a response that is positive in every run.")
+        st.plotly_chart(fig, width="stretch")
 with tabs[7]:
     sp = fm.stationary_point
     if sp:

@@ -6,7 +6,8 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
-PAGES = ["pages/home.py", "pages/study.py", "pages/design.py"]
+PAGES = ["pages/home.py", "pages/study.py", "pages/design.py", "pages/runs.py", "pages/models.py",
+         "pages/explore.py"]
 
 
 def start():
@@ -53,3 +54,35 @@ def test_study_page_reports_bad_edit_without_applying():
     assert not at.exception
     assert any("no name" in e.value for e in at.error)
     assert at.session_state["study"].name == "MSC expansion"
+
+
+def with_example_results():
+    at = start()
+    at.switch_page("pages/runs.py").run()
+    at.button(key="load_example_results").click().run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["runs"]) == 40
+    return at
+
+
+def test_models_page_fits_every_cqa_and_reports_bad_model():
+    at = with_example_results()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception, at.exception
+    for name in at.selectbox(key="cqa").options:
+        at.selectbox(key="cqa").set_value(name).run()
+        assert not at.exception, (name, at.exception)
+        assert any(m.label == "R²" for m in at.metric)
+    at.text_input[0].set_value("quadratic + Agitaton")
+    at.button(key="fit").click().run()
+    assert not at.exception
+    assert any("Did you mean 'Agitation'" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("view", ["Profiler", "Contour", "3D surface", "Main effects", "Interaction"])
+def test_explore_views(view):
+    at = with_example_results()
+    at.switch_page("pages/explore.py").run()
+    at.radio(key="explore_view").set_value(view).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
