@@ -11,7 +11,24 @@ from doe.study import Study
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "msc_expansion.yaml"
 
 
+def _run_through_app() -> None:
+    """Rerun via app.py when Streamlit ran a page file directly.
+
+    Streamlit treats a folder named pages/ as a legacy multipage app until the
+    first st.navigation call in the process; a deep link opened right after a
+    server start would otherwise run the page without app.py's navigation.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the legacy mode
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def current_study() -> Study | None:
+    _run_through_app()
     return st.session_state.get("study")
 
 
