@@ -19,8 +19,11 @@ def _run_through_app() -> None:
     server start would otherwise run the page without app.py's navigation.
     """
     try:
+        from streamlit.runtime import Runtime
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a Streamlit without the legacy mode
+        return
+    if type(Runtime._instance) is not Runtime:  # AppTest's mock runtime resets the flag each run
         return
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
@@ -114,3 +117,14 @@ def current_fit(study: Study, runs, cqa: str):
 
     choice = st.session_state.get("model_choices", {}).get(cqa, ModelChoice(reduce=True).to_dict())
     return fitted(study.to_yaml(), runs.to_csv(index=False), cqa, json.dumps(choice))
+
+
+def show_table(frame, **kwargs) -> None:
+    """A statistics table: every row visible, numbers to 4 significant digits, blanks for n/a."""
+    import pandas as pd
+
+    config = {c: st.column_config.NumberColumn(c, format="%.4g")
+              for c in frame.columns if pd.api.types.is_float_dtype(frame[c])}
+    config.update(kwargs.pop("column_config", {}))
+    height = min(35 * (len(frame) + 1) + 3, 1200)
+    st.dataframe(frame, hide_index=True, width="stretch", height=height, column_config=config, **kwargs)

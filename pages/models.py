@@ -10,7 +10,7 @@ from doe.analysis import REDUCE_METHODS, ModelChoice, responses_with_results
 from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
-from pages._common import current_runs, fitted, require_study
+from pages._common import current_runs, fitted, require_study, show_table
 
 TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
 
@@ -117,26 +117,26 @@ with st.expander("Add or remove terms by hand"):
 tabs = st.tabs(["ANOVA", "Coefficients", "Equation", "Fit summary", "Diagnostics", "Effects",
                 "Box-Cox", "Canonical analysis"])
 with tabs[0]:
-    st.dataframe(fm.anova, hide_index=True, width="stretch")
+    show_table(fm.anova)
     if res.steps:
         st.caption("Backward reduction removed: " + ", ".join(
             f"{s['removed']}" for s in res.steps if s.get("removed")))
 with tabs[1]:
-    st.dataframe(fm.coefficients, hide_index=True, width="stretch")
+    show_table(fm.coefficients)
 with tabs[2]:
     st.markdown("**Coded units**")
     st.code(fm.equation_coded, language=None)
     st.markdown("**Actual units**")
     st.code(fm.equation_actual, language=None)
 with tabs[3]:
-    st.dataframe(summary_table(fm, f"{cqa}|{fm.transform}\x00{runs_csv}"), hide_index=True, width="stretch")
+    show_table(summary_table(fm, f"{cqa}|{fm.transform}\x00{runs_csv}"))
     st.caption("Each order is tested against the previous one; the suggested order has significant "
                "added terms and, where it can be tested, no significant lack of fit.")
 with tabs[4]:
     residual_fig, influence_fig = diagnostic_figures(fm, fit_key)
     st.plotly_chart(residual_fig, width="stretch")
     st.plotly_chart(influence_fig, width="stretch")
-    st.dataframe(fm.diagnostics, hide_index=True, width="stretch")
+    show_table(fm.diagnostics)
 with tabs[5]:
     if fm.effects is None:
         st.info("Effects, the half-normal plot and Lenth's method apply to two-level designs.")
