@@ -81,3 +81,11 @@ def fit_all(study: Study, runs: pd.DataFrame, choices: dict[str, ModelChoice] | 
     default = default or ModelChoice()
     return {name: fit_choice(study, runs, name, choices.get(name, default))
             for name in responses_with_results(study, runs)}
+
+
+def data_version(runs: pd.DataFrame) -> str:
+    """Short content hash of a results table (same data, same version)."""
+    import hashlib
+
+    text = runs.sort_index(axis=1).to_csv(index=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

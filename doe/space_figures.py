@@ -1,0 +1,237 @@
+"""Design-space figures for regulatory review: overlay, interval overlay, probability map.
+
+Pure functions of a :class:`doe.space.SpaceGrid` that return plotly figures:
+axis titles with units, spec limits in the legend, the threshold and method
+stated on the plot, and a footnote with study name, data version and date.
+:func:`export_figure` writes PNG or SVG (kaleido with a system Chromium or
+Chrome) or self-contained HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from doe.errors import DoeError
+from doe.figures import PALETTE, TEMPLATE
+
+if TYPE_CHECKING:
+    from doe.space import SpaceGrid
+    from doe.study import Study
+
+EXPORT_FORMATS = ("png", "svg", "html")
+_INSIDE = "rgba(240, 200, 60, 0.55)"
+_OUTSIDE = "rgba(170, 170, 170, 0.35)"
+_INFEASIBLE = "rgba(90, 90, 90, 0.55)"
+
+
+class ExportError(DoeError):
+    """A static image cannot be made here (no kaleido or no Chromium/Chrome)."""
+
+
+def footnote(study: Study, data_version: str = "", when: dt.datetime | None = None) -> str:
+    """'Study · data version · date (UTC)' for the bottom of every design-space figure."""
+    when = when or dt.datetime.now(dt.UTC)
+    parts = [f"Study: {study.name}"]
+    if data_version:
+        parts.append(f"data version {data_version}")
+    parts.append(when.strftime("%Y-%m-%d %H:%M UTC"))
+    return " · ".join(parts)
+
+
+def _spec_words(study: Study, cqa: str) -> str:
+    r = study.response(cqa)
+    return f"{cqa} {r.spec_text()}"
+
+
+def _layout(fig: go.Figure, grid: SpaceGrid, study: Study, title: str, subtitle: str, note: str) -> go.Figure:
+    fx, fy = study.factor(grid.x), study.factor(grid.y)
+    fixed = ", ".join(f"{k} = {v}" for k, v in grid.fixed.items())
+    fig.update_layout(
+        template=TEMPLATE,
+        title={"text": f"{html.escape(title)}<br><sup>{html.escape(subtitle)}</sup>", "x": 0.01},
+        xaxis={"title": {"text": html.escape(fx.label())}, "range": [grid.xs[0], grid.xs[-1]],
+               "constrain": "domain"},
+        yaxis={"title": {"text": html.escape(fy.label())}, "range": [grid.ys[0], grid.ys[-1]]},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
+        margin={"b": 150, "t": 100},
+        height=640,
+    )
+    lines = [f"Other factors: {fixed}" if fixed else "", note]
+    fig.add_annotation(text=html.escape(" | ".join(t for t in lines if t)), xref="paper", yref="paper",
+                       x=0, y=-0.36, showarrow=False, xanchor="left", font={"size": 11})
+    return fig
+
+
+def _region_trace(grid: SpaceGrid, mask: np.ndarray, name: str) -> go.Heatmap:
+    """Yellow where ``mask``, grey elsewhere, dark grey where constraints exclude."""
+    z = np.where(~grid.feasible, 0, np.where(mask, 2, 1)).astype(float)
+    return go.Heatmap(
+        x=grid.xs, y=grid.ys, z=z, zmin=0, zmax=2, showscale=False, hoverinfo="skip", name=name,
+        colorscale=[[0, _INFEASIBLE], [0.33, _INFEASIBLE], [0.34, _OUTSIDE], [0.66, _OUTSIDE],
+                    [0.67, _INSIDE], [1, _INSIDE]],
+    )
+
+
+def _limit_lines(fig: go.Figure, grid: SpaceGrid, study: Study, values: dict[str, np.ndarray],
+                 which: str) -> None:
+    """One labelled contour line per CQA spec limit (of the mean or of an interval bound)."""
+    for i, r in enumerate(r for r in study.responses if r.name in grid.per_cqa):
+        color = PALETTE[i % len(PALETTE)]
+        for limit in (r.lower, r.upper):
+            if limit is None or r.name not in values:
+                continue
+            z = values[r.name]
+            if not (np.nanmin(z) <= limit <= np.nanmax(z)):
+                continue
+            fig.add_trace(go.Contour(
+                x=grid.xs, y=grid.ys, z=z, showscale=False, hoverinfo="skip",
+                contours={"start": limit, "end": limit, "size": 1, "coloring": "none",
+                          "showlabels": True, "labelfont": {"color": color, "size": 12}},
+                line={"color": color, "width": 2.5}, name=f"{_spec_words(study, r.name)} ({which})",
+                showlegend=True,
+            ))
+
+
+def overlay_plot(grid: SpaceGrid, study: Study, *, note: str = "") -> go.Figure:
+    """'Sweet spot' overlay: where every CQA's predicted mean meets its limits."""
+    fig = go.Figure(_region_trace(grid, grid.overlay_inside, "all CQA means in spec"))
+    _limit_lines(fig, grid, study, grid.mean, "mean")
+    _legend_swatches(fig, "All predicted means in spec", "At least one CQA out of spec")
+    return _layout(fig, grid, study, "Overlay of CQA specifications (predicted means)",
+                   "Yellow: every CQA's predicted mean meets its spec; lines: where each mean "
+                   "equals its limit. Means alone give no assurance; see the probability map.", note)
+
+
+def interval_overlay_plot(grid: SpaceGrid, study: Study, *, note: str = "") -> go.Figure:
+    """Overlay with each CQA's interval bound required inside its limits (Design-Expert style)."""
+    if grid.interval is None or grid.lower is None:
+        raise DoeError("This grid has no interval bounds: compute it with an interval kind.")
+    info = grid.interval
+    kind = info.get("kind", "interval")
+    level = info.get("level")
+    words = f"{kind} interval" + (f" {100 * level:g} %" if level else "")
+    if kind == "tolerance":
+        words = (f"tolerance interval ({100 * info.get('proportion', 0):g} % of runs, "
+                 f"{100 * (level or 0):g} % confidence)")
+    fig = go.Figure(_region_trace(grid, grid.interval_inside, "all CQA intervals in spec"))
+    bounds = {}
+    for r in study.responses:
+        if r.name not in grid.per_cqa:
+            continue
+        if r.lower is not None:
+            bounds[r.name] = grid.lower[r.name]
+        elif r.upper is not None:
+            bounds[r.name] = grid.upper[r.name]
+    _limit_lines(fig, grid, study, bounds, "interval bound")
+    _legend_swatches(fig, f"Every CQA's {kind} bound in spec", "At least one bound out of spec")
+    return _layout(fig, grid, study, f"Interval overlay: {words}",
+                   "Yellow: for every CQA the one-sided (or two-sided) interval bound meets the spec. "
+                   "Lines: where each bound equals its limit.", note)
+
+
+def probability_map(grid: SpaceGrid, study: Study, *, set_point: dict[str, Any] | None = None,
+                    par: dict[str, Any] | None = None, nor: dict[str, Any] | None = None,
+                    note: str = "") -> go.Figure:
+    """Joint probability that every CQA meets spec, with the design space outlined.
+
+    The design space is the region where the probability is at least the
+    threshold (bold line); the set point, the proven acceptable ranges of the
+    two plotted factors (dashed box) and the normal operating ranges (solid
+    box) are drawn when given.
+    """
+    z = np.where(grid.feasible, grid.probability, np.nan)
+    hover = _probability_hover(grid, study)
+    fig = go.Figure(go.Heatmap(
+        x=grid.xs, y=grid.ys, z=z, zmin=0, zmax=1, colorscale="Viridis", name="P(all CQAs in spec)",
+        colorbar={"title": {"text": "P(all CQAs<br>in spec)"}, "tickformat": ".1f"},
+        customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+    ))
+    if (grid.probability >= grid.threshold).any() and (grid.probability < grid.threshold).any():
+        fig.add_trace(go.Contour(
+            x=grid.xs, y=grid.ys, z=z, showscale=False, hoverinfo="skip",
+            contours={"start": grid.threshold, "end": grid.threshold, "size": 1, "coloring": "none"},
+            line={"color": "white", "width": 4}, name=f"Design space edge (P = {grid.threshold:g})",
+            showlegend=True,
+        ))
+    if (~grid.feasible).any():
+        fig.add_trace(go.Heatmap(x=grid.xs, y=grid.ys, z=np.where(grid.feasible, np.nan, 1.0),
+                                 showscale=False, colorscale=[[0, _INFEASIBLE], [1, _INFEASIBLE]],
+                                 hoverinfo="skip", name="excluded by constraints"))
+        _swatch(fig, _INFEASIBLE, "Excluded by constraints")
+    for r in study.responses:
+        if r.name in grid.per_cqa:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker={"color": "rgba(0,0,0,0)"},
+                                     name=f"Spec: {_spec_words(study, r.name)}"))
+    _boxes(fig, grid, par, nor)
+    if set_point is not None and grid.x in set_point and grid.y in set_point:
+        fig.add_trace(go.Scatter(x=[set_point[grid.x]], y=[set_point[grid.y]], mode="markers",
+                                 marker={"symbol": "star", "size": 18, "color": "#D55E00",
+                                         "line": {"color": "white", "width": 1.5}},
+                                 name="Set point"))
+    sd = "" if not grid.setpoint_sd else "; set-point variation SD " + ", ".join(
+        f"{k} {v:g}" for k, v in grid.setpoint_sd.items())
+    subtitle = (f"{grid.method} {grid.draws:,} posterior draws (Monte Carlo SE <= {grid.mc_se:.3f}); "
+                f"design space: P >= {grid.threshold:g}{sd}. Inside: {100 * grid.fraction_inside:.0f} % "
+                "of the plotted feasible region.")
+    return _layout(fig, grid, study, "Design space: probability that every CQA meets its spec",
+                   subtitle, note)
+
+
+def _probability_hover(grid: SpaceGrid, study: Study) -> np.ndarray:
+    fx, fy = study.factor(grid.x), study.factor(grid.y)
+    ny, nx = grid.probability.shape
+    text = np.empty((ny, nx), dtype=object)
+    for i in range(ny):
+        for j in range(nx):
+            lines = [f"{fx.name} = {grid.xs[j]:.4g} {fx.units}", f"{fy.name} = {grid.ys[i]:.4g} {fy.units}",
+                     f"<b>P(all in spec) = {grid.probability[i, j]:.3f}</b>"]
+            lines += [f"{k}: P = {v[i, j]:.3f}, mean {grid.mean[k][i, j]:.3g}" for k, v in grid.per_cqa.items()]
+            text[i, j] = "<br>".join(html.escape(t).replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
+                                     for t in lines)
+    return text
+
+
+def _boxes(fig: go.Figure, grid: SpaceGrid, par: dict | None, nor: dict | None) -> None:
+    for ranges, name, dash in ((par, "PAR (proven acceptable ranges)", "dash"),
+                               (nor, "NOR (normal operating ranges)", "solid")):
+        if not ranges or grid.x not in ranges or grid.y not in ranges:
+            continue
+        (x0, x1), (y0, y1) = ranges[grid.x], ranges[grid.y]
+        fig.add_trace(go.Scatter(x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines",
+                                 line={"color": "#E69F00" if dash == "dash" else "#CC79A7", "width": 3,
+                                       "dash": dash}, name=name))
+
+
+def _swatch(fig: go.Figure, color: str, name: str) -> None:
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
+                             marker={"symbol": "square", "size": 14, "color": color}))
+
+
+def _legend_swatches(fig: go.Figure, inside: str, outside: str) -> None:
+    _swatch(fig, _INSIDE, inside)
+    _swatch(fig, _OUTSIDE, outside)
+
+
+def export_figure(fig: go.Figure, fmt: str, *, width: int = 1100, height: int = 700) -> bytes:
+    """PNG or SVG bytes (kaleido + system Chromium/Chrome), or self-contained HTML.
+
+    Raises ExportError with what to install when a static image cannot be made;
+    HTML export always works.
+    """
+    fmt = fmt.lower().lstrip(".")
+    if fmt not in EXPORT_FORMATS:
+        raise DoeError(f"Export format '{fmt}' is not supported; use png, svg or html.")
+    if fmt == "html":
+        return fig.to_html(full_html=True, include_plotlyjs=True).encode("utf-8")
+    try:
+        return fig.to_image(format=fmt, width=width, height=height, scale=2 if fmt == "png" else 1)
+    except Exception as exc:  # kaleido missing, or no browser it can drive
+        raise ExportError(
+            f"A {fmt.upper()} image needs the kaleido package and Chromium or Chrome "
+            f"(Debian: apt-get install chromium); the interactive HTML works without them. ({exc})"
+        ) from None
