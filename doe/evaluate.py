@@ -42,6 +42,7 @@ from doe.model import (
     actual_frame,
     coded_array,
     parse_model,
+    settings_shortfall,
 )
 from doe.region import moment_matrix, sample_region
 from doe.study import Study
@@ -336,19 +337,9 @@ def _reason(
 ) -> str:
     """Plain-words reason why column j is a combination of earlier columns."""
     n, col = X.shape[0], mm.columns[j]
-    for f, power in term.parts if term else ():
-        factor = study.factor(f)
-        values = U[:, study.factor_names.index(f)]
-        n_levels = len(np.unique(np.round(values, 9)))
-        if n_levels == 1:
-            return f"{f} is at one setting in every run"
-        if factor.is_categorical and n_levels < len(factor.levels):
-            used = set(values.astype(int).tolist())
-            missing = [str(v) for i, v in enumerate(factor.levels) if i not in used]
-            return f"level(s) {', '.join(missing)} of {f} never appear in the design"
-        if n_levels <= power:
-            need = "a square" if power == 2 else "a cube"
-            return f"{f} has only {n_levels} levels in the design ({need} needs at least {power + 1})"
+    shortfall = settings_shortfall(study, term, U)
+    if shortfall:
+        return shortfall
     x = X[:, j]
     if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
         what = "zero" if np.abs(x).max() <= 1e-12 else f"the constant {_num(float(x[0]))}"

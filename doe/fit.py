@@ -73,7 +73,15 @@ import pandas as pd
 from scipy import linalg, optimize, special, stats
 
 from doe.errors import ModelError, did_you_mean, quoted_list
-from doe.model import ModelMatrix, Term, coded_array, effect_codes, parse_model, preset_terms
+from doe.model import (
+    ModelMatrix,
+    Term,
+    coded_array,
+    effect_codes,
+    parse_model,
+    preset_terms,
+    settings_shortfall,
+)
 from doe.study import Study
 
 __all__ = [
@@ -581,18 +589,9 @@ def _check_estimable(study: Study, mm: ModelMatrix, cols: list[_Col], X: np.ndar
 def _reason(study: Study, mm: ModelMatrix, cols: list[_Col], X: np.ndarray, U: np.ndarray, j: int) -> str:
     col = cols[j]
     term = next((t for t in mm.terms if t.name == col.term), None)
-    for f, power in term.parts if term else ():
-        fac = study.factor(f)
-        values = U[:, study.factor_names.index(f)]
-        n_levels = len(np.unique(np.round(values, 9)))
-        if n_levels == 1:
-            return f"{f} is at one setting in every run with a result"
-        if fac.is_categorical and n_levels < len(fac.levels):
-            used = set(values.astype(int).tolist())
-            gone = [str(v) for i, v in enumerate(fac.levels) if i not in used]
-            return f"level(s) {', '.join(gone)} of {f} never appear among the runs with a result"
-        if n_levels <= power:
-            return f"{f} has only {n_levels} settings among the runs (a power {power} needs {power + 1})"
+    shortfall = settings_shortfall(study, term, U, "among the runs with a result")
+    if shortfall:
+        return shortfall
     coef = np.linalg.lstsq(X[:, :j], X[:, j], rcond=None)[0]
     combo, shown = "", 0
     big = [k for k, c in enumerate(coef) if abs(c) > 1e-6]

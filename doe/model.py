@@ -181,6 +181,28 @@ def _factor_name(study: Study, raw: str, piece: str) -> str:
     )
 
 
+def settings_shortfall(study: Study, term: Term | None, U: np.ndarray, where: str = "in the design") -> str | None:
+    """Why a term cannot be estimated from the factor settings in ``U``, or None.
+
+    A factor at one setting, a categorical level that never appears, or too
+    few distinct settings for a power (a square needs 3).
+    """
+    for f, power in term.parts if term else ():
+        factor = study.factor(f)
+        values = U[:, study.factor_names.index(f)]
+        n_levels = len(np.unique(np.round(values, 9)))
+        if n_levels == 1:
+            return f"{f} is at one setting in every run {where}"
+        if factor.is_categorical and n_levels < len(factor.levels):
+            used = set(values.astype(int).tolist())
+            missing = [str(v) for i, v in enumerate(factor.levels) if i not in used]
+            return f"level(s) {', '.join(missing)} of {f} never appear {where}"
+        if n_levels <= power:
+            need = "a square" if power == 2 else "a cube" if power == 3 else f"a power {power}"
+            return f"{f} has only {n_levels} levels {where} ({need} needs at least {power + 1})"
+    return None
+
+
 def model_spec_text(terms: list[Term]) -> str:
     """The term list as a spec string that parse_model reads back."""
     return " + ".join(t.name for t in terms)
