@@ -14,5 +14,6 @@ pages = [
     st.Page("pages/runs.py", title="Runs", icon=":material/table_edit:"),
     st.Page("pages/models.py", title="Models", icon=":material/functions:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/insights:"),
+    st.Page("pages/space.py", title="Design space", icon=":material/verified:"),
 ]
 st.navigation(pages).run()

@@ -93,6 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anova-type", type=int, default=2, choices=(1, 2, 3))
     p.add_argument("--json", help="write the analysis as JSON (default: print it)")
 
+    p = sub.add_parser("space", help="design space: probability of meeting every CQA spec, PAR, set point")
+    p.add_argument("study")
+    p.add_argument("runs", help="run sheet with results (CSV or XLSX)")
+    p.add_argument("--model", default="quadratic", help="model for every CQA (default: quadratic)")
+    p.add_argument("--reduce", action="store_true", help="hierarchical backward reduction of each model")
+    p.add_argument("--threshold", type=float, default=0.9, help="probability that defines the design space")
+    p.add_argument("--x", help="factor on the map's x axis (default: first numeric factor)")
+    p.add_argument("--y", help="factor on the map's y axis (default: second numeric factor)")
+    p.add_argument("--fixed", nargs="+", default=[], metavar="NAME=VALUE",
+                   help="hold factors at these settings (map slice and set-point search)")
+    p.add_argument("--set-point", nargs="+", default=None, metavar="NAME=VALUE",
+                   help="use this set point instead of searching for the robust one")
+    p.add_argument("--setpoint-sd", nargs="+", default=[], metavar="NAME=SD",
+                   help="set-point variation: SD of continuous factors in actual units")
+    p.add_argument("--draws", type=int, help="posterior draws (default keeps the Monte Carlo SE < 0.01)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-desirability", action="store_true", help="skip the desirability optimum")
+    p.add_argument("--json", required=True)
+    p.add_argument("--figure", help="probability map as .png, .svg or .html")
+
     p = sub.add_parser("validate", help="check a study file and print a summary")
     p.add_argument("study")
     return parser
@@ -102,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
-                "analyze": _analyze, "validate": _validate}[args.command](args)
+                "analyze": _analyze, "space": _space, "validate": _validate}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -218,23 +238,97 @@ def _augment(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from doe.fit import analyze
-    from doe.runs import read_results
     from doe.study import Study
 
     study = Study.load(args.study)
-    upload = read_results(study, Path(args.runs))
-    for problem in upload.problems:
-        if problem.severity != "error":
-            print(f"warning: {problem}", file=sys.stderr)
-    if not upload.ok:
-        errors = [str(p) for p in upload.problems if p.severity == "error"]
-        raise DoeError(f"{len(errors)} problem(s) in {args.runs}; first: {errors[0]}")
-    result = analyze(study, upload.table, args.response, model=args.model, transform=args.transform,
+    runs = _read_runs(study, args.runs)
+    result = analyze(study, runs, args.response, model=args.model, transform=args.transform,
                      reduce=args.reduce, reduce_method=args.reduce_method, anova_type=args.anova_type)
     _write_json(result, args.json)
     if args.json:
         print(f"{len(result['responses'])} CQA(s) analysed -> {args.json}")
     return 0
+
+
+def _read_runs(study, path: str):
+    from doe.runs import read_results
+
+    upload = read_results(study, Path(path))
+    for problem in upload.problems:
+        if problem.severity != "error":
+            print(f"warning: {problem}", file=sys.stderr)
+    if not upload.ok:
+        errors = [str(p) for p in upload.problems if p.severity == "error"]
+        raise DoeError(f"{len(errors)} problem(s) in {path}; first: {errors[0]}")
+    return upload.table
+
+
+def _pairs(items: list[str] | None, study, what: str, numeric: bool = False) -> dict[str, Any]:
+    """NAME=VALUE arguments -> settings, checked against the study."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise DoeError(f"{what} '{item}' must be NAME=VALUE, e.g. Agitation=60.")
+        name, value = (t.strip() for t in item.split("=", 1))
+        f = study.factor(name)
+        if f.is_categorical and not numeric:
+            out[name] = value
+        else:
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise DoeError(f"{what} {name}={value}: the value must be a number.") from None
+    return out
+
+
+def _space(args: argparse.Namespace) -> int:
+    from doe.analysis import ModelChoice, data_version, fit_all
+    from doe.space import build_predictive, robust_set_point, space_grid, summary_json
+    from doe.space_figures import footnote, probability_map
+    from doe.study import Study
+
+    study = Study.load(args.study)
+    runs = _read_runs(study, args.runs)
+    fits = fit_all(study, runs, default=ModelChoice(model=args.model, reduce=args.reduce))
+    for name, fit in fits.items():
+        if fit.error:
+            print(f"warning: {name} left out: {fit.error}", file=sys.stderr)
+    pm = build_predictive(study, {n: f.model for n, f in fits.items() if f.model is not None}, seed=args.seed)
+    fixed = _pairs(args.fixed, study, "--fixed")
+    sd = _pairs(args.setpoint_sd, study, "--setpoint-sd", numeric=True) or None
+    opts = {"threshold": args.threshold, "draws": args.draws, "seed": args.seed, "setpoint_sd": sd}
+    if args.set_point is not None:
+        set_point = {**fixed, **_pairs(args.set_point, study, "--set-point")}
+    else:
+        set_point = robust_set_point(pm, fixed=fixed or None, **opts)["settings"]
+    out = summary_json(pm, set_point=set_point, x=args.x, y=args.y, **opts)
+    out["data_version"] = data_version(runs)
+    out["desirability_optimum"] = None
+    if not args.no_desirability:
+        from doe.desirability import optimize_desirability
+
+        opt = optimize_desirability({n: f.model for n, f in fits.items() if f.model is not None}, study,
+                                    fixed=fixed or None, seed=args.seed)
+        out["desirability_optimum"] = {"settings": opt["settings"], "desirability": opt["desirability"],
+                                       "predictions": opt.get("predictions")}
+    _write_json(out, args.json)
+    if args.figure and out.get("grid"):
+        g = out["grid"]
+        grid = space_grid(pm, g["x"], g["y"], g["fixed"], **opts)
+        par = {f: v for f, v in out["par"].items() if f in (g["x"], g["y"]) and len(v) == 2
+               and not isinstance(v[0], str)}
+        fig = probability_map(grid, study, set_point=out["set_point"], par=par or None,
+                              note=footnote(study, out["data_version"]))
+        _write_figure(fig, args.figure)
+    print(f"set point P(all CQAs in spec) = {out['probability_at_set_point']:.3f} -> {args.json}")
+    return 0
+
+
+def _write_figure(fig, target: str) -> None:
+    from doe.space_figures import export_figure
+
+    fmt = Path(target).suffix.lower().lstrip(".")
+    Path(target).write_bytes(export_figure(fig, fmt))
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -1,0 +1,187 @@
+"""Design space (ICH Q8): where every CQA meets its spec with high probability; PAR, NOR, set point."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from doe import space_figures as sf
+from doe.analysis import ModelChoice, data_version, responses_with_results
+from doe.errors import DoeError
+from doe.space import (build_predictive, check_nor, proven_acceptable_ranges, robust_set_point,
+                       set_point_report, space_grid)
+from pages._common import current_fit, current_runs, require_study, show_table
+
+VIEWS = ("Probability map", "Overlay (means)", "Interval overlay")
+
+
+@st.cache_resource(max_entries=8, show_spinner="Drawing from the posterior of every CQA model...")
+def predictive(_study, _fits, key: str):
+    return build_predictive(_study, _fits)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def grid(_pm, key: str, x: str, y: str, fixed_json: str, threshold: float, sd_json: str, interval_json: str):
+    return space_grid(_pm, x, y, json.loads(fixed_json), threshold=threshold,
+                      setpoint_sd=json.loads(sd_json) or None, interval=json.loads(interval_json))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def at_set_point(_pm, key: str, sp_json: str, threshold: float, sd_json: str, nor_json: str):
+    sp, sd, nor = json.loads(sp_json), json.loads(sd_json) or None, json.loads(nor_json)
+    par = proven_acceptable_ranges(_pm, sp, threshold=threshold, setpoint_sd=sd)
+    nor_check = check_nor(_pm, sp, nor, threshold=threshold, setpoint_sd=sd) if nor else None
+    return par, set_point_report(_pm, sp, threshold=threshold, setpoint_sd=sd), nor_check
+
+
+study = require_study()
+runs = current_runs()
+st.title("Design space")
+if runs is None or not responses_with_results(study, runs):
+    st.info("No fitted models yet: enter results on the Runs page and check the models first.")
+    st.stop()
+fits = {n: current_fit(study, runs, n) for n in responses_with_results(study, runs)}
+failed = {n: f.error for n, f in fits.items() if f.error}
+for n, err in failed.items():
+    st.warning(f"{n} is left out: its model cannot be fitted ({err}).")
+models = {n: f.model for n, f in fits.items() if f.model is not None}
+choices = st.session_state.get("model_choices", {})
+key = data_version(runs) + json.dumps({n: choices.get(n, ModelChoice(reduce=True).to_dict()) for n in models},
+                                      sort_keys=True)
+try:
+    pm = predictive(study, models, key)
+except DoeError as exc:
+    st.error(f"No design space: {exc}")
+    st.stop()
+st.caption(pm.describe())
+
+numeric = [f.name for f in study.factors if not f.is_categorical]
+if len(numeric) < 2:
+    st.info("A design-space map needs two numeric factors.")
+    st.stop()
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+view = c1.radio("View", VIEWS, horizontal=True, key="space_view")
+threshold = c2.slider("Probability threshold", 0.5, 0.99, 0.9, 0.01, key="space_threshold")
+x = c3.selectbox("X axis", numeric, 0, key="space_x")
+y = c4.selectbox("Y axis", [n for n in numeric if n != x], 0, key="space_y")
+
+
+def _use(settings: dict) -> None:
+    for name, value in settings.items():
+        st.session_state[f"sp_{name}"] = value
+
+
+if "_apply_set_point" in st.session_state:  # applied before the set-point widgets exist
+    _use(st.session_state.pop("_apply_set_point"))
+with st.sidebar:
+    st.markdown("**Set point** (the map shows the slice through it)")
+    set_point = {}
+    for f in study.factors:
+        if f.is_categorical:
+            set_point[f.name] = st.selectbox(f.label(), f.levels, key=f"sp_{f.name}")
+        else:
+            st.session_state.setdefault(f"sp_{f.name}", float(f.center))
+            set_point[f.name] = st.slider(f.label(), float(f.low), float(f.high), step=(f.high - f.low) / 200,
+                                          key=f"sp_{f.name}")
+    if st.button("Find the robust set point", key="robust", help="Maximum probability over all factors"):
+        with st.spinner("Searching every level combination..."):
+            best = robust_set_point(pm, threshold=threshold)
+        st.session_state["robust"] = best
+        st.session_state["_apply_set_point"] = best["settings"]
+        st.rerun()
+    with st.expander("Set-point variation"):
+        sd = {f: st.number_input(f"SD of {study.factor(f).label()}", 0.0, float(study.factor(f).high -
+                                 study.factor(f).low), 0.0, key=f"sd_{f}") for f in numeric}
+        sd = {k: v for k, v in sd.items() if v > 0}
+    with st.expander("Normal operating ranges (NOR)"):
+        nor = {}
+        if st.checkbox("Check a NOR box", key="use_nor"):
+            for f in (x, y):
+                fac = study.factor(f)
+                half = (fac.high - fac.low) / 20
+                lo, hi = st.slider(f"NOR of {fac.label()}", float(fac.low), float(fac.high),
+                                   (max(fac.low, set_point[f] - half), min(fac.high, set_point[f] + half)),
+                                   key=f"nor_{f}")
+                nor[f] = (lo, hi)
+
+interval = None
+if view == "Interval overlay":
+    c1, c2, c3 = st.columns(3)
+    kind = c1.selectbox("Interval", ["prediction", "confidence", "tolerance"], key="iv_kind")
+    level = c2.select_slider("Confidence", [0.80, 0.90, 0.95, 0.99], 0.95, key="iv_level")
+    proportion = c3.select_slider("Proportion (tolerance)", [0.90, 0.95, 0.99], 0.99, key="iv_prop",
+                                  disabled=kind != "tolerance")
+    interval = {"kind": kind, "level": level, "proportion": proportion}
+
+fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
+sd_json, nor_json = json.dumps(sd, sort_keys=True), json.dumps(nor, sort_keys=True)
+try:
+    g = grid(pm, key, x, y, json.dumps(fixed, sort_keys=True), threshold, sd_json, json.dumps(interval))
+    par, report, nor_check = at_set_point(pm, key, json.dumps(set_point, sort_keys=True), threshold,
+                                          sd_json, nor_json)
+except DoeError as exc:
+    st.error(f"No design space: {exc}")
+    st.stop()
+
+note = sf.footnote(study, data_version(runs))
+par_box = {f: par[f] for f in (x, y) if f in par and not isinstance(par[f], list)} if par else None
+if view == "Probability map":
+    fig = sf.probability_map(g, study, set_point=set_point, par=par_box, nor=nor or None, note=note)
+elif view == "Overlay (means)":
+    fig = sf.overlay_plot(g, study, note=note)
+else:
+    fig = sf.interval_overlay_plot(g, study, note=note)
+st.plotly_chart(fig, width="stretch", key="space_fig")
+
+p = report["probability"]
+m = st.columns(4)
+m[0].metric("P(all CQAs in spec) at the set point", f"{p:.3f}", help=f"Monte Carlo SE {report['mc_se']:.3f}")
+m[1].metric("In the design space", "yes" if report["inside"] else "no")
+m[2].metric("Share of this map inside", f"{100 * g.fraction_inside:.0f} %")
+m[3].metric("Posterior draws", f"{g.draws:,}")
+if par.reason:
+    st.warning(par.reason)
+if nor_check is not None:
+    (st.success if nor_check["inside"] else st.error)(nor_check["message"])
+
+tabs = st.tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"])
+with tabs[0]:
+    show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"],
+                              "95 % PI low": v["lower_95pi"], "95 % PI high": v["upper_95pi"],
+                              "P(in spec)": report["per_cqa"].get(k)} for k, v in report["predictions"].items()]))
+with tabs[1]:
+    rows = [{"factor": study.factor(f).label(), "PAR": ", ".join(v) if isinstance(v, list)
+             else f"{v[0]:.4g} to {v[1]:.4g}", "limited by": ", ".join(par.limited_by.get(f, []) or [])}
+            for f, v in par.items()]
+    show_table(pd.DataFrame(rows, columns=["factor", "PAR", "limited by"]))
+    st.caption("One factor at a time, the others at the set point (ICH Q8(R2)); a PAR never extends "
+               "beyond the tested range. The design space is not the box of the PARs.")
+with tabs[2]:
+    best = st.session_state.get("robust")
+    if best:
+        st.markdown(f"**Robust set point** (maximum probability {best['probability']:.3f}): " +
+                    ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                              for k, v in best["settings"].items()))
+    if st.button("Find the desirability optimum (Derringer-Suich)", key="desirability"):
+        from doe.desirability import optimize_desirability
+
+        st.session_state["desirability"] = optimize_desirability(models, study)
+    opt = st.session_state.get("desirability")
+    if opt:
+        st.markdown(f"**Desirability optimum** D = {opt['desirability']:.3f}: " + ", ".join(
+            f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in opt["settings"].items()))
+        if st.button("Use it as the set point", key="use_desirability"):
+            st.session_state["_apply_set_point"] = opt["settings"]
+            st.rerun()
+with tabs[3]:
+    st.download_button("Figure as interactive HTML", sf.export_figure(fig, "html"), "design_space.html",
+                       mime="text/html", key="dl_html")
+    for fmt in ("png", "svg"):
+        if st.button(f"Prepare {fmt.upper()}", key=f"prep_{fmt}"):
+            try:
+                st.session_state[f"img_{fmt}"] = sf.export_figure(fig, fmt)
+            except sf.ExportError as exc:
+                st.error(str(exc))
+        if st.session_state.get(f"img_{fmt}"):
+            st.download_button(f"Download {fmt.upper()}", st.session_state[f"img_{fmt}"],
+                               f"design_space.{fmt}", key=f"dl_{fmt}")
