@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,19 +52,22 @@ def _spec_words(study: Study, cqa: str) -> str:
 def _layout(fig: go.Figure, grid: SpaceGrid, study: Study, title: str, subtitle: str, note: str) -> go.Figure:
     fx, fy = study.factor(grid.x), study.factor(grid.y)
     fixed = ", ".join(f"{k} = {v}" for k, v in grid.fixed.items())
+    sub = "<br>".join(html.escape(line) for line in textwrap.wrap(subtitle, 150))
+    n_sub = sub.count("<br>") + 1
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": f"{html.escape(title)}<br><sup>{html.escape(subtitle)}</sup>", "x": 0.01},
+        title={"text": f"{html.escape(title)}<br><sup>{sub}</sup>", "x": 0.01},
         xaxis={"title": {"text": html.escape(fx.label())}, "range": [grid.xs[0], grid.xs[-1]],
                "constrain": "domain"},
         yaxis={"title": {"text": html.escape(fy.label())}, "range": [grid.ys[0], grid.ys[-1]]},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
-        margin={"b": 150, "t": 100},
-        height=640,
+        legend={"orientation": "v", "yanchor": "top", "y": 1, "x": 1.12, "xanchor": "left",
+                "font": {"size": 12}},
+        margin={"b": 110, "t": 80 + 26 * n_sub, "r": 330},
+        height=640 + 26 * n_sub,
     )
     lines = [f"Other factors: {fixed}" if fixed else "", note]
     fig.add_annotation(text=html.escape(" | ".join(t for t in lines if t)), xref="paper", yref="paper",
-                       x=0, y=-0.36, showarrow=False, xanchor="left", font={"size": 11})
+                       x=0, y=-0.16, showarrow=False, xanchor="left", yanchor="top", font={"size": 11})
     return fig
 
 

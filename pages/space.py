@@ -8,8 +8,14 @@ import streamlit as st
 from doe import space_figures as sf
 from doe.analysis import ModelChoice, data_version, responses_with_results
 from doe.errors import DoeError
-from doe.space import (build_predictive, check_nor, proven_acceptable_ranges, robust_set_point,
-                       set_point_report, space_grid)
+from doe.space import (
+    build_predictive,
+    check_nor,
+    proven_acceptable_ranges,
+    robust_set_point,
+    set_point_report,
+    space_grid,
+)
 from pages._common import current_fit, current_runs, require_study, show_table
 
 VIEWS = ("Probability map", "Overlay (means)", "Interval overlay")
@@ -71,6 +77,10 @@ def _use(settings: dict) -> None:
         st.session_state[f"sp_{name}"] = value
 
 
+if f"sp_{study.factors[0].name}" not in st.session_state:  # first visit: open at the robust set point
+    with st.spinner("Finding the robust set point..."):
+        st.session_state["robust_result"] = robust_set_point(pm, threshold=0.9)
+    st.session_state["_apply_set_point"] = st.session_state["robust_result"]["settings"]
 if "_apply_set_point" in st.session_state:  # applied before the set-point widgets exist
     _use(st.session_state.pop("_apply_set_point"))
 with st.sidebar:
@@ -83,10 +93,10 @@ with st.sidebar:
             st.session_state.setdefault(f"sp_{f.name}", float(f.center))
             set_point[f.name] = st.slider(f.label(), float(f.low), float(f.high), step=(f.high - f.low) / 200,
                                           key=f"sp_{f.name}")
-    if st.button("Find the robust set point", key="robust", help="Maximum probability over all factors"):
+    if st.button("Find the robust set point", key="find_robust", help="Maximum probability over all factors"):
         with st.spinner("Searching every level combination..."):
             best = robust_set_point(pm, threshold=threshold)
-        st.session_state["robust"] = best
+        st.session_state["robust_result"] = best
         st.session_state["_apply_set_point"] = best["settings"]
         st.rerun()
     with st.expander("Set-point variation"):
@@ -157,16 +167,16 @@ with tabs[1]:
     st.caption("One factor at a time, the others at the set point (ICH Q8(R2)); a PAR never extends "
                "beyond the tested range. The design space is not the box of the PARs.")
 with tabs[2]:
-    best = st.session_state.get("robust")
+    best = st.session_state.get("robust_result")
     if best:
         st.markdown(f"**Robust set point** (maximum probability {best['probability']:.3f}): " +
                     ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
                               for k, v in best["settings"].items()))
-    if st.button("Find the desirability optimum (Derringer-Suich)", key="desirability"):
+    if st.button("Find the desirability optimum (Derringer-Suich)", key="find_desirability"):
         from doe.desirability import optimize_desirability
 
-        st.session_state["desirability"] = optimize_desirability(models, study)
-    opt = st.session_state.get("desirability")
+        st.session_state["desirability_result"] = optimize_desirability(models, study)
+    opt = st.session_state.get("desirability_result")
     if opt:
         st.markdown(f"**Desirability optimum** D = {opt['desirability']:.3f}: " + ", ".join(
             f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in opt["settings"].items()))
