@@ -86,3 +86,25 @@ def test_explore_views(view):
     at.radio(key="explore_view").set_value(view).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+
+
+def test_design_space_page_journey():
+    at = with_example_results()
+    at.switch_page("pages/space.py").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["In the design space"] == "yes"  # opens at the robust set point
+    for view in ("Overlay (means)", "Interval overlay", "Probability map"):
+        at.radio(key="space_view").set_value(view).run()
+        assert not at.exception, (view, at.exception)
+    at.selectbox(key="sp_Surface").set_value("ULA").run()
+    at.slider(key="sp_Agitation").set_value(45.0).run()
+    assert not at.exception
+    at.button(key="find_robust").click().run()
+    assert {m.label: m.value for m in at.metric}["In the design space"] == "yes"
+    at.button(key="find_desirability").click().run()
+    at.button(key="use_desirability").click().run()
+    assert not at.exception, at.exception
+    at.checkbox(key="use_nor").check().run()
+    assert not at.exception and (at.success or at.error)
