@@ -32,6 +32,7 @@ def _run_through_app() -> None:
 
 def current_study() -> Study | None:
     _run_through_app()
+    open_example_on_first_visit()
     return st.session_state.get("study")
 
 
@@ -60,9 +61,9 @@ def load_example() -> None:
 def open_example_on_first_visit() -> None:
     """A new session starts with the bundled example open, so there is something to explore."""
     if not st.session_state.get("_started"):
-        st.session_state["_started"] = True
-        if current_study() is None:
+        if st.session_state.get("study") is None:
             load_example()
+        st.session_state["_started"] = True
 
 
 def require_study() -> Study:
