@@ -239,3 +239,54 @@ def export_figure(fig: go.Figure, fmt: str, *, width: int = 1100, height: int = 
             f"A {fmt.upper()} image needs the kaleido package and Chromium or Chrome "
             f"(Debian: apt-get install chromium); the interactive HTML works without them. ({exc})"
         ) from None
+
+
+def probability_panels(grids: dict[tuple[str, str], SpaceGrid], study: Study, *, rows: str | None,
+                       cols: str, note: str = "") -> go.Figure:
+    """Small multiples of the probability map: one panel per level of ``cols`` (and ``rows``).
+
+    ``grids`` maps (row level, column level) to the grid of that panel; the
+    row level is '' without ``rows``. Every panel has the same colour scale
+    and the design-space edge at the threshold.
+    """
+    from plotly.subplots import make_subplots
+
+    row_levels = list(dict.fromkeys(k[0] for k in grids))
+    col_levels = list(dict.fromkeys(k[1] for k in grids))
+    titles = [f"{rows} = {r}, {cols} = {c}" if rows else f"{cols} = {c}" for r in row_levels for c in col_levels]
+    fig = make_subplots(rows=len(row_levels), cols=len(col_levels), shared_xaxes=True, shared_yaxes=True,
+                        subplot_titles=[html.escape(t) for t in titles], horizontal_spacing=0.03,
+                        vertical_spacing=0.08)
+    any_grid = next(iter(grids.values()))
+    for i, r in enumerate(row_levels, start=1):
+        for j, c in enumerate(col_levels, start=1):
+            g = grids[(r, c)]
+            z = np.where(g.feasible, g.probability, np.nan)
+            fig.add_trace(go.Heatmap(x=g.xs, y=g.ys, z=z, coloraxis="coloraxis", name=f"{r} {c}".strip(),
+                                     hovertemplate="P = %{z:.3f}<extra></extra>"), row=i, col=j)
+            if (g.probability >= g.threshold).any() and (g.probability < g.threshold).any():
+                fig.add_trace(go.Contour(x=g.xs, y=g.ys, z=z, showscale=False, hoverinfo="skip",
+                                         contours={"start": g.threshold, "end": g.threshold, "size": 1,
+                                                   "coloring": "none"},
+                                         line={"color": "white", "width": 3}, showlegend=False), row=i, col=j)
+    fx, fy = study.factor(any_grid.x), study.factor(any_grid.y)
+    for j in range(1, len(col_levels) + 1):
+        fig.update_xaxes(title_text=html.escape(fx.label()), row=len(row_levels), col=j)
+    for i in range(1, len(row_levels) + 1):
+        fig.update_yaxes(title_text=html.escape(fy.label()), row=i, col=1)
+    others = {k: v for k, v in any_grid.fixed.items() if k not in (rows, cols)}
+    subtitle = (f"{any_grid.method} {any_grid.draws:,} posterior draws; design space (white edge): "
+                f"P >= {any_grid.threshold:g}.")
+    sub = "<br>".join(html.escape(line) for line in textwrap.wrap(subtitle, 150))
+    fig.update_layout(
+        template=TEMPLATE, coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1,
+                                      "colorbar": {"title": {"text": "P(all CQAs<br>in spec)"}}},
+        title={"text": f"Design space by {html.escape(cols)}" + (f" and {html.escape(rows)}" if rows else "")
+               + f"<br><sup>{sub}</sup>", "x": 0.01},
+        height=max(420, 330 * len(row_levels) + 160), margin={"t": 120, "b": 90},
+    )
+    fixed_text = ", ".join(f"{k} = {v}" for k, v in others.items())
+    fig.add_annotation(text=html.escape(" | ".join(t for t in (f"Other factors: {fixed_text}", note) if t)),
+                       xref="paper", yref="paper", x=0, y=-0.12, showarrow=False, xanchor="left",
+                       yanchor="top", font={"size": 11})
+    return fig

@@ -18,7 +18,7 @@ from doe.space import (
 )
 from pages._common import current_fit, current_runs, require_study, show_table
 
-VIEWS = ("Probability map", "Overlay (means)", "Interval overlay")
+VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Drawing from the posterior of every CQA model...")
@@ -123,6 +123,16 @@ if view == "Interval overlay":
                                   disabled=kind != "tolerance")
     interval = {"kind": kind, "level": level, "proportion": proportion}
 
+categorical = [f.name for f in study.factors if f.is_categorical]
+if view == "Panels by level":
+    if not categorical:
+        st.info("Panels by level need a categorical factor.")
+        st.stop()
+    c1, c2 = st.columns(2)
+    facet_col = c1.selectbox("One panel per level of", categorical, key="facet_col")
+    facet_row = c2.selectbox("and rows by", ["(none)"] + [c for c in categorical if c != facet_col],
+                             key="facet_row")
+    facet_row = None if facet_row == "(none)" else facet_row
 fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
 sd_json, nor_json = json.dumps(sd, sort_keys=True), json.dumps(nor, sort_keys=True)
 try:
@@ -137,6 +147,14 @@ note = sf.footnote(study, data_version(runs))
 par_box = {f: par[f] for f in (x, y) if f in par and not isinstance(par[f], list)} if par else None
 if view == "Probability map":
     fig = sf.probability_map(g, study, set_point=set_point, par=par_box, nor=nor or None, note=note)
+elif view == "Panels by level":
+    panels = {}
+    for r in (study.factor(facet_row).levels if facet_row else [""]):
+        for c in study.factor(facet_col).levels:
+            panel_fixed = {**fixed, facet_col: c, **({facet_row: r} if facet_row else {})}
+            panels[(r, c)] = grid(pm, key, x, y, json.dumps(panel_fixed, sort_keys=True), threshold,
+                                  sd_json, json.dumps(None))
+    fig = sf.probability_panels(panels, study, rows=facet_row, cols=facet_col, note=note)
 elif view == "Overlay (means)":
     fig = sf.overlay_plot(g, study, note=note)
 else:
@@ -172,6 +190,9 @@ with tabs[2]:
         st.markdown(f"**Robust set point** (maximum probability {best['probability']:.3f}): " +
                     ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
                               for k, v in best["settings"].items()))
+        show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
+                                  v["lower_95pi"], "95 % PI high": v["upper_95pi"]}
+                                 for k, v in best["predictions"].items()]))
     if st.button("Find the desirability optimum (Derringer-Suich)", key="find_desirability"):
         from doe.desirability import optimize_desirability
 
@@ -180,6 +201,11 @@ with tabs[2]:
     if opt:
         st.markdown(f"**Desirability optimum** D = {opt['desirability']:.3f}: " + ", ".join(
             f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in opt["settings"].items()))
+        at_opt = set_point_report(pm, opt["settings"], threshold=threshold)
+        st.caption(f"P(all CQAs in spec) at the desirability optimum: {at_opt['probability']:.3f}")
+        show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
+                                  v["lower_95pi"], "95 % PI high": v["upper_95pi"],
+                                  "d": opt["individual"].get(k)} for k, v in at_opt["predictions"].items()]))
         if st.button("Use it as the set point", key="use_desirability"):
             st.session_state["_apply_set_point"] = opt["settings"]
             st.rerun()

@@ -95,7 +95,7 @@ def test_design_space_page_journey():
     assert not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["In the design space"] == "yes"  # opens at the robust set point
-    for view in ("Overlay (means)", "Interval overlay", "Probability map"):
+    for view in ("Overlay (means)", "Interval overlay", "Panels by level", "Probability map"):
         at.radio(key="space_view").set_value(view).run()
         assert not at.exception, (view, at.exception)
     at.selectbox(key="sp_Surface").set_value("ULA").run()
