@@ -54,7 +54,7 @@ with st.form("design_form"):
     c1, c2, c3 = st.columns(3)
     kind = c1.selectbox("Design type", DESIGN_TYPES, index=DESIGN_TYPES.index("optimal"),
                         format_func=TYPE_LABELS.get)
-    model = c2.text_input("Model", "", placeholder="default for the type (optimal: quadratic)",
+    model = c2.text_input("Model (blank: the type's default)", "",
                           help="linear, interactions, quadratic, full, or terms such as "
                                "'Agitation + Medium + Agitation:Medium + Agitation^2'")
     runs = c3.number_input("Runs (optimal, Latin hypercube)", min_value=0, value=0, step=1,
@@ -65,7 +65,7 @@ with st.form("design_form"):
                               "I: precise predictions (response surfaces, design space).")
     resolution = c2.selectbox("Resolution (fractional)", [3, 4, 5, 6], index=1)
     alpha = c3.selectbox("Axial distance (CCD)", ALPHAS)
-    seed_text = c4.text_input("Seed", "", placeholder="random (recorded)")
+    seed_text = c4.text_input("Seed (blank: random, recorded)", "")
     c1, c2, c3 = st.columns(3)
     center = c1.number_input("Centre points", min_value=0, value=0, step=1,
                              help="0 = the type's default (CCD/BBD) or none")
