@@ -40,6 +40,11 @@ class ModelChoice:
         return cls(**known)
 
 
+def default_choice() -> ModelChoice:
+    """What the app starts each CQA with: the quadratic, reduced hierarchically by p-value."""
+    return ModelChoice(reduce=True)
+
+
 @dataclass
 class CQAFit:
     """One CQA's fit: the model, the reduction steps, or the reason it could not be fitted."""

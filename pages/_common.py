@@ -114,9 +114,9 @@ def current_fit(study: Study, runs, cqa: str):
     """The fit of ``cqa`` with the model choice saved on the Models page (default: reduced quadratic)."""
     import json
 
-    from doe.analysis import ModelChoice
+    from doe.analysis import default_choice
 
-    choice = st.session_state.get("model_choices", {}).get(cqa, ModelChoice(reduce=True).to_dict())
+    choice = st.session_state.get("model_choices", {}).get(cqa, default_choice().to_dict())
     return fitted(study.to_yaml(), runs.to_csv(index=False), cqa, json.dumps(choice))
 
 

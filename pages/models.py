@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from doe import model_figures as mf
-from doe.analysis import REDUCE_METHODS, ModelChoice, responses_with_results
+from doe.analysis import REDUCE_METHODS, ModelChoice, default_choice, responses_with_results
 from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
@@ -53,7 +53,7 @@ if runs is None or not responses_with_results(study, runs):
 
 names = responses_with_results(study, runs)
 choices = st.session_state.setdefault("model_choices", {})
-default = ModelChoice(reduce=True)
+default = default_choice()
 cqa = st.selectbox("CQA", names, key="cqa",
                    format_func=lambda n: study.response(n).described())
 choice = ModelChoice.from_dict(choices.get(cqa, default.to_dict()))

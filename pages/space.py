@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from doe import space_figures as sf
-from doe.analysis import ModelChoice, data_version, responses_with_results
+from doe.analysis import data_version, default_choice, responses_with_results
 from doe.errors import DoeError
 from doe.space import (
     build_predictive,
@@ -52,8 +52,8 @@ for n, err in failed.items():
     st.warning(f"{n} is left out: its model cannot be fitted ({err}).")
 models = {n: f.model for n, f in fits.items() if f.model is not None}
 choices = st.session_state.get("model_choices", {})
-key = data_version(runs) + json.dumps({n: choices.get(n, ModelChoice(reduce=True).to_dict()) for n in models},
-                                      sort_keys=True)
+key = study.to_yaml() + data_version(runs) + json.dumps(
+    {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
 try:
     pm = predictive(study, models, key)
 except DoeError as exc:
