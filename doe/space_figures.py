@@ -67,7 +67,7 @@ def _layout(fig: go.Figure, grid: SpaceGrid, study: Study, title: str, subtitle:
     )
     lines = [f"Other factors: {fixed}" if fixed else "", note]
     fig.add_annotation(text=html.escape(" | ".join(t for t in lines if t)), xref="paper", yref="paper",
-                       x=0, y=-0.16, showarrow=False, xanchor="left", yanchor="top", font={"size": 11})
+                       x=0, y=0, yshift=-80, showarrow=False, xanchor="left", yanchor="top", font={"size": 11})
     return fig
 
 
@@ -278,15 +278,16 @@ def probability_panels(grids: dict[tuple[str, str], SpaceGrid], study: Study, *,
     subtitle = (f"{any_grid.method} {any_grid.draws:,} posterior draws; design space (white edge): "
                 f"P >= {any_grid.threshold:g}.")
     sub = "<br>".join(html.escape(line) for line in textwrap.wrap(subtitle, 150))
+    n_sub = sub.count("<br>") + 1
     fig.update_layout(
         template=TEMPLATE, coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": 1,
                                       "colorbar": {"title": {"text": "P(all CQAs<br>in spec)"}}},
         title={"text": f"Design space by {html.escape(cols)}" + (f" and {html.escape(rows)}" if rows else "")
                + f"<br><sup>{sub}</sup>", "x": 0.01},
-        height=max(420, 330 * len(row_levels) + 160), margin={"t": 120, "b": 90},
+        height=max(420, 330 * len(row_levels) + 200 + 26 * n_sub), margin={"t": 110 + 26 * n_sub, "b": 150},
     )
     fixed_text = ", ".join(f"{k} = {v}" for k, v in others.items())
     fig.add_annotation(text=html.escape(" | ".join(t for t in (f"Other factors: {fixed_text}", note) if t)),
-                       xref="paper", yref="paper", x=0, y=-0.12, showarrow=False, xanchor="left",
+                       xref="paper", yref="paper", x=0, y=0, yshift=-95, showarrow=False, xanchor="left",
                        yanchor="top", font={"size": 11})
     return fig
