@@ -1,0 +1,21 @@
+"""Persistent store: studies and their versions, designs, runs with data versions,
+analyses, design-space decisions and a hash-chained audit trail (21 CFR 11.10(e)).
+
+>>> import tempfile
+>>> from doe.store import Store
+>>> store = Store.open(data_dir=tempfile.mkdtemp())  # SQLite file, created on first use
+>>> store.verify_audit().ok
+True
+>>> store.close()
+
+Default location: ``DATABASE_URL`` if set, else ``doe.sqlite`` in ``DOE_DATA_DIR``
+(or ``~/.doe-workbench``). Opening upgrades the schema with Alembic; a database
+from a newer version of the software, or a file that is not a workbench
+database, is refused with a :class:`~doe.errors.DoeError`.
+"""
+
+from doe.store._audit import AuditCheck, User
+from doe.store._engine import default_url
+from doe.store._store import ConcurrentEditError, Store, verify_audit
+
+__all__ = ["AuditCheck", "ConcurrentEditError", "Store", "User", "default_url", "verify_audit"]

@@ -1,0 +1,124 @@
+"""Where the store lives, how to connect, and bringing its schema to the newest revision."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from doe.errors import DoeError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DB_FILE = "doe.sqlite"
+#: Execution option that makes an SQLite transaction take the write lock at BEGIN.
+WRITE_OPTION = "doe_write"
+
+
+def default_url(data_dir: str | Path | None = None) -> str:
+    """``DATABASE_URL`` if set, else an SQLite file in ``data_dir`` / ``DOE_DATA_DIR`` / ~/.doe-workbench."""
+    if data_dir is None and os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    folder = Path(data_dir or os.environ.get("DOE_DATA_DIR") or Path.home() / ".doe-workbench")
+    return f"sqlite:///{(folder.expanduser() / DB_FILE).as_posix()}"
+
+
+def shown(url: str) -> str:
+    """The URL for messages, with any password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unreadable URL)"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; an SQLite file gets its folder, WAL, foreign keys and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DoeError(f"'{url}' is not a database URL, e.g. sqlite:///data/doe.sqlite or "
+                       "postgresql+psycopg://user@host/db.") from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(parsed, pool_pre_ping=True)
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+    except (NoSuchModuleError, ImportError) as exc:
+        raise DoeError(f"No database driver for '{shown(url)}': {exc}. For PostgreSQL install "
+                       "psycopg (3) and use postgresql+psycopg://.") from None
+    _sqlite_events(engine)
+    return engine
+
+
+def _sqlite_events(engine: Engine) -> None:
+    """WAL and foreign keys on every connection; BEGIN IMMEDIATE for writers (documented recipe)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let the "begin" hook below emit BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def alembic_config(conn: Connection) -> Config:
+    """An Alembic config pointing at doe/store/migrations and at the open connection."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def upgrade(engine: Engine, url: str) -> None:
+    """Check the database is ours and not newer, then upgrade it to head in one transaction."""
+    try:
+        with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+            cfg = alembic_config(conn)
+            _check_revision(conn, ScriptDirectory.from_config(cfg), url)
+            command.upgrade(cfg, "head")
+    except DBAPIError as exc:
+        raise DoeError(_unreadable(url, exc)) from None
+
+
+def _check_revision(conn: Connection, script: ScriptDirectory, url: str) -> None:
+    """Refuse a foreign database and one written by a newer version of the software."""
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current is None:
+        tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
+        if tables:
+            raise DoeError(f"'{shown(url)}' is a database of another application (it has tables such "
+                           f"as '{sorted(tables)[0]}' but no DoE workbench schema): choose another "
+                           "file or an empty database.")
+        return
+    try:
+        script.get_revision(current)
+    except CommandError:
+        raise DoeError(f"The database '{shown(url)}' has schema revision '{current}', newer than this "
+                       f"software knows (up to '{script.get_current_head()}'). Upgrade the software "
+                       "to open it; it was not changed.") from None
+
+
+def _unreadable(url: str, exc: DBAPIError) -> str:
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    if make_url(url).get_backend_name() == "sqlite":
+        return (f"'{shown(url)}' is not a DoE workbench database or it is damaged ({detail}). "
+                "Open another file, or restore it from a backup.")
+    return f"Could not open the database '{shown(url)}' ({detail}). Check the URL and the server."

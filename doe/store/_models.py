@@ -1,0 +1,155 @@
+"""Tables of the store (SQLAlchemy 2 typed declarative).
+
+The schema is created and changed only by the Alembic revisions in
+``doe/store/migrations``; these classes must match the newest revision.
+Times are UTC ISO-8601 text (``2026-11-28T15:10:00.123456Z``) so they read
+back identically on every database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+GENESIS_HASH = "0" * 64
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's tables."""
+
+
+class StudyRow(Base):
+    """A study, by name; its definitions are in :class:`StudyVersionRow`."""
+
+    __tablename__ = "studies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class StudyVersionRow(Base):
+    """One saved version of a study: its YAML text and SHA-256 of that text."""
+
+    __tablename__ = "study_versions"
+    __table_args__ = (UniqueConstraint("study_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    yaml: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class DesignRow(Base):
+    """A design's run sheet (CSV text) and how it was made; frozen once results exist."""
+
+    __tablename__ = "designs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    study_version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(60))
+    seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_sheet: Mapped[str] = mapped_column(Text)
+    frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class DataVersionRow(Base):
+    """One batch of new or edited runs; ``content_hash`` covers all runs after it."""
+
+    __tablename__ = "data_versions"
+    __table_args__ = (UniqueConstraint("study_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    n_runs: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class RunRow(Base):
+    """The current values of one run (settings and results, JSON) with its row version."""
+
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("study_id", "label"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    values_json: Mapped[str] = mapped_column(Text)
+    row_version: Mapped[int] = mapped_column(Integer)
+
+
+class RunRevisionRow(Base):
+    """A run's values as of one data version (append-only; rebuilds old data versions)."""
+
+    __tablename__ = "run_revisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    data_version: Mapped[int] = mapped_column(Integer)
+    row_version: Mapped[int] = mapped_column(Integer)
+    values_json: Mapped[str] = mapped_column(Text)
+
+
+class AnalysisRow(Base):
+    """An analysis version: model choices per CQA, the data version, the fitted summary."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (UniqueConstraint("study_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    data_version: Mapped[int] = mapped_column(Integer)
+    choices_json: Mapped[str] = mapped_column(Text)
+    summary_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class DecisionRow(Base):
+    """A design-space decision: probability threshold, set point, PAR/NOR ranges."""
+
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    analysis_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    set_point_json: Mapped[str] = mapped_column(Text)
+    ranges_json: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class AuditRow(Base):
+    """One audit record (append-only), hash-chained to the record before it."""
+
+    __tablename__ = "audit_trail"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts: Mapped[str] = mapped_column(String(32))
+    user_name: Mapped[str] = mapped_column(String(200))
+    authenticated: Mapped[bool] = mapped_column(Boolean)
+    action: Mapped[str] = mapped_column(String(10))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    study: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    field: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    old_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The single row naming the last audit record; writers lock it, so the chain never forks."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))

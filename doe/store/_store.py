@@ -1,0 +1,458 @@
+"""The Store: studies, designs, runs, analyses and decisions with a hash-chained audit trail.
+
+Every write method runs in one transaction that also writes its audit
+records and takes the audit-head lock, so a failure leaves nothing behind
+and concurrent writers (several app processes on one PostgreSQL) queue
+instead of forking the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import yaml
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from doe.design import Design, read_design
+from doe.errors import DoeError, did_you_mean, quoted_list
+from doe.store import _values as V
+from doe.store._audit import AuditCheck, AuditWriter, User, as_user, verify_chain
+from doe.store._engine import WRITE_OPTION, default_url, make_engine, shown, upgrade
+from doe.store._models import (
+    AnalysisRow,
+    AuditRow,
+    DataVersionRow,
+    DecisionRow,
+    DesignRow,
+    RunRevisionRow,
+    RunRow,
+    StudyRow,
+    StudyVersionRow,
+)
+from doe.study import Study
+
+
+class ConcurrentEditError(DoeError):
+    """Someone else saved the same run since it was read; the message shows their change."""
+
+
+class Store:
+    """A DoE workbench database. Open with :meth:`Store.open`; every method is one transaction."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}),
+                                            expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, data_dir: str | None = None) -> Store:
+        """Open (creating and migrating to the newest schema) the store at ``url`` or the default."""
+        url = url or default_url(data_dir)
+        engine = make_engine(url)
+        try:
+            upgrade(engine, url)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, url)
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Store({shown(self.url)!r})"
+
+    # -- transactions ------------------------------------------------------------
+    @contextmanager
+    def _write(self, user: User | str) -> Iterator[tuple[Session, AuditWriter]]:
+        """One write transaction with the audit head locked; rolled back on any error."""
+        who = as_user(user)
+        try:
+            with self._write_sessions() as session, session.begin():
+                yield session, AuditWriter(session, who)
+        except DBAPIError as exc:
+            raise DoeError(f"The database refused the change ({_first_line(exc)}); nothing was saved. "
+                           "Reload and try again.") from None
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with self._read() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            raise DoeError(f"Could not read the database '{shown(self.url)}' ({_first_line(exc)}).") from None
+
+    # -- studies -----------------------------------------------------------------
+    def save_study(self, study: Study, user: User | str) -> int:
+        """Save ``study`` as its next version and return the version (unchanged text: the latest)."""
+        text = study.to_yaml()
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        with self._write(user) as (s, audit):
+            row = s.execute(select(StudyRow).where(StudyRow.name == study.name)).scalar_one_or_none()
+            if row is None:
+                row = StudyRow(name=study.name, created_at=audit.ts, created_by=audit.user.name)
+                s.add(row)
+                s.flush()
+                audit.add("create", "study", row.id, study.name, field="name", new=study.name)
+            last = _latest_version(s, row.id)
+            if last is not None and last.content_hash == digest:
+                return last.version
+            version = 1 if last is None else last.version + 1
+            s.add(StudyVersionRow(study_id=row.id, version=version, yaml=text, content_hash=digest,
+                                  created_at=audit.ts, created_by=audit.user.name))
+            audit.add("create" if last is None else "modify", "study_version", f"{row.id}:{version}",
+                      study.name, field="yaml", old=None if last is None else last.yaml, new=text)
+            return version
+
+    def list_studies(self) -> pd.DataFrame:
+        """One row per study: name, latest version, created at/by."""
+        with self._session() as s:
+            latest = (select(StudyVersionRow.study_id, func.max(StudyVersionRow.version).label("v"))
+                      .group_by(StudyVersionRow.study_id).subquery())
+            rows = s.execute(select(StudyRow.name, latest.c.v, StudyRow.created_at, StudyRow.created_by)
+                             .join(latest, latest.c.study_id == StudyRow.id).order_by(StudyRow.name)).all()
+        return pd.DataFrame(rows, columns=["name", "latest_version", "created_at", "created_by"])
+
+    def study_versions(self, name: str) -> pd.DataFrame:
+        """Every saved version of a study: version, content hash, saved at/by."""
+        with self._session() as s:
+            sid = self._study_id(s, name)
+            rows = s.execute(select(StudyVersionRow.version, StudyVersionRow.content_hash,
+                                    StudyVersionRow.created_at, StudyVersionRow.created_by)
+                             .where(StudyVersionRow.study_id == sid).order_by(StudyVersionRow.version)).all()
+        return pd.DataFrame(rows, columns=["version", "content_hash", "saved_at", "saved_by"])
+
+    def load_study(self, name: str, version: int | None = None) -> Study:
+        """The study as saved in ``version`` (default: the latest)."""
+        return Study.from_yaml(self._study_yaml(name, version))
+
+    def _study_yaml(self, name: str, version: int | None) -> str:
+        with self._session() as s:
+            sid = self._study_id(s, name)
+            row = _latest_version(s, sid) if version is None else s.execute(
+                select(StudyVersionRow).where(StudyVersionRow.study_id == sid,
+                                              StudyVersionRow.version == version)).scalar_one_or_none()
+        if row is None:
+            raise DoeError(f"Study '{name}' has no version {version}.")
+        return row.yaml
+
+    def _study_id(self, s: Session, name: str) -> int:
+        sid = s.execute(select(StudyRow.id).where(StudyRow.name == name)).scalar_one_or_none()
+        if sid is None:
+            names = list(s.execute(select(StudyRow.name)).scalars())
+            raise DoeError(f"No study named '{name}' in the store.{did_you_mean(name, names)} "
+                           f"Studies: {quoted_list(names) or 'none yet'}.")
+        return sid
+
+    # -- designs -----------------------------------------------------------------
+    def save_design(self, study_name: str, design: Design, user: User | str) -> int:
+        """Store a design's run sheet against the study's latest version; return its id."""
+        sheet = design.table.to_csv(index=False)
+        with self._write(user) as (s, audit):
+            sid = self._study_id(s, study_name)
+            row = DesignRow(study_id=sid, study_version=_latest_version(s, sid).version, kind=design.kind,
+                            seed=design.seed, model=design.model, run_sheet=sheet, frozen=False,
+                            created_at=audit.ts, created_by=audit.user.name)
+            s.add(row)
+            s.flush()
+            audit.add("create", "design", row.id, study_name, field="run_sheet", new=sheet)
+            return row.id
+
+    def designs(self, study_name: str) -> pd.DataFrame:
+        """The study's designs: id, study version, kind, seed, model, frozen, created at/by."""
+        cols = ["id", "study_version", "kind", "seed", "model", "frozen", "created_at", "created_by"]
+        with self._session() as s:
+            sid = self._study_id(s, study_name)
+            rows = s.execute(select(*(getattr(DesignRow, c) for c in cols))
+                             .where(DesignRow.study_id == sid).order_by(DesignRow.id)).all()
+        return pd.DataFrame(rows, columns=cols)
+
+    def load_design(self, design_id: int) -> Design:
+        """A stored design, read against the study version it was made for."""
+        with self._session() as s:
+            row = s.get(DesignRow, design_id)
+            if row is None:
+                raise DoeError(f"There is no design {design_id} in the store.")
+            name = s.get(StudyRow, row.study_id).name
+        design = read_design(self.load_study(name, row.study_version), row.run_sheet.encode("utf-8"),
+                             name=f"design {design_id}")
+        design.kind, design.seed, design.model = row.kind, row.seed, row.model
+        return design
+
+    # -- runs and data versions ------------------------------------------------------
+    def append_runs(self, study_name: str, runs_df: pd.DataFrame, user: User | str,
+                    reason: str | None = None) -> int:
+        """Add new runs and apply edits in one transaction; return the new data version.
+
+        Runs are matched by ``Run``. A blank cell keeps the stored value. Changing a
+        value that was already saved needs a ``reason``. A batch that changes
+        nothing returns the current data version and writes nothing.
+        """
+        batch = V.batch_rows(runs_df)
+        with self._write(user) as (s, audit):
+            sid = self._study_id(s, study_name)
+            existing = {r.label: r for r in s.execute(select(RunRow).where(RunRow.study_id == sid)).scalars()}
+            touched = self._apply_batch(s, audit, study_name, sid, existing, batch, reason)
+            if not touched:
+                return _last_data_version(s, sid)
+            version = self._new_data_version(s, audit, study_name, sid, touched, reason)
+            self._freeze_designs(s, audit, study_name, sid, batch)
+            return version
+
+    def _apply_batch(self, s: Session, audit: AuditWriter, study: str, sid: int,
+                     existing: dict[str, RunRow], batch: dict[str, dict[str, Any]],
+                     reason: str | None) -> list[RunRow]:
+        """Create new runs and edit changed ones; return the runs touched."""
+        created = [RunRow(study_id=sid, label=label, values_json=V.dumps(values), row_version=1)
+                   for label, values in batch.items() if label not in existing]
+        s.add_all(created)
+        s.flush()
+        for row in created:
+            audit.add("create", "run", row.id, study, field=f"Run {row.label}", new=json.loads(row.values_json))
+        edited = [existing[label] for label, values in batch.items() if label in existing
+                  if _edit_run(audit, study, existing[label], values, reason)]
+        return created + edited
+
+    def _new_data_version(self, s: Session, audit: AuditWriter, study: str, sid: int,
+                          touched: list[RunRow], reason: str | None) -> int:
+        """Record a data version (hash over all runs now) and the touched runs' revisions."""
+        s.flush()
+        current = {r.label: json.loads(r.values_json)
+                   for r in s.execute(select(RunRow).where(RunRow.study_id == sid)).scalars()}
+        version = _last_data_version(s, sid) + 1
+        digest = V.content_hash(current)
+        s.add(DataVersionRow(study_id=sid, version=version, content_hash=digest, n_runs=len(current),
+                             reason=reason or None, created_at=audit.ts, created_by=audit.user.name))
+        s.add_all(RunRevisionRow(run_id=r.id, data_version=version, row_version=r.row_version,
+                                 values_json=r.values_json) for r in touched)
+        audit.add("create", "data_version", f"{sid}:{version}", study, field="content_hash", new=digest,
+                  reason=reason)
+        return version
+
+    def _freeze_designs(self, s: Session, audit: AuditWriter, study: str, sid: int,
+                        batch: dict[str, dict[str, Any]]) -> None:
+        """Freeze the study's designs once any CQA result has been entered."""
+        cqas = _response_names(_latest_version(s, sid).yaml)
+        if not any(values.get(c) is not None for values in batch.values() for c in cqas):
+            return
+        for row in s.execute(select(DesignRow).where(DesignRow.study_id == sid,
+                                                     DesignRow.frozen.is_(False))).scalars():
+            row.frozen = True
+            audit.add("modify", "design", row.id, study, field="frozen", old=False, new=True)
+
+    def runs(self, study_name: str, data_version: int | None = None) -> pd.DataFrame:
+        """The runs as of ``data_version`` (default: now), with ``run_id`` and ``row_version`` columns."""
+        with self._session() as s:
+            sid = self._study_id(s, study_name)
+            if data_version is None:
+                rows = s.execute(select(RunRow).where(RunRow.study_id == sid).order_by(RunRow.id)).scalars()
+                return V.frame([(r.id, r.label, r.row_version, json.loads(r.values_json)) for r in rows])
+            return V.frame(_runs_as_of(s, sid, study_name, data_version))
+
+    def data_versions(self, study_name: str) -> pd.DataFrame:
+        """Every data version: version, content hash, number of runs, reason, created at/by."""
+        cols = ["version", "content_hash", "n_runs", "reason", "created_at", "created_by"]
+        with self._session() as s:
+            sid = self._study_id(s, study_name)
+            rows = s.execute(select(*(getattr(DataVersionRow, c) for c in cols))
+                             .where(DataVersionRow.study_id == sid).order_by(DataVersionRow.version)).all()
+        return pd.DataFrame(rows, columns=cols)
+
+    def update_result(self, run_id: int, cqa: str, value: Any, expected_row_version: int,
+                      user: User | str, reason: str | None = None) -> int:
+        """Set one result of one run if nobody changed the run since ``expected_row_version``.
+
+        Returns the new data version (the current one when the value is unchanged).
+        Raises ConcurrentEditError, naming the other change, when the row moved on.
+        """
+        with self._write(user) as (s, audit):
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise DoeError(f"There is no run with id {run_id}: reload the runs.")
+            study = s.get(StudyRow, row.study_id).name
+            if row.row_version != expected_row_version:
+                raise ConcurrentEditError(_conflict_message(s, row, expected_row_version))
+            cqas = _response_names(_latest_version(s, row.study_id).yaml)
+            if cqa not in cqas:
+                raise DoeError(f"'{cqa}' is not a CQA of study '{study}'.{did_you_mean(cqa, cqas)} "
+                               f"CQAs: {quoted_list(cqas)}.")
+            if not _edit_run(audit, study, row, {cqa: V.cell(value)}, reason):
+                return _last_data_version(s, row.study_id)
+            return self._new_data_version(s, audit, study, row.study_id, [row], reason)
+
+    # -- analyses and decisions -------------------------------------------------------
+    def save_analysis(self, study_name: str, choices: dict[str, Any], summary: dict[str, Any],
+                      user: User | str, data_version: int | None = None) -> int:
+        """Store an analysis version (model choices per CQA, fitted summary); return its version.
+
+        ``choices`` values may be ModelChoice objects or dicts; ``data_version``
+        defaults to the newest. Both must be JSON-serialisable.
+        """
+        plain = {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in choices.items()}
+        choices_json, summary_json = _json(plain, "model choices"), _json(summary, "analysis summary")
+        with self._write(user) as (s, audit):
+            sid = self._study_id(s, study_name)
+            dv = _last_data_version(s, sid) if data_version is None else data_version
+            _check_data_version(s, sid, study_name, dv)
+            version = (s.execute(select(func.max(AnalysisRow.version)).where(AnalysisRow.study_id == sid))
+                       .scalar() or 0) + 1
+            s.add(AnalysisRow(study_id=sid, version=version, data_version=dv, choices_json=choices_json,
+                              summary_json=summary_json, created_at=audit.ts, created_by=audit.user.name))
+            audit.add("create", "analysis", f"{sid}:{version}", study_name, field="choices",
+                      new={"data_version": dv, "choices": plain})
+            return version
+
+    def analyses(self, study_name: str) -> pd.DataFrame:
+        """Every analysis version: version, data_version, choices (dict), summary (dict), created at/by."""
+        with self._session() as s:
+            sid = self._study_id(s, study_name)
+            rows = s.execute(select(AnalysisRow).where(AnalysisRow.study_id == sid)
+                             .order_by(AnalysisRow.version)).scalars().all()
+        return pd.DataFrame([(r.version, r.data_version, json.loads(r.choices_json), json.loads(r.summary_json),
+                              r.created_at, r.created_by) for r in rows],
+                            columns=["version", "data_version", "choices", "summary", "created_at",
+                                     "created_by"])
+
+    def save_decision(self, study_name: str, threshold: float, set_point: dict[str, Any],
+                      ranges: dict[str, Any], user: User | str, *, analysis_version: int | None = None,
+                      note: str = "") -> int:
+        """Store a design-space decision (threshold, set point, PAR/NOR ranges); return its id."""
+        set_json, ranges_json = _json(set_point, "set point"), _json(ranges, "PAR/NOR ranges")
+        with self._write(user) as (s, audit):
+            sid = self._study_id(s, study_name)
+            row = DecisionRow(study_id=sid, analysis_version=analysis_version, threshold=float(threshold),
+                              set_point_json=set_json, ranges_json=ranges_json, note=note,
+                              created_at=audit.ts, created_by=audit.user.name)
+            s.add(row)
+            s.flush()
+            audit.add("create", "decision", row.id, study_name, field="decision",
+                      new={"threshold": float(threshold), "set_point": set_point, "ranges": ranges,
+                           "analysis_version": analysis_version, "note": note})
+            return row.id
+
+    def decisions(self, study_name: str) -> pd.DataFrame:
+        """Every design-space decision: id, analysis version, threshold, set point, ranges, note."""
+        with self._session() as s:
+            sid = self._study_id(s, study_name)
+            rows = s.execute(select(DecisionRow).where(DecisionRow.study_id == sid)
+                             .order_by(DecisionRow.id)).scalars().all()
+        return pd.DataFrame([(r.id, r.analysis_version, r.threshold, json.loads(r.set_point_json),
+                              json.loads(r.ranges_json), r.note, r.created_at, r.created_by) for r in rows],
+                            columns=["id", "analysis_version", "threshold", "set_point", "ranges", "note",
+                                     "created_at", "created_by"])
+
+    # -- audit ---------------------------------------------------------------------
+    def audit_trail(self, study_name: str | None = None) -> pd.DataFrame:
+        """The audit records (all, or one study's) in order; old/new values as JSON text."""
+        cols = ["seq", "ts", "user_name", "authenticated", "action", "entity", "entity_id", "study",
+                "field", "old_value", "new_value", "reason", "prev_hash", "hash"]
+        query = select(*(getattr(AuditRow, c) for c in cols)).order_by(AuditRow.seq)
+        if study_name is not None:
+            query = query.where(AuditRow.study == study_name)
+        with self._session() as s:
+            rows = s.execute(query).all()
+        return pd.DataFrame(rows, columns=cols)
+
+    def verify_audit(self) -> AuditCheck:
+        """Recompute the hash chain; the result names the first broken record, if any."""
+        with self._session() as s:
+            return verify_chain(s)
+
+
+def verify_audit(store: Store) -> AuditCheck:
+    """Verify the audit trail's hash chain of ``store`` (see :meth:`Store.verify_audit`)."""
+    return store.verify_audit()
+
+
+# -- helpers ------------------------------------------------------------------------
+def _latest_version(s: Session, sid: int) -> StudyVersionRow | None:
+    return s.execute(select(StudyVersionRow).where(StudyVersionRow.study_id == sid)
+                     .order_by(StudyVersionRow.version.desc()).limit(1)).scalar_one_or_none()
+
+
+def _last_data_version(s: Session, sid: int) -> int:
+    return s.execute(select(func.max(DataVersionRow.version))
+                     .where(DataVersionRow.study_id == sid)).scalar() or 0
+
+
+def _check_data_version(s: Session, sid: int, study: str, version: int) -> None:
+    last = _last_data_version(s, sid)
+    if not 1 <= version <= last:
+        raise DoeError(f"Study '{study}' has no data version {version}; "
+                       + (f"versions run from 1 to {last}." if last else "no runs are stored yet."))
+
+
+def _runs_as_of(s: Session, sid: int, study: str, version: int) -> list[tuple[int, str, int, dict]]:
+    """Each run's latest revision at or before ``version``."""
+    _check_data_version(s, sid, study, version)
+    rows = s.execute(select(RunRow.id, RunRow.label, RunRevisionRow.row_version, RunRevisionRow.values_json)
+                     .join(RunRevisionRow, RunRevisionRow.run_id == RunRow.id)
+                     .where(RunRow.study_id == sid, RunRevisionRow.data_version <= version)
+                     .order_by(RunRow.id, RunRevisionRow.data_version)).all()
+    latest = {rid: (rid, label, rv, json.loads(vj)) for rid, label, rv, vj in rows}
+    return list(latest.values())
+
+
+def _edit_run(audit: AuditWriter, study: str, row: RunRow, new: dict[str, Any], reason: str | None) -> bool:
+    """Apply non-blank changed values to a run with one audit record each; True if anything changed."""
+    values = json.loads(row.values_json)
+    changes = {k: v for k, v in new.items() if v is not None and not V.same(values.get(k), v)}
+    if not changes:
+        return False
+    saved = [k for k in changes if values.get(k) is not None]
+    if saved and not (reason or "").strip():
+        raise DoeError(f"Run {row.label}: {quoted_list(saved)} already had a saved value; give a reason "
+                       "for changing it (it is kept in the audit trail).")
+    for key, value in changes.items():
+        audit.add("modify", "run", row.id, study, field=key, old=values.get(key), new=value,
+                  reason=reason)
+        values[key] = value
+    row.values_json, row.row_version = V.dumps(values), row.row_version + 1
+    return True
+
+
+def _conflict_message(s: Session, row: RunRow, expected: int) -> str:
+    """Who changed the run last, when, and what (old -> new), for a refused save."""
+    last = s.execute(select(AuditRow).where(AuditRow.entity == "run", AuditRow.entity_id == str(row.id))
+                     .order_by(AuditRow.seq.desc()).limit(1)).scalar_one_or_none()
+    other = ""
+    if last is not None:
+        other = (f" {last.user_name} changed it at {last.ts}: {last.field} "
+                 f"{_show(last.old_value)} → {_show(last.new_value)}.")
+    return (f"Run {row.label} was changed by someone else since you loaded it (row version {expected}, "
+            f"now {row.row_version}).{other} Your change was not saved: reload the run and apply it again.")
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return (str(exc.orig).strip().splitlines() or ["unknown error"])[0]
+
+
+def _show(text: str | None) -> str:
+    if text is None:
+        return "(empty)"
+    value = json.loads(text)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _response_names(yaml_text: str) -> list[str]:
+    data = yaml.safe_load(yaml_text) or {}
+    return [str(r.get("name")) for r in data.get("responses") or [] if isinstance(r, dict)]
+
+
+def _json(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise DoeError(f"The {what} cannot be stored as JSON ({exc}): use numbers, text, lists and "
+                       "mappings.") from None
+

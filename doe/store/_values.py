@@ -1,0 +1,118 @@
+"""Run values as JSON: normalising cells, hashing a data version, rebuilding a DataFrame."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from doe.errors import DoeError
+
+RUN = "Run"
+#: Columns runs() adds for editing; never stored as values.
+META = ("run_id", "row_version")
+
+
+def cell(value: Any) -> Any:
+    """A cell as a JSON value: None for blank/NaN, Python int/float/bool/str otherwise."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            raise DoeError(f"'{value}' is not a finite number: enter a measured value or leave it empty.")
+        return value
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    raise DoeError(f"The value {value!r} cannot be stored: use numbers or text.")
+
+
+def run_label(value: Any) -> str:
+    """A run id as text: whole numbers without '.0' ('3', 3, 3.0 -> '3')."""
+    value = cell(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DoeError("A run has no 'Run' id: every run needs one to be stored.")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as stored data: blanks equal; numbers by value (60 == 60.0); text exactly."""
+    if a is None or b is None:
+        return a is None and b is None
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def batch_rows(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """{run label: {column: value}} for a batch; needs a unique 'Run' column."""
+    if RUN not in frame.columns:
+        raise DoeError("The runs have no 'Run' column: runs are stored and matched by their Run id.")
+    columns = [str(c) for c in frame.columns if str(c) != RUN and str(c) not in META]
+    out: dict[str, dict[str, Any]] = {}
+    for rec in frame.to_dict("records"):
+        label = run_label(rec[RUN])
+        if label in out:
+            raise DoeError(f"Run {label} appears twice in the batch: each run needs its own id.")
+        out[label] = {c: cell(rec[c]) for c in columns}
+    return out
+
+
+def dumps(values: dict[str, Any]) -> str:
+    """Stored JSON of one run's values (column order kept)."""
+    return json.dumps(values, ensure_ascii=False, allow_nan=False)
+
+
+def content_hash(runs: dict[str, dict[str, Any]]) -> str:
+    """SHA-256 over every run's non-blank values (numbers as floats, keys sorted)."""
+    canon = {label: {k: _canon(v) for k, v in values.items() if v is not None}
+             for label, values in runs.items()}
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canon(v: Any) -> Any:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+def frame(records: list[tuple[int, str, int, dict[str, Any]]]) -> pd.DataFrame:
+    """DataFrame of (run_id, label, row_version, values): Run, value columns, run_id, row_version."""
+    columns: dict[str, None] = {}
+    for _, _, _, values in records:
+        columns.update(dict.fromkeys(values))
+    data = {RUN: [_label_value(label) for _, label, _, _ in records]}
+    for c in columns:
+        data[c] = [values.get(c) for _, _, _, values in records]
+    data["run_id"] = [rid for rid, _, _, _ in records]
+    data["row_version"] = [rv for _, _, rv, _ in records]
+    out = pd.DataFrame(data, columns=[RUN, *columns, *META])
+    for c in columns:
+        out[c] = _typed(out[c])
+    return out
+
+
+def _label_value(label: str) -> Any:
+    return int(label) if re.fullmatch(r"[-+]?\d+", label) else label
+
+
+def _typed(col: pd.Series) -> pd.Series:
+    """Numbers (with blanks as NaN) as a numeric column; anything else as object."""
+    present = [v for v in col if v is not None]
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pd.to_numeric(col.astype(object).where(col.notna(), np.nan))
+    if not present:
+        return col.astype(float)
+    return col
