@@ -115,6 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a study file and print a summary")
     p.add_argument("study")
+
+    p = sub.add_parser("import", help="save a study (and optional runs) in the store")
+    p.add_argument("study", help="study YAML file")
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--runs", help="run sheet with results to store as a data version (CSV or XLSX)")
+    p.add_argument("--user", help="who is importing (default: the login name)")
+    p.add_argument("--reason", help="reason recorded with changed results")
+
+    p = sub.add_parser("rerun", help="append runs and re-run the saved analysis as a new version")
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--study", required=True, help="name of the study in the store")
+    p.add_argument("--runs", help="new or edited runs (CSV or XLSX) to append first")
+    p.add_argument("--user", help="who re-runs the analysis (default: the login name)")
+    p.add_argument("--reason", help="reason recorded with the batch (needed to change saved results)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the design-space draws")
+    p.add_argument("--json", required=True, help="write the new version and the comparison as JSON")
+
+    p = sub.add_parser("audit", help="audit trail: verify the hash chain")
+    p.add_argument("action", choices=("verify",))
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
     return parser
 
 
@@ -122,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
-                "analyze": _analyze, "space": _space, "validate": _validate}[args.command](args)
+                "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
+                "rerun": _rerun, "audit": _audit}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -342,3 +363,81 @@ def _validate(args: argparse.Namespace) -> int:
     for r in study.responses:
         print(f"  CQA {r.described()}, goal {r.goal}")
     return 0
+
+
+def _cli_user(name: str | None) -> str:
+    """--user, else the login name (recorded as unauthenticated)."""
+    if name and name.strip():
+        return name.strip()
+    import getpass
+
+    try:
+        return getpass.getuser() or "cli"
+    except Exception:  # no login name in some containers
+        return "cli"
+
+
+def _open_store(url: str | None):
+    from doe.store import Store
+
+    return Store.open(url)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from doe.study import Study
+
+    study = Study.load(args.study)
+    runs = _read_runs(study, args.runs) if args.runs else None
+    user = _cli_user(args.user)
+    store = _open_store(args.db)
+    try:
+        version = store.save_study(study, user)
+        text = f"study '{study.name}' saved as version {version}"
+        if runs is not None:
+            dv = store.append_runs(study.name, runs, user, reason=args.reason)
+            text += f"; {len(runs)} runs -> data version {dv}"
+    finally:
+        store.close()
+    print(text)
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    from doe.store._engine import shown
+    from doe.versions import rerun_analysis
+
+    store = _open_store(args.db)
+    try:
+        names = list(store.list_studies()["name"])
+        if args.study not in names:
+            db = shown(args.db or store.url)
+            raise DoeError(f"No study named '{args.study}' in the store {shown(store.url)} (studies: "
+                           f"{', '.join(repr(n) for n in names) or 'none yet'}). Import it first: "
+                           f"python -m doe import --db {db} STUDY.yaml [--runs RUNS.csv] [--user NAME]")
+        runs = None
+        if args.runs:
+            runs = _read_runs(store.load_study(args.study), args.runs)
+        out = rerun_analysis(store, args.study, _cli_user(args.user), new_runs=runs, reason=args.reason,
+                             seed=args.seed)
+    finally:
+        store.close()
+    _write_json(out, args.json)
+    space = out["design_space"]
+    prob = space.get("probability_at_set_point")
+    tail = f", set point P = {prob:.3f}" if prob is not None else ""
+    print(f"{args.study}: analysis version {out['analysis_version']} on data version "
+          f"{out['data_version']}{tail} -> {args.json}")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    try:
+        check = store.verify_audit()
+    finally:
+        store.close()
+    if check.ok:
+        print(f"audit trail intact: {check.checked} records")
+        return 0
+    print(f"audit trail broken at record {check.bad_seq}: {check.problem}")
+    return 1
