@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from doe._json import json_ready
 from doe.errors import DoeError
 
 EXIT_INPUT = 2
@@ -166,28 +166,11 @@ def _write_design(design, out: str) -> None:
 
 
 def _write_json(data: dict[str, Any], target: str | None) -> None:
-    text = json.dumps(_json_ready(data), indent=2, allow_nan=False)
+    text = json.dumps(json_ready(data), indent=2, allow_nan=False)
     if target:
         Path(target).write_text(text + "\n", encoding="utf-8")
     else:
         print(text)
-
-
-def _json_ready(value: Any) -> Any:
-    """NaN/inf -> None, numpy scalars -> Python, so the JSON is strict."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _evaluation_json(design, model: str | None, snr: float, alpha: float = 0.05) -> dict[str, Any]:

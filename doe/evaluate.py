@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
+from doe._json import json_ready
 from doe.design import Design
 from doe.errors import DesignError
 from doe.model import (
@@ -114,7 +115,7 @@ class DesignEvaluation:
             "region": dict(self.region),
             "warnings": list(self.warnings),
         }
-        return _json_clean(out)
+        return json_ready(out)
 
 
 # -- public functions ---------------------------------------------------------------
@@ -576,17 +577,3 @@ def _num(x: float) -> str:
     """Short number for alias lines: 1.0, 0.5, -0.333."""
     r = round(float(x), 3)
     return f"{r:.1f}" if r == int(r) else f"{r:g}"
-
-
-def _json_clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj

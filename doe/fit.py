@@ -72,6 +72,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, special, stats
 
+from doe._json import json_ready
 from doe.errors import ModelError, did_you_mean, quoted_list
 from doe.model import (
     ModelMatrix,
@@ -921,7 +922,7 @@ class FittedModel:
         }
         if self.fit_summary is not None:
             out["fit_summary"] = self.fit_summary.to_dict(orient="records")
-        return _json_clean(out)
+        return json_ready(out)
 
 
 def _complete(study: Study, terms: list[Term], frame: pd.DataFrame) -> pd.DataFrame:
@@ -1837,19 +1838,19 @@ def analyze(study: Study, runs: pd.DataFrame, responses: list[str] | None = None
         entry = fm.to_json()
         try:
             used = fm.transform if fm.boxcox_lambda is None else _power_transform(fm.boxcox_lambda).spec
-            entry["fit_summary"] = _json_clean(fit_summary(
+            entry["fit_summary"] = json_ready(fit_summary(
                 study, runs, name, transform=used, block_col=block_col, alpha=alpha).to_dict(orient="records"))
         except ModelError as exc:
             entry["fit_summary"] = None
             entry["warnings"].append(f"Fit summary not available: {exc}")
-        entry["reduction"] = _json_clean(steps)
-        entry["anova_sequential"] = _json_clean(fm.grouped_anova().to_dict(orient="records"))
+        entry["reduction"] = json_ready(steps)
+        entry["anova_sequential"] = json_ready(fm.grouped_anova().to_dict(orient="records"))
         entry["steepest_ascent"] = None
         if all(t.degree == 1 for t in fm.model_terms):
             try:
                 entry["steepest_ascent"] = {
                     **fm.steepest_direction(),
-                    "path": _json_clean(fm.steepest_ascent().to_dict(orient="records")),
+                    "path": json_ready(fm.steepest_ascent().to_dict(orient="records")),
                 }
             except ModelError:
                 pass
@@ -1892,19 +1893,3 @@ def _ids(ids: list[Any]) -> str:
 
 def _id_range(ids: list[Any]) -> str:
     return f"{ids[0]} to {ids[-1]}" if ids else "none"
-
-
-def _json_clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_json_clean(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj

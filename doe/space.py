@@ -87,6 +87,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from doe._json import json_ready
 from doe.errors import ModelError, did_you_mean, quoted_list
 from doe.fit import FittedModel, Transform
 from doe.model import effect_codes
@@ -1091,7 +1092,7 @@ class PARResult(dict):
         self.mc_se: float = info.get("mc_se", math.nan)
 
     def to_json(self) -> dict[str, Any]:
-        return _clean({"ranges": {k: list(v) for k, v in self.items()}, "limited_by": self.limited_by,
+        return json_ready({"ranges": {k: list(v) for k, v in self.items()}, "limited_by": self.limited_by,
                        "end_probability": self.end_probability, "set_point": self.set_point,
                        "probability_at_set_point": self.probability, "threshold": self.threshold,
                        "reason": self.reason, "draws": self.draws, "mc_se": self.mc_se})
@@ -1460,26 +1461,10 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
         g = space_grid(pm, axes[0], axes[1], {k: v for k, v in sp.items() if k not in axes}, n=n, **opts)
         out["grid"] = {"x": g.x, "y": g.y, "fixed": g.fixed, "fraction_inside": g.fraction_inside, "n": n,
                        "threshold": threshold, "draws": g.draws, "mc_se": g.mc_se}
-    return _clean(out)
+    return json_ready(out)
 
 
 def _plain(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
     return v
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj

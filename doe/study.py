@@ -412,7 +412,8 @@ def _check_keys(data: dict, allowed: tuple[str, ...], what: str) -> None:
             )
 
 
-def _number(value: Any, what: str) -> float | None:
+def number_or_none(value: Any, what: str) -> float | None:
+    """A finite float, None for a blank, or a StudyError naming ``what``."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
@@ -438,8 +439,8 @@ def _factor_from(d: Any, i: int) -> Factor:
     return Factor(
         name=name,
         kind=kind,
-        low=_number(d.get("low"), f"Factor '{name}' low"),
-        high=_number(d.get("high"), f"Factor '{name}' high"),
+        low=number_or_none(d.get("low"), f"Factor '{name}' low"),
+        high=number_or_none(d.get("high"), f"Factor '{name}' high"),
         levels=levels,
         units=_text(d.get("units", ""), f"factor '{name}' units"),
         description=_text(d.get("description", ""), f"factor '{name}' description"),
@@ -451,15 +452,15 @@ def _response_from(d: Any, i: int) -> Response:
         raise StudyError(f"Response {i + 1} must be a mapping like {{name: Viability, goal: maximize}}.")
     _check_keys(d, _RESPONSE_KEYS, f"response {i + 1} ({d.get('name', '?')})")
     name = _text(d.get("name", ""), f"response {i + 1} name").strip()
-    weight = _number(d.get("weight"), f"Response '{name}' weight")
-    importance = _number(d.get("importance"), f"Response '{name}' importance")
+    weight = number_or_none(d.get("weight"), f"Response '{name}' weight")
+    importance = number_or_none(d.get("importance"), f"Response '{name}' importance")
     return Response(
         name=name,
         units=_text(d.get("units", ""), f"response '{name}' units"),
         goal=str(d.get("goal", "none")).strip().lower(),
-        lower=_number(d.get("lower"), f"Response '{name}' lower"),
-        upper=_number(d.get("upper"), f"Response '{name}' upper"),
-        target=_number(d.get("target"), f"Response '{name}' target"),
+        lower=number_or_none(d.get("lower"), f"Response '{name}' lower"),
+        upper=number_or_none(d.get("upper"), f"Response '{name}' upper"),
+        target=number_or_none(d.get("target"), f"Response '{name}' target"),
         weight=1.0 if weight is None else weight,
         importance=1.0 if importance is None else importance,
         description=_text(d.get("description", ""), f"response '{name}' description"),

@@ -14,7 +14,7 @@ import pandas as pd
 
 from doe.constraints import Constraint
 from doe.errors import StudyError
-from doe.study import Factor, Response, Study
+from doe.study import Factor, Response, Study, number_or_none
 
 FACTOR_COLUMNS = ["name", "kind", "low", "high", "levels", "units", "description"]
 RESPONSE_COLUMNS = ["name", "units", "goal", "lower", "upper", "target", "weight", "importance",
@@ -83,8 +83,8 @@ def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
                 ) from None
         fs.append(Factor(
             name=str(r.get("name") or "").strip(), kind=kind,
-            low=_float(r.get("low"), f"Factor row {i + 1} low"),
-            high=_float(r.get("high"), f"Factor row {i + 1} high"),
+            low=number_or_none(_num(r.get("low")), f"Factor row {i + 1} low"),
+            high=number_or_none(_num(r.get("high")), f"Factor row {i + 1} high"),
             levels=levels if kind != "continuous" else [],
             units="" if _blank(r.get("units")) else str(r["units"]),
             description="" if _blank(r.get("description")) else str(r["description"]),
@@ -95,11 +95,11 @@ def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
             name=str(r.get("name") or "").strip(),
             units="" if _blank(r.get("units")) else str(r["units"]),
             goal=str(r.get("goal") or "none").strip().lower(),
-            lower=_float(r.get("lower"), f"CQA row {i + 1} lower"),
-            upper=_float(r.get("upper"), f"CQA row {i + 1} upper"),
-            target=_float(r.get("target"), f"CQA row {i + 1} target"),
-            weight=_float(r.get("weight"), "weight") or 1.0,
-            importance=_float(r.get("importance"), "importance") or 1.0,
+            lower=number_or_none(_num(r.get("lower")), f"CQA row {i + 1} lower"),
+            upper=number_or_none(_num(r.get("upper")), f"CQA row {i + 1} upper"),
+            target=number_or_none(_num(r.get("target")), f"CQA row {i + 1} target"),
+            weight=number_or_none(_num(r.get("weight")), "weight") or 1.0,
+            importance=number_or_none(_num(r.get("importance")), "importance") or 1.0,
             description="" if _blank(r.get("description")) else str(r["description"]),
         ))
     cs = []
@@ -113,19 +113,6 @@ def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
     return Study(name=str(name or "").strip(), factors=fs, responses=rs,
                  blocks=None if _blank(blocks) else str(blocks).strip(), constraints=cs,
                  description=description or "")
-
-
-def _float(value: Any, what: str) -> float | None:
-    value = _num(value)
-    if value is None:
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise StudyError(f"{what} must be a number; got '{value}'.") from None
-    if not math.isfinite(out):
-        raise StudyError(f"{what} must be a finite number.")
-    return out
 
 
 def blank_study() -> Study:
