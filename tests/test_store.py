@@ -211,6 +211,30 @@ def test_blank_cells_fill_without_reason_but_edits_need_one(store):
         store.update_result(int(run1.run_id), "Viability", 1.0, int(run1.row_version), ALICE)
 
 
+def test_deleted_run_leaves_later_versions_but_stays_in_the_record(stocked):
+    name = "MSC expansion"
+    run2 = stocked.runs(name).iloc[1]
+    with pytest.raises(DoeError, match="needs a reason"):
+        stocked.delete_run(int(run2.run_id), int(run2.row_version), ALICE, reason=" ")
+    dv = stocked.delete_run(int(run2.run_id), int(run2.row_version), ALICE, reason="flask contaminated")
+    assert dv == 2
+    assert list(stocked.runs(name)["Run"]) == [1, 3, 4]
+    assert list(stocked.runs(name, 2)["Run"]) == [1, 3, 4]
+    assert list(stocked.runs(name, 1)["Run"]) == [1, 2, 3, 4]  # history is kept
+    assert stocked.data_versions(name)["n_runs"].tolist() == [4, 3]
+    trail = stocked.audit_trail(name)
+    gone = trail[trail["action"] == "delete"].iloc[0]
+    assert gone["field"] == "Run 2" and gone["reason"] == "flask contaminated"
+    assert json.loads(gone["old_value"])["Viability"] == run2.Viability  # old values never obscured
+    with pytest.raises(ConcurrentEditError):  # stale row version
+        stocked.update_result(int(run2.run_id), "Viability", 1.0, int(run2.row_version), ALICE, reason="x")
+    with pytest.raises(DoeError, match="was deleted"):
+        stocked.delete_run(int(run2.run_id), int(run2.row_version) + 1, ALICE, reason="again")
+    with pytest.raises(DoeError, match="another Run id"):
+        stocked.append_runs(name, batch(2, 1), ALICE)
+    assert stocked.verify_audit().ok
+
+
 def test_update_result_checks_the_cqa(stocked):
     run = stocked.runs("MSC expansion").iloc[0]
     with pytest.raises(DoeError, match="'Viabilty' is not a CQA.*Did you mean 'Viability'"):

@@ -83,6 +83,7 @@ class RunRow(Base):
     label: Mapped[str] = mapped_column(String(100))
     values_json: Mapped[str] = mapped_column(Text)
     row_version: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class RunRevisionRow(Base):
@@ -94,6 +95,7 @@ class RunRevisionRow(Base):
     data_version: Mapped[int] = mapped_column(Integer)
     row_version: Mapped[int] = mapped_column(Integer)
     values_json: Mapped[str] = mapped_column(Text)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AnalysisRow(Base):

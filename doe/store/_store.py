@@ -213,7 +213,11 @@ class Store:
                      existing: dict[str, RunRow], batch: dict[str, dict[str, Any]],
                      reason: str | None) -> list[RunRow]:
         """Create new runs and edit changed ones; return the runs touched."""
-        created = [RunRow(study_id=sid, label=label, values_json=V.dumps(values), row_version=1)
+        gone = [label for label in batch if label in existing and existing[label].deleted]
+        if gone:
+            raise DoeError(f"Run {quoted_list(gone)} was deleted earlier; a deleted run stays in the record "
+                           "under its id. Give the new run another Run id.")
+        created = [RunRow(study_id=sid, label=label, values_json=V.dumps(values), row_version=1, deleted=False)
                    for label, values in batch.items() if label not in existing]
         s.add_all(created)
         s.flush()
@@ -228,13 +232,14 @@ class Store:
         """Record a data version (hash over all runs now) and the touched runs' revisions."""
         s.flush()
         current = {r.label: json.loads(r.values_json)
-                   for r in s.execute(select(RunRow).where(RunRow.study_id == sid)).scalars()}
+                   for r in s.execute(select(RunRow).where(RunRow.study_id == sid,
+                                                           RunRow.deleted.is_(False))).scalars()}
         version = _last_data_version(s, sid) + 1
         digest = V.content_hash(current)
         s.add(DataVersionRow(study_id=sid, version=version, content_hash=digest, n_runs=len(current),
                              reason=reason or None, created_at=audit.ts, created_by=audit.user.name))
         s.add_all(RunRevisionRow(run_id=r.id, data_version=version, row_version=r.row_version,
-                                 values_json=r.values_json) for r in touched)
+                                 values_json=r.values_json, deleted=bool(r.deleted)) for r in touched)
         audit.add("create", "data_version", f"{sid}:{version}", study, field="content_hash", new=digest,
                   reason=reason)
         return version
@@ -255,7 +260,8 @@ class Store:
         with self._session() as s:
             sid = self._study_id(s, study_name)
             if data_version is None:
-                rows = s.execute(select(RunRow).where(RunRow.study_id == sid).order_by(RunRow.id)).scalars()
+                rows = s.execute(select(RunRow).where(RunRow.study_id == sid, RunRow.deleted.is_(False))
+                                 .order_by(RunRow.id)).scalars()
                 return V.frame([(r.id, r.label, r.row_version, json.loads(r.values_json)) for r in rows])
             return V.frame(_runs_as_of(s, sid, study_name, data_version))
 
@@ -276,18 +282,28 @@ class Store:
         Raises ConcurrentEditError, naming the other change, when the row moved on.
         """
         with self._write(user) as (s, audit):
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise DoeError(f"There is no run with id {run_id}: reload the runs.")
-            study = s.get(StudyRow, row.study_id).name
-            if row.row_version != expected_row_version:
-                raise ConcurrentEditError(_conflict_message(s, row, expected_row_version))
+            row, study = _live_run(s, run_id, expected_row_version)
             cqas = _response_names(_latest_version(s, row.study_id).yaml)
             if cqa not in cqas:
                 raise DoeError(f"'{cqa}' is not a CQA of study '{study}'.{did_you_mean(cqa, cqas)} "
                                f"CQAs: {quoted_list(cqas)}.")
             if not _edit_run(audit, study, row, {cqa: V.cell(value)}, reason):
                 return _last_data_version(s, row.study_id)
+            return self._new_data_version(s, audit, study, row.study_id, [row], reason)
+
+    def delete_run(self, run_id: int, expected_row_version: int, user: User | str, reason: str) -> int:
+        """Delete a run (kept in the record, marked deleted) with a reason; return the new data version.
+
+        The run leaves the current data and every later data version; earlier
+        data versions still hold it, and the audit trail keeps its values.
+        """
+        if not (reason or "").strip():
+            raise DoeError("Deleting a run needs a reason (it is kept in the audit trail).")
+        with self._write(user) as (s, audit):
+            row, study = _live_run(s, run_id, expected_row_version)
+            audit.add("delete", "run", row.id, study, field=f"Run {row.label}", old=json.loads(row.values_json),
+                      reason=reason)
+            row.deleted, row.row_version = True, row.row_version + 1
             return self._new_data_version(s, audit, study, row.study_id, [row], reason)
 
     # -- analyses and decisions -------------------------------------------------------
@@ -393,14 +409,27 @@ def _check_data_version(s: Session, sid: int, study: str, version: int) -> None:
 
 
 def _runs_as_of(s: Session, sid: int, study: str, version: int) -> list[tuple[int, str, int, dict]]:
-    """Each run's latest revision at or before ``version``."""
+    """Each run's latest revision at or before ``version`` (runs deleted by then left out)."""
     _check_data_version(s, sid, study, version)
-    rows = s.execute(select(RunRow.id, RunRow.label, RunRevisionRow.row_version, RunRevisionRow.values_json)
+    rows = s.execute(select(RunRow.id, RunRow.label, RunRevisionRow.row_version, RunRevisionRow.values_json,
+                            RunRevisionRow.deleted)
                      .join(RunRevisionRow, RunRevisionRow.run_id == RunRow.id)
                      .where(RunRow.study_id == sid, RunRevisionRow.data_version <= version)
                      .order_by(RunRow.id, RunRevisionRow.data_version)).all()
-    latest = {rid: (rid, label, rv, json.loads(vj)) for rid, label, rv, vj in rows}
-    return list(latest.values())
+    latest = {rid: (rid, label, rv, json.loads(vj), gone) for rid, label, rv, vj, gone in rows}
+    return [rec[:4] for rec in latest.values() if not rec[4]]
+
+
+def _live_run(s: Session, run_id: int, expected_row_version: int) -> tuple[RunRow, str]:
+    """The run to change and its study's name; refused if missing, deleted or changed meanwhile."""
+    row = s.get(RunRow, run_id)
+    if row is None:
+        raise DoeError(f"There is no run with id {run_id}: reload the runs.")
+    if row.row_version != expected_row_version:
+        raise ConcurrentEditError(_conflict_message(s, row, expected_row_version))
+    if row.deleted:
+        raise DoeError(f"Run {row.label} was deleted: reload the runs.")
+    return row, s.get(StudyRow, row.study_id).name
 
 
 def _edit_run(audit: AuditWriter, study: str, row: RunRow, new: dict[str, Any], reason: str | None) -> bool:
