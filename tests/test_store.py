@@ -235,6 +235,18 @@ def test_deleted_run_leaves_later_versions_but_stays_in_the_record(stocked):
     assert stocked.verify_audit().ok
 
 
+def test_batch_with_row_versions_refuses_a_stale_run(stocked):
+    name = "MSC expansion"
+    mine = stocked.runs(name).iloc[[0]].copy()
+    other = mine.copy()
+    other["Viability"] = 70.0
+    stocked.append_runs(name, other, User("bob"), reason="re-counted")  # bob saves first
+    mine["Viability"] = 99.0
+    with pytest.raises(ConcurrentEditError, match="bob changed it"):
+        stocked.append_runs(name, mine, ALICE, reason="typo")
+    assert stocked.runs(name)["Viability"].iloc[0] == 70.0  # bob's value stays
+
+
 def test_update_result_checks_the_cqa(stocked):
     run = stocked.runs("MSC expansion").iloc[0]
     with pytest.raises(DoeError, match="'Viabilty' is not a CQA.*Did you mean 'Viability'"):
@@ -394,8 +406,7 @@ def test_append_50_runs_is_fast(stocked):
 PG_URL = os.environ.get("DOE_TEST_POSTGRES_URL")
 
 
-@pytest.mark.skipif(not PG_URL, reason="DOE_TEST_POSTGRES_URL is not set: no PostgreSQL to test against "
-                                       "(set it to e.g. postgresql+psycopg://user@localhost/doe_test)")
+@pytest.mark.usefixtures("pg_required")  # conftest: skip, or fail under DOE_REQUIRE_POSTGRES=1
 def test_postgres_round_trip_and_chain():
     _clean_postgres()
     store = Store.open(PG_URL)
@@ -412,7 +423,7 @@ def test_postgres_round_trip_and_chain():
         store.close()
 
 
-@pytest.mark.skipif(not PG_URL, reason="DOE_TEST_POSTGRES_URL is not set: no PostgreSQL to test against")
+@pytest.mark.usefixtures("pg_required")  # conftest: skip, or fail under DOE_REQUIRE_POSTGRES=1
 def test_concurrent_writers_postgres():
     _clean_postgres()
     _concurrent_writers(PG_URL)

@@ -196,12 +196,18 @@ class Store:
 
         Runs are matched by ``Run``. A blank cell keeps the stored value. Changing a
         value that was already saved needs a ``reason``. A batch that changes
-        nothing returns the current data version and writes nothing.
+        nothing returns the current data version and writes nothing. With a
+        ``row_version`` column (as :meth:`runs` returns it), a run that someone
+        else changed since it was read is refused with ConcurrentEditError.
         """
         batch = V.batch_rows(runs_df)
+        expected = V.expected_versions(runs_df)
         with self._write(user) as (s, audit):
             sid = self._study_id(s, study_name)
             existing = {r.label: r for r in s.execute(select(RunRow).where(RunRow.study_id == sid)).scalars()}
+            for label, version in expected.items():
+                if label in existing and existing[label].row_version != version:
+                    raise ConcurrentEditError(_conflict_message(s, existing[label], version))
             touched = self._apply_batch(s, audit, study_name, sid, existing, batch, reason)
             if not touched:
                 return _last_data_version(s, sid)

@@ -71,6 +71,18 @@ def batch_rows(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
+def expected_versions(frame: pd.DataFrame) -> dict[str, int]:
+    """{run label: row version} from a ``row_version`` column, where one is given."""
+    if "row_version" not in frame.columns or RUN not in frame.columns:
+        return {}
+    out = {}
+    for label, version in zip(frame[RUN], frame["row_version"], strict=True):
+        version = cell(version)
+        if version is not None:
+            out[run_label(label)] = int(version)
+    return out
+
+
 def dumps(values: dict[str, Any]) -> str:
     """Stored JSON of one run's values (column order kept)."""
     return json.dumps(values, ensure_ascii=False, allow_nan=False)
