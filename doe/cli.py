@@ -5,6 +5,7 @@
     python -m doe evaluate STUDY.yaml design.csv --model quadratic --json eval.json
     python -m doe augment STUDY.yaml design.csv --add 8 --out bigger.csv
     python -m doe validate STUDY.yaml
+    python -m doe health [--db URL] [--verify-audit]
 
 Errors in the input exit with status 2 and one line on stderr; no traceback
 (set DOE_DEBUG=1 to see one).
@@ -135,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="audit trail: verify the hash chain")
     p.add_argument("action", choices=("verify",))
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+
+    p = sub.add_parser("health", help="check the database: open it (upgrading the schema), read, print one line")
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--verify-audit", action="store_true", help="also verify the audit trail's hash chain")
     return parser
 
 
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
-                "rerun": _rerun, "audit": _audit}[args.command](args)
+                "rerun": _rerun, "audit": _audit, "health": _health}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -424,3 +429,29 @@ def _audit(args: argparse.Namespace) -> int:
         return 0
     print(f"audit trail broken at record {check.bad_seq}: {check.problem}")
     return 1
+
+
+def _health(args: argparse.Namespace) -> int:
+    """Open the store (schema checked and upgraded), read it, optionally verify the audit chain."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.exc import DBAPIError
+
+    from doe.store._engine import shown
+
+    store = _open_store(args.db)
+    try:
+        try:
+            with store.engine.connect() as conn:
+                revision = MigrationContext.configure(conn).get_current_revision()
+        except DBAPIError as exc:
+            raise DoeError(f"Could not read the database '{shown(store.url)}' "
+                           f"({str(exc.orig or exc).strip().splitlines()[0]}).") from None
+        studies = len(store.list_studies())
+        check = store.verify_audit() if args.verify_audit else None
+    finally:
+        store.close()
+    if check is not None and not check.ok:
+        raise DoeError(f"'{shown(store.url)}': audit trail broken at record {check.bad_seq}: {check.problem}")
+    tail = f", audit trail intact ({check.checked} records)" if check is not None else ""
+    print(f"ok: {shown(store.url)} schema {revision}, {studies} studies{tail}")
+    return 0
