@@ -133,6 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the design-space draws")
     p.add_argument("--json", required=True, help="write the new version and the comparison as JSON")
 
+    p = sub.add_parser("compare", help="compare two analysis versions: coefficients, fit, design space")
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--study", required=True, help="name of the study in the store")
+    p.add_argument("--old", type=int, required=True, help="analysis version before")
+    p.add_argument("--new", type=int, required=True, help="analysis version after")
+    p.add_argument("--x", help="factor on the map's x axis (default: that of the new version's map)")
+    p.add_argument("--y", help="factor on the map's y axis (default: that of the new version's map)")
+    p.add_argument("--fixed", nargs="+", default=[], metavar="NAME=VALUE",
+                   help="change these settings of the new version's set point (the map holds the others)")
+    p.add_argument("--threshold", type=float, help="design-space probability (default: the new version's)")
+    p.add_argument("--draws", type=int, help="posterior draws (default: those of the new version)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws (the same for both versions)")
+    p.add_argument("--n", type=int, default=41, help="map points per axis")
+    p.add_argument("--volume", action="store_true", help="also the share of the whole factor region inside")
+    p.add_argument("--json", help="write the comparison as JSON (default: print it)")
+    p.add_argument("--figure", help="before/after map as .html, .png or .svg")
+
     p = sub.add_parser("audit", help="audit trail: verify the hash chain")
     p.add_argument("action", choices=("verify",))
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
@@ -148,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
-                "rerun": _rerun, "audit": _audit, "health": _health}[args.command](args)
+                "rerun": _rerun, "compare": _compare, "audit": _audit, "health": _health}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -415,6 +432,34 @@ def _rerun(args: argparse.Namespace) -> int:
     tail = f", set point P = {prob:.3f}" if prob is not None else ""
     print(f"{args.study}: analysis version {out['analysis_version']} on data version "
           f"{out['data_version']}{tail} -> {args.json}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from doe.space_compare import before_after_figure, comparison_report, space_before_after
+
+    store = _open_store(args.db)
+    try:
+        fixed = _pairs(args.fixed, store.load_study(args.study), "--fixed") or None
+        comparison = space_before_after(store, args.study, args.old, args.new, x=args.x, y=args.y, fixed=fixed,
+                                        threshold=args.threshold, n=args.n, draws=args.draws, seed=args.seed,
+                                        volume=args.volume)
+        out = comparison_report(store, args.study, args.old, args.new, comparison=comparison)
+    finally:
+        store.close()
+    _write_json(out, args.json)
+    if args.figure:
+        from doe.space_figures import export_figure
+
+        fmt = Path(args.figure).suffix.lower().lstrip(".")
+        Path(args.figure).write_bytes(export_figure(before_after_figure(comparison), fmt, width=900, height=600))
+    c = comparison
+    if args.json:
+        print(f"{args.study}: version {c.old_version} -> {c.new_version}: design space "
+              f"{100 * c.fraction_old:.0f} % -> {100 * c.fraction_new:.0f} % of the map, set point "
+              f"P = {c.probability_old:.3f} -> {c.probability_new:.3f} -> {args.json}")
+    for w in c.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     return 0
 
 
