@@ -3,6 +3,7 @@
 import streamlit as st
 
 from pages._common import open_example_on_first_visit
+from pages._persist import identity_sidebar
 
 st.set_page_config(page_title="QbD DoE workbench", page_icon=":material/science:", layout="wide")
 
@@ -15,5 +16,9 @@ pages = [
     st.Page("pages/models.py", title="Models", icon=":material/functions:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/insights:"),
     st.Page("pages/space.py", title="Design space", icon=":material/verified:"),
+    st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
+    st.Page("pages/audit.py", title="Audit trail", icon=":material/fact_check:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+identity_sidebar()
+page.run()

@@ -829,3 +829,45 @@ def _block(study: Study) -> str:
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def changed_runs(before: pd.DataFrame | None, after: pd.DataFrame, key: str = "Run") -> pd.DataFrame:
+    """The rows of ``after`` that are new or differ from ``before``, matched by ``key``.
+
+    Each changed row keeps every column of ``after`` and carries the
+    ``row_version`` it had in ``before`` (blank for a new run), so a store can
+    refuse it if somebody else changed the run meanwhile. Equal numbers
+    (60 and 60.0) and two blanks count as unchanged.
+
+    >>> old = pd.DataFrame({"Run": [1, 2], "Y": [1.0, None], "row_version": [1, 3]})
+    >>> changed_runs(old, pd.DataFrame({"Run": [1, 2, 3], "Y": [1, 2.5, 4.0]}))
+       Run    Y  row_version
+    1    2  2.5          3.0
+    2    3  4.0          NaN
+    """
+    from doe.store._values import cell, same
+
+    versions: dict[str, Any] = {}
+    old_rows: dict[str, dict] = {}
+    if before is not None and len(before):
+        for rec in before.to_dict("records"):
+            label = _label(rec[key])
+            old_rows[label] = rec
+            versions[label] = rec.get("row_version")
+    keep, row_versions = [], []
+    for i, rec in enumerate(after.to_dict("records")):
+        label = _label(rec[key])
+        old = old_rows.get(label)
+        if old is None or any(not same(cell(v), cell(old.get(c))) for c, v in rec.items()
+                              if c not in (key, "row_version", "run_id")):
+            keep.append(i)
+            row_versions.append(versions.get(label))
+    out = after.iloc[keep].drop(columns=[c for c in ("row_version", "run_id") if c in after.columns])
+    out["row_version"] = pd.to_numeric(pd.Series(row_versions, index=out.index, dtype=object), errors="coerce")
+    return out
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()

@@ -262,3 +262,10 @@ def stats_frame(comparison: Mapping[str, Any]) -> pd.DataFrame:
     rows = [{"response": name, "statistic": k, **v}
             for name, cqa in (comparison.get("responses") or {}).items() for k, v in cqa["stats"].items()]
     return pd.DataFrame(rows, columns=["response", "statistic", "old", "new", "change"])
+
+
+def significance_frame(comparison: Mapping[str, Any]) -> pd.DataFrame:
+    """Only the terms that became or stopped being significant (p < 0.05), with both p-values."""
+    frame = comparison_frame(comparison)
+    moved = frame["significance"].isin(["became significant", "stopped being significant"])
+    return frame.loc[moved, ["response", "term", "old_p", "new_p", "significance"]].reset_index(drop=True)

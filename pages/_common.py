@@ -42,6 +42,10 @@ def set_study(study: Study) -> None:
     st.session_state["study"] = study
     if old is None or old.to_yaml() != study.to_yaml():
         st.session_state.pop("design", None)
+        st.session_state.pop("design_id", None)
+    if old is not None and old.name != study.name:
+        st.session_state.pop("runs", None)
+        st.session_state["model_choices"] = {}
 
 
 @st.cache_data(max_entries=1)
@@ -59,11 +63,33 @@ def load_example() -> None:
 
 
 def open_example_on_first_visit() -> None:
-    """A new session starts with the bundled example open, so there is something to explore."""
+    """A new session opens the study named in the link (?study=...), else the latest study in the
+    database, else the bundled example, so there is always something to explore."""
     if not st.session_state.get("_started"):
-        if st.session_state.get("study") is None:
-            load_example()
         st.session_state["_started"] = True
+        if st.session_state.get("study") is None:
+            from pages._persist import store
+
+            names = store().list_studies().sort_values("created_at")["name"].tolist()
+            wanted = st.query_params.get("study")
+            if names:
+                open_stored(wanted if wanted in names else names[-1])
+            else:
+                load_example()
+
+
+def open_stored(name: str, version: int | None = None) -> None:
+    """Open a study from the database with its latest design and the model choices of its latest analysis."""
+    from pages._persist import latest, store
+
+    set_study(store().load_study(name, version))
+    st.session_state.pop("runs", None)
+    designs = store().designs(name)
+    if len(designs):
+        st.session_state["design"] = store().load_design(int(designs["id"].iloc[-1]))
+        st.session_state["design_id"] = int(designs["id"].iloc[-1])
+    analysis = latest("analyses", name)
+    st.session_state["model_choices"] = dict(analysis["choices"] or {}) if analysis is not None else {}
 
 
 def require_study() -> Study:
@@ -85,7 +111,14 @@ EXAMPLE_RESULTS = EXAMPLE.parent / "msc_example_results.csv"
 
 
 def current_runs():
-    """The results table entered so far (DataFrame) or None."""
+    """The results so far (DataFrame, as stored in the database) or None."""
+    from doe.store import RUN_META
+    from pages._persist import stored_runs
+
+    study = st.session_state.get("study")
+    runs = stored_runs(study) if study is not None else None
+    if runs is not None:
+        return runs.drop(columns=list(RUN_META))
     return st.session_state.get("runs")
 
 

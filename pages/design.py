@@ -21,6 +21,19 @@ from doe.generators import (
 from doe.model import parse_model
 from doe.study import Study
 from pages._common import require_study
+from pages._persist import current_access, save_study, store
+
+
+def keep(new_design) -> None:
+    """Make ``new_design`` current and save it (with the study version it is made for) when possible."""
+    st.session_state["design"] = new_design
+    st.session_state.pop("design_id", None)
+    acc = current_access()
+    if acc.can_edit and save_study(study, acc.user) is not None:
+        try:
+            st.session_state["design_id"] = store().save_design(study.name, new_design, acc.user)
+        except DoeError as exc:
+            st.error(f"Design not saved: {exc}")
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -79,7 +92,7 @@ if go:
                    replicates=replicates, blocks=blocks, seed=seed_text.strip() or None)
     try:
         with st.spinner("Generating the design..."):
-            st.session_state["design"] = generate(study, kind, **options)
+            keep(generate(study, kind, **options))
     except DoeError as exc:
         st.error(f"No design: {exc}")
 
@@ -88,7 +101,7 @@ with st.expander("Import or augment an existing design"):
                               type=["csv", "xlsx", "txt"])
     if upload is not None and st.button("Use this design"):
         try:
-            st.session_state["design"] = read_design(study, upload.getvalue(), upload.name)
+            keep(read_design(study, upload.getvalue(), upload.name))
         except DoeError as exc:
             st.error(f"Could not read the design: {exc}")
     current = st.session_state.get("design")
@@ -97,12 +110,11 @@ with st.expander("Import or augment an existing design"):
         add_n = c1.number_input("Runs to add", min_value=1, value=4, step=1)
         try:
             if c1.button("Add runs (optimal)"):
-                st.session_state["design"] = augment(current, add_n, model=model or None,
-                                                     criterion=criterion)
+                keep(augment(current, add_n, model=model or None, criterion=criterion))
             if c2.button("Fold over (all factors)"):
-                st.session_state["design"] = fold_over(current)
+                keep(fold_over(current))
             if c3.button("Add axial + centre points"):
-                st.session_state["design"] = add_axial(current, alpha=alpha)
+                keep(add_axial(current, alpha=alpha))
         except DoeError as exc:
             st.error(f"Not augmented: {exc}")
 
@@ -116,6 +128,15 @@ st.subheader(f"{TYPE_LABELS.get(design.kind, design.kind)}: {design.n_runs} runs
              + (f" in {design.n_blocks} blocks" if design.n_blocks > 1 else ""))
 st.caption(f"Seed {design.seed} (recorded: the same seed gives the same design)."
            if design.seed is not None else "Imported design.")
+if st.session_state.get("design_id") is not None:
+    st.caption(f":green[Saved in the database as design {st.session_state['design_id']}.] "
+               "Add its run sheet on the **Runs** page to enter results.")
+else:
+    acc = current_access()
+    st.markdown(f":orange[**Design not saved.**] {acc.why}")
+    if acc.can_edit and st.button("Save this design", key="save_design"):
+        keep(design)
+        st.rerun()
 for w in design.warnings:
     st.warning(w)
 

@@ -3,9 +3,11 @@
 import streamlit as st
 
 from doe.errors import DoeError
+from doe.store import shown
 from doe.study import Study
 from doe.tables import blank_study
-from pages._common import current_study, load_example, set_study
+from pages._common import current_study, load_example, open_stored, set_study, show_table
+from pages._persist import store
 
 st.title("QbD design-of-experiments workbench")
 st.markdown(
@@ -39,6 +41,21 @@ with c3:
             st.error("The file is not UTF-8 text: save the study as UTF-8 YAML.")
         except DoeError as exc:
             st.error(f"Could not open the study: {exc}")
+
+st.subheader("Studies in the database")
+stored = store().list_studies()
+if len(stored):
+    show_table(stored.rename(columns={"name": "Study", "latest_version": "Latest version",
+                                      "created_at": "Created (UTC)", "created_by": "Created by"}))
+    c1, c2, c3 = st.columns([2, 1, 1])
+    name = c1.selectbox("Study", stored["name"].tolist(), key="open_study_name", label_visibility="collapsed")
+    if c2.button("Open this study", key="open_study", width="stretch"):
+        open_stored(name)
+        st.switch_page("pages/runs.py")
+    c3.caption(f"Database: {shown(store().url)}")
+else:
+    st.caption(f"No studies saved yet in {shown(store().url)}. A study is saved when you apply changes, "
+               "save a design or enter results (with your name entered in the sidebar).")
 
 study = current_study()
 if study is not None:

@@ -11,6 +11,7 @@ from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
 from pages._common import current_runs, fitted, require_study, show_table
+from pages._persist import analysis_panel
 
 TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
 
@@ -103,6 +104,7 @@ for col, (label, value) in zip(m, [("R²", fm.r2), ("Adj. R²", fm.adj_r2), ("Pr
     col.metric(label, "n/a" if pd.isna(value) else f"{value:.3g}")
 for w in fm.warnings:
     st.warning(w)
+analysis_panel(study)
 
 with st.expander("Add or remove terms by hand"):
     candidates = list(dict.fromkeys([t.name for t in preset_terms(study, "quadratic")] +

@@ -1,59 +1,111 @@
-"""Runs: the run sheet with results, entered by hand or uploaded (CSV or Excel)."""
+"""Runs: the run sheet with results, entered by hand or uploaded, saved to the database at once."""
 
 import streamlit as st
 
-from doe.runs import merge_results, read_results, results_template, validate_runs
-from pages._common import EXAMPLE_RESULTS, current_runs, is_example, require_study, set_runs
+from doe.errors import DoeError
+from doe.runs import changed_runs, merge_results, read_results, results_template, validate_runs
+from doe.store import RUN_META, ConcurrentEditError
+from pages._common import EXAMPLE_RESULTS, is_example, require_study
+from pages._persist import current_access, editor, save_study, store, stored_data_version, stored_runs
 
 study = require_study()
 st.title("Runs and results")
 st.caption("One row per run: factor settings and one column per CQA. Partial results are fine: "
-           "leave a cell empty until the CQA is measured. Nothing is dropped silently: problems "
-           "are listed by row and column, and a file with an error changes nothing.")
+           "leave a cell empty until the CQA is measured. Every save goes to the database at once as a "
+           "new data version; changing a result that was already saved asks for a reason, kept in the "
+           "audit trail. Nothing is dropped silently: a file with an error changes nothing.")
 
-runs = current_runs()
+
+def save(batch, what: str, reason: str | None = None) -> None:
+    """Write new/changed runs as one data version, or show why nothing was saved."""
+    user = editor()
+    if user is None or not len(batch):
+        return
+    try:
+        if save_study(study, user) is None:
+            return
+        version = store().append_runs(study.name, batch, user, reason=reason or None)
+    except ConcurrentEditError as exc:
+        st.error(f"**Not saved: somebody else changed these runs.** {exc}")
+        st.button("Reload the runs (your edits are discarded)", key="reload_runs", on_click=_fresh_editor)
+        return
+    except DoeError as exc:
+        st.error(f"Not saved: {exc}")
+        return
+    st.session_state["_runs_saved"] = (version, f"{what}: saved as data version {version}.")
+    _fresh_editor()
+    st.rerun()
+
+
+def _fresh_editor() -> None:
+    """Start a new editing session on the newest stored runs (edits in progress are discarded)."""
+    gen = st.session_state.get("runs_editor_gen", 0)
+    st.session_state.pop(f"_runs_snapshot_{gen}", None)
+    st.session_state["runs_editor_gen"] = gen + 1
+
+
+stored = stored_runs(study)
+view = None if stored is None else stored.drop(columns=list(RUN_META))
+acc = current_access()
+last_saved = st.session_state.get("_runs_saved")
+if last_saved and stored is not None and int(stored_data_version(study)) == last_saved[0]:
+    st.success(last_saved[1])  # shown until the data moves on
+
 design = st.session_state.get("design")
 c1, c2 = st.columns(2)
-if design is not None and c1.button("Start from the current design's run sheet", key="from_design"):
-    set_runs(results_template(design))
-    st.rerun()
-if is_example(study) and c2.button(
-        "Load the example results (simulated)", key="load_example_results"):
-    upload = read_results(study, EXAMPLE_RESULTS)
-    set_runs(upload.table)
-    st.rerun()
+if design is not None and c1.button("Add the current design's run sheet", key="from_design",
+                                    help="Adds the design's runs (results empty) to the study."):
+    save(changed_runs(stored, results_template(design)), "Run sheet added")
+if is_example(study) and c2.button("Load the example results (simulated)", key="load_example_results"):
+    save(changed_runs(stored, read_results(study, EXAMPLE_RESULTS).table), "Example results")
 
 upload_file = st.file_uploader("Upload results (CSV or Excel)", type=["csv", "txt", "xlsx"],
                                key="results_upload")
-if upload_file is not None and st.session_state.get("_results_file") != upload_file.file_id:
+if upload_file is not None:
     upload = read_results(study, upload_file.getvalue(), upload_file.name)
     if not upload.ok:
         st.error(f"**{upload_file.name} was not loaded** - fix these and upload again:")
         st.dataframe([{"row": p.row, "column": p.column, "problem": p.message} for p in upload.errors],
                      hide_index=True, width="stretch")
     else:
-        merged, problems = (upload.table, []) if runs is None else merge_results(runs, upload)
-        if any(p.severity == "error" for p in problems):
-            st.error("The upload conflicts with the results so far; nothing was changed.")
-        else:
-            st.session_state["_results_file"] = upload_file.file_id
-            set_runs(merged)
-            runs = merged
-            st.success(upload.summary(limit=0).splitlines()[0])
+        merged, problems = (upload.table, []) if view is None else merge_results(view, upload)
         for p in upload.warnings + problems:
-            st.warning(p.message)
+            (st.error if p.severity == "error" else st.warning)(p.message)
+        if not any(p.severity == "error" for p in problems):
+            batch = changed_runs(stored, merged)
+            st.info(f"{upload_file.name}: {len(batch)} new or changed runs of {len(upload.table)}."
+                    if len(batch) else f"{upload_file.name}: nothing new - every run is already saved.")
+            reason = st.text_input("Reason (needed when the file changes saved results)", key="upload_reason")
+            if len(batch) and st.button("Save the upload", type="primary", key="save_upload"):
+                save(batch, f"{upload_file.name}", reason)
 
-if runs is None:
-    st.info("No runs yet. Generate a design and start from its run sheet, upload a results file, "
+if stored is None:
+    st.info("No runs yet. Generate a design and add its run sheet, upload a results file, "
             "or load the example results.")
     st.stop()
 
 if is_example(study):
     st.warning("The example results are **simulated** from a documented true model "
                "(data/simulate_example.py), not measured.")
-locked = [c for c in runs.columns if c not in study.response_names and c != "Notes"]
+# Edits apply to the runs as they were when this table was opened: a run somebody else changes meanwhile
+# is refused on save (optimistic concurrency), never silently overwritten.
+gen = st.session_state.get("runs_editor_gen", 0)
+snapshot = st.session_state.get(f"_runs_snapshot_{gen}")
+if snapshot is None:
+    snapshot = st.session_state[f"_runs_snapshot_{gen}"] = stored
+elif not (snapshot["run_id"].tolist() == stored["run_id"].tolist()
+          and snapshot["row_version"].tolist() == stored["row_version"].tolist()):
+    c1, c2 = st.columns([3, 1])
+    c1.info("Somebody saved changes to these runs since you opened this table. Reload to see them; "
+            "saving an edit to a run they changed is refused.")
+    c2.button("Reload the runs", key="reload_newer", on_click=_fresh_editor)
+view = snapshot.drop(columns=list(RUN_META))
+locked = [c for c in view.columns if c not in study.response_names and c != "Notes"]
+if not acc.can_edit:
+    locked = list(view.columns)
+    st.info(f"Read-only: {acc.why}")
 edited = st.data_editor(
-    runs, key=f"runs_editor_{st.session_state.get('runs_version', 0)}", hide_index=True,
+    view, key=f"runs_editor_{gen}", hide_index=True,
     width="stretch", disabled=locked,
     column_config={**{f.name: st.column_config.Column(f.label()) for f in study.factors},
                    **{r.name: st.column_config.NumberColumn(f"{r.name} ({r.units})" if r.units else r.name)
@@ -62,14 +114,31 @@ edited = st.data_editor(
 problems = validate_runs(study, edited)
 for p in problems:
     (st.error if p.severity == "error" else st.warning)(p.message)
-if not edited.equals(runs):
+batch = changed_runs(snapshot, edited.assign(row_version=snapshot["row_version"].to_numpy()))
+if len(batch):
+    st.markdown(f":orange[**{len(batch)} edited runs not saved yet.**]")
     if any(p.severity == "error" for p in problems):
         st.error("Edits with errors are not saved; fix them first.")
-    elif st.button("Save edits", type="primary", key="save_edits"):
-        set_runs(edited)
-        st.rerun()
+    else:
+        reason = st.text_input("Reason for the change (needed when you change a saved result)",
+                               key="edit_reason")
+        if st.button("Save edits", type="primary", key="save_edits"):
+            save(batch, "Edits", reason)
 
-filled = {r.name: int(runs[r.name].notna().sum()) for r in study.responses if r.name in runs}
-st.caption(f"{len(runs)} runs; results entered: " + ", ".join(f"{k} {v}" for k, v in filled.items()))
-st.download_button("Download results (CSV)", runs.to_csv(index=False), file_name="results.csv",
-                   mime="text/csv")
+filled = {r.name: int(view[r.name].notna().sum()) for r in study.responses if r.name in view}
+st.caption(f"{len(view)} runs saved; results entered: " + ", ".join(f"{k} {v}" for k, v in filled.items()))
+st.download_button("Download results (CSV)", view.to_csv(index=False), file_name="results.csv", mime="text/csv")
+
+with st.expander("Delete a run"):
+    st.caption("A deleted run leaves the data and later analyses; it stays in the record (earlier data "
+               "versions and the audit trail keep its values).")
+    label = st.selectbox("Run", stored["Run"].tolist(), key="delete_run")
+    why = st.text_input("Reason (required)", key="delete_reason")
+    if st.button("Delete this run", key="delete_run_button", disabled=not acc.can_edit):
+        row = stored[stored["Run"] == label].iloc[0]
+        try:
+            version = store().delete_run(int(row["run_id"]), int(row["row_version"]), acc.user, why)
+            st.session_state["_runs_saved"] = (version, f"Run {label} deleted: data version {version}.")
+            st.rerun()
+        except DoeError as exc:
+            st.error(f"Not deleted: {exc}")

@@ -17,6 +17,7 @@ from doe.space import (
     space_grid,
 )
 from pages._common import current_fit, current_runs, require_study, show_table
+from pages._persist import decision_panel
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
 
@@ -171,6 +172,7 @@ if par.reason:
     st.warning(par.reason)
 if nor_check is not None:
     (st.success if nor_check["inside"] else st.error)(nor_check["message"])
+decision_panel(study, threshold, set_point, par, nor, p)
 
 tabs = st.tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"])
 with tabs[0]:

@@ -6,11 +6,16 @@ from doe.errors import DoeError
 from doe.study import FACTOR_KINDS, GOALS, Study
 from doe.tables import constraints_table, factors_table, responses_table, study_from_tables
 from pages._common import require_study, set_study
+from pages._persist import current_access, save_study, stored_version
 
 study = require_study()
 st.title("Study")
-st.caption("Edit the tables, then press **Apply changes**. Continuous factors are coded "
-           "-1 (low) to +1 (high); levels are separated by ';'.")
+st.caption("Edit the tables, then press **Apply changes**: the study is saved to the database as a new "
+           "version (earlier versions are kept; designs with results keep the version they were made "
+           "for). Continuous factors are coded -1 (low) to +1 (high); levels are separated by ';'.")
+last_saved = st.session_state.get("_study_saved")
+if last_saved and last_saved[0] == (study.name, stored_version(study)):
+    st.success(last_saved[1])  # shown while the open study is that saved version
 
 with st.form("study_form"):
     c1, c2 = st.columns([2, 1])
@@ -61,11 +66,18 @@ with st.form("study_form"):
 
 if applied:
     try:
-        set_study(study_from_tables(name, factors, responses, constraints, blocks, description))
-        st.success("Study updated.")
-        study = st.session_state["study"]
+        new = study_from_tables(name, factors, responses, constraints, blocks, description)
     except DoeError as exc:
         st.error(f"Not applied: {exc}")
+    else:
+        set_study(new)
+        study = new
+        acc = current_access()
+        version = save_study(new, acc.user) if acc.can_edit else None
+        if version is not None:
+            st.session_state["_study_saved"] = ((new.name, version), f"Saved as version {version} of '{new.name}'.")
+            st.rerun()
+        st.warning(f"Applied in this session only, **not saved**. {acc.why}")
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Download study file (YAML)", study.to_yaml(), file_name="study.yaml",

@@ -7,11 +7,13 @@ from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
 PAGES = ["pages/home.py", "pages/study.py", "pages/design.py", "pages/runs.py", "pages/models.py",
-         "pages/explore.py"]
+         "pages/explore.py", "pages/versions.py", "pages/audit.py"]
 
 
-def start():
+def start(user: str | None = "tester"):
     at = AppTest.from_file(APP, default_timeout=120)
+    if user:
+        at.session_state["_user_name"] = user
     at.run()
     assert not at.exception, at.exception
     return at
@@ -61,7 +63,8 @@ def with_example_results():
     at.switch_page("pages/runs.py").run()
     at.button(key="load_example_results").click().run()
     assert not at.exception, at.exception
-    assert len(at.session_state["runs"]) == 40
+    assert not at.error, [e.value for e in at.error]
+    assert any("saved as data version 1" in s.value for s in at.success)
     return at
 
 

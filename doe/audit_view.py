@@ -1,0 +1,40 @@
+"""The audit trail as a table to read: filtered, newest first, values in full.
+
+>>> trail = pd.DataFrame({"seq": [1, 2], "ts": ["2026-11-28T10:00:00.000001Z", "2026-11-28T10:05:00.000001Z"],
+...     "user_name": ["ana", "bob"], "authenticated": [False, True], "action": ["create", "modify"],
+...     "entity": ["run", "run"], "entity_id": ["7", "7"], "study": ["S", "S"], "field": ["Run 1", "Viability"],
+...     "old_value": [None, "91.0"], "new_value": ['{"Viability": 91.0}', "93.5"], "reason": [None, "typo"],
+...     "prev_hash": ["0", "a"], "hash": ["a", "b"]})
+>>> audit_frame(trail, users=["bob"])[["seq", "user", "old value", "new value", "reason"]].to_dict("records")
+[{'seq': 2, 'user': 'bob', 'old value': '91.0', 'new value': '93.5', 'reason': 'typo'}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+COLUMNS = {"seq": "seq", "ts": "time (UTC)", "user_name": "user", "authenticated": "signed in",
+           "action": "action", "entity": "entity", "entity_id": "record", "study": "study", "field": "field",
+           "old_value": "old value", "new_value": "new value", "reason": "reason", "hash": "hash"}
+
+
+def audit_frame(trail: pd.DataFrame, *, study: str | None = None, users: Sequence[str] = (),
+                actions: Sequence[str] = (), entities: Sequence[str] = ()) -> pd.DataFrame:
+    """Records of ``trail`` (as :meth:`doe.store.Store.audit_trail` returns it) matching every filter given.
+
+    Newest first; time shown to the second with 'UTC' implied; ``signed in``
+    is 'yes' or 'no (unauthenticated)'; old and new values are shown in full.
+    """
+    keep = pd.Series(True, index=trail.index)
+    if study is not None:
+        keep &= trail["study"] == study
+    for column, wanted in (("user_name", users), ("action", actions), ("entity", entities)):
+        if wanted:
+            keep &= trail[column].isin(list(wanted))
+    out = trail.loc[keep, list(COLUMNS)].rename(columns=COLUMNS).iloc[::-1].reset_index(drop=True)
+    out["time (UTC)"] = out["time (UTC)"].str.slice(0, 19).str.replace("T", " ")
+    out["signed in"] = out["signed in"].map({True: "yes", False: "no (unauthenticated)"})
+    out["hash"] = out["hash"].str.slice(0, 12)
+    return out

@@ -1,0 +1,223 @@
+"""The database behind the pages: who is editing, saving every change at once, the honest saved state."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
+
+from doe.errors import DoeError
+from doe.identity import Access, access
+from doe.store import Store, User, default_url
+from doe.study import Study
+
+
+@st.cache_resource(show_spinner="Opening the database...")
+def _open(url: str) -> Store:
+    return Store.open(url)
+
+
+def store() -> Store:
+    """The store of this app (DATABASE_URL or the local SQLite file); a clear stop if it cannot be used."""
+    try:
+        return _open(default_url())
+    except DoeError as exc:
+        st.error(f"**The database cannot be used.** {exc}")
+        st.stop()
+
+
+def _secret(key: str) -> Any:
+    try:
+        return st.secrets.get(key)
+    except (FileNotFoundError, StreamlitSecretNotFoundError):  # no secrets.toml: nothing configured
+        return None
+
+
+def current_access() -> Access:
+    """Who is using the app and whether they may save changes."""
+    auth = bool(_secret("auth"))
+    signed = None
+    if auth and st.user.get("is_logged_in"):
+        signed = str(st.user.get("email") or st.user.get("name") or "")
+    return access(roles=_secret("roles"), auth_configured=auth, signed_in=signed,
+                  entered_name=st.session_state.get("_user_name"))
+
+
+def _remember_name() -> None:
+    st.session_state["_user_name"] = st.session_state.get("user_name_input", "").strip()
+
+
+def identity_sidebar() -> None:
+    """Sign in/out (OIDC) or the name typed once per session, and the saved state of the open study."""
+    auth = bool(_secret("auth"))
+    with st.sidebar:
+        if auth:
+            if st.user.get("is_logged_in"):
+                st.button("Sign out", key="logout", on_click=st.logout)
+            else:
+                st.button("Sign in", key="login", type="primary", on_click=st.login)
+        else:
+            st.text_input("Your name (recorded with every change)", value=st.session_state.get("_user_name", ""),
+                          key="user_name_input", on_change=_remember_name,
+                          help="Without sign-in the name is recorded as unauthenticated in the audit trail.")
+        acc = current_access()
+        (st.caption if acc.user else st.warning)(acc.why)
+        saved_state_panel(acc)
+
+
+def editor() -> User | None:
+    """The user who may save now, or None after showing why not (nothing is saved then)."""
+    acc = current_access()
+    if acc.can_edit:
+        return acc.user
+    st.error(f"Not saved. {acc.why}")
+    return None
+
+
+# -- the open study in the store -------------------------------------------------------------
+def _digest(study: Study) -> str:
+    return hashlib.sha256(study.to_yaml().encode("utf-8")).hexdigest()
+
+
+def stored_version(study: Study | None) -> int | None:
+    """The store's version of ``study`` when its latest saved text is exactly this study, else None."""
+    if study is None:
+        return None
+    try:
+        versions = store().study_versions(study.name)
+    except DoeError:
+        return None
+    last = versions.iloc[-1]
+    return int(last["version"]) if last["content_hash"] == _digest(study) else None
+
+
+def save_study(study: Study, user: User) -> int | None:
+    """Save ``study`` as a new version (unchanged text: nothing new) and show any refusal."""
+    try:
+        return store().save_study(study, user)
+    except DoeError as exc:
+        st.error(f"Not saved: {exc}")
+        return None
+
+
+def stored_runs(study: Study):
+    """The study's runs in the store (with run_id and row_version), or None when none are stored."""
+    if stored_version(study) is None and not _known(study.name):
+        return None
+    try:
+        runs = store().runs(study.name)
+    except DoeError:
+        return None
+    return runs if len(runs) else None
+
+
+def stored_data_version(study: Study) -> int:
+    """The newest data version of the study in the store (0 when none)."""
+    row = latest("data_versions", study.name)
+    return 0 if row is None else int(row["version"])
+
+
+def _known(name: str) -> bool:
+    return name in set(store().list_studies()["name"])
+
+
+def latest(frame_name: str, study_name: str):
+    """The last row of a store listing (``analyses``, ``decisions``, ``data_versions``) or None."""
+    try:
+        frame = getattr(store(), frame_name)(study_name)
+    except DoeError:
+        return None
+    return frame.iloc[-1] if len(frame) else None
+
+
+def saved_state_panel(acc: Access) -> None:
+    """Sidebar lines saying exactly what of the open study is in the database."""
+    study = st.session_state.get("study")
+    if study is None:
+        return
+    version = stored_version(study)
+    if version is None:
+        known = _known(study.name)
+        st.markdown(f":orange[**{study.name}: not saved**] - "
+                    + ("the open study differs from its latest saved version." if known
+                       else "not in the database yet."))
+        if acc.can_edit and st.button("Save study now", key="save_study_sidebar"):
+            if save_study(study, acc.user) is not None:
+                st.rerun()
+        return
+    dv = latest("data_versions", study.name)
+    an = latest("analyses", study.name)
+    lines = [f":green[**{study.name}: saved**] as study version {version}"]
+    lines.append(f"data version {int(dv['version'])}, {int(dv['n_runs'])} runs" if dv is not None
+                 else "no runs stored yet")
+    if an is not None:
+        changed = st.session_state.get("model_choices", {}) and any(
+            st.session_state["model_choices"].get(k) != v for k, v in (an["choices"] or {}).items())
+        lines.append(f"analysis version {int(an['version'])} (data version {int(an['data_version'])})"
+                     + (" - model choices changed since, not saved" if changed else ""))
+    st.markdown("  \n".join(lines))
+
+
+def _choices_changed(saved: dict | None, session: dict) -> bool:
+    return saved is None or any((saved or {}).get(k) != v for k, v in session.items())
+
+
+def analysis_panel(study: Study) -> None:
+    """Whether the model choices are saved as an analysis version, and a button that saves them."""
+    from doe.versions import rerun_analysis
+
+    analysis = latest("analyses", study.name)
+    session = st.session_state.get("model_choices") or {}
+    c1, c2 = st.columns([3, 1])
+    if analysis is None or _choices_changed(analysis["choices"], session):
+        c1.markdown(":orange[**These model choices are not saved as an analysis version yet.**] Saving refits "
+                    "every CQA on the newest stored data and keeps the result (coefficients, fit statistics, "
+                    "design space) as a version you can compare with later ones.")
+    else:
+        c1.caption(f":green[Saved as analysis version {int(analysis['version'])}] "
+                   f"(data version {int(analysis['data_version'])}, {analysis['created_by']}, "
+                   f"{analysis['created_at'][:16].replace('T', ' ')} UTC).")
+    if c2.button("Save analysis version", key="save_analysis", width="stretch"):
+        user = editor()
+        if user is None or save_study(study, user) is None:
+            return
+        try:
+            with st.spinner("Refitting every CQA and mapping the design space..."):
+                out = rerun_analysis(store(), study.name, user, choices=session)
+        except DoeError as exc:
+            st.error(f"Not saved: {exc}")
+            return
+        st.session_state["model_choices"] = dict(latest("analyses", study.name)["choices"])
+        st.toast(f"Saved as analysis version {out['analysis_version']}.")
+        st.rerun()
+
+
+def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, nor: dict, probability: float) -> None:
+    """Save the design-space decision shown (threshold, set point, PAR and NOR) with a note."""
+    from doe._json import json_ready
+
+    last = latest("decisions", study.name)
+    with st.expander("Save this design-space decision" + (f" (last saved: decision {int(last['id'])})"
+                                                           if last is not None else " (none saved yet)")):
+        if last is not None:
+            st.caption(f"Decision {int(last['id'])}: threshold {last['threshold']:.2f}, set point "
+                       + ", ".join(f"{k} = {v}" for k, v in last["set_point"].items())
+                       + f"; by {last['created_by']} at {last['created_at'][:16].replace('T', ' ')} UTC.")
+        note = st.text_input("Note (why this set point and these ranges)", key="decision_note")
+        if st.button("Save decision", key="save_decision", type="primary"):
+            user = editor()
+            if user is None or save_study(study, user) is None:
+                return
+            analysis = latest("analyses", study.name)
+            ranges = json_ready({"par": dict(par.items()) if par else {}, "nor": nor or {},
+                                 "probability_at_set_point": probability})
+            try:
+                did = store().save_decision(study.name, threshold, json_ready(set_point), ranges, user,
+                                            analysis_version=None if analysis is None
+                                            else int(analysis["version"]), note=note)
+            except DoeError as exc:
+                st.error(f"Not saved: {exc}")
+                return
+            st.success(f"Saved as decision {did}. Re-running the analysis later evaluates this set point.")

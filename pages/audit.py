@@ -1,0 +1,50 @@
+"""Audit trail: every create, modify and delete, who and when, old and new values, why; tamper check."""
+
+import pandas as pd
+import streamlit as st
+
+from doe.audit_view import audit_frame
+from pages._persist import store
+
+st.title("Audit trail")
+st.caption("Append-only record of every change (21 CFR 11.10(e), ALCOA+): who, when (UTC), what, the old and "
+           "new value and the reason. Each record carries a SHA-256 hash chained to the record before it, so "
+           "a row altered, inserted or deleted outside the app breaks the chain from that row on.")
+
+check = store().verify_audit()
+if check.ok:
+    st.success(str(check))
+else:
+    st.error(f"**{check}** Records from {check.bad_seq} on cannot be trusted: restore the database "
+             "from a backup and report the incident to QA.")
+
+study = st.session_state.get("study")
+trail = store().audit_trail()
+if not len(trail):
+    st.info("No changes recorded yet.")
+    st.stop()
+studies = sorted({s for s in trail["study"].dropna()})
+c1, c2, c3, c4 = st.columns(4)
+where = c1.selectbox("Study", ["(all)", *studies],
+                     index=1 + studies.index(study.name) if study is not None and study.name in studies else 0,
+                     key="audit_study")
+who = c2.multiselect("User", sorted(trail["user_name"].unique()), key="audit_user")
+what = c3.multiselect("Action", ["create", "modify", "delete"], key="audit_action")
+entity = c4.multiselect("Entity", sorted(trail["entity"].unique()), key="audit_entity")
+shown = audit_frame(trail, study=None if where == "(all)" else where, users=who, actions=what, entities=entity)
+
+st.caption(f"{len(shown)} of {len(trail)} records, newest first. Unauthenticated names were typed in "
+           "without sign-in.")
+st.dataframe(shown, hide_index=True, width="stretch", height=min(35 * (len(shown) + 1) + 3, 700),
+             column_config={"old value": st.column_config.TextColumn(width="medium"),
+                            "new value": st.column_config.TextColumn(width="medium")})
+full = trail if where == "(all)" else trail[trail["study"] == where]
+st.download_button("Download the audit trail (CSV, every column with the hashes)",
+                   full.to_csv(index=False), file_name="audit_trail.csv", mime="text/csv")
+with st.expander("How to verify the chain yourself"):
+    st.markdown("Run `python -m doe audit verify --db URL`. Each record's hash is SHA-256 over the previous "
+                "record's hash followed by the canonical JSON (sorted keys, no spaces) of its fields `seq, "
+                "ts, user_name, authenticated, action, entity, entity_id, study, field, old_value, "
+                "new_value, reason`.")
+    st.dataframe(pd.DataFrame({"first record": [trail['seq'].min()], "last record": [trail['seq'].max()],
+                               "last hash": [trail['hash'].iloc[-1]]}), hide_index=True)
