@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 COLUMNS = {"seq": "seq", "ts": "time (UTC)", "user_name": "user", "authenticated": "signed in",
-           "action": "action", "entity": "entity", "entity_id": "record", "study": "study", "field": "field",
-           "old_value": "old value", "new_value": "new value", "reason": "reason", "hash": "hash"}
+           "action": "action", "entity": "entity", "field": "field", "old_value": "old value",
+           "new_value": "new value", "reason": "reason", "entity_id": "record", "study": "study", "hash": "hash"}
 
 
 def audit_frame(trail: pd.DataFrame, *, study: str | None = None, users: Sequence[str] = (),

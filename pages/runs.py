@@ -56,7 +56,7 @@ c1, c2 = st.columns(2)
 if design is not None and c1.button("Add the current design's run sheet", key="from_design",
                                     help="Adds the design's runs (results empty) to the study."):
     save(changed_runs(stored, results_template(design)), "Run sheet added")
-if is_example(study) and c2.button("Load the example results (simulated)", key="load_example_results"):
+if is_example(study) and stored is None and c2.button("Load the example results (simulated)", key="load_example_results"):
     save(changed_runs(stored, read_results(study, EXAMPLE_RESULTS).table), "Example results")
 
 upload_file = st.file_uploader("Upload results (CSV or Excel)", type=["csv", "txt", "xlsx"],
