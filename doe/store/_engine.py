@@ -78,6 +78,15 @@ def _sqlite_events(engine: Engine) -> None:
         immediate = conn.get_execution_options().get(WRITE_OPTION)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        """A damaged file found on any read or write: say so, not just 'could not read'."""
+        detail = str(context.original_exception)
+        if isinstance(context.sqlalchemy_exception, DBAPIError) and (
+                "malformed" in detail or "not a database" in detail):
+            raise DoeError(_unreadable(engine.url.render_as_string(hide_password=False),
+                                       context.sqlalchemy_exception))
+
 
 def alembic_config(conn: Connection) -> Config:
     """An Alembic config pointing at doe/store/migrations and at the open connection."""
