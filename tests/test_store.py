@@ -13,6 +13,7 @@ import pytest
 from doe.errors import DoeError
 from doe.store import ConcurrentEditError, Store, User, _audit, default_url, verify_audit
 from doe.study import Study
+from tests.conftest import ROOT
 
 ALICE = User("alice", authenticated=True)
 
@@ -438,3 +439,20 @@ def _clean_postgres() -> None:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+def test_replicas_starting_together_migrate_once(pg_url):
+    """Several app processes opening one new PostgreSQL database at once: one migrates, all start."""
+    import subprocess
+    import sys
+
+    code = "import sys; from doe.store import Store; Store.open(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, pg_url], cwd=str(ROOT), stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    store = Store.open(pg_url)
+    try:
+        assert store.verify_audit().ok and store.list_studies().empty
+    finally:
+        store.close()

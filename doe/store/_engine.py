@@ -21,6 +21,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DB_FILE = "doe.sqlite"
 #: Execution option that makes an SQLite transaction take the write lock at BEGIN.
 WRITE_OPTION = "doe_write"
+#: PostgreSQL advisory lock key held while checking and upgrading the schema.
+MIGRATION_LOCK = 727_050_001
 
 
 def default_url(data_dir: str | Path | None = None) -> str:
@@ -100,6 +102,8 @@ def upgrade(engine: Engine, url: str) -> None:
     """Check the database is ours and not newer, then upgrade it to head in one transaction."""
     try:
         with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+            if conn.dialect.name == "postgresql":  # app replicas starting together migrate one at a time
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg = alembic_config(conn)
             _check_revision(conn, ScriptDirectory.from_config(cfg), url)
             command.upgrade(cfg, "head")
