@@ -150,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the comparison as JSON (default: print it)")
     p.add_argument("--figure", help="before/after map as .html, .png or .svg")
 
+    p = sub.add_parser("export", help="export a whole study as one bundle zip (import it with import-bundle)")
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--study", required=True, help="name of the study in the store")
+    p.add_argument("--out", required=True, help="bundle file to write (.zip)")
+    p.add_argument("--user", help="who exports, recorded in the bundle (default: the login name)")
+
+    p = sub.add_parser("import-bundle", help="import a study bundle zip made by export, as a new study")
+    p.add_argument("bundle", help="bundle zip written by 'python -m doe export'")
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--user", help="who is importing (default: the login name)")
+
     p = sub.add_parser("audit", help="audit trail: verify the hash chain")
     p.add_argument("action", choices=("verify",))
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
@@ -165,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
+                "export": _export, "import-bundle": _import_bundle,
                 "rerun": _rerun, "compare": _compare, "audit": _audit, "health": _health}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -474,6 +486,32 @@ def _audit(args: argparse.Namespace) -> int:
         return 0
     print(f"audit trail broken at record {check.bad_seq}: {check.problem}")
     return 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from doe.store import export_bundle
+
+    store = _open_store(args.db)
+    try:
+        data = export_bundle(store, args.study, _cli_user(args.user))
+    finally:
+        store.close()
+    Path(args.out).write_bytes(data)
+    print(f"study '{args.study}' exported to {args.out} ({len(data):,} bytes)")
+    return 0
+
+
+def _import_bundle(args: argparse.Namespace) -> int:
+    from doe.store import import_bundle
+
+    data = Path(args.bundle).read_bytes()
+    store = _open_store(args.db)
+    try:
+        name = import_bundle(store, data, _cli_user(args.user))
+    finally:
+        store.close()
+    print(f"study '{name}' imported from {args.bundle}")
+    return 0
 
 
 def _health(args: argparse.Namespace) -> int:

@@ -15,7 +15,9 @@ database, is refused with a :class:`~doe.errors.DoeError`.
 """
 
 from doe.store._audit import AuditCheck, User
+from doe.store._bundle import export_bundle, import_bundle
 from doe.store._engine import default_url
 from doe.store._store import ConcurrentEditError, Store, verify_audit
 
-__all__ = ["AuditCheck", "ConcurrentEditError", "Store", "User", "default_url", "verify_audit"]
+__all__ = ["AuditCheck", "ConcurrentEditError", "Store", "User", "default_url", "export_bundle",
+           "import_bundle", "verify_audit"]

@@ -155,3 +155,30 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ImportedAuditRow(Base):
+    """An audit record brought in with a study bundle, kept verbatim (its hash links the source store).
+
+    ``bundle`` is the SHA-256 of the manifest of the bundle that first brought
+    the record into any store; ``seq`` is the record's number in its own store.
+    """
+
+    __tablename__ = "imported_audit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    bundle: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[str] = mapped_column(String(32))
+    user_name: Mapped[str] = mapped_column(String(200))
+    authenticated: Mapped[bool] = mapped_column(Boolean)
+    action: Mapped[str] = mapped_column(String(10))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    study: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    field: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    old_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new_value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
