@@ -3,11 +3,11 @@
 import streamlit as st
 
 from doe.errors import DoeError
-from doe.store import shown
+from doe.store import export_bundle, import_bundle, shown
 from doe.study import Study
 from doe.tables import blank_study
 from pages._common import current_study, load_example, open_stored, set_study, show_table
-from pages._persist import store
+from pages._persist import current_access, editor, store
 
 st.title("QbD design-of-experiments workbench")
 st.markdown(
@@ -53,9 +53,30 @@ if len(stored):
         open_stored(name)
         st.switch_page("pages/runs.py")
     c3.caption(f"Database: {shown(store().url)}")
+    with st.expander("Export this study as a bundle (zip) for another database or for the record"):
+        st.caption("Every study version (YAML), design run sheets, runs with every revision, analyses and "
+                   "decisions (JSON), the audit trail (CSV) and SHA-256 checksums.")
+        if st.button("Prepare the bundle", key="prepare_bundle"):
+            st.session_state["_bundle"] = (name, export_bundle(store(), name, user=current_access().user))
+        ready = st.session_state.get("_bundle")
+        if ready and ready[0] == name:
+            st.download_button(f"Download {name}.zip", ready[1], file_name=f"{name}.zip",
+                               mime="application/zip", key="download_bundle")
 else:
     st.caption(f"No studies saved yet in {shown(store().url)}. A study is saved when you apply changes, "
                "save a design or enter results (with your name entered in the sidebar).")
+
+with st.expander("Import a study bundle (zip)"):
+    bundle = st.file_uploader("Bundle exported from a workbench", type=["zip"], key="bundle_upload")
+    if bundle is not None and st.button("Import", key="import_bundle"):
+        user = editor()
+        if user is not None:
+            try:
+                imported = import_bundle(store(), bundle.getvalue(), user)
+                open_stored(imported)
+                st.success(f"Imported '{imported}' with its versions, runs, analyses and audit trail.")
+            except DoeError as exc:
+                st.error(f"Not imported: {exc}")
 
 study = current_study()
 if study is not None:
@@ -72,6 +93,14 @@ st.markdown(
     "2. **Design**: full or fractional factorial, Plackett-Burman, definitive screening, "
     "central composite, Box-Behnken, Latin hypercube, or a D-/I-optimal design for your model "
     "and run budget. The evaluation shows estimability, aliasing, efficiencies, VIFs, power "
-    "and prediction variance; download the run sheet as CSV or Excel.\n\n"
+    "and prediction variance; download the run sheet as CSV or Excel.\n"
+    "3. **Runs**: enter or upload results as they come in; each batch is a new data version.\n"
+    "4. **Models** and **Explore**: a response-surface model per CQA, with ANOVA, diagnostics "
+    "and profiles; save the model choices as an analysis version.\n"
+    "5. **Design space**: where every CQA meets its spec with high probability, proven "
+    "acceptable ranges and a robust set point; save the decision.\n"
+    "6. **Versions** and **Audit trail**: re-run the analysis on new runs, see what changed, and "
+    "who changed what, when and why.\n\n"
+    "Every change is saved to the database at once under your name (sidebar). "
     "Everything here is also available headless: `python -m doe --help`."
 )

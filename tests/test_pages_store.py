@@ -179,3 +179,22 @@ def test_audit_page_reports_a_tampered_row():
     at = start()
     at.switch_page("pages/audit.py").run()
     assert any("broken at record 3" in e.value for e in at.error)
+
+
+def test_bundle_export_from_home_and_import_into_another_database(tmp_path, monkeypatch):
+    with_results()
+    at = start()
+    at.button(key="prepare_bundle").click().run()
+    assert not at.exception, at.exception
+    from doe.store import export_bundle
+
+    data = export_bundle(database(), NAME)
+    monkeypatch.setenv("DOE_DATA_DIR", str(tmp_path / "elsewhere"))  # another site's empty database
+    other = start("bob")
+    assert database().list_studies().empty
+    other.file_uploader(key="bundle_upload").set_value(("msc.zip", data, "application/zip")).run()
+    other.button(key="import_bundle").click().run()
+    assert any(f"Imported '{NAME}'" in s.value for s in other.success), [e.value for e in other.error]
+    assert len(database().runs(NAME)) == 40 and database().verify_audit().ok
+    other.button(key="import_bundle").click().run()  # the same study again: refused, nothing written
+    assert any("already" in e.value for e in other.error)
