@@ -38,12 +38,15 @@ pytestmark = pytest.mark.postgres
 # One writer process: BATCHES appends of RUNS_PER_BATCH runs with its own Run ids, and every
 # EDIT_EVERY batches an edit of run 1's result from a row version read a moment earlier.
 WRITER = r"""
-import json, random, sys, time
+import json, os, random, sys, time
 import pandas as pd
 from doe.store import ConcurrentEditError, Store, User
 
-url, name, k, batches, size, every = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
+url, name, barrier, k, batches, size, every = *sys.argv[1:4], *map(int, sys.argv[4:8])
 store = Store.open(url)
+open(f"{barrier}/ready-{k}", "w").close()  # start together: wait for the others
+while not os.path.exists(f"{barrier}/go"):
+    time.sleep(0.01)
 user = User(f"writer-{k}")
 rng = random.Random(k)
 out = {"versions": [], "labels": [], "edits": [], "refused": 0}
@@ -58,7 +61,7 @@ for b in range(batches):
         runs = store.runs(name)
         run1 = runs[runs["Run"].astype(str) == "1"].iloc[0]
         value = round(50 + k + b / 100, 2)  # unique per writer and batch: every edit is a change
-        time.sleep(rng.uniform(0, 0.05))  # let another writer get in between read and save
+        time.sleep(rng.uniform(0.01, 0.08))  # let another writer get in between read and save
         try:
             version = store.update_result(int(run1.run_id), "Viability", value, int(run1.row_version),
                                           user, reason=f"re-read by writer {k}")
@@ -117,6 +120,7 @@ def cluster(tmp_path_factory):
         store.close()
         env = {**os.environ, "DATABASE_URL": url, "DOE_DATA_DIR": str(tmp_path_factory.mktemp("data"))}
         ports = [free_port(), free_port()]
+        barrier = tmp_path_factory.mktemp("barrier")
         servers = [subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -124,14 +128,17 @@ def cluster(tmp_path_factory):
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
         writers = []
         try:
-            writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, name, str(k), str(BATCHES),
-                                         str(RUNS_PER_BATCH), str(EDIT_EVERY)], cwd=ROOT,
+            writers = [subprocess.Popen([sys.executable, "-c", WRITER, url, name, str(barrier), str(k),
+                                         str(BATCHES), str(RUNS_PER_BATCH), str(EDIT_EVERY)], cwd=ROOT,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                        for k in range(WRITERS)]
-            deadline, up = time.monotonic() + 120, set()
-            while len(up) < len(ports) and time.monotonic() < deadline:  # meanwhile, writers write
+            deadline, up, go = time.monotonic() + 120, set(), barrier / "go"
+            while (len(up) < len(ports) or not go.exists()) and time.monotonic() < deadline:
+                if not go.exists() and len(list(barrier.glob("ready-*"))) == WRITERS:
+                    go.touch()  # all writers connected: let them go at once, servers starting meanwhile
                 up |= {p for p in ports if health(p) == "ok"}
-                time.sleep(0.25)
+                time.sleep(0.1)
+            go.touch()
             assert len(up) == len(ports), f"Streamlit servers on {sorted(set(ports) - up)} never became healthy"
             results = []
             for w in writers:
@@ -167,6 +174,7 @@ def test_concurrent_writers_and_two_servers_lose_nothing(cluster):
         refused = sum(r["refused"] for r in results)
         assert len(edits) + refused == WRITERS * len(range(0, BATCHES, EDIT_EVERY))
         assert edits, "no edit of run 1 got through"
+        assert refused, "no edit was refused: the writers did not overlap"
         run1 = runs[runs["Run"].astype(str) == "1"].iloc[0]
         assert int(run1.row_version) == 1 + len(edits)
         trail = store.audit_trail(name)
