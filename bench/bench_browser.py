@@ -40,9 +40,9 @@ def wait_idle(page, timeout: float = 60_000) -> None:
 
 
 def main() -> int:
-    from playwright.sync_api import sync_playwright
-
     import tempfile
+
+    from playwright.sync_api import sync_playwright
 
     port = free_port()
     env = {**os.environ, "DOE_DATA_DIR": tempfile.mkdtemp(prefix="doe-bench-")}  # an empty database

@@ -13,6 +13,9 @@ Cases
 2. The Models page (Streamlit AppTest, no browser): rerun time when the user
    changes the displayed CQA, after every CQA has been fitted once (cached).
    Target: under 0.3 s median.
+3. Every model figure of the example (Viability, full quadratic): best of 3
+   after a warm-up. Targets: each figure under 0.15 s; a 50 x 50 contour under
+   0.3 s.
 """
 
 from __future__ import annotations
@@ -42,9 +45,14 @@ def timed(fn, repeats: int = 7) -> float:
 
 
 def page_rerun_times() -> list[float]:
+    import tempfile
+
     from streamlit.testing.v1 import AppTest
 
+    os.environ["DOE_DATA_DIR"] = tempfile.mkdtemp(prefix="doe-bench-")  # an empty database
+    os.environ.pop("DATABASE_URL", None)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["_user_name"] = "bench"
     at.run()
     at.switch_page("pages/runs.py").run()
     at.button(key="load_example_results").click().run()
@@ -62,6 +70,31 @@ def page_rerun_times() -> list[float]:
     return times
 
 
+def figure_times(study, runs) -> list[tuple[str, float, float]]:
+    """Best-of-3 time of every model figure of the example's Viability model."""
+    from doe import model_figures as mf
+    from doe.fit import fit_model
+
+    fm = fit_model(study, runs, "Viability", "quadratic")
+    cases = {
+        "residual plots": lambda: mf.residual_plots(fm), "influence plot": lambda: mf.influence_plot(fm),
+        "main effects": lambda: mf.main_effects_plot(fm),
+        "main effects (categoricals averaged)": lambda: mf.main_effects_plot(fm, average_categoricals=True),
+        "interaction plot": lambda: mf.interaction_plot(fm, "Agitation", "Medium"),
+        "contour": lambda: mf.contour_plot(fm, "Agitation", "Seeding density"),
+        "3D surface": lambda: mf.surface_plot(fm, "Agitation", "Seeding density"),
+        "profiler": lambda: mf.profiler(fm, None), "steepest ascent": lambda: mf.steepest_ascent_plot(fm),
+    }
+    out = []
+    for label, fn in cases.items():
+        fn()  # warm-up
+        out.append((f"Figure: {label}", min(timed(fn, 1) for _ in range(3)), 0.15))
+    contour50 = lambda: mf.contour_plot(fm, "Agitation", "Seeding density", n=50)  # noqa: E731
+    contour50()
+    out.append(("Figure: contour on a 50 x 50 grid", min(timed(contour50, 1) for _ in range(3)), 0.3))
+    return out
+
+
 def main() -> int:
     study = Study.load(ROOT / "data" / "msc_expansion.yaml")
     runs = read_results(study, ROOT / "data" / "msc_example_results.csv").table
@@ -70,6 +103,7 @@ def main() -> int:
     rows.append(("Fit 7 CQAs, full quadratic (36 columns, 40 runs)", t_full, 0.5))
     t_red = timed(lambda: fit_all(study, runs, default=ModelChoice(model="quadratic", reduce=True)))
     rows.append(("Fit 7 CQAs, backward reduction from quadratic (page default)", t_red, 0.5))
+    rows += figure_times(study, runs)
     reruns = page_rerun_times()
     rows.append(("Models page rerun on changing the CQA (cached fits), median", statistics.median(reruns), 0.3))
     print("# Model-fitting benchmark\n")

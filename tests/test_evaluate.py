@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -233,13 +232,9 @@ def _msc_design() -> tuple[Study, np.ndarray]:
     return study, cand[rng.choice(len(cand), size=40, replace=False)]
 
 
-def test_msc_example_is_fast_and_consistent():
+def test_msc_example_is_consistent():  # its speed: bench/bench_design.py
     study, U = _msc_design()
-    evaluate_design(study, U, "quadratic")  # warm-up (imports, caches)
-    start = time.perf_counter()
     ev = evaluate_design(study, U, "quadratic")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0
     assert ev.runs == 40 and ev.p == 36 and ev.estimable
     assert ev.region["moments"] == "monte carlo"  # the ULA/agitation constraint
     assert 0 < ev.g_efficiency <= 100 and 0 < ev.d_efficiency <= 100

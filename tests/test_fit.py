@@ -13,7 +13,6 @@ import itertools
 import json
 import math
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -724,20 +723,14 @@ def _msc_runs(study: Study, n: int = 40, seed: int = 1) -> pd.DataFrame:
     return runs
 
 
-def test_analyze_all_cqas_fast_and_json_strict():
+def test_analyze_all_cqas_and_json_strict():  # the speed of fitting them: bench/bench_models.py
     study = Study.load(EXAMPLE)
     runs = _msc_runs(study)
     runs.loc[[0, 5], "Potency"] = np.nan
     runs["EV yield"] = np.nan  # no results yet: not analysed
-    fit_model(study, runs, "Viability")  # warm up imports
-    best = math.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        fms = [fit_model(study, runs, r) for r in study.response_names[:-1]] + [
-            fit_model(study, runs.assign(**{"EV yield": runs["Viability"]}), "EV yield")]
-        best = min(best, time.perf_counter() - t0)
+    fms = [fit_model(study, runs, r) for r in study.response_names[:-1]] + [
+        fit_model(study, runs.assign(**{"EV yield": runs["Viability"]}), "EV yield")]
     assert all(fm.p == 36 and fm.n >= 38 for fm in fms)
-    assert best < 0.5, f"7 fits of a 40-run, 36-column model took {best:.3f} s"
     out = analyze(study, runs)
     text = json.dumps(out, allow_nan=False)
     assert set(out["responses"]) == set(study.response_names) - {"EV yield"}

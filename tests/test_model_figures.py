@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -454,30 +453,16 @@ def test_steepest_ascent_plot_reads_path(pilot):
     assert list(fig.data[0].x) == pytest.approx(path["dist"].tolist())
 
 
-# -- speed ---------------------------------------------------------------------------------------------
-def _best_time(fn, repeat: int = 3) -> float:
-    best = math.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def test_contour_50x50_is_fast(fm_via):
-    mf.contour_plot(fm_via, "Agitation", "Seeding density", n=50)  # warm up
-    assert _best_time(lambda: mf.contour_plot(fm_via, "Agitation", "Seeding density", n=50)) < 0.3
-
-
-def test_every_example_figure_is_fast(fm_via):
+# -- every figure of the example builds (their speed: bench/bench_models.py) ------------------------
+def test_every_example_figure_builds(fm_via):
     calls = [
         lambda: mf.residual_plots(fm_via), lambda: mf.influence_plot(fm_via),
         lambda: mf.main_effects_plot(fm_via), lambda: mf.main_effects_plot(fm_via, average_categoricals=True),
         lambda: mf.interaction_plot(fm_via, "Agitation", "Medium"),
-        lambda: mf.contour_plot(fm_via, "Agitation", "Seeding density"),
+        lambda: mf.contour_plot(fm_via, "Agitation", "Seeding density", n=50),
         lambda: mf.surface_plot(fm_via, "Agitation", "Seeding density"),
         lambda: mf.profiler(fm_via, None), lambda: mf.steepest_ascent_plot(fm_via),
     ]
     for fn in calls:
-        fn()
-        assert _best_time(fn) < 0.15
+        fig = fn()
+        assert fig.data, fn
