@@ -219,8 +219,12 @@ def _unzip(data: bytes) -> dict[str, bytes]:
                 raise DoeError(f"The bundle holds a file twice: it was edited after export. {_AGAIN}")
             if sum(i.file_size for i in infos) > MAX_BYTES:
                 raise DoeError("The zip would unpack to more than 2 GB: it is not a study bundle.")
+            odd = sorted({i.compress_type for i in infos} - {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+            if odd:
+                raise DoeError(f"The zip uses a compression method bundles never use ({odd[0]}): it was "
+                               f"not made by 'python -m doe export'. {_AGAIN}")
             return {i.filename: z.read(i) for i in infos}
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError) as exc:
         raise DoeError(f"The bundle is damaged and cannot be unpacked ({exc}). {_AGAIN}") from None
 
 
