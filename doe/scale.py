@@ -1,0 +1,744 @@
+"""Seed-train scale planner: from a dose to the vessels, stage by stage, back to the cell-bank vial.
+
+Demand gives the cells a batch needs; supply says how cells grow at the chosen
+set point (seeding density, fold expansion per passage, harvest density, days
+per passage) and what the cell bank allows (passages, population doublings).
+:func:`plan_seed_train` works backwards from the final harvest to the
+master-cell-bank vial for one strategy:
+
+- **scale-out**: more multilayer vessels (catalogue ``mode`` 'scale-out':
+  CellSTACK chambers, HYPERStack vessels);
+- **scale-up**: bigger vessels (``mode`` 'scale-up': CellCube modules);
+
+both start with laboratory vessels (``mode`` 'lab': T-flasks, HYPERFlask).
+
+Rules (the same for every stage, stated once here):
+
+1. Every vessel of a stage is seeded at the seeding density and harvested at
+   the harvest density, so a stage of ``n`` vessels of area ``a`` takes in
+   ``n a s`` cells and gives ``n a h`` cells (the set point the models
+   describe is kept; surplus cells are discarded, and reported).
+2. The area a stage needs is the cells the next stage (or the batch) needs
+   divided by the harvest density.
+3. The vessel: the strategy's production vessels when the area would fill
+   at least ``min_fill`` of the smallest of them, else laboratory vessels.
+   Of those, the one needing the fewest vessels with the area used at least
+   ``min_fill`` of the area provided; ties go to the least total area. When no
+   vessel reaches ``min_fill``, the single smallest vessel.
+4. Going backwards stops at the first stage whose seeding cells the vial
+   (``starting_cells``) can provide. Population doublings per passage are
+   log2(fold expansion) (PD = log2(N_harvest / N_seeded)); the cumulative
+   level adds the vial's own doublings.
+
+Numbers marked (inferred) in ``data/vessels.csv`` are assumptions to change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from doe.errors import DoeError, did_you_mean, quoted_list
+
+CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "vessels.csv"
+EXAMPLE_PLAN = Path(__file__).resolve().parent.parent / "data" / "example_plan.yaml"
+MODES = ("lab", "scale-out", "scale-up")
+STRATEGIES = ("scale-out", "scale-up")
+VESSEL_COLUMNS = ("name", "family", "mode", "area_cm2", "layers", "working_volume_ml", "footprint_cm2",
+                  "open_manipulations_per_passage", "max_practical_count", "source")
+_REQUIRED_COLUMNS = ("name", "family", "mode", "area_cm2", "open_manipulations_per_passage")
+MAX_STAGES = 40
+
+
+class ScaleError(DoeError):
+    """A vessel catalogue, plan file or plan input is invalid."""
+
+
+# -- data --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Vessel:
+    """One culture vessel of the catalogue (areas nominal, in cm^2)."""
+
+    name: str
+    family: str
+    mode: str
+    area_cm2: float
+    open_manipulations_per_passage: float
+    layers: int | None = None
+    working_volume_ml: float | None = None
+    footprint_cm2: float | None = None
+    max_practical_count: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What one batch must deliver.
+
+    ``overage`` is a fraction (0.2 = 20 % extra for QC samples and fill loss).
+    """
+
+    dose_cells_per_kg: float
+    patient_weight_kg: float
+    doses_per_patient: float = 1
+    patients_per_batch: float = 1
+    overage: float = 0.0
+
+
+@dataclass(frozen=True)
+class Supply:
+    """How cells grow at the set point, and what the cell bank allows.
+
+    ``harvest_density_cells_per_cm2`` None means seeding density x fold
+    expansion. ``sources`` says where each number came from (plan, model, ...).
+    """
+
+    seeding_density_cells_per_cm2: float
+    fold_expansion_per_passage: float
+    days_per_passage: float
+    starting_cells: float
+    harvest_density_cells_per_cm2: float | None = None
+    max_passages: int | None = None
+    max_population_doublings: float | None = None
+    mcb_population_doublings: float = 0.0
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def harvest_density(self) -> float:
+        if self.harvest_density_cells_per_cm2 is not None:
+            return self.harvest_density_cells_per_cm2
+        return self.seeding_density_cells_per_cm2 * self.fold_expansion_per_passage
+
+    @property
+    def doublings_per_passage(self) -> float:
+        return math.log2(self.fold_expansion_per_passage)
+
+    def describe(self) -> dict[str, Any]:
+        """Values with their source, for JSON and display."""
+        src = dict(self.sources)
+        src.setdefault("harvest_density_cells_per_cm2", "plan" if self.harvest_density_cells_per_cm2
+                       is not None else "seeding density x fold expansion")
+        values = {"seeding_density_cells_per_cm2": self.seeding_density_cells_per_cm2,
+                  "fold_expansion_per_passage": self.fold_expansion_per_passage,
+                  "harvest_density_cells_per_cm2": self.harvest_density,
+                  "population_doublings_per_passage": self.doublings_per_passage,
+                  "days_per_passage": self.days_per_passage, "starting_cells": self.starting_cells,
+                  "max_passages": self.max_passages, "max_population_doublings": self.max_population_doublings,
+                  "mcb_population_doublings": self.mcb_population_doublings}
+        return {k: {"value": v, "source": src.get(k, "plan")} for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One passage of the seed train (cells in actual counts, days from the vial thaw)."""
+
+    number: int
+    vessel: str
+    family: str
+    vessels: int
+    area_cm2: float
+    fill: float
+    cells_in: float
+    cells_out: float
+    cells_needed_out: float
+    day_start: float
+    day_end: float
+    population_doublings: float
+    cumulative_pdl: float
+    open_manipulations: float
+    footprint_cm2: float | None
+
+
+@dataclass
+class ScalePlan:
+    """A seed train for one strategy, with its totals and warnings."""
+
+    strategy: str
+    cells_needed: float
+    stages: list[Stage]
+    supply: Supply
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    @property
+    def total_vessels(self) -> int:
+        return sum(s.vessels for s in self.stages)
+
+    @property
+    def open_manipulations(self) -> float:
+        return sum(s.open_manipulations for s in self.stages)
+
+    @property
+    def days(self) -> float:
+        return self.stages[-1].day_end if self.stages else 0.0
+
+    @property
+    def cumulative_pdl(self) -> float:
+        return self.stages[-1].cumulative_pdl if self.stages else self.supply.mcb_population_doublings
+
+    @property
+    def vial_cells_used(self) -> float:
+        return self.stages[0].cells_in if self.stages else 0.0
+
+    @property
+    def footprint_cm2(self) -> float | None:
+        """Largest stage footprint (vessels in the incubator at once), None when any is unknown."""
+        prints = [s.footprint_cm2 for s in self.stages]
+        return None if not prints or any(p is None for p in prints) else max(prints)
+
+    def totals(self) -> dict[str, Any]:
+        return {"stages": len(self.stages), "vessels": self.total_vessels,
+                "final_stage_vessels": self.final.vessels if self.stages else 0,
+                "final_stage_vessel": self.final.vessel if self.stages else None,
+                "open_manipulations": self.open_manipulations, "days": self.days,
+                "cumulative_pdl": self.cumulative_pdl, "cells_harvested": self.final.cells_out,
+                "vial_cells_used": self.vial_cells_used, "footprint_cm2": self.footprint_cm2}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "totals": self.totals(),
+                "stages": [asdict(s) for s in self.stages], "warnings": list(self.warnings)}
+
+
+# -- arithmetic --------------------------------------------------------------------------------------
+def cells_needed(demand: Demand) -> float:
+    """Cells one batch needs: dose x weight x doses x patients x (1 + overage).
+
+    >>> cells_needed(Demand(2e6, 70, 8, 1, 0.0))
+    1120000000.0
+    """
+    return (demand.dose_cells_per_kg * demand.patient_weight_kg * demand.doses_per_patient
+            * demand.patients_per_batch * (1 + demand.overage))
+
+
+def area_needed(cells: float, harvest_density: float) -> float:
+    """Culture area (cm^2) that yields ``cells`` at ``harvest_density`` cells/cm^2.
+
+    >>> round(area_needed(1.12e9, 1.3e4))
+    86154
+    """
+    if harvest_density <= 0:
+        raise ScaleError(f"The harvest density must be above 0 cells/cm^2; got {harvest_density:g}.")
+    return cells / harvest_density
+
+
+def vessels_for(area: float, vessel: Vessel) -> int:
+    """Vessels of one type to provide ``area`` cm^2 (rounded up; at least one).
+
+    >>> vessels_for(86154, Vessel("CellCube-100", "CellCube", "scale-up", 85000, 1))
+    2
+    """
+    return max(1, math.ceil(area / vessel.area_cm2 - 1e-9))
+
+
+def _choose(area: float, candidates: Sequence[Vessel], min_fill: float) -> Vessel:
+    """Rule 3: fewest vessels with fill >= min_fill, ties to least area; else the smallest vessel."""
+    ok = [v for v in candidates if area / (vessels_for(area, v) * v.area_cm2) >= min_fill - 1e-12]
+    if not ok:
+        return min(candidates, key=lambda v: v.area_cm2)
+    return min(ok, key=lambda v: (vessels_for(area, v), vessels_for(area, v) * v.area_cm2, v.name))
+
+
+def plan_seed_train(demand: Demand | float, supply: Supply, catalogue: Sequence[Vessel],
+                    strategy: str = "scale-out", *, min_fill: float = 0.5) -> ScalePlan:
+    """The seed train of one strategy, worked backwards from the batch to the vial (module rules 1-4).
+
+    Parameters
+    ----------
+    demand : Demand or float
+        What the batch needs (or the number of cells directly).
+    supply : Supply
+        Growth at the set point and the cell-bank limits.
+    catalogue : list of Vessel
+        Vessels to choose from (``mode`` says which strategy may use them).
+    strategy : {'scale-out', 'scale-up'}
+    min_fill : float
+        Least share of a stage's vessel area the stage must use (rule 3).
+    """
+    if strategy not in STRATEGIES:
+        raise ScaleError(f"Unknown strategy '{strategy}'.{did_you_mean(strategy, STRATEGIES)} "
+                         f"Strategies: {quoted_list(STRATEGIES)}.")
+    if not 0 < min_fill <= 1:
+        raise ScaleError(f"min_fill must be above 0 and at most 1; got {min_fill:g}.")
+    _check_supply(supply)
+    need = cells_needed(demand) if isinstance(demand, Demand) else float(demand)
+    if need <= 0:
+        raise ScaleError("The batch needs no cells: check the dose, weight, doses and patients.")
+    production = [v for v in catalogue if v.mode == strategy]
+    lab = [v for v in catalogue if v.mode == "lab"]
+    if not production and not lab:
+        raise ScaleError(f"The vessel catalogue has no '{strategy}' or 'lab' vessels.")
+    s_eff = supply.harvest_density / supply.fold_expansion_per_passage
+    h = supply.harvest_density
+    backwards: list[tuple[Vessel, int, float]] = []
+    required = need
+    while True:
+        area = area_needed(required, h)
+        smallest = min((v.area_cm2 for v in production), default=math.inf)
+        group = production if production and area >= min_fill * smallest else (lab or production)
+        vessel = _choose(area, group, min_fill)
+        n = vessels_for(area, vessel)
+        backwards.append((vessel, n, required))
+        required = n * vessel.area_cm2 * s_eff
+        if required <= supply.starting_cells * (1 + 1e-9):
+            break
+        if len(backwards) >= MAX_STAGES:
+            raise ScaleError(f"More than {MAX_STAGES} passages would be needed from {supply.starting_cells:.3g} "
+                             f"vial cells to {need:.3g} cells: check the fold expansion and starting cells.")
+    stages = []
+    pd_step = supply.doublings_per_passage
+    for i, (vessel, n, needed_out) in enumerate(reversed(backwards)):
+        area = n * vessel.area_cm2
+        stages.append(Stage(
+            number=i + 1, vessel=vessel.name, family=vessel.family, vessels=n, area_cm2=area,
+            fill=area_needed(needed_out, h) / area, cells_in=area * s_eff, cells_out=area * h,
+            cells_needed_out=needed_out, day_start=i * supply.days_per_passage,
+            day_end=(i + 1) * supply.days_per_passage, population_doublings=pd_step,
+            cumulative_pdl=supply.mcb_population_doublings + (i + 1) * pd_step,
+            open_manipulations=n * vessel.open_manipulations_per_passage,
+            footprint_cm2=None if vessel.footprint_cm2 is None else n * vessel.footprint_cm2))
+    plan = ScalePlan(strategy, need, stages, supply)
+    plan.warnings = _warnings(plan, catalogue, s_eff)
+    return plan
+
+
+def _warnings(plan: ScalePlan, catalogue: Sequence[Vessel], s_eff: float) -> list[str]:
+    supply, out = plan.supply, []
+    by_name = {v.name: v for v in catalogue}
+    if supply.max_population_doublings is not None and plan.cumulative_pdl > supply.max_population_doublings + 1e-9:
+        out.append(f"Cumulative population doublings {plan.cumulative_pdl:.1f} exceed the budget of "
+                   f"{supply.max_population_doublings:g} from the master cell bank.")
+    if supply.max_passages is not None and len(plan.stages) > supply.max_passages:
+        out.append(f"{len(plan.stages)} passages exceed the maximum of {supply.max_passages} allowed.")
+    for s in plan.stages:
+        limit = by_name[s.vessel].max_practical_count
+        if limit is not None and s.vessels > limit:
+            out.append(f"Stage {s.number}: {s.vessels} x {s.vessel} exceeds the practical count of {limit}.")
+    s = supply.seeding_density_cells_per_cm2
+    if supply.harvest_density_cells_per_cm2 is not None and abs(s_eff - s) > 0.1 * s:
+        out.append(f"Harvest density / fold expansion = {s_eff:,.0f} cells/cm^2 differs from the seeding "
+                   f"density {s:,.0f} cells/cm^2 by more than 10 %: the plan seeds at {s_eff:,.0f}.")
+    return out
+
+
+def _check_supply(supply: Supply) -> None:
+    if supply.fold_expansion_per_passage <= 1:
+        raise ScaleError(f"The fold expansion per passage is {supply.fold_expansion_per_passage:.3g}: the cells "
+                         "must grow (fold expansion above 1) to plan a seed train.")
+    for name in ("seeding_density_cells_per_cm2", "days_per_passage", "starting_cells"):
+        if getattr(supply, name) <= 0:
+            raise ScaleError(f"{name} must be above 0; got {getattr(supply, name):g}.")
+    if supply.harvest_density <= 0:
+        raise ScaleError("The harvest density must be above 0 cells/cm^2.")
+
+
+def plan_frame(plan: ScalePlan) -> pd.DataFrame:
+    """The stages as a table (one row per passage, units in the column names)."""
+    rows = [{"Strategy": plan.strategy, "Stage": s.number, "Vessel": s.vessel, "Family": s.family,
+             "Vessels": s.vessels, "Area (cm²)": s.area_cm2, "Area used (%)": 100 * s.fill,
+             "Cells in": s.cells_in, "Cells out": s.cells_out, "Day start": s.day_start, "Day end": s.day_end,
+             "PD this passage": s.population_doublings, "Cumulative PDL": s.cumulative_pdl,
+             "Open manipulations": s.open_manipulations, "Footprint (cm²)": s.footprint_cm2}
+            for s in plan.stages]
+    return pd.DataFrame(rows)
+
+
+def plans_json(demand: Demand | None, plans: Sequence[ScalePlan]) -> dict[str, Any]:
+    """JSON-ready result of :func:`plan_seed_train` for one or more strategies."""
+    first = plans[0]
+    return {"cells_needed": first.cells_needed,
+            "area_needed_cm2": area_needed(first.cells_needed, first.supply.harvest_density),
+            "demand": asdict(demand) if demand is not None else None,
+            "supply": first.supply.describe(),
+            "strategies": {p.strategy: p.to_json() for p in plans}}
+
+
+# -- vessel catalogue ----------------------------------------------------------------------------------
+def read_catalogue(source: str | Path | pd.DataFrame | None = None) -> list[Vessel]:
+    """The vessel catalogue from a CSV file (default ``data/vessels.csv``) or a table; every row checked."""
+    if source is None:
+        source = CATALOGUE
+    if isinstance(source, pd.DataFrame):
+        frame, where = source, "the vessel table"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ScaleError(f"Vessel catalogue '{path}' does not exist.")
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ScaleError(f"Vessel catalogue '{path}' is not a readable UTF-8 CSV file ({exc}).") from None
+        where = path.name
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    missing = [c for c in _REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ScaleError(f"{where} has no column {quoted_list(missing)}; columns needed: "
+                         f"{', '.join(_REQUIRED_COLUMNS)} (optional: {', '.join(VESSEL_COLUMNS[4:])}).")
+    unknown = [c for c in frame.columns if c not in VESSEL_COLUMNS]
+    if unknown:
+        c = unknown[0]
+        raise ScaleError(f"{where}: unknown column '{c}'.{did_you_mean(c, VESSEL_COLUMNS)} "
+                         f"Columns: {', '.join(VESSEL_COLUMNS)}.")
+    vessels: list[Vessel] = []
+    for i, row in enumerate(frame.to_dict("records"), start=1):
+        if all(_blank(v) for v in row.values()):
+            continue
+        vessels.append(_vessel_from(row, f"{where} row {i}"))
+    if not vessels:
+        raise ScaleError(f"{where} lists no vessels.")
+    seen: set[str] = set()
+    for v in vessels:
+        if v.name.lower() in seen:
+            raise ScaleError(f"{where}: vessel '{v.name}' is listed twice; give each vessel its own name.")
+        seen.add(v.name.lower())
+    return vessels
+
+
+def catalogue_frame(vessels: Sequence[Vessel]) -> pd.DataFrame:
+    """The catalogue as a table with the CSV's columns (for display, editing and download)."""
+    return pd.DataFrame([{c: getattr(v, c) for c in VESSEL_COLUMNS} for v in vessels], columns=list(VESSEL_COLUMNS))
+
+
+def find_vessel(catalogue: Sequence[Vessel], name: str) -> Vessel:
+    names = [v.name for v in catalogue]
+    for v in catalogue:
+        if v.name == name:
+            return v
+    raise ScaleError(f"Unknown vessel '{name}'.{did_you_mean(name, names)} Vessels: {quoted_list(names)}.")
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
+
+
+def _vessel_from(row: Mapping[str, Any], where: str) -> Vessel:
+    name = "" if _blank(row.get("name")) else str(row["name"]).strip()
+    if not name:
+        raise ScaleError(f"{where}, column 'name': every vessel needs a name.")
+    at = f"{where} ('{name}')"
+    family = "" if _blank(row.get("family")) else str(row["family"]).strip()
+    if not family:
+        raise ScaleError(f"{at}, column 'family': give the vessel family, e.g. CellSTACK.")
+    mode = "" if _blank(row.get("mode")) else str(row["mode"]).strip()
+    if mode not in MODES:
+        raise ScaleError(f"{at}, column 'mode': '{mode}' is not a mode.{did_you_mean(mode, MODES)} "
+                         f"Modes: {quoted_list(MODES)}.")
+    area = _number(row.get("area_cm2"), f"{at}, column 'area_cm2'", required=True, positive=True)
+    manip = _number(row.get("open_manipulations_per_passage"),
+                    f"{at}, column 'open_manipulations_per_passage'", required=True)
+    layers = _number(row.get("layers"), f"{at}, column 'layers'", positive=True, whole=True)
+    volume = _number(row.get("working_volume_ml"), f"{at}, column 'working_volume_ml'", positive=True)
+    footprint = _number(row.get("footprint_cm2"), f"{at}, column 'footprint_cm2'", positive=True)
+    count = _number(row.get("max_practical_count"), f"{at}, column 'max_practical_count'", positive=True,
+                    whole=True)
+    source = "" if _blank(row.get("source")) else str(row["source"]).strip()
+    return Vessel(name, family, mode, float(area), float(manip), None if layers is None else int(layers),
+                  volume, footprint, None if count is None else int(count), source)
+
+
+def _number(value: Any, what: str, *, required: bool = False, positive: bool = False,
+            whole: bool = False) -> float | None:
+    """A finite number >= 0 (> 0 with ``positive``), None for a blank unless ``required``."""
+    if _blank(value):
+        if required:
+            raise ScaleError(f"{what}: a number is needed.")
+        return None
+    if isinstance(value, bool):
+        raise ScaleError(f"{what} must be a number, not {value}.")
+    try:
+        x = float(str(value).strip().replace(",", "")) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise ScaleError(f"{what} must be a number; got '{value}'.") from None
+    if not math.isfinite(x):
+        raise ScaleError(f"{what} must be a finite number; got '{value}'.")
+    if x < 0 or (positive and x == 0):
+        raise ScaleError(f"{what} must be {'above' if positive else 'at least'} 0; got {x:g}.")
+    if whole and not x.is_integer():
+        raise ScaleError(f"{what} must be a whole number; got {x:g}.")
+    return x
+
+
+def apply_overrides(catalogue: Sequence[Vessel], overrides: Mapping[str, Mapping[str, Any]] | None) -> list[Vessel]:
+    """Catalogue with some fields of named vessels changed (plan file ``vessels:``)."""
+    out = list(catalogue)
+    for name, fields in (overrides or {}).items():
+        vessel = find_vessel(out, str(name))
+        if not isinstance(fields, Mapping):
+            raise ScaleError(f"vessels: '{name}' must be a mapping like {{max_practical_count: 2}}.")
+        row = {c: getattr(vessel, c) for c in VESSEL_COLUMNS}
+        for key, value in fields.items():
+            if key not in VESSEL_COLUMNS or key == "name":
+                allowed = [c for c in VESSEL_COLUMNS if c != "name"]
+                raise ScaleError(f"vessels: '{name}': unknown field '{key}'.{did_you_mean(str(key), allowed)} "
+                                 f"Fields: {', '.join(allowed)}.")
+            row[key] = value
+        out[out.index(vessel)] = replace(_vessel_from(row, f"vessels: '{name}'"))
+    return out
+
+
+# -- supply from the fitted models ---------------------------------------------------------------------
+FROM_MODELS = "from_models"
+
+
+def _find(names: Sequence[str], *words: str) -> str | None:
+    for n in names:
+        low = n.lower()
+        if all(w in low for w in words):
+            return n
+    return None
+
+
+def complete_set_point(study: Any, set_point: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every factor's setting: the given ones (checked), else the centre or the first level."""
+    set_point = dict(set_point or {})
+    for name in set_point:
+        if name not in study.factor_names:
+            raise ScaleError(f"Set point: unknown factor '{name}'.{did_you_mean(name, study.factor_names)} "
+                             f"Factors are {quoted_list(study.factor_names)}.")
+    out: dict[str, Any] = {}
+    for f in study.factors:
+        value = set_point.get(f.name, f.levels[0] if f.is_categorical else f.center)
+        if f.is_categorical:
+            if str(value) not in [str(lv) for lv in f.levels]:
+                raise ScaleError(f"Set point: '{value}' is not a level of {f.name}."
+                                 f"{did_you_mean(str(value), [str(lv) for lv in f.levels])} "
+                                 f"Levels: {quoted_list(f.levels)}.")
+            value = f.levels[[str(lv) for lv in f.levels].index(str(value))]
+        else:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ScaleError(f"Set point: {f.name} must be a number; got '{value}'.") from None
+            if not f.low - 1e-9 * (f.high - f.low) <= value <= f.high + 1e-9 * (f.high - f.low):
+                raise ScaleError(f"Set point: {f.name} = {value:g} is outside the tested range "
+                                 f"{f.describe_range()}; the models are only known inside it.")
+        out[f.name] = value
+    return out
+
+
+def supply_from_models(study: Any, runs_or_fits: Any, set_point: Mapping[str, Any] | None = None, *,
+                       conservative: bool = True) -> dict[str, dict[str, Any]]:
+    """Fold expansion (and harvest density, seeding density) at the set point from the fitted models.
+
+    Parameters
+    ----------
+    study : Study
+    runs_or_fits : DataFrame or mapping
+        Results to fit (each CQA with :func:`doe.analysis.default_choice`), or
+        fits by CQA name (:class:`~doe.analysis.CQAFit` or
+        :class:`~doe.fit.FittedModel`).
+    set_point : mapping, optional
+        Factor settings; missing factors at their centre or first level.
+    conservative : bool
+        Use the lower 95 % prediction bound of one new run (original scale
+        for transformed CQAs) instead of the predicted mean.
+
+    Returns
+    -------
+    dict
+        Per supply key (``fold_expansion_per_passage``, and when the study has
+        them ``harvest_density_cells_per_cm2`` from a CQA named like 'harvest
+        density', ``seeding_density_cells_per_cm2`` from a factor named like
+        'seeding density'): ``value``, ``mean``, ``lower_95pi``, ``upper_95pi``
+        and ``source``.
+    """
+    sp = complete_set_point(study, set_point)
+    fits = runs_or_fits
+    if isinstance(runs_or_fits, pd.DataFrame):
+        from doe.analysis import default_choice, fit_all
+
+        fits = fit_all(study, runs_or_fits, default=default_choice())
+    models = {n: getattr(f, "model", f) for n, f in dict(fits).items()}
+    models = {n: m for n, m in models.items() if m is not None and hasattr(m, "predict")}
+    frame = pd.DataFrame([sp])
+    out: dict[str, dict[str, Any]] = {}
+    fold = _find(list(models), "fold")
+    if fold is None:
+        raise ScaleError("The study has no fitted CQA named like 'Fold expansion'; give "
+                         "fold_expansion_per_passage as a number in the plan."
+                         + (f" Fitted CQAs: {quoted_list(models)}." if models else ""))
+    harvest = _find(list(models), "harvest", "density")
+    case = "lower 95 % prediction bound" if conservative else "predicted mean"
+    for key, name in (("fold_expansion_per_passage", fold), ("harvest_density_cells_per_cm2", harvest)):
+        if name is None:
+            continue
+        pred = models[name].predict(frame, "prediction", 0.95).iloc[0]
+        lower = float(pred["lower"])
+        value = lower if conservative and math.isfinite(lower) else float(pred["mean"])
+        out[key] = {"value": value, "mean": float(pred["mean"]), "lower_95pi": lower,
+                    "upper_95pi": float(pred["upper"]), "source": f"model '{name}' at the set point ({case})"}
+    seeding = _find([f.name for f in study.factors if not f.is_categorical], "seeding")
+    if seeding is not None:
+        out["seeding_density_cells_per_cm2"] = {"value": float(sp[seeding]), "mean": None, "lower_95pi": None,
+                                                "upper_95pi": None, "source": f"set point ('{seeding}')"}
+    out["set_point"] = {"value": sp, "source": "given" if set_point else "study centre / first levels"}
+    return out
+
+
+# -- plan file ---------------------------------------------------------------------------------------
+_PLAN_KEYS = ("schema", "name", "description", "demand", "supply", "strategies", "set_point", "min_fill", "vessels")
+_DEMAND_KEYS = ("dose_cells_per_kg", "patient_weight_kg", "doses_per_patient", "patients_per_batch", "overage")
+_SUPPLY_KEYS = ("seeding_density_cells_per_cm2", "harvest_density_cells_per_cm2", "fold_expansion_per_passage",
+                "days_per_passage", "max_passages", "max_population_doublings", "mcb_population_doublings",
+                "starting_cells")
+
+
+@dataclass
+class PlanFile:
+    """A plan file: demand, supply (numbers or 'from_models'), strategies and options."""
+
+    demand: Demand
+    supply: dict[str, Any]
+    strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
+    name: str = ""
+    set_point: dict[str, Any] = field(default_factory=dict)
+    min_fill: float = 0.5
+    vessels: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def uses_models(self) -> bool:
+        return FROM_MODELS in self.supply.values()
+
+    @classmethod
+    def load(cls, path: str | Path) -> PlanFile:
+        path = Path(path)
+        if not path.is_file():
+            raise ScaleError(f"Plan file '{path}' does not exist.")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise ScaleError(f"Plan file '{path}' is not UTF-8 text: save it as UTF-8 YAML.") from None
+        return cls.from_yaml(text)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> PlanFile:
+        from doe.study import safe_yaml_load
+
+        try:
+            data = safe_yaml_load(text)
+        except DoeError as exc:
+            raise ScaleError(str(exc).replace("study file", "plan file")) from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PlanFile:
+        data = _mapping(data, "The plan file", "schema: 1, demand: {...}, supply: {...}")
+        _keys(data, _PLAN_KEYS, "the plan file")
+        if data.get("schema", 1) != 1:
+            raise ScaleError(f"Plan schema {data.get('schema')!r} is not supported; this version reads schema: 1.")
+        d = _mapping(data.get("demand"), "'demand'", "{dose_cells_per_kg: 2e6, patient_weight_kg: 70}")
+        _keys(d, _DEMAND_KEYS, "'demand'")
+        num = {k: _number(d.get(k), f"demand: {k}", required=k in _DEMAND_KEYS[:2], positive=k != "overage")
+               for k in _DEMAND_KEYS}
+        demand = Demand(num["dose_cells_per_kg"], num["patient_weight_kg"],
+                        num["doses_per_patient"] if num["doses_per_patient"] is not None else 1,
+                        num["patients_per_batch"] if num["patients_per_batch"] is not None else 1,
+                        num["overage"] or 0.0)
+        s = _mapping(data.get("supply"), "'supply'", "{fold_expansion_per_passage: 6.5, days_per_passage: 4}")
+        _keys(s, _SUPPLY_KEYS, "'supply'")
+        supply: dict[str, Any] = {}
+        for k in _SUPPLY_KEYS:
+            v = s.get(k)
+            if isinstance(v, str) and v.strip() == FROM_MODELS:
+                if k not in ("fold_expansion_per_passage", "harvest_density_cells_per_cm2",
+                             "seeding_density_cells_per_cm2"):
+                    raise ScaleError(f"supply: {k} cannot be '{FROM_MODELS}'; give a number.")
+                supply[k] = FROM_MODELS
+            else:
+                whole = k == "max_passages"
+                supply[k] = _number(v, f"supply: {k}", positive=k not in ("mcb_population_doublings",),
+                                    whole=whole)
+        for k in ("days_per_passage", "starting_cells", "fold_expansion_per_passage",
+                  "seeding_density_cells_per_cm2"):
+            if supply[k] is None:
+                raise ScaleError(f"supply: {k} is needed"
+                                 + (f" (a number or '{FROM_MODELS}')." if "density" in k or "fold" in k else "."))
+        strategies = data.get("strategies", list(STRATEGIES))
+        if isinstance(strategies, str):
+            strategies = [strategies]
+        if not isinstance(strategies, list) or not strategies:
+            raise ScaleError("'strategies' must be a list such as [scale-out, scale-up].")
+        for st_ in strategies:
+            if st_ not in STRATEGIES:
+                raise ScaleError(f"Unknown strategy '{st_}'.{did_you_mean(str(st_), STRATEGIES)} "
+                                 f"Strategies: {quoted_list(STRATEGIES)}.")
+        set_point = _mapping(data.get("set_point") or {}, "'set_point'", "{Agitation: 60}")
+        min_fill = _number(data.get("min_fill"), "min_fill", positive=True)
+        if min_fill is not None and min_fill > 1:
+            raise ScaleError(f"min_fill must be at most 1 (a share of the vessel area); got {min_fill:g}.")
+        vessels = _mapping(data.get("vessels") or {}, "'vessels'", "{CellSTACK-40: {max_practical_count: 2}}")
+        return cls(demand, supply, list(dict.fromkeys(strategies)), str(data.get("name") or ""),
+                   dict(set_point), 0.5 if min_fill is None else min_fill,
+                   {str(k): dict(v) if isinstance(v, Mapping) else v for k, v in vessels.items()})
+
+    def resolve_supply(self, models: Mapping[str, Mapping[str, Any]] | None = None) -> Supply:
+        """The supply, with 'from_models' values (and the set point's seeding density) from ``models``.
+
+        ``models`` is what :func:`supply_from_models` returns.
+        """
+        return resolve_supply(self.supply, models)
+
+
+def resolve_supply(spec: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]] | None = None) -> Supply:
+    """A :class:`Supply` from plan values and model values (:func:`supply_from_models`), sources kept.
+
+    A number in the plan wins over the models; 'from_models' takes the model
+    value (an error when there is none). With models, the seeding density is
+    the set point's when the study has a seeding-density factor.
+    """
+    models = dict(models or {})
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for k in _SUPPLY_KEYS:
+        v = spec.get(k)
+        model = models.get(k)
+        if v == FROM_MODELS or (k == "seeding_density_cells_per_cm2" and model is not None):
+            if model is None:
+                raise ScaleError(f"supply: {k} is '{FROM_MODELS}' but no fitted model gives it: open a study "
+                                 "with results (--study and --runs) or give a number in the plan.")
+            values[k], sources[k] = float(model["value"]), model["source"]
+        elif v is not None:
+            values[k], sources[k] = v, "plan"
+    if values.get("harvest_density_cells_per_cm2") is None:
+        sources["harvest_density_cells_per_cm2"] = "seeding density x fold expansion"
+    return Supply(seeding_density_cells_per_cm2=values["seeding_density_cells_per_cm2"],
+                  fold_expansion_per_passage=values["fold_expansion_per_passage"],
+                  days_per_passage=values["days_per_passage"], starting_cells=values["starting_cells"],
+                  harvest_density_cells_per_cm2=values.get("harvest_density_cells_per_cm2"),
+                  max_passages=None if values.get("max_passages") is None else int(values["max_passages"]),
+                  max_population_doublings=values.get("max_population_doublings"),
+                  mcb_population_doublings=values.get("mcb_population_doublings") or 0.0, sources=sources)
+
+
+def _mapping(value: Any, what: str, example: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ScaleError(f"{what} must be a mapping like {example}.")
+    return dict(value)
+
+
+def _keys(data: Mapping[str, Any], allowed: Sequence[str], what: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ScaleError(f"Unknown key '{key}' in {what}.{did_you_mean(str(key), allowed)} "
+                             f"Allowed keys: {', '.join(allowed)}.")
+
+
+def run_plan(plan: PlanFile, catalogue: Sequence[Vessel] | None = None,
+             models: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Every strategy of a plan file: JSON-ready result and the plans (``{'json': ..., 'plans': [...]}``)."""
+    vessels = apply_overrides(catalogue if catalogue is not None else read_catalogue(), plan.vessels)
+    supply = plan.resolve_supply(models)
+    plans = [plan_seed_train(plan.demand, supply, vessels, s, min_fill=plan.min_fill) for s in plan.strategies]
+    out = plans_json(plan.demand, plans)
+    out["plan_name"] = plan.name
+    out["min_fill"] = plan.min_fill
+    if models and "set_point" in models:
+        out["set_point"] = models["set_point"]
+    return {"json": out, "plans": plans}
