@@ -126,6 +126,8 @@ def _known(name: str) -> bool:
 def latest(frame_name: str, study_name: str):
     """The last row of a store listing (``analyses``, ``decisions``, ``data_versions``) or None."""
     try:
+        if frame_name == "analyses":  # summaries are large: read only the newest
+            return store().latest_analysis(study_name)
         frame = getattr(store(), frame_name)(study_name)
     except DoeError:
         return None

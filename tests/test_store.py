@@ -453,3 +453,13 @@ def test_replicas_starting_together_migrate_once(pg_url):
         assert store.verify_audit().ok and store.list_studies().empty
     finally:
         store.close()
+
+
+def test_latest_analysis_is_the_last_row_of_analyses(stocked):
+    name = "MSC expansion"
+    assert stocked.latest_analysis(name) is None
+    stocked.save_analysis(name, {"Viability": {"model": "linear"}}, {"n_runs": 4}, ALICE)
+    stocked.save_analysis(name, {"Viability": {"model": "quadratic"}}, {"n_runs": 4}, ALICE)
+    last, every = stocked.latest_analysis(name), stocked.analyses(name).iloc[-1]
+    assert last["version"] == 2 and last["choices"] == every["choices"] == {"Viability": {"model": "quadratic"}}
+    assert last.to_dict() == every.to_dict()

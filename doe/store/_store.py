@@ -345,6 +345,18 @@ class Store:
                             columns=["version", "data_version", "choices", "summary", "created_at",
                                      "created_by"])
 
+    def latest_analysis(self, study_name: str) -> pd.Series | None:
+        """The newest analysis version as one row (as in :meth:`analyses`), or None; reads only that row."""
+        with self._session() as s:
+            sid = self._study_id(s, study_name)
+            r = s.execute(select(AnalysisRow).where(AnalysisRow.study_id == sid)
+                          .order_by(AnalysisRow.version.desc()).limit(1)).scalar_one_or_none()
+        if r is None:
+            return None
+        return pd.Series({"version": r.version, "data_version": r.data_version,
+                          "choices": json.loads(r.choices_json), "summary": json.loads(r.summary_json),
+                          "created_at": r.created_at, "created_by": r.created_by})
+
     def save_decision(self, study_name: str, threshold: float, set_point: dict[str, Any],
                       ranges: dict[str, Any], user: User | str, *, analysis_version: int | None = None,
                       note: str = "") -> int:
