@@ -6,6 +6,7 @@
     python -m doe augment STUDY.yaml design.csv --add 8 --out bigger.csv
     python -m doe validate STUDY.yaml
     python -m doe health [--db URL] [--verify-audit]
+    python -m doe scale --plan plan.yaml [--study STUDY.yaml --runs RUNS.csv] --json plan.json
 
 Errors in the input exit with status 2 and one line on stderr; no traceback
 (set DOE_DEBUG=1 to see one).
@@ -114,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", required=True)
     p.add_argument("--figure", help="probability map as .png, .svg or .html")
 
+    p = sub.add_parser("scale", help="seed-train scale planner: vessels stage by stage, scale-out vs scale-up")
+    p.add_argument("--plan", required=True, help="plan YAML file (demand, supply, strategies)")
+    p.add_argument("--study", help="study YAML: take 'from_models' supply values from its fitted models")
+    p.add_argument("--runs", help="run sheet with results (CSV or XLSX), with --study")
+    p.add_argument("--set-point", nargs="+", default=None, metavar="NAME=VALUE",
+                   help="set point of the models (default: the plan's set_point, else centre / first levels)")
+    case = p.add_mutually_exclusive_group()
+    case.add_argument("--conservative", dest="conservative", action="store_true", default=True,
+                      help="lower 95 %% prediction bound of the models (default)")
+    case.add_argument("--nominal", dest="conservative", action="store_false", help="predicted means")
+    p.add_argument("--vessels", help="vessel catalogue CSV (default: data/vessels.csv)")
+    p.add_argument("--json", required=True, help="write the plan as JSON")
+    p.add_argument("--figure", help="cells against day as .html, .png or .svg")
+
     p = sub.add_parser("validate", help="check a study file and print a summary")
     p.add_argument("study")
 
@@ -177,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
                 "export": _export, "import-bundle": _import_bundle,
-                "rerun": _rerun, "compare": _compare, "audit": _audit, "health": _health}[args.command](args)
+                "rerun": _rerun, "compare": _compare, "scale": _scale, "audit": _audit, "health": _health}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -359,6 +374,42 @@ def _space(args: argparse.Namespace) -> int:
                               note=footnote(study, out["data_version"]))
         _write_figure(fig, args.figure)
     print(f"set point P(all CQAs in spec) = {out['probability_at_set_point']:.3f} -> {args.json}")
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    from doe.scale import PlanFile, read_catalogue, run_plan, supply_from_models
+    from doe.scale_figures import plan_figure
+
+    plan = PlanFile.load(args.plan)
+    if (args.study is None) != (args.runs is None):
+        raise DoeError("--study and --runs go together: the models are fitted to the runs of the study.")
+    if args.set_point is not None and args.study is None:
+        raise DoeError("--set-point needs --study and --runs (it is the set point of the fitted models).")
+    models = None
+    if args.study:
+        from doe.study import Study
+
+        study = Study.load(args.study)
+        set_point = {**plan.set_point, **_pairs(args.set_point, study, "--set-point")}
+        models = supply_from_models(study, _read_runs(study, args.runs), set_point,
+                                    conservative=args.conservative)
+    elif plan.uses_models:
+        raise DoeError(f"The plan takes values from_models: give --study and --runs (plan file {args.plan}).")
+    result = run_plan(plan, read_catalogue(args.vessels) if args.vessels else None, models)
+    _write_json(result["json"], args.json)
+    if args.figure:
+        _write_figure(plan_figure(result["plans"], note=f"Plan: {Path(args.plan).name}"), args.figure)
+    for note in result["json"]["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    for p in result["plans"]:
+        t = p.totals()
+        print(f"{p.strategy}: {t['stages']} passages, {t['final_stage_vessels']} x {t['final_stage_vessel']} "
+              f"in the final stage, {t['open_manipulations']:g} open manipulations, {t['days']:g} days, "
+              f"cumulative PDL {t['cumulative_pdl']:.1f}")
+        for w in p.warnings:
+            print(f"warning: {p.strategy}: {w}", file=sys.stderr)
+    print(f"{result['json']['cells_needed']:.4g} cells needed -> {args.json}")
     return 0
 
 

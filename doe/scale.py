@@ -130,6 +130,7 @@ class Supply:
                   "days_per_passage": self.days_per_passage, "starting_cells": self.starting_cells,
                   "max_passages": self.max_passages, "max_population_doublings": self.max_population_doublings,
                   "mcb_population_doublings": self.mcb_population_doublings}
+        src["population_doublings_per_passage"] = "log2(fold expansion)"
         return {k: {"value": v, "source": src.get(k, "plan")} for k, v in values.items()}
 
 
@@ -690,16 +691,18 @@ def resolve_supply(spec: Mapping[str, Any], models: Mapping[str, Mapping[str, An
     """A :class:`Supply` from plan values and model values (:func:`supply_from_models`), sources kept.
 
     A number in the plan wins over the models; 'from_models' takes the model
-    value (an error when there is none). With models, the seeding density is
-    the set point's when the study has a seeding-density factor.
+    value (an error when there is none). When the fold expansion comes from
+    the models and the study has a seeding-density factor, the seeding density
+    is the set point's (the prediction holds at that density).
     """
     models = dict(models or {})
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    fold_from_models = spec.get("fold_expansion_per_passage") == FROM_MODELS
     for k in _SUPPLY_KEYS:
         v = spec.get(k)
         model = models.get(k)
-        if v == FROM_MODELS or (k == "seeding_density_cells_per_cm2" and model is not None):
+        if v == FROM_MODELS or (k == "seeding_density_cells_per_cm2" and fold_from_models and model is not None):
             if model is None:
                 raise ScaleError(f"supply: {k} is '{FROM_MODELS}' but no fitted model gives it: open a study "
                                  "with results (--study and --runs) or give a number in the plan.")
@@ -738,6 +741,12 @@ def run_plan(plan: PlanFile, catalogue: Sequence[Vessel] | None = None,
     plans = [plan_seed_train(plan.demand, supply, vessels, s, min_fill=plan.min_fill) for s in plan.strategies]
     out = plans_json(plan.demand, plans)
     out["plan_name"] = plan.name
+    out["notes"] = [f"The plan gives {k} as a number; the model value ({m['value']:.4g}, {m['source']}) "
+                    "is not used (write from_models to use it)."
+                    for k, m in (models or {}).items()
+                    if k in plan.supply and plan.supply[k] not in (FROM_MODELS, None)
+                    and not (k == "seeding_density_cells_per_cm2" and plan.supply.get(
+                        "fold_expansion_per_passage") == FROM_MODELS)]
     out["min_fill"] = plan.min_fill
     if models and "set_point" in models:
         out["set_point"] = models["set_point"]
