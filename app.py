@@ -16,6 +16,7 @@ pages = [
     st.Page("pages/models.py", title="Models", icon=":material/functions:"),
     st.Page("pages/explore.py", title="Explore", icon=":material/insights:"),
     st.Page("pages/space.py", title="Design space", icon=":material/verified:"),
+    st.Page("pages/scale.py", title="Scale planner", icon=":material/factory:"),
     st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
     st.Page("pages/audit.py", title="Audit trail", icon=":material/fact_check:"),
 ]

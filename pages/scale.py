@@ -1,0 +1,157 @@
+"""Scale planner: the seed train from the dose back to the cell-bank vial, scale-out against scale-up."""
+
+import io
+import json
+
+import pandas as pd
+import streamlit as st
+
+from doe._json import json_ready
+from doe.analysis import responses_with_results
+from doe.errors import DoeError
+from doe.scale import (
+    EXAMPLE_PLAN,
+    FROM_MODELS,
+    PlanFile,
+    catalogue_frame,
+    complete_set_point,
+    plan_frame,
+    read_catalogue,
+    run_plan,
+    supply_from_models,
+)
+from doe.scale_figures import plan_figure
+from pages._common import current_fit, current_runs, require_study, show_table
+from pages._persist import latest
+
+
+@st.cache_data(max_entries=1)
+def default_plan() -> dict:
+    import yaml
+
+    return yaml.safe_load(EXAMPLE_PLAN.read_text(encoding="utf-8"))
+
+
+@st.cache_data(max_entries=1)
+def default_catalogue() -> pd.DataFrame:
+    return catalogue_frame(read_catalogue())
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def compute(plan_json: str, catalogue_csv: str, models_json: str):
+    catalogue = read_catalogue(pd.read_csv(io.StringIO(catalogue_csv), dtype=str, keep_default_na=False))
+    return run_plan(PlanFile.from_dict(json.loads(plan_json)), catalogue, json.loads(models_json) or None)
+
+
+study = require_study()
+runs = current_runs()
+base = default_plan()
+st.title("Scale planner")
+st.caption("From the dose to the vessels, stage by stage back to the master-cell-bank vial: scale-out (more "
+           "CellSTACK / HYPERStack vessels) against scale-up (CellCube modules). Vessel areas are nominal "
+           "(../shared/DOMAIN.md); limits marked (inferred) in the catalogue are assumptions to change.")
+
+st.subheader("Demand")
+d, c = base["demand"], st.columns(5)
+demand = {
+    "dose_cells_per_kg": c[0].number_input("Dose (cells/kg)", 1.0, value=float(d["dose_cells_per_kg"]),
+                                           format="%.3g", key="sc_dose"),
+    "patient_weight_kg": c[1].number_input("Patient weight (kg)", 0.1, 500.0, float(d["patient_weight_kg"]),
+                                           key="sc_weight"),
+    "doses_per_patient": c[2].number_input("Doses per patient", 1, 1000, int(d["doses_per_patient"]), key="sc_doses"),
+    "patients_per_batch": c[3].number_input("Patients (lots) per batch", 1, 100000, int(d["patients_per_batch"]),
+                                            key="sc_patients"),
+    "overage": c[4].number_input("Overage for QC and fill loss (%)", 0.0, 500.0, 100 * float(d["overage"]),
+                                 key="sc_overage") / 100,
+}
+
+st.subheader("Supply")
+s = dict(base["supply"])
+has_models = runs is not None and any("fold" in n.lower() for n in responses_with_results(study, runs))
+options = (["The study's fitted models at a set point"] if has_models else []) + ["Typed values"]
+source = st.radio("Growth numbers from", options, horizontal=True, key="sc_source")
+models = None
+if source == options[0] and has_models:
+    decision = latest("decisions", study.name)
+    start = complete_set_point(study, {k: v for k, v in (decision["set_point"] if decision is not None else {})
+                                       .items() if k in study.factor_names})
+    st.caption("Set point: " + ("the last saved design-space decision" if decision is not None
+                                else "the study centre and first levels (no design-space decision saved yet)")
+               + "; change it here.")
+    cols, sp = st.columns(len(study.factors)), {}
+    for col, f in zip(cols, study.factors, strict=True):
+        if f.is_categorical:
+            sp[f.name] = col.selectbox(f.label(), f.levels, f.levels.index(start[f.name]), key=f"sc_sp_{f.name}")
+        else:
+            sp[f.name] = col.number_input(f.label(), float(f.low), float(f.high), float(start[f.name]),
+                                          key=f"sc_sp_{f.name}")
+    conservative = st.toggle("Conservative: lower 95 % prediction bound (off: predicted mean)", True,
+                             key="sc_conservative")
+    fits = {n: current_fit(study, runs, n) for n in responses_with_results(study, runs)}
+    try:
+        models = supply_from_models(study, fits, sp, conservative=conservative)
+    except DoeError as exc:
+        st.error(f"No supply from the models: {exc}")
+        st.stop()
+    s.update({"fold_expansion_per_passage": FROM_MODELS, "harvest_density_cells_per_cm2": FROM_MODELS
+              if "harvest_density_cells_per_cm2" in models else None})
+    fold = models["fold_expansion_per_passage"]
+    st.caption(f"Fold expansion per passage {fold['value']:.3g} ({fold['source']}; mean {fold['mean']:.3g}, "
+               f"95 % prediction interval {fold['lower_95pi']:.3g} to {fold['upper_95pi']:.3g}).")
+else:
+    c = st.columns(3)
+    s["seeding_density_cells_per_cm2"] = c[0].number_input("Seeding density (cells/cm²)", 1.0, 1e6,
+                                                           float(s["seeding_density_cells_per_cm2"]), key="sc_seed")
+    s["fold_expansion_per_passage"] = c[1].number_input("Fold expansion per passage (x)", 1.01, 1000.0,
+                                                        float(s["fold_expansion_per_passage"]), key="sc_fold")
+    h = c[2].number_input("Harvest density (cells/cm²; 0 = seeding x fold)", 0.0, 1e7,
+                          float(s.get("harvest_density_cells_per_cm2") or 0), key="sc_harvest")
+    s["harvest_density_cells_per_cm2"] = h or None
+c = st.columns(6)
+s["days_per_passage"] = c[0].number_input("Days per passage", 0.5, 60.0, float(s["days_per_passage"]), key="sc_days")
+s["starting_cells"] = c[1].number_input("Cells in the MCB vial", 1.0, value=float(s["starting_cells"]),
+                                        format="%.3g", key="sc_vial")
+s["mcb_population_doublings"] = c[2].number_input("PDL of the vial", 0.0, 100.0,
+                                                  float(s.get("mcb_population_doublings") or 0), key="sc_pdl0")
+s["max_passages"] = c[3].number_input("Maximum passages", 1, 100, int(s["max_passages"]), key="sc_maxp")
+s["max_population_doublings"] = c[4].number_input("Maximum cumulative PDL", 0.1, 200.0,
+                                                  float(s["max_population_doublings"]), key="sc_maxpdl")
+min_fill = c[5].number_input("Least vessel area used (%)", 1.0, 100.0, 100 * float(base.get("min_fill", 0.5)),
+                             key="sc_fill", help="A stage's vessels must be at least this full (rule 3 of doe.scale)")
+
+with st.expander("Vessel catalogue (add your own vessels for this session)"):
+    table = st.data_editor(default_catalogue(), num_rows="dynamic", hide_index=True, width="stretch",
+                           key="sc_vessels")
+    st.download_button("Download the catalogue (CSV)", table.to_csv(index=False), "vessels.csv", "text/csv")
+try:
+    catalogue = read_catalogue(table)
+    plan = {"schema": 1, "name": study.name, "demand": demand, "supply": s,
+            "strategies": ["scale-out", "scale-up"], "min_fill": min_fill / 100}
+    result = compute(json.dumps(plan, sort_keys=True), catalogue_frame(catalogue).to_csv(index=False),
+                     json.dumps(json_ready(models or {}), sort_keys=True))
+except DoeError as exc:
+    st.error(f"No plan: {exc}")
+    st.stop()
+
+out = result["json"]
+st.subheader(f"{out['cells_needed']:.3g} cells per batch: {out['area_needed_cm2']:,.0f} cm² of final-stage surface")
+for note in out["notes"]:
+    st.caption(note)
+for col, p in zip(st.columns(len(result["plans"])), result["plans"], strict=True):
+    t = p.totals()
+    col.markdown(f"**{p.strategy}**: {t['stages']} passages, vial cells used {t['vial_cells_used']:.3g}")
+    m = col.columns(4)
+    m[0].metric("Final stage", f"{t['final_stage_vessels']} x {t['final_stage_vessel']}")
+    m[1].metric("Open manipulations", f"{t['open_manipulations']:g}")
+    m[2].metric("Days", f"{t['days']:g}")
+    m[3].metric("Cumulative PDL", f"{t['cumulative_pdl']:.1f}")
+    for w in p.warnings:
+        col.warning(w)
+    with col:
+        show_table(plan_frame(p).drop(columns=["Strategy"]))
+st.plotly_chart(plan_figure(result["plans"], note=f"Study: {study.name}"), width="stretch")
+rows = pd.DataFrame([{"Value": k, "Number": v["value"], "Source": v["source"]} for k, v in out["supply"].items()
+                     if not isinstance(v["value"], dict)])
+show_table(rows)
+st.download_button("Download the plan (JSON)", json.dumps(json_ready(out), indent=2, allow_nan=False),
+                   "scale_plan.json", "application/json")
