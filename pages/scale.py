@@ -70,11 +70,17 @@ s = dict(base["supply"])
 has_models = runs is not None and any("fold" in n.lower() for n in responses_with_results(study, runs))
 options = (["The study's fitted models at a set point"] if has_models else []) + ["Typed values"]
 source = st.radio("Growth numbers from", options, horizontal=True, key="sc_source")
+if not has_models:
+    st.caption("No fold-expansion results yet: enter results on the Runs page to take the growth numbers "
+               "from the study's fitted models.")
 models = None
 if source == options[0] and has_models:
     decision = latest("decisions", study.name)
-    start = complete_set_point(study, {k: v for k, v in (decision["set_point"] if decision is not None else {})
-                                       .items() if k in study.factor_names})
+    try:  # a decision saved for an older version of the study may lie outside today's ranges
+        start = complete_set_point(study, {k: v for k, v in (decision["set_point"] if decision is not None
+                                                              else {}).items() if k in study.factor_names})
+    except DoeError:
+        decision, start = None, complete_set_point(study, {})
     st.caption("Set point: " + ("the last saved design-space decision" if decision is not None
                                 else "the study centre and first levels (no design-space decision saved yet)")
                + "; change it here.")
@@ -139,17 +145,19 @@ for note in out["notes"]:
     st.caption(note)
 for col, p in zip(st.columns(len(result["plans"])), result["plans"], strict=True):
     t = p.totals()
-    col.markdown(f"**{p.strategy}**: {t['stages']} passages, vial cells used {t['vial_cells_used']:.3g}")
-    m = col.columns(4)
-    m[0].metric("Final stage", f"{t['final_stage_vessels']} x {t['final_stage_vessel']}")
-    m[1].metric("Open manipulations", f"{t['open_manipulations']:g}")
-    m[2].metric("Days", f"{t['days']:g}")
+    col.markdown(f"**{p.strategy}**: final stage {t['final_stage_vessels']} x {t['final_stage_vessel']}; "
+                 f"{t['stages']} passages; {t['vial_cells_used']:.3g} vial cells used")
+    m = col.columns(2) + col.columns(2)
+    m[0].metric("Vessels in the final stage", t["final_stage_vessels"])
+    m[1].metric("Open manipulations (all stages)", f"{t['open_manipulations']:g}")
+    m[2].metric("Days from thaw to harvest", f"{t['days']:g}")
     m[3].metric("Cumulative PDL", f"{t['cumulative_pdl']:.1f}")
     for w in p.warnings:
         col.warning(w)
     with col:
         show_table(plan_frame(p).drop(columns=["Strategy"]))
 st.plotly_chart(plan_figure(result["plans"], note=f"Study: {study.name}"), width="stretch")
+st.markdown("**Growth numbers used, and where each came from**")
 rows = pd.DataFrame([{"Value": k, "Number": v["value"], "Source": v["source"]} for k, v in out["supply"].items()
                      if not isinstance(v["value"], dict)])
 show_table(rows)

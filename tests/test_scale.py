@@ -326,8 +326,9 @@ def _page(runs=None):
 def test_page_renders_defaults():
     at = _page()
     assert at.title[0].value == "Scale planner"
-    metrics = {m.value for m in at.metric}
-    assert {"4 x CellSTACK-40", "2 x CellCube-100"} <= metrics
+    assert [m.value for m in at.metric if m.label == "Vessels in the final stage"] == ["4", "2"]
+    assert any("final stage 4 x CellSTACK-40" in m.value for m in at.markdown)
+    assert any("final stage 2 x CellCube-100" in m.value for m in at.markdown)
     assert not at.warning
 
 
