@@ -129,13 +129,6 @@ def test_no_growth_is_an_error(catalogue):
 
 
 # -- catalogue validation --------------------------------------------------------------------------------
-def _frame(**change):
-    frame = catalogue_frame(read_catalogue()).astype(object)
-    for (row, col), value in change.items():
-        frame.loc[row, col] = value
-    return frame
-
-
 def test_catalogue_errors_name_row_and_column(tmp_path):
     frame = catalogue_frame(read_catalogue()).astype(object)
     frame.loc[2, "area_cm2"] = "abc"
@@ -339,3 +332,31 @@ def test_page_with_models(example_runs):
     at.toggle(key="sc_conservative").set_value(False).run()
     assert not at.exception and not at.error
     assert any("predicted mean" in c.value for c in at.caption)
+
+
+def test_page_uses_the_last_saved_decision(example_runs):
+    from streamlit.testing.v1 import AppTest
+
+    from doe.store import Store, default_url
+
+    study, runs = example_runs
+    db = Store.open(default_url())
+    try:
+        db.save_study(study, "tester")
+        db.append_runs(study.name, runs, "tester")
+        sp = {"Medium": "SFM-XF", "Surface": "CellBIND", "Harvest reagent": "TrypLE", "Agitation": 45.0,
+              "Seeding density": 2500.0}
+        db.save_decision(study.name, 0.9, sp, {}, "tester")
+    finally:
+        db.close()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["_user_name"] = "tester"
+    at.run()
+    at.switch_page("pages/scale.py").run()
+    assert not at.exception and not at.error
+    assert any("the last saved design-space decision" in c.value for c in at.caption)
+    assert at.selectbox(key="sc_sp_Medium").value == "SFM-XF"
+    assert at.number_input(key="sc_sp_Seeding density").value == 2500
+    supply_rows = at.dataframe[-1].value
+    seeding = supply_rows.loc[supply_rows["Value"] == "seeding_density_cells_per_cm2"].iloc[0]
+    assert seeding["Number"] == 2500 and seeding["Source"] == "set point ('Seeding density')"
