@@ -287,7 +287,16 @@ def plan_seed_train(demand: Demand | float, supply: Supply, catalogue: Sequence[
         vessel = _choose(area, group, min_fill)
         n = vessels_for(area, vessel)
         backwards.append((vessel, n, required))
-        required = n * vessel.area_cm2 * s_eff
+        required, before = n * vessel.area_cm2 * s_eff, required
+        if required >= before and required > supply.starting_cells and n > 1:
+            raise ScaleError(f"Filling {n} x {vessel.name} at {s_eff:,.0f} cells/cm^2 takes more cells than the "
+                             f"stage must deliver (fold expansion {supply.fold_expansion_per_passage:.3g} x area "
+                             f"used {area / (n * vessel.area_cm2):.0%} < 1), so no vial is ever enough: raise "
+                             "the least vessel area used (min_fill) or the fold expansion.")
+        if required >= before and required > supply.starting_cells:
+            raise ScaleError(f"The vial's {supply.starting_cells:.3g} cells cannot seed one {vessel.name} "
+                             f"({vessel.area_cm2:g} cm^2 at {s_eff:,.0f} cells/cm^2 needs {required:.3g} cells): "
+                             "add a smaller vessel to the catalogue or start from more cells.")
         if required <= supply.starting_cells * (1 + 1e-9):
             break
         if len(backwards) >= MAX_STAGES:

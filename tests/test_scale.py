@@ -121,6 +121,12 @@ def test_inconsistent_densities_warn(catalogue):
     assert any("differs from the seeding density 3,000" in w for w in plan.warnings)
 
 
+def test_vial_too_small_for_the_smallest_vessel(catalogue):
+    # one T-75 seeded at 2,000 cells/cm2 needs 150,000 cells; a vial of 10,000 cannot seed it
+    with pytest.raises(DoeError, match=r"cannot seed one T-75 \(75 cm\^2 at 2,000 cells/cm\^2 needs 1.5e\+05"):
+        plan_seed_train(ISSUE, supply(starting_cells=1e4), catalogue)
+
+
 def test_no_growth_is_an_error(catalogue):
     with pytest.raises(DoeError, match="fold expansion above 1"):
         plan_seed_train(ISSUE, supply(fold_expansion_per_passage=1.0), catalogue)
