@@ -1,0 +1,594 @@
+"""What the regulatory report says, independent of how it is rendered (HTML or PDF).
+
+:func:`build_report` gathers everything once: the study, the design, the
+runs, every CQA's fitted model, the design space at the decided (or robust)
+set point, the comparison with the previous analysis version, the audit
+trail and the inputs with their checksums. Renderers (``doe.report.html``,
+``doe.report.pdf``) only lay out what is here; they never recompute
+statistics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from doe.analysis import CQAFit, ModelChoice, data_version, default_choice, fit_all
+from doe.errors import DoeError
+from doe.study import Study
+
+DRAWS = 4000  # posterior draws: Monte Carlo SE of any probability <= 0.008
+SEED = 0
+GRID_N = 41  # map points per axis
+PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "plotly", "pydoe", "sqlalchemy", "kaleido", "weasyprint")
+
+
+# -- the content model --------------------------------------------------------------------------
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    figure: go.Figure
+    caption: str
+    width: int = 1000
+    height: int = 600
+
+
+@dataclass
+class Code:
+    text: str
+
+
+@dataclass
+class Notice:
+    text: str
+
+
+Block = Paragraph | Table | Figure | Code | Notice
+
+
+@dataclass
+class Section:
+    heading: str
+    blocks: list[Block] = field(default_factory=list)
+    level: int = 2
+
+    def add(self, *blocks: Block) -> Section:
+        self.blocks.extend(blocks)
+        return self
+
+
+@dataclass
+class ReportContent:
+    """A renderer-neutral report: title, header text, ordered sections and the embedded inputs."""
+
+    title: str
+    study_name: str
+    analysis_version: int | None
+    date: str
+    sections: list[Section]
+    study_yaml: str
+    runs_csv: str
+    set_point: dict[str, Any]
+    probability_at_set_point: float | None
+    numbers: dict[str, Any] = field(default_factory=dict)  # for checks: coefficients, space summary
+
+    @property
+    def header(self) -> str:
+        version = f"analysis v{self.analysis_version}" if self.analysis_version is not None else "from files"
+        return f"{self.study_name} · {version} · {self.date}"
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
+
+
+# -- formatting ---------------------------------------------------------------------------------
+def fmt(x: Any, digits: int = 4) -> str:
+    """A number as the report prints it (4 significant digits; p-values in e-notation when tiny)."""
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return f"{float(x):.{digits}g}"
+    return str(x)
+
+
+def _formatted(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    out = frame.copy()
+    for c in out.columns:
+        out[c] = [fmt(v, digits) for v in out[c]]
+    return out
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {fmt(v)}" for k, v in settings.items())
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def runs_csv(runs: pd.DataFrame) -> str:
+    """The runs as the CSV embedded in the report (store bookkeeping columns dropped, full precision)."""
+    return runs.drop(columns=[c for c in ("run_id", "row_version") if c in runs]).to_csv(index=False)
+
+
+# -- building -----------------------------------------------------------------------------------
+@dataclass
+class _Inputs:
+    study: Study
+    runs: pd.DataFrame
+    fits: dict[str, CQAFit]
+    analysis_version: int | None = None
+    data_version: int | None = None
+    data_hash: str = ""
+    created_at: str | None = None
+    design: Any = None
+    decision: pd.Series | None = None
+    previous_version: int | None = None
+    store: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_report(store=None, study_name: str | None = None, analysis_version: int | None = None, *,
+                 study: Study | None = None, runs: pd.DataFrame | None = None,
+                 choices: dict[str, Any] | None = None, draws: int = DRAWS, seed: int = SEED) -> ReportContent:
+    """The report of a stored analysis version (default: the latest), or of a study and its runs.
+
+    Store mode (``store`` + ``study_name``): the analysis's own data version
+    and model choices are refitted, the latest design-space decision saved for
+    that version gives the threshold and set point (else the robust set
+    point), and the previous analysis version is compared. File mode
+    (``study`` + ``runs``): every CQA gets ``choices`` (default: quadratic,
+    hierarchical backward reduction) and there are no versions or audit trail.
+    """
+    if store is not None:
+        inputs = _store_inputs(store, study_name, analysis_version)
+    elif study is not None and runs is not None:
+        chosen = {k: v if isinstance(v, ModelChoice) else ModelChoice.from_dict(v)
+                  for k, v in (choices or {}).items()}
+        inputs = _Inputs(study, runs, fit_all(study, runs, chosen, default=default_choice()),
+                         data_hash=data_version(runs))
+    else:
+        raise DoeError("A report needs a store and a study name, or a study and its runs.")
+    return _assemble(inputs, draws=draws, seed=seed)
+
+
+def _store_inputs(store, study_name: str | None, version: int | None) -> _Inputs:
+    from doe.space_compare import rebuild_analysis
+
+    if not study_name:
+        raise DoeError("Name the study to report on.")
+    analyses = store.analyses(study_name)
+    if not len(analyses):
+        raise DoeError(f"Study '{study_name}' has no saved analysis yet: save one on the Models page or run "
+                       "'python -m doe rerun --db URL --study NAME --json OUT.json'; or report from files "
+                       "with 'python -m doe report STUDY.yaml RUNS.csv --out report.pdf'.")
+    version = int(analyses["version"].iloc[-1]) if version is None else int(version)
+    rebuilt = rebuild_analysis(store, study_name, version)
+    row = analyses[analyses["version"] == version].iloc[0]
+    dvs = store.data_versions(study_name)
+    dv_row = dvs[dvs["version"] == rebuilt.data_version]
+    decisions = store.decisions(study_name)
+    mine = decisions[decisions["analysis_version"] == version] if len(decisions) else decisions
+    designs = store.designs(study_name)
+    design = None
+    if len(designs):
+        try:
+            design = store.load_design(int(designs["id"].iloc[-1]))
+        except DoeError as exc:
+            rebuilt.warnings.append(f"The stored design cannot be read: {exc}")
+    earlier = analyses[analyses["version"] < version]
+    return _Inputs(
+        rebuilt.study, store.runs(study_name, rebuilt.data_version), rebuilt.fits, version,
+        rebuilt.data_version, str(dv_row["content_hash"].iloc[0]) if len(dv_row) else "",
+        str(row["created_at"]), design, mine.iloc[-1] if len(mine) else None,
+        int(earlier["version"].iloc[-1]) if len(earlier) else None, store, list(rebuilt.warnings))
+
+
+def _assemble(inp: _Inputs, *, draws: int, seed: int) -> ReportContent:
+    study = inp.study
+    csv_text = runs_csv(inp.runs)
+    yaml_text = study.to_yaml()
+    space = _design_space(inp, draws=draws, seed=seed)
+    date = (inp.created_at or dt.datetime.now(dt.UTC).isoformat())[:10]
+    sections = [
+        _summary_section(inp, space),
+        _study_section(study),
+        _design_section(inp),
+        _data_section(inp, csv_text),
+        *_model_sections(inp),
+        _space_section(inp, space),
+        _par_section(inp, space),
+        _comparison_section(inp, draws=draws, seed=seed),
+        _audit_section(inp),
+        _appendix(inp, space, yaml_text, csv_text, draws=draws, seed=seed),
+    ]
+    numbers = {"coefficients": {n: dict(zip(f.model.coefficients["term"], f.model.coefficients["estimate"],
+                                            strict=True))
+                                for n, f in inp.fits.items() if f.model is not None},
+               "space": space["summary"]}
+    return ReportContent(
+        title=f"Design-space report: {study.name}", study_name=study.name, analysis_version=inp.analysis_version,
+        date=date, sections=sections, study_yaml=yaml_text, runs_csv=csv_text,
+        set_point=dict(space["set_point"]), probability_at_set_point=space["summary"].get(
+            "probability_at_set_point"), numbers=numbers)
+
+
+# -- design space (the same calls as 'python -m doe space', so its command reproduces the numbers) -----
+def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
+    from doe.space import build_predictive, robust_set_point, space_grid, summary_json
+
+    models = {n: f.model for n, f in inp.fits.items() if f.model is not None}
+    if not models:
+        raise DoeError("No CQA could be fitted, so there is nothing to report; see the Models page.")
+    pm = build_predictive(inp.study, models, seed=seed)
+    threshold, source, ranges = 0.9, "robust (maximum probability)", {}
+    set_point = None
+    if inp.decision is not None:
+        threshold = float(inp.decision["threshold"])
+        set_point = dict(inp.decision["set_point"])
+        ranges = dict(inp.decision["ranges"] or {})
+        source = (f"decision {int(inp.decision['id'])} by {inp.decision['created_by']} "
+                  f"({str(inp.decision['created_at'])[:10]})")
+    opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": None}
+    if set_point is None:
+        set_point = robust_set_point(pm, **opts)["settings"]
+    summary = summary_json(pm, set_point=set_point, **opts)
+    grid = None
+    if summary.get("grid"):
+        g = summary["grid"]
+        grid = space_grid(pm, g["x"], g["y"], g["fixed"], n=GRID_N, **opts)
+    return {"pm": pm, "summary": summary, "set_point": summary["set_point"], "source": source,
+            "threshold": threshold, "draws": draws, "seed": seed, "grid": grid, "ranges": ranges}
+
+
+def _par_frame(study: Study, par: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for f in study.factors:
+        v = par.get(f.name)
+        if v is None:
+            continue
+        if len(v) == 2 and not isinstance(v[0], str) and not f.is_categorical:
+            rows.append({"factor": f.label(), "PAR": f"{fmt(v[0])} to {fmt(v[1])}"})
+        else:
+            rows.append({"factor": f.label(), "PAR": ", ".join(str(x) for x in v)})
+    return pd.DataFrame(rows, columns=["factor", "PAR"])
+
+
+# -- sections -----------------------------------------------------------------------------------
+def _summary_section(inp: _Inputs, space: dict[str, Any]) -> Section:
+    s = space["summary"]
+    sp = space["set_point"]
+    p = s.get("probability_at_set_point")
+    where = (f"analysis version {inp.analysis_version} (data version {inp.data_version})"
+             if inp.analysis_version is not None else "the study file and run sheet given")
+    sec = Section("1. Purpose and summary")
+    sec.add(Paragraph(
+        f"This report documents the design space of the study '{inp.study.name}' for regulatory review "
+        f"(ICH Q8(R2)): the study definition, the experimental design, every run, the model of each CQA, "
+        f"the design space with its proven acceptable ranges, and how to recompute them. It is built from {where}."))
+    sec.add(Table(pd.DataFrame([{"factor": inp.study.factor(k).label(), "set point": fmt(v)}
+                                for k, v in sp.items()]), f"Set point ({space['source']})."))
+    g = s.get("grid") or {}
+    inside = (f" In the map of {g['x']} by {g['y']} (other factors at the set point), "
+              f"{100 * g['fraction_inside']:.0f} % of the feasible region is inside.") if g else ""
+    sec.add(Paragraph(
+        f"Design space statement: the design space is the set of factor settings, within the tested ranges "
+        f"and levels, where the posterior predictive probability that a new run meets every CQA specification "
+        f"is at least {space['threshold']:g}.{inside}"))
+    sec.add(Paragraph(f"Joint probability at the set point that every CQA meets its specification: "
+                      f"P = {fmt(p, 3)} (threshold {space['threshold']:g}; {space['draws']:,} posterior draws, "
+                      f"seed {space['seed']}); the set point is "
+                      f"{'inside' if p is not None and p >= space['threshold'] else 'NOT inside'} the design space."))
+    sec.add(Table(_par_frame(inp.study, s.get("par") or {}),
+                  "Proven acceptable ranges: each factor moved alone from the set point while P stays at or above "
+                  "the threshold."))
+    for w in inp.warnings + list(s.get("warnings") or []):
+        sec.add(Notice(w))
+    return sec
+
+
+def _study_section(study: Study) -> Section:
+    from doe.tables import constraints_table, factors_table, responses_table
+
+    sec = Section("2. Study definition")
+    if study.description:
+        sec.add(Paragraph(study.description))
+    f = factors_table(study)
+    f["range or levels"] = [x.describe_range() for x in study.factors]
+    sec.add(Table(f[["name", "kind", "units", "range or levels", "description"]], "Factors (actual units)."))
+    r = responses_table(study)
+    r["specification"] = [x.spec_text() for x in study.responses]
+    sec.add(Table(r[["name", "units", "goal", "specification", "target", "description"]].rename(
+        columns={"description": "rationale"}), "Critical quality attributes with specifications and rationale."))
+    c = constraints_table(study)
+    if len(c):
+        sec.add(Table(c, "Constraints on the factor settings."))
+    return sec
+
+
+def _design_section(inp: _Inputs) -> Section:
+    from doe import figures
+    from doe.design import read_design
+    from doe.evaluate import evaluate_design
+    from doe.model import parse_model
+
+    sec = Section("3. Design")
+    design = inp.design
+    if design is None:
+        cols = [c for c in inp.runs.columns if c not in ("run_id", "row_version")]
+        design = read_design(inp.study, inp.runs[cols].copy(), name="runs as performed")
+        design.kind = "runs as performed (no stored design)"
+    model = design.model or "quadratic"
+    sec.add(Paragraph(f"Design type: {design.kind}; {design.n_runs} runs"
+                      + (f"; seed {design.seed}" if design.seed is not None else "")
+                      + f"; evaluated for the {model} model (coded units)."))
+    try:
+        ev = evaluate_design(inp.study, design, parse_model(inp.study, model))
+        j = ev.to_json()
+        sec.add(Table(pd.DataFrame([{"runs": j.get("runs"), "D-efficiency %": j.get("d_efficiency"),
+                                     "A-efficiency": j.get("a_efficiency"), "G-efficiency": j.get("g_efficiency"),
+                                     "average prediction variance": j.get("avg_prediction_variance")}]).pipe(
+            _formatted), "Design evaluation."))
+        sec.add(Figure(figures.fds_plot(ev), "Fraction of design space plot (prediction variance).", 900, 500))
+        sec.add(Figure(figures.correlation_map(ev), "Correlation of the model terms.", 900, 700))
+    except DoeError as exc:
+        sec.add(Notice(f"The design cannot be evaluated for the {model} model: {exc}"))
+    sheet = design.table.drop(columns=[c for c in design.table.columns
+                                       if c in inp.study.response_names or c == "Notes"], errors="ignore")
+    sec.add(Table(_formatted(sheet), "Run sheet (actual units)."))
+    return sec
+
+
+def _data_section(inp: _Inputs, csv_text: str) -> Section:
+    sec = Section("4. Data")
+    if inp.data_version is not None:
+        sec.add(Paragraph(f"Data version {inp.data_version}, content hash {inp.data_hash} (SHA-256 of the stored "
+                          f"runs); {len(inp.runs)} runs."))
+    else:
+        sec.add(Paragraph(f"{len(inp.runs)} runs; content hash {inp.data_hash} (first 12 hex digits of the "
+                          "SHA-256 of the results table)."))
+    sec.add(Paragraph(f"SHA-256 of the runs CSV embedded in the HTML companion: {sha256(csv_text)}."))
+    shown = inp.runs.drop(columns=[c for c in ("run_id", "row_version", "Notes") if c in inp.runs])
+    sec.add(Table(_formatted(shown), "Every run (actual units)."))
+    if "Notes" in inp.runs and inp.runs["Notes"].astype(str).str.contains("SIMULATED", case=False).any():
+        sec.add(Notice("These results are SIMULATED (see the Notes column of the runs), not measured."))
+    rows = [{"CQA": n, "run": e["run"], "reason": e["reason"]}
+            for n, f in inp.fits.items() if f.model is not None for e in f.model.excluded]
+    if rows:
+        sec.add(Table(pd.DataFrame(rows), "Runs left out of a CQA's model, with the reason."))
+    else:
+        sec.add(Paragraph("No run was excluded from any CQA's model."))
+    return sec
+
+
+def _model_sections(inp: _Inputs) -> list[Section]:
+    from doe.model_figures import residual_plots
+
+    out = []
+    for i, (name, fit) in enumerate(inp.fits.items(), start=1):
+        sec = Section(f"5.{i} Model of {name}", level=3)
+        c = fit.choice
+        sec.add(Paragraph(f"Choice: {c.model}; transform {c.transform}; "
+                          + (f"hierarchical backward reduction ({c.reduce_method}, alpha {c.reduce_alpha:g}); "
+                             if c.reduce else "no reduction; ") + f"ANOVA type {c.anova_type}."))
+        fm = fit.model
+        if fm is None:
+            sec.add(Notice(f"{name} could not be fitted: {fit.error}"))
+            out.append(sec)
+            continue
+        sec.add(Paragraph(f"Terms: {fm.model_spec}. Transform: {fm.transform_label}. n = {fm.n}, "
+                          f"p = {fm.p}, residual df = {fm.df_resid}."))
+        coefs = fm.coefficients[["term", "estimate", "std_error", "t", "p", "ci_low", "ci_high", "vif"]]
+        sec.add(Table(_formatted(coefs), f"{name}: coefficients in coded units (-1..+1; effect coding)."))
+        sec.add(Paragraph(f"Equation in actual units: {fm.equation_actual}"))
+        sec.add(Table(_formatted(fm.anova), f"{name}: ANOVA (type {fm.anova_type})."))
+        stats = {"R²": fm.r2, "adjusted R²": fm.adj_r2, "predicted R²": fm.pred_r2, "RMSE": fm.rmse,
+                 "CV %": fm.cv_percent, "adequate precision": fm.adeq_precision, "PRESS": fm.press}
+        sec.add(Table(_formatted(pd.DataFrame([stats])), f"{name}: fit statistics."))
+        for w in fm.warnings:
+            sec.add(Notice(w))
+        sec.add(Figure(residual_plots(fm), f"{name}: residual diagnostics.", 1000, 650))
+        out.append(sec)
+    if out:
+        out[0].blocks.insert(0, Paragraph("5. Models, one per CQA"))
+    return out
+
+
+def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
+    from doe.space_figures import footnote, probability_map
+
+    s = space["summary"]
+    sec = Section("6. Design space")
+    sec.add(Paragraph(f"Method: {s.get('method')} {space['draws']:,} posterior draws, seed {space['seed']}; "
+                      f"threshold P >= {space['threshold']:g}; set-point variation: none (the set point is "
+                      f"taken as exact). Set point: {space['source']}."))
+    grid = space["grid"]
+    if grid is not None:
+        par = {f: v for f, v in (s.get("par") or {}).items() if f in (grid.x, grid.y) and len(v) == 2
+               and not isinstance(v[0], str)}
+        nor = (space["ranges"] or {}).get("nor") or None
+        nor = {k: v for k, v in nor.items() if k in (grid.x, grid.y)} if nor else None
+        dv = f"{inp.data_version} ({inp.data_hash[:12]})" if inp.data_version is not None else inp.data_hash
+        fig = probability_map(grid, inp.study, set_point=space["set_point"], par=par or None, nor=nor or None,
+                              note=footnote(inp.study, dv))
+        sec.add(Figure(fig, f"Design-space figure: probability that every CQA meets its spec over {grid.x} and "
+                            f"{grid.y}, other factors at the set point ({GRID_N} x {GRID_N} grid).", 1100, 720))
+    per = s.get("per_cqa_at_set_point") or {}
+    if per:
+        sec.add(Table(pd.DataFrame([{"CQA": k, "P(in spec) at the set point": fmt(v, 3)} for k, v in per.items()]),
+                      "Probability per CQA at the set point."))
+    return sec
+
+
+def _par_section(inp: _Inputs, space: dict[str, Any]) -> Section:
+    s = space["summary"]
+    sec = Section("7. PAR and NOR")
+    frame = _par_frame(inp.study, s.get("par") or {})
+    nor = (space["ranges"] or {}).get("nor") or {}
+    saved_par = (space["ranges"] or {}).get("par") or {}
+    by_label = {f.label(): f.name for f in inp.study.factors}
+    frame["set point"] = [fmt(space["set_point"].get(by_label[lab])) for lab in frame["factor"]]
+    frame["NOR (decision)"] = [" to ".join(fmt(x) for x in nor[by_label[lab]]) if by_label[lab] in nor else ""
+                               for lab in frame["factor"]]
+    frame["PAR (decision)"] = [", ".join(fmt(x) for x in saved_par[by_label[lab]])
+                               if by_label[lab] in saved_par else "" for lab in frame["factor"]]
+    sec.add(Table(frame, "Proven acceptable ranges (recomputed here) and the ranges saved with the decision."))
+    if s.get("par_reason"):
+        sec.add(Paragraph(str(s["par_reason"])))
+    return sec
+
+
+def _comparison_section(inp: _Inputs, *, draws: int, seed: int) -> Section:
+    from doe.space_compare import before_after_figure, fraction_table, space_before_after
+    from doe.versions import compare_analyses, significance_frame, stats_frame
+
+    sec = Section("8. Comparison with the previous analysis version")
+    if inp.store is None:
+        return sec.add(Paragraph("Not applicable: this report was built from a study file and a run sheet, "
+                                 "which carry no analysis versions."))
+    if inp.previous_version is None:
+        return sec.add(Paragraph(f"Analysis version {inp.analysis_version} is the first; there is no previous "
+                                 "version to compare with."))
+    old, new = inp.previous_version, inp.analysis_version
+    rows = inp.store.analyses(inp.study.name).set_index("version")
+    comp = compare_analyses(rows.loc[old, "summary"], rows.loc[new, "summary"])
+    sec.add(Paragraph(f"Version {old} (data version {int(rows.loc[old, 'data_version'])}) against version {new} "
+                      f"(data version {int(rows.loc[new, 'data_version'])})."))
+    sec.add(Table(_formatted(stats_frame(comp)), "Fit statistics before and after."))
+    sig = significance_frame(comp)
+    sec.add(Table(_formatted(sig), "Terms that became or stopped being significant (p < 0.05).") if len(sig)
+            else Paragraph("No term became or stopped being significant (p < 0.05)."))
+    try:
+        c = space_before_after(inp.store, inp.study.name, old, new, draws=draws, seed=seed, n=GRID_N)
+    except DoeError as exc:
+        return sec.add(Notice(f"The design spaces cannot be compared: {exc}"))
+    sec.add(Table(_formatted(fraction_table(c)), "Design space before and after."))
+    sec.add(Figure(before_after_figure(c), f"Design space of version {old} and version {new} overlaid.", 1000, 650))
+    return sec
+
+
+def _audit_section(inp: _Inputs) -> Section:
+    sec = Section("9. Audit trail of the data used")
+    if inp.store is None:
+        return sec.add(Paragraph("Not applicable: this report was built from files, which carry no audit trail."))
+    trail = inp.store.audit_trail(inp.study.name)
+    trail = trail[trail["ts"].astype(str) <= str(inp.created_at)]
+    sec.add(Paragraph(f"{len(trail)} audit records of this study up to the analysis ({inp.created_at} UTC)."))
+    if len(trail):
+        counts = (trail.groupby(["action", "entity", "user_name"]).size().reset_index(name="records")
+                  .rename(columns={"user_name": "user"}))
+        sec.add(Table(counts, "Records by action, entity and user."))
+    edits = trail[(trail["entity"] == "run") & (trail["action"].isin(["modify", "delete"]))]
+    if len(edits):
+        sec.add(Table(edits[["seq", "ts", "user_name", "action", "field", "old_value", "new_value", "reason"]]
+                      .rename(columns={"user_name": "user"}), "Every change to a saved result, with its reason."))
+    else:
+        sec.add(Paragraph("No saved result was changed or deleted."))
+    check = inp.store.verify_audit()
+    sec.add(Paragraph(f"Hash chain: {'intact' if check.ok else 'BROKEN at record ' + str(check.bad_seq)} "
+                      f"({check.checked} records checked)."))
+    return sec
+
+
+# -- appendix ----------------------------------------------------------------------------------
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
+                             capture_output=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def software_versions() -> pd.DataFrame:
+    rows = [{"software": "python", "version": platform.python_version()}, {"software": "doe (git commit)",
+                                                                           "version": _commit()}]
+    for name in PACKAGES:
+        try:
+            v = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            v = "not installed"
+        rows.append({"software": name, "version": v})
+    return pd.DataFrame(rows)
+
+
+def _uniform_choice(fits: dict[str, CQAFit]) -> ModelChoice | None:
+    """The one choice every CQA shares, when 'python -m doe space' (one model for all CQAs) can repeat it."""
+    choices = {json.dumps(f.choice.to_dict(), sort_keys=True, default=str) for f in fits.values()}
+    if len(choices) != 1:
+        return None
+    c = next(iter(fits.values())).choice
+    plain = ModelChoice(model=c.model, reduce=c.reduce)
+    return c if c.to_dict() == plain.to_dict() else None
+
+
+def recompute_commands(fits: dict[str, CQAFit], space: dict[str, Any], *, draws: int, seed: int) -> list[str]:
+    """The commands that regenerate the models and the design space from the embedded study.yaml and runs.csv."""
+    q = shlex.quote
+    cmds = []
+    for name, fit in fits.items():
+        if fit.model is None:
+            continue
+        cmd = (f"python -m doe analyze study.yaml runs.csv --response {q(name)} --model {q(fit.model.model_spec)}"
+               f" --transform {q(fit.choice.transform)} --anova-type {fit.choice.anova_type}"
+               f" --json {q('analysis-' + name.replace('/', '_').replace(' ', '_') + '.json')}")
+        cmds.append(cmd)
+    c = _uniform_choice(fits)
+    g = space["summary"].get("grid") or {}
+    sp = " ".join(q(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}") for k, v in space["set_point"].items())
+    if c is not None:
+        cmds.append(f"python -m doe space study.yaml runs.csv --model {q(c.model)}{' --reduce' if c.reduce else ''}"
+                    f" --threshold {space['threshold']!r} --draws {draws} --seed {seed} --set-point {sp}"
+                    + (f" --x {q(g['x'])} --y {q(g['y'])}" if g else "") + " --no-desirability --json space.json")
+    return cmds
+
+
+def _appendix(inp: _Inputs, space: dict[str, Any], yaml_text: str, csv_text: str, *, draws: int,
+              seed: int) -> Section:
+    sec = Section("Appendix: software, inputs and how to recompute")
+    sec.add(Table(software_versions(), "Software and package versions."))
+    sec.add(Table(pd.DataFrame([{"input": "study.yaml", "SHA-256": sha256(yaml_text)},
+                                {"input": "runs.csv", "SHA-256": sha256(csv_text)}]),
+                  "Checksums of the inputs (both embedded in the HTML companion as downloads)."))
+    cmds = recompute_commands(inp.fits, space, draws=draws, seed=seed)
+    sec.add(Paragraph("Save the two inputs from the HTML companion as study.yaml and runs.csv, check their "
+                      "SHA-256 (sha256sum study.yaml runs.csv), then run:"))
+    sec.add(Code("\n".join(cmds)))
+    sec.add(Paragraph("The analyze commands give each CQA's final model (after any reduction), so the "
+                      "coefficients and ANOVA are those of this report; the space command gives the set point's "
+                      "probability (probability_at_set_point) and the PARs with the same draws and seed."))
+    if _uniform_choice(inp.fits) is None:
+        sec.add(Notice("The CQAs use different model choices, which 'python -m doe space' (one model for every "
+                       "CQA) cannot take: the design space is reproduced by doe.report.build_report on these "
+                       "inputs."))
+    if any(f.choice.exclude for f in inp.fits.values()):
+        sec.add(Notice("Some runs were excluded by the user (section 4); remove those rows from runs.csv for the "
+                       "CQAs concerned before running analyze."))
+    return sec
