@@ -6,6 +6,7 @@
     python -m doe augment STUDY.yaml design.csv --add 8 --out bigger.csv
     python -m doe validate STUDY.yaml
     python -m doe health [--db URL] [--verify-audit]
+    python -m doe report --db URL --study NAME [--analysis VERSION] --out report.pdf --out report.html
     python -m doe scale --plan plan.yaml [--study STUDY.yaml --runs RUNS.csv] --json plan.json
 
 Errors in the input exit with status 2 and one line on stderr; no traceback
@@ -165,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the comparison as JSON (default: print it)")
     p.add_argument("--figure", help="before/after map as .html, .png or .svg")
 
+    p = sub.add_parser("report", help="the report for regulatory review: PDF for submission and/or "
+                                      "self-contained interactive HTML")
+    p.add_argument("inputs", nargs="*", metavar="STUDY.yaml RUNS.csv",
+                   help="report from a study file and a run sheet instead of a database")
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--study", help="name of the study in the store")
+    p.add_argument("--analysis", type=int, help="analysis version (default: the latest)")
+    p.add_argument("--out", action="append", required=True, metavar="report.pdf|report.html",
+                   help="output file, format by suffix; give --out twice for both PDF and HTML")
+    p.add_argument("--draws", type=int, default=4000, help="posterior draws of the design space (default 4000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+
     p = sub.add_parser("export", help="export a whole study as one bundle zip (import it with import-bundle)")
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
     p.add_argument("--study", required=True, help="name of the study in the store")
@@ -192,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
                 "export": _export, "import-bundle": _import_bundle,
-                "rerun": _rerun, "compare": _compare, "scale": _scale, "audit": _audit, "health": _health}[args.command](args)
+                "rerun": _rerun, "compare": _compare, "report": _report, "scale": _scale, "audit": _audit, "health": _health}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -523,6 +536,42 @@ def _compare(args: argparse.Namespace) -> int:
               f"P = {c.probability_old:.3f} -> {c.probability_new:.3f} -> {args.json}")
     for w in c.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from doe.report import build_report, write_report
+    from doe.report.pdf import warm_up
+
+    outs = [Path(o) for o in args.out]
+    bad = [o.name for o in outs if o.suffix.lower() not in (".pdf", ".html", ".htm")]
+    if bad:
+        raise DoeError(f"Report file '{bad[0]}': use a .pdf or .html name.")
+    if any(o.suffix.lower() == ".pdf" for o in outs):
+        warm_up()  # start the figure-export browser while the report is built
+    if args.inputs:
+        if len(args.inputs) != 2 or args.db or args.study:
+            raise DoeError("Give either STUDY.yaml RUNS.csv, or --db URL --study NAME [--analysis VERSION].")
+        from doe.study import Study
+
+        study = Study.load(args.inputs[0])
+        content = build_report(study=study, runs=_read_runs(study, args.inputs[1]), draws=args.draws,
+                               seed=args.seed)
+    else:
+        if not args.study:
+            raise DoeError("Name the study: --study NAME (with --db URL), or give STUDY.yaml RUNS.csv.")
+        store = _open_store(args.db)
+        try:
+            content = build_report(store, args.study, args.analysis, draws=args.draws, seed=args.seed)
+        finally:
+            store.close()
+    for out in outs:
+        write_report(content, out)
+        print(f"report -> {out}")
+    missing = content.numbers.get("figures_only_in_html") or []
+    if missing:
+        print(f"warning: {len(missing)} figure(s) only in the HTML companion (no Chromium/Chrome for static "
+              "images; Debian: apt-get install chromium)", file=sys.stderr)
     return 0
 
 
