@@ -242,12 +242,18 @@ def _assemble(inp: _Inputs, *, draws: int, seed: int) -> ReportContent:
 
 # -- design space (the same calls as 'python -m doe space', so its command reproduces the numbers) -----
 def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
+    from doe.errors import ModelError
     from doe.space import build_predictive, robust_set_point, space_grid, summary_json
 
     models = {n: f.model for n, f in inp.fits.items() if f.model is not None}
+    empty = {"pm": None, "summary": {}, "set_point": {}, "source": "none", "threshold": 0.9, "draws": draws,
+             "seed": seed, "grid": None, "ranges": {}}
     if not models:
-        raise DoeError("No CQA could be fitted, so there is nothing to report; see the Models page.")
-    pm = build_predictive(inp.study, models, seed=seed)
+        return {**empty, "error": "no CQA model could be fitted (see section 5)"}
+    try:
+        pm = build_predictive(inp.study, models, seed=seed)
+    except ModelError as exc:
+        return {**empty, "error": str(exc)}
     threshold, source, ranges = 0.9, "robust (maximum probability)", {}
     set_point = None
     if inp.decision is not None:
@@ -265,7 +271,7 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         g = summary["grid"]
         grid = space_grid(pm, g["x"], g["y"], g["fixed"], n=GRID_N, **opts)
     return {"pm": pm, "summary": summary, "set_point": summary["set_point"], "source": source,
-            "threshold": threshold, "draws": draws, "seed": seed, "grid": grid, "ranges": ranges}
+            "threshold": threshold, "draws": draws, "seed": seed, "grid": grid, "ranges": ranges, "error": None}
 
 
 def _par_frame(study: Study, par: dict[str, Any]) -> pd.DataFrame:
@@ -293,6 +299,9 @@ def _summary_section(inp: _Inputs, space: dict[str, Any]) -> Section:
         f"This report documents the design space of the study '{inp.study.name}' for regulatory review "
         f"(ICH Q8(R2)): the study definition, the experimental design, every run, the model of each CQA, "
         f"the design space with its proven acceptable ranges, and how to recompute them. It is built from {where}."))
+    if space["error"]:
+        return sec.add(*[Notice(w) for w in inp.warnings],
+                       Notice(f"There is no design space for this analysis: {space['error']}."))
     sec.add(Table(pd.DataFrame([{"factor": inp.study.factor(k).label(), "set point": fmt(v)}
                                 for k, v in sp.items()]), f"Set point ({space['source']})."))
     g = s.get("grid") or {}
@@ -303,7 +312,8 @@ def _summary_section(inp: _Inputs, space: dict[str, Any]) -> Section:
         f"and levels, where the posterior predictive probability that a new run meets every CQA specification "
         f"is at least {space['threshold']:g}.{inside}"))
     sec.add(Paragraph(f"Joint probability at the set point that every CQA meets its specification: "
-                      f"P = {fmt(p, 3)} (threshold {space['threshold']:g}; {space['draws']:,} posterior draws, "
+                      f"P = {'n/a' if p is None else format(p, '.3f')} (threshold {space['threshold']:g}; "
+                      f"{space['draws']:,} posterior draws, "
                       f"seed {space['seed']}); the set point is "
                       f"{'inside' if p is not None and p >= space['threshold'] else 'NOT inside'} the design space."))
     sec.add(Table(_par_frame(inp.study, s.get("par") or {}),
@@ -426,6 +436,8 @@ def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
 
     s = space["summary"]
     sec = Section("6. Design space")
+    if space["error"]:
+        return sec.add(Notice(f"There is no design space for this analysis: {space['error']}."))
     sec.add(Paragraph(f"Method: {s.get('method')} {space['draws']:,} posterior draws, seed {space['seed']}; "
                       f"threshold P >= {space['threshold']:g}; set-point variation: none (the set point is "
                       f"taken as exact). Set point: {space['source']}."))
@@ -450,6 +462,8 @@ def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
 def _par_section(inp: _Inputs, space: dict[str, Any]) -> Section:
     s = space["summary"]
     sec = Section("7. PAR and NOR")
+    if space["error"]:
+        return sec.add(Notice("No PARs: there is no design space for this analysis."))
     frame = _par_frame(inp.study, s.get("par") or {})
     nor = (space["ranges"] or {}).get("nor") or {}
     saved_par = (space["ranges"] or {}).get("par") or {}
@@ -561,6 +575,8 @@ def recompute_commands(fits: dict[str, CQAFit], space: dict[str, Any], *, draws:
                f" --json {q('analysis-' + name.replace('/', '_').replace(' ', '_') + '.json')}")
         cmds.append(cmd)
     c = _uniform_choice(fits)
+    if space["error"]:
+        return cmds
     g = space["summary"].get("grid") or {}
     sp = " ".join(q(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}") for k, v in space["set_point"].items())
     if c is not None:

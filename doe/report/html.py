@@ -23,7 +23,7 @@ h3 { font-size: 12pt; margin-top: 1.2em; }
 table { border-collapse: collapse; margin: 0.4em 0 0.2em; font-size: 8pt; }
 th, td { border: 1px solid #bbb; padding: 2px 5px; text-align: left; vertical-align: top; }
 th { background: #eee; }
-caption { caption-side: top; text-align: left; font-weight: bold; padding: 0.3em 0; }
+.caption { font-weight: bold; margin: 0.6em 0 0.1em; page-break-after: avoid; }
 .figcaption { font-weight: bold; margin: 0.2em 0 1em; }
 pre { white-space: pre-wrap; word-break: break-all; background: #f4f4f4; padding: 0.6em; font-size: 8pt; }
 .notice { border: 1px solid #d9a400; background: #fff7d6; padding: 0.5em; margin: 0.6em 0; }
@@ -34,12 +34,8 @@ pre { white-space: pre-wrap; word-break: break-all; background: #f4f4f4; padding
 def _table(t: Table) -> str:
     frame = t.frame.copy()
     frame.columns = [str(c) for c in frame.columns]
-    body = frame.to_html(index=False, escape=True, na_rep="", border=0)
-    if t.caption:
-        body = body.replace("<table>", f"<table><caption>{html.escape(t.caption)}</caption>", 1)
-        body = body.replace('<table class="dataframe">', f'<table class="dataframe"><caption>'
-                                                          f"{html.escape(t.caption)}</caption>", 1)
-    return body
+    caption = f'<p class="caption">{html.escape(t.caption)}</p>' if t.caption else ""
+    return caption + frame.to_html(index=False, escape=True, na_rep="", border=0)
 
 
 def _body(content: ReportContent, figure: Callable[[Figure, int], str], *, extra_top: str = "") -> str:
