@@ -19,6 +19,7 @@ pages = [
     st.Page("pages/scale.py", title="Scale planner", icon=":material/factory:"),
     st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
     st.Page("pages/audit.py", title="Audit trail", icon=":material/fact_check:"),
+    st.Page("pages/report.py", title="Report", icon=":material/description:"),
 ]
 page = st.navigation(pages)
 identity_sidebar()

@@ -266,3 +266,33 @@ def test_appendix_commands_reproduce_the_numbers(report, tmp_path):
     assert space["probability_at_set_point"] == pytest.approx(content.probability_at_set_point, abs=1e-12)
     for name, value in content.set_point.items():
         assert space["set_point"][name] == (pytest.approx(value) if isinstance(value, float) else value)
+
+
+def test_report_page_builds_pdf_and_html():
+    from streamlit.testing.v1 import AppTest
+
+    from doe.store import Store, default_url
+    from doe.versions import rerun_analysis
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at.session_state["_user_name"] = "tester"
+    at.run()
+    at.switch_page("pages/report.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Report"
+    at.switch_page("pages/runs.py").run()
+    at.button(key="load_example_results").click().run()
+    assert not at.exception, at.exception
+    store = Store.open(default_url())
+    try:
+        rerun_analysis(store, "MSC expansion", "tester", draws=500)
+    finally:
+        store.close()
+    at.switch_page("pages/report.py").run()
+    assert at.selectbox(key="report_source").value == "analysis version 1"
+    at.button(key="build_report").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("analysis v1" in s.value for s in at.success)
+    built = at.session_state["report_cache"][("MSC expansion", 1)]
+    assert built["pdf"].startswith(b"%PDF") and b"<html" in built["html"]

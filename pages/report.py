@@ -1,0 +1,85 @@
+"""Report: one click builds the PDF for submission and the interactive HTML companion."""
+
+import streamlit as st
+
+from doe.errors import DoeError
+from pages._common import current_runs, require_study
+from pages._persist import store
+
+study = require_study()
+st.title("Report")
+st.caption("The report for regulatory review: purpose and summary, study definition, design, every run, each "
+           "CQA's model with ANOVA and diagnostics, the design space with its method, PAR/NOR, the comparison "
+           "with the previous analysis, the audit trail of the data used, software versions, checksums of the "
+           "inputs and the commands that recompute the analysis. The PDF (PDF/A-3b, fonts embedded, no "
+           "JavaScript) is for submission; the HTML companion is interactive and opens offline.")
+
+try:
+    analyses = store().analyses(study.name)
+except DoeError:
+    analyses = None
+versions = [] if analyses is None else [int(v) for v in analyses["version"]]
+session_runs = current_runs()
+sources = [f"analysis version {v}" for v in reversed(versions)]
+if session_runs is not None and len(session_runs):
+    sources.append("the open study and its current runs (not a saved analysis)")
+if not sources:
+    st.info("Nothing to report yet: enter results on the Runs page, then save an analysis version on the Models "
+            "page (the report of a saved analysis carries its versions and audit trail).")
+    st.stop()
+if not versions:
+    st.info("This study has no saved analysis version: save one on the Models page for a report with versions "
+            "and the audit trail, or build one from the current runs now.")
+source = st.selectbox("Report on", sources, key="report_source")
+version = int(source.split()[2]) if source.startswith("analysis version") else None
+key = (study.name, version if version is not None else f"session {st.session_state.get('runs_version', 0)}")
+
+
+def _build() -> dict:
+    from doe.report import build_report, render_html, render_pdf
+    from doe.report.pdf import warm_up
+
+    warm_up()
+    if version is not None:
+        content = build_report(store(), study.name, version)
+    else:
+        content = build_report(study=study, runs=session_runs,
+                               choices=st.session_state.get("model_choices") or None)
+    html = render_html(content)
+    try:
+        pdf, pdf_error = render_pdf(content), None
+    except DoeError as exc:
+        pdf, pdf_error = None, str(exc)
+    return {"pdf": pdf, "pdf_error": pdf_error, "html": html.encode("utf-8"),
+            "missing": content.numbers.get("figures_only_in_html") or [], "header": content.header}
+
+
+cache = st.session_state.setdefault("report_cache", {})
+if st.button("Build the report", type="primary", key="build_report"):
+    try:
+        with st.spinner("Refitting the models, mapping the design space and laying out the report "
+                        "(about 20 seconds)..."):
+            cache[key] = _build()
+    except DoeError as exc:
+        st.error(f"The report cannot be built: {exc}")
+
+built = cache.get(key)
+if built is None:
+    st.caption("Press **Build the report**; the files stay here for this study and analysis version.")
+    st.stop()
+st.success(f"Built: {built['header']}.")
+stem = f"{study.name} report" + (f" v{version}" if version is not None else "")
+stem = "".join(c if c.isalnum() or c in "-_ ." else "_" for c in stem).replace(" ", "_")
+c1, c2 = st.columns(2)
+if built["pdf"] is not None:
+    c1.download_button("Download the PDF (for submission)", built["pdf"], file_name=f"{stem}.pdf",
+                       mime="application/pdf", type="primary", key="download_pdf")
+else:
+    c1.error(f"No PDF: {built['pdf_error']}")
+c2.download_button("Download the HTML companion (interactive, offline)", built["html"], file_name=f"{stem}.html",
+                   mime="text/html", key="download_html")
+if built["missing"]:
+    st.warning("These figures are only in the HTML companion (no Chromium or Chrome here for static images; "
+               "Debian: `apt-get install chromium`):\n\n" + "\n".join(f"- {m}" for m in built["missing"]))
+st.caption("Recompute it headless: `python -m doe report --db URL --study NAME [--analysis VERSION] "
+           "--out report.pdf --out report.html`.")
