@@ -426,9 +426,10 @@ def _model_sections(inp: _Inputs) -> list[Section]:
             sec.add(Notice(w))
         sec.add(Figure(residual_plots(fm), f"{name}: residual diagnostics.", 1000, 650))
         out.append(sec)
-    if out:
-        out[0].blocks.insert(0, Paragraph("5. Models, one per CQA"))
-    return out
+    intro = Section("5. Models, one per CQA").add(Paragraph(
+        "Per CQA: the model choice, the terms kept, the coefficients in coded units, the equation in actual "
+        "units, the ANOVA, the fit statistics and the residual diagnostics."))
+    return [intro, *out]
 
 
 def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
