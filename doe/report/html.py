@@ -31,11 +31,16 @@ pre { white-space: pre-wrap; word-break: break-all; background: #f4f4f4; padding
 """
 
 
+WIDE_COLUMNS = 9  # more columns than this do not fit an A4 portrait page at 8 pt
+
+
 def _table(t: Table) -> str:
     frame = t.frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     caption = f'<p class="caption">{html.escape(t.caption)}</p>' if t.caption else ""
-    return caption + frame.to_html(index=False, escape=True, na_rep="", border=0)
+    table = caption + frame.to_html(index=False, escape=True, na_rep="", border=0)
+    # a table wider than a portrait page goes on landscape pages in the PDF (class "wide")
+    return f'<div class="wide">{table}</div>' if len(frame.columns) > WIDE_COLUMNS else table
 
 
 def _body(content: ReportContent, figure: Callable[[Figure, int], str], *, extra_top: str = "") -> str:
@@ -106,6 +111,9 @@ def render_print_html(content: ReportContent, images: dict[int, tuple[str, bytes
 body {{ max-width: none; padding: 0; }}
 img.figure {{ width: 100%; }}
 table {{ page-break-inside: auto; }} tr {{ page-break-inside: avoid; }}
+@page wide {{ size: A4 landscape; }}
+div.wide {{ page: wide; }}
+div.wide table {{ font-size: 7pt; }}
 h2, h3 {{ page-break-after: avoid; }}
 """
 
