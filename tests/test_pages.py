@@ -7,7 +7,7 @@ from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
 PAGES = ["pages/home.py", "pages/study.py", "pages/design.py", "pages/runs.py", "pages/models.py",
-         "pages/explore.py", "pages/versions.py", "pages/audit.py"]
+         "pages/explore.py", "pages/scale.py", "pages/versions.py", "pages/audit.py", "pages/report.py"]
 
 
 def start(user: str | None = "tester"):
