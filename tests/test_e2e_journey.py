@@ -1,0 +1,143 @@
+"""The whole journey of a new user, in headless Chromium against ``streamlit run app.py``.
+
+Open the app, load the example study, generate the default design and download its run sheet,
+upload results, fit every CQA, change a model, save the analysis, open the design space and move
+the set point, export a figure, build and download the report, add a batch of new runs, re-run the
+analysis and open the comparison, and check the audit trail holds each step. A screenshot of each
+page and the time of each step are written to ``artifacts/e2e/`` (override with DOE_E2E_ARTIFACTS).
+
+Needs Playwright and Chromium (/usr/bin/chromium or CHROMIUM=...): skipped with a reason on a
+machine without them, failed instead under DOE_REQUIRE_POSTGRES=1 (CI, see .ci/run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from doe.store import Store
+from tests.conftest import ROOT
+from tests.test_e2e_store import NAME_BOX, Server, browser  # noqa: F401  (browser is a fixture)
+
+ARTIFACTS = Path(os.environ.get("DOE_E2E_ARTIFACTS", ROOT / "artifacts" / "e2e"))
+#: Streamlit's own e2e tests wait for these: connected, and the script not running.
+IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+             && app.getAttribute('data-test-script-state') === 'notRunning'
+             && !document.querySelector('[data-stale="true"]');
+}"""
+
+
+class Journey:
+    """A browser page on the app, timing each step and keeping a screenshot of it."""
+
+    def __init__(self, page, url: str) -> None:
+        self.page, self.url, self.times = page, url, {}
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def idle(self, timeout: float = 180_000) -> None:
+        self.page.wait_for_timeout(150)
+        self.page.wait_for_function(IDLE_JS, timeout=timeout)
+
+    def step(self, name: str, action, wait_for: str | None = None, timeout: float = 180_000) -> None:
+        """Run ``action``, wait until the app is idle (and ``wait_for`` text shows), time it, screenshot."""
+        start = time.perf_counter()
+        action()
+        self.idle(timeout)
+        if wait_for:
+            self.page.get_by_text(wait_for).first.wait_for(timeout=timeout)
+        self.times[name] = round(time.perf_counter() - start, 3)
+        self.page.screenshot(path=str(ARTIFACTS / f"{len(self.times):02d}-{name}.png"), full_page=True)
+
+    def nav(self, title: str) -> None:
+        self.page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+
+    def upload(self, path: Path) -> None:
+        self.page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
+
+    def download(self, button: str, folder: Path) -> Path:
+        with self.page.expect_download(timeout=180_000) as info:
+            self.page.get_by_role("button", name=button).click()
+        target = folder / info.value.suggested_filename
+        info.value.save_as(str(target))
+        return target
+
+
+def test_new_user_journey(browser, tmp_path):  # noqa: F811
+    results = pd.read_csv(ROOT / "data" / "msc_example_results.csv")
+    first, everything = tmp_path / "batch1.csv", tmp_path / "all.csv"
+    results.iloc[:38].to_csv(first, index=False)  # 38 runs: enough for the reduced quadratic
+    results.to_csv(everything, index=False)
+    server = Server(tmp_path)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    j = Journey(page, server.url)
+    try:
+        j.step("open the app", lambda: page.goto(server.url), wait_for="QbD design-of-experiments workbench")
+        j.step("enter a name", lambda: (page.get_by_role("textbox", name=NAME_BOX).fill("Ana Lopez"),
+                                        page.keyboard.press("Enter")), wait_for="Ana Lopez (editor")
+        j.step("load the example study", lambda: page.get_by_role("button", name="Load the MSC example study").click(),
+               wait_for="Generate design")
+        j.step("generate the default design", lambda: page.get_by_role("button", name="Generate design").click(),
+               wait_for="Saved in the database as design")
+        sheet = j.download("Download run sheet (CSV)", tmp_path)
+        assert len(pd.read_csv(sheet)) == 40
+
+        j.step("open Runs", lambda: j.nav("Runs"), wait_for="Runs and results")
+        j.step("upload results", lambda: j.upload(first), wait_for="38 new or changed runs of 38")
+        j.step("save the upload", lambda: page.get_by_role("button", name="Save the upload").click(),
+               wait_for="saved as data version 1")
+
+        j.step("fit all CQAs", lambda: j.nav("Models"), wait_for="Adj. R²")
+        model_box = page.get_by_role("textbox", name="Model")
+        j.step("change the model", lambda: (model_box.fill("linear"),
+                                            page.get_by_text("Backward reduction (hierarchical)").click(),
+                                            page.get_by_role("button", name="Fit model").click()),
+               wait_for="model: Medium + Surface + Harvest reagent + Agitation + Seeding density; response")
+        j.step("save the analysis", lambda: page.get_by_role("button", name="Save analysis version").click(),
+               wait_for="Saved as analysis version 1")
+
+        j.step("open the design space", lambda: j.nav("Design space"), wait_for="In the design space")
+        slider = page.get_by_role("slider").nth(1)  # after the probability threshold: the first set point
+        slider.focus()
+        j.step("move the set point", lambda: page.keyboard.press("ArrowRight"))
+        page.get_by_role("tab", name="Export").click()
+        html_figure = j.download("Figure as interactive HTML", tmp_path)
+        assert "<html" in html_figure.read_text(encoding="utf-8")[:200].lower()
+
+        j.step("open Report", lambda: j.nav("Report"), wait_for="Report on")
+        j.step("build the report", lambda: page.get_by_role("button", name="Build the report").click(),
+               wait_for="Built:", timeout=300_000)
+        pdf = j.download("Download the PDF (for submission)", tmp_path)
+        assert pdf.read_bytes().startswith(b"%PDF")
+
+        j.step("open Runs again", lambda: j.nav("Runs"), wait_for="38 runs saved")
+        j.step("upload a new batch", lambda: j.upload(everything), wait_for="2 new or changed runs of 40")
+        j.step("save the new batch", lambda: page.get_by_role("button", name="Save the upload").click(),
+               wait_for="saved as data version 2")
+        j.step("open Versions", lambda: j.nav("Versions"), wait_for="is newer")
+        j.step("re-run the analysis", lambda: page.get_by_role("button", name="Re-run the analysis on the newest data")
+               .click(), wait_for="Compare two analysis versions")
+        j.step("compare the design space", lambda: page.get_by_role("tab", name="Design space").click())
+        j.step("open the audit trail", lambda: j.nav("Audit trail"), wait_for="Audit trail intact")
+    finally:
+        (ARTIFACTS / "timings.json").write_text(json.dumps(j.times, indent=2), encoding="utf-8")
+        page.close()
+        server.kill()
+
+    store = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    try:
+        trail = store.audit_trail("MSC expansion")
+        steps = set(zip(trail["action"], trail["entity"], strict=True))
+        for step in [("create", "study"), ("create", "study_version"), ("create", "design"), ("create", "run"),
+                     ("create", "data_version"), ("create", "analysis"), ("modify", "design")]:
+            assert step in steps, step
+        assert set(trail["user_name"]) == {"Ana Lopez"} and store.verify_audit().ok
+        assert store.analyses("MSC expansion")["data_version"].tolist() == [1, 2]
+        assert len(store.runs("MSC expansion")) == 40
+    finally:
+        store.close()
