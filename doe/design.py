@@ -114,14 +114,33 @@ def _natural(label: str) -> tuple:
 
 
 def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Neutralise spreadsheet formulas in text cells (=, +, -, @, tab, CR)."""
+    """Neutralise spreadsheet formulas in text cells (=, +, -, @, tab, CR).
+
+    A carriage return inside a cell becomes a line feed: pandas does not quote a
+    cell with a bare CR, which a spreadsheet reads as a new row that could start
+    with a formula; a cell with a line feed is quoted and stays one cell.
+    """
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v
-            )
+            out[col] = out[col].map(_safe_text)
     return out
+
+
+def _safe_text(v: Any) -> Any:
+    if not isinstance(v, str):
+        return v
+    if v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        v = "'" + v
+    return v.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def safe_csv(frame: pd.DataFrame) -> str:
+    """CSV text of a table for download, with text cells a spreadsheet would run as formulas neutralised.
+
+    The same rule as the design run sheet (:func:`_safe_cells`): numbers stay numbers.
+    """
+    return _safe_cells(frame).to_csv(index=False)
 
 
 def make_design(

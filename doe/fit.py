@@ -1555,6 +1555,11 @@ def _box_cox_search(X: np.ndarray, y: np.ndarray, run_ids: list[Any], response: 
         )
     Q, _ = np.linalg.qr(X)
     llf = _box_cox_curve(Q, y, LAMBDA_GRID)
+    if len(y) <= np.linalg.matrix_rank(X) or not np.isfinite(llf).any():
+        raise ModelError(
+            f"Box-Cox needs residuals: the model fits the {len(y)} results of {response} exactly, so "
+            "no lambda can be chosen. Add runs, drop terms or use no transform."
+        )
     i = int(np.nanargmax(llf))
     lo, hi = LAMBDA_GRID[max(i - 1, 0)], LAMBDA_GRID[min(i + 1, len(LAMBDA_GRID) - 1)]
 

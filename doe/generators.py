@@ -466,6 +466,8 @@ def latin_hypercube(study: Study, *, runs: int | None = None, model: str | None 
     from doe.model import actual_frame
 
     runs = runs or max(10, 2 * len(study.factors) + 2)
+    if runs < 2:
+        raise DesignError(f"A Latin hypercube needs at least 2 runs; {runs} was asked for.")
     rng = np.random.default_rng(seed)
     numeric = [j for j, f in enumerate(study.factors) if not f.is_categorical]
     pool_size = runs if not study.constraints else runs * 8

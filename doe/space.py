@@ -359,7 +359,9 @@ def _monomial_basis(study: Study, models: dict[str, FittedModel], numeric: list[
     closed: set[tuple[int, ...]] = set()
     for e in seen:
         closed.update(itertools.product(*[range(k + 1) for k in e]))
-    return np.array(sorted(closed, key=lambda e: (sum(e), [-k for k in e])), dtype=int).reshape(-1, len(numeric))
+    # reshape by the count: with no numeric factor every exponent vector is () (size 0, so -1 is ambiguous)
+    return np.array(sorted(closed, key=lambda e: (sum(e), [-k for k in e])), dtype=int).reshape(len(closed),
+                                                                                                len(numeric))
 
 
 def _exponent(parts: tuple[tuple[str, int], ...], numeric: list[str]) -> tuple[int, ...]:

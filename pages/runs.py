@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from doe.design import safe_csv
 from doe.errors import DoeError
 from doe.runs import changed_runs, merge_results, read_results, results_template, validate_runs
 from doe.store import RUN_META, ConcurrentEditError
@@ -127,7 +128,7 @@ if len(batch):
 
 filled = {r.name: int(view[r.name].notna().sum()) for r in study.responses if r.name in view}
 st.caption(f"{len(view)} runs saved; results entered: " + ", ".join(f"{k} {v}" for k, v in filled.items()))
-st.download_button("Download results (CSV)", view.to_csv(index=False), file_name="results.csv", mime="text/csv")
+st.download_button("Download results (CSV)", safe_csv(view), file_name="results.csv", mime="text/csv")
 
 with st.expander("Delete a run"):
     st.caption("A deleted run leaves the data and later analyses; it stays in the record (earlier data "
