@@ -16,7 +16,9 @@ its pseudo-HTML understands only ``<br> <b> <i> <em> <sup> <sub> <span
 style> <a href>`` (links restricted to http, https and mailto), so a name
 such as ``<img src=x onerror=...>`` is shown as text or dropped, never made
 into an element. A name with ``<b>`` or ``<br>`` does change how the name is
-drawn in a figure; that is cosmetic.
+drawn in a figure; that is cosmetic. With Playwright and Chromium present, the
+hostile report is opened in the browser and checked for <img>, on* handlers,
+javascript: links and alert dialogs (skips without them, fails in CI).
 
 Streamlit pages: ``st.markdown`` renders Markdown, and raw HTML in it is
 shown as text unless ``unsafe_allow_html=True`` is passed, so
@@ -37,6 +39,7 @@ from __future__ import annotations
 import ast
 import csv
 import io
+import os
 import re
 import tomllib
 from html.parser import HTMLParser
@@ -51,11 +54,13 @@ from doe.design import safe_csv
 from doe.generators import generate
 from doe.runs import MAX_BYTES, MAX_ROWS, read_results
 from doe.study import Factor, Response, Study
+from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
+LINK = '<a href="javascript:alert(1)">click</a>'
 
 
 # -- spreadsheets -------------------------------------------------------------------------------
@@ -152,7 +157,7 @@ def _hostile_study() -> Study:
         f"{SCRIPT} study {IMG}",
         [Factor(f"Temp {SCRIPT}", low=30, high=40, units=IMG, description=SCRIPT),
          Factor(f"pH {IMG}", low=6, high=8, units=SCRIPT),
-         Factor(f"Medium {SCRIPT}", "categorical", levels=[SCRIPT, IMG, "=1+1"], description=IMG)],
+         Factor(f"Medium {SCRIPT}", "categorical", levels=[SCRIPT, IMG, "=1+1", LINK], description=IMG)],
         [Response(f"Yield {SCRIPT}", units=IMG, goal="maximize", lower=40, description=IMG),
          Response(f"Purity {IMG}", units=SCRIPT, goal="maximize", lower=80)],
         description=SCRIPT + IMG,
@@ -220,6 +225,44 @@ def test_report_html_escapes_user_text(hostile_report_html):
         if "alert(1)" in body:
             assert "Plotly.newPlot" in body
             assert re.search(r"\\u003cscript\\u003ealert\(1\)", body)
+
+
+def test_report_figures_draw_user_text_as_text_in_a_browser(hostile_report_html, tmp_path):
+    """plotly.js's pseudo-HTML makes no <img>, no on* handler and no javascript: link from user text."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("the playwright package is not installed (pip install playwright)")
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        skip_or_fail(f"no Chromium at {chromium} (apt-get install chromium, or set CHROMIUM)")
+    path = tmp_path / "hostile.html"
+    path.write_text(hostile_report_html, encoding="utf-8")
+    dialogs: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:", "blob:"))
+                       else r.abort())
+            page.goto(path.as_uri())
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length > 0",
+                                   timeout=60_000)
+            page.wait_for_timeout(500)
+            found = page.evaluate("""() => ({
+                img: document.querySelectorAll('img').length,
+                handlers: [...document.querySelectorAll('*')].filter(e => [...e.attributes].some(
+                    a => a.name.startsWith('on'))).length,
+                js: [...document.querySelectorAll('a')].filter(a => (a.getAttribute('href') || a.getAttribute(
+                    'xlink:href') || '').trim().toLowerCase().startsWith('javascript')).length,
+                shown: document.body.innerText.includes('alert(1)') ||
+                       [...document.querySelectorAll('svg text')].some(t => t.textContent.includes('alert(1)')),
+            })""")
+        finally:
+            browser.close()
+    assert dialogs == []
+    assert found == {"img": 0, "handlers": 0, "js": 0, "shown": True}
 
 
 # -- Streamlit pages ------------------------------------------------------------------------------
