@@ -286,6 +286,9 @@ def _decode(data: bytes, name: str) -> tuple[str, list[Problem]]:
         text = data.decode(encoding)
         problems = []
     except UnicodeDecodeError:
+        if encoding in ("utf-16-le", "utf-16-be"):  # guessed from NUL bytes: binary, not text
+            raise _Fatal(f"'{name}' does not look like a CSV or XLSX file: upload the run sheet as "
+                         "CSV or Excel (.xlsx).") from None
         if encoding != "utf-8":
             raise _Fatal(f"'{name}' looks like {encoding.upper()} text but cannot be decoded: "
                          "save it as UTF-8 CSV.") from None
@@ -330,7 +333,20 @@ def _split_csv(text: str, delimiter: str) -> tuple[list[Any], list[list[Any]]]:
         rows.pop(0)
     if len(rows) > MAX_ROWS + 1:
         raise _Fatal(_too_many(len(rows) - 1))
+    if len(rows) > 1 and text.count('"') % 2 and _unclosed_quote(text, delimiter):
+        raise _Fatal(f"Row {len(rows) - 1} opens a quote (\") that is never closed, so the rest of the "
+                     "file was read into one cell: close the quote or remove it.")
     return (rows[0] if rows else []), rows[1:]
+
+
+def _unclosed_quote(text: str, delimiter: str) -> bool:
+    """True when the file ends inside a quoted field (the lenient reader swallows the rest)."""
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _too_many(n: int) -> str:
@@ -374,6 +390,11 @@ def _merged_problems(ws: Any, header: list[Any], top: int) -> list[Problem]:
                            f"Row {row}, column '{col}': cells {rng.coord} are merged, so only the "
                            f"first holds the value ({first!r}). Unmerge them and enter the value "
                            "in each row."))
+        for below in range(row + 1, row + rng.max_row - rng.min_row + 1):  # these cells read as empty
+            out.append(Problem("error", below, col,
+                               f"Row {below}, column '{col}': the cell is hidden under the merged "
+                               f"cells {rng.coord}, so it reads as empty. Unmerge them and enter the "
+                               "value in each row."))
     return out
 
 
@@ -398,6 +419,13 @@ def _formula_problems(data: bytes, cells: list[list[Any]], header: list[Any], to
     return out
 
 
+def _one_unsplit_cell(row: list[Any]) -> bool:
+    """A row read into its first cell that holds delimiters (e.g. ',' rows under a ';' header)."""
+    filled = [v for v in row if not _blank(v)]
+    return (len(filled) == 1 and bool(row) and filled[0] is row[0] and isinstance(row[0], str)
+            and any(len(row[0].split(d)) >= 3 for d in _DELIMITERS))
+
+
 def _header_text(header: list[Any], j: int) -> str:
     v = header[j] if j < len(header) else None
     return f"Column {j + 1}" if _blank(v) else str(v).strip()
@@ -412,6 +440,11 @@ def _frame(header: list[Any], rows: list[list[Any]]) -> tuple[pd.DataFrame, list
             problems.append(Problem("error", i, None,
                                     f"Row {i} has {len(r)} values but the header has {width} "
                                     "columns: check the delimiter and the quotes."))
+        elif width > 2 and _one_unsplit_cell(r):
+            problems.append(Problem("error", i, None,
+                                    f"Row {i} was read as one value but the header has {width} "
+                                    "columns: the rows use another delimiter than the header. "
+                                    "Save the file again with one delimiter."))
     keep = []
     for j, h in enumerate(header):
         if not _blank(h):

@@ -298,6 +298,8 @@ class Study:
 
     @classmethod
     def from_dict(cls, data: Any) -> Study:
+        if data is None:
+            raise StudyError("The study file is empty: it needs 'name', 'factors' and 'responses'.")
         if not isinstance(data, dict):
             raise StudyError(
                 "A study file must be a YAML mapping with keys like 'name', 'factors' and "
