@@ -678,8 +678,14 @@ def _response_column(r: Response, col: pd.Series, decimal_comma: bool) -> tuple[
 
 
 def _level(f: Factor, value: Any) -> tuple[str | None, str]:
-    """The study's level for a cell, ignoring case and spacing; or an error message."""
+    """The study's level for a cell, ignoring case and spacing; or an error message.
+
+    A leading apostrophe before = + - @ is the mark our downloads put on text that a
+    spreadsheet would run as a formula: it is dropped, so a downloaded sheet reads back.
+    """
     text = _text(value)
+    if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@"):
+        text = text[1:]
     for norm in (_norm, lambda s: re.sub(r"\s+", "", str(s)).lower()):
         match = [lv for lv in f.levels if norm(lv) == norm(text)]
         if len(match) == 1:

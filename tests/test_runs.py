@@ -548,3 +548,19 @@ def test_example_results_recover_true_coefficients(example):
         covered.append((lo <= beta) & (beta <= hi))
     rate = np.concatenate(covered).mean()
     assert 0.85 <= rate <= 1.0, f"coverage {rate:.3f}"
+
+
+def test_downloaded_sheet_with_formula_like_level_reads_back():
+    """A level such as '-80 C' is written as "'-80 C" (formula neutralised) and read back as the level."""
+    from doe.design import safe_csv
+    from doe.study import Study
+
+    study = Study.from_dict({"name": "cold", "factors": [
+        {"name": "Storage", "kind": "categorical", "levels": ["-80 C", "+4 C"]},
+        {"name": "Time", "low": 1, "high": 10}], "responses": [{"name": "Y"}]})
+    sheet = pd.DataFrame({"Run": [1, 2], "Storage": ["-80 C", "+4 C"], "Time": [1.0, 10.0], "Y": [3.0, 4.0]})
+    text = safe_csv(sheet)
+    assert "'-80 C" in text and "'+4 C" in text
+    upload = read_results(study, text.encode("utf-8"), "sheet.csv")
+    assert upload.ok, upload.summary()
+    assert upload.table["Storage"].tolist() == ["-80 C", "+4 C"]
