@@ -618,14 +618,9 @@ class PlanFile:
 
     @classmethod
     def load(cls, path: str | Path) -> PlanFile:
-        path = Path(path)
-        if not path.is_file():
-            raise ScaleError(f"Plan file '{path}' does not exist.")
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise ScaleError(f"Plan file '{path}' is not UTF-8 text: save it as UTF-8 YAML.") from None
-        return cls.from_yaml(text)
+        from doe.study import read_yaml_file
+
+        return cls.from_yaml(read_yaml_file(path, "Plan file", ScaleError))
 
     @classmethod
     def from_yaml(cls, text: str) -> PlanFile:

@@ -335,14 +335,7 @@ class Study:
 
     @classmethod
     def load(cls, path: str | Path) -> Study:
-        path = Path(path)
-        if not path.is_file():
-            raise StudyError(f"Study file '{path}' does not exist.")
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise StudyError(f"Study file '{path}' is not UTF-8 text: save it as UTF-8 YAML.") from None
-        return cls.from_yaml(text)
+        return cls.from_yaml(read_yaml_file(path, "Study file", StudyError))
 
 
 # -- YAML ---------------------------------------------------------------------
@@ -357,6 +350,17 @@ class _NoAliasLoader(yaml.SafeLoader):
                 f"(line {event.start_mark.line + 1}): write the values out."
             )
         return super().compose_node(parent, index)
+
+
+def read_yaml_file(path: str | Path, what: str, error: type[Exception] = StudyError) -> str:
+    """The text of a UTF-8 (optionally BOM-marked) YAML file; a missing or non-UTF-8 file raises ``error``."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} '{path}' does not exist.")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise error(f"{what} '{path}' is not UTF-8 text: save it as UTF-8 YAML.") from None
 
 
 def safe_yaml_load(text: str) -> Any:
