@@ -10,6 +10,10 @@ from ``artifacts/e2e/timings.json`` as a table against the targets: cold start t
 under 5 s; every interaction under 1 s; the design-space slider under 0.5 s. Steps that
 compute a whole analysis (the report, saving or re-running an analysis) have no interactive
 target and are listed for information. Exits 1 when a target is missed.
+
+To see where the server spends a step, set ``DOE_PROFILE_DIR=/some/empty/folder``: app.py
+then writes one cProfile file per script run, named by page and duration (read them with
+``python -m pstats``).
 """
 
 from __future__ import annotations

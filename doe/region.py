@@ -8,6 +8,8 @@ points that satisfy the study's constraints. Used by the optimal-design engine
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from doe.errors import DesignError
@@ -46,12 +48,26 @@ def moment_matrix(study: Study, mm: ModelMatrix, n_mc: int = 20000, seed: int = 
     """
     if method not in ("auto", "exact", "mc"):
         raise DesignError(f"Moment-matrix method must be auto, exact or mc; got '{method}'.")
-    if method == "exact" or (method == "auto" and not study.constraints):
-        return _exact_moments(study, mm)
-    U, blocks, _ = sample_region(study, mm.n_blocks, seed, int(n_mc))
-    X = mm.build(U, blocks)
-    M = X.T @ X / len(X)
-    return (M + M.T) / 2.0
+    key = (study.to_yaml(), tuple(mm.columns), mm.n_blocks, int(n_mc), int(seed), method)
+    with _LOCK:
+        M = _RECENT.get(key)
+    if M is None:
+        if method == "exact" or (method == "auto" and not study.constraints):
+            M = _exact_moments(study, mm)
+        else:
+            U, blocks, _ = sample_region(study, mm.n_blocks, seed, int(n_mc))
+            X = mm.build(U, blocks)
+            M = X.T @ X / len(X)
+            M = (M + M.T) / 2.0
+        with _LOCK:  # generating and evaluating a design need the same matrix: compute it once
+            _RECENT[key] = M
+            while len(_RECENT) > 16:
+                _RECENT.pop(next(iter(_RECENT)))
+    return M.copy()
+
+
+_RECENT: dict[tuple, np.ndarray] = {}
+_LOCK = threading.Lock()
 
 
 def sample_region(

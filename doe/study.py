@@ -20,8 +20,10 @@ levels) likewise over [min, max]; categorical factors use effect
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,7 +293,13 @@ class Study:
         return out
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+        data = self.to_dict()
+        key = repr(data)  # exact: types and order show in the repr
+        text = _YAML_TEXT.get(key)
+        if text is None:
+            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+            _remember(_YAML_TEXT, key, text)
+        return text
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_yaml(), encoding="utf-8")
@@ -331,7 +339,11 @@ class Study:
 
     @classmethod
     def from_yaml(cls, text: str) -> Study:
-        return cls.from_dict(safe_yaml_load(text))
+        study = _PARSED.get(text)
+        if study is None:
+            study = cls.from_dict(safe_yaml_load(text))
+            _remember(_PARSED, text, study)
+        return copy.deepcopy(study)  # the caller may edit its study; the remembered one stays as read
 
     @classmethod
     def load(cls, path: str | Path) -> Study:
@@ -339,6 +351,21 @@ class Study:
 
 
 # -- YAML ---------------------------------------------------------------------
+#: Recently written and read study texts: the pages turn the same study into YAML (cache keys,
+#: saved-state checks) and back many times per interaction, and YAML is slow in pure Python.
+_YAML_TEXT: dict[str, str] = {}
+_PARSED: dict[str, Study] = {}
+_REMEMBERED = 32
+_MEMO_LOCK = threading.Lock()  # the app serves sessions from several threads
+
+
+def _remember(memo: dict, key: str, value: Any) -> None:
+    with _MEMO_LOCK:
+        while len(memo) >= _REMEMBERED:
+            memo.pop(next(iter(memo)))
+        memo[key] = value
+
+
 class _NoAliasLoader(yaml.SafeLoader):
     """Safe loader that refuses anchors and aliases (no 'billion laughs')."""
 

@@ -30,6 +30,40 @@ def _run_through_app() -> None:
         st.rerun()
 
 
+#: What the pages import and build on first use, in the order a new user meets them.
+_WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.figures", "doe.analysis",
+            "doe.fit", "doe.model_figures", "doe.space", "doe.space_figures", "doe.versions",
+            "doe.space_compare", "doe.audit_view", "doe.scale", "doe.scale_figures")
+_warm = {"started": False}
+
+
+def warm_up_in_background() -> None:
+    """Once per server process, after the first page is shown: import the statistics and figure
+    modules in a background thread, so the first visit to Design, Models or Design space does not
+    wait for scipy, statsmodels and plotly to load (several seconds on a small machine)."""
+    import threading
+
+    from streamlit.runtime import Runtime
+
+    if _warm["started"] or type(Runtime._instance) is not Runtime:  # not under AppTest
+        return
+    _warm["started"] = True
+
+    def work() -> None:
+        import importlib
+
+        for name in _WARM_UP:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - a page reports its own import problem when opened
+                return
+        import plotly.graph_objects as go
+
+        go.Figure(layout={"template": "plotly"})  # loads plotly's template JSON once
+
+    threading.Thread(target=work, name="doe-warm-up", daemon=True).start()
+
+
 def current_study() -> Study | None:
     _run_through_app()
     open_example_on_first_visit()
@@ -68,9 +102,9 @@ def open_example_on_first_visit() -> None:
     if not st.session_state.get("_started"):
         st.session_state["_started"] = True
         if st.session_state.get("study") is None:
-            from pages._persist import store
+            from pages._persist import read
 
-            names = store().list_studies().sort_values("created_at")["name"].tolist()
+            names = read("list_studies").sort_values("created_at")["name"].tolist()
             wanted = st.query_params.get("study")
             if names:
                 open_stored(wanted if wanted in names else names[-1])
@@ -80,13 +114,13 @@ def open_example_on_first_visit() -> None:
 
 def open_stored(name: str, version: int | None = None) -> None:
     """Open a study from the database with its latest design and the model choices of its latest analysis."""
-    from pages._persist import latest, store
+    from pages._persist import latest, read
 
-    set_study(store().load_study(name, version))
+    set_study(read("load_study", name, version))
     st.session_state.pop("runs", None)
-    designs = store().designs(name)
+    designs = read("designs", name)
     if len(designs):
-        st.session_state["design"] = store().load_design(int(designs["id"].iloc[-1]))
+        st.session_state["design"] = read("load_design", int(designs["id"].iloc[-1]))
         st.session_state["design_id"] = int(designs["id"].iloc[-1])
     analysis = latest("analyses", name)
     st.session_state["model_choices"] = dict(analysis["choices"] or {}) if analysis is not None else {}
@@ -131,26 +165,39 @@ def set_runs(table) -> None:
 @st.cache_resource(max_entries=128, show_spinner=False)
 def fitted(study_yaml: str, runs_csv: str, response: str, choice_json: str):
     """One CQA's fit (doe.analysis.CQAFit), computed once per study, data and model choice."""
-    import io
     import json
-
-    import pandas as pd
 
     from doe.analysis import ModelChoice, fit_choice
 
-    study = Study.from_yaml(study_yaml)
-    runs = pd.read_csv(io.StringIO(runs_csv))
+    study, runs = _parsed(study_yaml, runs_csv)
     return fit_choice(study, runs, response, ModelChoice.from_dict(json.loads(choice_json)))
 
 
-def current_fit(study: Study, runs, cqa: str):
-    """The fit of ``cqa`` with the model choice saved on the Models page (default: reduced quadratic)."""
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _parsed(study_yaml: str, runs_csv: str):
+    """The study and results behind a cache key, parsed once for all CQAs (read only)."""
+    import io
+
+    import pandas as pd
+
+    return Study.from_yaml(study_yaml), pd.read_csv(io.StringIO(runs_csv))
+
+
+def current_fits(study: Study, runs, cqas) -> dict:
+    """The fit of each CQA with the model choice saved on the Models page (default: reduced quadratic)."""
     import json
 
     from doe.analysis import default_choice
 
-    choice = st.session_state.get("model_choices", {}).get(cqa, default_choice().to_dict())
-    return fitted(study.to_yaml(), runs.to_csv(index=False), cqa, json.dumps(choice))
+    study_yaml, runs_csv = study.to_yaml(), runs.to_csv(index=False)
+    choices = st.session_state.get("model_choices", {})
+    return {cqa: fitted(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
+            for cqa in cqas}
+
+
+def current_fit(study: Study, runs, cqa: str):
+    """The fit of one CQA (see current_fits)."""
+    return current_fits(study, runs, [cqa])[cqa]
 
 
 def show_table(frame, **kwargs) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
@@ -26,6 +28,22 @@ def store() -> Store:
     except DoeError as exc:
         st.error(f"**The database cannot be used.** {exc}")
         st.stop()
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _read_at(url: str, mark: int, method: str, args: tuple) -> Any:
+    return getattr(_open(url), method)(*args)
+
+
+def read(method: str, *args: Any) -> Any:
+    """``store().<method>(*args)`` for a read, kept while nothing new is saved (see Store.change_mark).
+
+    Streamlit reruns the page on every widget change; the saved state is read again only when
+    someone (this session or another) saved something since. Each caller gets its own copy.
+    """
+    s = store()
+    out = _read_at(s.url, s.change_mark(), method, tuple(args))
+    return out.copy() if isinstance(out, (pd.DataFrame, pd.Series)) else copy.deepcopy(out)
 
 
 def _secret(key: str) -> Any:
@@ -86,7 +104,7 @@ def stored_version(study: Study | None) -> int | None:
     if study is None:
         return None
     try:
-        versions = store().study_versions(study.name)
+        versions = read("study_versions", study.name)
     except DoeError:
         return None
     last = versions.iloc[-1]
@@ -107,7 +125,7 @@ def stored_runs(study: Study):
     if stored_version(study) is None and not _known(study.name):
         return None
     try:
-        runs = store().runs(study.name)
+        runs = read("runs", study.name)
     except DoeError:
         return None
     return runs if len(runs) else None
@@ -120,15 +138,15 @@ def stored_data_version(study: Study) -> int:
 
 
 def _known(name: str) -> bool:
-    return name in set(store().list_studies()["name"])
+    return name in set(read("list_studies")["name"])
 
 
 def latest(frame_name: str, study_name: str):
     """The last row of a store listing (``analyses``, ``decisions``, ``data_versions``) or None."""
     try:
         if frame_name == "analyses":  # summaries are large: read only the newest
-            return store().latest_analysis(study_name)
-        frame = getattr(store(), frame_name)(study_name)
+            return read("latest_analysis", study_name)
+        frame = read(frame_name, study_name)
     except DoeError:
         return None
     return frame.iloc[-1] if len(frame) else None

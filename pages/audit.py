@@ -4,14 +4,14 @@ import pandas as pd
 import streamlit as st
 
 from doe.audit_view import audit_frame
-from pages._persist import store
+from pages._persist import read
 
 st.title("Audit trail")
 st.caption("Append-only record of every change (21 CFR 11.10(e), ALCOA+): who, when (UTC), what, the old and "
            "new value and the reason. Each record carries a SHA-256 hash chained to the record before it, so "
            "a row altered, inserted or deleted outside the app breaks the chain from that row on.")
 
-check = store().verify_audit()
+check = read("verify_audit")
 if check.ok:
     st.success(str(check))
 else:
@@ -19,7 +19,7 @@ else:
              "from a backup and report the incident to QA.")
 
 study = st.session_state.get("study")
-trail = store().audit_trail()
+trail = read("audit_trail")
 if not len(trail):
     st.info("No changes recorded yet.")
     st.stop()

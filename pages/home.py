@@ -7,7 +7,7 @@ from doe.store import export_bundle, import_bundle, shown
 from doe.study import Study
 from doe.tables import blank_study
 from pages._common import current_study, load_example, open_stored, set_study, show_table
-from pages._persist import current_access, editor, store
+from pages._persist import current_access, editor, read, store
 
 st.title("QbD design-of-experiments workbench")
 st.markdown(
@@ -43,7 +43,7 @@ with c3:
             st.error(f"Could not open the study: {exc}")
 
 st.subheader("Studies in the database")
-stored = store().list_studies()
+stored = read("list_studies")
 if len(stored):
     show_table(stored.rename(columns={"name": "Study", "latest_version": "Latest version",
                                       "created_at": "Created (UTC)", "created_by": "Created by"}))

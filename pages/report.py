@@ -4,7 +4,7 @@ import streamlit as st
 
 from doe.errors import DoeError
 from pages._common import current_runs, require_study
-from pages._persist import store
+from pages._persist import read, store
 
 study = require_study()
 st.title("Report")
@@ -15,7 +15,7 @@ st.caption("The report for regulatory review: purpose and summary, study definit
            "JavaScript) is for submission; the HTML companion is interactive and opens offline.")
 
 try:
-    analyses = store().analyses(study.name)
+    analyses = read("analyses", study.name)
 except DoeError:
     analyses = None
 versions = [] if analyses is None else [int(v) for v in analyses["version"]]

@@ -21,7 +21,7 @@ from doe.scale import (
     supply_from_models,
 )
 from doe.scale_figures import plan_figure
-from pages._common import current_fit, current_runs, require_study, show_table
+from pages._common import current_fits, current_runs, require_study, show_table
 from pages._persist import latest
 
 
@@ -93,7 +93,7 @@ if source == options[0] and has_models:
                                           key=f"sc_sp_{f.name}")
     conservative = st.toggle("Conservative: lower 95 % prediction bound (off: predicted mean)", True,
                              key="sc_conservative")
-    fits = {n: current_fit(study, runs, n) for n in responses_with_results(study, runs)}
+    fits = current_fits(study, runs, responses_with_results(study, runs))
     try:
         models = supply_from_models(study, fits, sp, conservative=conservative)
     except DoeError as exc:

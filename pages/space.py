@@ -16,7 +16,7 @@ from doe.space import (
     set_point_report,
     space_grid,
 )
-from pages._common import current_fit, current_runs, require_study, show_table
+from pages._common import current_fits, current_runs, require_study, show_table
 from pages._persist import decision_panel
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
@@ -47,7 +47,7 @@ st.title("Design space")
 if runs is None or not responses_with_results(study, runs):
     st.info("No fitted models yet: enter results on the Runs page and check the models first.")
     st.stop()
-fits = {n: current_fit(study, runs, n) for n in responses_with_results(study, runs)}
+fits = current_fits(study, runs, responses_with_results(study, runs))
 failed = {n: f.error for n, f in fits.items() if f.error}
 for n, err in failed.items():
     st.warning(f"{n} is left out: its model cannot be fitted ({err}).")

@@ -5,7 +5,7 @@ import streamlit as st
 from doe.errors import DoeError
 from doe.versions import compare_analyses, comparison_frame, significance_frame, stats_frame
 from pages._common import require_study, show_table
-from pages._persist import current_access, editor, store
+from pages._persist import current_access, editor, read, store
 
 
 @st.cache_resource(max_entries=16, show_spinner="Rebuilding both design spaces from their stored data...")
@@ -23,8 +23,8 @@ st.caption("Each batch of new or edited runs is a **data version** (with a conte
            "is an **analysis version**: the model choices, the data version and the fitted results. "
            "Re-running the analysis refits every CQA with the saved choices on the newest data.")
 try:
-    data_versions = store().data_versions(study.name)
-    analyses = store().analyses(study.name)
+    data_versions = read("data_versions", study.name)
+    analyses = read("analyses", study.name)
 except DoeError:
     st.info(f"'{study.name}' is not in the database yet: save it (enter your name in the sidebar and "
             "apply changes on the Study page, or enter results on the Runs page).")
@@ -53,7 +53,7 @@ if newest is not None and st.button("Re-run the analysis on the newest data", ty
         try:
             with st.spinner("Refitting every CQA with the saved model choices..."):
                 out = rerun_analysis(store(), study.name, user)
-            st.session_state["model_choices"] = dict(store().analyses(study.name)["choices"].iloc[-1])
+            st.session_state["model_choices"] = dict(read("analyses", study.name)["choices"].iloc[-1])
             st.session_state["_compare"] = (out["analysis_version"] - 1, out["analysis_version"])
             st.rerun()
         except DoeError as exc:

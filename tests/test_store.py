@@ -463,3 +463,42 @@ def test_latest_analysis_is_the_last_row_of_analyses(stocked):
     last, every = stocked.latest_analysis(name), stocked.analyses(name).iloc[-1]
     assert last["version"] == 2 and last["choices"] == every["choices"] == {"Viability": {"model": "quadratic"}}
     assert last.to_dict() == every.to_dict()
+
+
+# -- the change mark the app's read cache relies on --------------------------------------
+def test_every_saved_change_moves_the_change_mark_and_nothing_else_does(stocked, tmp_path):
+    from doe.generators import generate
+    from doe.store import export_bundle, import_bundle
+
+    s, seen = stocked, []
+
+    def moved(action) -> None:
+        before = s.change_mark()
+        action()
+        seen.append(s.change_mark())
+        assert seen[-1] > before, action
+
+    study = small_study()
+    runs = s.runs("MSC expansion")
+    moved(lambda: s.save_study(small_study(high=100), ALICE))
+    moved(lambda: s.save_design("MSC expansion", generate(study, "full", seed=1), ALICE))
+    moved(lambda: s.append_runs("MSC expansion", batch(5, 2), ALICE))
+    moved(lambda: s.update_result(int(runs["run_id"][0]), "Viability", 99.0, int(runs["row_version"][0]),
+                                  ALICE, reason="typo"))
+    moved(lambda: s.delete_run(int(runs["run_id"][1]), int(runs["row_version"][1]), ALICE, reason="bad run"))
+    moved(lambda: s.save_analysis("MSC expansion", {"Viability": {"model": "linear"}}, {"fits": {}}, ALICE))
+    moved(lambda: s.save_decision("MSC expansion", 0.9, {"Agitation": 60.0, "Medium": "FBS 10%"}, {}, ALICE))
+    bundle = export_bundle(s, "MSC expansion", user=ALICE)
+    other = Store.open(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    try:
+        before = other.change_mark()
+        import_bundle(other, bundle, ALICE)
+        assert other.change_mark() > before
+    finally:
+        other.close()
+    # reads and writes that change nothing leave it where it is
+    mark = s.change_mark()
+    s.runs("MSC expansion"), s.analyses("MSC expansion"), s.audit_trail(), s.verify_audit()
+    s.save_study(small_study(high=100), ALICE)  # the same text: no new version
+    s.append_runs("MSC expansion", s.runs("MSC expansion"), ALICE)  # the same values: no new data version
+    assert s.change_mark() == mark

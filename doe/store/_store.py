@@ -27,6 +27,7 @@ from doe.store._audit import AuditCheck, AuditWriter, User, as_user, verify_chai
 from doe.store._engine import WRITE_OPTION, default_url, make_engine, shown, upgrade
 from doe.store._models import (
     AnalysisRow,
+    AuditHeadRow,
     AuditRow,
     DataVersionRow,
     DecisionRow,
@@ -91,6 +92,15 @@ class Store:
                 yield session
         except DBAPIError as exc:
             raise DoeError(f"Could not read the database '{shown(self.url)}' ({_first_line(exc)}).") from None
+
+    def change_mark(self) -> int:
+        """A number that moves on with every saved change (the last audit record's sequence number).
+
+        Every write that changes anything appends to the audit trail, so reads made at the same
+        mark are still current: the app keeps them instead of querying again on every rerun.
+        """
+        with self._session() as s:
+            return int(s.execute(select(AuditHeadRow.last_seq)).scalar() or 0)
 
     # -- studies -----------------------------------------------------------------
     def save_study(self, study: Study, user: User | str) -> int:
