@@ -200,6 +200,21 @@ def current_fit(study: Study, runs, cqa: str):
     return current_fits(study, runs, [cqa])[cqa]
 
 
+def lazy_tabs(labels: list[str], key: str) -> list:
+    """Tabs whose content is run only while shown (test each with :func:`shown`).
+
+    Opening a tab reruns the page (cached results make that quick), so the figures and tables
+    of the hidden tabs are neither computed nor sent to the browser. Select one from code or a
+    test with ``st.session_state[key] = label``.
+    """
+    return st.tabs(labels, key=key, on_change="rerun")
+
+
+def shown(tab) -> bool:
+    """Whether a tab from :func:`lazy_tabs` is the one shown."""
+    return tab.open is not False
+
+
 def show_table(frame, **kwargs) -> None:
     """A statistics table: every row visible, numbers to 4 significant digits, blanks for n/a."""
     import pandas as pd

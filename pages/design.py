@@ -20,7 +20,7 @@ from doe.generators import (
 )
 from doe.model import parse_model
 from doe.study import Study
-from pages._common import require_study
+from pages._common import lazy_tabs, require_study, shown
 from pages._persist import current_access, save_study, store
 
 
@@ -38,12 +38,16 @@ def keep(new_design) -> None:
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def evaluation(study_yaml: str, design_csv: str, model: str):
-    """Evaluation and its figures, computed once per design and model."""
+    """Evaluation, computed once per design and model."""
     study = Study.from_yaml(study_yaml)
     design = read_design(study, design_csv.encode(), "design.csv")
-    ev = evaluate_design(study, design, parse_model(study, model))
-    return ev, {"corr": figures.correlation_map(ev), "fds": figures.fds_plot(ev),
-                "vif": figures.vif_chart(ev)}
+    return evaluate_design(study, design, parse_model(study, model))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def evaluation_figure(_ev, key: str, which: str):
+    """One figure of an evaluation (correlations, FDS or VIF), made when its tab is first shown."""
+    return {"corr": figures.correlation_map, "fds": figures.fds_plot, "vif": figures.vif_chart}[which](_ev)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -54,9 +58,9 @@ def power(_ev, key: str, snr: float):
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def run_sheet_files(_design, key: str):
-    """CSV and Excel bytes and the design plot, made once per design."""
-    return _design.to_csv(), _design.to_xlsx(), figures.design_matrix_plot(_design)
+def design_plot(_design, key: str):
+    """The design plot, made once per design."""
+    return figures.design_matrix_plot(_design)
 
 
 study = require_study()
@@ -141,11 +145,10 @@ for w in design.warnings:
     st.warning(w)
 
 eval_model = st.text_input("Evaluate for model", design.model or DEFAULT_MODEL.get(design.kind, "quadratic"))
-snr = st.slider("Signal-to-noise ratio for power (effect / sigma)", 0.25, 3.0, 1.0, 0.25)
 try:
     design_csv = design.to_csv(with_responses=False)
-    ev, figs = evaluation(study.to_yaml(), design_csv, eval_model)
-    power_table, power_fig = power(ev, f"{eval_model}|{design_csv}", snr)
+    ev = evaluation(study.to_yaml(), design_csv, eval_model)
+    ev_key = f"{eval_model}|{design_csv}"
 except DoeError as exc:
     st.error(f"Cannot evaluate: {exc}")
     st.stop()
@@ -160,46 +163,55 @@ m[4].metric("Avg prediction variance", "n/a" if ev.avg_prediction_variance is No
 for w in ev.warnings:
     st.warning(w)
 
-tabs = st.tabs(["Run sheet", "Design plot", "Correlations", "Prediction variance", "Power", "VIF",
-                "Aliases", "Design info"])
-csv_text, xlsx_bytes, design_fig = run_sheet_files(design, f"{design.kind}|{design.seed}|{design_csv}")
+tabs = lazy_tabs(["Run sheet", "Design plot", "Correlations", "Prediction variance", "Power", "VIF",
+                  "Aliases", "Design info"], key="design_tab")
 with tabs[0]:
-    st.dataframe(design.table, width="stretch", hide_index=True,
-                 column_config={f.name: st.column_config.Column(f.label()) for f in study.factors})
-    c1, c2 = st.columns(2)
-    c1.download_button("Download run sheet (CSV)", csv_text, file_name="run_sheet.csv",
-                       mime="text/csv", type="primary", width="stretch")
-    c2.download_button("Download run sheet (Excel)", xlsx_bytes, file_name="run_sheet.xlsx",
-                       width="stretch")
+    if shown(tabs[0]):
+        st.dataframe(design.table, width="stretch", hide_index=True,
+                     column_config={f.name: st.column_config.Column(f.label()) for f in study.factors})
+        c1, c2 = st.columns(2)
+        c1.download_button("Download run sheet (CSV)", design.to_csv(), file_name="run_sheet.csv",
+                           mime="text/csv", type="primary", width="stretch")
+        c2.download_button("Download run sheet (Excel)", design.to_xlsx, file_name="run_sheet.xlsx",
+                           width="stretch")  # the workbook is written when the button is pressed
 with tabs[1]:
-    st.plotly_chart(design_fig, width="stretch")
+    if shown(tabs[1]):
+        st.plotly_chart(design_plot(design, f"{design.kind}|{design.seed}|{design_csv}"), width="stretch")
 with tabs[2]:
-    st.plotly_chart(figs["corr"], width="stretch")
+    if shown(tabs[2]):
+        st.plotly_chart(evaluation_figure(ev, ev_key, "corr"), width="stretch")
 with tabs[3]:
-    st.plotly_chart(figs["fds"], width="stretch")
+    if shown(tabs[3]):
+        st.plotly_chart(evaluation_figure(ev, ev_key, "fds"), width="stretch")
 with tabs[4]:
-    st.plotly_chart(power_fig, width="stretch")
-    st.dataframe(power_table.drop(columns="noncentrality"), width="stretch", hide_index=True)
+    if shown(tabs[4]):
+        snr = st.slider("Signal-to-noise ratio for power (effect / sigma)", 0.25, 3.0, 1.0, 0.25)
+        power_table, power_fig = power(ev, ev_key, snr)
+        st.plotly_chart(power_fig, width="stretch")
+        st.dataframe(power_table.drop(columns="noncentrality"), width="stretch", hide_index=True)
 with tabs[5]:
-    st.plotly_chart(figs["vif"], width="stretch")
+    if shown(tabs[5]):
+        st.plotly_chart(evaluation_figure(ev, ev_key, "vif"), width="stretch")
 with tabs[6]:
-    if design.info.get("alias structure"):
-        st.markdown(f"**Generators:** {design.info['generators']}  \n"
-                    f"**Defining relation:** {design.info['defining relation']}  \n"
-                    f"**Letters:** {design.info['letters']}")
-        st.dataframe(pd.DataFrame({"Alias chain": design.info["alias structure"].split("; ")}),
-                     hide_index=True)
-    rows = [{"Model term": a["term"], "Aliased with (omitted 2FI: coefficient)":
-             ", ".join(f"{k}: {v:+.3g}" for k, v in a["aliased_with"].items())}
-            for a in ev.aliases if a["aliased_with"]]
-    if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    else:
-        st.success("No model term is biased by an omitted two-factor interaction.")
-    if ev.inestimable:
-        st.dataframe(pd.DataFrame(ev.inestimable), hide_index=True, width="stretch")
+    if shown(tabs[6]):
+        if design.info.get("alias structure"):
+            st.markdown(f"**Generators:** {design.info['generators']}  \n"
+                        f"**Defining relation:** {design.info['defining relation']}  \n"
+                        f"**Letters:** {design.info['letters']}")
+            st.dataframe(pd.DataFrame({"Alias chain": design.info["alias structure"].split("; ")}),
+                         hide_index=True)
+        rows = [{"Model term": a["term"], "Aliased with (omitted 2FI: coefficient)":
+                 ", ".join(f"{k}: {v:+.3g}" for k, v in a["aliased_with"].items())}
+                for a in ev.aliases if a["aliased_with"]]
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        else:
+            st.success("No model term is biased by an omitted two-factor interaction.")
+        if ev.inestimable:
+            st.dataframe(pd.DataFrame(ev.inestimable), hide_index=True, width="stretch")
 with tabs[7]:
-    info = {"Design type": TYPE_LABELS.get(design.kind, design.kind), "Runs": design.n_runs,
-            "Model": design.model or "", "Seed": design.seed, **design.info}
-    st.dataframe(pd.DataFrame({"Item": list(info), "Value": [str(v) for v in info.values()]}),
-                 hide_index=True, width="stretch")
+    if shown(tabs[7]):
+        info = {"Design type": TYPE_LABELS.get(design.kind, design.kind), "Runs": design.n_runs,
+                "Model": design.model or "", "Seed": design.seed, **design.info}
+        st.dataframe(pd.DataFrame({"Item": list(info), "Value": [str(v) for v in info.values()]}),
+                     hide_index=True, width="stretch")

@@ -10,7 +10,7 @@ from doe.analysis import REDUCE_METHODS, ModelChoice, default_choice, responses_
 from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
-from pages._common import current_runs, fitted, require_study, show_table
+from pages._common import current_runs, fitted, lazy_tabs, require_study, show_table, shown
 from pages._persist import analysis_panel
 
 TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
@@ -116,56 +116,64 @@ with st.expander("Add or remove terms by hand"):
                                    anova_type=choice.anova_type, exclude=choice.exclude).to_dict()
         st.rerun()
 
-tabs = st.tabs(["ANOVA", "Coefficients", "Equation", "Fit summary", "Diagnostics", "Effects",
-                "Box-Cox", "Canonical analysis"])
+tabs = lazy_tabs(["ANOVA", "Coefficients", "Equation", "Fit summary", "Diagnostics", "Effects",
+                  "Box-Cox", "Canonical analysis"], key="model_tab")
 with tabs[0]:
-    show_table(fm.anova)
-    if res.steps:
-        st.caption("Backward reduction removed: " + ", ".join(
-            f"{s['removed']}" for s in res.steps if s.get("removed")))
+    if shown(tabs[0]):
+        show_table(fm.anova)
+        if res.steps:
+            st.caption("Backward reduction removed: " + ", ".join(
+                f"{s['removed']}" for s in res.steps if s.get("removed")))
 with tabs[1]:
-    show_table(fm.coefficients)
+    if shown(tabs[1]):
+        show_table(fm.coefficients)
 with tabs[2]:
-    st.markdown("**Coded units**")
-    st.code(fm.equation_coded, language=None)
-    st.markdown("**Actual units**")
-    st.code(fm.equation_actual, language=None)
+    if shown(tabs[2]):
+        st.markdown("**Coded units**")
+        st.code(fm.equation_coded, language=None)
+        st.markdown("**Actual units**")
+        st.code(fm.equation_actual, language=None)
 with tabs[3]:
-    show_table(summary_table(fm, f"{cqa}|{fm.transform}\x00{runs_csv}"))
-    st.caption("Each order is tested against the previous one; the suggested order has significant "
-               "added terms and, where it can be tested, no significant lack of fit.")
+    if shown(tabs[3]):
+        show_table(summary_table(fm, f"{cqa}|{fm.transform}\x00{runs_csv}"))
+        st.caption("Each order is tested against the previous one; the suggested order has significant "
+                   "added terms and, where it can be tested, no significant lack of fit.")
 with tabs[4]:
-    residual_fig, influence_fig = diagnostic_figures(fm, fit_key)
-    st.plotly_chart(residual_fig, width="stretch")
-    st.plotly_chart(influence_fig, width="stretch")
-    show_table(fm.diagnostics)
+    if shown(tabs[4]):
+        residual_fig, influence_fig = diagnostic_figures(fm, fit_key)
+        st.plotly_chart(residual_fig, width="stretch")
+        st.plotly_chart(influence_fig, width="stretch")
+        show_table(fm.diagnostics)
 with tabs[5]:
-    if fm.effects is None:
-        st.info("Effects, the half-normal plot and Lenth's method apply to two-level designs.")
-    else:
-        st.plotly_chart(mf.half_normal_plot(fm), width="stretch")
-        st.plotly_chart(mf.pareto_chart(fm), width="stretch")
-        st.json(fm.lenth)
+    if shown(tabs[5]):
+        if fm.effects is None:
+            st.info("Effects, the half-normal plot and Lenth's method apply to two-level designs.")
+        else:
+            st.plotly_chart(mf.half_normal_plot(fm), width="stretch")
+            st.plotly_chart(mf.pareto_chart(fm), width="stretch")
+            st.json(fm.lenth)
 with tabs[6]:
-    fig = box_cox_figure(fm, f"{cqa}|{fm.model_spec}|{fm.transform}\x00{runs_csv}")
-    if isinstance(fig, str):
-        st.info(f"No Box-Cox plot: {fig}")
-    else:
-        st.plotly_chart(fig, width="stretch")
+    if shown(tabs[6]):
+        fig = box_cox_figure(fm, f"{cqa}|{fm.model_spec}|{fm.transform}\x00{runs_csv}")
+        if isinstance(fig, str):
+            st.info(f"No Box-Cox plot: {fig}")
+        else:
+            st.plotly_chart(fig, width="stretch")
 with tabs[7]:
-    sp = fm.stationary_point
-    if sp:
-        st.markdown(f"Stationary point: **{sp['kind']}**, predicted {sp['predicted']:.4g}"
-                    + ("" if sp["inside_region"] else " (outside the study ranges: an extrapolation)"))
-        st.dataframe(pd.DataFrame({"coded": sp["coded"], "actual": sp["actual"]}), width="stretch")
-        st.dataframe(pd.DataFrame(sp["eigenvectors"], index=list(sp["coded"]),
-                                  columns=[f"λ = {v:.4g}" for v in sp["eigenvalues"]]), width="stretch")
-    elif all(t.degree == 1 and len(t.parts) == 1 for t in fm.model_terms):
-        try:
-            st.markdown("**Path of steepest ascent** (first-order model, from the design centre)")
-            st.dataframe(fm.steepest_ascent(), hide_index=True, width="stretch")
-        except DoeError as exc:
-            st.info(f"No steepest-ascent path: {exc}")
-    else:
-        st.info("Canonical analysis needs a second-order model in the continuous factors; "
-                "the path of steepest ascent needs a first-order model.")
+    if shown(tabs[7]):
+        sp = fm.stationary_point
+        if sp:
+            st.markdown(f"Stationary point: **{sp['kind']}**, predicted {sp['predicted']:.4g}"
+                        + ("" if sp["inside_region"] else " (outside the study ranges: an extrapolation)"))
+            st.dataframe(pd.DataFrame({"coded": sp["coded"], "actual": sp["actual"]}), width="stretch")
+            st.dataframe(pd.DataFrame(sp["eigenvectors"], index=list(sp["coded"]),
+                                      columns=[f"λ = {v:.4g}" for v in sp["eigenvalues"]]), width="stretch")
+        elif all(t.degree == 1 and len(t.parts) == 1 for t in fm.model_terms):
+            try:
+                st.markdown("**Path of steepest ascent** (first-order model, from the design centre)")
+                st.dataframe(fm.steepest_ascent(), hide_index=True, width="stretch")
+            except DoeError as exc:
+                st.info(f"No steepest-ascent path: {exc}")
+        else:
+            st.info("Canonical analysis needs a second-order model in the continuous factors; "
+                    "the path of steepest ascent needs a first-order model.")

@@ -16,7 +16,7 @@ from doe.space import (
     set_point_report,
     space_grid,
 )
-from pages._common import current_fits, current_runs, require_study, show_table
+from pages._common import current_fits, current_runs, lazy_tabs, require_study, show_table, shown
 from pages._persist import decision_panel
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
@@ -174,52 +174,59 @@ if nor_check is not None:
     (st.success if nor_check["inside"] else st.error)(nor_check["message"])
 decision_panel(study, threshold, set_point, par, nor, p)
 
-tabs = st.tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"])
+tabs = lazy_tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"],
+                 key="space_tab")
 with tabs[0]:
-    show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"],
-                              "95 % PI low": v["lower_95pi"], "95 % PI high": v["upper_95pi"],
-                              "P(in spec)": report["per_cqa"].get(k)} for k, v in report["predictions"].items()]))
+    if shown(tabs[0]):
+        show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"],
+                                  "95 % PI low": v["lower_95pi"], "95 % PI high": v["upper_95pi"],
+                                  "P(in spec)": report["per_cqa"].get(k)}
+                                 for k, v in report["predictions"].items()]))
 with tabs[1]:
-    rows = [{"factor": study.factor(f).label(), "PAR": ", ".join(v) if isinstance(v, list)
-             else f"{v[0]:.4g} to {v[1]:.4g}", "limited by": ", ".join(par.limited_by.get(f, []) or [])}
-            for f, v in par.items()]
-    show_table(pd.DataFrame(rows, columns=["factor", "PAR", "limited by"]))
-    st.caption("One factor at a time, the others at the set point (ICH Q8(R2)); a PAR never extends "
-               "beyond the tested range. The design space is not the box of the PARs.")
+    if shown(tabs[1]):
+        rows = [{"factor": study.factor(f).label(), "PAR": ", ".join(v) if isinstance(v, list)
+                 else f"{v[0]:.4g} to {v[1]:.4g}", "limited by": ", ".join(par.limited_by.get(f, []) or [])}
+                for f, v in par.items()]
+        show_table(pd.DataFrame(rows, columns=["factor", "PAR", "limited by"]))
+        st.caption("One factor at a time, the others at the set point (ICH Q8(R2)); a PAR never extends "
+                   "beyond the tested range. The design space is not the box of the PARs.")
 with tabs[2]:
-    best = st.session_state.get("robust_result")
-    if best:
-        st.markdown(f"**Robust set point** (maximum probability {best['probability']:.3f}): " +
-                    ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
-                              for k, v in best["settings"].items()))
-        show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
-                                  v["lower_95pi"], "95 % PI high": v["upper_95pi"]}
-                                 for k, v in best["predictions"].items()]))
-    if st.button("Find the desirability optimum (Derringer-Suich)", key="find_desirability"):
-        from doe.desirability import optimize_desirability
+    if shown(tabs[2]):
+        best = st.session_state.get("robust_result")
+        if best:
+            st.markdown(f"**Robust set point** (maximum probability {best['probability']:.3f}): " +
+                        ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                                  for k, v in best["settings"].items()))
+            show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
+                                      v["lower_95pi"], "95 % PI high": v["upper_95pi"]}
+                                     for k, v in best["predictions"].items()]))
+        if st.button("Find the desirability optimum (Derringer-Suich)", key="find_desirability"):
+            from doe.desirability import optimize_desirability
 
-        st.session_state["desirability_result"] = optimize_desirability(models, study)
-    opt = st.session_state.get("desirability_result")
-    if opt:
-        st.markdown(f"**Desirability optimum** D = {opt['desirability']:.3f}: " + ", ".join(
-            f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in opt["settings"].items()))
-        at_opt = set_point_report(pm, opt["settings"], threshold=threshold)
-        st.caption(f"P(all CQAs in spec) at the desirability optimum: {at_opt['probability']:.3f}")
-        show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
-                                  v["lower_95pi"], "95 % PI high": v["upper_95pi"],
-                                  "d": opt["individual"].get(k)} for k, v in at_opt["predictions"].items()]))
-        if st.button("Use it as the set point", key="use_desirability"):
-            st.session_state["_apply_set_point"] = opt["settings"]
-            st.rerun()
+            st.session_state["desirability_result"] = optimize_desirability(models, study)
+        opt = st.session_state.get("desirability_result")
+        if opt:
+            st.markdown(f"**Desirability optimum** D = {opt['desirability']:.3f}: " + ", ".join(
+                f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in opt["settings"].items()))
+            at_opt = set_point_report(pm, opt["settings"], threshold=threshold)
+            st.caption(f"P(all CQAs in spec) at the desirability optimum: {at_opt['probability']:.3f}")
+            show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
+                                      v["lower_95pi"], "95 % PI high": v["upper_95pi"],
+                                      "d": opt["individual"].get(k)} for k, v in at_opt["predictions"].items()]))
+            if st.button("Use it as the set point", key="use_desirability"):
+                st.session_state["_apply_set_point"] = opt["settings"]
+                st.rerun()
 with tabs[3]:
-    st.download_button("Figure as interactive HTML", sf.export_figure(fig, "html"), "design_space.html",
-                       mime="text/html", key="dl_html")
-    for fmt in ("png", "svg"):
-        if st.button(f"Prepare {fmt.upper()}", key=f"prep_{fmt}"):
-            try:
-                st.session_state[f"img_{fmt}"] = sf.export_figure(fig, fmt)
-            except sf.ExportError as exc:
-                st.error(str(exc))
-        if st.session_state.get(f"img_{fmt}"):
-            st.download_button(f"Download {fmt.upper()}", st.session_state[f"img_{fmt}"],
-                               f"design_space.{fmt}", key=f"dl_{fmt}")
+    if shown(tabs[3]):
+        st.download_button("Figure as interactive HTML", lambda: sf.export_figure(fig, "html"),
+                           "design_space.html", mime="text/html", key="dl_html")  # written when pressed
+        shown_now = json.dumps([view, x, y, set_point, threshold, sd, nor], default=str)
+        for fmt in ("png", "svg"):
+            if st.button(f"Prepare {fmt.upper()}", key=f"prep_{fmt}"):
+                try:
+                    st.session_state[f"img_{fmt}"] = (shown_now, sf.export_figure(fig, fmt))
+                except sf.ExportError as exc:
+                    st.error(str(exc))
+            made = st.session_state.get(f"img_{fmt}")
+            if made and made[0] == shown_now:  # an image of another view or set point is not offered
+                st.download_button(f"Download {fmt.upper()}", made[1], f"design_space.{fmt}", key=f"dl_{fmt}")

@@ -4,7 +4,7 @@ import streamlit as st
 
 from doe.errors import DoeError
 from doe.versions import compare_analyses, comparison_frame, significance_frame, stats_frame
-from pages._common import require_study, show_table
+from pages._common import lazy_tabs, require_study, show_table, shown
 from pages._persist import current_access, editor, read, store
 
 
@@ -75,25 +75,30 @@ comparison = compare_analyses(row[old]["summary"], row[new]["summary"])
 st.caption(f"Version {old}: data version {row[old]['data_version']} ({row[old]['summary'].get('n_runs')} runs); "
            f"version {new}: data version {row[new]['data_version']} ({row[new]['summary'].get('n_runs')} runs).")
 
-tabs = st.tabs(["Fit statistics", "Coefficients", "Significance changes", "Design space"])
+tabs = lazy_tabs(["Fit statistics", "Coefficients", "Significance changes", "Design space"],
+                 key="versions_tab")
 with tabs[0]:
-    show_table(stats_frame(comparison))
+    if shown(tabs[0]):
+        show_table(stats_frame(comparison))
 with tabs[1]:
-    show_table(comparison_frame(comparison))
-    st.caption("Coded-unit coefficients; change = after - before; CI = 95 % confidence interval.")
+    if shown(tabs[1]):
+        show_table(comparison_frame(comparison))
+        st.caption("Coded-unit coefficients; change = after - before; CI = 95 % confidence interval.")
 with tabs[2]:
-    changes = significance_frame(comparison)
-    if len(changes):
-        show_table(changes)
-    else:
-        st.success("No term became or stopped being significant (p < 0.05).")
+    if shown(tabs[2]):
+        changes = significance_frame(comparison)
+        if len(changes):
+            show_table(changes)
+        else:
+            st.success("No term became or stopped being significant (p < 0.05).")
 with tabs[3]:
-    try:
-        space, fig, fractions = space_comparison(store().url, study.name, old, new)
-    except DoeError as exc:
-        st.error(f"No design-space comparison: {exc}")
-    else:
-        st.plotly_chart(fig, width="stretch", key="space_compare_fig")
-        show_table(fractions)
-        for w in space.warnings:
-            st.caption(w)
+    if shown(tabs[3]):
+        try:
+            space, fig, fractions = space_comparison(store().url, study.name, old, new)
+        except DoeError as exc:
+            st.error(f"No design-space comparison: {exc}")
+        else:
+            st.plotly_chart(fig, width="stretch", key="space_compare_fig")
+            show_table(fractions)
+            for w in space.warnings:
+                st.caption(w)

@@ -106,6 +106,9 @@ def test_design_space_page_journey():
     assert not at.exception
     at.button(key="find_robust").click().run()
     assert {m.label: m.value for m in at.metric}["In the design space"] == "yes"
+    assert "find_desirability" not in [b.key for b in at.button]  # a hidden tab's content is not run
+    at.session_state["space_tab"] = "Robust set point and desirability"  # the tab's content runs when shown
+    at.run()
     at.button(key="find_desirability").click().run()
     at.button(key="use_desirability").click().run()
     assert not at.exception, at.exception
