@@ -7,6 +7,8 @@ so that "re-run analysis" refits the same choices on new data.
 
 from __future__ import annotations
 
+import json
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,11 +83,32 @@ def responses_with_results(study: Study, runs: pd.DataFrame) -> list[str]:
 
 def fit_all(study: Study, runs: pd.DataFrame, choices: dict[str, ModelChoice] | None = None,
             default: ModelChoice | None = None) -> dict[str, CQAFit]:
-    """Fit every CQA with results, each with its own choice (or ``default``)."""
+    """Fit every CQA with results, each with its own choice (or ``default``).
+
+    The fits of the last few (study, data, choices) are kept: saving an analysis, comparing it
+    with the one before and building the report refit the same data with the same choices.
+    The fits returned are shared and must not be changed.
+    """
     choices = choices or {}
     default = default or ModelChoice()
-    return {name: fit_choice(study, runs, name, choices.get(name, default))
-            for name in responses_with_results(study, runs)}
+    names = responses_with_results(study, runs)
+    wanted = {name: choices.get(name, default) for name in names}
+    key = (study.to_yaml(), runs.to_csv(index=False), json.dumps({n: c.to_dict() for n, c in wanted.items()},
+                                                                 sort_keys=True, default=str))
+    with _FITS_LOCK:
+        kept = _RECENT_FITS.get(key)
+    if kept is not None:
+        return dict(kept)
+    fits = {name: fit_choice(study, runs, name, choice) for name, choice in wanted.items()}
+    with _FITS_LOCK:
+        _RECENT_FITS[key] = fits
+        while len(_RECENT_FITS) > 8:
+            _RECENT_FITS.pop(next(iter(_RECENT_FITS)))
+    return dict(fits)
+
+
+_RECENT_FITS: dict[tuple[str, str, str], dict[str, CQAFit]] = {}
+_FITS_LOCK = threading.Lock()
 
 
 def data_version(runs: pd.DataFrame) -> str:
