@@ -502,3 +502,20 @@ def test_every_saved_change_moves_the_change_mark_and_nothing_else_does(stocked,
     s.save_study(small_study(high=100), ALICE)  # the same text: no new version
     s.append_runs("MSC expansion", s.runs("MSC expansion"), ALICE)  # the same values: no new data version
     assert s.change_mark() == mark
+
+
+def test_head_revision_constant_is_the_newest_migration(tmp_path):
+    """The fast open path compares the database with HEAD_REVISION; it must name the newest migration."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from doe.store import _engine
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_engine.MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == _engine.HEAD_REVISION
+    store = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    try:
+        assert _engine.at_head(store.engine)
+    finally:
+        store.close()

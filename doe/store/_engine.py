@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 from doe.errors import DoeError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: The newest schema revision (the last file in migrations/versions; a test keeps the two equal).
+#: A database already there opens without loading Alembic, which takes a while to import.
+HEAD_REVISION = "0003"
 DB_FILE = "doe.sqlite"
 #: Execution option that makes an SQLite transaction take the write lock at BEGIN.
 WRITE_OPTION = "doe_write"
@@ -92,14 +94,32 @@ def _sqlite_events(engine: Engine) -> None:
 
 def alembic_config(conn: Connection) -> Config:
     """An Alembic config pointing at doe/store/migrations and at the open connection."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
     return cfg
 
 
+def at_head(engine: Engine) -> bool:
+    """Whether the database already has the newest schema (read without Alembic)."""
+    try:
+        with engine.connect() as conn:
+            if "alembic_version" not in inspect(conn).get_table_names():
+                return False
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD_REVISION]
+    except DBAPIError:
+        return False  # the full check below says what is wrong
+
+
 def upgrade(engine: Engine, url: str) -> None:
     """Check the database is ours and not newer, then upgrade it to head in one transaction."""
+    if at_head(engine):
+        return
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     try:
         with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
             if conn.dialect.name == "postgresql":  # app replicas starting together migrate one at a time
@@ -113,6 +133,9 @@ def upgrade(engine: Engine, url: str) -> None:
 
 def _check_revision(conn: Connection, script: ScriptDirectory, url: str) -> None:
     """Refuse a foreign database and one written by a newer version of the software."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util.exc import CommandError
+
     current = MigrationContext.configure(conn).get_current_revision()
     if current is None:
         tables = set(inspect(conn).get_table_names()) - {"alembic_version"}
