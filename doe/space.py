@@ -88,6 +88,7 @@ import pandas as pd
 from scipy import special, stats
 
 from doe._json import json_ready
+from doe.constraints import feasible as _constraints_feasible
 from doe.errors import ModelError, did_you_mean, quoted_list
 from doe.fit import FittedModel, Transform
 from doe.model import effect_codes
@@ -161,6 +162,7 @@ class _CQAModel:
     basis: np.ndarray  # indices into the study's monomial basis (downward closed)
     col_pos: np.ndarray  # per model column: position in ``basis``, -1 for block columns
     col_cat: list[tuple[tuple[int, int], ...]]  # per model column: (categorical factor #, code column)
+    _maps: dict = field(default_factory=dict, repr=False)  # combo -> basis_map (small; one per combination)
 
     @property
     def has_spec(self) -> bool:
@@ -181,11 +183,21 @@ class _CQAModel:
         return out
 
     def basis_map(self, combo: tuple[int, ...], cat_sizes: list[int]) -> np.ndarray:
-        """A (p x K): model row x = A m(u), m the monomials of ``basis`` at coded numeric settings u."""
-        A = np.zeros((len(self.col_pos), len(self.basis)))
-        w = self.cat_weights(combo, cat_sizes)
-        ok = self.col_pos >= 0
-        A[np.flatnonzero(ok), self.col_pos[ok]] = w[ok]
+        """A (p x K): model row x = A m(u), m the monomials of ``basis`` at coded numeric settings u.
+
+        Cached per combination (read-only array: do not modify it).
+        """
+        key = (tuple(combo), tuple(cat_sizes))
+        A = self._maps.get(key)
+        if A is None:
+            A = np.zeros((len(self.col_pos), len(self.basis)))
+            w = self.cat_weights(combo, cat_sizes)
+            ok = self.col_pos >= 0
+            A[np.flatnonzero(ok), self.col_pos[ok]] = w[ok]
+            A.flags.writeable = False
+            if len(self._maps) >= 256:
+                self._maps.clear()
+            self._maps[key] = A
         return A
 
 
@@ -199,6 +211,10 @@ class _Draws:
     noise: np.ndarray  # (m x n) new-run errors on the fitted scale
     sigma: np.ndarray  # (m x n) residual SDs
     eta: np.ndarray | None = None  # (numeric factors x n) standard normals for set-point variation
+    margins: dict = field(default_factory=dict, repr=False)  # combo -> float32 margins (no set-point SD)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "margins": {}}  # a cache: not pickled
 
 
 @dataclass(eq=False)
@@ -535,9 +551,9 @@ def _level_index(f: Factor, value: Any) -> int:
                      f"Levels are {quoted_list(f.levels)}.")
 
 
-def _settings_arrays(pm: PredictiveModel, settings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def _settings_arrays(pm: PredictiveModel, settings: pd.DataFrame | _Points) -> tuple[np.ndarray, np.ndarray]:
     """Coded numeric settings (points x numeric) and level indices (points x categorical)."""
-    if not isinstance(settings, pd.DataFrame):
+    if not isinstance(settings, (pd.DataFrame, _Points)):
         raise ModelError("Settings must be a table (DataFrame) with one column per factor, actual units.")
     used = {f for c in pm.cqas for t in c.fm.model_terms for f in t.factors}
     missing = [f for f in pm.study.factor_names if f not in settings.columns and f in used]
@@ -548,7 +564,8 @@ def _settings_arrays(pm: PredictiveModel, settings: pd.DataFrame) -> tuple[np.nd
     for j, name in enumerate(pm.numeric):
         f = pm.study.factor(name)
         if name in settings.columns:
-            x = pd.to_numeric(settings[name], errors="coerce").to_numpy(dtype=float)
+            x = pd.to_numeric(settings[name], errors="coerce")
+            x = x.to_numpy(dtype=float) if isinstance(x, pd.Series) else np.asarray(x, dtype=float)
             if not np.all(np.isfinite(x)):
                 raise ModelError(f"{name}: every setting must be a number in {f.units or 'its units'}.")
             U[:, j] = (x - f.center) / f.half_range
@@ -556,8 +573,9 @@ def _settings_arrays(pm: PredictiveModel, settings: pd.DataFrame) -> tuple[np.nd
     for j, name in enumerate(pm.categorical):
         if name in settings.columns:
             f = pm.study.factor(name)
-            codes = {v: _level_index(f, v) for v in pd.unique(settings[name])}
-            L[:, j] = settings[name].map(codes).to_numpy(dtype=int)
+            inv, uniq = pd.factorize(settings[name], use_na_sentinel=False)
+            codes = np.array([_level_index(f, v) for v in uniq], dtype=int)
+            L[:, j] = codes[inv]
     return U, L
 
 
@@ -641,28 +659,64 @@ def probability(pm: PredictiveModel, settings: pd.DataFrame, *, draws: int | Non
     U, L = _settings_arrays(pm, settings)
     dr = pm.draws(draws, seed)
     shift = _shift_draws(pm, dr, setpoint_sd)
-    n = len(U)
-    joint = np.zeros(n)
-    per = {c.name: np.zeros(n) for c in pm.spec_cqas}
-    mean = {c.name: np.zeros(n) for c in pm.cqas}
-    for combo, rows in _groups(L):
-        j, p, mu = _evaluate_group(pm, dr, combo, U[rows], shift)
-        joint[rows] = j
-        for name in per:
-            per[name][rows] = p[name]
-        for name in mean:
-            mean[name][rows] = mu[name]
+    joint, per, mean = _evaluate(pm, dr, U, L, shift)
     se = float(np.sqrt(np.max(joint * (1 - joint), initial=0.0) / dr.n))
     sd = None if not setpoint_sd else dict(setpoint_sd)
     return ProbabilityResult(joint, per, mean, dr.n, se, int(seed), sd)
 
 
+def _joint_probability(pm: PredictiveModel, settings: pd.DataFrame, *, draws: int | None = None, seed: int = 0,
+                       setpoint_sd: dict[str, float] | None = None,
+                       rows: np.ndarray | None = None) -> np.ndarray:
+    """``probability(...).joint`` without the per-CQA shares and means (the same numbers, faster).
+
+    ``rows`` (boolean mask): evaluate only these rows; the others get 0.
+    """
+    U, L = _settings_arrays(pm, settings)
+    dr = pm.draws(draws, seed)
+    shift = _shift_draws(pm, dr, setpoint_sd)
+    if rows is None:
+        return _evaluate(pm, dr, U, L, shift, joint_only=True)[0]
+    out = np.zeros(len(U))
+    idx = np.flatnonzero(rows)
+    if len(idx):
+        out[idx] = _evaluate(pm, dr, U[idx], L[idx], shift, joint_only=True)[0]
+    return out
+
+
+def _evaluate(pm: PredictiveModel, dr: _Draws, U: np.ndarray, L: np.ndarray, shift: np.ndarray | None,
+              joint_only: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    n = len(U)
+    joint = np.zeros(n)
+    per = {} if joint_only else {c.name: np.zeros(n) for c in pm.spec_cqas}
+    mean = {} if joint_only else {c.name: np.zeros(n) for c in pm.cqas}
+    for combo, rows in _groups(L):
+        j, p, mu = _evaluate_group(pm, dr, combo, U[rows], shift, joint_only)
+        joint[rows] = j
+        for name in per:
+            per[name][rows] = p[name]
+        for name in mean:
+            mean[name][rows] = mu[name]
+    return joint, per, mean
+
+
 def _groups(L: np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray]]:
     if L.shape[1] == 0:
         return [((), np.arange(len(L)))]
-    combos, inverse = np.unique(L, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    return [(tuple(int(v) for v in c), np.flatnonzero(inverse == i)) for i, c in enumerate(combos)]
+    radix = L.max(axis=0, initial=0) + 1
+    if float(np.prod(radix.astype(float))) >= 2.0 ** 62:  # too many levels for one integer key
+        combos, inverse = np.unique(L, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        return [(tuple(int(v) for v in c), np.flatnonzero(inverse == i)) for i, c in enumerate(combos)]
+    weight = np.cumprod(np.r_[radix[1:], 1][::-1])[::-1]  # mixed radix, first column most significant
+    code = L.astype(np.int64) @ weight.astype(np.int64) if len(L) else np.zeros(0, dtype=np.int64)
+    if len(code) and np.all(code == code[0]):
+        return [(tuple(int(v) for v in L[0]), np.arange(len(L)))]
+    order = np.argsort(code, kind="stable")
+    keys, starts = np.unique(code[order], return_index=True)
+    bounds = np.r_[starts, len(order)]
+    return [(tuple(int(v) for v in L[order[bounds[i]]]), np.sort(order[bounds[i]:bounds[i + 1]]))
+            for i in range(len(keys))]
 
 
 def _shift_draws(pm: PredictiveModel, dr: _Draws, setpoint_sd: dict[str, float] | None
@@ -684,27 +738,53 @@ def _shift_draws(pm: PredictiveModel, dr: _Draws, setpoint_sd: dict[str, float] 
 
 
 def _evaluate_group(pm: PredictiveModel, dr: _Draws, combo: tuple[int, ...], U: np.ndarray,
-                    shift: np.ndarray | None) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Joint and per-CQA probabilities and means at points sharing one categorical combination."""
+                    shift: np.ndarray | None, joint_only: bool = False
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Joint and per-CQA probabilities and means at points sharing one categorical combination.
+
+    ``joint_only``: skip the per-CQA shares and the means (returned empty).
+    """
     sizes = [len(pm.study.factor(f).levels) for f in pm.categorical]
     M = _monomials(U, pm.exponents)
-    mean, sides, mats, names = {}, [], [], []
-    s = 0
+    mean, mats, names = {}, [], []
     for c in pm.cqas:
+        if joint_only and not c.has_spec:
+            continue
         A = c.basis_map(combo, sizes)
         Mi = M[:, c.basis]
-        mean[c.name] = c.fm._tf.inverse(Mi @ (A.T @ c.beta))
+        if not joint_only:
+            mean[c.name] = c.fm._tf.inverse(Mi @ (A.T @ c.beta))
         if not c.has_spec:
             continue
+        mats.append(np.ascontiguousarray(Mi, dtype=np.float32))
+        names.append(c.name)
+    sides = _group_margins(pm, dr, combo, sizes, shift)
+    joint, per = _count_in_spec(mats, sides, len(U), dr.n, joint_only)
+    return joint, ({} if joint_only else dict(zip(names, per))), mean
+
+
+#: Combinations whose margins are kept per draw set (about 0.6 MB each with 6 CQAs and 4000 draws).
+_MAX_MARGINS = 8
+
+
+def _group_margins(pm: PredictiveModel, dr: _Draws, combo: tuple[int, ...], sizes: list[int],
+                   shift: np.ndarray | None) -> list[list[np.ndarray] | None]:
+    """Per CQA with a spec: the float32 margins of :func:`_margins` at one combination (cached without shift)."""
+    key = (tuple(combo), tuple(sizes))
+    if shift is None and key in dr.margins:
+        return dr.margins[key]
+    sides = []
+    for s, c in enumerate(pm.spec_cqas):
+        A = c.basis_map(combo, sizes)
         G = np.einsum("pk,pn->kn", A, dr.coef[s], optimize=False)  # per-draw polynomial coefficients
         if shift is not None:
             G = np.einsum("kn,nkl->ln", G, _shift_matrix(pm.exponents[c.basis], shift), optimize=False)
         sides.append(_margins(c, G, dr.noise[s]))
-        mats.append(np.ascontiguousarray(Mi, dtype=np.float32))
-        names.append(c.name)
-        s += 1
-    joint, per = _count_in_spec(mats, sides, len(U), dr.n)
-    return joint, dict(zip(names, per)), mean
+    if shift is None:
+        if len(dr.margins) >= _MAX_MARGINS:
+            dr.margins.pop(next(iter(dr.margins)))
+        dr.margins[key] = sides
+    return sides
 
 
 def _margins(c: _CQAModel, G: np.ndarray, noise: np.ndarray) -> list[np.ndarray] | None:
@@ -728,35 +808,77 @@ def _margins(c: _CQAModel, G: np.ndarray, noise: np.ndarray) -> list[np.ndarray]
 
 
 def _count_in_spec(mats: list[np.ndarray], sides: list[list[np.ndarray] | None], n_points: int,
-                   n_draws: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Share of draws in spec: jointly, and per CQA (chunks of points; float32 margins)."""
+                   n_draws: int, joint_only: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Share of draws in spec: jointly, and per CQA (chunks of points; float32 margins).
+
+    ``joint_only``: the per-CQA shares are not counted (returned as zeros).
+    """
     joint = np.zeros(n_points)
     per = [np.ones(n_points) if s is None else np.zeros(n_points) for s in sides]
     if not mats:
         return np.ones(n_points), per
+    if any(cs is not None and not cs for cs in sides) and joint_only:
+        return joint, per  # a CQA that never meets its spec
     chunk = max(1, _CHUNK_ELEMENTS // n_draws)
+    width = _count_width(n_draws)  # boolean buffers padded (False) for the word-wise count
     for start in range(0, n_points, chunk):
         sl = slice(start, min(start + chunk, n_points))
         rows = sl.stop - sl.start
-        ok = np.ones((rows, n_draws), dtype=bool)
-        w = np.empty((rows, n_draws), dtype=np.float32)
-        this = np.empty((rows, n_draws), dtype=bool)
+        ok_buf = np.zeros((rows, width), dtype=bool)
+        this_buf = np.zeros((rows, width), dtype=bool)
+        ok, this = ok_buf[:, :n_draws], this_buf[:, :n_draws]
         side = np.empty((rows, n_draws), dtype=bool)
+        w = np.empty((rows, n_draws), dtype=np.float32)
+        first = True
         for i, (Mi, cs) in enumerate(zip(mats, sides)):
             if cs is None:
                 continue
             if not cs:
                 ok[:] = False
+                first = False
                 continue
             for k, coef in enumerate(cs):
                 np.einsum("pk,kn->pn", Mi[sl], coef, out=w, optimize=False)  # einsum: no BLAS threads
                 np.greater_equal(w, 0.0, out=this if k == 0 else side)
                 if k:
                     np.logical_and(this, side, out=this)
-            per[i][sl] = this.view(np.uint8).sum(axis=1, dtype=np.int64)
-            np.logical_and(ok, this, out=ok)
-        joint[sl] = ok.view(np.uint8).sum(axis=1, dtype=np.int64)
+            if not joint_only:
+                per[i][sl] = _row_counts(this_buf)
+            if first:
+                ok[:] = this
+                first = False
+            else:
+                np.logical_and(ok, this, out=ok)
+            if joint_only and not ok.any():
+                break  # no draw of this chunk meets every spec so far
+        if first:  # every CQA always in spec
+            ok[:] = True
+        joint[sl] = _row_counts(ok_buf)
     return joint / n_draws, [p if s is None else p / n_draws for p, s in zip(per, sides)]
+
+
+def _count_width(n: int) -> int:
+    """Columns of a boolean buffer for ``n`` draws: a multiple of 8 (whole 64-bit words)."""
+    return -(-n // 8) * 8
+
+
+def _row_counts(b: np.ndarray) -> np.ndarray:
+    """True values per row of a C-contiguous boolean array whose width is a multiple of 8.
+
+    Adds 64-bit words (8 booleans each) in blocks of at most 255 words, so no byte
+    overflows into the next, then adds the bytes: exact integer counts.
+    """
+    rows = b.shape[0]
+    words = b.view(np.uint64)
+    n_words = words.shape[1]
+    if n_words == 0:
+        return np.zeros(rows, dtype=np.int64)
+    blocks = -(-n_words // 255)
+    size = -(-n_words // blocks)
+    if blocks * size != n_words:
+        words = np.concatenate([words, np.zeros((rows, blocks * size - n_words), dtype=np.uint64)], axis=1)
+    sums = np.add.reduce(words.reshape(rows, blocks, size), axis=2)
+    return sums.view(np.uint8).reshape(rows, -1).sum(axis=1, dtype=np.int64)
 
 
 # -- closed form (one CQA) -------------------------------------------------------------------------
@@ -1062,11 +1184,62 @@ def _frame(pm: PredictiveModel, base: dict[str, Any], n: int = 1, **columns: Any
     return pd.DataFrame(data, columns=pm.study.factor_names)
 
 
-def _ok(pm: PredictiveModel, frame: pd.DataFrame, threshold: float, opts: dict[str, Any]
+class _Points:
+    """Settings as numpy columns, one per factor: what the evaluation and Study.feasible read of a DataFrame.
+
+    Internal (PARs, pattern search): building a small DataFrame per evaluation
+    costs more than the evaluation. Columns hold what ``DataFrame[c].to_numpy()``
+    would: numbers as numbers, level names as an object array.
+    """
+
+    def __init__(self, data: dict[str, np.ndarray], n: int):
+        self._data, self._n = data, n
+        self.columns = list(data)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._data[name]
+
+    def feasible(self, study: Study) -> np.ndarray:
+        """As :meth:`Study.feasible` on the same table."""
+        if not study.constraints or self._n == 0:
+            return np.ones(self._n, dtype=bool)
+        return _constraints_feasible(study.constraints, {f.name: self._data[f.name] for f in study.factors})
+
+
+def _points(pm: PredictiveModel, base: dict[str, Any], n: int = 1, **columns: Any) -> _Points | pd.DataFrame:
+    """:func:`_frame` as :class:`_Points` (a DataFrame when a column is not plainly numbers or level names)."""
+    values = {f: [v] * n for f, v in base.items()}
+    values.update(columns)
+    data = {}
+    for f in pm.study.factors:
+        if f.name not in values:
+            return _frame(pm, base, n, **columns)
+        v = values[f.name]
+        if f.is_categorical:
+            col = np.empty(n, dtype=object)
+            col[:] = list(v)
+            if not all(isinstance(x, str) for x in col):
+                return _frame(pm, base, n, **columns)
+        else:
+            col = np.asarray(v)
+            if col.dtype.kind not in "if" or col.shape != (n,):
+                return _frame(pm, base, n, **columns)
+        data[f.name] = col
+    return _Points(data, n)
+
+
+def _feasible(pm: PredictiveModel, settings: pd.DataFrame | _Points) -> np.ndarray:
+    return settings.feasible(pm.study) if isinstance(settings, _Points) else pm.study.feasible(settings)
+
+
+def _ok(pm: PredictiveModel, frame: pd.DataFrame | _Points, threshold: float, opts: dict[str, Any]
         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probability, feasible, ok) at the rows of ``frame``."""
-    p = probability(pm, frame, **opts).joint
-    feas = pm.study.feasible(frame)
+    p = _joint_probability(pm, frame, **opts)
+    feas = _feasible(pm, frame)
     return p, feas, (p >= threshold) & feas
 
 
@@ -1122,7 +1295,7 @@ def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], 
     """
     sp = _fixed_settings(pm, set_point, [], complete=True)
     opts = {"draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
-    p0, feas0, _ = _ok(pm, _frame(pm, sp), threshold, opts)
+    p0, feas0, _ = _ok(pm, _points(pm, sp), threshold, opts)
     dr = pm.draws(draws, seed)
     info = {"set_point": sp, "probability": float(p0[0]), "threshold": threshold, "draws": dr.n,
             "mc_se": float(math.sqrt(p0[0] * (1 - p0[0]) / dr.n))}
@@ -1134,7 +1307,7 @@ def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], 
     ranges, limited, ends = {}, {}, {}
     for f in pm.study.factors:
         if f.is_categorical or f.kind == "discrete":  # tested levels only: no values in between
-            frame = _frame(pm, sp, len(f.levels), **{f.name: list(f.levels)})
+            frame = _points(pm, sp, len(f.levels), **{f.name: list(f.levels)})
             _, _, ok = _ok(pm, frame, threshold, opts)
             ranges[f.name] = [lv for lv, good in zip(f.levels, ok) if good]
             continue
@@ -1145,7 +1318,7 @@ def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], 
 def _par_numeric(pm: PredictiveModel, sp: dict[str, Any], f: Factor, threshold: float,
                  opts: dict[str, Any], n: int) -> tuple[tuple[float, float], tuple[str, str], tuple[float, float]]:
     grid = np.union1d(np.linspace(f.low, f.high, max(n, 3)), [sp[f.name]])
-    p, feas, ok = _ok(pm, _frame(pm, sp, len(grid), **{f.name: grid}), threshold, opts)
+    p, feas, ok = _ok(pm, _points(pm, sp, len(grid), **{f.name: grid}), threshold, opts)
     i0 = int(np.searchsorted(grid, sp[f.name]))
     lo_i, hi_i = i0, i0
     while lo_i > 0 and ok[lo_i - 1]:
@@ -1174,7 +1347,7 @@ def _refine_end(pm: PredictiveModel, sp: dict[str, Any], f: Factor, good: float,
     bad_feasible = True
     for _ in range(rounds):
         xs = np.linspace(good, bad, 17)
-        p, feas, ok = _ok(pm, _frame(pm, sp, len(xs), **{f.name: xs}), threshold, opts)
+        p, feas, ok = _ok(pm, _points(pm, sp, len(xs), **{f.name: xs}), threshold, opts)
         k = max(int(np.argmin(ok)), 1) if not ok.all() else len(xs) - 1
         good, bad, p_good, bad_feasible = xs[k - 1], xs[k], float(p[k - 1]), bool(feas[k])
     return float(good), p_good, bad_feasible
@@ -1298,7 +1471,8 @@ def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = N
     free_cat = [f for f in pm.categorical if f not in held]
     opts = {"draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
     frame, coded = _search_grid(pm, held, free_num, free_cat, grid)
-    p, feas, _ = _ok(pm, frame, threshold, opts)
+    feas = pm.study.feasible(frame)
+    p = _search_probability(pm, frame, feas, threshold, opts)
     n = pm.draws(draws, seed).n
     score = np.where(feas, p, -1.0)
     best_p = float(score.max())
@@ -1309,13 +1483,116 @@ def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = N
             else np.zeros(len(frame), dtype=int))
     edge = ~((p >= threshold) & feas)
     cand = np.flatnonzero(score >= best_p - tol)
-    dist = np.array([_edge_distance(coded, edge, keys, i) for i in cand])
+    dist = _edge_distances(coded, edge, keys, cand)
     pick = int(cand[np.lexsort((-score[cand], -dist))[0]])
     point = {f: frame[f].iloc[pick] for f in pm.study.factor_names}
     continuous = [f for f in free_num if pm.study.factor(f).kind == "continuous"]  # discrete: levels only
     point, _ = _pattern_search(pm, point, continuous, float(p[pick]), tol, threshold, opts, grid)
     return _set_point_report(pm, point, float(dist[list(cand).index(pick)]), threshold, opts,
                              _combination_table(frame, free_cat, score))
+
+
+def _search_probability(pm: PredictiveModel, frame: pd.DataFrame, feas: np.ndarray, threshold: float,
+                        opts: dict[str, Any]) -> np.ndarray:
+    """Joint probabilities of the search grid, exact wherever :func:`robust_set_point` uses the value.
+
+    Every decision the search makes is the one exact probabilities give: the
+    best probability, the ties within ``tol`` of it, inside/outside the design
+    space (``p >= threshold``) and the best probability per level combination.
+    A point is exact unless, part-way through the CQAs, its running count of
+    draws in spec (an upper bound of the final count) already shows that it is
+    outside the design space, below the best probability known in its level
+    combination and more than the largest possible ``tol`` below the best
+    probability known overall: it then keeps that upper bound, which changes
+    none of those decisions. Infeasible points are not evaluated (0). The
+    known bests come from exact probe points (every ~16th point of each
+    combination) evaluated first; the CQAs are taken most restrictive first.
+    """
+    p = np.zeros(len(frame))
+    rows_all = np.flatnonzero(feas)
+    if not len(rows_all):
+        return p
+    U, L = _settings_arrays(pm, frame)
+    dr = pm.draws(opts.get("draws"), opts.get("seed", 0))
+    shift = _shift_draws(pm, dr, opts.get("setpoint_sd"))
+    n = dr.n
+    sizes = [len(pm.study.factor(f).levels) for f in pm.categorical]
+    spec = pm.spec_cqas
+    groups = []
+    for combo, local in _groups(L[rows_all]):
+        rows = rows_all[local]
+        sides = _group_margins(pm, dr, combo, sizes, shift)
+        if not spec or any(cs is not None and not cs for cs in sides):  # always 1 (no spec) or never 0
+            p[rows] = 1.0 if not spec else 0.0
+            continue
+        M = _monomials(U[rows], pm.exponents)
+        mats = [np.ascontiguousarray(M[:, c.basis], dtype=np.float32) for c in spec]
+        probe = np.zeros(len(rows), dtype=bool)
+        probe[::max(1, len(rows) // 16)] = True
+        groups.append((rows, sides, mats, probe))
+    if not groups:
+        return p
+    best_combo, orders = [], []
+    for rows, sides, mats, probe in groups:  # probes: exact, and per-CQA shares to order the CQAs
+        joint, per = _count_in_spec([m[probe] for m in mats], sides, int(probe.sum()), n)
+        p[rows[probe]] = joint
+        best_combo.append(float(np.max(joint)))
+        passed = [float(np.sum(v)) for v in per]
+        orders.append([int(i) for i in np.argsort(passed, kind="stable") if sides[i] is not None])
+    best_all = max(best_combo)
+    tol_max = 1.0 / math.sqrt(n) + 1.0 / n + 1e-9  # >= 2 sqrt(b (1 - b) / n) + 1 / n for every b
+    for (rows, sides, mats, probe), best, order in zip(groups, best_combo, orders):
+        rest = ~probe
+        if rest.any():
+            cut = min(threshold, best, best_all - tol_max)
+            p[rows[rest]] = _pruned_joint([m[rest] for m in mats], sides, order, n, cut)
+    return p
+
+
+def _pruned_joint(mats: list[np.ndarray], sides: list[list[np.ndarray] | None], order: list[int], n_draws: int,
+                  cut: float) -> np.ndarray:
+    """Joint shares in spec; a point whose running share falls below ``cut`` stops there (an upper bound < cut).
+
+    ``order``: the CQAs with margins (``sides[i]`` not None), in the order to
+    evaluate them. The surviving points' shares are exactly those of
+    :func:`_count_in_spec` (the same float32 margins and products).
+    """
+    n_points = len(mats[0])
+    out = np.zeros(n_points)
+    if not order:
+        return np.ones(n_points)
+    chunk = max(1, _CHUNK_ELEMENTS // n_draws)
+    width = _count_width(n_draws)
+    this_all = np.zeros((min(chunk, n_points), width), dtype=bool)  # padding columns stay False
+    side_all = np.empty((min(chunk, n_points), n_draws), dtype=bool)
+    w_all = np.empty((min(chunk, n_points), n_draws), dtype=np.float32)
+    for start in range(0, n_points, chunk):
+        idx = np.arange(start, min(start + chunk, n_points))
+        ok_buf = None
+        for step, i in enumerate(order):
+            rows = len(idx)
+            this_buf = this_all[:rows]
+            this, side, w = this_buf[:, :n_draws], side_all[:rows], w_all[:rows]
+            Mi = mats[i][idx]
+            for k, coef in enumerate(sides[i]):
+                np.einsum("pk,kn->pn", Mi, coef, out=w, optimize=False)  # as _count_in_spec
+                np.greater_equal(w, 0.0, out=this if k == 0 else side)
+                if k:
+                    np.logical_and(this, side, out=this)
+            if ok_buf is None:
+                ok_buf = this_buf.copy()
+            else:
+                np.logical_and(ok_buf, this_buf, out=ok_buf)
+            share = _row_counts(ok_buf) / n_draws
+            out[idx] = share
+            if step == len(order) - 1:
+                break
+            live = ~(share < cut)
+            if not live.all():
+                idx, ok_buf = idx[live], ok_buf[live]
+                if not len(idx):
+                    break
+    return out
 
 
 def _search_grid(pm: PredictiveModel, held: dict[str, Any], free_num: list[str], free_cat: list[str],
@@ -1352,6 +1629,27 @@ def _edge_distance(coded: np.ndarray, edge: np.ndarray, keys: np.ndarray, i: int
     return min(to_range, float(np.min(np.linalg.norm(coded[out] - coded[i], axis=1))))
 
 
+def _edge_distances(coded: np.ndarray, edge: np.ndarray, keys: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """:func:`_edge_distance` of every candidate in ``cand`` (the same numbers, computed per level combination)."""
+    dist = np.zeros(len(cand))
+    if coded.shape[1] == 0 or not len(cand):
+        return dist
+    to_range = np.min(1.0 - np.abs(coded[cand]), axis=1)
+    dist[:] = to_range
+    block = max(1, 2_000_000 // max(1, coded.shape[0] * coded.shape[1]))  # bounds the (c x e x d) differences
+    for key in np.unique(keys[cand]):
+        out = coded[edge & (keys == key)]
+        if not len(out):
+            continue
+        mine = np.flatnonzero(keys[cand] == key)
+        for start in range(0, len(mine), block):
+            sel = mine[start:start + block]
+            diff = out[None, :, :] - coded[cand[sel]][:, None, :]
+            near = np.min(np.linalg.norm(diff, axis=2), axis=1)
+            dist[sel] = np.minimum(to_range[sel], near)
+    return dist
+
+
 def _pattern_search(pm: PredictiveModel, point: dict[str, Any], free_num: list[str], p0: float, tol: float,
                     threshold: float, opts: dict[str, Any], grid: int) -> tuple[dict[str, Any], float]:
     """Compass search of the numeric factors on common random numbers (real improvements only)."""
@@ -1366,7 +1664,7 @@ def _pattern_search(pm: PredictiveModel, point: dict[str, Any], free_num: list[s
                 trials.append({**best, f: float(fac.to_actual(u))})
         if not trials:
             break
-        frame = pd.DataFrame(trials, columns=pm.study.factor_names)
+        frame = _points(pm, {}, len(trials), **{f: [t[f] for t in trials] for f in pm.study.factor_names})
         p, feas, _ = _ok(pm, frame, threshold, opts)
         p = np.where(feas, p, -1.0)
         k = int(np.argmax(p))

@@ -9,7 +9,9 @@ Chrome) or self-contained HTML.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import html
 import textwrap
 from typing import TYPE_CHECKING, Any
@@ -49,26 +51,46 @@ def _spec_words(study: Study, cqa: str) -> str:
     return f"{cqa} {r.spec_text()}"
 
 
-def _layout(fig: go.Figure, grid: SpaceGrid, study: Study, title: str, subtitle: str, note: str) -> go.Figure:
+def _layout_dict(grid: SpaceGrid, study: Study, title: str, subtitle: str, note: str) -> dict[str, Any]:
+    """The layout (title, axes, legend, margins, footnote annotation) as a plain dict."""
     fx, fy = study.factor(grid.x), study.factor(grid.y)
     fixed = ", ".join(f"{k} = {v}" for k, v in grid.fixed.items())
     sub = "<br>".join(html.escape(line) for line in textwrap.wrap(subtitle, 150))
     n_sub = sub.count("<br>") + 1
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": f"{html.escape(title)}<br><sup>{sub}</sup>", "x": 0.01},
-        xaxis={"title": {"text": html.escape(fx.label())}, "range": [grid.xs[0], grid.xs[-1]],
-               "constrain": "domain"},
-        yaxis={"title": {"text": html.escape(fy.label())}, "range": [grid.ys[0], grid.ys[-1]]},
-        legend={"orientation": "v", "yanchor": "top", "y": 1, "x": 1.12, "xanchor": "left",
-                "font": {"size": 12}},
-        margin={"b": 110, "t": 80 + 26 * n_sub, "r": 330},
-        height=640 + 26 * n_sub,
-    )
     lines = [f"Other factors: {fixed}" if fixed else "", note]
-    fig.add_annotation(text=html.escape(" | ".join(t for t in lines if t)), xref="paper", yref="paper",
-                       x=0, y=0, yshift=-80, showarrow=False, xanchor="left", yanchor="top", font={"size": 11})
+    return {
+        "template": _template_json(),
+        "title": {"text": f"{html.escape(title)}<br><sup>{sub}</sup>", "x": 0.01},
+        "xaxis": {"title": {"text": html.escape(fx.label())}, "range": [grid.xs[0], grid.xs[-1]],
+                  "constrain": "domain"},
+        "yaxis": {"title": {"text": html.escape(fy.label())}, "range": [grid.ys[0], grid.ys[-1]]},
+        "legend": {"orientation": "v", "yanchor": "top", "y": 1, "x": 1.12, "xanchor": "left",
+                   "font": {"size": 12}},
+        "margin": {"b": 110, "t": 80 + 26 * n_sub, "r": 330},
+        "height": 640 + 26 * n_sub,
+        "annotations": [{"text": html.escape(" | ".join(t for t in lines if t)), "xref": "paper",
+                         "yref": "paper", "x": 0, "y": 0, "yshift": -80, "showarrow": False,
+                         "xanchor": "left", "yanchor": "top", "font": {"size": 11}}],
+    }
+
+
+def _layout(fig: go.Figure, grid: SpaceGrid, study: Study, title: str, subtitle: str, note: str) -> go.Figure:
+    layout = _layout_dict(grid, study, title, subtitle, note)
+    annotations = layout.pop("annotations")
+    fig.update_layout(**layout)
+    for a in annotations:
+        fig.add_annotation(**a)
     return fig
+
+
+@functools.lru_cache(maxsize=1)
+def _template_json_cached() -> dict[str, Any]:
+    return TEMPLATE.to_plotly_json()
+
+
+def _template_json() -> dict[str, Any]:
+    """The house template as plain JSON (a deep copy: a figure may change its own)."""
+    return copy.deepcopy(_template_json_cached())
 
 
 def _region_trace(grid: SpaceGrid, mask: np.ndarray, name: str) -> go.Heatmap:
@@ -149,71 +171,94 @@ def probability_map(grid: SpaceGrid, study: Study, *, set_point: dict[str, Any] 
     box) are drawn when given.
     """
     z = np.where(grid.feasible, grid.probability, np.nan)
-    hover = _probability_hover(grid, study)
-    fig = go.Figure(go.Heatmap(
-        x=grid.xs, y=grid.ys, z=z, zmin=0, zmax=1, colorscale="Viridis", name="P(all CQAs in spec)",
-        colorbar={"title": {"text": "P(all CQAs<br>in spec)"}, "tickformat": ".1f"},
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-    ))
+    customdata, hovertemplate = _probability_hover(grid, study)
+    # plain dicts, validated once by the tests (tests/test_space_speed_figures.py): plotly's
+    # per-property validation of a 2,500-cell map costs more than drawing it
+    data: list[dict[str, Any]] = [{
+        "type": "heatmap", "x": grid.xs, "y": grid.ys, "z": z, "zmin": 0, "zmax": 1, "colorscale": "Viridis",
+        "name": "P(all CQAs in spec)",
+        "colorbar": {"title": {"text": "P(all CQAs<br>in spec)"}, "tickformat": ".1f"},
+        "customdata": customdata, "hovertemplate": hovertemplate,
+    }]
     if (grid.probability >= grid.threshold).any() and (grid.probability < grid.threshold).any():
-        fig.add_trace(go.Contour(
-            x=grid.xs, y=grid.ys, z=z, showscale=False, hoverinfo="skip",
-            contours={"start": grid.threshold, "end": grid.threshold, "size": 1, "coloring": "none"},
-            line={"color": "white", "width": 4}, name=f"Design space edge (P = {grid.threshold:g})",
-            showlegend=True,
-        ))
+        data.append({
+            "type": "contour", "x": grid.xs, "y": grid.ys, "z": z, "showscale": False, "hoverinfo": "skip",
+            "contours": {"start": grid.threshold, "end": grid.threshold, "size": 1, "coloring": "none"},
+            "line": {"color": "white", "width": 4}, "name": f"Design space edge (P = {grid.threshold:g})",
+            "showlegend": True,
+        })
     if (~grid.feasible).any():
-        fig.add_trace(go.Heatmap(x=grid.xs, y=grid.ys, z=np.where(grid.feasible, np.nan, 1.0),
-                                 showscale=False, colorscale=[[0, _INFEASIBLE], [1, _INFEASIBLE]],
-                                 hoverinfo="skip", name="excluded by constraints"))
-        _swatch(fig, _INFEASIBLE, "Excluded by constraints")
+        data.append({"type": "heatmap", "x": grid.xs, "y": grid.ys, "z": np.where(grid.feasible, np.nan, 1.0),
+                     "showscale": False, "colorscale": [[0, _INFEASIBLE], [1, _INFEASIBLE]],
+                     "hoverinfo": "skip", "name": "excluded by constraints"})
+        data.append(_swatch_dict(_INFEASIBLE, "Excluded by constraints"))
     for r in study.responses:
         if r.name in grid.per_cqa:
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker={"color": "rgba(0,0,0,0)"},
-                                     name=f"Spec: {_spec_words(study, r.name)}"))
-    _boxes(fig, grid, par, nor)
+            data.append({"type": "scatter", "x": [None], "y": [None], "mode": "markers",
+                         "marker": {"color": "rgba(0,0,0,0)"}, "name": f"Spec: {_spec_words(study, r.name)}"})
+    data += _box_dicts(grid, par, nor)
     if set_point is not None and grid.x in set_point and grid.y in set_point:
-        fig.add_trace(go.Scatter(x=[set_point[grid.x]], y=[set_point[grid.y]], mode="markers",
-                                 marker={"symbol": "star", "size": 18, "color": "#D55E00",
-                                         "line": {"color": "white", "width": 1.5}},
-                                 name="Set point"))
+        data.append({"type": "scatter", "x": [set_point[grid.x]], "y": [set_point[grid.y]], "mode": "markers",
+                     "marker": {"symbol": "star", "size": 18, "color": "#D55E00",
+                                "line": {"color": "white", "width": 1.5}},
+                     "name": "Set point"})
     sd = "" if not grid.setpoint_sd else "; set-point variation SD " + ", ".join(
         f"{k} {v:g}" for k, v in grid.setpoint_sd.items())
     subtitle = (f"{grid.method} {grid.draws:,} posterior draws (Monte Carlo SE <= {grid.mc_se:.3f}); "
                 f"design space: P >= {grid.threshold:g}{sd}. Inside: {100 * grid.fraction_inside:.0f} % "
                 "of the plotted feasible region.")
-    return _layout(fig, grid, study, "Design space: probability that every CQA meets its spec",
-                   subtitle, note)
+    layout = _layout_dict(grid, study, "Design space: probability that every CQA meets its spec", subtitle, note)
+    return go.Figure(data=data, layout=layout, _validate=False)
 
 
-def _probability_hover(grid: SpaceGrid, study: Study) -> np.ndarray:
+def _hover_text(text: str) -> str:
+    """User text for a hover template: HTML-escaped, and no '%' that could start a %{...} field."""
+    return html.escape(text).replace("%", "&#37;")
+
+
+def _probability_hover(grid: SpaceGrid, study: Study) -> tuple[np.ndarray, str]:
+    """Per-cell numbers (customdata, ny x nx x (1 + 2 per CQA)) and the hover template that shows them.
+
+    The template holds the (escaped) factor and CQA names once; each cell carries
+    only its numbers: joint probability, then per CQA its probability and mean.
+    Shown as before: the two settings to 4 significant digits with units, the
+    joint probability in bold (3 decimals), per CQA 'P = 0.xxx, mean (3 significant digits)'.
+    """
     fx, fy = study.factor(grid.x), study.factor(grid.y)
     ny, nx = grid.probability.shape
-    text = np.empty((ny, nx), dtype=object)
-    for i in range(ny):
-        for j in range(nx):
-            lines = [f"{fx.name} = {grid.xs[j]:.4g} {fx.units}", f"{fy.name} = {grid.ys[i]:.4g} {fy.units}",
-                     f"<b>P(all in spec) = {grid.probability[i, j]:.3f}</b>"]
-            lines += [f"{k}: P = {v[i, j]:.3f}, mean {grid.mean[k][i, j]:.3g}" for k, v in grid.per_cqa.items()]
-            text[i, j] = "<br>".join(html.escape(t).replace("&lt;b&gt;", "<b>").replace("&lt;/b&gt;", "</b>")
-                                     for t in lines)
-    return text
+    names = list(grid.per_cqa)
+    layers = [grid.probability]
+    for k in names:
+        layers += [grid.per_cqa[k], grid.mean[k]]
+    customdata = np.ascontiguousarray(np.stack(layers, axis=-1), dtype=float)  # float64: JS rounds it as Python
+    lines = [f"{_hover_text(f'{fx.name} = ')}%{{x:.4~g}}{_hover_text(f' {fx.units}')}",
+             f"{_hover_text(f'{fy.name} = ')}%{{y:.4~g}}{_hover_text(f' {fy.units}')}",
+             "<b>P(all in spec) = %{customdata[0]:.3f}</b>"]
+    lines += [f"{_hover_text(f'{k}: P = ')}%{{customdata[{1 + 2 * i}]:.3f}}, mean "
+              f"%{{customdata[{2 + 2 * i}]:.3~g}}" for i, k in enumerate(names)]
+    return customdata, "<br>".join(lines) + "<extra></extra>"
 
 
-def _boxes(fig: go.Figure, grid: SpaceGrid, par: dict | None, nor: dict | None) -> None:
+def _box_dicts(grid: SpaceGrid, par: dict | None, nor: dict | None) -> list[dict[str, Any]]:
+    out = []
     for ranges, name, dash in ((par, "PAR (proven acceptable ranges)", "dash"),
                                (nor, "NOR (normal operating ranges)", "solid")):
         if not ranges or grid.x not in ranges or grid.y not in ranges:
             continue
         (x0, x1), (y0, y1) = ranges[grid.x], ranges[grid.y]
-        fig.add_trace(go.Scatter(x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines",
-                                 line={"color": "#E69F00" if dash == "dash" else "#CC79A7", "width": 3,
-                                       "dash": dash}, name=name))
+        out.append({"type": "scatter", "x": [x0, x1, x1, x0, x0], "y": [y0, y0, y1, y1, y0], "mode": "lines",
+                    "line": {"color": "#E69F00" if dash == "dash" else "#CC79A7", "width": 3, "dash": dash},
+                    "name": name})
+    return out
+
+
+def _swatch_dict(color: str, name: str) -> dict[str, Any]:
+    return {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": name,
+            "marker": {"symbol": "square", "size": 14, "color": color}}
 
 
 def _swatch(fig: go.Figure, color: str, name: str) -> None:
-    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name,
-                             marker={"symbol": "square", "size": 14, "color": color}))
+    fig.add_trace(go.Scatter(_swatch_dict(color, name)))
 
 
 def _legend_swatches(fig: go.Figure, inside: str, outside: str) -> None:
