@@ -38,3 +38,29 @@ def audit_frame(trail: pd.DataFrame, *, study: str | None = None, users: Sequenc
     out["signed in"] = out["signed in"].map({True: "yes", False: "no (unauthenticated)"})
     out["hash"] = out["hash"].str.slice(0, 12)
     return out
+
+
+def audit_csv(trail: pd.DataFrame) -> str:
+    """The records as CSV to open in a spreadsheet: every column, text a spreadsheet would run as a
+    formula (= + - @, tab, CR) neutralised with a leading apostrophe. To recompute the hashes use
+    :func:`audit_jsonl`, which keeps every value exactly as hashed."""
+    from doe.design import safe_csv
+
+    return safe_csv(trail)
+
+
+def audit_jsonl(trail: pd.DataFrame) -> str:
+    """The records as JSON Lines, one record per line with every value exactly as stored and hashed.
+
+    A record's ``hash`` is SHA-256 over ``prev_hash`` followed by the canonical JSON (sorted keys,
+    separators ``,`` and ``:``, UTF-8) of its fields seq, ts, user_name, authenticated, action,
+    entity, entity_id, study, field, old_value, new_value and reason.
+    """
+    import json
+
+    lines = []
+    for record in trail.to_dict(orient="records"):
+        plain = {k: (None if v is None or (isinstance(v, float) and v != v) else
+                     int(v) if k == "seq" else bool(v) if k == "authenticated" else v) for k, v in record.items()}
+        lines.append(json.dumps(plain, ensure_ascii=False, sort_keys=True))
+    return "\n".join(lines) + ("\n" if lines else "")

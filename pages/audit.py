@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from doe.audit_view import audit_frame
+from doe.audit_view import audit_csv, audit_frame, audit_jsonl
 from pages._persist import read
 
 st.title("Audit trail")
@@ -39,12 +39,19 @@ st.dataframe(shown, hide_index=True, width="stretch", height=min(35 * (len(shown
              column_config={"old value": st.column_config.TextColumn(width="medium"),
                             "new value": st.column_config.TextColumn(width="medium")})
 full = trail if where == "(all)" else trail[trail["study"] == where]
-st.download_button("Download the audit trail (CSV, every column with the hashes)",
-                   full.to_csv(index=False), file_name="audit_trail.csv", mime="text/csv")
+c1, c2 = st.columns(2)
+c1.download_button("Download the audit trail (CSV, to read in a spreadsheet)", lambda: audit_csv(full),
+                   file_name="audit_trail.csv", mime="text/csv",
+                   help="Every column with the hashes. Text that a spreadsheet would run as a formula "
+                        "(starting with = + - @) gets a leading apostrophe.")
+c2.download_button("Download the audit trail (JSON Lines, to verify the hashes)", lambda: audit_jsonl(full),
+                   file_name="audit_trail.jsonl", mime="application/jsonl",
+                   help="One record per line, every value exactly as stored and hashed.")
 with st.expander("How to verify the chain yourself"):
-    st.markdown("Run `python -m doe audit verify --db URL`. Each record's hash is SHA-256 over the previous "
-                "record's hash followed by the canonical JSON (sorted keys, no spaces) of its fields `seq, "
-                "ts, user_name, authenticated, action, entity, entity_id, study, field, old_value, "
-                "new_value, reason`.")
+    st.markdown("Run `python -m doe audit verify --db URL`, or recompute it from the JSON Lines download: each "
+                "record's hash is SHA-256 over the previous record's hash followed by the canonical JSON "
+                "(sorted keys, no spaces, UTF-8) of its fields `seq, ts, user_name, authenticated, action, "
+                "entity, entity_id, study, field, old_value, new_value, reason`. The CSV download is for "
+                "reading: cells that start like a formula carry an added apostrophe there.")
     st.dataframe(pd.DataFrame({"first record": [trail['seq'].min()], "last record": [trail['seq'].max()],
                                "last hash": [trail['hash'].iloc[-1]]}), hide_index=True)

@@ -345,3 +345,78 @@ def test_results_upload_row_and_size_limits():
     assert not up.ok and any(f"{MAX_ROWS:,}" in p.message for p in up.errors)
     up = read_results(study, b"Run,A,Y\n" + b"1,0.5,1\n" * (MAX_BYTES // 8 + 1), "huge.csv")
     assert not up.ok and any("larger than" in p.message for p in up.errors)
+
+
+# -- audit trail and report downloads ------------------------------------------------------------------
+@pytest.fixture
+def hostile_store(tmp_path):
+    from doe.store import Store, User
+
+    store = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    ana = User("=HYPERLINK(\"http://x\",\"ana\")")
+    study = _formula_study()
+    store.save_study(study, ana)
+    sheet = generate(study, "full", seed=1).run_sheet()
+    sheet["Yield"] = np.arange(len(sheet), dtype=float)
+    store.append_runs("csv", sheet, ana)
+    runs = store.runs("csv")
+    store.delete_run(int(runs["run_id"][0]), int(runs["row_version"][0]), ana, reason="@SUM(A1) -2+3")
+    yield store
+    store.close()
+
+
+def test_audit_csv_download_is_neutralised(hostile_store):
+    from doe.audit_view import audit_csv
+
+    trail = hostile_store.audit_trail()
+    cells = _csv_cells(audit_csv(trail))
+    assert len(cells) == len(trail)
+    for column in cells:
+        assert not any(_is_formula(c) for c in cells[column]), column
+    assert "'=HYPERLINK(\"http://x\",\"ana\")" in set(cells["user_name"])
+    assert "'@SUM(A1) -2+3" in set(cells["reason"])
+
+
+def test_audit_jsonl_download_lets_anyone_recompute_the_chain(hostile_store):
+    """The documented recipe, written out here from the page's words, reproduces every stored hash."""
+    import hashlib
+    import json
+
+    from doe.audit_view import audit_jsonl
+
+    trail = hostile_store.audit_trail()
+    records = [json.loads(line) for line in audit_jsonl(trail).splitlines()]
+    assert len(records) == len(trail) > 5
+    assert records[0]["user_name"] == "=HYPERLINK(\"http://x\",\"ana\")"  # exact, as hashed
+    fields = ["seq", "ts", "user_name", "authenticated", "action", "entity", "entity_id", "study", "field",
+              "old_value", "new_value", "reason"]
+    previous = records[0]["prev_hash"]
+    for r in records:
+        assert r["prev_hash"] == previous
+        canonical = json.dumps({k: r[k] for k in fields}, sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False)
+        previous = hashlib.sha256((previous + canonical).encode("utf-8")).hexdigest()
+        assert previous == r["hash"], r["seq"]
+
+
+def test_report_runs_csv_is_neutralised_and_recomputes(tmp_path):
+    """The runs.csv embedded in the report has no formula cells, and the analyze command reads it back."""
+    import subprocess
+    import sys
+
+    from doe.report.content import runs_csv
+
+    study = _formula_study()
+    sheet = generate(study, "full", seed=1).run_sheet()
+    sheet["Yield"] = 50 + 3 * sheet["Temp"] + np.arange(len(sheet)) % 3
+    text = runs_csv(sheet)
+    cells = _csv_cells(text)
+    assert not any(_is_formula(c) for c in cells["Reagent"]) and "'-80 C" in set(cells["Reagent"])
+    assert pd.to_numeric(cells["Temp"]).min() == -5  # numbers stay numbers
+    (tmp_path / "runs.csv").write_text(text, encoding="utf-8")
+    study.save(tmp_path / "study.yaml")
+    out = subprocess.run([sys.executable, "-m", "doe", "analyze", "study.yaml", "runs.csv", "--response", "Yield",
+                          "--model", "linear"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert "Reagent[-80 C]" in out.stdout and "'-80" not in out.stdout  # the level itself, not the cell

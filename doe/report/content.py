@@ -134,8 +134,14 @@ def sha256(text: str) -> str:
 
 
 def runs_csv(runs: pd.DataFrame) -> str:
-    """The runs as the CSV embedded in the report (store bookkeeping columns dropped, full precision)."""
-    return runs.drop(columns=[c for c in ("run_id", "row_version") if c in runs]).to_csv(index=False)
+    """The runs as the CSV embedded in the report (store bookkeeping columns dropped, full precision).
+
+    Text cells a spreadsheet would run as a formula get a leading apostrophe (numbers stay numbers);
+    ``python -m doe analyze`` and ``space`` read such a level back as the level itself.
+    """
+    from doe.design import safe_csv
+
+    return safe_csv(runs.drop(columns=[c for c in ("run_id", "row_version") if c in runs]))
 
 
 # -- building -----------------------------------------------------------------------------------
