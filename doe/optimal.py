@@ -62,6 +62,14 @@ from doe.errors import DesignError, did_you_mean, quoted_list
 from doe.model import ModelMatrix, Term, actual_frame, effect_codes, max_power
 from doe.region import moment_matrix
 
+try:  # np.einsum without its Python wrapper (same routine, same numbers)
+    from numpy._core.multiarray import c_einsum as _einsum
+except ImportError:  # pragma: no cover - numpy < 2
+    try:
+        from numpy.core.multiarray import c_einsum as _einsum
+    except ImportError:
+        _einsum = np.einsum
+
 if TYPE_CHECKING:
     from doe.study import Factor, Study
 
@@ -288,16 +296,6 @@ class _Problem:
         X = self.space.rows(K)
         return X if self.bcodes is None else np.hstack([X, self.bcodes])
 
-    def candidates(self, K: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Model rows and feasibility of every single-coordinate change of run i.
-
-        Candidate ``c`` sets factor ``space.cj[c]`` to level ``space.cl[c]``.
-        """
-        Y, ok = self.space.candidates(K[i])
-        if self.bcodes is not None:
-            Y = np.hstack([Y, np.broadcast_to(self.bcodes[i], (len(Y), self.bcodes.shape[1]))])
-        return Y, ok
-
 
 def _check_criterion(criterion: str) -> str:
     crit = str(criterion).strip().upper()
@@ -442,8 +440,11 @@ class _GridSpace(_Space):
         K = np.indices(self.shape).reshape(len(levels), -1).T
         U = _values(levels, K)
         self.X = np.ascontiguousarray(mm1.build(U))
-        self.ok = _feasible(study, U)
+        self.ok = np.asarray(_feasible(study, U), dtype=bool)
         self.feasible_index = np.flatnonzero(self.ok)
+        #: grid-index step of each candidate move per level step of factor f (0 for f's own moves)
+        self.shift = np.array([np.where(self.cj == j, 0, self.strides[j]) for j in range(len(levels))],
+                              dtype=self.moves.dtype).reshape(len(levels), len(self.cj))
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Level indices of n random feasible grid points."""
@@ -461,6 +462,14 @@ class _GridSpace(_Space):
         pos = krow * self.strides
         idx = (pos.sum() - pos[self.cj]) + self.moves
         return self.X[idx], self.ok[idx]
+
+    def indices(self, K: np.ndarray) -> np.ndarray:
+        """Grid index of every candidate move of every run (rows of K), ``(runs, candidates)``.
+
+        Row i holds the indices of :meth:`candidates` of ``K[i]``.
+        """
+        pos = K * self.strides
+        return (pos.sum(axis=1)[:, None] - pos[:, self.cj]) + self.moves
 
 
 class _LazySpace(_Space):
@@ -486,6 +495,59 @@ class _LazySpace(_Space):
         K[np.arange(len(self.cj)), self.cj] = self.cl
         U = _values(self.levels, K)
         return self.mm1.build(U), _feasible(self.study, U)
+
+
+class _Moves:
+    """Candidate rows of every new run, ``Y[i]`` for run i, kept up to date as runs change.
+
+    ``Y`` is ``(runs, candidates, p)`` (block codes included) and holds the
+    same values as :meth:`_Space.candidates`; ``ok`` (True = feasible) is
+    None without constraints. On the in-memory grid a change of factor f of
+    run i moves the grid index of every candidate by the same step, except the
+    candidates of factor f itself, so the rows are gathered again without
+    recomputing the indices.
+    """
+
+    def __init__(self, problem: _Problem, K: np.ndarray):
+        space = problem.space
+        n, c, p = len(K), len(space.cj), problem.mm.p
+        self.problem, self.K = problem, K
+        self.p1 = p - (0 if problem.bcodes is None else problem.bcodes.shape[1])
+        self.Y = np.empty((n, c, p))
+        self.ok = np.zeros((n, c), dtype=bool) if space.constrained else None
+        if problem.bcodes is not None:
+            self.Y[:, :, self.p1:] = problem.bcodes[:, None, :]
+        self.grid = isinstance(space, _GridSpace)
+        if self.grid:
+            self.idx = space.indices(K)
+            self.Y[:, :, :self.p1] = space.X[self.idx]
+            if self.ok is not None:
+                self.ok[:] = space.ok[self.idx]
+            self.rows = self.Y if problem.bcodes is None else None
+        else:
+            for i in range(n):
+                self._build(K, i)
+
+    def _build(self, K: np.ndarray, i: int) -> None:
+        Yi, ok = self.problem.space.candidates(K[i])
+        self.Y[i, :, :self.p1] = Yi
+        if self.ok is not None:
+            self.ok[i] = ok
+
+    def change(self, i: int, f: int, step: int) -> None:
+        """Factor f of run i moved by ``step`` level indices (``K`` updated): rebuild its candidates."""
+        if not self.grid:
+            self._build(self.K, i)
+            return
+        space = self.problem.space
+        idx = self.idx[i]
+        idx += step * space.shift[f]
+        if self.rows is not None:
+            space.X.take(idx, axis=0, out=self.rows[i], mode="clip")
+        else:
+            self.Y[i, :, :self.p1] = space.X[idx]
+        if self.ok is not None:
+            space.ok.take(idx, out=self.ok[i], mode="clip")
 
 
 _NO_FEASIBLE = (
@@ -572,9 +634,10 @@ def _one_start(problem: _Problem, rng: np.random.Generator, rounds: int,
 def _coordinate_exchange(problem: _Problem, K: np.ndarray, deadline: float) -> tuple[np.ndarray, float]:
     """Meyer & Nachtsheim's coordinate exchange from K to a local optimum; returns (K, score)."""
     X = problem.rows(K)
+    moves = _Moves(problem, K)
     for _ in range(_MAX_PASSES):
         A = problem.fixed_XtX + X.T @ X
-        if not _exchange_pass(problem, K, X, _inverse(A)) or time.perf_counter() > deadline:
+        if not _exchange_pass(problem, K, X, moves, _inverse(A)) or time.perf_counter() > deadline:
             break
     return K, _score(problem, X)
 
@@ -585,6 +648,16 @@ def _inverse(A: np.ndarray) -> np.ndarray:
     The ridge only lets a singular random start be improved by the rank-one
     formulae; the next pass recomputes the inverse without it once A is regular.
     """
+    try:
+        Ainv = np.linalg.inv(A)
+    except np.linalg.LinAlgError:
+        Ainv = None
+    # Shortcut of the eigenvalue test below, same outcome: the smallest
+    # eigenvalue is at least 1 / ||A^-1||_F and the largest at most ||A||_F, so
+    # a condition bound 100 times below the 1e-9 cut-off (far above rounding
+    # errors) means the test passes and the answer is inv(A).
+    if Ainv is not None and np.linalg.norm(Ainv) * max(np.linalg.norm(A), 1.0) < 1e7:
+        return Ainv
     w = np.linalg.eigvalsh(A)
     top = max(w[-1], 1.0)
     if w[0] > 1e-9 * top:
@@ -592,75 +665,137 @@ def _inverse(A: np.ndarray) -> np.ndarray:
     return np.linalg.inv(A + 1e-5 * top * np.eye(len(A)))
 
 
-def _exchange_pass(problem: _Problem, K: np.ndarray, X: np.ndarray, Ainv: np.ndarray) -> int:
-    """One pass over the runs; updates K, X and Ainv in place; returns the exchanges made.
+#: Runs scored together in one batch of :func:`_exchange_pass`: first and most.
+_FIRST_BATCH, _MAX_BATCH = 3, 32
+
+
+def _exchange_pass(problem: _Problem, K: np.ndarray, X: np.ndarray, moves: _Moves,
+                   Ainv: np.ndarray) -> int:
+    """One pass over the runs; updates K, X, moves and Ainv in place; returns the exchanges made.
 
     All candidate values of all coordinates of run i are scored at once; the
     best single-coordinate change is made and the run is scored again, until
     no coordinate of the run improves the criterion.
+
+    To save per-call overhead, several consecutive runs are scored in one
+    batch with the current inverse. Each run's scores are the same numbers as
+    when it is scored on its own (the batched products make the same BLAS call
+    on each run's block), so the runs of the batch before the first one that
+    improves are left unchanged exactly as a run-by-run pass would, and the
+    next batch starts at the improved run with the updated inverse: the
+    exchanges made are the same, in the same order. The batch doubles while
+    runs do not improve and starts again from a few runs after an exchange.
     """
     is_d, M = problem.criterion == "D", problem.M
     trace = 1.0 if is_d else float(np.sum(M * Ainv))
-    cj, cl, constrained = problem.space.cj, problem.space.cl, problem.space.constrained
-    changes = 0
-    for i in range(problem.n_new):
-        for _ in range(_MAX_PASSES):
-            Y, ok = problem.candidates(K, i)
-            x = X[i]
-            gain, AY, dy = _d_gain(Ainv, x, Y) if is_d else _i_gain(Ainv, M, x, Y)
-            if constrained:
-                gain[~ok] = -np.inf
-            best = int(np.argmax(gain))
-            if not gain[best] > _TOL * trace:
-                break
-            _update_inverse(Ainv, x, AY[best], dy[best])
-            trace -= 0.0 if is_d else gain[best]
-            X[i] = Y[best]
-            K[i, cj[best]] = cl[best]
+    cj_list, cl_list = problem.space.cj.tolist(), problem.space.cl.tolist()
+    Y, ok = moves.Y, moves.ok
+    X3, XT = X[:, :, None], X[:, None, :]
+    n = problem.n_new
+    work = np.empty_like(Ainv)
+    matmul, take_max = np.matmul, np.maximum.reduce
+    changes, i, size, run, tries = 0, 0, _FIRST_BATCH, -1, 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while i < n:
+            hi = min(n, i + size)
+            Yb = Y[i:hi]
+            ax = matmul(Ainv, X3[i:hi])
+            xax = matmul(XT[i:hi], ax)[:, 0]
+            AY = matmul(Yb, Ainv)
+            dy = _einsum("rij,rij->ri", AY, Yb)
+            dxy = matmul(Yb, ax)[:, :, 0]
+            if is_d:
+                gain = _d_gain(dy, xax, dxy)
+            else:
+                gain = _i_gain(M, ax, xax, AY, dy, dxy)
+            if ok is None:
+                better = take_max(gain, axis=1) > _TOL * trace
+            else:
+                better = take_max(gain, axis=1, where=ok[i:hi], initial=-np.inf) > _TOL * trace
+            r = int(better.argmax())
+            if not better[r]:
+                i, size = hi, min(2 * size, _MAX_BATCH)
+                continue
+            j = i + r
+            row = gain[r]
+            best = int(row.argmax())
+            if ok is not None and not ok[j, best]:  # else the first maximum is feasible
+                row[~ok[j]] = -np.inf
+                best = int(row.argmax())
+            if j != run:
+                run, tries = j, 0
+            _update_inverse(Ainv, X[j], AY[r, best], dy[r, best], work)
+            if not is_d:
+                trace -= row[best]
+            X[j] = Y[j, best]
+            f = cj_list[best]
+            old = int(K[j, f])
+            K[j, f] = cl_list[best]
+            moves.change(j, f, cl_list[best] - old)
             changes += 1
+            tries += 1
+            i = j + 1 if tries >= _MAX_PASSES else j
+            size = _FIRST_BATCH
     return changes
 
 
-def _d_gain(Ainv: np.ndarray, x: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fedorov's delta - 1 for replacing x by each row of Y: det ratio minus one.
+def _d_gain(dy: np.ndarray, xax: np.ndarray, dxy: np.ndarray) -> np.ndarray:
+    """Fedorov's delta - 1 for replacing x by y: the det ratio minus one.
 
-    ``det(A - xx' + yy') / det(A) = (1 + y'Dy)(1 - x'Dx) + (x'Dy)^2``, ``D = A^-1``.
+    ``det(A - xx' + yy') / det(A) = (1 + y'Dy)(1 - x'Dx) + (x'Dy)^2`` with
+    ``D = A^-1``, from ``dy = y'Dy`` (runs x candidates), ``xax = x'Dx``
+    (runs x 1) and ``dxy = x'Dy``; ``dxy`` is overwritten.
     """
-    ax = Ainv @ x
-    AY = Y @ Ainv
-    dy = np.einsum("ij,ij->i", AY, Y)
-    dxy = Y @ ax
-    return (1.0 + dy) * (1.0 - x @ ax) + dxy * dxy - 1.0, AY, dy
+    gain = dy + 1.0
+    gain *= 1.0 - xax
+    dxy *= dxy
+    gain += dxy
+    gain -= 1.0
+    return gain
 
 
-def _i_gain(Ainv: np.ndarray, M: np.ndarray, x: np.ndarray,
-            Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decrease of trace(M (X'X)^-1) for replacing x by each row of Y.
+def _i_gain(M: np.ndarray, ax: np.ndarray, xax: np.ndarray, AY: np.ndarray, dy: np.ndarray,
+            dxy: np.ndarray) -> np.ndarray:
+    """Decrease of trace(M (X'X)^-1) for replacing x by y.
 
     With ``D = (X'X)^-1``, adding y gives ``trace(M D1) = trace(M D) - a'Ma / (1 + y'a)``,
     ``a = D y``; removing x then gives ``trace(M D2) = trace(M D1) + b'Mb / (1 - x'b)``,
     ``b = D1 x = D x - a (x'a) / (1 + y'a)`` (two Sherman-Morrison steps).
+    ``ax = Dx`` is ``(runs, p, 1)``, ``AY = YD`` ``(runs, candidates, p)``, the others
+    as for :func:`_d_gain`.
     """
-    ax = Ainv @ x
-    AY = Y @ Ainv
-    dy = np.einsum("ij,ij->i", AY, Y)
-    dxy = Y @ ax
-    delta = (1.0 + dy) * (1.0 - x @ ax) + dxy * dxy
-    Max = M @ ax
-    aMa = np.einsum("ij,ij->i", AY @ M, AY)
-    r = dxy / (1.0 + dy)
-    bMb = ax @ Max - 2.0 * r * (AY @ Max) + r * r * aMa
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gain = aMa / (1.0 + dy) - bMb * (1.0 + dy) / delta
+    s = dy + 1.0
+    delta = s * (1.0 - xax)
+    delta += dxy * dxy
+    Max = np.matmul(M, ax)
+    aMa = _einsum("rij,rij->ri", np.matmul(AY, M), AY)
+    r = dxy / s
+    bMb = np.matmul(ax.transpose(0, 2, 1), Max)[:, 0] - 2.0 * r * np.matmul(AY, Max)[:, :, 0]
+    r *= r
+    r *= aMa
+    bMb += r
+    gain = aMa / s
+    bMb *= s
+    bMb /= delta
+    gain -= bMb
     gain[~(delta > 1e-10)] = -np.inf
-    return gain, AY, dy
+    return gain
 
 
-def _update_inverse(Ainv: np.ndarray, x: np.ndarray, ay: np.ndarray, dy: float) -> None:
-    """(A - xx' + yy')^-1 from A^-1 by two Sherman-Morrison steps (add y, then remove x)."""
-    Ainv -= np.outer(ay, ay) / (1.0 + dy)
+def _update_inverse(Ainv: np.ndarray, x: np.ndarray, ay: np.ndarray, dy: float,
+                    work: np.ndarray | None = None) -> None:
+    """(A - xx' + yy')^-1 from A^-1 by two Sherman-Morrison steps (add y, then remove x).
+
+    ``Ainv -= outer(ay, ay) / (1 + dy)``, then with ``b = Ainv x``,
+    ``Ainv += outer(b, b) / (1 - x'b)``; ``work`` is scratch space of Ainv's shape.
+    """
+    T = np.multiply(ay[:, None], ay, out=work)
+    T /= 1.0 + dy
+    Ainv -= T
     b = Ainv @ x
-    Ainv += np.outer(b, b) / (1.0 - x @ b)
+    np.multiply(b[:, None], b, out=T)
+    T /= 1.0 - x @ b
+    Ainv += T
 
 
 def _score(problem: _Problem, X: np.ndarray) -> float:
