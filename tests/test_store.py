@@ -519,3 +519,59 @@ def test_head_revision_constant_is_the_newest_migration(tmp_path):
         assert _engine.at_head(store.engine)
     finally:
         store.close()
+
+
+def _schema(engine) -> dict:
+    """Tables, columns (type, nullability, server default), keys, indexes and the fixed rows of a store."""
+    from sqlalchemy import inspect, text
+
+    insp, out = inspect(engine), {}
+    for t in sorted(insp.get_table_names()):
+        out[t] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in insp.get_columns(t)],
+            "pk": insp.get_pk_constraint(t)["constrained_columns"],
+            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
+                          for f in insp.get_foreign_keys(t)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)),
+            "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(t)),
+        }
+    with engine.connect() as conn:
+        out["rows"] = {t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()))
+                       for t in ("audit_head", "alembic_version")}
+    return out
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_empty_database_made_in_one_step_equals_running_every_revision(backend, tmp_path, request):
+    """create_fresh (a first start without Alembic) builds exactly the schema the revisions build."""
+    from doe.store import _engine
+
+    if backend == "sqlite":
+        urls = [f"sqlite:///{tmp_path / 'revisions.sqlite'}", f"sqlite:///{tmp_path / 'fresh.sqlite'}"]
+    else:
+        from contextlib import ExitStack
+
+        from tests.conftest import fresh_pg_schema, postgres_test_url
+
+        base = postgres_test_url()
+        stack = ExitStack()
+        request.addfinalizer(stack.close)
+        urls = [stack.enter_context(fresh_pg_schema(base)), stack.enter_context(fresh_pg_schema(base))]
+    schemas = []
+    for url, revisions in zip(urls, (True, False), strict=True):
+        engine = _engine.make_engine(url)
+        try:
+            _engine.upgrade(engine, url, revisions=revisions)
+            assert _engine.at_head(engine)
+            schemas.append(_schema(engine))
+        finally:
+            engine.dispose()
+    assert schemas[0] == schemas[1]
+    # and the one-step store works like any other
+    store = Store.open(urls[1])
+    try:
+        store.save_study(small_study(), ALICE)
+        store.append_runs("MSC expansion", batch(1, 3), ALICE)
+        assert store.verify_audit().ok and len(store.runs("MSC expansion")) == 3
+    finally:
+        store.close()

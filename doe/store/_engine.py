@@ -113,17 +113,41 @@ def at_head(engine: Engine) -> bool:
         return False  # the full check below says what is wrong
 
 
-def upgrade(engine: Engine, url: str) -> None:
-    """Check the database is ours and not newer, then upgrade it to head in one transaction."""
+def create_fresh(conn: Connection) -> None:
+    """Create the newest schema in an empty database in one step and record it as at HEAD_REVISION.
+
+    The same tables, columns, keys, indexes and first audit-head row as running every revision
+    (tests/test_store.py compares the two), without loading Alembic: a first start is quicker.
+    """
+    from sqlalchemy import Column, MetaData, String, Table, insert
+
+    from doe.store._models import GENESIS_HASH, AuditHeadRow, Base
+
+    Base.metadata.create_all(conn)
+    conn.execute(insert(AuditHeadRow).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
+    version = Table("alembic_version", MetaData(), Column("version_num", String(32), primary_key=True))
+    version.create(conn)
+    conn.execute(insert(version).values(version_num=HEAD_REVISION))
+
+
+def upgrade(engine: Engine, url: str, *, revisions: bool = False) -> None:
+    """Check the database is ours and not newer, then upgrade it to head in one transaction.
+
+    An empty database gets the newest schema at once (:func:`create_fresh`) unless ``revisions``
+    asks for every Alembic revision to be run.
+    """
     if at_head(engine):
         return
-    from alembic import command
-    from alembic.script import ScriptDirectory
-
     try:
         with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
             if conn.dialect.name == "postgresql":  # app replicas starting together migrate one at a time
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            if not revisions and not inspect(conn).get_table_names():
+                create_fresh(conn)
+                return
+            from alembic import command
+            from alembic.script import ScriptDirectory
+
             cfg = alembic_config(conn)
             _check_revision(conn, ScriptDirectory.from_config(cfg), url)
             command.upgrade(cfg, "head")

@@ -1,14 +1,16 @@
 """Tables of the store (SQLAlchemy 2 typed declarative).
 
-The schema is created and changed only by the Alembic revisions in
-``doe/store/migrations``; these classes must match the newest revision.
+The schema is changed only by the Alembic revisions in ``doe/store/migrations``;
+these classes must match the newest revision exactly, because an empty database
+is created from them in one step (``doe.store._engine.create_fresh``; a test
+compares that schema with the one the revisions build).
 Times are UTC ISO-8601 text (``2026-11-28T15:10:00.123456Z``) so they read
 back identically on every database.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 GENESIS_HASH = "0" * 64
@@ -83,7 +85,7 @@ class RunRow(Base):
     label: Mapped[str] = mapped_column(String(100))
     values_json: Mapped[str] = mapped_column(Text)
     row_version: Mapped[int] = mapped_column(Integer)
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class RunRevisionRow(Base):
@@ -95,7 +97,7 @@ class RunRevisionRow(Base):
     data_version: Mapped[int] = mapped_column(Integer)
     row_version: Mapped[int] = mapped_column(Integer)
     values_json: Mapped[str] = mapped_column(Text)
-    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AnalysisRow(Base):
