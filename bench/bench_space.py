@@ -13,7 +13,12 @@ Cases
    default draws, categorical factors fixed. Target: under 1 s.
 3. Nine panels: every Surface x Medium combination (Harvest reagent fixed).
    Target: under 5 s.
-4. PARs and the robust set point (27 level combinations x 21 x 21 grid). Informational.
+4. PARs at a set point plus its report (what a set-point slider move recomputes).
+   Target: under 0.1 s.
+5. The robust set point (27 level combinations x 21 x 21 grid, then pattern
+   search; run when the Design space page first opens). Target: under 0.3 s.
+6. The probability-map figure of one panel (plotly, with hover for every cell).
+   Target: under 0.1 s.
 
 Times are medians of 5 repeats with the draws cached, as the page reuses them.
 The calibration simulates the example design 40 times from
@@ -41,8 +46,10 @@ from doe.space import (  # noqa: E402
     build_predictive,
     proven_acceptable_ranges,
     robust_set_point,
+    set_point_report,
     space_grid,
 )
+from doe.space_figures import probability_map  # noqa: E402
 from doe.study import Study  # noqa: E402
 
 PANEL = {"Medium": "hPL 5%", "Surface": "CellBIND", "Harvest reagent": "Accutase"}
@@ -72,15 +79,18 @@ def timings() -> bool:
     t_nine, panels = timed(lambda: nine_panels(pm, study))
     set_point = {"Medium": "FBS 10%", "Surface": "ULA", "Harvest reagent": "Accutase",
                  "Agitation": 42.0, "Seeding density": 1400.0}
-    t_par, _ = timed(lambda: proven_acceptable_ranges(pm, set_point), repeats=3)
-    t_robust, best = timed(lambda: robust_set_point(pm), repeats=3)
+    t_par, par = timed(lambda: (proven_acceptable_ranges(pm, set_point), set_point_report(pm, set_point)))
+    t_robust, best = timed(lambda: robust_set_point(pm))
+    box = {f: par[0][f] for f in ("Agitation", "Seeding density") if f in par[0]}
+    t_fig, _ = timed(lambda: probability_map(grid, study, set_point=set_point, par=box))
     mc = max(g.mc_se for g in panels)
     rows = [
         ("Build predictive model (6 CQAs with specs, 4000 draws)", t_build, None),
         ("Probability map 50 x 50, all CQAs, one panel", t_one, 1.0),
         ("Nine Surface x Medium panels (50 x 50 each)", t_nine, 5.0),
-        ("PARs at a set point (5 factors, 201-point scans + refinement)", t_par, None),
-        ("Robust set point (27 combinations x 21 x 21, then pattern search)", t_robust, None),
+        ("PARs + set-point report (5 factors, 201-point scans + refinement)", t_par, 0.1),
+        ("Robust set point (27 combinations x 21 x 21, then pattern search)", t_robust, 0.3),
+        ("Probability-map figure, one panel (50 x 50, hover per cell)", t_fig, 0.1),
     ]
     print("# Design-space benchmark\n")
     print(f"- machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}")

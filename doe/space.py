@@ -665,23 +665,13 @@ def probability(pm: PredictiveModel, settings: pd.DataFrame, *, draws: int | Non
     return ProbabilityResult(joint, per, mean, dr.n, se, int(seed), sd)
 
 
-def _joint_probability(pm: PredictiveModel, settings: pd.DataFrame, *, draws: int | None = None, seed: int = 0,
-                       setpoint_sd: dict[str, float] | None = None,
-                       rows: np.ndarray | None = None) -> np.ndarray:
-    """``probability(...).joint`` without the per-CQA shares and means (the same numbers, faster).
-
-    ``rows`` (boolean mask): evaluate only these rows; the others get 0.
-    """
+def _joint_probability(pm: PredictiveModel, settings: pd.DataFrame | _Points, *, draws: int | None = None,
+                       seed: int = 0, setpoint_sd: dict[str, float] | None = None) -> np.ndarray:
+    """``probability(...).joint`` without the per-CQA shares and means (the same numbers, faster)."""
     U, L = _settings_arrays(pm, settings)
     dr = pm.draws(draws, seed)
     shift = _shift_draws(pm, dr, setpoint_sd)
-    if rows is None:
-        return _evaluate(pm, dr, U, L, shift, joint_only=True)[0]
-    out = np.zeros(len(U))
-    idx = np.flatnonzero(rows)
-    if len(idx):
-        out[idx] = _evaluate(pm, dr, U[idx], L[idx], shift, joint_only=True)[0]
-    return out
+    return _evaluate(pm, dr, U, L, shift, joint_only=True)[0]
 
 
 def _evaluate(pm: PredictiveModel, dr: _Draws, U: np.ndarray, L: np.ndarray, shift: np.ndarray | None,
@@ -1472,7 +1462,7 @@ def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = N
     opts = {"draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
     frame, coded = _search_grid(pm, held, free_num, free_cat, grid)
     feas = pm.study.feasible(frame)
-    p = _search_probability(pm, frame, feas, threshold, opts)
+    p = _search_probability(pm, frame, feas, threshold, opts, coded)
     n = pm.draws(draws, seed).n
     score = np.where(feas, p, -1.0)
     best_p = float(score.max())
@@ -1493,20 +1483,27 @@ def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = N
 
 
 def _search_probability(pm: PredictiveModel, frame: pd.DataFrame, feas: np.ndarray, threshold: float,
-                        opts: dict[str, Any]) -> np.ndarray:
+                        opts: dict[str, Any], coded: np.ndarray) -> np.ndarray:
     """Joint probabilities of the search grid, exact wherever :func:`robust_set_point` uses the value.
 
     Every decision the search makes is the one exact probabilities give: the
-    best probability, the ties within ``tol`` of it, inside/outside the design
-    space (``p >= threshold``) and the best probability per level combination.
+    best probability, the ties within ``tol`` of it, the best probability per
+    level combination, and inside/outside the design space (``p >= threshold``)
+    of every point that can be the nearest edge point of a tie (same level
+    combination, within the tie's distance to the study range: the only edge
+    points :func:`_edge_distance` can use; ``coded``: the searched numeric
+    factors of ``frame``, coded).
+
     A point is exact unless, part-way through the CQAs, its running count of
-    draws in spec (an upper bound of the final count) already shows that it is
-    outside the design space, below the best probability known in its level
-    combination and more than the largest possible ``tol`` below the best
-    probability known overall: it then keeps that upper bound, which changes
-    none of those decisions. Infeasible points are not evaluated (0). The
-    known bests come from exact probe points (every ~16th point of each
-    combination) evaluated first; the CQAs are taken most restrictive first.
+    draws in spec (an upper bound of the final count) is already below the best
+    probability known in its level combination and more than the largest
+    possible ``tol`` below the best probability known overall: it then keeps
+    that upper bound, which is neither a tie nor the best of its combination.
+    Such points near a tie are evaluated again in full when their bound does
+    not settle ``p < threshold``. Infeasible points are not evaluated (0). The
+    known bests start from exact probe points (every ~16th point of each
+    combination) and rise with every exact point; points nearest the best probe
+    and the most restrictive CQAs go first.
     """
     p = np.zeros(len(frame))
     rows_all = np.flatnonzero(feas)
@@ -1532,35 +1529,65 @@ def _search_probability(pm: PredictiveModel, frame: pd.DataFrame, feas: np.ndarr
         groups.append((rows, sides, mats, probe))
     if not groups:
         return p
-    best_combo, orders = [], []
+    best_combo, orders, nearest = [], [], []
     for rows, sides, mats, probe in groups:  # probes: exact, and per-CQA shares to order the CQAs
         joint, per = _count_in_spec([m[probe] for m in mats], sides, int(probe.sum()), n)
         p[rows[probe]] = joint
         best_combo.append(float(np.max(joint)))
         passed = [float(np.sum(v)) for v in per]
         orders.append([int(i) for i in np.argsort(passed, kind="stable") if sides[i] is not None])
-    best_all = max(best_combo)
-    tol_max = 1.0 / math.sqrt(n) + 1.0 / n + 1e-9  # >= 2 sqrt(b (1 - b) / n) + 1 / n for every b
-    for (rows, sides, mats, probe), best, order in zip(groups, best_combo, orders):
-        rest = ~probe
-        if rest.any():
-            cut = min(threshold, best, best_all - tol_max)
-            p[rows[rest]] = _pruned_joint([m[rest] for m in mats], sides, order, n, cut)
+        rest = np.flatnonzero(~probe)  # the other points, nearest to the best probe first
+        top = U[rows[np.flatnonzero(probe)[int(np.argmax(joint))]]]
+        nearest.append(rest[np.argsort(np.sum((U[rows[rest]] - top) ** 2, axis=1), kind="stable")])
+    known = {"all": max(best_combo), "tol": 1.0 / math.sqrt(n) + 1.0 / n + 1e-9}  # tol >= 2 sqrt(b(1-b)/n) + 1/n
+    stopped = [np.zeros(len(g[0]), dtype=bool) for g in groups]
+    for gi in np.argsort(best_combo, kind="stable")[::-1]:  # the most promising combinations first
+        (rows, sides, mats, probe), rest = groups[gi], nearest[gi]
+        if len(rest):
+            known["combo"] = best_combo[gi]
+            share, early = _pruned_joint([m[rest] for m in mats], sides, orders[gi], n, known)
+            p[rows[rest]] = share
+            stopped[gi][rest] = early
+    best_p = float(np.max(p[rows_all]))  # exact: the best point of each combination is never stopped
+    tol = 2 * math.sqrt(best_p * (1 - best_p) / n) + 1.0 / n
+    for (rows, sides, mats, _probe), stop, order in zip(groups, stopped, orders):
+        ties = rows[p[rows] >= best_p - tol - 1e-9]
+        redo = stop & ~(p[rows] < threshold)
+        if not len(ties) or not redo.any():
+            continue  # no tie here (its edge is never used), or every edge point known
+        if coded.shape[1]:
+            reach = np.min(1.0 - np.abs(coded[ties]), axis=1) + 1e-9  # farther edge points are never used
+            near = np.zeros(int(redo.sum()), dtype=bool)
+            where = coded[rows[redo]]
+            for start in range(0, len(ties), 256):
+                t = slice(start, start + 256)
+                d = np.linalg.norm(where[:, None, :] - coded[ties[t]][None, :, :], axis=2)
+                near |= (d <= reach[t][None, :]).any(axis=1)
+            redo[np.flatnonzero(redo)[~near]] = False
+        if redo.any():
+            p[rows[redo]] = _pruned_joint([m[redo] for m in mats], sides, order, n, None)[0]
     return p
 
 
 def _pruned_joint(mats: list[np.ndarray], sides: list[list[np.ndarray] | None], order: list[int], n_draws: int,
-                  cut: float) -> np.ndarray:
-    """Joint shares in spec; a point whose running share falls below ``cut`` stops there (an upper bound < cut).
+                  known: dict[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Joint shares in spec, points of one level combination; a point may stop early with an upper bound.
 
+    ``known`` holds exact shares seen so far: ``combo`` (best in this
+    combination), ``all`` (best overall) and ``tol`` (the largest tie
+    tolerance); None: no point stops. A point stops as soon as its running
+    share is below both ``combo`` and ``all - tol``; ``known`` is raised with
+    every exact share found (points are taken in chunks, in the given order).
     ``order``: the CQAs with margins (``sides[i]`` not None), in the order to
-    evaluate them. The surviving points' shares are exactly those of
-    :func:`_count_in_spec` (the same float32 margins and products).
+    evaluate them. Returns the shares and which points stopped early; the
+    others' shares are exactly those of :func:`_count_in_spec` (the same
+    float32 margins and products).
     """
     n_points = len(mats[0])
     out = np.zeros(n_points)
+    early = np.zeros(n_points, dtype=bool)
     if not order:
-        return np.ones(n_points)
+        return np.ones(n_points), early
     chunk = max(1, _CHUNK_ELEMENTS // n_draws)
     width = _count_width(n_draws)
     this_all = np.zeros((min(chunk, n_points), width), dtype=bool)  # padding columns stay False
@@ -1569,6 +1596,7 @@ def _pruned_joint(mats: list[np.ndarray], sides: list[list[np.ndarray] | None], 
     for start in range(0, n_points, chunk):
         idx = np.arange(start, min(start + chunk, n_points))
         ok_buf = None
+        cut = -1.0 if known is None else min(known["combo"], known["all"] - known["tol"])
         for step, i in enumerate(order):
             rows = len(idx)
             this_buf = this_all[:rows]
@@ -1586,13 +1614,17 @@ def _pruned_joint(mats: list[np.ndarray], sides: list[list[np.ndarray] | None], 
             share = _row_counts(ok_buf) / n_draws
             out[idx] = share
             if step == len(order) - 1:
+                if known is not None and len(share):  # exact shares
+                    known["combo"] = max(known["combo"], float(share.max()))
+                    known["all"] = max(known["all"], known["combo"])
                 break
-            live = ~(share < cut)
-            if not live.all():
-                idx, ok_buf = idx[live], ok_buf[live]
+            low = share < cut
+            if low.any():
+                early[idx[low]] = True
+                idx, ok_buf = idx[~low], ok_buf[~low]
                 if not len(idx):
                     break
-    return out
+    return out, early
 
 
 def _search_grid(pm: PredictiveModel, held: dict[str, Any], free_num: list[str], free_cat: list[str],
