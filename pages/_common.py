@@ -43,9 +43,7 @@ def warm_up_in_background() -> None:
     wait for scipy, statsmodels and plotly to load (several seconds on a small machine)."""
     import threading
 
-    from streamlit.runtime import Runtime
-
-    if _warm["started"] or type(Runtime._instance) is not Runtime:  # not under AppTest
+    if _warm["started"] or not _served():
         return
     _warm["started"] = True
 
@@ -193,6 +191,84 @@ def current_fits(study: Study, runs, cqas) -> dict:
     choices = st.session_state.get("model_choices", {})
     return {cqa: fitted(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
             for cqa in cqas}
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def predictive(_study: Study, _models: dict, key: str):
+    """The posterior predictive of every fitted CQA (doe.space.build_predictive), once per :func:`space_key`."""
+    from doe.space import build_predictive
+
+    return build_predictive(_study, _models)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def robust(_pm, key: str, threshold: float):
+    """The robust set point (maximum probability over all factors) of a predictive, once per key."""
+    from doe.space import robust_set_point
+
+    return robust_set_point(_pm, threshold=threshold)
+
+
+def space_key(study: Study, runs, models: dict) -> str:
+    """Cache key of the design space of these fits: study, data and the model choices behind them."""
+    import json
+
+    from doe.analysis import data_version, default_choice
+
+    choices = st.session_state.get("model_choices", {})
+    return study.to_yaml() + data_version(runs) + json.dumps(
+        {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
+
+
+_prefetched: dict[int, bool] = {}
+
+
+def _served() -> bool:
+    """True in a real Streamlit server; False under AppTest (tests stay deterministic without threads)."""
+    from streamlit.runtime import Runtime
+
+    return type(Runtime._instance) is Runtime
+
+
+def prefetch_fits(study: Study, runs):
+    """Fit every CQA in a background thread as soon as results are saved, then draw the design-space
+    predictive and find its robust set point, so the Models and Design space pages find them ready.
+    Everything goes through the cached functions the pages call: a page that needs a result still
+    being computed waits for that computation instead of starting its own. Returns the thread (None
+    when there is nothing new to do)."""
+    import json
+    import threading
+
+    from doe.analysis import data_version, default_choice, responses_with_results
+
+    if runs is None or not _served():
+        return None
+    study_yaml, runs_csv = study.to_yaml(), runs.to_csv(index=False)
+    choices = st.session_state.get("model_choices", {})
+    jobs = [(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
+            for cqa in responses_with_results(study, runs)]
+    data_version_of = data_version(runs)
+    key = hash(tuple(jobs))
+    if not jobs or key in _prefetched:
+        return None
+    _prefetched[key] = True
+    while len(_prefetched) > 64:
+        _prefetched.pop(next(iter(_prefetched)))
+
+    def work() -> None:
+        try:
+            fits = {job[2]: fitted(*job) for job in jobs}
+            models = {n: f.model for n, f in fits.items() if f.model is not None}
+            if models:
+                key = study.to_yaml() + data_version_of + json.dumps(
+                    {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
+                robust(predictive(study, models, key), key, 0.9)
+        except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
+            return
+
+    thread = threading.Thread(target=work, name="doe-prefetch-fits", daemon=True)
+    thread.start()
+    return thread
 
 
 def current_fit(study: Study, runs, cqa: str):

@@ -6,7 +6,7 @@ from doe.design import safe_csv
 from doe.errors import DoeError
 from doe.runs import changed_runs, merge_results, read_results, results_template, validate_runs
 from doe.store import RUN_META, ConcurrentEditError
-from pages._common import EXAMPLE_RESULTS, is_example, require_study
+from pages._common import EXAMPLE_RESULTS, is_example, prefetch_fits, require_study
 from pages._persist import current_access, editor, save_study, store, stored_data_version, stored_runs
 
 study = require_study()
@@ -126,6 +126,7 @@ if len(batch):
         if st.button("Save edits", type="primary", key="save_edits"):
             save(batch, "Edits", reason)
 
+prefetch_fits(study, stored.drop(columns=list(RUN_META)))  # the Models page then opens on ready fits
 filled = {r.name: int(view[r.name].notna().sum()) for r in study.responses if r.name in view}
 st.caption(f"{len(view)} runs saved; results entered: " + ", ".join(f"{k} {v}" for k, v in filled.items()))
 st.download_button("Download results (CSV)", safe_csv(view), file_name="results.csv", mime="text/csv")

@@ -1,30 +1,35 @@
 """Design space (ICH Q8): where every CQA meets its spec with high probability; PAR, NOR, set point."""
 
+import copy
 import json
 
 import pandas as pd
 import streamlit as st
 
 from doe import space_figures as sf
-from doe.analysis import data_version, default_choice, responses_with_results
+from doe.analysis import data_version, responses_with_results
 from doe.errors import DoeError
 from doe.space import (
-    build_predictive,
     check_nor,
     proven_acceptable_ranges,
     robust_set_point,
     set_point_report,
     space_grid,
 )
-from pages._common import current_fits, current_runs, lazy_tabs, require_study, show_table, shown
+from pages._common import (
+    current_fits,
+    current_runs,
+    lazy_tabs,
+    predictive,
+    require_study,
+    robust,
+    show_table,
+    shown,
+    space_key,
+)
 from pages._persist import decision_panel
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
-
-
-@st.cache_resource(max_entries=8, show_spinner="Drawing from the posterior of every CQA model...")
-def predictive(_study, _fits, key: str):
-    return build_predictive(_study, _fits)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -52,11 +57,10 @@ failed = {n: f.error for n, f in fits.items() if f.error}
 for n, err in failed.items():
     st.warning(f"{n} is left out: its model cannot be fitted ({err}).")
 models = {n: f.model for n, f in fits.items() if f.model is not None}
-choices = st.session_state.get("model_choices", {})
-key = study.to_yaml() + data_version(runs) + json.dumps(
-    {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
+key = space_key(study, runs, models)
 try:
-    pm = predictive(study, models, key)
+    with st.spinner("Drawing from the posterior of every CQA model..."):
+        pm = predictive(study, models, key)
 except DoeError as exc:
     st.error(f"No design space: {exc}")
     st.stop()
@@ -80,7 +84,7 @@ def _use(settings: dict) -> None:
 
 if f"sp_{study.factors[0].name}" not in st.session_state:  # first visit: open at the robust set point
     with st.spinner("Finding the robust set point..."):
-        st.session_state["robust_result"] = robust_set_point(pm, threshold=0.9)
+        st.session_state["robust_result"] = copy.deepcopy(robust(pm, key, 0.9))  # the cached one is shared
     st.session_state["_apply_set_point"] = st.session_state["robust_result"]["settings"]
 if "_apply_set_point" in st.session_state:  # applied before the set-point widgets exist
     _use(st.session_state.pop("_apply_set_point"))
