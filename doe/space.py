@@ -1539,7 +1539,7 @@ def _search_probability(pm: PredictiveModel, frame: pd.DataFrame, feas: np.ndarr
         rest = np.flatnonzero(~probe)  # the other points, nearest to the best probe first
         top = U[rows[np.flatnonzero(probe)[int(np.argmax(joint))]]]
         nearest.append(rest[np.argsort(np.sum((U[rows[rest]] - top) ** 2, axis=1), kind="stable")])
-    known = {"all": max(best_combo), "tol": 1.0 / math.sqrt(n) + 1.0 / n + 1e-9}  # tol >= 2 sqrt(b(1-b)/n) + 1/n
+    known = {"all": max(best_combo), "n": n}
     stopped = [np.zeros(len(g[0]), dtype=bool) for g in groups]
     for gi in np.argsort(best_combo, kind="stable")[::-1]:  # the most promising combinations first
         (rows, sides, mats, probe), rest = groups[gi], nearest[gi]
@@ -1569,14 +1569,24 @@ def _search_probability(pm: PredictiveModel, frame: pd.DataFrame, feas: np.ndarr
     return p
 
 
+def _tie_tolerance_bound(known_best: float, n: int) -> float:
+    """Largest tie tolerance 2 sqrt(b (1 - b) / n) + 1 / n of :func:`robust_set_point` for a best b >= known_best.
+
+    The tolerance peaks at b = 0.5 and falls towards b = 1, so for a known best
+    of at least 0.5 it is largest at the known best itself (plus 1e-9 for rounding).
+    """
+    b = max(0.5, known_best)
+    return 2 * math.sqrt(b * (1 - b) / n) + 1.0 / n + 1e-9
+
+
 def _pruned_joint(mats: list[np.ndarray], sides: list[list[np.ndarray] | None], order: list[int], n_draws: int,
                   known: dict[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
     """Joint shares in spec, points of one level combination; a point may stop early with an upper bound.
 
     ``known`` holds exact shares seen so far: ``combo`` (best in this
-    combination), ``all`` (best overall) and ``tol`` (the largest tie
-    tolerance); None: no point stops. A point stops as soon as its running
-    share is below both ``combo`` and ``all - tol``; ``known`` is raised with
+    combination) and ``all`` (best overall); None: no point stops. A point
+    stops as soon as its running share is below both ``combo`` and ``all``
+    minus :func:`_tie_tolerance_bound`; ``known`` is raised with
     every exact share found (points are taken in chunks, in the given order).
     ``order``: the CQAs with margins (``sides[i]`` not None), in the order to
     evaluate them. Returns the shares and which points stopped early; the
@@ -1596,7 +1606,7 @@ def _pruned_joint(mats: list[np.ndarray], sides: list[list[np.ndarray] | None], 
     for start in range(0, n_points, chunk):
         idx = np.arange(start, min(start + chunk, n_points))
         ok_buf = None
-        cut = -1.0 if known is None else min(known["combo"], known["all"] - known["tol"])
+        cut = -1.0 if known is None else min(known["combo"], known["all"] - _tie_tolerance_bound(known["all"], n_draws))
         for step, i in enumerate(order):
             rows = len(idx)
             this_buf = this_all[:rows]

@@ -184,4 +184,3 @@ def test_probability_is_unchanged_by_the_margin_cache(example):
     again = S.probability(pm, frame, draws=500, seed=9)
     assert np.array_equal(first.joint, again.joint)
     assert all(np.array_equal(first.per_cqa[k], again.per_cqa[k]) for k in first.per_cqa)
-
