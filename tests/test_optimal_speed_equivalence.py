@@ -14,7 +14,6 @@ import pytest
 from doe import optimal
 from doe.model import parse_model
 from doe.study import Factor, Study
-
 from tests.test_optimal import _exclude, cube, msc
 
 
