@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import time
 from typing import Any
 
 import pandas as pd
@@ -21,13 +22,22 @@ def _open(url: str) -> Store:
     return Store.open(url)
 
 
-def store() -> Store:
-    """The store of this app (DATABASE_URL or the local SQLite file); a clear stop if it cannot be used."""
+def _store() -> Store:
     try:
         return _open(default_url())
     except DoeError as exc:
         st.error(f"**The database cannot be used.** {exc}")
         st.stop()
+
+
+def store() -> Store:
+    """The store of this app (DATABASE_URL or the local SQLite file); a clear stop if it cannot be used.
+
+    Use :func:`read` for reads: a caller of ``store()`` may write, so the reads after it look at the
+    database's change mark again.
+    """
+    st.session_state.pop("_change_mark", None)
+    return _store()
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
@@ -41,9 +51,25 @@ def read(method: str, *args: Any) -> Any:
     Streamlit reruns the page on every widget change; the saved state is read again only when
     someone (this session or another) saved something since. Each caller gets its own copy.
     """
-    s = store()
-    out = _read_at(s.url, s.change_mark(), method, tuple(args))
+    s = _store()
+    out = _read_at(s.url, _mark(s), method, tuple(args))
     return out.copy() if isinstance(out, (pd.DataFrame, pd.Series)) else copy.deepcopy(out)
+
+
+#: Seconds a session keeps the change mark it read: about one script run, so a rerun queries it
+#: once, not once per read; another user's save shows at the next rerun after that.
+MARK_SECONDS = 0.5
+
+
+def _mark(s: Store) -> int:
+    """The store's change mark, read at most once per MARK_SECONDS per session (and after any store())."""
+    now = time.monotonic()
+    kept = st.session_state.get("_change_mark")
+    if kept is not None and now - kept[1] < MARK_SECONDS:
+        return kept[0]
+    mark = s.change_mark()
+    st.session_state["_change_mark"] = (mark, now)
+    return mark
 
 
 def _secret(key: str) -> Any:

@@ -66,171 +66,178 @@ except DoeError as exc:
     st.stop()
 st.caption(pm.describe())
 
-numeric = [f.name for f in study.factors if not f.is_categorical]
-if len(numeric) < 2:
-    st.info("A design-space map needs two numeric factors.")
-    st.stop()
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-view = c1.radio("View", VIEWS, horizontal=True, key="space_view")
-threshold = c2.slider("Probability threshold", 0.5, 0.99, 0.9, 0.01, key="space_threshold")
-x = c3.selectbox("X axis", numeric, 0, key="space_x")
-y = c4.selectbox("Y axis", [n for n in numeric if n != x], 0, key="space_y")
-
 
 def _use(settings: dict) -> None:
     for name, value in settings.items():
         st.session_state[f"sp_{name}"] = value
 
 
-if f"sp_{study.factors[0].name}" not in st.session_state:  # first visit: open at the robust set point
-    with st.spinner("Finding the robust set point..."):
-        st.session_state["robust_result"] = copy.deepcopy(robust(pm, key, 0.9))  # the cached one is shared
-    st.session_state["_apply_set_point"] = st.session_state["robust_result"]["settings"]
-if "_apply_set_point" in st.session_state:  # applied before the set-point widgets exist
-    _use(st.session_state.pop("_apply_set_point"))
-with st.sidebar:
-    st.markdown("**Set point** (the map shows the slice through it)")
-    set_point = {}
-    for f in study.factors:
-        if f.is_categorical:
-            set_point[f.name] = st.selectbox(f.label(), f.levels, key=f"sp_{f.name}")
-        else:
-            st.session_state.setdefault(f"sp_{f.name}", float(f.center))
-            set_point[f.name] = st.slider(f.label(), float(f.low), float(f.high), step=(f.high - f.low) / 200,
-                                          key=f"sp_{f.name}")
-    if st.button("Find the robust set point", key="find_robust", help="Maximum probability over all factors"):
-        with st.spinner("Searching every level combination..."):
-            best = robust_set_point(pm, threshold=threshold)
-        st.session_state["robust_result"] = best
-        st.session_state["_apply_set_point"] = best["settings"]
-        st.rerun()
-    with st.expander("Set-point variation"):
-        sd = {f: st.number_input(f"SD of {study.factor(f).label()}", 0.0, float(study.factor(f).high -
-                                 study.factor(f).low), 0.0, key=f"sd_{f}") for f in numeric}
-        sd = {k: v for k, v in sd.items() if v > 0}
-    with st.expander("Normal operating ranges (NOR)"):
-        nor = {}
-        if st.checkbox("Check a NOR box", key="use_nor"):
-            for f in (x, y):
-                fac = study.factor(f)
-                half = (fac.high - fac.low) / 20
-                lo, hi = st.slider(f"NOR of {fac.label()}", float(fac.low), float(fac.high),
-                                   (max(fac.low, set_point[f] - half), min(fac.high, set_point[f] + half)),
-                                   key=f"nor_{f}")
-                nor[f] = (lo, hi)
-
-interval = None
-if view == "Interval overlay":
-    c1, c2, c3 = st.columns(3)
-    kind = c1.selectbox("Interval", ["prediction", "confidence", "tolerance"], key="iv_kind")
-    level = c2.select_slider("Confidence", [0.80, 0.90, 0.95, 0.99], 0.95, key="iv_level")
-    proportion = c3.select_slider("Proportion (tolerance)", [0.90, 0.95, 0.99], 0.99, key="iv_prop",
-                                  disabled=kind != "tolerance")
-    interval = {"kind": kind, "level": level, "proportion": proportion}
-
-categorical = [f.name for f in study.factors if f.is_categorical]
-if view == "Panels by level":
-    if not categorical:
-        st.info("Panels by level need a categorical factor.")
+@st.fragment
+def explore(study, pm, key: str, models: dict, runs) -> None:
+    """Everything that follows the set point and the view: a widget here reruns only this part of the
+    page (the fits, the predictive and the sidebar's saved state are not read again)."""
+    numeric = [f.name for f in study.factors if not f.is_categorical]
+    if len(numeric) < 2:
+        st.info("A design-space map needs two numeric factors.")
         st.stop()
-    c1, c2 = st.columns(2)
-    facet_col = c1.selectbox("One panel per level of", categorical, key="facet_col")
-    facet_row = c2.selectbox("and rows by", ["(none)"] + [c for c in categorical if c != facet_col],
-                             key="facet_row")
-    facet_row = None if facet_row == "(none)" else facet_row
-fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
-sd_json, nor_json = json.dumps(sd, sort_keys=True), json.dumps(nor, sort_keys=True)
-try:
-    g = grid(pm, key, x, y, json.dumps(fixed, sort_keys=True), threshold, sd_json, json.dumps(interval))
-    par, report, nor_check = at_set_point(pm, key, json.dumps(set_point, sort_keys=True), threshold,
-                                          sd_json, nor_json)
-except DoeError as exc:
-    st.error(f"No design space: {exc}")
-    st.stop()
+    c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+    view = c1.radio("View", VIEWS, horizontal=True, key="space_view")
+    threshold = c2.slider("Probability threshold", 0.5, 0.99, 0.9, 0.01, key="space_threshold")
+    x = c3.selectbox("X axis", numeric, 0, key="space_x")
+    y = c4.selectbox("Y axis", [n for n in numeric if n != x], 0, key="space_y")
 
-note = sf.footnote(study, data_version(runs))
-par_box = {f: par[f] for f in (x, y) if f in par and not isinstance(par[f], list)} if par else None
-if view == "Probability map":
-    fig = sf.probability_map(g, study, set_point=set_point, par=par_box, nor=nor or None, note=note)
-elif view == "Panels by level":
-    panels = {}
-    for r in (study.factor(facet_row).levels if facet_row else [""]):
-        for c in study.factor(facet_col).levels:
-            panel_fixed = {**fixed, facet_col: c, **({facet_row: r} if facet_row else {})}
-            panels[(r, c)] = grid(pm, key, x, y, json.dumps(panel_fixed, sort_keys=True), threshold,
-                                  sd_json, json.dumps(None))
-    fig = sf.probability_panels(panels, study, rows=facet_row, cols=facet_col, note=note)
-elif view == "Overlay (means)":
-    fig = sf.overlay_plot(g, study, note=note)
-else:
-    fig = sf.interval_overlay_plot(g, study, note=note)
-st.plotly_chart(fig, width="stretch", key="space_fig")
+    if f"sp_{study.factors[0].name}" not in st.session_state:  # first visit: open at the robust set point
+        with st.spinner("Finding the robust set point..."):
+            st.session_state["robust_result"] = copy.deepcopy(robust(pm, key, 0.9))  # the cached one is shared
+        st.session_state["_apply_set_point"] = st.session_state["robust_result"]["settings"]
+    if "_apply_set_point" in st.session_state:  # applied before the set-point widgets exist
+        _use(st.session_state.pop("_apply_set_point"))
+    with st.sidebar:
+        st.markdown("**Set point** (the map shows the slice through it)")
+        set_point = {}
+        for f in study.factors:
+            if f.is_categorical:
+                set_point[f.name] = st.selectbox(f.label(), f.levels, key=f"sp_{f.name}")
+            else:
+                st.session_state.setdefault(f"sp_{f.name}", float(f.center))
+                set_point[f.name] = st.slider(f.label(), float(f.low), float(f.high), step=(f.high - f.low) / 200,
+                                              key=f"sp_{f.name}")
+        if st.button("Find the robust set point", key="find_robust", help="Maximum probability over all factors"):
+            with st.spinner("Searching every level combination..."):
+                best = robust_set_point(pm, threshold=threshold)
+            st.session_state["robust_result"] = best
+            st.session_state["_apply_set_point"] = best["settings"]
+            st.rerun()
+        with st.expander("Set-point variation"):
+            sd = {f: st.number_input(f"SD of {study.factor(f).label()}", 0.0, float(study.factor(f).high -
+                                     study.factor(f).low), 0.0, key=f"sd_{f}") for f in numeric}
+            sd = {k: v for k, v in sd.items() if v > 0}
+        with st.expander("Normal operating ranges (NOR)"):
+            nor = {}
+            if st.checkbox("Check a NOR box", key="use_nor"):
+                for f in (x, y):
+                    fac = study.factor(f)
+                    half = (fac.high - fac.low) / 20
+                    lo, hi = st.slider(f"NOR of {fac.label()}", float(fac.low), float(fac.high),
+                                       (max(fac.low, set_point[f] - half), min(fac.high, set_point[f] + half)),
+                                       key=f"nor_{f}")
+                    nor[f] = (lo, hi)
 
-p = report["probability"]
-m = st.columns(4)
-m[0].metric("P(all CQAs in spec) at the set point", f"{p:.3f}", help=f"Monte Carlo SE {report['mc_se']:.3f}")
-m[1].metric("In the design space", "yes" if report["inside"] else "no")
-m[2].metric("Share of this map inside", f"{100 * g.fraction_inside:.0f} %")
-m[3].metric("Posterior draws", f"{g.draws:,}")
-if par.reason:
-    st.warning(par.reason)
-if nor_check is not None:
-    (st.success if nor_check["inside"] else st.error)(nor_check["message"])
-decision_panel(study, threshold, set_point, par, nor, p)
+    interval = None
+    if view == "Interval overlay":
+        c1, c2, c3 = st.columns(3)
+        kind = c1.selectbox("Interval", ["prediction", "confidence", "tolerance"], key="iv_kind")
+        level = c2.select_slider("Confidence", [0.80, 0.90, 0.95, 0.99], 0.95, key="iv_level")
+        proportion = c3.select_slider("Proportion (tolerance)", [0.90, 0.95, 0.99], 0.99, key="iv_prop",
+                                      disabled=kind != "tolerance")
+        interval = {"kind": kind, "level": level, "proportion": proportion}
 
-tabs = lazy_tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"],
-                 key="space_tab")
-with tabs[0]:
-    if shown(tabs[0]):
-        show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"],
-                                  "95 % PI low": v["lower_95pi"], "95 % PI high": v["upper_95pi"],
-                                  "P(in spec)": report["per_cqa"].get(k)}
-                                 for k, v in report["predictions"].items()]))
-with tabs[1]:
-    if shown(tabs[1]):
-        rows = [{"factor": study.factor(f).label(), "PAR": ", ".join(v) if isinstance(v, list)
-                 else f"{v[0]:.4g} to {v[1]:.4g}", "limited by": ", ".join(par.limited_by.get(f, []) or [])}
-                for f, v in par.items()]
-        show_table(pd.DataFrame(rows, columns=["factor", "PAR", "limited by"]))
-        st.caption("One factor at a time, the others at the set point (ICH Q8(R2)); a PAR never extends "
-                   "beyond the tested range. The design space is not the box of the PARs.")
-with tabs[2]:
-    if shown(tabs[2]):
-        best = st.session_state.get("robust_result")
-        if best:
-            st.markdown(f"**Robust set point** (maximum probability {best['probability']:.3f}): " +
-                        ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
-                                  for k, v in best["settings"].items()))
-            show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
-                                      v["lower_95pi"], "95 % PI high": v["upper_95pi"]}
-                                     for k, v in best["predictions"].items()]))
-        if st.button("Find the desirability optimum (Derringer-Suich)", key="find_desirability"):
-            from doe.desirability import optimize_desirability
+    categorical = [f.name for f in study.factors if f.is_categorical]
+    if view == "Panels by level":
+        if not categorical:
+            st.info("Panels by level need a categorical factor.")
+            st.stop()
+        c1, c2 = st.columns(2)
+        facet_col = c1.selectbox("One panel per level of", categorical, key="facet_col")
+        facet_row = c2.selectbox("and rows by", ["(none)"] + [c for c in categorical if c != facet_col],
+                                 key="facet_row")
+        facet_row = None if facet_row == "(none)" else facet_row
+    fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
+    sd_json, nor_json = json.dumps(sd, sort_keys=True), json.dumps(nor, sort_keys=True)
+    try:
+        g = grid(pm, key, x, y, json.dumps(fixed, sort_keys=True), threshold, sd_json, json.dumps(interval))
+        par, report, nor_check = at_set_point(pm, key, json.dumps(set_point, sort_keys=True), threshold,
+                                              sd_json, nor_json)
+    except DoeError as exc:
+        st.error(f"No design space: {exc}")
+        st.stop()
 
-            st.session_state["desirability_result"] = optimize_desirability(models, study)
-        opt = st.session_state.get("desirability_result")
-        if opt:
-            st.markdown(f"**Desirability optimum** D = {opt['desirability']:.3f}: " + ", ".join(
-                f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in opt["settings"].items()))
-            at_opt = set_point_report(pm, opt["settings"], threshold=threshold)
-            st.caption(f"P(all CQAs in spec) at the desirability optimum: {at_opt['probability']:.3f}")
-            show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
-                                      v["lower_95pi"], "95 % PI high": v["upper_95pi"],
-                                      "d": opt["individual"].get(k)} for k, v in at_opt["predictions"].items()]))
-            if st.button("Use it as the set point", key="use_desirability"):
-                st.session_state["_apply_set_point"] = opt["settings"]
-                st.rerun()
-with tabs[3]:
-    if shown(tabs[3]):
-        st.download_button("Figure as interactive HTML", lambda: sf.export_figure(fig, "html"),
-                           "design_space.html", mime="text/html", key="dl_html")  # written when pressed
-        shown_now = json.dumps([view, x, y, set_point, threshold, sd, nor], default=str)
-        for fmt in ("png", "svg"):
-            if st.button(f"Prepare {fmt.upper()}", key=f"prep_{fmt}"):
-                try:
-                    st.session_state[f"img_{fmt}"] = (shown_now, sf.export_figure(fig, fmt))
-                except sf.ExportError as exc:
-                    st.error(str(exc))
-            made = st.session_state.get(f"img_{fmt}")
-            if made and made[0] == shown_now:  # an image of another view or set point is not offered
-                st.download_button(f"Download {fmt.upper()}", made[1], f"design_space.{fmt}", key=f"dl_{fmt}")
+    note = sf.footnote(study, data_version(runs))
+    par_box = {f: par[f] for f in (x, y) if f in par and not isinstance(par[f], list)} if par else None
+    if view == "Probability map":
+        fig = sf.probability_map(g, study, set_point=set_point, par=par_box, nor=nor or None, note=note)
+    elif view == "Panels by level":
+        panels = {}
+        for r in (study.factor(facet_row).levels if facet_row else [""]):
+            for c in study.factor(facet_col).levels:
+                panel_fixed = {**fixed, facet_col: c, **({facet_row: r} if facet_row else {})}
+                panels[(r, c)] = grid(pm, key, x, y, json.dumps(panel_fixed, sort_keys=True), threshold,
+                                      sd_json, json.dumps(None))
+        fig = sf.probability_panels(panels, study, rows=facet_row, cols=facet_col, note=note)
+    elif view == "Overlay (means)":
+        fig = sf.overlay_plot(g, study, note=note)
+    else:
+        fig = sf.interval_overlay_plot(g, study, note=note)
+    st.plotly_chart(fig, width="stretch", key="space_fig")
+
+    p = report["probability"]
+    m = st.columns(4)
+    m[0].metric("P(all CQAs in spec) at the set point", f"{p:.3f}", help=f"Monte Carlo SE {report['mc_se']:.3f}")
+    m[1].metric("In the design space", "yes" if report["inside"] else "no")
+    m[2].metric("Share of this map inside", f"{100 * g.fraction_inside:.0f} %")
+    m[3].metric("Posterior draws", f"{g.draws:,}")
+    if par.reason:
+        st.warning(par.reason)
+    if nor_check is not None:
+        (st.success if nor_check["inside"] else st.error)(nor_check["message"])
+    decision_panel(study, threshold, set_point, par, nor, p)
+
+    tabs = lazy_tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"],
+                     key="space_tab")
+    with tabs[0]:
+        if shown(tabs[0]):
+            show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"],
+                                      "95 % PI low": v["lower_95pi"], "95 % PI high": v["upper_95pi"],
+                                      "P(in spec)": report["per_cqa"].get(k)}
+                                     for k, v in report["predictions"].items()]))
+    with tabs[1]:
+        if shown(tabs[1]):
+            rows = [{"factor": study.factor(f).label(), "PAR": ", ".join(v) if isinstance(v, list)
+                     else f"{v[0]:.4g} to {v[1]:.4g}", "limited by": ", ".join(par.limited_by.get(f, []) or [])}
+                    for f, v in par.items()]
+            show_table(pd.DataFrame(rows, columns=["factor", "PAR", "limited by"]))
+            st.caption("One factor at a time, the others at the set point (ICH Q8(R2)); a PAR never extends "
+                       "beyond the tested range. The design space is not the box of the PARs.")
+    with tabs[2]:
+        if shown(tabs[2]):
+            best = st.session_state.get("robust_result")
+            if best:
+                st.markdown(f"**Robust set point** (maximum probability {best['probability']:.3f}): " +
+                            ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                                      for k, v in best["settings"].items()))
+                show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
+                                          v["lower_95pi"], "95 % PI high": v["upper_95pi"]}
+                                         for k, v in best["predictions"].items()]))
+            if st.button("Find the desirability optimum (Derringer-Suich)", key="find_desirability"):
+                from doe.desirability import optimize_desirability
+
+                st.session_state["desirability_result"] = optimize_desirability(models, study)
+            opt = st.session_state.get("desirability_result")
+            if opt:
+                st.markdown(f"**Desirability optimum** D = {opt['desirability']:.3f}: " + ", ".join(
+                    f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in opt["settings"].items()))
+                at_opt = set_point_report(pm, opt["settings"], threshold=threshold)
+                st.caption(f"P(all CQAs in spec) at the desirability optimum: {at_opt['probability']:.3f}")
+                show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"], "95 % PI low":
+                                          v["lower_95pi"], "95 % PI high": v["upper_95pi"],
+                                          "d": opt["individual"].get(k)} for k, v in at_opt["predictions"].items()]))
+                if st.button("Use it as the set point", key="use_desirability"):
+                    st.session_state["_apply_set_point"] = opt["settings"]
+                    st.rerun()
+    with tabs[3]:
+        if shown(tabs[3]):
+            st.download_button("Figure as interactive HTML", lambda: sf.export_figure(fig, "html"),
+                               "design_space.html", mime="text/html", key="dl_html")  # written when pressed
+            shown_now = json.dumps([view, x, y, set_point, threshold, sd, nor], default=str)
+            for fmt in ("png", "svg"):
+                if st.button(f"Prepare {fmt.upper()}", key=f"prep_{fmt}"):
+                    try:
+                        st.session_state[f"img_{fmt}"] = (shown_now, sf.export_figure(fig, fmt))
+                    except sf.ExportError as exc:
+                        st.error(str(exc))
+                made = st.session_state.get(f"img_{fmt}")
+                if made and made[0] == shown_now:  # an image of another view or set point is not offered
+                    st.download_button(f"Download {fmt.upper()}", made[1], f"design_space.{fmt}", key=f"dl_{fmt}")
+
+
+explore(study, pm, key, models, runs)

@@ -35,6 +35,24 @@ IDLE_JS = """() => {
 }"""
 
 
+#: Count script runs from now on (an observer on the app's script-state attribute).
+WATCH_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app) return false;
+  window.__runs = 0;
+  window.__since = performance.now();
+  if (!window.__watcher) {
+    window.__watcher = new MutationObserver(() => {
+      if (app.getAttribute('data-test-script-state') === 'running') window.__runs += 1;
+    });
+    window.__watcher.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  }
+  return true;
+}"""
+#: Idle after at least one script run since WATCH_JS (or 3 s without one: an action that reruns nothing).
+AFTER_RUN_JS = """() => (window.__runs > 0 || performance.now() - window.__since > 3000) && (""" + IDLE_JS + """)()"""
+
+
 class Journey:
     """A browser page on the app, timing each step (a list of times when repeated) with a screenshot."""
 
@@ -46,11 +64,24 @@ class Journey:
         self.page.wait_for_timeout(150)
         self.page.wait_for_function(IDLE_JS, timeout=timeout)
 
+    def after_rerun(self, timeout: float) -> None:
+        """Wait until the script run the action started has finished, then for the next frame drawn."""
+        self.page.wait_for_function(AFTER_RUN_JS, timeout=timeout)
+        self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
+
     def step(self, name: str, action, wait_for: str | None = None, timeout: float = 180_000) -> None:
-        """Run ``action``, wait until the app is idle (and ``wait_for`` text shows), time it, screenshot."""
+        """Run ``action``, wait until the rerun it causes is done (and ``wait_for`` shows), time it, screenshot.
+
+        Timing starts just before the action and ends when the app has drawn the result: the script run
+        the action started is seen to start and finish (no fixed sleep), then one animation frame.
+        """
+        watching = self.page.evaluate(WATCH_JS)  # False before the app's first page (the 'open' step)
         start = time.perf_counter()
         action()
-        self.idle(timeout)
+        if watching:
+            self.after_rerun(timeout)
+        else:
+            self.idle(timeout)
         if wait_for:
             self.page.get_by_text(wait_for).first.wait_for(timeout=timeout)
         self.times.setdefault(name, []).append(round(time.perf_counter() - start, 3))
