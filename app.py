@@ -1,44 +1,69 @@
-"""Entry point: declares the navigation over pages/. Run: streamlit run app.py"""
+"""Entry point: declares the navigation over pages/. Run: streamlit run app.py
+
+Each session runs this file as its script (``__name__ == "__main__"``): the navigation below.
+``streamlit run app.py`` also finds the ``st.App`` at the end and serves the file through it, so
+the server starts loading what the first page needs (pandas, SQLAlchemy, the database) while the
+browser is still loading the app, instead of after it connects.
+"""
 
 import os
 import time
 
-_PROFILE = os.environ.get("DOE_PROFILE_DIR")  # diagnostics for bench/: one cProfile file per script run
-if _PROFILE:
-    import cProfile
+import streamlit as st
 
-    _prof, _start = cProfile.Profile(), time.perf_counter()
-    _prof.enable()
-
-import streamlit as st  # noqa: E402
-
-from pages._common import open_example_on_first_visit, warm_up_in_background  # noqa: E402
-from pages._persist import identity_sidebar  # noqa: E402
-
-st.set_page_config(page_title="QbD DoE workbench", page_icon=":material/science:", layout="wide")
-
-pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/study.py", title="Study", icon=":material/tune:"),
-    st.Page("pages/design.py", title="Design", icon=":material/grid_on:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/table_edit:"),
-    st.Page("pages/models.py", title="Models", icon=":material/functions:"),
-    st.Page("pages/explore.py", title="Explore", icon=":material/insights:"),
-    st.Page("pages/space.py", title="Design space", icon=":material/verified:"),
-    st.Page("pages/scale.py", title="Scale planner", icon=":material/factory:"),
-    st.Page("pages/versions.py", title="Versions", icon=":material/history:"),
-    st.Page("pages/audit.py", title="Audit trail", icon=":material/fact_check:"),
-    st.Page("pages/report.py", title="Report", icon=":material/description:"),
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:"),
+    ("pages/study.py", "Study", ":material/tune:"),
+    ("pages/design.py", "Design", ":material/grid_on:"),
+    ("pages/runs.py", "Runs", ":material/table_edit:"),
+    ("pages/models.py", "Models", ":material/functions:"),
+    ("pages/explore.py", "Explore", ":material/insights:"),
+    ("pages/space.py", "Design space", ":material/verified:"),
+    ("pages/scale.py", "Scale planner", ":material/factory:"),
+    ("pages/versions.py", "Versions", ":material/history:"),
+    ("pages/audit.py", "Audit trail", ":material/fact_check:"),
+    ("pages/report.py", "Report", ":material/description:"),
 ]
-try:
-    open_example_on_first_visit()
-    page = st.navigation(pages)
-    identity_sidebar()
-    page.run()
-    warm_up_in_background()
-finally:
-    if _PROFILE:
-        _prof.disable()
-        _title = page.title if "page" in globals() else "start"
-        _prof.dump_stats(os.path.join(_PROFILE, f"{len(os.listdir(_PROFILE)):03d}-{_title}-"
-                                                f"{time.perf_counter() - _start:.2f}s.prof"))
+
+
+def main() -> None:
+    """One script run of a session: page config, navigation, the sidebar and the chosen page."""
+    profile = os.environ.get("DOE_PROFILE_DIR")  # diagnostics for bench/: one cProfile file per script run
+    if profile:
+        import cProfile
+
+        prof, start = cProfile.Profile(), time.perf_counter()
+        prof.enable()
+    title = "start"
+    try:
+        from pages._common import open_example_on_first_visit, warm_up_in_background
+        from pages._persist import identity_sidebar
+
+        st.set_page_config(page_title="QbD DoE workbench", page_icon=":material/science:", layout="wide")
+        open_example_on_first_visit()
+        page = st.navigation([st.Page(path, title=t, icon=icon, default=i == 0)
+                              for i, (path, t, icon) in enumerate(PAGES)])
+        title = page.title
+        identity_sidebar()
+        page.run()
+        warm_up_in_background()
+    finally:
+        if profile:
+            prof.disable()
+            prof.dump_stats(os.path.join(profile, f"{len(os.listdir(profile)):03d}-{title}-"
+                                                  f"{time.perf_counter() - start:.2f}s.prof"))
+
+
+if __name__ == "__main__":
+    main()
+else:  # imported by `streamlit run app.py` to serve it
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def _start(_app):
+        from pages._common import prepare_first_page
+
+        prepare_first_page()  # in a background thread: the server answers at once
+        yield
+
+    app = st.App(__file__, lifespan=_start)

@@ -47,6 +47,9 @@ def warm_up_in_background() -> None:
     if _warm["started"] or not _served():
         return
     _warm["started"] = True
+    import gc
+
+    gc.freeze()  # the modules loaded for the first page: out of the after-run collection right away
 
     def work() -> None:
         import importlib
@@ -233,6 +236,24 @@ def space_key(study: Study, runs, models: dict) -> str:
 _prefetched: dict[int, bool] = {}
 
 
+def prepare_first_page() -> None:
+    """At server start (app.py's st.App): load the modules of the first page and open the database in
+    a background thread, while the browser loads the app. Whatever is not ready when the first
+    session starts is waited for, never done twice (module imports and cached resources lock)."""
+    import threading
+
+    def work() -> None:
+        try:
+            import doe.tables  # noqa: F401  (with pages._persist: what the Home page imports)
+            from pages._persist import _open, default_url
+
+            _open(default_url())
+        except Exception:  # noqa: BLE001 - the first page reports a database it cannot open
+            return
+
+    threading.Thread(target=work, name="doe-first-page", daemon=True).start()
+
+
 def _served() -> bool:
     """True in a real Streamlit server; False under AppTest (tests stay deterministic without threads)."""
     from streamlit.runtime import Runtime
@@ -249,28 +270,26 @@ def prefetch_fits(study: Study, runs):
     import json
     import threading
 
-    from doe.analysis import data_version, default_choice, responses_with_results
-
     if runs is None or not _served():
         return None
     study_yaml, runs_csv = study.to_yaml(), runs.to_csv(index=False)
-    choices = st.session_state.get("model_choices", {})
-    jobs = [(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
-            for cqa in responses_with_results(study, runs)]
-    data_version_of = data_version(runs)
-    key = hash(tuple(jobs))
-    if not jobs or key in _prefetched:
+    choices = dict(st.session_state.get("model_choices", {}))
+    key = hash((study_yaml, runs_csv, json.dumps(choices, sort_keys=True, default=str)))
+    if key in _prefetched:
         return None
     _prefetched[key] = True
     while len(_prefetched) > 64:
         _prefetched.pop(next(iter(_prefetched)))
 
-    def work() -> None:
+    def work() -> None:  # the statistics modules are imported here, not in the page's script run
+        from doe.analysis import data_version, default_choice, responses_with_results
+
         try:
-            fits = {job[2]: fitted(*job) for job in jobs}
+            fits = {cqa: fitted(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
+                    for cqa in responses_with_results(study, runs)}
             models = {n: f.model for n, f in fits.items() if f.model is not None}
             if models:
-                key = study.to_yaml() + data_version_of + json.dumps(
+                key = study_yaml + data_version(runs) + json.dumps(
                     {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
                 robust(predictive(study, models, key), key, 0.9)
         except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
