@@ -254,6 +254,26 @@ def prepare_first_page() -> None:
     threading.Thread(target=work, name="doe-first-page", daemon=True).start()
 
 
+def in_background(key, work) -> None:
+    """Run ``work()`` once per ``key`` in a background thread (in a real server only): to compute a
+    cached result a page is likely to ask for next."""
+    import threading
+
+    if not _served() or key in _prefetched:
+        return
+    _prefetched[key] = True
+    while len(_prefetched) > 64:
+        _prefetched.pop(next(iter(_prefetched)))
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
+            return
+
+    threading.Thread(target=run, name="doe-prefetch", daemon=True).start()
+
+
 def _served() -> bool:
     """True in a real Streamlit server; False under AppTest (tests stay deterministic without threads)."""
     from streamlit.runtime import Runtime

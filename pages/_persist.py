@@ -17,9 +17,14 @@ from doe.store import Store, User, default_url
 from doe.study import Study
 
 
-@st.cache_resource(show_spinner="Opening the database...")
+@st.cache_resource(show_spinner=False)
 def _open(url: str) -> Store:
     return Store.open(url)
+
+
+def open_store(url: str) -> Store:
+    """The store at ``url``, without touching the session (for cached functions run in a thread)."""
+    return _open(url)
 
 
 def _store() -> Store:

@@ -10,7 +10,7 @@ from doe.analysis import REDUCE_METHODS, ModelChoice, default_choice, responses_
 from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
-from pages._common import current_runs, fitted, lazy_tabs, require_study, show_table, shown
+from pages._common import current_runs, fitted, lazy_tabs, prefetch_fits, require_study, show_table, shown
 from pages._persist import analysis_panel
 
 TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
@@ -105,6 +105,7 @@ for col, (label, value) in zip(m, [("R²", fm.r2), ("Adj. R²", fm.adj_r2), ("Pr
 for w in fm.warnings:
     st.warning(w)
 analysis_panel(study)
+prefetch_fits(study, runs)  # with these choices: the design space is drawn in the background
 
 with st.expander("Add or remove terms by hand"):
     candidates = list(dict.fromkeys([t.name for t in preset_terms(study, "quadratic")] +

@@ -4,16 +4,16 @@ import streamlit as st
 
 from doe.errors import DoeError
 from doe.versions import compare_analyses, comparison_frame, significance_frame, stats_frame
-from pages._common import lazy_tabs, require_study, show_table, shown
-from pages._persist import current_access, editor, read, store
+from pages._common import in_background, lazy_tabs, require_study, show_table, shown
+from pages._persist import current_access, editor, open_store, read, store
 
 
-@st.cache_resource(max_entries=16, show_spinner="Rebuilding both design spaces from their stored data...")
+@st.cache_resource(max_entries=16, show_spinner=False)
 def space_comparison(url: str, study_name: str, old: int, new: int):
     """Design space of two analysis versions on the same axes, set point and threshold (and its figure)."""
     from doe.space_compare import before_after_figure, fraction_table, space_before_after
 
-    comparison = space_before_after(store(), study_name, old, new)
+    comparison = space_before_after(open_store(url), study_name, old, new)  # no session: may run in a thread
     return comparison, before_after_figure(comparison), fraction_table(comparison)
 
 
@@ -75,6 +75,9 @@ comparison = compare_analyses(row[old]["summary"], row[new]["summary"])
 st.caption(f"Version {old}: data version {row[old]['data_version']} ({row[old]['summary'].get('n_runs')} runs); "
            f"version {new}: data version {row[new]['data_version']} ({row[new]['summary'].get('n_runs')} runs).")
 
+url = store().url
+in_background(("space_comparison", url, study.name, old, new),  # ready when the tab is opened
+              lambda: space_comparison(url, study.name, old, new))
 tabs = lazy_tabs(["Fit statistics", "Coefficients", "Significance changes", "Design space"],
                  key="versions_tab")
 with tabs[0]:
@@ -94,7 +97,8 @@ with tabs[2]:
 with tabs[3]:
     if shown(tabs[3]):
         try:
-            space, fig, fractions = space_comparison(store().url, study.name, old, new)
+            with st.spinner("Rebuilding both design spaces from their stored data..."):
+                space, fig, fractions = space_comparison(url, study.name, old, new)
         except DoeError as exc:
             st.error(f"No design-space comparison: {exc}")
         else:

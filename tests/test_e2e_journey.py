@@ -41,15 +41,16 @@ WATCH_JS = """() => {
   if (!app) return false;
   window.__runs = 0;
   window.__since = performance.now();
-  if (!window.__watcher) {
-    window.__watcher = new MutationObserver(() => {
-      if (app.getAttribute('data-test-script-state') === 'running') window.__runs += 1;
+  if (!window.__watcher) {  // each record is one change; a change away from 'running' ends a run
+    window.__watcher = new MutationObserver(records => {
+      for (const r of records) if (r.oldValue === 'running') window.__runs += 1;
     });
-    window.__watcher.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    window.__watcher.observe(app, {attributes: true, attributeOldValue: true,
+                                   attributeFilter: ['data-test-script-state']});
   }
   return true;
 }"""
-#: Idle after at least one script run since WATCH_JS (or 3 s without one: an action that reruns nothing).
+#: Idle after at least one script run ended since WATCH_JS (or 3 s without one: an action that reruns nothing).
 AFTER_RUN_JS = """() => (window.__runs > 0 || performance.now() - window.__since > 3000) && (""" + IDLE_JS + """)()"""
 
 
