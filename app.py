@@ -36,8 +36,9 @@ def main() -> None:
         prof.enable()
     title = "start"
     try:
-        from pages._common import open_example_on_first_visit, warm_up_in_background
+        from pages._common import open_example_on_first_visit
         from pages._persist import identity_sidebar
+        from pages._speed import warm_up_in_background
 
         st.set_page_config(page_title="QbD DoE workbench", page_icon=":material/science:", layout="wide")
         open_example_on_first_visit()
@@ -61,7 +62,7 @@ else:  # imported by `streamlit run app.py` to serve it
 
     @asynccontextmanager
     async def _start(_app):
-        from pages._common import prepare_first_page
+        from pages._speed import prepare_first_page
 
         prepare_first_page()  # in a background thread: the server answers at once
         yield

@@ -10,8 +10,9 @@ from doe.analysis import REDUCE_METHODS, ModelChoice, default_choice, responses_
 from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
-from pages._common import current_runs, fitted, lazy_tabs, prefetch_fits, require_study, show_table, shown
+from pages._common import current_runs, fitted, lazy_tabs, require_study, show_table, shown
 from pages._persist import analysis_panel
+from pages._speed import prefetch_fits
 
 TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
 

@@ -1,5 +1,5 @@
 """Background prefetch: the fits, the predictive and the robust set point a page will ask for are
-computed once, in a thread, into the same caches the pages read (pages/_common.py)."""
+computed once, in a thread (pages/_speed.py), into the same caches the pages read (pages/_common.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pandas as pd
 import doe.analysis
 import doe.space
 import pages._common as common
+import pages._speed as speed
 from doe.study import Study
 from tests.conftest import ROOT
 
@@ -25,10 +26,10 @@ def _counted(monkeypatch, module, name: str, counts: Counter) -> None:
 
 
 def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
-    monkeypatch.setattr(common, "_served", lambda: True)
+    monkeypatch.setattr(speed, "_served", lambda: True)
     for cached in (common.fitted, common.predictive, common.robust):
         cached.clear()  # other tests in this process may have filled them
-    common._prefetched.clear()
+    speed._prefetched.clear()
     counts: Counter = Counter()
     _counted(monkeypatch, doe.analysis, "fit_choice", counts)
     _counted(monkeypatch, doe.space, "build_predictive", counts)
@@ -37,12 +38,12 @@ def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
     runs = pd.read_csv(ROOT / "data" / "msc_example_results.csv")
     cqas = [r.name for r in study.responses if r.name in runs]
 
-    thread = common.prefetch_fits(study, runs)
+    thread = speed.prefetch_fits(study, runs)
     assert thread is not None
     thread.join(timeout=300)
     assert not thread.is_alive()
     assert counts == {"fit_choice": len(cqas), "build_predictive": 1, "robust_set_point": 1}
-    assert common.prefetch_fits(study, runs) is None  # the same data again: nothing new to do
+    assert speed.prefetch_fits(study, runs) is None  # the same data again: nothing new to do
 
     # What the pages then ask for is all in the cache: nothing is computed again.
     fits = common.current_fits(study, runs, cqas)
@@ -56,4 +57,4 @@ def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
 def test_no_prefetch_thread_outside_a_server():
     study = Study.load(ROOT / "data" / "msc_expansion.yaml")
     runs = pd.read_csv(ROOT / "data" / "msc_example_results.csv")
-    assert common.prefetch_fits(study, runs) is None
+    assert speed.prefetch_fits(study, runs) is None

@@ -1,0 +1,145 @@
+"""Work done before a page asks for it: loading modules at server start and after the first page,
+and computing the fits and design spaces a page is likely to open next, in background threads.
+
+Everything goes through the same cached functions the pages call (pages/_common.py), so a page that
+needs a result still being computed waits for that computation instead of starting its own. Under
+AppTest nothing runs in the background, so the page tests stay deterministic.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from doe.study import Study
+from pages._common import fitted, predictive, robust
+
+#: What the pages import and build on first use, in the order a new user meets them.
+_WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.figures", "doe.analysis",
+            "doe.fit", "doe.model_figures", "doe.space", "doe.space_figures", "doe.versions",
+            "doe.space_compare", "doe.audit_view", "doe.scale", "doe.scale_figures")
+_warm = {"started": False}
+
+
+def warm_up_in_background() -> None:
+    """Once per server process, after the first page is shown: import the statistics and figure
+    modules in a background thread, so the first visit to Design, Models or Design space does not
+    wait for scipy, statsmodels and plotly to load (several seconds on a small machine); then take
+    the long-lived objects out of the garbage collector's scans (see the comment in ``work``)."""
+    import threading
+
+    if _warm["started"] or not _served():
+        return
+    _warm["started"] = True
+    import gc
+
+    gc.freeze()  # the modules loaded for the first page: out of the after-run collection right away
+
+    def work() -> None:
+        import importlib
+
+        for name in _WARM_UP:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - a page reports its own import problem when opened
+                return
+        import gc
+
+        import plotly.graph_objects as go
+
+        go.Figure(layout={"template": "plotly"})  # loads plotly's template JSON once
+        # Streamlit runs a full garbage collection after every script run (runner.postScriptGC), and
+        # holds up the "finished" message while it runs: with scipy, statsmodels and plotly loaded
+        # that scan of ~200,000 long-lived objects takes 0.2-0.4 s per interaction. Freezing what
+        # exists now (modules, classes: all kept for the life of the process) leaves only the
+        # objects made later to scan, about 1 ms.
+        gc.collect()
+        gc.freeze()
+
+    threading.Thread(target=work, name="doe-warm-up", daemon=True).start()
+
+
+_prefetched: dict[int, bool] = {}
+
+
+def prepare_first_page() -> None:
+    """At server start (app.py's st.App): load the modules of the first page and open the database in
+    a background thread, while the browser loads the app. Whatever is not ready when the first
+    session starts is waited for, never done twice (module imports and cached resources lock)."""
+    import threading
+
+    def work() -> None:
+        try:
+            import doe.tables  # noqa: F401  (with pages._persist: what the Home page imports)
+            from pages._persist import _open, default_url
+
+            _open(default_url())
+        except Exception:  # noqa: BLE001 - the first page reports a database it cannot open
+            return
+
+    threading.Thread(target=work, name="doe-first-page", daemon=True).start()
+
+
+def in_background(key, work) -> None:
+    """Run ``work()`` once per ``key`` in a background thread (in a real server only): to compute a
+    cached result a page is likely to ask for next."""
+    import threading
+
+    if not _served() or key in _prefetched:
+        return
+    _prefetched[key] = True
+    while len(_prefetched) > 64:
+        _prefetched.pop(next(iter(_prefetched)))
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
+            return
+
+    threading.Thread(target=run, name="doe-prefetch", daemon=True).start()
+
+
+def _served() -> bool:
+    """True in a real Streamlit server; False under AppTest (tests stay deterministic without threads)."""
+    from streamlit.runtime import Runtime
+
+    return type(Runtime._instance) is Runtime
+
+
+def prefetch_fits(study: Study, runs):
+    """Fit every CQA in a background thread as soon as results are saved, then draw the design-space
+    predictive and find its robust set point, so the Models and Design space pages find them ready.
+    Everything goes through the cached functions the pages call: a page that needs a result still
+    being computed waits for that computation instead of starting its own. Returns the thread (None
+    when there is nothing new to do)."""
+    import json
+    import threading
+
+    if runs is None or not _served():
+        return None
+    study_yaml, runs_csv = study.to_yaml(), runs.to_csv(index=False)
+    choices = dict(st.session_state.get("model_choices", {}))
+    key = hash((study_yaml, runs_csv, json.dumps(choices, sort_keys=True, default=str)))
+    if key in _prefetched:
+        return None
+    _prefetched[key] = True
+    while len(_prefetched) > 64:
+        _prefetched.pop(next(iter(_prefetched)))
+
+    def work() -> None:  # the statistics modules are imported here, not in the page's script run
+        from doe.analysis import data_version, default_choice, responses_with_results
+
+        try:
+            fits = {cqa: fitted(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
+                    for cqa in responses_with_results(study, runs)}
+            models = {n: f.model for n, f in fits.items() if f.model is not None}
+            if models:
+                key = study_yaml + data_version(runs) + json.dumps(
+                    {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
+                robust(predictive(study, models, key), key, 0.9)
+        except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
+            return
+
+    thread = threading.Thread(target=work, name="doe-prefetch-fits", daemon=True)
+    thread.start()
+    return thread
