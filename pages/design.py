@@ -34,6 +34,8 @@ def keep(new_design) -> None:
             st.session_state["design_id"] = store().save_design(study.name, new_design, acc.user)
         except DoeError as exc:
             st.error(f"Design not saved: {exc}")
+            return
+        st.rerun()  # the sidebar, drawn before this page, then shows the study as saved
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
