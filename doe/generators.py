@@ -17,7 +17,6 @@ import secrets
 from typing import Any
 
 import numpy as np
-import pydoe
 
 from doe import fractional
 from doe.design import Design, make_design
@@ -45,6 +44,14 @@ ALPHAS = ("rotatable", "orthogonal", "face", "inscribed")
 # Centre points Design-Expert suggests for CCDs and BBDs, by number of continuous factors.
 _CCD_CENTRES = {1: 3, 2: 5, 3: 6, 4: 7, 5: 6, 6: 9}
 _BBD_CENTRES = {3: 5, 4: 5, 5: 6, 6: 6, 7: 6}
+
+
+def _pydoe():
+    """pydoe, imported on first use: importing it loads scipy.stats (about a second), which the
+    Design page does not need before a design is generated."""
+    import pydoe
+
+    return pydoe
 
 
 def new_seed() -> int:
@@ -241,7 +248,7 @@ def full_factorial(study: Study, *, levels: int = 2, model: str | None = None, *
         raise DesignError(
             f"The full factorial has {total:,} runs; use a fractional, screening or optimal design."
         )
-    idx = pydoe.fullfact(counts).astype(int)
+    idx = _pydoe().fullfact(counts).astype(int)
     U = np.column_stack([values[j][idx[:, j]] for j in range(len(counts))])
     model = model or DEFAULT_MODEL["full"]
     terms = parse_model(study, model)
@@ -279,7 +286,7 @@ def fractional_factorial(study: Study, *, resolution: int | None = None, runs: i
 def plackett_burman(study: Study, *, model: str | None = None, **opts: Any) -> Design:
     """Plackett-Burman screening design (runs: next multiple of 4 above the factor count)."""
     _two_level(study, "Plackett-Burman design")
-    H = pydoe.pbdesign(len(study.factors))
+    H = _pydoe().pbdesign(len(study.factors))
     info = {"note": "Main effects are partially aliased with two-factor interactions."}
     model = model or "linear"
     terms = parse_model(study, model)
@@ -302,7 +309,7 @@ def definitive_screening(study: Study, *, model: str | None = None, **opts: Any)
         )
     if not numeric:
         raise DesignError("A definitive screening design needs at least one numeric factor.")
-    H = pydoe.definitive_screening_design(len(numeric), len(cats))
+    H = _pydoe().definitive_screening_design(len(numeric), len(cats))
     U = np.zeros((len(H), len(study.factors)))
     order = numeric + cats
     for col, f in enumerate(order):
@@ -341,7 +348,7 @@ def _cross(study: Study, D: np.ndarray, cont: list[int], cats: list[int]) -> tup
         U = np.zeros((len(D), len(study.factors)))
         U[:, cont] = D
         return U, 1
-    combos = pydoe.fullfact([len(study.factors[j].levels) for j in cats]).astype(int)
+    combos = _pydoe().fullfact([len(study.factors[j].levels) for j in cats]).astype(int)
     blocks = []
     for combo in combos:
         U = np.zeros((len(D), len(study.factors)))
@@ -443,7 +450,7 @@ def box_behnken(study: Study, *, center: int | None = None, model: str | None = 
     if k < 3:
         raise DesignError("A Box-Behnken design needs at least 3 continuous factors; use a CCD for 2.")
     n0 = _BBD_CENTRES.get(k, 6) if center is None else center
-    D = pydoe.bbdesign(k, center=1)[:-1]
+    D = _pydoe().bbdesign(k, center=1)[:-1]
     D = np.vstack([D, np.zeros((n0, k))])
     types = ["edge"] * (len(D) - n0) + ["centre"] * n0
     U, n_cross = _cross(study, D, cont, cats)
@@ -473,7 +480,7 @@ def latin_hypercube(study: Study, *, runs: int | None = None, model: str | None 
     pool_size = runs if not study.constraints else runs * 8
     U = np.zeros((pool_size, len(study.factors)))
     if numeric:
-        H = pydoe.lhs(len(numeric), samples=pool_size, criterion="maximin", iterations=20,
+        H = _pydoe().lhs(len(numeric), samples=pool_size, criterion="maximin", iterations=20,
                       seed=int(rng.integers(2**31)))
         U[:, numeric] = 2 * H - 1
     for j, f in enumerate(study.factors):

@@ -3,10 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from doe import figures
 from doe.design import read_design
 from doe.errors import DoeError
-from doe.evaluate import evaluate_design, power_at
 from doe.generators import (
     ALPHAS,
     DEFAULT_MODEL,
@@ -43,18 +41,25 @@ def evaluation(study_yaml: str, design_csv: str, model: str):
     """Evaluation, computed once per design and model."""
     study = Study.from_yaml(study_yaml)
     design = read_design(study, design_csv.encode(), "design.csv")
+    from doe.evaluate import evaluate_design  # scipy: loaded once a design is there to evaluate
+
     return evaluate_design(study, design, parse_model(study, model))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def evaluation_figure(_ev, key: str, which: str):
     """One figure of an evaluation (correlations, FDS or VIF), made when its tab is first shown."""
+    from doe import figures
+
     return {"corr": figures.correlation_map, "fds": figures.fds_plot, "vif": figures.vif_chart}[which](_ev)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def power(_ev, key: str, snr: float):
     """Power at another signal-to-noise ratio (rescaled noncentrality) and its chart."""
+    from doe import figures
+    from doe.evaluate import power_at
+
     ev = power_at(_ev, snr, 0.05)
     return ev.power, figures.power_chart(ev, snr, 0.05)
 
@@ -62,6 +67,8 @@ def power(_ev, key: str, snr: float):
 @st.cache_resource(max_entries=16, show_spinner=False)
 def design_plot(_design, key: str):
     """The design plot, made once per design."""
+    from doe import figures
+
     return figures.design_matrix_plot(_design)
 
 
