@@ -45,7 +45,7 @@ def store() -> Store:
     return _store()
 
 
-@st.cache_resource(max_entries=512, show_spinner=False)
+@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)  # reads at an old mark are never asked again
 def _read_at(url: str, mark: int, method: str, args: tuple) -> Any:
     return getattr(_open(url), method)(*args)
 
