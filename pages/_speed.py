@@ -18,6 +18,9 @@ _WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.fig
             "doe.fit", "doe.model_figures", "doe.space", "doe.space_figures", "doe.versions",
             "doe.space_compare", "doe.audit_view", "doe.scale", "doe.scale_figures")
 _warm = {"started": False}
+#: Seconds between the first page and the warm-up: the server stays free to serve the frontend's
+#: widget code for that page (loaded on demand), so its buttons appear at once.
+WARM_UP_DELAY = 1.0
 
 
 def warm_up_in_background() -> None:
@@ -36,7 +39,9 @@ def warm_up_in_background() -> None:
 
     def work() -> None:
         import importlib
+        import time
 
+        time.sleep(WARM_UP_DELAY)  # first let the browser fetch the widgets' code for the page it shows
         for name in _WARM_UP:
             try:
                 importlib.import_module(name)

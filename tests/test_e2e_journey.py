@@ -114,7 +114,9 @@ def test_new_user_journey(browser, tmp_path):  # noqa: F811
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     j = Journey(page, server.url, times)
     try:
-        j.step("open the app", lambda: page.goto(server.url), wait_for="QbD design-of-experiments workbench")
+        j.step("open the app", lambda: (page.goto(server.url),  # until its main button is drawn: usable
+                                        page.get_by_role("button", name="Load the MSC example study").wait_for()),
+               wait_for="QbD design-of-experiments workbench")
         j.step("enter a name", lambda: (page.get_by_role("textbox", name=NAME_BOX).fill("Ana Lopez"),
                                         page.keyboard.press("Enter")), wait_for="Ana Lopez (editor")
         j.step("load the example study", lambda: page.get_by_role("button", name="Load the MSC example study").click(),

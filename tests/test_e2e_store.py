@@ -66,7 +66,7 @@ class Server:
                 if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
                     return
             except OSError:
-                time.sleep(0.3)
+                time.sleep(0.05)
         self.kill()
         raise AssertionError("the Streamlit server did not start within 60 s")
 
