@@ -68,7 +68,7 @@ def open_example_on_first_visit() -> None:
     if not st.session_state.get("_started"):
         st.session_state["_started"] = True
         if st.session_state.get("study") is None:
-            from pages._persist import read
+            from pages._db import read
 
             names = read("list_studies").sort_values("created_at")["name"].tolist()
             wanted = st.query_params.get("study")
@@ -80,7 +80,8 @@ def open_example_on_first_visit() -> None:
 
 def open_stored(name: str, version: int | None = None) -> None:
     """Open a study from the database with its latest design and the model choices of its latest analysis."""
-    from pages._persist import latest, read
+    from pages._db import read
+    from pages._persist import latest
 
     set_study(read("load_study", name, version))
     st.session_state.pop("runs", None)

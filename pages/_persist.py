@@ -1,80 +1,17 @@
-"""The database behind the pages: who is editing, saving every change at once, the honest saved state."""
+"""Who is editing, saving every change at once, and the honest saved state of the open study (sidebar, panels)."""
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import time
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from doe.errors import DoeError
 from doe.identity import Access, access
-from doe.store import Store, User, default_url
+from doe.store import User, study_digest
 from doe.study import Study
-
-
-@st.cache_resource(show_spinner=False)
-def _open(url: str) -> Store:
-    return Store.open(url)
-
-
-def open_store(url: str) -> Store:
-    """The store at ``url``, without touching the session (for cached functions run in a thread)."""
-    return _open(url)
-
-
-def _store() -> Store:
-    try:
-        return _open(default_url())
-    except DoeError as exc:
-        st.error(f"**The database cannot be used.** {exc}")
-        st.stop()
-
-
-def store() -> Store:
-    """The store of this app (DATABASE_URL or the local SQLite file); a clear stop if it cannot be used.
-
-    Use :func:`read` for reads: a caller of ``store()`` may write, so the reads after it look at the
-    database's change mark again.
-    """
-    st.session_state.pop("_change_mark", None)
-    return _store()
-
-
-@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)  # reads at an old mark are never asked again
-def _read_at(url: str, mark: int, method: str, args: tuple) -> Any:
-    return getattr(_open(url), method)(*args)
-
-
-def read(method: str, *args: Any) -> Any:
-    """``store().<method>(*args)`` for a read, kept while nothing new is saved (see Store.change_mark).
-
-    Streamlit reruns the page on every widget change; the saved state is read again only when
-    someone (this session or another) saved something since. Each caller gets its own copy.
-    """
-    s = _store()
-    out = _read_at(s.url, _mark(s), method, tuple(args))
-    return out.copy() if isinstance(out, (pd.DataFrame, pd.Series)) else copy.deepcopy(out)
-
-
-#: Seconds a session keeps the change mark it read: about one script run, so a rerun queries it
-#: once, not once per read; another user's save shows at the next rerun after that.
-MARK_SECONDS = 0.5
-
-
-def _mark(s: Store) -> int:
-    """The store's change mark, read at most once per MARK_SECONDS per session (and after any store())."""
-    now = time.monotonic()
-    kept = st.session_state.get("_change_mark")
-    if kept is not None and now - kept[1] < MARK_SECONDS:
-        return kept[0]
-    mark = s.change_mark()
-    st.session_state["_change_mark"] = (mark, now)
-    return mark
+from pages._db import read, store
 
 
 def _secret(key: str) -> Any:
@@ -126,10 +63,6 @@ def editor() -> User | None:
 
 
 # -- the open study in the store -------------------------------------------------------------
-def _digest(study: Study) -> str:
-    return hashlib.sha256(study.to_yaml().encode("utf-8")).hexdigest()
-
-
 def stored_version(study: Study | None) -> int | None:
     """The store's version of ``study`` when its latest saved text is exactly this study, else None."""
     if study is None:
@@ -139,7 +72,7 @@ def stored_version(study: Study | None) -> int | None:
     except DoeError:
         return None
     last = versions.iloc[-1]
-    return int(last["version"]) if last["content_hash"] == _digest(study) else None
+    return int(last["version"]) if last["content_hash"] == study_digest(study) else None
 
 
 def save_study(study: Study, user: User) -> int | None:

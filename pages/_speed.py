@@ -75,7 +75,8 @@ def prepare_first_page() -> None:
     def work() -> None:
         try:
             import doe.tables  # noqa: F401  (with pages._persist: what the Home page imports)
-            from pages._persist import _open, default_url
+            import pages._persist  # noqa: F401
+            from pages._db import _open, default_url
 
             _open(default_url())
         except Exception:  # noqa: BLE001 - the first page reports a database it cannot open

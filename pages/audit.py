@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from doe.audit_view import audit_csv, audit_frame, audit_jsonl
-from pages._persist import read
+from pages._db import read
 
 st.title("Audit trail")
 st.caption("Append-only record of every change (21 CFR 11.10(e), ALCOA+): who, when (UTC), what, the old and "

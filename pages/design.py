@@ -19,7 +19,8 @@ from doe.generators import (
 from doe.model import parse_model
 from doe.study import Study
 from pages._common import lazy_tabs, require_study, shown
-from pages._persist import current_access, save_study, store
+from pages._db import store
+from pages._persist import current_access, save_study
 
 
 def keep(new_design) -> None:

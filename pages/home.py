@@ -7,7 +7,8 @@ from doe.store import export_bundle, import_bundle, shown
 from doe.study import Study
 from doe.tables import blank_study
 from pages._common import current_study, load_example, open_stored, set_study, show_table
-from pages._persist import current_access, editor, read, store
+from pages._db import read, store
+from pages._persist import current_access, editor
 
 st.title("QbD design-of-experiments workbench")
 st.markdown(

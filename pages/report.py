@@ -4,7 +4,7 @@ import streamlit as st
 
 from doe.errors import DoeError
 from pages._common import current_runs, require_study
-from pages._persist import read, store
+from pages._db import read, store
 
 study = require_study()
 st.title("Report")

@@ -7,7 +7,8 @@ from doe.errors import DoeError
 from doe.runs import changed_runs, merge_results, read_results, results_template, validate_runs
 from doe.store import RUN_META, ConcurrentEditError
 from pages._common import EXAMPLE_RESULTS, is_example, require_study
-from pages._persist import current_access, editor, save_study, store, stored_data_version, stored_runs
+from pages._db import store
+from pages._persist import current_access, editor, save_study, stored_data_version, stored_runs
 from pages._speed import prefetch_fits
 
 study = require_study()

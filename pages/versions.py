@@ -5,7 +5,8 @@ import streamlit as st
 from doe.errors import DoeError
 from doe.versions import compare_analyses, comparison_frame, significance_frame, stats_frame
 from pages._common import lazy_tabs, require_study, show_table, shown
-from pages._persist import current_access, editor, open_store, read, store
+from pages._db import open_store, read, store
+from pages._persist import current_access, editor
 from pages._speed import in_background
 
 

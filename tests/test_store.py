@@ -575,3 +575,12 @@ def test_an_empty_database_made_in_one_step_equals_running_every_revision(backen
         assert store.verify_audit().ok and len(store.runs("MSC expansion")) == 3
     finally:
         store.close()
+
+
+def test_study_digest_is_the_saved_content_hash(store):
+    """The pages tell 'saved' from 'changed since' by comparing study_digest with the stored hash."""
+    from doe.store import study_digest
+
+    store.save_study(small_study(), ALICE)
+    assert store.study_versions("MSC expansion")["content_hash"].iloc[-1] == study_digest(small_study())
+    assert study_digest(small_study(high=100)) != study_digest(small_study())

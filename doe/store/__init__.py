@@ -17,8 +17,8 @@ database, is refused with a :class:`~doe.errors.DoeError`.
 from doe.store._audit import AuditCheck, User
 from doe.store._bundle import export_bundle, import_bundle
 from doe.store._engine import default_url, shown
-from doe.store._store import ConcurrentEditError, Store, verify_audit
+from doe.store._store import ConcurrentEditError, Store, study_digest, verify_audit
 from doe.store._values import META as RUN_META
 
 __all__ = ["RUN_META", "AuditCheck", "ConcurrentEditError", "Store", "User", "default_url", "export_bundle",
-           "import_bundle", "shown", "verify_audit"]
+           "import_bundle", "shown", "study_digest", "verify_audit"]

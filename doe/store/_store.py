@@ -40,6 +40,15 @@ from doe.store._models import (
 from doe.study import Study
 
 
+def study_digest(study: Study) -> str:
+    """The content hash a study version is saved with (SHA-256 of its YAML): equal when the text is."""
+    return _text_digest(study.to_yaml())
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class ConcurrentEditError(DoeError):
     """Someone else saved the same run since it was read; the message shows their change."""
 
@@ -106,7 +115,7 @@ class Store:
     def save_study(self, study: Study, user: User | str) -> int:
         """Save ``study`` as its next version and return the version (unchanged text: the latest)."""
         text = study.to_yaml()
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        digest = _text_digest(text)
         with self._write(user) as (s, audit):
             row = s.execute(select(StudyRow).where(StudyRow.name == study.name)).scalar_one_or_none()
             if row is None:
