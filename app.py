@@ -6,9 +6,6 @@ the server starts loading what the first page needs (pandas, SQLAlchemy, the dat
 browser is still loading the app, instead of after it connects.
 """
 
-import os
-import time
-
 import streamlit as st
 
 PAGES = [
@@ -28,31 +25,22 @@ PAGES = [
 
 def main() -> None:
     """One script run of a session: page config, navigation, the sidebar and the chosen page."""
-    profile = os.environ.get("DOE_PROFILE_DIR")  # diagnostics for bench/: one cProfile file per script run
-    if profile:
-        import cProfile
+    from pages._speed import profiled  # with DOE_PROFILE_DIR set: one cProfile file per script run (bench/)
 
-        prof, start = cProfile.Profile(), time.perf_counter()
-        prof.enable()
-    title = "start"
-    try:
+    with profiled("start") as run:
         from pages._common import open_example_on_first_visit
         from pages._persist import identity_sidebar
-        from pages._speed import warm_up_in_background
+        from pages._speed import prefetch_default_design, warm_up_in_background
 
         st.set_page_config(page_title="QbD DoE workbench", page_icon=":material/science:", layout="wide")
         open_example_on_first_visit()
         page = st.navigation([st.Page(path, title=t, icon=icon, default=i == 0)
                               for i, (path, t, icon) in enumerate(PAGES)])
-        title = page.title
+        run.title = page.title
         identity_sidebar()
+        prefetch_default_design()  # a page may stop early (st.stop): started before it runs
         page.run()
         warm_up_in_background()
-    finally:
-        if profile:
-            prof.disable()
-            prof.dump_stats(os.path.join(profile, f"{len(os.listdir(profile)):03d}-{title}-"
-                                                  f"{time.perf_counter() - start:.2f}s.prof"))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ AppTest nothing runs in the background, so the page tests stay deterministic.
 
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from doe.study import Study
@@ -17,7 +19,8 @@ from pages._common import fitted, predictive, robust
 _WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.figures", "doe.analysis",
             "doe.fit", "doe.model_figures", "doe.space", "doe.space_figures", "doe.versions",
             "doe.space_compare", "doe.audit_view", "doe.scale", "doe.scale_figures")
-_warm = {"started": False}
+_warm = {"started": False, "first": []}  # first: jobs the warm-up runs before its imports
+_profiling = {"on": False}
 #: Seconds between the first page and the warm-up: the server stays free to serve the frontend's
 #: widget code for that page (loaded on demand), so its buttons appear at once.
 WARM_UP_DELAY = 1.0
@@ -28,8 +31,6 @@ def warm_up_in_background() -> None:
     modules in a background thread, so the first visit to Design, Models or Design space does not
     wait for scipy, statsmodels and plotly to load (several seconds on a small machine); then take
     the long-lived objects out of the garbage collector's scans (see the comment in ``work``)."""
-    import threading
-
     if _warm["started"] or not _served():
         return
     _warm["started"] = True
@@ -42,6 +43,10 @@ def warm_up_in_background() -> None:
         import time
 
         time.sleep(WARM_UP_DELAY)  # first let the browser fetch the widgets' code for the page it shows
+        with _lock:
+            first, _warm["first"] = _warm["first"], None  # from now on, jobs start in their own thread
+        for job in first:  # what the first session is likely to ask for next (the default design)
+            job()
         for name in _WARM_UP:
             try:
                 importlib.import_module(name)
@@ -63,15 +68,14 @@ def warm_up_in_background() -> None:
     threading.Thread(target=work, name="doe-warm-up", daemon=True).start()
 
 
-_prefetched: dict[int, bool] = {}
+_prefetched: dict = {}
+_lock = threading.Lock()
 
 
 def prepare_first_page() -> None:
     """At server start (app.py's st.App): load the modules of the first page and open the database in
     a background thread, while the browser loads the app. Whatever is not ready when the first
     session starts is waited for, never done twice (module imports and cached resources lock)."""
-    import threading
-
     def work() -> None:
         try:
             import doe.tables  # noqa: F401  (with pages._persist: what the Home page imports)
@@ -88,8 +92,6 @@ def prepare_first_page() -> None:
 def in_background(key, work) -> None:
     """Run ``work()`` once per ``key`` in a background thread (in a real server only): to compute a
     cached result a page is likely to ask for next."""
-    import threading
-
     if not _served() or key in _prefetched:
         return
     _prefetched[key] = True
@@ -103,6 +105,34 @@ def in_background(key, work) -> None:
             return
 
     threading.Thread(target=run, name="doe-prefetch", daemon=True).start()
+
+
+def prefetch_default_design() -> None:
+    """While a study has no design yet: generate and evaluate the Design form's default design in the
+    background, with the seed a blank seed field stands for (pages/_designs.py), so pressing
+    **Generate design** finds it ready. In a new server process the warm-up runs it after the first
+    page's delay and before loading the other modules; later in its own thread."""
+    study = st.session_state.get("study")
+    if study is None or st.session_state.get("design") is not None or not _served():
+        return
+    from pages._designs import default_design, next_seed
+
+    key = ("default design", study.to_yaml(), next_seed())
+    if key in _prefetched:
+        return
+    _prefetched[key] = True
+
+    def work() -> None:
+        try:
+            default_design(key[1], key[2])
+        except Exception:  # noqa: BLE001 - the Design page reports any problem when the button is pressed
+            return
+
+    with _lock:
+        if _warm["first"] is not None:
+            _warm["first"].append(work)
+            return
+    in_background(key + ("now",), work)
 
 
 def _served() -> bool:
@@ -119,7 +149,6 @@ def prefetch_fits(study: Study, runs):
     being computed waits for that computation instead of starting its own. Returns the thread (None
     when there is nothing new to do)."""
     import json
-    import threading
 
     if runs is None or not _served():
         return None
@@ -149,3 +178,33 @@ def prefetch_fits(study: Study, runs):
     thread = threading.Thread(target=work, name="doe-prefetch-fits", daemon=True)
     thread.start()
     return thread
+
+
+class profiled:
+    """Diagnostics for bench/: with DOE_PROFILE_DIR set, write one cProfile file per script or fragment
+    run into that folder, named by page and duration (read them with ``python -m pstats``). A fragment
+    run inside a profiled script run is part of that script's file."""
+
+    def __init__(self, title: str) -> None:
+        import os
+
+        self.folder, self.title, self.prof = os.environ.get("DOE_PROFILE_DIR"), title, None
+
+    def __enter__(self) -> profiled:
+        import cProfile
+        import time
+
+        if self.folder and not _profiling["on"]:
+            _profiling["on"], self.start, self.prof = True, time.perf_counter(), cProfile.Profile()
+            self.prof.enable()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import os
+        import time
+
+        if self.prof is not None:
+            self.prof.disable()
+            _profiling["on"] = False
+            self.prof.dump_stats(os.path.join(self.folder, f"{len(os.listdir(self.folder)):03d}-{self.title}-"
+                                                           f"{time.perf_counter() - self.start:.2f}s.prof"))

@@ -7,19 +7,16 @@ from doe.design import read_design
 from doe.errors import DoeError
 from doe.generators import (
     ALPHAS,
-    DEFAULT_MODEL,
     DESIGN_TYPES,
     TYPE_LABELS,
     add_axial,
     augment,
     default_runs,
     fold_over,
-    generate,
 )
-from doe.model import parse_model
-from doe.study import Study
 from pages._common import lazy_tabs, require_study, shown
 from pages._db import store
+from pages._designs import FORM_DEFAULTS, evaluation, evaluation_model, generate_design, next_seed, used_seed
 from pages._persist import current_access, save_study
 
 
@@ -35,16 +32,6 @@ def keep(new_design) -> None:
             st.error(f"Design not saved: {exc}")
             return
         st.rerun()  # the sidebar, drawn before this page, then shows the study as saved
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def evaluation(study_yaml: str, design_csv: str, model: str):
-    """Evaluation, computed once per design and model."""
-    study = Study.from_yaml(study_yaml)
-    design = read_design(study, design_csv.encode(), "design.csv")
-    from doe.evaluate import evaluate_design  # scipy: loaded once a design is there to evaluate
-
-    return evaluate_design(study, design, parse_model(study, model))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -79,7 +66,7 @@ st.caption(f"Study **{study.name}**: " + ", ".join(f"{f.name} ({f.describe_range
 
 with st.form("design_form"):
     c1, c2, c3 = st.columns(3)
-    kind = c1.selectbox("Design type", DESIGN_TYPES, index=DESIGN_TYPES.index("optimal"),
+    kind = c1.selectbox("Design type", DESIGN_TYPES, index=DESIGN_TYPES.index(FORM_DEFAULTS["kind"]),
                         format_func=TYPE_LABELS.get)
     model = c2.text_input("Model (blank: the type's default)", "",
                           help="linear, interactions, quadratic, full, or terms such as "
@@ -87,11 +74,11 @@ with st.form("design_form"):
     runs = c3.number_input("Runs (optimal, Latin hypercube)", min_value=0, value=0, step=1,
                            help="0 = default: model terms + 4 for optimal designs")
     c1, c2, c3, c4 = st.columns(4)
-    criterion = c1.radio("Optimality", ["D", "I"], horizontal=True,
+    criterion = c1.radio("Optimality", ["D", "I"], horizontal=True, index=["D", "I"].index(FORM_DEFAULTS["criterion"]),
                          help="D: precise coefficients (screening, factor effects). "
                               "I: precise predictions (response surfaces, design space).")
-    resolution = c2.selectbox("Resolution (fractional)", [3, 4, 5, 6], index=1)
-    alpha = c3.selectbox("Axial distance (CCD)", ALPHAS)
+    resolution = c2.selectbox("Resolution (fractional)", [3, 4, 5, 6], index=[3, 4, 5, 6].index(FORM_DEFAULTS["resolution"]))
+    alpha = c3.selectbox("Axial distance (CCD)", ALPHAS, index=ALPHAS.index(FORM_DEFAULTS["alpha"]))
     seed_text = c4.text_input("Seed (blank: random, recorded)", "")
     c1, c2, c3 = st.columns(3)
     center = c1.number_input("Centre points", min_value=0, value=0, step=1,
@@ -103,10 +90,13 @@ with st.form("design_form"):
 if go:
     options = dict(model=model or None, runs=runs or None, criterion=criterion,
                    resolution=resolution, alpha=alpha, center=center or None,
-                   replicates=replicates, blocks=blocks, seed=seed_text.strip() or None)
+                   replicates=replicates, blocks=blocks, seed=seed_text.strip() or next_seed())
     try:
         with st.spinner("Generating the design..."):
-            keep(generate(study, kind, **options))
+            new_design = generate_design(study.to_yaml(), kind, options)
+        if not seed_text.strip():
+            used_seed()
+        keep(new_design)
     except DoeError as exc:
         st.error(f"No design: {exc}")
 
@@ -154,7 +144,7 @@ else:
 for w in design.warnings:
     st.warning(w)
 
-eval_model = st.text_input("Evaluate for model", design.model or DEFAULT_MODEL.get(design.kind, "quadratic"))
+eval_model = st.text_input("Evaluate for model", evaluation_model(design))
 try:
     design_csv = design.to_csv(with_responses=False)
     ev = evaluation(study.to_yaml(), design_csv, eval_model)

@@ -28,6 +28,7 @@ from pages._common import (
     space_key,
 )
 from pages._persist import decision_panel
+from pages._speed import profiled
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
 
@@ -39,11 +40,17 @@ def grid(_pm, key: str, x: str, y: str, fixed_json: str, threshold: float, sd_js
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def at_set_point(_pm, key: str, sp_json: str, threshold: float, sd_json: str, nor_json: str):
+def par_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str):
+    """Proven acceptable ranges at a set point (its box is drawn on the map)."""
+    return proven_acceptable_ranges(_pm, json.loads(sp_json), threshold=threshold, setpoint_sd=json.loads(sd_json) or None)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def report_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str, nor_json: str):
+    """The set point's predictions and probabilities, and the NOR check (None without a NOR)."""
     sp, sd, nor = json.loads(sp_json), json.loads(sd_json) or None, json.loads(nor_json)
-    par = proven_acceptable_ranges(_pm, sp, threshold=threshold, setpoint_sd=sd)
     nor_check = check_nor(_pm, sp, nor, threshold=threshold, setpoint_sd=sd) if nor else None
-    return par, set_point_report(_pm, sp, threshold=threshold, setpoint_sd=sd), nor_check
+    return set_point_report(_pm, sp, threshold=threshold, setpoint_sd=sd), nor_check
 
 
 study = require_study()
@@ -76,6 +83,11 @@ def _use(settings: dict) -> None:
 def explore(study, pm, key: str, models: dict, runs) -> None:
     """Everything that follows the set point and the view: a widget here reruns only this part of the
     page (the fits, the predictive and the sidebar's saved state are not read again)."""
+    with profiled("Design space set point"):  # with DOE_PROFILE_DIR set (bench/): a file per fragment run
+        _explore(study, pm, key, models, runs)
+
+
+def _explore(study, pm, key: str, models: dict, runs) -> None:
     numeric = [f.name for f in study.factors if not f.is_categorical]
     if len(numeric) < 2:
         st.info("A design-space map needs two numeric factors.")
@@ -144,14 +156,13 @@ def explore(study, pm, key: str, models: dict, runs) -> None:
         facet_row = None if facet_row == "(none)" else facet_row
     fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
     sd_json, nor_json = json.dumps(sd, sort_keys=True), json.dumps(nor, sort_keys=True)
+    sp_json = json.dumps(set_point, sort_keys=True)
     try:
         g = grid(pm, key, x, y, json.dumps(fixed, sort_keys=True), threshold, sd_json, json.dumps(interval))
-        par, report, nor_check = at_set_point(pm, key, json.dumps(set_point, sort_keys=True), threshold,
-                                              sd_json, nor_json)
+        par = par_at(pm, key, sp_json, threshold, sd_json)
     except DoeError as exc:
         st.error(f"No design space: {exc}")
         st.stop()
-
     note = sf.footnote(study, data_version(runs))
     par_box = {f: par[f] for f in (x, y) if f in par and not isinstance(par[f], list)} if par else None
     if view == "Probability map":
@@ -169,6 +180,12 @@ def explore(study, pm, key: str, models: dict, runs) -> None:
     else:
         fig = sf.interval_overlay_plot(g, study, note=note)
     st.plotly_chart(fig, width="stretch", key="space_fig")
+
+    try:  # after the map: the browser draws it while the set point's report is computed
+        report, nor_check = report_at(pm, key, sp_json, threshold, sd_json, nor_json)
+    except DoeError as exc:
+        st.error(f"No set-point report: {exc}")
+        st.stop()
 
     p = report["probability"]
     m = st.columns(4)
