@@ -38,7 +38,8 @@ def main() -> None:
                               for i, (path, t, icon) in enumerate(PAGES)])
         run.title = page.title
         identity_sidebar()
-        prefetch_default_design()  # a page may stop early (st.stop): started before it runs
+        if page.title in ("Home", "Design"):  # where the next step is pressing Generate design
+            prefetch_default_design()  # before the page runs: a page may stop early (st.stop)
         page.run()
         warm_up_in_background()
 
