@@ -144,7 +144,8 @@ def _served() -> bool:
 
 def prefetch_fits(study: Study, runs):
     """Fit every CQA in a background thread as soon as results are saved, then draw the design-space
-    predictive and find its robust set point, so the Models and Design space pages find them ready.
+    predictive, find its robust set point and compute the Design space page's first view there, so
+    the Models and Design space pages find them ready.
     Everything goes through the cached functions the pages call: a page that needs a result still
     being computed waits for that computation instead of starting its own. Returns the thread (None
     when there is nothing new to do)."""
@@ -171,7 +172,10 @@ def prefetch_fits(study: Study, runs):
             if models:
                 key = study_yaml + data_version(runs) + json.dumps(
                     {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
-                robust(predictive(study, models, key), key, 0.9)
+                from pages._spaces import DEFAULT_THRESHOLD, first_view
+
+                pm = predictive(study, models, key)
+                first_view(study, pm, key, robust(pm, key, DEFAULT_THRESHOLD)["settings"])
         except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
             return
 

@@ -9,13 +9,7 @@ import streamlit as st
 from doe import space_figures as sf
 from doe.analysis import data_version, responses_with_results
 from doe.errors import DoeError
-from doe.space import (
-    check_nor,
-    proven_acceptable_ranges,
-    robust_set_point,
-    set_point_report,
-    space_grid,
-)
+from doe.space import robust_set_point, set_point_report
 from pages._common import (
     current_fits,
     current_runs,
@@ -28,29 +22,10 @@ from pages._common import (
     space_key,
 )
 from pages._persist import decision_panel
+from pages._spaces import DEFAULT_THRESHOLD, as_json, grid, par_at, report_at
 from pages._speed import profiled
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def grid(_pm, key: str, x: str, y: str, fixed_json: str, threshold: float, sd_json: str, interval_json: str):
-    return space_grid(_pm, x, y, json.loads(fixed_json), threshold=threshold,
-                      setpoint_sd=json.loads(sd_json) or None, interval=json.loads(interval_json))
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def par_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str):
-    """Proven acceptable ranges at a set point (its box is drawn on the map)."""
-    return proven_acceptable_ranges(_pm, json.loads(sp_json), threshold=threshold, setpoint_sd=json.loads(sd_json) or None)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def report_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str, nor_json: str):
-    """The set point's predictions and probabilities, and the NOR check (None without a NOR)."""
-    sp, sd, nor = json.loads(sp_json), json.loads(sd_json) or None, json.loads(nor_json)
-    nor_check = check_nor(_pm, sp, nor, threshold=threshold, setpoint_sd=sd) if nor else None
-    return set_point_report(_pm, sp, threshold=threshold, setpoint_sd=sd), nor_check
 
 
 study = require_study()
@@ -94,13 +69,13 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
         st.stop()
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     view = c1.radio("View", VIEWS, horizontal=True, key="space_view")
-    threshold = c2.slider("Probability threshold", 0.5, 0.99, 0.9, 0.01, key="space_threshold")
+    threshold = c2.slider("Probability threshold", 0.5, 0.99, DEFAULT_THRESHOLD, 0.01, key="space_threshold")
     x = c3.selectbox("X axis", numeric, 0, key="space_x")
     y = c4.selectbox("Y axis", [n for n in numeric if n != x], 0, key="space_y")
 
     if f"sp_{study.factors[0].name}" not in st.session_state:  # first visit: open at the robust set point
         with st.spinner("Finding the robust set point..."):
-            st.session_state["robust_result"] = copy.deepcopy(robust(pm, key, 0.9))  # the cached one is shared
+            st.session_state["robust_result"] = copy.deepcopy(robust(pm, key, DEFAULT_THRESHOLD))  # shared: copied
         st.session_state["_apply_set_point"] = st.session_state["robust_result"]["settings"]
     if "_apply_set_point" in st.session_state:  # applied before the set-point widgets exist
         _use(st.session_state.pop("_apply_set_point"))
@@ -155,10 +130,9 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
                                  key="facet_row")
         facet_row = None if facet_row == "(none)" else facet_row
     fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
-    sd_json, nor_json = json.dumps(sd, sort_keys=True), json.dumps(nor, sort_keys=True)
-    sp_json = json.dumps(set_point, sort_keys=True)
+    sd_json, nor_json, sp_json = as_json(sd), as_json(nor), as_json(set_point)
     try:
-        g = grid(pm, key, x, y, json.dumps(fixed, sort_keys=True), threshold, sd_json, json.dumps(interval))
+        g = grid(pm, key, x, y, as_json(fixed), threshold, sd_json, json.dumps(interval))
         par = par_at(pm, key, sp_json, threshold, sd_json)
     except DoeError as exc:
         st.error(f"No design space: {exc}")

@@ -10,6 +10,7 @@ import pandas as pd
 import doe.analysis
 import doe.space
 import pages._common as common
+import pages._spaces as spaces
 import pages._speed as speed
 from doe.study import Study
 from tests.conftest import ROOT
@@ -27,13 +28,15 @@ def _counted(monkeypatch, module, name: str, counts: Counter) -> None:
 
 def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
     monkeypatch.setattr(speed, "_served", lambda: True)
-    for cached in (common.fitted, common.predictive, common.robust):
+    for cached in (common.fitted, common.predictive, common.robust, spaces.grid, spaces.par_at, spaces.report_at):
         cached.clear()  # other tests in this process may have filled them
     speed._prefetched.clear()
     counts: Counter = Counter()
     _counted(monkeypatch, doe.analysis, "fit_choice", counts)
     _counted(monkeypatch, doe.space, "build_predictive", counts)
     _counted(monkeypatch, doe.space, "robust_set_point", counts)
+    for name in ("space_grid", "proven_acceptable_ranges", "set_point_report"):
+        _counted(monkeypatch, doe.space, name, counts)
     study = Study.load(ROOT / "data" / "msc_expansion.yaml")
     runs = pd.read_csv(ROOT / "data" / "msc_example_results.csv")
     cqas = [r.name for r in study.responses if r.name in runs]
@@ -42,15 +45,27 @@ def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
     assert thread is not None
     thread.join(timeout=300)
     assert not thread.is_alive()
-    assert counts == {"fit_choice": len(cqas), "build_predictive": 1, "robust_set_point": 1}
+    once = {"fit_choice": len(cqas), "build_predictive": 1, "robust_set_point": 1, "space_grid": 1,
+            "proven_acceptable_ranges": 1, "set_point_report": 1}
+    assert counts == once
     assert speed.prefetch_fits(study, runs) is None  # the same data again: nothing new to do
 
     # What the pages then ask for is all in the cache: nothing is computed again.
     fits = common.current_fits(study, runs, cqas)
     models = {n: f.model for n, f in fits.items() if f.model is not None}
     key = common.space_key(study, runs, models)
-    best = common.robust(common.predictive(study, models, key), key, 0.9)
-    assert counts == {"fit_choice": len(cqas), "build_predictive": 1, "robust_set_point": 1}
+    pm = common.predictive(study, models, key)
+    best = common.robust(pm, key, 0.9)
+    # the Design space page's first view, asked for the way the page asks (pages/space.py): its
+    # set-point widgets hold the robust settings, the map shows the first two numeric factors
+    set_point = {f.name: best["settings"][f.name] if f.is_categorical else float(best["settings"][f.name])
+                 for f in study.factors}
+    x, y = [f.name for f in study.factors if not f.is_categorical][:2]
+    fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
+    spaces.grid(pm, key, x, y, spaces.as_json(fixed), 0.9, spaces.as_json({}), "null")
+    spaces.par_at(pm, key, spaces.as_json(set_point), 0.9, spaces.as_json({}))
+    spaces.report_at(pm, key, spaces.as_json(set_point), 0.9, spaces.as_json({}), spaces.as_json({}))
+    assert counts == once
     assert len(models) == len(cqas) and set(best["settings"]) == set(study.factor_names)
 
 
