@@ -46,7 +46,7 @@ def warm_up_in_background() -> None:
         with _lock:
             first, _warm["first"] = _warm["first"], None  # from now on, jobs start in their own thread
         for job in first:  # what the first session is likely to ask for next (the default design)
-            job()
+            _quietly(job)
         for name in _WARM_UP:
             try:
                 importlib.import_module(name)
@@ -92,19 +92,31 @@ def prepare_first_page() -> None:
 def in_background(key, work) -> None:
     """Run ``work()`` once per ``key`` in a background thread (in a real server only): to compute a
     cached result a page is likely to ask for next."""
-    if not _served() or key in _prefetched:
-        return
+    if _served() and _first_time(key):
+        _thread(work, "doe-prefetch")
+
+
+def _first_time(key) -> bool:
+    """Mark ``key`` as prefetched (the last 64 keys are kept); False when it already was."""
+    if key in _prefetched:
+        return False
     _prefetched[key] = True
     while len(_prefetched) > 64:
         _prefetched.pop(next(iter(_prefetched)))
+    return True
 
-    def run() -> None:
-        try:
-            work()
-        except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
-            return
 
-    threading.Thread(target=run, name="doe-prefetch", daemon=True).start()
+def _quietly(work) -> None:
+    try:
+        work()
+    except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
+        return
+
+
+def _thread(work, name: str) -> threading.Thread:
+    thread = threading.Thread(target=_quietly, args=(work,), name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def prefetch_default_design() -> None:
@@ -117,22 +129,18 @@ def prefetch_default_design() -> None:
         return
     from pages._designs import default_design, next_seed
 
-    key = ("default design", study.to_yaml(), next_seed())
-    if key in _prefetched:
+    study_yaml, seed = study.to_yaml(), next_seed()
+    if not _first_time(("default design", study_yaml, seed)):
         return
-    _prefetched[key] = True
 
     def work() -> None:
-        try:
-            default_design(key[1], key[2])
-        except Exception:  # noqa: BLE001 - the Design page reports any problem when the button is pressed
-            return
+        default_design(study_yaml, seed)
 
     with _lock:
         if _warm["first"] is not None:
             _warm["first"].append(work)
             return
-    in_background(key + ("now",), work)
+    _thread(work, "doe-prefetch-design")
 
 
 def _served() -> bool:
@@ -155,33 +163,23 @@ def prefetch_fits(study: Study, runs):
         return None
     study_yaml, runs_csv = study.to_yaml(), runs.to_csv(index=False)
     choices = dict(st.session_state.get("model_choices", {}))
-    key = hash((study_yaml, runs_csv, json.dumps(choices, sort_keys=True, default=str)))
-    if key in _prefetched:
+    if not _first_time(hash((study_yaml, runs_csv, json.dumps(choices, sort_keys=True, default=str)))):
         return None
-    _prefetched[key] = True
-    while len(_prefetched) > 64:
-        _prefetched.pop(next(iter(_prefetched)))
 
     def work() -> None:  # the statistics modules are imported here, not in the page's script run
         from doe.analysis import data_version, default_choice, responses_with_results
+        from pages._spaces import DEFAULT_THRESHOLD, first_view
 
-        try:
-            fits = {cqa: fitted(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
-                    for cqa in responses_with_results(study, runs)}
-            models = {n: f.model for n, f in fits.items() if f.model is not None}
-            if models:
-                key = study_yaml + data_version(runs) + json.dumps(
-                    {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
-                from pages._spaces import DEFAULT_THRESHOLD, first_view
+        fits = {cqa: fitted(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
+                for cqa in responses_with_results(study, runs)}
+        models = {n: f.model for n, f in fits.items() if f.model is not None}
+        if models:  # the page's key (pages/_common.space_key)
+            key = study_yaml + data_version(runs) + json.dumps(
+                {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
+            pm = predictive(study, models, key)
+            first_view(study, pm, key, robust(pm, key, DEFAULT_THRESHOLD)["settings"])
 
-                pm = predictive(study, models, key)
-                first_view(study, pm, key, robust(pm, key, DEFAULT_THRESHOLD)["settings"])
-        except Exception:  # noqa: BLE001 - the page that shows the result reports any problem
-            return
-
-    thread = threading.Thread(target=work, name="doe-prefetch-fits", daemon=True)
-    thread.start()
-    return thread
+    return _thread(work, "doe-prefetch-fits")
 
 
 class profiled:
