@@ -8,12 +8,12 @@ so that "re-run analysis" refits the same choices on new data.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from doe._recent import Recent
 from doe.errors import ModelError
 from doe.fit import FittedModel, fit_model, reduce_model
 from doe.study import Study
@@ -95,20 +95,15 @@ def fit_all(study: Study, runs: pd.DataFrame, choices: dict[str, ModelChoice] | 
     wanted = {name: choices.get(name, default) for name in names}
     key = (study.to_yaml(), runs.to_csv(index=False), json.dumps({n: c.to_dict() for n, c in wanted.items()},
                                                                  sort_keys=True, default=str))
-    with _FITS_LOCK:
-        kept = _RECENT_FITS.get(key)
+    kept = _RECENT_FITS.get(key)
     if kept is not None:
         return dict(kept)
     fits = {name: fit_choice(study, runs, name, choice) for name, choice in wanted.items()}
-    with _FITS_LOCK:
-        _RECENT_FITS[key] = fits
-        while len(_RECENT_FITS) > 8:
-            _RECENT_FITS.pop(next(iter(_RECENT_FITS)))
+    _RECENT_FITS.put(key, fits)
     return dict(fits)
 
 
-_RECENT_FITS: dict[tuple[str, str, str], dict[str, CQAFit]] = {}
-_FITS_LOCK = threading.Lock()
+_RECENT_FITS = Recent(8)
 
 
 def data_version(runs: pd.DataFrame) -> str:

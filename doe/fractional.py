@@ -21,9 +21,9 @@ LETTERS = [c for c in "ABCDEFGHJKLMNOPQRSTUVWXYZ"]
 _MAX_COMBINATIONS = 70_000
 
 
-def _pydoe():
-    """pydoe, imported on first use: importing it loads scipy.stats (about a second), which the
-    Design page does not need before a design is generated."""
+def load_pydoe():
+    """pydoe, imported on first use (here and in doe.generators): importing it loads scipy.stats
+    (about a second), which the Design page does not need before a design is generated."""
     import pydoe
 
     return pydoe
@@ -87,7 +87,7 @@ def fraction(k: int, resolution: int | None = None, runs: int | None = None) -> 
         if resolution < 3:
             raise DesignError("Resolution must be 3 or more (III, IV, V, ...).")
         try:
-            base = int(round(math.log2(_pydoe().fracfact_by_res(k, resolution).shape[0])))
+            base = int(round(math.log2(load_pydoe().fracfact_by_res(k, resolution).shape[0])))
         except ValueError as exc:
             raise DesignError(f"No regular fraction for {k} factors at resolution {resolution}: {exc}.") from None
     base = min(base, k)
@@ -133,7 +133,7 @@ def fraction(k: int, resolution: int | None = None, runs: int | None = None) -> 
 
 def _full(k: int) -> np.ndarray:
     """2^k full factorial in standard (Yates) order, first factor changing fastest."""
-    return _pydoe().ff2n(k)[:, ::-1] if k > 1 else _pydoe().ff2n(1)
+    return load_pydoe().ff2n(k)[:, ::-1] if k > 1 else load_pydoe().ff2n(1)
 
 
 def aliases(frac: Fraction, names: list[str], max_order: int = 2, show_order: int = 3) -> list[str]:

@@ -46,14 +46,6 @@ _CCD_CENTRES = {1: 3, 2: 5, 3: 6, 4: 7, 5: 6, 6: 9}
 _BBD_CENTRES = {3: 5, 4: 5, 5: 6, 6: 6, 7: 6}
 
 
-def _pydoe():
-    """pydoe, imported on first use: importing it loads scipy.stats (about a second), which the
-    Design page does not need before a design is generated."""
-    import pydoe
-
-    return pydoe
-
-
 def new_seed() -> int:
     """A fresh seed to record with a design when the user gives none."""
     return secrets.randbelow(2**31 - 1)
@@ -248,7 +240,7 @@ def full_factorial(study: Study, *, levels: int = 2, model: str | None = None, *
         raise DesignError(
             f"The full factorial has {total:,} runs; use a fractional, screening or optimal design."
         )
-    idx = _pydoe().fullfact(counts).astype(int)
+    idx = fractional.load_pydoe().fullfact(counts).astype(int)
     U = np.column_stack([values[j][idx[:, j]] for j in range(len(counts))])
     model = model or DEFAULT_MODEL["full"]
     terms = parse_model(study, model)
@@ -286,7 +278,7 @@ def fractional_factorial(study: Study, *, resolution: int | None = None, runs: i
 def plackett_burman(study: Study, *, model: str | None = None, **opts: Any) -> Design:
     """Plackett-Burman screening design (runs: next multiple of 4 above the factor count)."""
     _two_level(study, "Plackett-Burman design")
-    H = _pydoe().pbdesign(len(study.factors))
+    H = fractional.load_pydoe().pbdesign(len(study.factors))
     info = {"note": "Main effects are partially aliased with two-factor interactions."}
     model = model or "linear"
     terms = parse_model(study, model)
@@ -309,7 +301,7 @@ def definitive_screening(study: Study, *, model: str | None = None, **opts: Any)
         )
     if not numeric:
         raise DesignError("A definitive screening design needs at least one numeric factor.")
-    H = _pydoe().definitive_screening_design(len(numeric), len(cats))
+    H = fractional.load_pydoe().definitive_screening_design(len(numeric), len(cats))
     U = np.zeros((len(H), len(study.factors)))
     order = numeric + cats
     for col, f in enumerate(order):
@@ -348,7 +340,7 @@ def _cross(study: Study, D: np.ndarray, cont: list[int], cats: list[int]) -> tup
         U = np.zeros((len(D), len(study.factors)))
         U[:, cont] = D
         return U, 1
-    combos = _pydoe().fullfact([len(study.factors[j].levels) for j in cats]).astype(int)
+    combos = fractional.load_pydoe().fullfact([len(study.factors[j].levels) for j in cats]).astype(int)
     blocks = []
     for combo in combos:
         U = np.zeros((len(D), len(study.factors)))
@@ -450,7 +442,7 @@ def box_behnken(study: Study, *, center: int | None = None, model: str | None = 
     if k < 3:
         raise DesignError("A Box-Behnken design needs at least 3 continuous factors; use a CCD for 2.")
     n0 = _BBD_CENTRES.get(k, 6) if center is None else center
-    D = _pydoe().bbdesign(k, center=1)[:-1]
+    D = fractional.load_pydoe().bbdesign(k, center=1)[:-1]
     D = np.vstack([D, np.zeros((n0, k))])
     types = ["edge"] * (len(D) - n0) + ["centre"] * n0
     U, n_cross = _cross(study, D, cont, cats)
@@ -480,8 +472,8 @@ def latin_hypercube(study: Study, *, runs: int | None = None, model: str | None 
     pool_size = runs if not study.constraints else runs * 8
     U = np.zeros((pool_size, len(study.factors)))
     if numeric:
-        H = _pydoe().lhs(len(numeric), samples=pool_size, criterion="maximin", iterations=20,
-                      seed=int(rng.integers(2**31)))
+        H = fractional.load_pydoe().lhs(len(numeric), samples=pool_size, criterion="maximin", iterations=20,
+                                        seed=int(rng.integers(2**31)))
         U[:, numeric] = 2 * H - 1
     for j, f in enumerate(study.factors):
         if f.is_categorical:

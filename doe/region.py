@@ -8,10 +8,9 @@ points that satisfy the study's constraints. Used by the optimal-design engine
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
+from doe._recent import Recent
 from doe.errors import DesignError
 from doe.model import ModelMatrix, actual_frame, effect_codes, max_power
 from doe.study import Factor, Study
@@ -49,8 +48,7 @@ def moment_matrix(study: Study, mm: ModelMatrix, n_mc: int = 20000, seed: int = 
     if method not in ("auto", "exact", "mc"):
         raise DesignError(f"Moment-matrix method must be auto, exact or mc; got '{method}'.")
     key = (study.to_yaml(), tuple(mm.columns), mm.n_blocks, int(n_mc), int(seed), method)
-    with _LOCK:
-        M = _RECENT.get(key)
+    M = _RECENT.get(key)
     if M is None:
         if method == "exact" or (method == "auto" and not study.constraints):
             M = _exact_moments(study, mm)
@@ -59,15 +57,11 @@ def moment_matrix(study: Study, mm: ModelMatrix, n_mc: int = 20000, seed: int = 
             X = mm.build(U, blocks)
             M = X.T @ X / len(X)
             M = (M + M.T) / 2.0
-        with _LOCK:  # generating and evaluating a design need the same matrix: compute it once
-            _RECENT[key] = M
-            while len(_RECENT) > 16:
-                _RECENT.pop(next(iter(_RECENT)))
+        _RECENT.put(key, M)  # generating and evaluating a design need the same matrix: compute it once
     return M.copy()
 
 
-_RECENT: dict[tuple, np.ndarray] = {}
-_LOCK = threading.Lock()
+_RECENT = Recent(16)
 
 
 def sample_region(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from doe._recent import Recent
 from doe.constraints import KINDS, Constraint, feasible
 from doe.errors import StudyError, did_you_mean, quoted_list
 
@@ -298,7 +298,7 @@ class Study:
         text = _YAML_TEXT.get(key)
         if text is None:
             text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
-            _remember(_YAML_TEXT, key, text)
+            _YAML_TEXT.put(key, text)
         return text
 
     def save(self, path: str | Path) -> None:
@@ -342,7 +342,7 @@ class Study:
         study = _PARSED.get(text)
         if study is None:
             study = cls.from_dict(safe_yaml_load(text))
-            _remember(_PARSED, text, study)
+            _PARSED.put(text, study)
         return copy.deepcopy(study)  # the caller may edit its study; the remembered one stays as read
 
     @classmethod
@@ -353,17 +353,7 @@ class Study:
 # -- YAML ---------------------------------------------------------------------
 #: Recently written and read study texts: the pages turn the same study into YAML (cache keys,
 #: saved-state checks) and back many times per interaction, and YAML is slow in pure Python.
-_YAML_TEXT: dict[str, str] = {}
-_PARSED: dict[str, Study] = {}
-_REMEMBERED = 32
-_MEMO_LOCK = threading.Lock()  # the app serves sessions from several threads
-
-
-def _remember(memo: dict, key: str, value: Any) -> None:
-    with _MEMO_LOCK:
-        while len(memo) >= _REMEMBERED:
-            memo.pop(next(iter(memo)))
-        memo[key] = value
+_YAML_TEXT, _PARSED = Recent(32), Recent(32)
 
 
 class _NoAliasLoader(yaml.SafeLoader):

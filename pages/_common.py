@@ -152,12 +152,16 @@ def _parsed(study_yaml: str, runs_csv: str):
 
 def current_fits(study: Study, runs, cqas) -> dict:
     """The fit of each CQA with the model choice saved on the Models page (default: reduced quadratic)."""
+    return fits_with(study.to_yaml(), runs.to_csv(index=False), st.session_state.get("model_choices", {}), cqas)
+
+
+def fits_with(study_yaml: str, runs_csv: str, choices: dict, cqas) -> dict:
+    """The fit of each CQA with its choice in ``choices`` (default: reduced quadratic); no session
+    state, so a background thread asks for the same cache entries as the pages."""
     import json
 
     from doe.analysis import default_choice
 
-    study_yaml, runs_csv = study.to_yaml(), runs.to_csv(index=False)
-    choices = st.session_state.get("model_choices", {})
     return {cqa: fitted(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
             for cqa in cqas}
 
@@ -178,13 +182,14 @@ def robust(_pm, key: str, threshold: float):
     return robust_set_point(_pm, threshold=threshold)
 
 
-def space_key(study: Study, runs, models: dict) -> str:
-    """Cache key of the design space of these fits: study, data and the model choices behind them."""
+def space_key(study: Study, runs, models: dict, choices: dict | None = None) -> str:
+    """Cache key of the design space of these fits: study, data and the model choices behind them
+    (``choices``: the session's model choices unless given)."""
     import json
 
     from doe.analysis import data_version, default_choice
 
-    choices = st.session_state.get("model_choices", {})
+    choices = st.session_state.get("model_choices", {}) if choices is None else choices
     return study.to_yaml() + data_version(runs) + json.dumps(
         {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
 

@@ -14,18 +14,15 @@ from doe.store import Store, default_url
 
 
 @st.cache_resource(show_spinner=False)
-def _open(url: str) -> Store:
-    return Store.open(url)
-
-
 def open_store(url: str) -> Store:
-    """The store at ``url``, without touching the session (for cached functions run in a thread)."""
-    return _open(url)
+    """The store at ``url``, opened once per server; without touching the session (so cached
+    functions run in a thread may use it)."""
+    return Store.open(url)
 
 
 def _store() -> Store:
     try:
-        return _open(default_url())
+        return open_store(default_url())
     except DoeError as exc:
         st.error(f"**The database cannot be used.** {exc}")
         st.stop()
@@ -43,7 +40,7 @@ def store() -> Store:
 
 @st.cache_resource(max_entries=64, ttl=600, show_spinner=False)  # reads at an old mark are never asked again
 def _read_at(url: str, mark: int, method: str, args: tuple) -> Any:
-    return getattr(_open(url), method)(*args)
+    return getattr(open_store(url), method)(*args)
 
 
 def read(method: str, *args: Any) -> Any:

@@ -12,8 +12,9 @@ import threading
 
 import streamlit as st
 
+from doe._recent import Recent
 from doe.study import Study
-from pages._common import fitted, predictive, robust
+from pages._common import fits_with, predictive, robust, space_key
 
 #: What the pages import and build on first use, in the order a new user meets them.
 _WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.figures", "doe.analysis",
@@ -68,7 +69,7 @@ def warm_up_in_background() -> None:
     threading.Thread(target=work, name="doe-warm-up", daemon=True).start()
 
 
-_prefetched: dict = {}
+_prefetched = Recent(64)  # keys of the work started in the background
 _lock = threading.Lock()
 
 
@@ -80,9 +81,9 @@ def prepare_first_page() -> None:
         try:
             import doe.tables  # noqa: F401  (with pages._persist: what the Home page imports)
             import pages._persist  # noqa: F401
-            from pages._db import _open, default_url
+            from pages._db import default_url, open_store
 
-            _open(default_url())
+            open_store(default_url())
         except Exception:  # noqa: BLE001 - the first page reports a database it cannot open
             return
 
@@ -92,18 +93,8 @@ def prepare_first_page() -> None:
 def in_background(key, work) -> None:
     """Run ``work()`` once per ``key`` in a background thread (in a real server only): to compute a
     cached result a page is likely to ask for next."""
-    if _served() and _first_time(key):
+    if _served() and _prefetched.add(key):
         _thread(work, "doe-prefetch")
-
-
-def _first_time(key) -> bool:
-    """Mark ``key`` as prefetched (the last 64 keys are kept); False when it already was."""
-    if key in _prefetched:
-        return False
-    _prefetched[key] = True
-    while len(_prefetched) > 64:
-        _prefetched.pop(next(iter(_prefetched)))
-    return True
 
 
 def _quietly(work) -> None:
@@ -130,7 +121,7 @@ def prefetch_default_design() -> None:
     from pages._designs import default_design, next_seed
 
     study_yaml, seed = study.to_yaml(), next_seed()
-    if not _first_time(("default design", study_yaml, seed)):
+    if not _prefetched.add(("default design", study_yaml, seed)):
         return
 
     def work() -> None:
@@ -163,19 +154,17 @@ def prefetch_fits(study: Study, runs):
         return None
     study_yaml, runs_csv = study.to_yaml(), runs.to_csv(index=False)
     choices = dict(st.session_state.get("model_choices", {}))
-    if not _first_time(hash((study_yaml, runs_csv, json.dumps(choices, sort_keys=True, default=str)))):
+    if not _prefetched.add(hash((study_yaml, runs_csv, json.dumps(choices, sort_keys=True, default=str)))):
         return None
 
     def work() -> None:  # the statistics modules are imported here, not in the page's script run
-        from doe.analysis import data_version, default_choice, responses_with_results
+        from doe.analysis import responses_with_results
         from pages._spaces import DEFAULT_THRESHOLD, first_view
 
-        fits = {cqa: fitted(study_yaml, runs_csv, cqa, json.dumps(choices.get(cqa, default_choice().to_dict())))
-                for cqa in responses_with_results(study, runs)}
+        fits = fits_with(study_yaml, runs_csv, choices, responses_with_results(study, runs))
         models = {n: f.model for n, f in fits.items() if f.model is not None}
-        if models:  # the page's key (pages/_common.space_key)
-            key = study_yaml + data_version(runs) + json.dumps(
-                {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)
+        if models:
+            key = space_key(study, runs, models, choices)
             pm = predictive(study, models, key)
             first_view(study, pm, key, robust(pm, key, DEFAULT_THRESHOLD)["settings"])
 
