@@ -56,4 +56,16 @@ else:  # imported by `streamlit run app.py` to serve it
         prepare_first_page()  # in a background thread: the server answers at once
         yield
 
-    app = st.App(__file__, lifespan=_start)
+    from starlette.responses import FileResponse
+    from starlette.routing import Route
+
+    from pages._plotly_asset import PLOTLY_FILE, PLOTLY_ROUTE
+
+    async def _plotly_map_js(_request):
+        """plotly.js for the design-space map (pages/_live_plot.py); versioned address: cached for good."""
+        return FileResponse(PLOTLY_FILE, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+    # also under server.baseUrlPath, when the app is served below a path prefix
+    app = st.App(__file__, lifespan=_start, routes=[Route(PLOTLY_ROUTE, _plotly_map_js),
+                                                    Route("/{prefix:path}" + PLOTLY_ROUTE, _plotly_map_js)])

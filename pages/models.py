@@ -11,6 +11,7 @@ from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
 from pages._common import current_runs, fitted, lazy_tabs, require_study, show_table, shown
+from pages._live_plot import preload_live_charts
 from pages._persist import analysis_panel
 from pages._speed import prefetch_fits
 
@@ -107,6 +108,7 @@ for w in fm.warnings:
     st.warning(w)
 analysis_panel(study)
 prefetch_fits(study, runs)  # with these choices: the design space is drawn in the background
+preload_live_charts()  # and the browser loads the design-space map's plotly.js while the user reads this page
 
 with st.expander("Add or remove terms by hand"):
     candidates = list(dict.fromkeys([t.name for t in preset_terms(study, "quadratic")] +

@@ -21,6 +21,7 @@ from pages._common import (
     shown,
     space_key,
 )
+from pages._live_plot import live_chart
 from pages._persist import decision_panel
 from pages._spaces import DEFAULT_THRESHOLD, as_json, grid, par_at, report_at
 from pages._speed import profiled
@@ -153,7 +154,7 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
         fig = sf.overlay_plot(g, study, note=note)
     else:
         fig = sf.interval_overlay_plot(g, study, note=note)
-    st.plotly_chart(fig, width="stretch", key="space_fig")
+    live_chart(fig, key="space_fig")
 
     try:  # after the map: the browser draws it while the set point's report is computed
         report, nor_check = report_at(pm, key, sp_json, threshold, sd_json, nor_json)

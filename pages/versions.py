@@ -6,6 +6,7 @@ from doe.errors import DoeError
 from doe.versions import compare_analyses, comparison_frame, significance_frame, stats_frame
 from pages._common import lazy_tabs, require_study, show_table, shown
 from pages._db import open_store, read, store
+from pages._live_plot import live_chart, preload_live_charts
 from pages._persist import current_access, editor
 from pages._speed import in_background
 
@@ -80,6 +81,7 @@ st.caption(f"Version {old}: data version {row[old]['data_version']} ({row[old]['
 url = store().url
 in_background(("space_comparison", url, study.name, old, new),  # ready when the tab is opened
               lambda: space_comparison(url, study.name, old, new))
+preload_live_charts()  # the comparison's map draws with the design-space map's plotly.js
 tabs = lazy_tabs(["Fit statistics", "Coefficients", "Significance changes", "Design space"],
                  key="versions_tab")
 with tabs[0]:
@@ -104,7 +106,7 @@ with tabs[3]:
         except DoeError as exc:
             st.error(f"No design-space comparison: {exc}")
         else:
-            st.plotly_chart(fig, width="stretch", key="space_compare_fig")
+            live_chart(fig, key="space_compare_fig")
             show_table(fractions)
             for w in space.warnings:
                 st.caption(w)

@@ -31,8 +31,11 @@ IDLE_JS = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
   return app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
              && app.getAttribute('data-test-script-state') === 'notRunning'
-             && !document.querySelector('[data-stale="true"]');
+             && !document.querySelector('[data-stale="true"]')
+             && !document.querySelector('[data-doe-drawing="1"]');  // the design-space map: drawn
 }"""
+#: How many figures the design-space map (pages/_live_plot.js) has drawn so far.
+MAP_DRAWN_JS = "() => Number(document.querySelector('.doe-live-plot')?.dataset.doeDrawn || 0)"
 
 
 #: Count script runs from now on (an observer on the app's script-state attribute).
@@ -70,8 +73,10 @@ class Journey:
         self.page.wait_for_function(AFTER_RUN_JS, timeout=timeout)
         self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")
 
-    def step(self, name: str, action, wait_for: str | None = None, timeout: float = 180_000) -> None:
-        """Run ``action``, wait until the rerun it causes is done (and ``wait_for`` shows), time it, screenshot.
+    def step(self, name: str, action, wait_for: str | None = None, timeout: float = 180_000,
+             until: str | None = None) -> None:
+        """Run ``action``, wait until the rerun it causes is done (and ``wait_for`` shows, and the JS
+        predicate ``until`` holds), time it, screenshot.
 
         Timing starts just before the action and ends when the app has drawn the result: the script run
         the action started is seen to start and finish (no fixed sleep), then one animation frame.
@@ -85,6 +90,8 @@ class Journey:
             self.idle(timeout)
         if wait_for:
             self.page.get_by_text(wait_for).first.wait_for(timeout=timeout)
+        if until:
+            self.page.wait_for_function(until, timeout=timeout, polling="raf")
         self.times.setdefault(name, []).append(round(time.perf_counter() - start, 3))
         self.page.screenshot(path=str(ARTIFACTS / f"{list(self.times).index(name):02d}-{name}.png"),
                              full_page=True)
@@ -141,11 +148,23 @@ def test_new_user_journey(browser, tmp_path):  # noqa: F811
         j.step("save the analysis", lambda: page.get_by_role("button", name="Save analysis version").click(),
                wait_for="Saved as analysis version 1")
 
-        j.step("open the design space", lambda: j.nav("Design space"), wait_for="In the design space")
+        j.step("open the design space", lambda: j.nav("Design space"), wait_for="In the design space",
+               until=f"() => ({MAP_DRAWN_JS})() >= 1")  # until the map is drawn
         slider = page.get_by_role("slider").nth(1)  # after the probability threshold: the first set point
         slider.focus()
         for key in ("ArrowRight", "ArrowRight", "ArrowLeft", "ArrowLeft", "ArrowLeft"):  # five moves: a median
-            j.step("move the set point", lambda key=key: page.keyboard.press(key))
+            drawn = page.evaluate(MAP_DRAWN_JS)  # until the map shows the moved set point
+            j.step("move the set point", lambda key=key: page.keyboard.press(key),
+                   until=f"() => ({MAP_DRAWN_JS})() > {drawn}")
+        star = page.evaluate("() => document.querySelector('.doe-live-plot').data.find(t => t.name === 'Set point')")
+        axis_value = float(slider.evaluate("e => e.value ?? e.getAttribute('aria-valuenow')"))
+        assert axis_value in (star["x"][0], star["y"][0])  # the map's star is where the slider now is
+        surface = page.evaluate("""() => { const t = document.querySelector('.doe-live-plot').data[0];
+            const z = t.z.flatMap(r => Array.from(r)).filter(Number.isFinite);
+            return [t.x.length, t.y.length, t.z.length, t.z[0].length, t.customdata[0][0].length,
+                    Math.min(...z), Math.max(...z)]; }""")  # the decoded probability surface
+        nx, ny, rows, cols, per_cell, low, high = surface
+        assert (rows, cols) == (ny, nx) and per_cell == 1 + 2 * 6 and 0 <= low <= high <= 1
         page.get_by_role("tab", name="Export").click()
         html_figure = j.download("Figure as interactive HTML", tmp_path)
         assert "<html" in html_figure.read_text(encoding="utf-8")[:200].lower()
@@ -163,7 +182,8 @@ def test_new_user_journey(browser, tmp_path):  # noqa: F811
         j.step("open Versions", lambda: j.nav("Versions"), wait_for="is newer")
         j.step("re-run the analysis", lambda: page.get_by_role("button", name="Re-run the analysis on the newest data")
                .click(), wait_for="Compare two analysis versions")
-        j.step("compare the design space", lambda: page.get_by_role("tab", name="Design space").click())
+        j.step("compare the design space", lambda: page.get_by_role("tab", name="Design space").click(),
+               until=f"() => ({MAP_DRAWN_JS})() >= 1")  # until the before/after map is drawn
         j.step("open the audit trail", lambda: j.nav("Audit trail"), wait_for="Audit trail intact")
     finally:
         (ARTIFACTS / "timings.json").write_text(json.dumps(j.times, indent=2), encoding="utf-8")
