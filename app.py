@@ -51,9 +51,14 @@ else:  # imported by `streamlit run app.py` to serve it
 
     @asynccontextmanager
     async def _start(_app):
-        from pages._speed import prepare_first_page
+        import threading
 
-        prepare_first_page()  # in a background thread: the server answers at once
+        def prepare() -> None:  # importing pages._speed loads pandas: not before the server answers
+            from pages._speed import prepare_first_page
+
+            prepare_first_page()
+
+        threading.Thread(target=prepare, name="doe-prepare", daemon=True).start()
         yield
 
     from starlette.responses import FileResponse

@@ -217,7 +217,8 @@ def _hover_text(text: str) -> str:
 
 
 def _probability_hover(grid: SpaceGrid, study: Study) -> tuple[np.ndarray, str]:
-    """Per-cell numbers (customdata, ny x nx x (1 + 2 per CQA)) and the hover template that shows them.
+    """Per-cell numbers (customdata, ny x nx x (1 + 2 per CQA), at the precision shown: see
+    ``shown_digits``) and the hover template that shows them.
 
     The template holds the (escaped) factor and CQA names once; each cell carries
     only its numbers: joint probability, then per CQA its probability and mean.
@@ -225,18 +226,48 @@ def _probability_hover(grid: SpaceGrid, study: Study) -> tuple[np.ndarray, str]:
     joint probability in bold (3 decimals), per CQA 'P = 0.xxx, mean (3 significant digits)'.
     """
     fx, fy = study.factor(grid.x), study.factor(grid.y)
-    ny, nx = grid.probability.shape
     names = list(grid.per_cqa)
-    layers = [grid.probability]
+    layers = [shown_digits(grid.probability, "f")]
     for k in names:
-        layers += [grid.per_cqa[k], grid.mean[k]]
-    customdata = np.ascontiguousarray(np.stack(layers, axis=-1), dtype=float)  # float64: JS rounds it as Python
+        layers += [shown_digits(grid.per_cqa[k], "f"), shown_digits(grid.mean[k], "g")]
+    customdata = np.ascontiguousarray(np.stack(layers, axis=-1), dtype=np.float32)
     lines = [f"{_hover_text(f'{fx.name} = ')}%{{x:.4~g}}{_hover_text(f' {fx.units}')}",
              f"{_hover_text(f'{fy.name} = ')}%{{y:.4~g}}{_hover_text(f' {fy.units}')}",
              "<b>P(all in spec) = %{customdata[0]:.3f}</b>"]
     lines += [f"{_hover_text(f'{k}: P = ')}%{{customdata[{1 + 2 * i}]:.3f}}, mean "
               f"%{{customdata[{2 + 2 * i}]:.3~g}}" for i, k in enumerate(names)]
     return customdata, "<br>".join(lines) + "<extra></extra>"
+
+
+def shown_digits(values: np.ndarray, kind: str) -> np.ndarray:
+    """``values`` rounded to what the hover shows (kind "f": 3 decimals, for probabilities; "g": 3
+    significant digits),
+    exactly as Python formats them (``f"{v:.3f}"``, ``f"{v:.3g}"``), so the map's hover and the
+    tables show the same digits.
+
+    Sent as float32: a 3-digit number is at least 1e-4 of its size away from the next rounding
+    boundary and float32 is exact to 6e-8 of it, so the browser's formatting of the float32 gives the
+    same digits, in half the bytes of float64. Near a tie, numpy's arithmetic and Python's correctly
+    rounded formatting may differ; those few values are formatted by Python."""
+    v = np.asarray(values, dtype=float)
+    if kind == "f":
+        exponent = np.full(v.shape, -1.0)  # 3 decimals: 10^-3 steps
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exponent = np.floor(np.log10(np.abs(v)))
+        exponent = np.where(np.isfinite(exponent), exponent, 0.0)
+    step = 10.0 ** (exponent - 2)
+    with np.errstate(invalid="ignore"):
+        scaled = v / step
+        out = np.round(scaled) * step
+        near = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6  # a tie
+        if kind == "g":
+            near |= np.abs(out) >= 10.0 ** (exponent + 1)  # 999.7 -> 1000: one more digit before the point
+        near &= np.isfinite(v)
+    fmt = ".3f" if kind == "f" else ".3g"
+    for index in zip(*np.nonzero(near)):
+        out[index] = float(format(float(v[index]), fmt))
+    return out
 
 
 def _box_dicts(grid: SpaceGrid, par: dict | None, nor: dict | None) -> list[dict[str, Any]]:

@@ -22,19 +22,30 @@ function plotlyFrom(src) {
   return loading[src];
 }
 
-// After loading, one tiny chart drawn off screen: the first real map then does not pay for
-// compiling plotly's heatmap, contour and scatter code.
+// After loading, one small chart like the design-space map (heatmap with colour bar and hover data,
+// contour line, legend, title and notes) drawn off screen: the first real map then does not pay for
+// compiling plotly's code for each of these parts.
 let warmed = null;
 function warmUp(Plotly) {
   if (!warmed) {
     warmed = (async () => {
       const div = document.createElement("div");
-      div.style.cssText = "position:absolute;left:-9999px;top:0;width:300px;height:200px";
+      div.style.cssText = "position:absolute;left:-9999px;top:0;width:600px;height:400px";
       document.body.appendChild(div);
+      const z = [[0, 0.5, 1], [0.5, 1, 0.5], [1, 0.5, 0]];
+      const custom = z.map((row) => row.map((v) => [v, v]));
       try {
-        await Plotly.newPlot(div, [{type: "heatmap", z: [[0, 1], [1, 0]]},
-                                   {type: "contour", z: [[0, 1], [1, 0]], contours: {coloring: "none"}},
-                                   {type: "scatter", x: [0], y: [0], mode: "markers"}], {}, {staticPlot: false});
+        await Plotly.newPlot(div, [
+          {type: "heatmap", z, customdata: custom, colorbar: {title: {text: "P"}},
+           hovertemplate: "%{customdata[0]:.3f}<extra></extra>"},
+          {type: "contour", z, showscale: false, contours: {coloring: "none", start: 0.5, end: 0.5, size: 1},
+           name: "edge", showlegend: true},
+          {type: "scatter", x: [null], y: [null], mode: "markers", name: "a"},
+          {type: "scatter", x: [0, 1, 1, 0, 0], y: [0, 0, 1, 1, 0], mode: "lines", line: {dash: "dash"}, name: "b"},
+          {type: "scatter", x: [1], y: [1], mode: "markers", marker: {symbol: "star"}, name: "c"}],
+          {title: {text: "a", subtitle: {text: "b"}}, annotations: [{text: "c", xref: "paper", yref: "paper", x: 0, y: -0.2}],
+           xaxis: {title: {text: "x"}, ticklabeloverflow: "allow"}, yaxis: {title: {text: "y"}, ticklabeloverflow: "allow"},
+           font: {family: '"Source Sans", sans-serif'}});
         Plotly.purge(div);
       } finally {
         div.remove();
@@ -47,13 +58,21 @@ function warmUp(Plotly) {
 const DTYPES = {f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array,
                 u2: Uint16Array, i1: Int8Array, u1: Uint8Array};
 
+function base64Bytes(text) {
+  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
 // plotly.py writes numpy arrays as {dtype, bdata (base64), shape}. Decoded here once, so an
 // unchanged trace keeps the very same arrays from one rerun to the next.
 function decoded(value) {
   if (Array.isArray(value)) return value.map(decoded);
   if (value === null || typeof value !== "object") return value;
   if (typeof value.bdata === "string" && DTYPES[value.dtype]) {
-    const bytes = Uint8Array.from(atob(value.bdata), (c) => c.charCodeAt(0));
+    const bytes = base64Bytes(value.bdata);
     const flat = new DTYPES[value.dtype](bytes.buffer);
     if (value.shape === undefined) return flat;
     const dims = String(value.shape).split(",").map(Number);

@@ -74,9 +74,10 @@ _lock = threading.Lock()
 
 
 def prepare_first_page() -> None:
-    """At server start (app.py's st.App): load the modules of the first page and open the database in
-    a background thread, while the browser loads the app. Whatever is not ready when the first
-    session starts is waited for, never done twice (module imports and cached resources lock)."""
+    """At server start (app.py's st.App): load the modules of the first page, open the database and
+    run Streamlit's once-per-process check in a background thread, while the browser loads the app.
+    Whatever is not ready when the first session starts is waited for, never done twice (module
+    imports and cached resources lock)."""
     def work() -> None:
         try:
             import doe.tables  # noqa: F401  (with pages._persist: what the Home page imports)
@@ -86,8 +87,21 @@ def prepare_first_page() -> None:
             open_store(default_url())
         except Exception:  # noqa: BLE001 - the first page reports a database it cannot open
             return
+        _check_direct_execution_once()
 
     threading.Thread(target=work, name="doe-first-page", daemon=True).start()
+
+
+def _check_direct_execution_once() -> None:
+    """Streamlit checks once per process, on the first element any page sends, whether it runs in a
+    REPL: ``inspect.stack()``, which resolves the file of every loaded module (0.3 s here). Done in
+    the background at server start, the first page a user opens does not wait for it."""
+    try:
+        from streamlit import delta_generator
+
+        delta_generator._maybe_print_use_warning()  # prints nothing under `streamlit run`
+    except Exception:  # noqa: BLE001 - a Streamlit without this check: nothing to do ahead
+        return
 
 
 def in_background(key, work) -> None:

@@ -37,9 +37,10 @@ def test_the_browser_gets_the_same_figure_trace_by_trace(grid_and_study):
     whole = json.loads(pio.to_json(fig, validate=False))  # what st.plotly_chart would send
     assert [json.loads(t) for t in data["traces"]] == whole["data"]
     layout = json.loads(data["layout"])
-    assert layout["font"]["family"] == APP_FONT  # drawn in the app's font, as st.plotly_chart does
-    assert {k: v for k, v in layout.items() if k != "font"} == {k: v for k, v in whole["layout"].items()
-                                                               if k != "font"}
+    assert layout.pop("font")["family"] == APP_FONT  # drawn in the app's font, as st.plotly_chart does
+    for axis in ("xaxis", "yaxis"):  # tick labels that never pass the chart: plotly need not measure them
+        assert layout[axis].pop("ticklabeloverflow") == "allow"
+    assert layout == {k: v for k, v in whole["layout"].items() if k != "font"}  # nothing else changed
     assert data["height"] == whole["layout"]["height"]
     assert data["src"] == PLOTLY_ROUTE
 

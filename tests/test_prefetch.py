@@ -73,3 +73,40 @@ def test_no_prefetch_thread_outside_a_server():
     study = Study.load(ROOT / "data" / "msc_expansion.yaml")
     runs = pd.read_csv(ROOT / "data" / "msc_example_results.csv")
     assert speed.prefetch_fits(study, runs) is None
+
+
+def test_server_start_does_the_first_pages_work_ahead(monkeypatch):
+    """At server start (app.py), a background thread loads the Home page's modules, opens the
+    database and runs Streamlit's once-per-process check (inspect.stack over every module, about 0.3 s
+    here), so the first page a user opens does none of it."""
+    import types
+
+    from streamlit import delta_generator
+
+    from pages._db import default_url, open_store
+
+    monkeypatch.setattr(delta_generator, "_use_warning_has_been_displayed", False)
+    started = []
+    monkeypatch.setattr(speed.threading, "Thread",  # run the thread's work here, now
+                        lambda target, **kw: types.SimpleNamespace(start=lambda: (started.append(kw), target())))
+    from doe.store import Store
+
+    opened = []
+    real_open = Store.open
+    monkeypatch.setattr(Store, "open", classmethod(lambda cls, url, *a, **kw: opened.append(url) or
+                                                   real_open.__func__(cls, url, *a, **kw)))
+    open_store.clear()
+    speed.prepare_first_page()
+    assert [kw["name"] for kw in started] == ["doe-first-page"]
+    assert delta_generator._use_warning_has_been_displayed  # Streamlit does not check again
+    assert opened == [default_url()]
+    open_store(default_url())  # what the first page asks for: already open
+    assert opened == [default_url()]
+    open_store.clear()
+
+
+def test_the_once_per_process_check_tolerates_a_streamlit_without_it(monkeypatch):
+    from streamlit import delta_generator
+
+    monkeypatch.delattr(delta_generator, "_maybe_print_use_warning")
+    speed._check_direct_execution_once()  # nothing to do ahead, and no error

@@ -68,7 +68,26 @@ def test_hover_shows_what_it_showed_before(example_grid):
     assert customdata.shape == g.probability.shape + (1 + 2 * len(g.per_cqa),)
     for i, j in [(0, 0), (3, 17), (19, 19), (10, 4)]:
         assert _render(template, g, customdata, i, j) == _old_hover(g, study, i, j)
-    assert np.array_equal(customdata[..., 0], g.probability)  # float64: formatted in the browser as in Python
+    assert customdata.dtype == np.float32  # at the precision shown: half the bytes of float64
+    exact = [g.probability] + [a for k in g.per_cqa for a in (g.per_cqa[k], g.mean[k])]
+    for layer, (values, fmt) in enumerate(zip(exact, [".3f"] + [".3f", ".3g"] * len(g.per_cqa))):
+        for i, j in np.ndindex(values.shape):  # every cell shows the digits Python shows for the exact value
+            assert format(float(customdata[i, j, layer]), fmt) == format(float(values[i, j]), fmt)
+
+
+@pytest.mark.parametrize("kind, fmt", [("f", ".3f"), ("g", ".3g")])
+def test_shown_digits_are_pythons_digits_even_at_ties(kind, fmt):
+    """Probabilities from 4,000 draws are often exact ties at the 4th decimal (0.0625, 0.1235): the
+    hover rounds them as Python does, and stored as float32 they still format to the same digits."""
+    rng = np.random.default_rng(7)
+    values = np.concatenate([rng.integers(0, 4001, 20_000) / 4000, rng.random(20_000),
+                             [0.0625, 0.1235, 0.9995, 0.0005, 1.0, 0.0, -0.0625]])
+    if kind == "g":
+        values = np.concatenate([values, rng.lognormal(0, 4, 20_000), rng.normal(50, 30, 20_000),
+                                 [999.5, 999.4, 99.95, 9.995, -999.7, 1e-9]])
+    shown = sf.shown_digits(values, kind).astype(np.float32)
+    assert [format(float(v), fmt) for v in shown] == [format(float(v), fmt) for v in values]
+    assert np.isnan(sf.shown_digits(np.array([np.nan]), kind)).all()
 
 
 def test_hover_escapes_user_text_and_has_only_its_own_fields():
