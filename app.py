@@ -25,9 +25,9 @@ PAGES = [
 
 def main() -> None:
     """One script run of a session: page config, navigation, the sidebar and the chosen page."""
-    from pages._speed import profiled  # with DOE_PROFILE_DIR set: one cProfile file per script run (bench/)
+    from pages._speed import profiled, script_run  # profiled: with DOE_PROFILE_DIR, a cProfile per run
 
-    with profiled("start") as run:
+    with script_run(), profiled("start") as run:
         from pages._common import open_example_on_first_visit
         from pages._persist import identity_sidebar
         from pages._speed import prefetch_default_design, warm_up_in_background

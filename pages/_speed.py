@@ -49,6 +49,7 @@ def warm_up_in_background() -> None:
         for job in first:  # what the first session is likely to ask for next (the default design)
             _quietly(job)
         for name in _WARM_UP:
+            wait_for_no_script_run()  # a page a user is waiting for goes first
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - a page reports its own import problem when opened
@@ -71,6 +72,29 @@ def warm_up_in_background() -> None:
 
 _prefetched = Recent(64)  # keys of the work started in the background
 _lock = threading.Lock()
+_runs = {"active": 0}  # script runs in progress (app.main, via script_run)
+_no_run = threading.Condition()
+
+
+class script_run:
+    """Around each script run (app.main): while one is in progress, the warm-up waits between module
+    imports (``wait_for_no_script_run``), so the page a user is waiting for has the interpreter."""
+
+    def __enter__(self) -> None:
+        with _no_run:
+            _runs["active"] += 1
+
+    def __exit__(self, *exc) -> None:
+        with _no_run:
+            _runs["active"] -= 1
+            _no_run.notify_all()
+
+
+def wait_for_no_script_run(longest: float = 3.0) -> bool:
+    """Wait until no script run is in progress, for at most ``longest`` seconds (background work is
+    held up, never stopped). True when none is."""
+    with _no_run:
+        return _no_run.wait_for(lambda: _runs["active"] == 0, timeout=longest)
 
 
 def prepare_first_page() -> None:

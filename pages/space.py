@@ -24,7 +24,7 @@ from pages._common import (
 from pages._live_plot import live_chart
 from pages._persist import decision_panel
 from pages._spaces import DEFAULT_THRESHOLD, as_json, grid, par_at, report_at
-from pages._speed import profiled
+from pages._speed import profiled, script_run
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
 
@@ -59,7 +59,7 @@ def _use(settings: dict) -> None:
 def explore(study, pm, key: str, models: dict, runs) -> None:
     """Everything that follows the set point and the view: a widget here reruns only this part of the
     page (the fits, the predictive and the sidebar's saved state are not read again)."""
-    with profiled("Design space set point"):  # with DOE_PROFILE_DIR set (bench/): a file per fragment run
+    with script_run(), profiled("Design space set point"):  # profiled: with DOE_PROFILE_DIR, a file per run
         _explore(study, pm, key, models, runs)
 
 

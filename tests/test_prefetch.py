@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pandas as pd
+import pytest
 
 import doe.analysis
 import doe.space
@@ -110,3 +111,29 @@ def test_the_once_per_process_check_tolerates_a_streamlit_without_it(monkeypatch
 
     monkeypatch.delattr(delta_generator, "_maybe_print_use_warning")
     speed._check_direct_execution_once()  # nothing to do ahead, and no error
+
+
+def test_background_imports_wait_while_a_page_runs():
+    """The warm-up's imports wait between modules while a script run is in progress (app.main and
+    the design-space fragment mark theirs), and go on as soon as it ends; never wait for ever."""
+    import threading
+    import time
+
+    assert speed.wait_for_no_script_run(longest=0.1) is True
+    with speed.script_run():
+        start = time.perf_counter()
+        assert speed.wait_for_no_script_run(longest=0.2) is False  # held up, at most this long
+        assert time.perf_counter() - start >= 0.2
+        done = []
+        waiting = threading.Thread(target=lambda: done.append(speed.wait_for_no_script_run(longest=10)))
+        waiting.start()
+        time.sleep(0.1)
+        assert not done
+    waiting.join(timeout=2)
+    assert done == [True]
+
+
+def test_a_failed_script_run_is_not_left_in_progress():
+    with pytest.raises(RuntimeError), speed.script_run():
+        raise RuntimeError("the page stopped")
+    assert speed.wait_for_no_script_run(longest=0.1) is True
