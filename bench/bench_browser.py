@@ -9,7 +9,8 @@ Starts ``streamlit run app.py`` on a free port, loads the example results,
 opens the Design space page and moves the Agitation set-point slider one step
 at a time with the keyboard. Each change is timed from the key press until
 Streamlit has finished the rerun (no running-status widget, no stale element)
-and the figure is drawn. Target: median under 1 s on a 2-core machine.
+and the map shows the new set point. Target: median under 1 s on a 2-core machine (issue 7's
+0.5 s target is measured by bench_journey.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 IDLE_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')
                && !document.querySelector('[data-stale="true"]')"""
+#: Figures the design-space map has drawn (pages/_live_plot.js counts them on its element).
+DRAWN_JS = "Number(document.querySelector('.doe-live-plot')?.dataset.doeDrawn || 0)"
 
 
 def free_port() -> int:
@@ -78,16 +81,17 @@ def main() -> int:
             page.get_by_role("link", name="Design space").click()
             page.wait_for_selector("[data-testid=stMetric]", timeout=120_000)
             wait_idle(page)
-            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            page.wait_for_function(f"() => {DRAWN_JS} >= 1", timeout=60_000)  # the map is drawn
             open_space = time.perf_counter() - t
             slider = page.get_by_role("slider").first
             times = []
             for i in range(12):
                 slider.focus()
+                drawn = page.evaluate(f"() => {DRAWN_JS}")
                 t = time.perf_counter()
                 page.keyboard.press("ArrowLeft" if i % 2 else "ArrowRight")
                 wait_idle(page)
-                page.wait_for_function("() => document.querySelector('.js-plotly-plot') !== null")
+                page.wait_for_function(f"() => {DRAWN_JS} > {drawn}")  # the map shows the new set point
                 times.append(time.perf_counter() - t)
             browser.close()
     finally:
