@@ -108,7 +108,6 @@ for w in fm.warnings:
     st.warning(w)
 analysis_panel(study)
 prefetch_fits(study, runs)  # with these choices: the design space is drawn in the background
-preload_live_charts()  # and the browser loads the design-space map's plotly.js while the user reads this page
 
 with st.expander("Add or remove terms by hand"):
     candidates = list(dict.fromkeys([t.name for t in preset_terms(study, "quadratic")] +
@@ -181,3 +180,5 @@ with tabs[7]:
         else:
             st.info("Canonical analysis needs a second-order model in the continuous factors; "
                     "the path of steepest ascent needs a first-order model.")
+
+preload_live_charts()  # last (takes no room): the browser loads the design-space map's plotly.js while idle

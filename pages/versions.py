@@ -81,7 +81,6 @@ st.caption(f"Version {old}: data version {row[old]['data_version']} ({row[old]['
 url = store().url
 in_background(("space_comparison", url, study.name, old, new),  # ready when the tab is opened
               lambda: space_comparison(url, study.name, old, new))
-preload_live_charts()  # the comparison's map draws with the design-space map's plotly.js
 tabs = lazy_tabs(["Fit statistics", "Coefficients", "Significance changes", "Design space"],
                  key="versions_tab")
 with tabs[0]:
@@ -110,3 +109,5 @@ with tabs[3]:
             show_table(fractions)
             for w in space.warnings:
                 st.caption(w)
+
+preload_live_charts()  # last (takes no room): the comparison's map draws with this plotly.js
