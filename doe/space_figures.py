@@ -241,9 +241,8 @@ def _probability_hover(grid: SpaceGrid, study: Study) -> tuple[np.ndarray, str]:
 
 def shown_digits(values: np.ndarray, kind: str) -> np.ndarray:
     """``values`` rounded to what the hover shows (kind "f": 3 decimals, for probabilities; "g": 3
-    significant digits),
-    exactly as Python formats them (``f"{v:.3f}"``, ``f"{v:.3g}"``), so the map's hover and the
-    tables show the same digits.
+    significant digits) exactly as Python formats them (``f"{v:.3f}"``, ``f"{v:.3g}"``), so the
+    map's hover and the tables show the same digits.
 
     Sent as float32: a 3-digit number is at least 1e-4 of its size away from the next rounding
     boundary and float32 is exact to 6e-8 of it, so the browser's formatting of the float32 gives the

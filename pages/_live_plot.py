@@ -43,8 +43,8 @@ def chart_data(fig) -> dict | None:
         return None
     layout = spec.get("layout", {})
     layout.setdefault("font", {}).setdefault("family", APP_FONT)
-    for name, axis in layout.items():  # tick labels never pass the chart here: plotly need not measure
-        if name.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):  # each to hide the ones that do
+    for name, axis in layout.items():  # the tick labels stay inside these charts: plotly need not
+        if name.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):  # measure each one to hide overflow
             axis.setdefault("ticklabeloverflow", "allow")
     return {"src": _src(), "height": int(layout.get("height") or 450),
             "traces": [pio.to_json(t, validate=False) for t in spec["data"]],
