@@ -26,7 +26,7 @@ function plotlyFrom(src) {
 // contour line, legend, title and notes) drawn off screen: the first real map then does not pay for
 // compiling plotly's code for each of these parts.
 let warmed = null;
-function warmUp(Plotly) {
+function warmUp(Plotly, font) {
   if (!warmed) {
     warmed = (async () => {
       const div = document.createElement("div");
@@ -45,7 +45,7 @@ function warmUp(Plotly) {
           {type: "scatter", x: [1], y: [1], mode: "markers", marker: {symbol: "star"}, name: "c"}],
           {title: {text: "a", subtitle: {text: "b"}}, annotations: [{text: "c", xref: "paper", yref: "paper", x: 0, y: -0.2}],
            xaxis: {title: {text: "x"}, ticklabeloverflow: "allow"}, yaxis: {title: {text: "y"}, ticklabeloverflow: "allow"},
-           font: {family: '"Source Sans", sans-serif'}});
+           font: {family: font}});
         Plotly.purge(div);
       } finally {
         div.remove();
@@ -122,7 +122,7 @@ export default async function ({parentElement, data}) {
   if (data.preload) {  // a page that comes before the map: load plotly.js while the user reads it
     if (!preloading && !window.DoePlotly) {
       preloading = true;
-      whenQuiet(600, () => plotlyFrom(data.src).then(warmUp).catch(() => { preloading = false; }));
+      whenQuiet(600, () => plotlyFrom(data.src).then((Plotly) => warmUp(Plotly, data.font)).catch(() => { preloading = false; }));
     }
     return;
   }
@@ -144,8 +144,7 @@ export default async function ({parentElement, data}) {
     const Plotly = await plotlyFrom(data.src);
     await draw(chart, Plotly);
   } catch (error) {
-    chart.div.textContent = "The chart could not be drawn (" + error.message + "). Reload the page; " +
-      "the figure can still be downloaded from the Export tab.";
+    chart.div.textContent = "The chart could not be drawn (" + error.message + "). Reload the page.";
     chart.texts = [];
     chart.traces = [];
   } finally {

@@ -63,4 +63,4 @@ def live_chart(fig, *, key: str) -> None:
 
 def preload_live_charts() -> None:
     """Load the chart code in the browser when it is idle (nothing is shown)."""
-    _render(key="doe_live_plot_preload", data={"src": _src(), "preload": True}, height=0)
+    _render(key="doe_live_plot_preload", data={"src": _src(), "preload": True, "font": APP_FONT}, height=0)
