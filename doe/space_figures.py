@@ -13,6 +13,7 @@ import copy
 import datetime as dt
 import functools
 import html
+import math
 import textwrap
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,15 @@ if TYPE_CHECKING:
     from doe.study import Study
 
 EXPORT_FORMATS = ("png", "svg", "html")
+#: PNG pixels per layout pixel: 1100 x 700 becomes 3300 x 2100, 300 dpi at 11 x 7 inches (print).
+PNG_SCALE = 3
 _INSIDE = "rgba(240, 200, 60, 0.55)"
 _OUTSIDE = "rgba(170, 170, 170, 0.35)"
 _INFEASIBLE = "rgba(90, 90, 90, 0.55)"
+#: Edge dots per limiting CQA: apart from the PAR (orange), NOR (pink) and set point (vermilion) colours.
+_EDGE_COLOURS = ["#0072B2", "#FFFFFF", "#56B4E9", "#7B3294", "#1B9E77", "#A6611A", "#E7298A", "#666666"]
+_LEGEND_ROW = 24  # pixels per row of the legend below the plot
+_EDGE = "#111111"  # dark: visible on the map's yellow-green at the threshold and in the legend on white
 
 
 class ExportError(DoeError):
@@ -51,7 +58,16 @@ def _spec_words(study: Study, cqa: str) -> str:
     return f"{cqa} {r.spec_text()}"
 
 
-def _layout_dict(grid: SpaceGrid, study: Study, title: str, subtitle: str, note: str) -> dict[str, Any]:
+def _legend_rows(data: list[Any]) -> int:
+    """Rows of the two-column legend below the plot for these traces (heatmaps have no entry)."""
+    def entry(t: Any) -> bool:
+        get = t.get if isinstance(t, dict) else (lambda k, d=None: getattr(t, k, d))
+        return get("type") != "heatmap" and get("showlegend") is not False
+    return max(1, math.ceil(sum(entry(t) for t in data) / 2))
+
+
+def _layout_dict(grid: SpaceGrid, study: Study, title: str, subtitle: str, note: str,
+                 legend_rows: int = 3) -> dict[str, Any]:
     """The layout (title, axes, legend, margins, footnote annotation) as a plain dict."""
     fx, fy = study.factor(grid.x), study.factor(grid.y)
     fixed = ", ".join(f"{k} = {v}" for k, v in grid.fixed.items())
@@ -60,22 +76,24 @@ def _layout_dict(grid: SpaceGrid, study: Study, title: str, subtitle: str, note:
     lines = [f"Other factors: {fixed}" if fixed else "", note]
     return {
         "template": _template_json(),
-        "title": {"text": f"{html.escape(title)}<br><sup>{sub}</sup>", "x": 0.01},
+        "title": {"text": f"{html.escape(title)}<br><sup>{sub}</sup>", "x": 0.01, "y": 1, "yref": "container",
+                  "yanchor": "top", "pad": {"t": 14}},
         "xaxis": {"title": {"text": html.escape(fx.label())}, "range": [grid.xs[0], grid.xs[-1]],
                   "constrain": "domain"},
         "yaxis": {"title": {"text": html.escape(fy.label())}, "range": [grid.ys[0], grid.ys[-1]]},
-        "legend": {"orientation": "v", "yanchor": "top", "y": 1, "x": 1.12, "xanchor": "left",
-                   "font": {"size": 12}},
-        "margin": {"b": 110, "t": 80 + 26 * n_sub, "r": 330},
-        "height": 640 + 26 * n_sub,
+        # the legend below the plot, the colour bar alone at the right: they cannot overlap at any width
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 0.005, "yref": "container", "x": 0, "xanchor": "left",
+                   "font": {"size": 12}, "entrywidth": 0.5, "entrywidthmode": "fraction"},
+        "margin": {"b": 110 + _LEGEND_ROW * legend_rows, "t": 60 + 22 * n_sub, "r": 40},
+        "height": 640 + 26 * n_sub + _LEGEND_ROW * legend_rows,
         "annotations": [{"text": html.escape(" | ".join(t for t in lines if t)), "xref": "paper",
-                         "yref": "paper", "x": 0, "y": 0, "yshift": -80, "showarrow": False,
+                         "yref": "paper", "x": 0, "y": 0, "yshift": -72, "showarrow": False,
                          "xanchor": "left", "yanchor": "top", "font": {"size": 11}}],
     }
 
 
 def _layout(fig: go.Figure, grid: SpaceGrid, study: Study, title: str, subtitle: str, note: str) -> go.Figure:
-    layout = _layout_dict(grid, study, title, subtitle, note)
+    layout = _layout_dict(grid, study, title, subtitle, note, _legend_rows(list(fig.data)))
     annotations = layout.pop("annotations")
     fig.update_layout(**layout)
     for a in annotations:
@@ -184,7 +202,7 @@ def probability_map(grid: SpaceGrid, study: Study, *, set_point: dict[str, Any] 
         data.append({
             "type": "contour", "x": grid.xs, "y": grid.ys, "z": z, "showscale": False, "hoverinfo": "skip",
             "contours": {"start": grid.threshold, "end": grid.threshold, "size": 1, "coloring": "none"},
-            "line": {"color": "white", "width": 4}, "name": f"Design space edge (P = {grid.threshold:g})",
+            "line": {"color": _EDGE, "width": 3}, "name": f"Design space edge (P = {grid.threshold:g})",
             "showlegend": True,
         })
     if (~grid.feasible).any():
@@ -192,10 +210,7 @@ def probability_map(grid: SpaceGrid, study: Study, *, set_point: dict[str, Any] 
                      "showscale": False, "colorscale": [[0, _INFEASIBLE], [1, _INFEASIBLE]],
                      "hoverinfo": "skip", "name": "excluded by constraints"})
         data.append(_swatch_dict(_INFEASIBLE, "Excluded by constraints"))
-    for r in study.responses:
-        if r.name in grid.per_cqa:
-            data.append({"type": "scatter", "x": [None], "y": [None], "mode": "markers",
-                         "marker": {"color": "rgba(0,0,0,0)"}, "name": f"Spec: {_spec_words(study, r.name)}"})
+    data += _edge_limit_dicts(grid, study)
     data += _box_dicts(grid, par, nor)
     if set_point is not None and grid.x in set_point and grid.y in set_point:
         data.append({"type": "scatter", "x": [set_point[grid.x]], "y": [set_point[grid.y]], "mode": "markers",
@@ -204,10 +219,12 @@ def probability_map(grid: SpaceGrid, study: Study, *, set_point: dict[str, Any] 
                      "name": "Set point"})
     sd = "" if not grid.setpoint_sd else "; set-point variation SD " + ", ".join(
         f"{k} {v:g}" for k, v in grid.setpoint_sd.items())
+    specs = "; ".join(_spec_words(study, r.name) for r in study.responses if r.name in grid.per_cqa)
     subtitle = (f"{grid.method} {grid.draws:,} posterior draws (Monte Carlo SE <= {grid.mc_se:.3f}); "
                 f"design space: P >= {grid.threshold:g}{sd}. Inside: {100 * grid.fraction_inside:.0f} % "
-                "of the plotted feasible region.")
-    layout = _layout_dict(grid, study, "Design space: probability that every CQA meets its spec", subtitle, note)
+                f"of the plotted feasible region. Specs: {specs}. Dots: the CQA that ends the design space there.")
+    layout = _layout_dict(grid, study, "Design space: probability that every CQA meets its spec", subtitle, note,
+                          _legend_rows(data))
     return go.Figure(data=data, layout=layout, _validate=False)
 
 
@@ -269,6 +286,26 @@ def shown_digits(values: np.ndarray, kind: str) -> np.ndarray:
     return out
 
 
+def _edge_limit_dicts(grid: SpaceGrid, study: Study) -> list[dict[str, Any]]:
+    """Dots along the design-space edge, one trace per limiting CQA (doe.space_view.edge_limits)."""
+    from doe.space_view import edge_limits
+
+    points = edge_limits(grid, study).points
+    out = []
+    for i, r in enumerate(r for r in study.responses if r.name in grid.per_cqa):
+        mine = points[points["cqa"] == r.name]
+        if mine.empty:
+            continue
+        out.append({"type": "scatter", "x": mine["x"].to_numpy(), "y": mine["y"].to_numpy(), "mode": "markers",
+                    "marker": {"color": _EDGE_COLOURS[i % len(_EDGE_COLOURS)], "size": 7,
+                               "line": {"color": _EDGE, "width": 1}},
+                    "customdata": mine["probability"].to_numpy(),
+                    "name": html.escape(f"Edge limited by {_spec_words(study, r.name)}"),
+                    "hovertemplate": _hover_text(f"Edge limited by {r.name}") + ": P(in spec) just outside = "
+                    "%{customdata:.3f}<extra></extra>"})
+    return out
+
+
 def _box_dicts(grid: SpaceGrid, par: dict | None, nor: dict | None) -> list[dict[str, Any]]:
     out = []
     for ranges, name, dash in ((par, "PAR (proven acceptable ranges)", "dash"),
@@ -308,7 +345,7 @@ def export_figure(fig: go.Figure, fmt: str, *, width: int = 1100, height: int = 
     if fmt == "html":
         return fig.to_html(full_html=True, include_plotlyjs=True).encode("utf-8")
     try:
-        return fig.to_image(format=fmt, width=width, height=height, scale=2 if fmt == "png" else 1)
+        return fig.to_image(format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
     except Exception as exc:  # kaleido missing, or no browser it can drive
         raise ExportError(
             f"A {fmt.upper()} image needs the kaleido package and Chromium or Chrome "

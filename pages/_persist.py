@@ -178,8 +178,9 @@ def analysis_panel(study: Study) -> None:
         st.rerun()
 
 
-def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, nor: dict, probability: float) -> None:
-    """Save the design-space decision shown (threshold, set point, PAR and NOR) with a note."""
+def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, nor: dict, probability: float,
+                   setpoint_sd: dict | None = None) -> None:
+    """Save the design-space decision shown (threshold, set point, set-point variation, PAR and NOR) with a note."""
     from doe._json import json_ready
 
     last = latest("decisions", study.name)
@@ -196,7 +197,7 @@ def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, no
                 return
             analysis = latest("analyses", study.name)
             ranges = json_ready({"par": dict(par.items()) if par else {}, "nor": nor or {},
-                                 "probability_at_set_point": probability})
+                                 "probability_at_set_point": probability, "setpoint_sd": setpoint_sd or {}})
             try:
                 did = store().save_decision(study.name, threshold, json_ready(set_point), ranges, user,
                                             analysis_version=None if analysis is None

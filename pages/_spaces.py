@@ -8,6 +8,7 @@ and the page ask for the same cache entries.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import streamlit as st
@@ -49,15 +50,83 @@ def report_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str, nor_j
     return set_point_report(_pm, sp, threshold=threshold, setpoint_sd=sd), nor_check
 
 
-def first_view(study, pm, key: str, settings: dict) -> None:
-    """Compute what the page shows when first opened at the robust set point ``settings``."""
-    numeric = [f.name for f in study.factors if not f.is_categorical]
-    if len(numeric) < 2:
+@st.cache_resource(max_entries=16, show_spinner=False)
+def opening(_pm, key: str, threshold: float):
+    """The informative first view (doe.space_view.opening_view) from the cached robust set point."""
+    from doe.space_view import opening_view
+    from pages._common import robust
+
+    return opening_view(_pm, threshold=threshold, robust=robust(_pm, key, threshold))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def par_ends(_pm, key: str, sp_json: str, threshold: float, sd_json: str):
+    """Which CQA ends each PAR (doe.space_view.par_limits) at a set point."""
+    from doe.space_view import par_limits
+
+    par = par_at(_pm, key, sp_json, threshold, sd_json)
+    return par_limits(_pm, par, threshold=threshold, setpoint_sd=json.loads(sd_json) or None)
+
+
+def first_view(study, pm, key: str, settings: dict | None = None) -> None:
+    """Compute what the page shows when first opened (its opening view, see :func:`open_view`);
+    ``settings`` (the robust set point) is used when the study has no categorical factors to choose."""
+    view = opening(pm, key, DEFAULT_THRESHOLD)
+    if view is None:
         return
-    set_point = {f.name: settings[f.name] if f.is_categorical else float(settings[f.name]) for f in study.factors}
-    x, y = numeric[:2]
-    fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
+    point = view.set_point if view.set_point else settings
+    set_point = {f.name: point[f.name] if f.is_categorical else float(point[f.name]) for f in study.factors}
+    fixed = {k: v for k, v in set_point.items() if k not in (view.x, view.y)}
     sp_json, none = as_json(set_point), as_json({})
-    grid(pm, key, x, y, as_json(fixed), DEFAULT_THRESHOLD, none, json.dumps(None))
+    grid(pm, key, view.x, view.y, as_json(fixed), DEFAULT_THRESHOLD, none, json.dumps(None))
     par_at(pm, key, sp_json, DEFAULT_THRESHOLD, none)
     report_at(pm, key, sp_json, DEFAULT_THRESHOLD, none, none)
+
+
+def open_view(study, pm, key: str) -> None:
+    """When the study is opened (a new session, or another study than the page last showed), set the
+    page's widgets: the latest saved design-space decision's set point, threshold and set-point
+    variation (doe.space_view.saved_view), else the opening view (the robust set point, the
+    informative slice). Call before the widgets exist; what was done is shown by :func:`opened_note`."""
+    from doe.space_view import describe_setpoint_sd, saved_view, view_axes
+    from pages._common import robust
+    from pages._persist import latest
+
+    if st.session_state.get("_space_opened") == study.name and f"sp_{study.factors[0].name}" in st.session_state:
+        return
+    st.session_state["_space_opened"] = study.name
+    with st.spinner("Finding the robust set point..."):
+        st.session_state["robust_result"] = copy.deepcopy(robust(pm, key, DEFAULT_THRESHOLD))  # shared: copied
+    numeric = [f.name for f in study.factors if not f.is_categorical]
+    decision = latest("decisions", study.name)
+    saved = saved_view(study, decision.to_dict()) if decision is not None else None
+    notes = [f"Decision {saved.decision_id} cannot be restored: " + "; ".join(saved.problems) + "."] \
+        if saved is not None and saved.problems else []
+    if saved is not None and saved.set_point is not None:
+        threshold = min(max(saved.threshold, 0.5), 0.99)
+        set_point, sd = saved.set_point, saved.setpoint_sd
+        axes = view_axes(pm, set_point, threshold=threshold, setpoint_sd=sd or None)
+        notes.insert(0, f"Opened at the saved decision {saved.decision_id}: its set point, threshold "
+                        f"{threshold:g} and set-point variation {describe_setpoint_sd(study, sd)}.")
+    else:
+        view = opening(pm, key, DEFAULT_THRESHOLD)
+        threshold, sd = DEFAULT_THRESHOLD, {}
+        set_point = view.set_point if view is not None else st.session_state["robust_result"]["settings"]
+        axes = (view.x, view.y) if view is not None else None
+        if view is not None:
+            notes.insert(0, f"Opened at {view.reason}.")
+    st.session_state["space_threshold"] = threshold
+    for f in numeric:
+        st.session_state[f"sd_{f}"] = float(sd.get(f, 0.0))
+    if axes is not None:
+        st.session_state["space_x"], st.session_state["space_y"] = axes
+    st.session_state["_apply_set_point"] = dict(set_point)
+    st.session_state["_space_opened_note"] = notes
+
+
+def opened_note() -> None:
+    """Say once how the page was opened (saved decision, or the opening view), and what of a saved
+    decision could not be restored."""
+    notes = st.session_state.pop("_space_opened_note", [])
+    for i, note in enumerate(notes):
+        (st.caption if i == 0 and not note.startswith("Decision") else st.warning)(note)

@@ -1,6 +1,5 @@
 """Design space (ICH Q8): where every CQA meets its spec with high probability; PAR, NOR, set point."""
 
-import copy
 import json
 
 import pandas as pd
@@ -10,20 +9,29 @@ from doe import space_figures as sf
 from doe.analysis import data_version, responses_with_results
 from doe.errors import DoeError
 from doe.space import robust_set_point, set_point_report
+from doe.space_view import edge_limits, par_frame, set_point_frame
 from pages._common import (
     current_fits,
     current_runs,
     lazy_tabs,
     predictive,
     require_study,
-    robust,
     show_table,
     shown,
     space_key,
 )
 from pages._live_plot import live_chart
 from pages._persist import decision_panel
-from pages._spaces import DEFAULT_THRESHOLD, as_json, grid, par_at, report_at
+from pages._spaces import (
+    DEFAULT_THRESHOLD,
+    as_json,
+    grid,
+    open_view,
+    opened_note,
+    par_at,
+    par_ends,
+    report_at,
+)
 from pages._speed import profiled, script_run
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
@@ -68,16 +76,15 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
     if len(numeric) < 2:
         st.info("A design-space map needs two numeric factors.")
         st.stop()
+    open_view(study, pm, key)  # a study just opened: its saved decision, else the informative opening view
+    opened_note()
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     view = c1.radio("View", VIEWS, horizontal=True, key="space_view")
-    threshold = c2.slider("Probability threshold", 0.5, 0.99, DEFAULT_THRESHOLD, 0.01, key="space_threshold")
+    st.session_state.setdefault("space_threshold", DEFAULT_THRESHOLD)
+    threshold = c2.slider("Probability threshold", 0.5, 0.99, step=0.01, key="space_threshold")
     x = c3.selectbox("X axis", numeric, 0, key="space_x")
     y = c4.selectbox("Y axis", [n for n in numeric if n != x], 0, key="space_y")
 
-    if f"sp_{study.factors[0].name}" not in st.session_state:  # first visit: open at the robust set point
-        with st.spinner("Finding the robust set point..."):
-            st.session_state["robust_result"] = copy.deepcopy(robust(pm, key, DEFAULT_THRESHOLD))  # shared: copied
-        st.session_state["_apply_set_point"] = st.session_state["robust_result"]["settings"]
     if "_apply_set_point" in st.session_state:  # applied before the set-point widgets exist
         _use(st.session_state.pop("_apply_set_point"))
     with st.sidebar:
@@ -98,7 +105,7 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
             st.rerun()
         with st.expander("Set-point variation"):
             sd = {f: st.number_input(f"SD of {study.factor(f).label()}", 0.0, float(study.factor(f).high -
-                                     study.factor(f).low), 0.0, key=f"sd_{f}") for f in numeric}
+                                     study.factor(f).low), key=f"sd_{f}") for f in numeric}
             sd = {k: v for k, v in sd.items() if v > 0}
         with st.expander("Normal operating ranges (NOR)"):
             nor = {}
@@ -172,22 +179,19 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
         st.warning(par.reason)
     if nor_check is not None:
         (st.success if nor_check["inside"] else st.error)(nor_check["message"])
-    decision_panel(study, threshold, set_point, par, nor, p)
+    decision_panel(study, threshold, set_point, par, nor, p, setpoint_sd=sd)
 
     tabs = lazy_tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"],
                      key="space_tab")
     with tabs[0]:
         if shown(tabs[0]):
-            show_table(pd.DataFrame([{"CQA": k, "spec": v["spec"], "predicted": v["mean"],
-                                      "95 % PI low": v["lower_95pi"], "95 % PI high": v["upper_95pi"],
-                                      "P(in spec)": report["per_cqa"].get(k)}
-                                     for k, v in report["predictions"].items()]))
+            show_table(set_point_frame(report))
+            if view == "Probability map" and len(edges := edge_limits(g, study).table):
+                st.markdown("**Which CQA ends the design space on this map** (along its edge)")
+                show_table(edges)
     with tabs[1]:
         if shown(tabs[1]):
-            rows = [{"factor": study.factor(f).label(), "PAR": ", ".join(v) if isinstance(v, list)
-                     else f"{v[0]:.4g} to {v[1]:.4g}", "limited by": ", ".join(par.limited_by.get(f, []) or [])}
-                    for f, v in par.items()]
-            show_table(pd.DataFrame(rows, columns=["factor", "PAR", "limited by"]))
+            show_table(par_frame(study, par, par_ends(pm, key, sp_json, threshold, sd_json)))
             st.caption("One factor at a time, the others at the set point (ICH Q8(R2)); a PAR never extends "
                        "beyond the tested range. The design space is not the box of the PARs.")
     with tabs[2]:

@@ -260,23 +260,30 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         pm = build_predictive(inp.study, models, seed=seed)
     except ModelError as exc:
         return {**empty, "error": str(exc)}
+    from doe.space_view import decision_setpoint_sd, opening_view
+
     threshold, source, ranges = 0.9, "robust (maximum probability)", {}
-    set_point = None
+    set_point, sd, axes = None, {}, {}
     if inp.decision is not None:
         threshold = float(inp.decision["threshold"])
         set_point = dict(inp.decision["set_point"])
         ranges = dict(inp.decision["ranges"] or {})
+        sd = decision_setpoint_sd(ranges)  # the set-point variation saved with the decision
         source = (f"decision {int(inp.decision['id'])} by {inp.decision['created_by']} "
                   f"({str(inp.decision['created_at'])[:10]})")
-    opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": None}
-    if set_point is None:
-        set_point = robust_set_point(pm, **opts)["settings"]
-    summary = summary_json(pm, set_point=set_point, **opts)
+    opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": sd or None}
+    if set_point is None:  # the page's opening view: the robust set point, the informative slice
+        view = opening_view(pm, robust=robust_set_point(pm, **opts), **opts)
+        if view is not None:
+            set_point, source, axes = view.set_point, view.reason, {"x": view.x, "y": view.y}
+        else:
+            set_point = robust_set_point(pm, **opts)["settings"]
+    summary = summary_json(pm, set_point=set_point, **axes, **opts)
     grid = None
     if summary.get("grid"):
         g = summary["grid"]
         grid = space_grid(pm, g["x"], g["y"], g["fixed"], n=GRID_N, **opts)
-    return {"pm": pm, "summary": summary, "set_point": summary["set_point"], "source": source,
+    return {"pm": pm, "summary": summary, "set_point": summary["set_point"], "source": source, "setpoint_sd": sd,
             "threshold": threshold, "draws": draws, "seed": seed, "grid": grid, "ranges": ranges, "error": None}
 
 
@@ -445,9 +452,11 @@ def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
     sec = Section("6. Design space")
     if space["error"]:
         return sec.add(Notice(f"There is no design space for this analysis: {space['error']}."))
+    from doe.space_view import describe_setpoint_sd, edge_limits
+
     sec.add(Paragraph(f"Method: {s.get('method')} {space['draws']:,} posterior draws, seed {space['seed']}; "
-                      f"threshold P >= {space['threshold']:g}; set-point variation: none (the set point is "
-                      f"taken as exact). Set point: {space['source']}."))
+                      f"threshold P >= {space['threshold']:g}; set-point variation: "
+                      f"{describe_setpoint_sd(inp.study, space.get('setpoint_sd'))}. Set point: {space['source']}."))
     grid = space["grid"]
     if grid is not None:
         par = {f: v for f, v in (s.get("par") or {}).items() if f in (grid.x, grid.y) and len(v) == 2
@@ -459,6 +468,10 @@ def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
                               note=footnote(inp.study, dv))
         sec.add(Figure(fig, f"Design-space figure: probability that every CQA meets its spec over {grid.x} and "
                             f"{grid.y}, other factors at the set point ({GRID_N} x {GRID_N} grid).", 1100, 720))
+        edges = edge_limits(grid, inp.study).table
+        if len(edges):
+            sec.add(Table(edges, "The CQA that ends the design space along the edge of this map (lowest probability "
+                                 "of meeting its spec just outside)."))
     per = s.get("per_cqa_at_set_point") or {}
     if per:
         sec.add(Table(pd.DataFrame([{"CQA": k, "P(in spec) at the set point": fmt(v, 3)} for k, v in per.items()]),
@@ -589,7 +602,10 @@ def recompute_commands(fits: dict[str, CQAFit], space: dict[str, Any], *, draws:
     if c is not None:
         cmds.append(f"python -m doe space study.yaml runs.csv --model {q(c.model)}{' --reduce' if c.reduce else ''}"
                     f" --threshold {space['threshold']!r} --draws {draws} --seed {seed} --set-point {sp}"
-                    + (f" --x {q(g['x'])} --y {q(g['y'])}" if g else "") + " --no-desirability --json space.json")
+                    + (f" --x {q(g['x'])} --y {q(g['y'])}" if g else "")
+                    + ("".join([" --setpoint-sd"] + [f" {q(f'{k}={v!r}')}" for k, v in space["setpoint_sd"].items()])
+                       if space.get("setpoint_sd") else "")
+                    + " --no-desirability --json space.json")
     return cmds
 
 
