@@ -185,7 +185,7 @@ def edge_limits(grid: SpaceGrid, study: Study | None = None) -> EdgeLimits:
         "CQA": list(counts.index),
         "Spec": [study.response(k).spec_text() if study is not None else "" for k in counts.index],
         "Share of the edge (%)": [round(100 * v / len(points)) for v in counts.to_numpy()],
-        "Lowest P(in spec) on the edge": [f"{points.loc[points['cqa'] == k, 'probability'].min():.3f}"
+        "Lowest P(in spec) just outside": [f"{points.loc[points['cqa'] == k, 'probability'].min():.3f}"
                                           for k in counts.index],
     })
     return EdgeLimits(points, table)
