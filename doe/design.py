@@ -189,7 +189,8 @@ def make_design(
 def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: str = "") -> Design:
     """Read a run sheet (CSV or XLSX), including one the app did not create.
 
-    Factor columns must carry the study's factor names; ``Run``, ``StdOrder``,
+    Factor columns must carry the study's factor names, matched as the results upload matches
+    them (case and spacing aside, an optional '(units)' suffix: ``Agitation (rpm)``); ``Run``, ``StdOrder``,
     ``PointType`` and the block column are optional. Other columns (responses,
     notes) are kept in the table.
     """
@@ -201,6 +202,9 @@ def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: s
     if frame.empty:
         raise DesignError(f"The design file '{name}' has no runs: it needs one row per run.")
     frame.columns = [str(c).strip() for c in frame.columns]
+    from doe.runs import canonical_names  # doe.runs builds on Design: imported here, not at the top
+
+    frame = frame.rename(columns=canonical_names(study, frame.columns))
     dupes = frame.columns[frame.columns.duplicated()].tolist()
     if dupes:
         raise DesignError(f"The design file has duplicate column '{dupes[0]}': keep one.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,18 @@ DEFAULT_MODEL = {
     "ccd": "quadratic", "bbd": "quadratic", "lhs": "quadratic", "optimal": "quadratic",
 }
 ALPHAS = ("rotatable", "orthogonal", "face", "inscribed")
+#: The options each design type takes (besides ``seed``), in the order a form shows them; a form
+#: offers these and no others for the type (:func:`generate` ignores options a type does not take).
+TYPE_OPTIONS = {
+    "full": ("model", "center", "replicates", "blocks"),
+    "fractional": ("model", "resolution", "center", "replicates", "blocks"),
+    "pb": ("model", "center", "replicates", "blocks"),
+    "dsd": ("model", "center", "replicates", "blocks"),
+    "ccd": ("model", "alpha", "center", "replicates", "blocks"),
+    "bbd": ("model", "center", "replicates", "blocks"),
+    "lhs": ("model", "runs", "replicates", "blocks"),
+    "optimal": ("model", "runs", "criterion", "center", "replicates", "blocks"),
+}
 # Centre points Design-Expert suggests for CCDs and BBDs, by number of continuous factors.
 _CCD_CENTRES = {1: 3, 2: 5, 3: 6, 4: 7, 5: 6, 6: 9}
 _BBD_CENTRES = {3: 5, 4: 5, 5: 6, 6: 6, 7: 6}
@@ -49,6 +62,26 @@ _BBD_CENTRES = {3: 5, 4: 5, 5: 6, 6: 6, 7: 6}
 def new_seed() -> int:
     """A fresh seed to record with a design when the user gives none."""
     return secrets.randbelow(2**31 - 1)
+
+
+def type_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``options`` that design type ``kind`` takes (:data:`TYPE_OPTIONS`, plus the seed)."""
+    keep = (*TYPE_OPTIONS[str(kind).strip().lower()], "seed")
+    return {k: v for k, v in options.items() if k in keep}
+
+
+def default_model(study: Study, kind: str = "optimal") -> str:
+    """The model a design of ``kind`` is built and evaluated for unless the user names one.
+
+    :data:`DEFAULT_MODEL` for the type, except that the quadratic model leaves out the square of a
+    discrete factor with fewer than 3 levels (a square needs 3 levels to be estimated), so the
+    default design always estimates its default model.
+    """
+    model = DEFAULT_MODEL.get(str(kind).strip().lower(), "quadratic")
+    if model != "quadratic":
+        return model
+    two = [f.name for f in study.factors if f.kind == "discrete" and len(set(f.levels)) < 3]
+    return " - ".join([model, *(f"{name}^2" for name in two)])
 
 
 def generate(study: Study, kind: str, **options: Any) -> Design:
@@ -384,11 +417,36 @@ def ccd_alpha(k: int, n_factorial: int, alpha: str | float, n_centre: int,
     return value
 
 
-def central_composite(study: Study, *, alpha: str | float = "rotatable", center: int | None = None,
-                      blocks: int = 1, model: str | None = None, **opts: Any) -> Design:
-    """Central composite design: 2^k (or resolution V fraction for k >= 5), 2k axial points
-    at +/-alpha and centre points; categorical factors crossed. With 2 blocks the factorial
-    and axial portions are separate blocks, each with its own centre points."""
+@dataclass
+class AxialCheck:
+    """Where a CCD's axial points fall against the study ranges, known before the design is made.
+
+    ``outside`` has one row per continuous factor whose axial points leave its low-high range:
+    factor, units, low, high and the axial settings (actual units) ``axial_low`` / ``axial_high``.
+    """
+
+    alpha: float
+    rule: str
+    outside: list[dict[str, Any]]
+
+    @property
+    def message(self) -> str:
+        """The finding in words, naming each factor and its axial settings ('' when inside)."""
+        if not self.outside:
+            return ""
+        where = "; ".join(
+            f"{r['factor']} {r['axial_low']:.4g} and {r['axial_high']:.4g}{' ' + r['units'] if r['units'] else ''}"
+            f" (study range {r['low']:.4g} to {r['high']:.4g})" for r in self.outside
+        )
+        return (f"The axial points of this CCD (alpha = {self.alpha:.3f}, {self.rule}) lie outside the "
+                f"study ranges: {where}. If the ranges are hard limits, use face-centred (alpha = 1: "
+                "axial points on the limits, 3 levels) or inscribed (the whole design shrunk inside the "
+                "limits, 5 levels).")
+
+
+def _ccd_layout(study: Study, alpha: str | float, center: int | None, blocks: int):
+    """Continuous and categorical factor indices, factorial part, centre points (all, factorial
+    block, axial block) and the axial distance of a CCD for the study."""
     cont, cats = _numeric_only(study, "central composite design")
     k = len(cont)
     if k < 2:
@@ -396,10 +454,35 @@ def central_composite(study: Study, *, alpha: str | float = "rotatable", center:
     if blocks not in (1, 2):
         raise DesignError("A central composite design takes 1 or 2 blocks (factorial, axial).")
     fact = fractional.fraction(k, resolution=5).matrix if k >= 5 else fractional._full(k)
-    F = len(fact)
-    n0 = _CCD_CENTRES.get(k, 6) if center is None else center
+    n0 = _CCD_CENTRES.get(k, 6) if center is None else _whole(center, "center", 0)
     n0f, n0a = (n0 - n0 // 2, n0 // 2) if blocks == 2 else (n0, 0)
-    a_value = ccd_alpha(k, F, alpha, n0f if blocks == 2 else n0, blocks == 2, n0a)
+    a_value = ccd_alpha(k, len(fact), alpha, n0f if blocks == 2 else n0, blocks == 2, n0a)
+    return cont, cats, fact, (n0, n0f, n0a), a_value
+
+
+def ccd_axial_check(study: Study, alpha: str | float = "rotatable", center: int | None = None,
+                    blocks: int = 1) -> AxialCheck:
+    """Whether the CCD :func:`central_composite` would make puts axial points outside the study
+    ranges (before making it). An inscribed CCD never does: its axial points are the limits."""
+    cont, _, _, _, a_value = _ccd_layout(study, alpha, center, blocks)
+    inscribed = str(alpha).strip().lower() in ("inscribed", "cci")
+    outside = []
+    if not inscribed and a_value > 1 + 1e-9:
+        for j in cont:
+            f = study.factors[j]
+            outside.append({"factor": f.name, "units": f.units, "low": f.low, "high": f.high,
+                            "axial_low": float(f.to_actual(-a_value)),
+                            "axial_high": float(f.to_actual(a_value))})
+    return AxialCheck(a_value, str(alpha), outside)
+
+
+def central_composite(study: Study, *, alpha: str | float = "rotatable", center: int | None = None,
+                      blocks: int = 1, model: str | None = None, **opts: Any) -> Design:
+    """Central composite design: 2^k (or resolution V fraction for k >= 5), 2k axial points
+    at +/-alpha and centre points; categorical factors crossed. With 2 blocks the factorial
+    and axial portions are separate blocks, each with its own centre points."""
+    cont, cats, fact, (n0, n0f, n0a), a_value = _ccd_layout(study, alpha, center, blocks)
+    k, F = len(cont), len(fact)
     axial = np.vstack([v * a_value * np.eye(k)[i] for i in range(k) for v in (-1, 1)])
     D = np.vstack([fact, axial, np.zeros((n0, k))])
     types = ["factorial"] * F + ["axial"] * (2 * k) + ["centre"] * n0
@@ -413,22 +496,15 @@ def central_composite(study: Study, *, alpha: str | float = "rotatable", center:
     info = {"alpha": round(a_value, 6), "alpha rule": str(alpha), "factorial points": F,
             "axial points": 2 * k, "centre points": n0}
     warnings = []
-    if not inscribed and a_value > 1 + 1e-9:
-        outside = ", ".join(
-            f"{study.factors[j].name} {study.factors[j].to_actual(-a_value):g} to "
-            f"{study.factors[j].to_actual(a_value):g} {study.factors[j].units}".strip()
-            for j in cont
-        )
-        warnings.append(
-            f"Axial points lie outside the study ranges (alpha = {a_value:.3f}): {outside}. "
-            "Use alpha 'face' or 'inscribed' if the ranges are hard limits."
-        )
+    check = ccd_axial_check(study, alpha, n0, blocks)
+    if check.outside:
+        warnings.append(check.message)
     if n_cross > 1:
         warnings.append(
             f"The CCD is repeated at all {n_cross} combinations of categorical levels "
             f"({len(U)} runs); an optimal design reaches the same model with far fewer runs."
         )
-    model = model or "quadratic"
+    model = model or default_model(study, "ccd")
     terms = parse_model(study, model)
     return _finish(study, U, types, "ccd", block_of=block_of, model_terms=terms, info=info,
                    warnings=warnings, model=model, blocks=blocks, **opts)
@@ -449,7 +525,7 @@ def box_behnken(study: Study, *, center: int | None = None, model: str | None = 
     warnings = []
     if n_cross > 1:
         warnings.append(f"The Box-Behnken design is repeated at all {n_cross} categorical combinations.")
-    model = model or "quadratic"
+    model = model or default_model(study, "bbd")
     terms = parse_model(study, model)
     return _finish(study, U, types * n_cross, "bbd", model_terms=terms, warnings=warnings,
                    info={"centre points": n0}, model=model, **opts)
@@ -487,7 +563,7 @@ def latin_hypercube(study: Study, *, runs: int | None = None, model: str | None 
             raise DesignError("The constraints leave too little room for a space-filling design; "
                               "use fewer runs or the optimal design type.")
         U = _maximin_subset(pool, runs, numeric, rng)
-    model = model or "quadratic"
+    model = model or default_model(study, "lhs")
     terms = parse_model(study, model)
     return _finish(study, U, ["space-filling"] * len(U), "lhs", model_terms=terms, seed=seed,
                    model=model, **opts)
@@ -507,7 +583,7 @@ def _maximin_subset(pool: np.ndarray, runs: int, numeric: list[int], rng) -> np.
 
 def default_runs(study: Study, model: str | None = None, blocks: int = 1) -> int:
     """Default run budget of an optimal design: model columns + 4 (error df)."""
-    p = ModelMatrix(study, parse_model(study, model or "quadratic"), n_blocks=blocks).p
+    p = ModelMatrix(study, parse_model(study, model or default_model(study)), n_blocks=blocks).p
     return p + 4
 
 
@@ -520,7 +596,7 @@ def optimal(study: Study, *, model: str | None = None, runs: int | None = None,
     criterion = str(criterion).strip().upper()
     if criterion not in ("D", "I"):
         raise DesignError(f"Criterion must be D or I; got '{criterion}'.")
-    model = model or "quadratic"
+    model = model or default_model(study, "optimal")
     terms = parse_model(study, model)
     runs = runs or default_runs(study, model, blocks)
     res = optimal_design(study, terms, runs, criterion, seed=seed, n_blocks=blocks, starts=starts)
@@ -539,7 +615,7 @@ def augment(design: Design, add_runs: int, *, model: str | None = None, criterio
 
     study = design.study
     seed = new_seed() if seed is None else seed
-    model = model or design.model or "quadratic"
+    model = model or design.model or default_model(study, "optimal")
     terms = parse_model(study, model)
     existing = design.coded()
     res = augment_design(study, terms, existing, _whole(add_runs, "add_runs", 1),

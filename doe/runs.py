@@ -477,7 +477,7 @@ def _check(study: Study, frame: pd.DataFrame, *, decimal_comma: bool,
         return _empty_table(study), [delimiter]
     problems = _duplicate_columns(frame)
     frame = frame.loc[:, ~pd.Index([c.lower() for c in frame.columns]).duplicated()]
-    frame = frame.rename(columns=_canonical_names(study, frame.columns))
+    frame = frame.rename(columns=canonical_names(study, frame.columns))
     problems += _column_problems(study, list(frame.columns))
     frame, blank = _drop_blank_rows(frame)
     problems += blank
@@ -527,8 +527,12 @@ def _duplicate_columns(frame: pd.DataFrame) -> list[Problem]:
     return out
 
 
-def _canonical_names(study: Study, columns: Sequence[str]) -> dict[str, str]:
-    """File header -> study name, ignoring case and spacing and a '(units)' suffix."""
+def canonical_names(study: Study, columns: Sequence[str]) -> dict[str, str]:
+    """File header -> study name, ignoring case and spacing and a '(units)' suffix.
+
+    The one header matcher for run sheets: results uploads here and design imports
+    (:func:`doe.design.read_design`). A header two columns both match is left as it is.
+    """
     known: dict[str, tuple[str, str]] = {_norm(n): (n, "") for n in ("Run", "StdOrder", "PointType", "Notes")}
     known[_norm(_block(study))] = (_block(study), "")
     for item in [*study.factors, *study.responses]:
