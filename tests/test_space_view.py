@@ -183,7 +183,7 @@ def _session():
     return at
 
 
-def test_page_opens_informative_then_restores_the_saved_decision():
+def test_page_opens_on_an_informative_view():
     at = _session()
     at.switch_page("pages/runs.py").run()
     at.button(key="load_example_results").click().run()
@@ -194,6 +194,13 @@ def test_page_opens_informative_then_restores_the_saved_decision():
     assert metrics["In the design space"] == "yes"
     assert metrics["Share of this map inside"] != "100 %"  # the opening view shows where the space ends
 
+
+def test_the_saved_decision_is_restored_when_the_study_is_reopened():
+    at = _session()
+    at.switch_page("pages/runs.py").run()
+    at.button(key="load_example_results").click().run()
+    at.switch_page("pages/space.py").run()
+    assert not at.exception, at.exception
     at.slider(key="sp_Agitation").set_value(45.0).run()
     at.slider(key="space_threshold").set_value(0.85).run()
     at.number_input(key="sd_Agitation").set_value(2.0).run()
