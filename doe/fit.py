@@ -86,7 +86,7 @@ from doe.model import (
 from doe.study import Study
 
 __all__ = [
-    "FittedModel", "Transform", "analyze", "box_cox", "effects_two_level", "fit_model",
+    "FittedModel", "Transform", "analyze", "box_cox", "box_cox_advice", "effects_two_level", "fit_model",
     "fit_summary", "lenth", "parse_transform", "reduce_model", "sequential_anova",
 ]
 
@@ -1573,12 +1573,37 @@ def _box_cox_search(X: np.ndarray, y: np.ndarray, run_ids: list[Any], response: 
     g = LAMBDA_GRID
     ci_lo = float(g[0]) if f(g[0]) >= cut else optimize.brentq(lambda v: f(v) - cut, g[0], best, xtol=1e-10)
     ci_hi = float(g[-1]) if f(g[-1]) >= cut else optimize.brentq(lambda v: f(v) - cut, best, g[-1], xtol=1e-10)
-    inside = [v for v in CONVENTIONAL_LAMBDAS if ci_lo <= v <= ci_hi]
-    suggested = min(inside, key=lambda v: abs(v - best)) if inside else round(best, 2)
+    suggested, advice = box_cox_advice(best, ci_lo, ci_hi, alpha)
     return {"lambdas": LAMBDA_GRID.tolist(), "log_likelihood": llf.tolist(), "best": best,
             "ci": [ci_lo, ci_hi], "ci_open": [ci_lo == g[0], ci_hi == g[-1]], "threshold": cut,
             "suggested": float(suggested), "one_in_ci": bool(ci_lo <= 1 <= ci_hi),
-            "current": current, "alpha": alpha}
+            "current": current, "alpha": alpha, "advice": advice}
+
+
+LAMBDA_NAMES = {-3.0: "inverse cube (y^-3)", -2.0: "inverse square (1/y^2)", -1.0: "inverse (1/y)",
+                -0.5: "inverse square root (1/sqrt(y))", 0.0: "natural log (ln y)",
+                0.5: "square root (sqrt(y))", 1.0: "none", 2.0: "square (y^2)", 3.0: "cube (y^3)"}
+
+
+def box_cox_advice(best: float, ci_low: float, ci_high: float, alpha: float = 0.05) -> tuple[float, str]:
+    """The recommended lambda and the sentence saying why (Design-Expert's rule).
+
+    No transform (lambda = 1) when the 1 - alpha interval of lambda contains 1; otherwise the
+    conventional power (-3, -2, -1, -0.5, 0 = log, 0.5, 2, 3) inside the interval closest to the
+    best lambda; if none lies inside, the best lambda to 2 decimals.
+    """
+    ci = f"{100 * (1 - alpha):.0f} % interval {_num(ci_low, 3)} to {_num(ci_high, 3)}"
+    if ci_low <= 1.0 <= ci_high:
+        return 1.0, (f"No transform recommended: the {ci} of lambda contains 1 "
+                     f"(best lambda {_num(best, 3)}).")
+    inside = [v for v in CONVENTIONAL_LAMBDAS if ci_low <= v <= ci_high]
+    if inside:
+        lam = min(inside, key=lambda v: abs(v - best))
+        return lam, (f"Recommended transform: {LAMBDA_NAMES[lam]}, lambda = {_num(lam)} (best lambda "
+                     f"{_num(best, 3)}; {ci}, which excludes 1).")
+    lam = round(best, 2)
+    return lam, (f"Recommended transform: power lambda = {_num(lam)} (best lambda {_num(best, 3)}; {ci} "
+                 "contains no conventional power and excludes 1).")
 
 
 def box_cox(study: Study, runs: pd.DataFrame, response: str, model: Any = "quadratic", *,
@@ -1589,8 +1614,10 @@ def box_cox(study: Study, runs: pd.DataFrame, response: str, model: Any = "quadr
     Returns ``lambdas``, ``log_likelihood`` (same length), ``best`` (maximum
     likelihood lambda), ``ci`` (the 1 - alpha interval {lambda: llf >= max -
     chi2(1 - alpha, 1) / 2}; an end at -3 or 3 means open, see ``ci_open``),
-    ``suggested`` (the conventional power -3, -2, -1, -0.5, 0, 0.5, 1, 2, 3 inside
-    the interval closest to ``best``, else ``best`` to 2 decimals) and ``current``
+    ``suggested`` (1 = no transform when the interval contains 1, Design-Expert's rule;
+    otherwise the conventional power -3, -2, -1, -0.5, 0, 0.5, 2, 3 inside the interval
+    closest to ``best``, else ``best`` to 2 decimals), ``advice`` (that recommendation
+    in a sentence) and ``current``
     (lambda of ``transform``: 1 none, 0 log, 0.5 sqrt; None for logit). Blocks
     are in the model (Box & Cox 1964; Design-Expert's Box-Cox plot shows the
     same curve as ln(residual SS)).

@@ -31,14 +31,14 @@ def diagnostic_figures(_fm, key: str):
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def box_cox_figure(_fm, key: str):
-    """Box-Cox profile of the current model (None when a response is not positive)."""
+    """Box-Cox profile of the current model and its advice (the message when it cannot be drawn)."""
     try:
         profile = box_cox(_fm.study, _runs_frame(key), _fm.response, _fm.model_terms,
                           transform=_fm.transform, exclude=[e["run"] for e in _fm.excluded
                                                             if e["reason"] == "excluded by user"] or None)
     except DoeError as exc:
         return str(exc)
-    return mf.box_cox_plot(profile)
+    return mf.box_cox_plot(profile), profile["advice"]
 
 
 def _runs_frame(key: str) -> pd.DataFrame:
@@ -161,7 +161,8 @@ with tabs[6]:
         if isinstance(fig, str):
             st.info(f"No Box-Cox plot: {fig}")
         else:
-            st.plotly_chart(fig, width="stretch")
+            st.plotly_chart(fig[0], width="stretch")
+            st.markdown(fig[1])
 with tabs[7]:
     if shown(tabs[7]):
         sp = fm.stationary_point
