@@ -14,12 +14,84 @@ import json
 
 import streamlit as st
 
-from doe.generators import ALPHAS
+from doe.errors import DoeError
+from doe.generators import ALPHAS, DESIGN_TYPES, TYPE_LABELS, TYPE_OPTIONS, ccd_axial_check, type_options
 
 #: The Design form's defaults (the page's widgets start at these): a D-optimal design for the
 #: quadratic model in the default number of runs.
 FORM_DEFAULTS = dict(kind="optimal", model=None, runs=None, criterion="D", resolution=4, alpha=ALPHAS[0],
                      center=None, replicates=1, blocks=1)
+_RESOLUTIONS = [3, 4, 5, 6]
+
+
+def design_form(study) -> tuple[str, dict, bool]:
+    """The Design form: the type (outside the form, so the options shown follow it), for a CCD the
+    axial distance and where its axial points fall, then a form with only the options that type takes
+    (doe.generators.TYPE_OPTIONS). Returns the type, its options (blank seed: None) and whether
+    **Generate design** was pressed."""
+    c1, c2 = st.columns([2, 1])
+    kind = c1.selectbox("Design type", DESIGN_TYPES, index=DESIGN_TYPES.index(FORM_DEFAULTS["kind"]),
+                        format_func=TYPE_LABELS.get, key="design_kind")
+    options: dict = {}
+    if kind == "ccd":
+        options["alpha"] = c2.selectbox("Axial distance (CCD)", ALPHAS, index=ALPHAS.index(FORM_DEFAULTS["alpha"]),
+                                        key="design_alpha")
+        _axial_check(study, options["alpha"])
+    with st.form("design_form"):
+        shown = [name for name in TYPE_OPTIONS[kind] if name != "alpha"] + ["seed"]
+        cols = st.columns(3)
+        for i, name in enumerate(shown):
+            options[name] = _WIDGETS[name](cols[i % 3], kind)
+        go = st.form_submit_button("Generate design", type="primary", key="generate")
+    return kind, type_options(kind, options), go
+
+
+def _axial_check(study, alpha: str) -> None:
+    """Before generating: a CCD whose axial points leave the study ranges says so, offering the fixes."""
+    try:
+        check = ccd_axial_check(study, alpha, st.session_state.get("design_center") or None,
+                                st.session_state.get("design_blocks", 1))
+    except DoeError as exc:
+        st.warning(f"A central composite design cannot be made for this study: {exc}")
+        return
+    if not check.outside:
+        return
+    st.warning(check.message)
+    c1, c2, _ = st.columns([1, 1, 2])
+    c1.button("Use face-centred (alpha = 1)", key="ccd_face", on_click=_set_alpha, args=("face",))
+    c2.button("Use inscribed", key="ccd_inscribed", on_click=_set_alpha, args=("inscribed",))
+
+
+def _set_alpha(alpha: str) -> None:
+    st.session_state["design_alpha"] = alpha
+
+
+_WIDGETS = {
+    "model": lambda col, kind: col.text_input(
+        "Model (blank: the type's default)", "", key="design_model",
+        help="linear, interactions, quadratic, full, or terms such as "
+             "'Agitation + Medium + Agitation:Medium + Agitation^2'") or None,
+    "runs": lambda col, kind: col.number_input(
+        "Runs (0: the default)", min_value=0, value=0, step=1, key="design_runs",
+        help="0 = default: model terms + 4 (optimal); 2 x factors + 2, at least 10 (Latin hypercube)") or None,
+    "criterion": lambda col, kind: col.radio(
+        "Optimality", ["D", "I"], horizontal=True, index=["D", "I"].index(FORM_DEFAULTS["criterion"]),
+        key="design_criterion", help="D: precise coefficients (screening, factor effects). "
+                                     "I: precise predictions (response surfaces, design space)."),
+    "resolution": lambda col, kind: col.selectbox(
+        "Resolution", _RESOLUTIONS, index=_RESOLUTIONS.index(FORM_DEFAULTS["resolution"]), key="design_resolution",
+        help="III: main effects aliased with two-factor interactions; IV: two-factor interactions aliased "
+             "with each other; V: none of these aliased"),
+    "center": lambda col, kind: col.number_input(
+        "Centre points", min_value=0, value=0, step=1, key="design_center",
+        help="0 = the type's default (CCD/BBD) or none") or None,
+    "replicates": lambda col, kind: col.number_input(
+        "Replicates (copies of the design)", min_value=1, value=1, step=1, key="design_replicates"),
+    "blocks": lambda col, kind: col.number_input(
+        "Blocks", min_value=1, value=1, step=1, key="design_blocks",
+        help="Runs in equal blocks (e.g. days, donors); a CCD takes 1 or 2 (factorial and axial portions)"),
+    "seed": lambda col, kind: col.text_input("Seed (blank: random, recorded)", "", key="design_seed").strip() or None,
+}
 
 
 def next_seed() -> int:
@@ -36,7 +108,8 @@ def used_seed() -> None:
 
 def generate_design(study_yaml: str, kind: str, options: dict):
     """The design of ``kind`` with ``options`` (as doe.generators.generate), computed once per study,
-    type and options (seed included); a copy, so the caller may keep it."""
+    type and the options that type takes (seed included); a copy, so the caller may keep it."""
+    options = type_options(kind, options)
     return copy.deepcopy(_generated(study_yaml, kind, json.dumps(options, sort_keys=True, default=str)))
 
 
@@ -63,14 +136,15 @@ def evaluation(study_yaml: str, design_csv: str, model: str):
 
 def evaluation_model(design) -> str:
     """The model a design is evaluated for unless the user asks for another: its own, or its type's default."""
-    from doe.generators import DEFAULT_MODEL
+    from doe.generators import default_model
 
-    return design.model or DEFAULT_MODEL.get(design.kind, "quadratic")
+    return design.model or default_model(design.study, design.kind)
 
 
 def default_design(study_yaml: str, seed: int):
     """Generate the form's default design with ``seed`` and evaluate it (what pressing Generate design
     with an unchanged form computes and then shows): for a background thread."""
-    options = {k: v for k, v in FORM_DEFAULTS.items() if k != "kind"} | {"seed": seed}
+    options = type_options(FORM_DEFAULTS["kind"], {k: v for k, v in FORM_DEFAULTS.items() if k != "kind"})
+    options["seed"] = seed
     design = _generated(study_yaml, FORM_DEFAULTS["kind"], json.dumps(options, sort_keys=True, default=str))
     evaluation(study_yaml, design.to_csv(with_responses=False), evaluation_model(design))

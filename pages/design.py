@@ -5,18 +5,18 @@ import streamlit as st
 
 from doe.design import read_design
 from doe.errors import DoeError
-from doe.generators import (
-    ALPHAS,
-    DESIGN_TYPES,
-    TYPE_LABELS,
-    add_axial,
-    augment,
-    default_runs,
-    fold_over,
-)
+from doe.generators import TYPE_LABELS, add_axial, augment, default_model, default_runs, fold_over
 from pages._common import lazy_tabs, require_study, shown
 from pages._db import store
-from pages._designs import FORM_DEFAULTS, evaluation, evaluation_model, generate_design, next_seed, used_seed
+from pages._designs import (
+    FORM_DEFAULTS,
+    design_form,
+    evaluation,
+    evaluation_model,
+    generate_design,
+    next_seed,
+    used_seed,
+)
 from pages._persist import current_access, save_study
 
 
@@ -64,41 +64,22 @@ study = require_study()
 st.title("Design")
 st.caption(f"Study **{study.name}**: " + ", ".join(f"{f.name} ({f.describe_range()})" for f in study.factors))
 
-with st.form("design_form"):
-    c1, c2, c3 = st.columns(3)
-    kind = c1.selectbox("Design type", DESIGN_TYPES, index=DESIGN_TYPES.index(FORM_DEFAULTS["kind"]),
-                        format_func=TYPE_LABELS.get)
-    model = c2.text_input("Model (blank: the type's default)", "",
-                          help="linear, interactions, quadratic, full, or terms such as "
-                               "'Agitation + Medium + Agitation:Medium + Agitation^2'")
-    runs = c3.number_input("Runs (optimal, Latin hypercube)", min_value=0, value=0, step=1,
-                           help="0 = default: model terms + 4 for optimal designs")
-    c1, c2, c3, c4 = st.columns(4)
-    criterion = c1.radio("Optimality", ["D", "I"], horizontal=True, index=["D", "I"].index(FORM_DEFAULTS["criterion"]),
-                         help="D: precise coefficients (screening, factor effects). "
-                              "I: precise predictions (response surfaces, design space).")
-    resolution = c2.selectbox("Resolution (fractional)", [3, 4, 5, 6], index=[3, 4, 5, 6].index(FORM_DEFAULTS["resolution"]))
-    alpha = c3.selectbox("Axial distance (CCD)", ALPHAS, index=ALPHAS.index(FORM_DEFAULTS["alpha"]))
-    seed_text = c4.text_input("Seed (blank: random, recorded)", "")
-    c1, c2, c3 = st.columns(3)
-    center = c1.number_input("Centre points", min_value=0, value=0, step=1,
-                             help="0 = the type's default (CCD/BBD) or none")
-    replicates = c2.number_input("Replicates (copies of the design)", min_value=1, value=1, step=1)
-    blocks = c3.number_input("Blocks", min_value=1, value=1, step=1)
-    go = st.form_submit_button("Generate design", type="primary", key="generate")
-
+kind, options, go = design_form(study)
+failed = False
 if go:
-    options = dict(model=model or None, runs=runs or None, criterion=criterion,
-                   resolution=resolution, alpha=alpha, center=center or None,
-                   replicates=replicates, blocks=blocks, seed=seed_text.strip() or next_seed())
+    blank_seed = options.get("seed") is None
+    options["seed"] = next_seed() if blank_seed else options["seed"]
     try:
         with st.spinner("Generating the design..."):
             new_design = generate_design(study.to_yaml(), kind, options)
-        if not seed_text.strip():
+        if blank_seed:
             used_seed()
         keep(new_design)
     except DoeError as exc:
         st.error(f"No design: {exc}")
+        failed = True
+model, criterion = options.get("model"), options.get("criterion", FORM_DEFAULTS["criterion"])
+alpha = options.get("alpha", FORM_DEFAULTS["alpha"])
 
 with st.expander("Import or augment an existing design"):
     upload = st.file_uploader("Existing run sheet (CSV or Excel), one column per factor",
@@ -124,8 +105,8 @@ with st.expander("Import or augment an existing design"):
 
 design = st.session_state.get("design")
 if design is None:
-    st.info(f"Press **Generate design**. The default is a D-optimal design for the quadratic "
-            f"model in {default_runs(study)} runs.")
+    st.info(f"Press **Generate design**. The default is a D-optimal design for the model "
+            f"'{default_model(study)}' in {default_runs(study)} runs.")
     st.stop()
 
 st.subheader(f"{TYPE_LABELS.get(design.kind, design.kind)}: {design.n_runs} runs"
@@ -141,8 +122,11 @@ else:
     if acc.can_edit and st.button("Save this design", key="save_design"):
         keep(design)
         st.rerun()
-for w in design.warnings:
-    st.warning(w)
+if failed:  # the warnings below are of the previous design: not shown as if they were the new one's
+    st.info("No new design was made (see the error above). Below is the previous design, still the current one.")
+else:
+    for w in design.warnings:
+        st.warning(w)
 
 eval_model = st.text_input("Evaluate for model", evaluation_model(design))
 try:
@@ -160,7 +144,7 @@ for col, label, value in [(m[1], "D-efficiency", ev.d_efficiency), (m[2], "A-eff
     col.metric(label, "n/a" if value is None else f"{value:.1f} %")
 m[4].metric("Avg prediction variance", "n/a" if ev.avg_prediction_variance is None
             else f"{ev.avg_prediction_variance:.3f}", help="relative to sigma^2, over the design region")
-for w in ev.warnings:
+for w in [] if failed else ev.warnings:
     st.warning(w)
 
 tabs = lazy_tabs(["Run sheet", "Design plot", "Correlations", "Prediction variance", "Power", "VIF",
