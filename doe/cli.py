@@ -303,7 +303,7 @@ def _augment(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from doe.fit import analyze
+    from doe.fit import analysis_status, analyze
     from doe.study import Study
 
     study = Study.load(args.study)
@@ -311,8 +311,15 @@ def _analyze(args: argparse.Namespace) -> int:
     result = analyze(study, runs, args.response, model=args.model, transform=args.transform,
                      reduce=args.reduce, reduce_method=args.reduce_method, anova_type=args.anova_type)
     _write_json(result, args.json)
+    fitted = [n for n, r in result["responses"].items() if not r.get("error")]
+    status = sys.stdout if args.json else sys.stderr  # without --json, stdout holds only the JSON
+    for line in analysis_status(result):
+        print(line, file=status)
     if args.json:
-        print(f"{len(result['responses'])} CQA(s) analysed -> {args.json}")
+        print(f"{len(result['responses'])} CQA(s) analysed, {len(fitted)} fitted -> {args.json}")
+    if not fitted:
+        print("error: no CQA could be fitted (reasons above).", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -64,6 +64,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -86,7 +87,7 @@ from doe.model import (
 from doe.study import Study
 
 __all__ = [
-    "FittedModel", "Transform", "analyze", "box_cox", "box_cox_advice", "effects_two_level", "fit_model",
+    "FittedModel", "Transform", "analysis_status", "analyze", "box_cox", "box_cox_advice", "effects_two_level", "fit_model",
     "fit_summary", "lenth", "parse_transform", "reduce_model", "sequential_anova",
 ]
 
@@ -1891,6 +1892,28 @@ def analyze(study: Study, runs: pd.DataFrame, responses: list[str] | None = None
 
 
 # -- distributions -------------------------------------------------------------------------
+def analysis_status(result: Mapping[str, Any]) -> list[str]:
+    """One line per CQA of :func:`analyze`'s result: fitted (model size, n, R^2) or why not.
+
+    The lines ``python -m doe analyze`` prints; a result with no CQA says so.
+    """
+    lines = []
+    for name, r in (result.get("responses") or {}).items():
+        if r.get("error"):
+            lines.append(f"{name}: not fitted - {r['error']}")
+            continue
+        k = len([t for t in r.get("terms") or [] if t != "Intercept"])
+        stats_text = ", ".join(f"{label} = {_num(r[key], 4)}" for key, label in
+                               (("r2", "R²"), ("adj_r2", "adjusted R²"), ("pred_r2", "predicted R²"))
+                               if r.get(key) is not None)
+        transform = "" if r.get("transform") in (None, "none") else f", {r.get('transform_label')}"
+        lines.append(f"{name}: fitted (intercept + {k} term{'s' if k != 1 else ''}{transform}, n = {r.get('n')}"
+                     + (f", {stats_text}" if stats_text else "") + ")")
+    if not lines:
+        lines.append("No CQA has results to analyse: enter results in the run sheet's CQA columns.")
+    return lines
+
+
 def _f_sf(F: float, d1: float, d2: float) -> float:
     """Upper tail of F(d1, d2) (scipy.special directly: stats.f.sf is 100x slower per call)."""
     return float(special.fdtrc(d1, d2, F)) if np.isfinite(F) else (0.0 if F > 0 else math.nan)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -224,3 +225,60 @@ def test_analyze_bad_runs_file(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "problem" in proc.stderr
+
+
+# -- per-CQA status and exit code (issue 14) ---------------------------------------------------------
+TWO = {"schema": 1, "name": "Two", "factors": [
+    {"name": "A", "kind": "continuous", "low": 0, "high": 10, "units": "h"},
+    {"name": "B", "kind": "continuous", "low": 1, "high": 3, "units": "g/L"}],
+    "responses": [{"name": "Y1", "units": "%"}, {"name": "Y2", "units": "%"}]}
+
+
+def _two_level(tmp_path, y2):
+    # a 2^2 factorial with a centre point: Y1 = 10 + 2 A + 3 B (+ noise) in coded units
+    runs = pd.DataFrame({"A": [0, 10, 0, 10, 5], "B": [1, 1, 3, 3, 2],
+                         "Y1": [5.1, 8.9, 11.0, 15.1, 10.2], "Y2": y2})
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(TWO))
+    runs.to_csv(tmp_path / "r.csv", index=False)
+    return [str(tmp_path / "s.yaml"), str(tmp_path / "r.csv")]
+
+
+def test_analyze_prints_fitted_or_the_reason(tmp_path, capsys):
+    # Y2 has two results: a first-order model (3 coefficients) cannot be fitted to it
+    files = _two_level(tmp_path, [1.0, 2.0, None, None, None])
+    code = main(["analyze", *files, "--model", "linear", "--json", str(tmp_path / "o.json")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Y1: fitted (intercept + 2 terms, n = 5, R² = " in out
+    y2 = next(line for line in out.splitlines() if line.startswith("Y2:"))
+    assert y2.startswith("Y2: not fitted - ") and "2 runs" in y2
+    result = json.loads((tmp_path / "o.json").read_text())["responses"]
+    assert set(result["Y2"]) == {"error"} and result["Y2"]["error"] in y2
+    # R² of Y1 independently: ordinary least squares on A and B
+    X = np.column_stack([np.ones(5), [0, 10, 0, 10, 5], [1, 1, 3, 3, 2]])
+    y = np.array([5.1, 8.9, 11.0, 15.1, 10.2])
+    resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+    r2 = 1 - resid @ resid / np.sum((y - y.mean()) ** 2)
+    assert result["Y1"]["r2"] == pytest.approx(r2, rel=1e-9)
+    assert f"R² = {r2:.4g}" in out
+
+
+def test_analyze_exits_1_when_no_cqa_fits(tmp_path, capsys):
+    # a quadratic model needs three levels of A and B; a 2^2 + centre point has them, but
+    # 5 runs cannot estimate the 6 coefficients of the full quadratic model
+    files = _two_level(tmp_path, [1.0, 2.0, 3.0, 4.0, 2.5])
+    code = main(["analyze", *files, "--model", "quadratic", "--json", str(tmp_path / "o.json")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Y1: not fitted - " in captured.out and "Y2: not fitted - " in captured.out
+    assert "no CQA could be fitted" in captured.err
+    result = json.loads((tmp_path / "o.json").read_text())["responses"]
+    assert all(set(r) == {"error"} for r in result.values())
+
+
+def test_analyze_without_json_keeps_stdout_json(tmp_path, capsys):
+    files = _two_level(tmp_path, [1.0, 2.0, 3.0, 4.0, 2.5])
+    code = main(["analyze", *files, "--model", "linear"])
+    captured = capsys.readouterr()
+    assert code == 0 and set(json.loads(captured.out)["responses"]) == {"Y1", "Y2"}
+    assert "Y1: fitted" in captured.err and "Y2: fitted" in captured.err
