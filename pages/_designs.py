@@ -22,6 +22,8 @@ from doe.generators import ALPHAS, DESIGN_TYPES, TYPE_LABELS, TYPE_OPTIONS, ccd_
 FORM_DEFAULTS = dict(kind="optimal", model=None, runs=None, criterion="D", resolution=4, alpha=ALPHAS[0],
                      center=None, replicates=1, blocks=1)
 _RESOLUTIONS = [3, 4, 5, 6]
+_ALPHA_LABELS = {"rotatable": "rotatable", "orthogonal": "orthogonal",
+                 "face": "face-centred (alpha = 1)", "inscribed": "inscribed (inside the ranges)"}
 
 
 def design_form(study) -> tuple[str, dict, bool]:
@@ -35,7 +37,7 @@ def design_form(study) -> tuple[str, dict, bool]:
     options: dict = {}
     if kind == "ccd":
         options["alpha"] = c2.selectbox("Axial distance (CCD)", ALPHAS, index=ALPHAS.index(FORM_DEFAULTS["alpha"]),
-                                        key="design_alpha")
+                                        key="design_alpha", format_func=_ALPHA_LABELS.get)
         _axial_check(study, options["alpha"])
     with st.form("design_form"):
         shown = [name for name in TYPE_OPTIONS[kind] if name != "alpha"] + ["seed"]

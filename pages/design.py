@@ -5,7 +5,7 @@ import streamlit as st
 
 from doe.design import read_design
 from doe.errors import DoeError
-from doe.generators import TYPE_LABELS, add_axial, augment, default_model, default_runs, fold_over
+from doe.generators import ALPHAS, TYPE_LABELS, add_axial, augment, default_model, default_runs, fold_over
 from pages._common import lazy_tabs, require_study, shown
 from pages._db import store
 from pages._designs import (
@@ -79,10 +79,10 @@ if go:
         st.error(f"No design: {exc}")
         failed = True
 model, criterion = options.get("model"), options.get("criterion", FORM_DEFAULTS["criterion"])
-alpha = options.get("alpha", FORM_DEFAULTS["alpha"])
 
 with st.expander("Import or augment an existing design"):
-    upload = st.file_uploader("Existing run sheet (CSV or Excel), one column per factor",
+    upload = st.file_uploader("Existing run sheet (CSV or Excel), one column per factor (headers as the "
+                              "factor names, units allowed: 'Agitation (rpm)')",
                               type=["csv", "xlsx", "txt"])
     if upload is not None and st.button("Use this design"):
         try:
@@ -93,6 +93,7 @@ with st.expander("Import or augment an existing design"):
     if current is not None:
         c1, c2, c3 = st.columns(3)
         add_n = c1.number_input("Runs to add", min_value=1, value=4, step=1)
+        alpha = c3.selectbox("Added star points: axial distance", ALPHAS, index=ALPHAS.index(FORM_DEFAULTS["alpha"]), key="augment_alpha")
         try:
             if c1.button("Add runs (optimal)"):
                 keep(augment(current, add_n, model=model or None, criterion=criterion))
