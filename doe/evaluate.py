@@ -327,29 +327,93 @@ def _estimability(
             basis = np.hstack([basis, (resid / rnorm)[:, None]])
             keep.append(j)
             continue
-        reason = _reason(study, mm, U, X, j, keep, terms.get(mm.column_term[j]))
-        inestimable.append({"term": mm.column_term[j], "column": mm.columns[j], "reason": reason})
+        reason, combo = _reason(study, mm, U, X, j, keep, terms.get(mm.column_term[j]))
+        inestimable.append({"term": mm.column_term[j], "column": mm.columns[j], "reason": reason,
+                            "combination": combo})
     return keep, inestimable
 
 
 def _reason(
     study: Study, mm: ModelMatrix, U: np.ndarray, X: np.ndarray, j: int, keep: list[int],
     term: Term | None,
-) -> str:
-    """Plain-words reason why column j is a combination of earlier columns."""
+) -> tuple[str, str]:
+    """Plain-words reason why column j is a combination of earlier columns, and that combination.
+
+    The reason names the factors and says what to change; the combination (``B:C = A:D``) is the
+    technical statement, kept separately.
+    """
     n, col = X.shape[0], mm.columns[j]
-    shortfall = settings_shortfall(study, term, U)
-    if shortfall:
-        return shortfall
     x = X[:, j]
+    coef = np.linalg.lstsq(X[:, keep], x, rcond=None)[0] if keep else np.zeros(0)
+    combo = f"{col} = {_combination({mm.columns[k]: c for k, c in zip(keep, coef)})}"
+    words = plain_reason(study, term, U)
+    if words:
+        return words, combo
     if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
         what = "zero" if np.abs(x).max() <= 1e-12 else f"the constant {_num(float(x[0]))}"
-        return f"{col} is {what} in every run, so it cannot be separated from the intercept"
-    coef = np.linalg.lstsq(X[:, keep], x, rcond=None)[0]
+        return f"{col} is {what} in every run, so it cannot be separated from the intercept", combo
     if len(keep) >= n and np.sum(np.abs(coef) > 1e-6) > 3:
-        return f"{n} runs cannot estimate {mm.p} model terms; add runs or drop terms"
-    combo = _combination({mm.columns[k]: c for k, c in zip(keep, coef)})
-    return f"aliased with {combo}: {col} equals {combo} in every run"
+        return f"{n} runs cannot estimate {mm.p} model terms; add runs or drop terms", combo
+    return aliasing_words(col, {mm.columns[k]: c for k, c in zip(keep, coef)}), combo
+
+
+def plain_reason(study: Study, term: Term | None, U: np.ndarray, where: str = "in the design") -> str | None:
+    """Why a term cannot be estimated, from the factor settings alone, with what to do; or None.
+
+    A factor at one setting, a level that never appears, too few settings for a square or cube
+    (add centre or axial points), categorical level combinations that never occur, or a numeric
+    factor at one setting within a categorical level.
+    """
+    shortfall = settings_shortfall(study, term, U, where)
+    if shortfall:
+        if "a square needs" in shortfall or "a cube needs" in shortfall or "a power" in shortfall:
+            return f"{shortfall}; add centre or axial points, or drop the term"
+        if "never appear" in shortfall:
+            return f"{shortfall}; add runs at those levels, or drop the term"
+        return f"{shortfall}; vary it, or drop the terms that contain it"
+    if term is None or len(term.parts) < 2:
+        return None
+    names = [f for f, _ in term.parts]
+    col = {f: U[:, study.factor_names.index(f)] for f in names}
+    cats = [f for f in names if study.factor(f).is_categorical]
+    nums = [f for f in names if not study.factor(f).is_categorical]
+    if len(cats) >= 2:
+        seen = {tuple(int(col[f][i]) for f in cats) for i in range(U.shape[0])}
+        missing = [c for c in itertools.product(*(range(len(study.factor(f).levels)) for f in cats))
+                   if c not in seen]
+        if missing:
+            shown = "; ".join(", ".join(f"{f} = {study.factor(f).levels[k]}" for f, k in zip(cats, c))
+                              for c in missing[:4])
+            more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+            return (f"these combinations of {' and '.join(cats)} never occur {where}: {shown}{more}; "
+                    "add runs with them, or drop the term")
+    for f in cats:
+        for k, level in enumerate(study.factor(f).levels):
+            rows = col[f].astype(int) == k
+            for g in nums:
+                if rows.any() and len(np.unique(np.round(col[g][rows], 9))) == 1:
+                    return (f"{g} is at one setting in every run with {f} = {level} {where}; "
+                            f"vary {g} within that level, or drop the term")
+    return None
+
+
+def aliasing_words(col: str, coefs: dict[str, float]) -> str:
+    """'B:C is aliased with A:D: ...' in words from the column's combination of earlier columns."""
+    partners = [k for k, c in coefs.items() if abs(c) > 1e-6 and k != "Intercept"]
+    if not partners:
+        return f"{col} is constant in every run, so it cannot be separated from the intercept"
+    fix = "add runs that vary them separately (for a fraction, its fold-over), or drop one of them"
+    if len(partners) == 1:
+        p, c = partners[0], coefs[partners[0]]
+        shifted = abs(coefs.get("Intercept", 0.0)) > 1e-6
+        how = ("moves in step with" if shifted or abs(abs(c) - 1) > 1e-6
+               else "equals" if c > 0 else "is the mirror image of")
+        return (f"aliased with {p}: {col} {how} {p} in every run, so the data cannot tell their effects "
+                f"apart; {fix}")
+    listed = ", ".join(partners[:-1]) + f" and {partners[-1]}" if len(partners) <= 6 else (
+        ", ".join(partners[:6]) + f" and {len(partners) - 6} more")
+    return (f"aliased with {listed} together: in every run {col} is fixed by their settings, so the data "
+            f"cannot tell its effect from theirs; {fix}")
 
 
 def _combination(coefs: dict[str, float]) -> str:

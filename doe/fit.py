@@ -82,7 +82,6 @@ from doe.model import (
     effect_codes,
     parse_model,
     preset_terms,
-    settings_shortfall,
 )
 from doe.study import Study
 
@@ -580,37 +579,24 @@ def _check_estimable(study: Study, mm: ModelMatrix, cols: list[_Col], X: np.ndar
     j = dependent[0]
     col = cols[j]
     reason = _reason(study, mm, cols, X, U, j)
-    what = "the blocks" if col.is_block else col.term
     raise ModelError(
         f"The model cannot be fitted to {response}: {col.name} cannot be estimated from these "
-        f"runs ({reason}). Drop {what} from the model (or the terms it is aliased with), or add "
-        "runs that separate them."
+        f"runs: {reason}." + (" Drop the blocks from the model, or add runs that separate them from "
+                             "the other terms." if col.is_block else "")
     )
 
 
 def _reason(study: Study, mm: ModelMatrix, cols: list[_Col], X: np.ndarray, U: np.ndarray, j: int) -> str:
+    """Why column j cannot be estimated, in words (no linear combination of columns)."""
+    from doe.evaluate import aliasing_words, plain_reason
+
     col = cols[j]
     term = next((t for t in mm.terms if t.name == col.term), None)
-    shortfall = settings_shortfall(study, term, U, "among the runs with a result")
-    if shortfall:
-        return shortfall
+    words = plain_reason(study, term, U, "among the runs with a result")
+    if words:
+        return words
     coef = np.linalg.lstsq(X[:, :j], X[:, j], rcond=None)[0]
-    combo, shown = "", 0
-    big = [k for k, c in enumerate(coef) if abs(c) > 1e-6]
-    for k, c in enumerate(coef):
-        if abs(c) <= 1e-6:
-            continue
-        shown += 1
-        if shown > 6:
-            combo += f" ... ({len(big) - 6} more columns)"
-            break
-        size = "" if abs(abs(c) - 1) < 1e-6 else f"{_num(abs(c), 4)} "
-        if not combo:
-            combo = ("-" if c < 0 else "") + size + cols[k].name
-        else:
-            combo += f" {'-' if c < 0 else '+'} {size}{cols[k].name}"
-    combo = combo or "zero"
-    return f"it equals {combo} in every run"
+    return aliasing_words(col.name, {cols[k].name: c for k, c in enumerate(coef)})
 
 
 def _describe_columns(mm: ModelMatrix) -> str:

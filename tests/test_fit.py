@@ -637,7 +637,7 @@ def test_error_messages_say_what_to_do():
     with pytest.raises(ModelError, match=r"results for 4 runs, but the model has \d+ coefficients.*drop terms"):
         fit_model(study, few, "Y", "quadratic")
     aliased = runs.assign(B=runs["A"])
-    with pytest.raises(ModelError, match=r"cannot be estimated.*equals .*A.* in every run.*Drop"):
+    with pytest.raises(ModelError, match=r"cannot be estimated.*equals .*A.* in every run.*drop"):
         fit_model(study, aliased, "Y", "A + B")
     missing_level = runs[runs["M"] != "c"]
     with pytest.raises(ModelError, match="level\\(s\\) c of M never appear"):
