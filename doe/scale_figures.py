@@ -11,6 +11,14 @@ from doe.figures import PALETTE, TEMPLATE
 from doe.scale import ScalePlan
 
 _DASH = {"scale-out": "solid", "scale-up": "dash"}
+_STRIP = 17  # pixels per row of vessel labels above the plot
+
+
+def _label_shift(strategy: int, stage: int) -> int:
+    """Pixels above the plot of a stage's vessel label: two rows per strategy, neighbouring stages on
+    different rows, so labels never overlap each other nor the lines (on the plot, the two
+    strategies' lines often coincide)."""
+    return 4 + _STRIP * (2 * strategy + stage % 2)
 
 
 def plan_figure(plans: ScalePlan | Sequence[ScalePlan], *, note: str = "") -> go.Figure:
@@ -40,13 +48,10 @@ def plan_figure(plans: ScalePlan | Sequence[ScalePlan], *, note: str = "") -> go
             x=xs, y=ys, mode="lines+markers", name=html.escape(_legend(plan)),
             line={"color": colour, "width": 3, "dash": _DASH.get(plan.strategy, "solid")},
             marker={"size": 8}, text=hover, hovertemplate="%{text}<extra></extra>"))
-        above = k % 2 == 1  # first strategy's labels below its line, the second's above
-        for s in plan.stages:  # vessel label at the middle of each stage (log axis: annotation y is log10)
-            mid = (_log10(s.cells_in) + _log10(s.cells_out)) / 2
-            fig.add_annotation(x=(s.day_start + s.day_end) / 2, y=mid, text=html.escape(f"{s.vessels}x {s.vessel}"),
-                               showarrow=False, xanchor="left" if above else "right",
-                               yanchor="bottom" if above else "top", yshift=8 if above else -8,
-                               xshift=-20 if above else 20, font={"size": 11, "color": colour})
+        for i, s in enumerate(plan.stages):  # vessel labels in this strategy's strip above the plot
+            fig.add_annotation(x=(s.day_start + s.day_end) / 2, y=1, yref="paper", yanchor="bottom",
+                               yshift=_label_shift(k, i), text=html.escape(f"{s.vessels}x {s.vessel}"),
+                               showarrow=False, font={"size": 11, "color": colour})
     if plans:
         need = plans[0].cells_needed
         fig.add_hline(y=need, line={"color": "#444444", "dash": "dot", "width": 1.5})
@@ -56,14 +61,16 @@ def plan_figure(plans: ScalePlan | Sequence[ScalePlan], *, note: str = "") -> go
         for d in days:
             fig.add_vline(x=d, line={"color": "#BBBBBB", "dash": "dot", "width": 1})
     title = "Seed train: cells against day"
-    sub = "Each stage seeded at the seeding density and harvested at the harvest density; dotted lines: passages"
+    sub = ("Each stage seeded at the seeding density and harvested at the harvest density; dotted lines: passages; "
+           "above the plot: vessels per stage, one strip per strategy (its colour)")
     fig.update_layout(
-        template=TEMPLATE, width=900, height=500,
-        title={"text": f"{title}<br><sup>{html.escape(sub)}</sup>", "x": 0.01},
+        template=TEMPLATE, width=900, height=500 + _STRIP * 2 * len(plans),
+        title={"text": f"{title}<br><sup>{html.escape(sub)}</sup>", "x": 0.01, "y": 1, "yref": "container",
+               "yanchor": "top", "pad": {"t": 12}},
         xaxis={"title": {"text": "Day from thawing the vial (days)"}, "rangemode": "tozero"},
         yaxis={"title": {"text": "Cells (count, log scale)"}, "type": "log", "exponentformat": "power"},
         legend={"orientation": "h", "yanchor": "bottom", "y": -0.27, "x": 0, "font": {"size": 12}},
-        margin={"t": 80, "b": 140, "l": 80, "r": 30},
+        margin={"t": 80 + _STRIP * 2 * len(plans), "b": 140, "l": 80, "r": 30},
     )
     if note:
         fig.add_annotation(text=html.escape(note), xref="paper", yref="paper", x=0, y=-0.36, showarrow=False,
