@@ -23,7 +23,7 @@ rounded to the reported decimals (a rounding error far below the noise SD).
 Effects are sized so percentages stay inside 0-100 without clipping; the
 script stops if a simulated value leaves its physical range. Because the
 truth lies inside the quadratic model, least squares recovers it without
-bias. Effects come from /work/shared/DOMAIN.md where a source exists and are
+bias. Effects come from docs/domain.md where a source exists and are
 marked (inferred) otherwise. The specs of data/msc_expansion.yaml hold in
 part of the factor space only: trypsin-EDTA fails CD73/CD90/CD105, ULA fails
 Aggregates except at low agitation and density, and SFM-XF or high seeding
@@ -63,7 +63,7 @@ BOUNDS = {"%": (0.0, 100.0)}  # units starting with '%'; every other CQA must be
 TRUTH: dict[str, dict[str, Any]] = {
     "Viability": {"sd": 1.2, "effects": [
         ("Intercept", 90.0, "Expanded MSC release at ~90 % viability; published specs are >= 70-85 % "
-                            "(DOMAIN.md: EudraCT 2010-024041-78, PMC9289888, SCRT 2020)."),
+                            "(docs/domain.md: EudraCT 2010-024041-78, PMC9289888, SCRT 2020)."),
         ("Harvest reagent", {"Trypsin-EDTA": -2.5, "TrypLE": 0.5, "Accutase": 2.0},
          "Accutase is the gentler reagent, trypsin-EDTA the harshest (Tsuji 2017, PMC5657749)."),
         ("Surface", {"Standard TC": 1.0, "CellBIND": 1.0, "ULA": -2.0},
@@ -73,16 +73,16 @@ TRUTH: dict[str, dict[str, Any]] = {
          "Spheroids on ULA shear apart at high agitation (study constraint reason; inferred)."),
     ]},
     "Fold expansion": {"sd": 0.35, "effects": [
-        ("Intercept", 5.5, "~6.5x per 4-day passage from 2,000 cells/cm2 (Thermo poster, DOMAIN.md)."),
+        ("Intercept", 5.5, "~6.5x per 4-day passage from 2,000 cells/cm2 (Thermo poster, docs/domain.md)."),
         ("Medium", {"FBS 10%": -0.3, "hPL 5%": 1.0, "SFM-XF": -0.7},
          "hPL is at least as good as FBS for proliferation (Guiotto 2020, PMC7493356); SFM-XF lower (inferred)."),
         ("Seeding density", -1.0, "Lower seeding density favours expansion per cell (Fossett & Khan, PMC3289841)."),
         ("Agitation", 0.3, "Agitated beats static culture (Rafiq 2016, PMC4991290)."),
         ("Agitation^2", -0.9, "Optimum near the just-suspended speed, ~65 rpm (Jossen et al.)."),
         ("Surface", {"Standard TC": 0.4, "CellBIND": 0.4, "ULA": -0.8},
-         "MSCs are adherent; spheroids on ULA proliferate less (DOMAIN.md; size inferred)."),
+         "MSCs are adherent; spheroids on ULA proliferate less (docs/domain.md; size inferred)."),
         ("Medium:Surface", {("SFM-XF", "CellBIND"): 0.6},
-         "CellBIND is the surface for serum-free media (BioProcess International 2026, DOMAIN.md)."),
+         "CellBIND is the surface for serum-free media (BioProcess International 2026, docs/domain.md)."),
     ]},
     "CD73/CD90/CD105": {"sd": 0.5, "effects": [
         ("Intercept", 96.5, "ISCT positive markers >= 95 % (Dominici 2006)."),
@@ -98,13 +98,13 @@ TRUTH: dict[str, dict[str, Any]] = {
     "Aggregates": {"sd": 0.25, "effects": [
         ("Intercept", 3.5, "Aggregates at harvest around a few % of events (inferred; spec <= 5 % inferred)."),
         ("Surface", {"Standard TC": -1.1, "CellBIND": -1.1, "ULA": 2.2},
-         "ULA grows 3D spheroids, which leave aggregates at harvest (DOMAIN.md: BioProcess International 2026)."),
-        ("Agitation", 0.8, "Agitation drives aggregation (DOMAIN.md: BioProcess International 2026)."),
-        ("Seeding density", 0.4, "Confluency at harvest drives aggregation (DOMAIN.md: BioProcess International 2026)."),
+         "ULA grows 3D spheroids, which leave aggregates at harvest (docs/domain.md: BioProcess International 2026)."),
+        ("Agitation", 0.8, "Agitation drives aggregation (docs/domain.md: BioProcess International 2026)."),
+        ("Seeding density", 0.4, "Confluency at harvest drives aggregation (docs/domain.md: BioProcess International 2026)."),
         ("Harvest reagent", {"Trypsin-EDTA": 0.3, "TrypLE": 0.0, "Accutase": -0.3},
-         "Harvest reagent drives aggregation (DOMAIN.md); gentler Accutase lyses fewer cells (direction inferred)."),
+         "Harvest reagent drives aggregation (docs/domain.md); gentler Accutase lyses fewer cells (direction inferred)."),
         ("Medium", {"FBS 10%": -0.15, "hPL 5%": 0.3, "SFM-XF": -0.15},
-         "Media drive aggregation (DOMAIN.md); hPL fibrinogen adds clumping (direction inferred)."),
+         "Media drive aggregation (docs/domain.md); hPL fibrinogen adds clumping (direction inferred)."),
     ]},
     "Potency": {"sd": 2.5, "effects": [
         ("Intercept", 31.0, "Inhibition of PHA-stimulated PBMC ~25-40 %, spec >= 20 % (PMC9289888)."),

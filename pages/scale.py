@@ -49,7 +49,7 @@ base = default_plan()
 st.title("Scale planner")
 st.caption("From the dose to the vessels, stage by stage back to the master-cell-bank vial: scale-out (more "
            "CellSTACK / HYPERStack vessels) against scale-up (CellCube modules). Vessel areas are nominal "
-           "(../shared/DOMAIN.md); limits marked (inferred) in the catalogue are assumptions to change.")
+           "(docs/domain.md); limits marked (inferred) in the catalogue are assumptions to change.")
 
 st.subheader("Demand")
 d, c = base["demand"], st.columns(5)

@@ -5,7 +5,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-REFERENCE = ROOT.parent / "shared" / "reference-cases"
+REFERENCE = ROOT / "tests" / "reference_cases"
 EXAMPLE = ROOT / "data" / "msc_expansion.yaml"
 
 

@@ -1,6 +1,6 @@
 """Published reference analyses reproduced through `python -m doe analyze` and its JSON.
 
-Numbers come from ../shared/reference-cases/*/expected.json (rsm and unrepx
+Numbers come from tests/reference_cases/*/expected.json (rsm and unrepx
 vignettes); tolerances are the ones stated there, widened to half a unit in
 the last printed digit where the published value is rounded coarser.
 """
@@ -18,8 +18,6 @@ import yaml
 
 from doe.cli import main
 from tests.conftest import EXAMPLE, REFERENCE, ROOT
-
-pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason="shared/reference-cases not found")
 
 
 def expected(case):

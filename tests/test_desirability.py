@@ -1,6 +1,6 @@
 """Desirability: Derringer & Suich functions, the overall D and its optimisation.
 
-The published case (shared/reference-cases/desirability_myers_montgomery_conversion_activity)
+The published case (tests/reference_cases/desirability_myers_montgomery_conversion_activity)
 gives two second-order models in coded units and the optimum D in the cube and
 in the sphere of radius 1.682; every number compared is read from its
 expected.json, never copied here. Shapes and importance weighting are checked

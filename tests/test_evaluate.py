@@ -20,7 +20,7 @@ from doe.region import moment_matrix
 from doe.study import Factor, Study
 
 ROOT = Path(__file__).resolve().parents[1]
-ALGDESIGN = Path("/work/shared/reference-cases/algdesign_vignette_optimal_design_benchmarks")
+ALGDESIGN = ROOT / "tests" / "reference_cases" / "algdesign_vignette_optimal_design_benchmarks"
 
 
 def _study(names: str) -> Study:

@@ -1,4 +1,4 @@
-"""Model fitting against published numbers (shared/reference-cases) and independent computations.
+"""Model fitting against published numbers (tests/reference_cases) and independent computations.
 
 Published numbers are read from each case's expected.json, never copied here. A
 number printed to k decimals cannot be checked more tightly than its last place
@@ -39,7 +39,7 @@ from doe.fit import (
 from doe.model import ModelMatrix, Term, parse_model
 from doe.study import Factor, Response, Study
 
-CASES = Path("/work/shared/reference-cases")
+CASES = Path(__file__).resolve().parent / "reference_cases"
 CHEM = CASES / "rsm_chemreact_ccd_two_blocks"
 HELI = CASES / "rsm_heli_ccd_4factor_two_blocks"
 PILOT = CASES / "bhh_pilot_plant_2x3_unreplicated_lenth"

@@ -28,7 +28,7 @@ from doe.study import Factor, Response, Study
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "data" / "msc_expansion.yaml"
 RESULTS = ROOT / "data" / "msc_example_results.csv"
-PILOT = Path("/work/shared/reference-cases/bhh_pilot_plant_2x3_unreplicated_lenth")
+PILOT = ROOT / "tests" / "reference_cases" / "bhh_pilot_plant_2x3_unreplicated_lenth"
 
 
 # -- fixtures ------------------------------------------------------------------------------------

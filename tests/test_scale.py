@@ -31,7 +31,7 @@ PLAN = ROOT / "data" / "example_plan.yaml"
 RESULTS = ROOT / "data" / "msc_example_results.csv"
 STUDY = ROOT / "data" / "msc_expansion.yaml"
 
-# Issue 6: 70 kg x 2e6 cells/kg x 8 doses; harvest 1.3e4 cells/cm2 after 4 days from 2,000 cells/cm2 (DOMAIN.md)
+# Issue 6: 70 kg x 2e6 cells/kg x 8 doses; harvest 1.3e4 cells/cm2 after 4 days from 2,000 cells/cm2 (docs/domain.md)
 ISSUE = Demand(dose_cells_per_kg=2e6, patient_weight_kg=70, doses_per_patient=8, patients_per_batch=1)
 
 
@@ -70,7 +70,7 @@ def test_catalogue_areas_are_those_of_domain_md(catalogue):
                      "CellSTACK-2": 1272, "CellSTACK-5": 3180, "CellSTACK-10": 6360, "CellSTACK-40": 25440,
                      "HYPERStack-12": 6000, "HYPERStack-36": 18000, "CellCube-10": 8500,
                      "CellCube-25": 21250, "CellCube-100": 85000}
-    assert all("DOMAIN.md" in v.source for v in catalogue)
+    assert all("docs/domain.md" in v.source for v in catalogue)
     assert {v.mode for v in catalogue if v.family == "CellCube"} == {"scale-up"}
 
 
