@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a design (any run sheet) for a model")
     p.add_argument("study")
     p.add_argument("design", help="design CSV or XLSX with one column per factor")
-    p.add_argument("--model", help="model to evaluate (default: quadratic)")
+    p.add_argument("--model", help="model to evaluate (default: quadratic, without the square of a "
+                                   "two-level discrete factor)")
     p.add_argument("--snr", type=float, default=1.0, help="signal-to-noise ratio for power")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level for power")
     p.add_argument("--json", help="write the evaluation as JSON (default: print it)")
@@ -237,9 +238,10 @@ def _write_json(data: dict[str, Any], target: str | None) -> None:
 
 def _evaluation_json(design, model: str | None, snr: float, alpha: float = 0.05) -> dict[str, Any]:
     from doe.evaluate import evaluate_design
+    from doe.generators import default_model
     from doe.model import parse_model
 
-    terms = parse_model(design.study, model or design.model or "quadratic")
+    terms = parse_model(design.study, model or design.model or default_model(design.study, design.kind))
     ev = evaluate_design(design.study, design, terms, snr=snr, alpha=alpha)
     out = ev.to_json()
     out["design"] = {

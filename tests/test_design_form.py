@@ -10,7 +10,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -202,3 +206,19 @@ def test_a_failed_generate_shows_the_error_and_no_stale_warnings():
     assert not at.exception, at.exception
     assert any("Box-Behnken" in e.value for e in at.error)
     assert not any("repeated at all 27" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_the_cli_evaluates_an_imported_design_for_the_default_model_it_can_estimate(tmp_path):
+    """`python -m doe evaluate` (what the page shows, headless): an imported run sheet with unit headers,
+    for a study with a two-level discrete factor, is evaluated for the same default model as the page."""
+    study = _studies()["2-level discrete"]
+    (tmp_path / "study.yaml").write_text(study.to_yaml(), encoding="utf-8")
+    rows = [(30, 1), (90, 1), (30, 2), (90, 2), (60, 1), (60, 2), (30, 1), (90, 2), (60, 1)]
+    (tmp_path / "plan.csv").write_text("Agitation (rpm),Feeds\n" + "".join(f"{a},{f}\n" for a, f in rows),
+                                       encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "doe", "evaluate", "study.yaml", "plan.csv", "--json", "ev.json"],
+                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    ev = json.loads((tmp_path / "ev.json").read_text(encoding="utf-8"))
+    # intercept, Agitation, Feeds, Agitation:Feeds, Agitation^2: estimable from these 9 runs
+    assert ev["estimable"] is True and ev["rank"] == ev["p"] == 5
