@@ -6,7 +6,14 @@ the server starts loading what the first page needs (pandas, SQLAlchemy, the dat
 browser is still loading the app, instead of after it connects.
 """
 
+from pathlib import Path
+
 import streamlit as st
+
+#: The tab icon, served by the app itself: a ``:material/...`` page icon makes the browser fetch an SVG
+#: from fonts.gstatic.com on every page (no external request may leave an air-gapped network). It is
+#: the Material Symbols "science" glyph (Apache-2.0) from the font Streamlit bundles, as a 64 px PNG.
+PAGE_ICON = Path(__file__).resolve().parent / "pages" / "assets" / "favicon.png"
 
 PAGES = [
     ("pages/home.py", "Home", ":material/home:"),
@@ -32,7 +39,7 @@ def main() -> None:
         from pages._persist import identity_sidebar
         from pages._speed import prefetch_default_design, warm_up_in_background
 
-        st.set_page_config(page_title="QbD DoE workbench", page_icon=":material/science:", layout="wide")
+        st.set_page_config(page_title="QbD DoE workbench", page_icon=PAGE_ICON, layout="wide")
         open_example_on_first_visit()
         page = st.navigation([st.Page(path, title=t, icon=icon, default=i == 0)
                               for i, (path, t, icon) in enumerate(PAGES)])
