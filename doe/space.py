@@ -1778,7 +1778,8 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
     """JSON-ready design-space summary: set point, its probability, PARs and one map's share inside.
 
     Without ``set_point`` the robust set point (:func:`robust_set_point`) is used.
-    The map is over ``x`` and ``y`` (default: the first two numeric factors)
+    The map is over ``x`` and ``y`` (default: :func:`doe.space_view.view_axes`, the pair of numeric
+    factors over which the probability varies most through the set point)
     with the other factors at the set point; ``grid.fraction_inside`` is the
     share of its feasible points inside the design space.
     """
@@ -1798,7 +1799,12 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
         "correlation": None if pm.correlation is None else pm.correlation.round(4).to_dict(),
         "warnings": list(pm.warnings), "grid": None,
     }
-    axes = [x, y] if x and y else pm.numeric[:2]
+    if x and y:
+        axes = [x, y]
+    else:  # the pair over which the probability varies most through the set point (as the page opens)
+        from doe.space_view import view_axes
+
+        axes = list(view_axes(pm, sp, **opts) or ())
     if len(axes) == 2:
         g = space_grid(pm, axes[0], axes[1], {k: v for k, v in sp.items() if k not in axes}, n=n, **opts)
         out["grid"] = {"x": g.x, "y": g.y, "fixed": g.fixed, "fraction_inside": g.fraction_inside, "n": n,

@@ -312,9 +312,14 @@ def par_frame(study: Study, par: Any, cqa_ends: Mapping[str, tuple[str | None, s
 
 def set_point_frame(report: Mapping[str, Any]) -> pd.DataFrame:
     """The set point's table (:func:`doe.space.set_point_report`): per CQA spec, prediction, 95 % PI,
-    probability of meeting the spec, and which CQA is the lowest (the one that limits)."""
+    probability of meeting the spec (3 decimals as on the page; blank for a CQA without a spec), and
+    which CQA is the lowest (the one that limits)."""
     worst = limiting_cqa(report["per_cqa"])
     return pd.DataFrame([{"CQA": k, "Spec": v["spec"], "Predicted": v["mean"], "95 % PI low": v["lower_95pi"],
-                          "95 % PI high": v["upper_95pi"], "P(in spec)": report["per_cqa"].get(k),
+                          "95 % PI high": v["upper_95pi"], "P(in spec)": _p3(report["per_cqa"].get(k)),
                           "Limits the design space": "yes (lowest P)" if k == worst else ""}
                          for k, v in report["predictions"].items()])
+
+
+def _p3(value: float | None) -> str:
+    return "" if value is None or not np.isfinite(value) else f"{value:.3f}"

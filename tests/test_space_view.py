@@ -12,6 +12,7 @@ import math
 import struct
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -161,6 +162,17 @@ def test_legend_is_clear_of_the_colour_bar_in_chromium(example, width):
 
 
 # -- 7. the saved decision: restored on opening the study, reported --------------------------------------
+def test_set_point_table_has_blanks_not_none():
+    from doe.space_view import set_point_frame
+
+    report = {"per_cqa": {"A": 0.97, "B": 0.999}, "predictions": {
+        k: {"spec": s, "mean": 1.0, "lower_95pi": 0.5, "upper_95pi": 1.5} for k, s in
+        (("A", ">= 1"), ("B", "<= 5"), ("C", "no spec"))}}
+    frame = set_point_frame(report).set_index("CQA")
+    assert list(frame["P(in spec)"]) == ["0.970", "0.999", ""]
+    assert list(frame["Limits the design space"]) == ["yes (lowest P)", "", ""]
+
+
 def test_saved_view_checks_the_decision_against_the_study():
     study = Study.load(EXAMPLE)
     point = {"Medium": "hPL 5%", "Surface": "CellBIND", "Harvest reagent": "TrypLE", "Agitation": 44.5,
@@ -241,3 +253,21 @@ def test_report_states_the_saved_set_point_variation(tmp_path):
     assert "set-point variation: normal, SD 2 rpm for Agitation" in text
     assert content.set_point["Agitation"] == pytest.approx(42.0)
     store.close()
+
+
+def test_map_axes_are_the_factors_the_probability_depends_on():
+    """Y depends on B and C only: the map (page, report and CLI summary) is B by C, not the first two."""
+    from doe.fit import fit_model
+    from doe.space import summary_json
+    from doe.space_view import view_axes
+
+    study = make_study([{"name": n, "low": -1, "high": 1} for n in ("A", "B", "C")], [{"name": "Y", "upper": 12}])
+    levels = [-1.0, 0.0, 1.0]
+    runs = pd.DataFrame([(a, b, c) for a in levels for b in levels for c in levels], columns=["A", "B", "C"])
+    rng = np.random.default_rng(1)
+    runs["Y"] = 10 + 1.5 * runs["B"] + 1.5 * runs["C"] + rng.normal(0, 0.3, len(runs))
+    pm = build_predictive(study, {"Y": fit_model(study, runs, "Y", "linear")})
+    centre = {"A": 0.0, "B": 0.0, "C": 0.0}
+    assert view_axes(pm, centre) == ("B", "C")
+    grid = summary_json(pm, set_point=centre, n=15)["grid"]
+    assert (grid["x"], grid["y"]) == ("B", "C")
