@@ -19,7 +19,7 @@ from doe.errors import DoeError
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest schema revision (the last file in migrations/versions; a test keeps the two equal).
 #: A database already there opens without loading Alembic, which takes a while to import.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 DB_FILE = "doe.sqlite"
 #: Execution option that makes an SQLite transaction take the write lock at BEGIN.
 WRITE_OPTION = "doe_write"

@@ -45,7 +45,11 @@ class StudyVersionRow(Base):
 
 
 class DesignRow(Base):
-    """A design's run sheet (CSV text) and how it was made; frozen once results exist."""
+    """A design's run sheet (CSV text), name and how it was made; frozen once results exist.
+
+    ``current`` marks the design the study opens with (at most one per study); a deleted design
+    stays here for the audit trail and is hidden from the list.
+    """
 
     __tablename__ = "designs"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -58,10 +62,13 @@ class DesignRow(Base):
     frozen: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[str] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    current: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class DataVersionRow(Base):
-    """One batch of new or edited runs; ``content_hash`` covers all runs after it."""
+    """One batch of new or edited runs; ``content_hash`` covers all runs after it; the design they were run on."""
 
     __tablename__ = "data_versions"
     __table_args__ = (UniqueConstraint("study_id", "version"),)
@@ -73,6 +80,8 @@ class DataVersionRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[str] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(200))
+    #: The design (designs.id) the runs were made from; None when not recorded.
+    design_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class RunRow(Base):

@@ -24,6 +24,7 @@ from doe.design import Design, read_design
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.store import _values as V
 from doe.store._audit import AuditCheck, AuditWriter, User, as_user, verify_chain
+from doe.store._designs import DesignRecord, count_runs
 from doe.store._engine import WRITE_OPTION, default_url, make_engine, shown, upgrade
 from doe.store._models import (
     AnalysisRow,
@@ -174,43 +175,144 @@ class Store:
         return sid
 
     # -- designs -----------------------------------------------------------------
-    def save_design(self, study_name: str, design: Design, user: User | str) -> int:
-        """Store a design's run sheet against the study's latest version; return its id."""
+    def save_design(self, study_name: str, design: Design, user: User | str, name: str | None = None,
+                    *, current: bool = True) -> int:
+        """Store a design's run sheet against the study's latest version under ``name``; return its id.
+
+        Without a name it is saved as e.g. 'D-optimal, 40 runs' (with ' (2)' etc. when a design of
+        the study already has that name). A saved design becomes the study's current one unless
+        ``current`` is False. A name another design of the study has is refused.
+        """
+        from doe.store._designs import default_design_name
+
         sheet = design.table.to_csv(index=False)
+        given = (name or "").strip()
         with self._write(user) as (s, audit):
             sid = self._study_id(s, study_name)
+            taken = _design_names(s, sid)
+            if given:
+                _check_free_name(given, taken, study_name)
+                final = given
+            else:
+                base = final = default_design_name(design.kind, design.n_runs)
+                n = 1
+                while final in taken:
+                    n += 1
+                    final = f"{base} ({n})"
             row = DesignRow(study_id=sid, study_version=_latest_version(s, sid).version, kind=design.kind,
                             seed=design.seed, model=design.model, run_sheet=sheet, frozen=False,
-                            created_at=audit.ts, created_by=audit.user.name)
+                            created_at=audit.ts, created_by=audit.user.name, name=final, current=False,
+                            deleted=False)
             s.add(row)
             s.flush()
             audit.add("create", "design", row.id, study_name, field="run_sheet", new=sheet)
+            audit.add("create", "design", row.id, study_name, field="name", new=final)
+            if current:
+                _make_current(s, audit, study_name, sid, row)
             return row.id
 
-    def designs(self, study_name: str) -> pd.DataFrame:
-        """The study's designs: id, study version, kind, seed, model, frozen, created at/by."""
-        cols = ["id", "study_version", "kind", "seed", "model", "frozen", "created_at", "created_by"]
+    def designs(self, study_name: str, *, include_deleted: bool = False) -> pd.DataFrame:
+        """The study's designs: id, study version, kind, seed, model, frozen, created at/by, name, runs,
+        current, deleted (deleted ones only with ``include_deleted``)."""
+        from doe.store._designs import COLUMNS
+
+        cols = ["id", "study_version", "kind", "seed", "model", "frozen", "created_at", "created_by",
+                "name", "runs", "current", "deleted"]
         with self._session() as s:
             sid = self._study_id(s, study_name)
-            rows = s.execute(select(*(getattr(DesignRow, c) for c in cols))
-                             .where(DesignRow.study_id == sid).order_by(DesignRow.id)).all()
-        return pd.DataFrame(rows, columns=cols)
+            query = select(DesignRow).where(DesignRow.study_id == sid).order_by(DesignRow.id)
+            if not include_deleted:
+                query = query.where(DesignRow.deleted.is_(False))
+            records = [_record(r).to_dict() for r in s.execute(query).scalars()]
+        frame = pd.DataFrame(records, columns=COLUMNS)
+        frame["seed"] = frame["seed"].astype("Int64")
+        return frame[cols]
+
+    def design_record(self, design_id: int) -> DesignRecord:
+        """One stored design's record (name, type, runs, seed, state), deleted ones included."""
+        with self._session() as s:
+            return _record(_design_row(s, design_id))
 
     def load_design(self, design_id: int) -> Design:
         """A stored design, read against the study version it was made for."""
         with self._session() as s:
-            row = s.get(DesignRow, design_id)
-            if row is None:
-                raise DoeError(f"There is no design {design_id} in the store.")
+            row = _design_row(s, design_id)
             name = s.get(StudyRow, row.study_id).name
+            label = row.name or f"design {design_id}"
         design = read_design(self.load_study(name, row.study_version), row.run_sheet.encode("utf-8"),
-                             name=f"design {design_id}")
+                             name=label)
         design.kind, design.seed, design.model = row.kind, row.seed, row.model
         return design
 
+    def current_design(self, study_name: str) -> int | None:
+        """The id of the study's current design (the one it opens with), or None."""
+        with self._session() as s:
+            sid = self._study_id(s, study_name)
+            return s.execute(select(DesignRow.id).where(DesignRow.study_id == sid, DesignRow.current.is_(True),
+                                                        DesignRow.deleted.is_(False))).scalar_one_or_none()
+
+    def design_of_data_version(self, study_name: str, data_version: int | None = None) -> int | None:
+        """The id of the design the runs of ``data_version`` (default: the newest) were made from.
+
+        This is the one rule for "which design do these data belong to" (report, pages, CLI): the
+        design recorded with the data version, never the newest design saved. None when the
+        data version records no design (runs uploaded without one, or a database from before
+        designs were recorded).
+        """
+        with self._session() as s:
+            sid = self._study_id(s, study_name)
+            version = _last_data_version(s, sid) if data_version is None else int(data_version)
+            if version == 0:
+                return None
+            _check_data_version(s, sid, study_name, version)
+            return s.execute(select(DataVersionRow.design_id).where(
+                DataVersionRow.study_id == sid, DataVersionRow.version == version)).scalar_one_or_none()
+
+    def rename_design(self, design_id: int, name: str, user: User | str) -> None:
+        """Rename a design (frozen ones too: the name is not part of the data); audit-trailed."""
+        new = (name or "").strip()
+        if not new:
+            raise DoeError("A design needs a name: type one (e.g. 'D-optimal, 40 runs').")
+        with self._write(user) as (s, audit):
+            row, study = _live_design(s, design_id)
+            if row.name == new:
+                return
+            _check_free_name(new, _design_names(s, row.study_id) - {row.name}, study)
+            audit.add("modify", "design", row.id, study, field="name", old=row.name, new=new)
+            row.name = new
+
+    def set_current_design(self, design_id: int, user: User | str) -> None:
+        """Make a design the study's current one (the one it opens with); audit-trailed."""
+        with self._write(user) as (s, audit):
+            row, study = _live_design(s, design_id)
+            _make_current(s, audit, study, row.study_id, row)
+
+    def delete_design(self, design_id: int, user: User | str, reason: str | None = None) -> None:
+        """Delete an unused design: it leaves the list and stays in the record (audit trail, bundles).
+
+        A frozen design (results were entered against it) or one a data version records is
+        refused with the reason.
+        """
+        with self._write(user) as (s, audit):
+            row, study = _live_design(s, design_id)
+            if row.frozen:
+                raise DoeError(f"Design {design_id} \"{row.name}\" is frozen: results were entered against it, "
+                               "so it stays in the record and cannot be deleted. Rename it or mark another "
+                               "design current instead.")
+            used = s.execute(select(func.min(DataVersionRow.version)).where(
+                DataVersionRow.study_id == row.study_id, DataVersionRow.design_id == row.id)).scalar()
+            if used is not None:
+                raise DoeError(f"Design {design_id} \"{row.name}\" cannot be deleted: data version {used} "
+                               "records runs made from it.")
+            audit.add("delete", "design", row.id, study, field="deleted", old=False, new=True, reason=reason)
+            row.deleted = True
+            if row.current:
+                audit.add("modify", "design", row.id, study, field="current", old=True, new=False, reason=reason)
+                row.current = False
+
     # -- runs and data versions ------------------------------------------------------
     def append_runs(self, study_name: str, runs_df: pd.DataFrame, user: User | str,
-                    reason: str | None = None) -> int:
+                    reason: str | None = None, *, design_id: int | None = None) -> int:
         """Add new runs and apply edits in one transaction; return the new data version.
 
         Runs are matched by ``Run``. A blank cell keeps the stored value. Changing a
@@ -218,11 +320,17 @@ class Store:
         nothing returns the current data version and writes nothing. With a
         ``row_version`` column (as :meth:`runs` returns it), a run that someone
         else changed since it was read is refused with ConcurrentEditError.
+        ``design_id`` records the (stored, not deleted) design the runs were made from with the new
+        data version; without it the data version keeps the design of the one before.
         """
         batch = V.batch_rows(runs_df)
         expected = V.expected_versions(runs_df)
         with self._write(user) as (s, audit):
             sid = self._study_id(s, study_name)
+            if design_id is not None:
+                design_row, _ = _live_design(s, design_id)
+                if design_row.study_id != sid:
+                    raise DoeError(f"Design {design_id} belongs to another study, not to '{study_name}'.")
             existing = {r.label: r for r in s.execute(select(RunRow).where(RunRow.study_id == sid)).scalars()}
             for label, version in expected.items():
                 if label in existing and existing[label].row_version != version:
@@ -230,7 +338,7 @@ class Store:
             touched = self._apply_batch(s, audit, study_name, sid, existing, batch, reason)
             if not touched:
                 return _last_data_version(s, sid)
-            version = self._new_data_version(s, audit, study_name, sid, touched, reason)
+            version = self._new_data_version(s, audit, study_name, sid, touched, reason, design_id)
             self._freeze_designs(s, audit, study_name, sid, batch)
             return version
 
@@ -253,30 +361,44 @@ class Store:
         return created + edited
 
     def _new_data_version(self, s: Session, audit: AuditWriter, study: str, sid: int,
-                          touched: list[RunRow], reason: str | None) -> int:
-        """Record a data version (hash over all runs now) and the touched runs' revisions."""
+                          touched: list[RunRow], reason: str | None, design_id: int | None = None) -> int:
+        """Record a data version (hash over all runs now, its design) and the touched runs' revisions."""
         s.flush()
         current = {r.label: json.loads(r.values_json)
                    for r in s.execute(select(RunRow).where(RunRow.study_id == sid,
                                                            RunRow.deleted.is_(False))).scalars()}
         version = _last_data_version(s, sid) + 1
         digest = V.content_hash(current)
+        if design_id is None and version > 1:  # edits keep the design the runs were made from
+            design_id = s.execute(select(DataVersionRow.design_id).where(
+                DataVersionRow.study_id == sid, DataVersionRow.version == version - 1)).scalar_one_or_none()
         s.add(DataVersionRow(study_id=sid, version=version, content_hash=digest, n_runs=len(current),
-                             reason=reason or None, created_at=audit.ts, created_by=audit.user.name))
+                             reason=reason or None, created_at=audit.ts, created_by=audit.user.name,
+                             design_id=design_id))
         s.add_all(RunRevisionRow(run_id=r.id, data_version=version, row_version=r.row_version,
                                  values_json=r.values_json, deleted=bool(r.deleted)) for r in touched)
         audit.add("create", "data_version", f"{sid}:{version}", study, field="content_hash", new=digest,
                   reason=reason)
+        if design_id is not None:
+            audit.add("create", "data_version", f"{sid}:{version}", study, field="design_id", new=design_id)
         return version
 
     def _freeze_designs(self, s: Session, audit: AuditWriter, study: str, sid: int,
                         batch: dict[str, dict[str, Any]]) -> None:
-        """Freeze the study's designs once any CQA result has been entered."""
+        """Freeze the design the data were made from once any CQA result has been entered.
+
+        When the data version records no design, every design of the study is frozen (as before
+        designs were recorded with the data).
+        """
         cqas = _response_names(_latest_version(s, sid).yaml)
         if not any(values.get(c) is not None for values in batch.values() for c in cqas):
             return
-        for row in s.execute(select(DesignRow).where(DesignRow.study_id == sid,
-                                                     DesignRow.frozen.is_(False))).scalars():
+        design_id = s.execute(select(DataVersionRow.design_id).where(
+            DataVersionRow.study_id == sid, DataVersionRow.version == _last_data_version(s, sid))).scalar()
+        query = select(DesignRow).where(DesignRow.study_id == sid, DesignRow.frozen.is_(False))
+        if design_id is not None:
+            query = query.where(DesignRow.id == design_id)
+        for row in s.execute(query).scalars():
             row.frozen = True
             audit.add("modify", "design", row.id, study, field="frozen", old=False, new=True)
 
@@ -291,13 +413,15 @@ class Store:
             return V.frame(_runs_as_of(s, sid, study_name, data_version))
 
     def data_versions(self, study_name: str) -> pd.DataFrame:
-        """Every data version: version, content hash, number of runs, reason, created at/by."""
-        cols = ["version", "content_hash", "n_runs", "reason", "created_at", "created_by"]
+        """Every data version: version, content hash, number of runs, reason, created at/by, design id."""
+        cols = ["version", "content_hash", "n_runs", "reason", "created_at", "created_by", "design_id"]
         with self._session() as s:
             sid = self._study_id(s, study_name)
             rows = s.execute(select(*(getattr(DataVersionRow, c) for c in cols))
                              .where(DataVersionRow.study_id == sid).order_by(DataVersionRow.version)).all()
-        return pd.DataFrame(rows, columns=cols)
+        frame = pd.DataFrame(rows, columns=cols)
+        frame["design_id"] = frame["design_id"].astype("Int64")
+        return frame
 
     def update_result(self, run_id: int, cqa: str, value: Any, expected_row_version: int,
                       user: User | str, reason: str | None = None) -> int:
@@ -436,6 +560,49 @@ def _latest_version(s: Session, sid: int) -> StudyVersionRow | None:
 def _last_data_version(s: Session, sid: int) -> int:
     return s.execute(select(func.max(DataVersionRow.version))
                      .where(DataVersionRow.study_id == sid)).scalar() or 0
+
+
+def _design_row(s: Session, design_id: int) -> DesignRow:
+    row = s.get(DesignRow, int(design_id))
+    if row is None:
+        raise DoeError(f"There is no design {design_id} in the store.")
+    return row
+
+
+def _live_design(s: Session, design_id: int) -> tuple[DesignRow, str]:
+    """A design to change or use and its study's name; refused when missing or deleted."""
+    row = _design_row(s, design_id)
+    if row.deleted:
+        raise DoeError(f"Design {design_id} \"{row.name}\" was deleted; choose another design.")
+    return row, s.get(StudyRow, row.study_id).name
+
+
+def _record(row: DesignRow) -> DesignRecord:
+    return DesignRecord(id=row.id, name=row.name, kind=row.kind, runs=count_runs(row.run_sheet), seed=row.seed,
+                        model=row.model, study_version=row.study_version, frozen=bool(row.frozen),
+                        current=bool(row.current), deleted=bool(row.deleted), created_at=row.created_at,
+                        created_by=row.created_by)
+
+
+def _design_names(s: Session, sid: int) -> set[str]:
+    return set(s.execute(select(DesignRow.name).where(DesignRow.study_id == sid,
+                                                      DesignRow.deleted.is_(False))).scalars())
+
+
+def _check_free_name(name: str, taken: set[str], study: str) -> None:
+    if name in taken:
+        raise DoeError(f"Study '{study}' already has a design named '{name}': choose another name.")
+
+
+def _make_current(s: Session, audit: AuditWriter, study: str, sid: int, row: DesignRow) -> None:
+    """Mark ``row`` the study's current design (the previous one unmarked), with audit records."""
+    if row.current:
+        return
+    for other in s.execute(select(DesignRow).where(DesignRow.study_id == sid, DesignRow.current.is_(True))).scalars():
+        other.current = False
+        audit.add("modify", "design", other.id, study, field="current", old=True, new=False)
+    row.current = True
+    audit.add("modify", "design", row.id, study, field="current", old=False, new=True)
 
 
 def _check_data_version(s: Session, sid: int, study: str, version: int) -> None:
