@@ -184,7 +184,7 @@ def test_bundle_layout_and_sha256sum_checksums(source):
     manifest = json.loads(files[MANIFEST])
     assert manifest["format"] == "doe-workbench-study-bundle" and manifest["bundle_schema"] == 1
     assert manifest["study"] == NAME and manifest["exported_by"] == "alice"
-    assert manifest["store_schema_revision"] == "0003" and manifest["exported_at"].endswith("Z")
+    assert manifest["store_schema_revision"] == "0004" and manifest["exported_at"].endswith("Z")
     for name in ("study/v0001.yaml", "study/v0002.yaml", "designs/design_0001.csv", "designs/designs.json",
                  "runs/runs.csv", "runs/revisions.csv", "runs/data_versions.csv",
                  "analyses/analysis_v0001.json", "analyses/analysis_v0002.json", "decisions/decisions.json",

@@ -7,11 +7,13 @@ Layout (UTF-8 text; JSON and CSV so a person can read every file)::
     checksums.sha256                 the same checksums (manifest included), for ``sha256sum -c``
     study/study.json                 the study (created at/by) and its versions (hash, saved at/by)
     study/v0001.yaml ...             every study version, verbatim
-    designs/designs.json             each design: file, study version, kind, seed, model, frozen, created
+    designs/designs.json             each design: file, study version, kind, seed, model, frozen, created,
+                                     name, current, deleted (older bundles: named "Design N")
     designs/design_0001.csv ...      run sheets, verbatim (numbered within the study)
     runs/runs.csv                    the runs now (deleted ones flagged), value columns + stored JSON
     runs/revisions.csv               every run revision (data version, row version, deleted, stored JSON)
-    runs/data_versions.csv           every data version (hash, number of runs, reason, created)
+    runs/data_versions.csv           every data version (hash, number of runs, reason, created, and
+                                     ``design``: the number of its design in designs.json, or blank)
     analyses/analysis_v0001.json ... model choices, fitted summary, data version, created
     decisions/decisions.json         every design-space decision
     audit/audit_trail.csv            the source store's audit records of the study, every column
@@ -118,7 +120,8 @@ def _design_part(s: Session, sid: int) -> dict[str, bytes]:
     rows = _rows(s, DesignRow, sid, DesignRow.id)
     meta = [{"number": i, "file": f"designs/design_{i:04d}.csv", "study_version": r.study_version,
              "kind": r.kind, "seed": r.seed, "model": r.model, "frozen": bool(r.frozen),
-             "created_at": r.created_at, "created_by": r.created_by} for i, r in enumerate(rows, 1)]
+             "created_at": r.created_at, "created_by": r.created_by, "name": r.name, "current": bool(r.current),
+             "deleted": bool(r.deleted)} for i, r in enumerate(rows, 1)]
     files = {m["file"]: r.run_sheet.encode("utf-8") for m, r in zip(meta, rows)}
     files["designs/designs.json"] = _json_file(meta)
     return files
@@ -131,11 +134,12 @@ def _run_part(s: Session, sid: int) -> dict[str, bytes]:
                           .where(RunRow.study_id == sid)
                           .order_by(RunRevisionRow.data_version, RunRevisionRow.run_id)).scalars()
     versions = _rows(s, DataVersionRow, sid, DataVersionRow.version)
+    number = {r.id: i for i, r in enumerate(_rows(s, DesignRow, sid, DesignRow.id), 1)}  # as in designs.json
     revision_rows = ([label[r.run_id], r.data_version, r.row_version, bool(r.deleted), r.values_json]
                      for r in revisions)
-    version_rows = ([getattr(v, c) for c in DATA_VERSION_COLUMNS] for v in versions)
+    version_rows = ([getattr(v, c) for c in DATA_VERSION_COLUMNS] + [number.get(v.design_id)] for v in versions)
     return {"runs/runs.csv": _runs_csv(runs), "runs/revisions.csv": _csv(REVISION_COLUMNS, revision_rows),
-            "runs/data_versions.csv": _csv(DATA_VERSION_COLUMNS, version_rows)}
+            "runs/data_versions.csv": _csv((*DATA_VERSION_COLUMNS, "design"), version_rows)}
 
 
 def _runs_csv(runs: list[RunRow]) -> bytes:
@@ -343,9 +347,12 @@ def _study_version(v: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]
 
 
 def _design(d: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+    """A design of the bundle; one from before designs had names is named 'Design N' (its number)."""
     return {"study_version": int(d["study_version"]), "kind": d["kind"], "seed": d["seed"],
             "model": d["model"], "run_sheet": files[d["file"]].decode("utf-8"), "frozen": bool(d["frozen"]),
-            "created_at": d["created_at"], "created_by": d["created_by"]}
+            "created_at": d["created_at"], "created_by": d["created_by"],
+            "name": str(d.get("name") or f"Design {d['number']}"), "current": bool(d.get("current", False)),
+            "deleted": bool(d.get("deleted", False))}
 
 
 def _run(r: dict[str, str]) -> dict[str, Any]:
@@ -359,8 +366,10 @@ def _revision(r: dict[str, str]) -> dict[str, Any]:
 
 
 def _data_version(r: dict[str, str]) -> dict[str, Any]:
+    """A data version of the bundle; ``design`` is its design's number in designs.json (None: none recorded)."""
     return {"version": int(r["version"]), "content_hash": r["content_hash"], "n_runs": int(r["n_runs"]),
-            "reason": r["reason"] or None, "created_at": r["created_at"], "created_by": r["created_by"]}
+            "reason": r["reason"] or None, "created_at": r["created_at"], "created_by": r["created_by"],
+            "design": int(r["design"]) if r.get("design") else None}
 
 
 def _analysis(a: dict[str, Any]) -> dict[str, Any]:
@@ -472,8 +481,8 @@ def _write_content(s: Session, audit: AuditWriter, c: _Content, manifest: dict[s
         s.add(StudyVersionRow(study_id=sid, **v))
         audit.add("create", "study_version", f"{sid}:{v['version']}", name, field="yaml", new=v["yaml"],
                   reason=why)
-    _write_designs(s, audit, sid, c, why)
-    _write_runs(s, audit, sid, c, why)
+    design_ids = _write_designs(s, audit, sid, c, why)
+    _write_runs(s, audit, sid, c, why, design_ids)
     for a in c.analyses:
         s.add(AnalysisRow(study_id=sid, **a))
         audit.add("create", "analysis", f"{sid}:{a['version']}", name, field="choices", reason=why,
@@ -483,16 +492,20 @@ def _write_content(s: Session, audit: AuditWriter, c: _Content, manifest: dict[s
     s.add_all(ImportedAuditRow(study_id=sid, **r) for r in trail)
 
 
-def _write_designs(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str) -> None:
+def _write_designs(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str) -> dict[int, int]:
+    """Insert the designs; return the new id of each design by its number in the bundle."""
     rows = [DesignRow(study_id=sid, **d) for d in c.designs]
     s.add_all(rows)
     s.flush()
     for row in rows:
         audit.add("create", "design", row.id, c.study["name"], field="run_sheet", new=row.run_sheet,
                   reason=why)
+        audit.add("create", "design", row.id, c.study["name"], field="name", new=row.name, reason=why)
+    return {i: row.id for i, row in enumerate(rows, 1)}
 
 
-def _write_runs(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str) -> None:
+def _write_runs(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str,
+                design_ids: dict[int, int]) -> None:
     """Runs in their exported order (so reading them back keeps it), revisions, data versions."""
     name = c.study["name"]
     rows = [RunRow(study_id=sid, **r) for r in c.runs]
@@ -505,7 +518,12 @@ def _write_runs(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str)
     s.add_all(RunRevisionRow(run_id=ids[r["label"]], **{k: v for k, v in r.items() if k != "label"})
               for r in c.revisions)
     for v in c.data_versions:
-        s.add(DataVersionRow(study_id=sid, **v))
+        number = v["design"]
+        if number is not None and number not in design_ids:
+            raise DoeError(f"The bundle's data version {v['version']} names design {number}, which it does not "
+                           f"hold. {_AGAIN}")
+        s.add(DataVersionRow(study_id=sid, design_id=design_ids.get(number),
+                             **{k: x for k, x in v.items() if k != "design"}))
         audit.add("create", "data_version", f"{sid}:{v['version']}", name, field="content_hash",
                   new=v["content_hash"], reason=why)
 
