@@ -215,11 +215,14 @@ def shown(tab) -> bool:
 
 
 def show_table(frame, **kwargs) -> None:
-    """A statistics table: every row visible, numbers to 4 significant digits, blanks for n/a."""
-    import pandas as pd
+    """A statistics table as :func:`doe.present.present` shows it: human labels, one number format,
+    p-values as ``< 0.0001`` or 4 significant digits, blanks for n/a, row labels as a column; every
+    row visible, numbers right-aligned."""
+    from doe.present import label, numeric_columns, present
 
-    config = {c: st.column_config.NumberColumn(c, format="%.4g")
-              for c in frame.columns if pd.api.types.is_float_dtype(frame[c])}
+    shown = present(frame)
+    config = {label(c): st.column_config.TextColumn(label(c), alignment="right")
+              for c in numeric_columns(frame)}
     config.update(kwargs.pop("column_config", {}))
-    height = min(35 * (len(frame) + 1) + 3, 1200)
-    st.dataframe(frame, hide_index=True, width="stretch", height=height, column_config=config, **kwargs)
+    height = min(35 * (len(shown) + 1) + 3, 1200)
+    st.dataframe(shown, hide_index=True, width="stretch", height=height, column_config=config, **kwargs)

@@ -10,6 +10,7 @@ from doe.analysis import REDUCE_METHODS, ModelChoice, default_choice, responses_
 from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
+from doe.present import lenth_table
 from pages._common import current_runs, fitted, lazy_tabs, require_study, show_table, shown
 from pages._live_plot import preload_live_charts
 from pages._persist import analysis_panel
@@ -154,7 +155,7 @@ with tabs[5]:
         else:
             st.plotly_chart(mf.half_normal_plot(fm), width="stretch")
             st.plotly_chart(mf.pareto_chart(fm), width="stretch")
-            st.json(fm.lenth)
+            show_table(lenth_table(fm.lenth))
 with tabs[6]:
     if shown(tabs[6]):
         fig = box_cox_figure(fm, f"{cqa}|{fm.model_spec}|{fm.transform}\x00{runs_csv}")
@@ -169,13 +170,15 @@ with tabs[7]:
         if sp:
             st.markdown(f"Stationary point: **{sp['kind']}**, predicted {sp['predicted']:.4g}"
                         + ("" if sp["inside_region"] else " (outside the study ranges: an extrapolation)"))
-            st.dataframe(pd.DataFrame({"coded": sp["coded"], "actual": sp["actual"]}), width="stretch")
-            st.dataframe(pd.DataFrame(sp["eigenvectors"], index=list(sp["coded"]),
-                                      columns=[f"λ = {v:.4g}" for v in sp["eigenvalues"]]), width="stretch")
+            factors = pd.Index([fm.study.factor(k).label() for k in sp["coded"]], name="factor")
+            show_table(pd.DataFrame({"coded": list(sp["coded"].values()), "Actual units": list(sp["actual"].values())},
+                                    index=factors))
+            show_table(pd.DataFrame(sp["eigenvectors"], index=factors,
+                                    columns=[f"Eigenvector for λ = {v:.4g}" for v in sp["eigenvalues"]]))
         elif all(t.degree == 1 and len(t.parts) == 1 for t in fm.model_terms):
             try:
                 st.markdown("**Path of steepest ascent** (first-order model, from the design centre)")
-                st.dataframe(fm.steepest_ascent(), hide_index=True, width="stretch")
+                show_table(fm.steepest_ascent())
             except DoeError as exc:
                 st.info(f"No steepest-ascent path: {exc}")
         else:

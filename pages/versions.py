@@ -36,8 +36,7 @@ except DoeError:
 c1, c2 = st.columns(2)
 with c1:
     st.subheader("Data versions")
-    show_table(data_versions.assign(content_hash=data_versions["content_hash"].str.slice(0, 12))
-               .rename(columns={"content_hash": "hash", "n_runs": "runs"}))
+    show_table(data_versions.assign(content_hash=data_versions["content_hash"].str.slice(0, 12)))
 with c2:
     st.subheader("Analysis versions")
     show_table(analyses[["version", "data_version", "created_at", "created_by"]])

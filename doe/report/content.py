@@ -119,10 +119,10 @@ def fmt(x: Any, digits: int = 4) -> str:
 
 
 def _formatted(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    out = frame.copy()
-    for c in out.columns:
-        out[c] = [fmt(v, digits) for v in out[c]]
-    return out
+    """The table as the pages show it (doe.present: labels, blanks, one number and p-value format)."""
+    from doe.present import present
+
+    return present(frame, digits)
 
 
 def settings_text(settings: dict[str, Any]) -> str:
