@@ -159,6 +159,7 @@ class _Inputs:
     previous_version: int | None = None
     store: Any = None
     warnings: list[str] = field(default_factory=list)
+    design_record: Any = None  # doe.store DesignRecord of ``design`` when it is a stored design
 
 
 def build_report(store=None, study_name: str | None = None, analysis_version: int | None = None, *,
@@ -202,19 +203,21 @@ def _store_inputs(store, study_name: str | None, version: int | None) -> _Inputs
     dv_row = dvs[dvs["version"] == rebuilt.data_version]
     decisions = store.decisions(study_name)
     mine = decisions[decisions["analysis_version"] == version] if len(decisions) else decisions
-    designs = store.designs(study_name)
-    design = None
-    if len(designs):
+    design, record = None, None
+    design_id = store.design_of_data_version(study_name, rebuilt.data_version)  # the data's design, not the newest
+    if design_id is not None:
         try:
-            design = store.load_design(int(designs["id"].iloc[-1]))
+            record = store.design_record(design_id)
+            design = store.load_design(design_id)
         except DoeError as exc:
             rebuilt.warnings.append(f"The stored design cannot be read: {exc}")
+            design, record = None, None
     earlier = analyses[analyses["version"] < version]
     return _Inputs(
         rebuilt.study, store.runs(study_name, rebuilt.data_version), rebuilt.fits, version,
         rebuilt.data_version, str(dv_row["content_hash"].iloc[0]) if len(dv_row) else "",
         str(row["created_at"]), design, mine.iloc[-1] if len(mine) else None,
-        int(earlier["version"].iloc[-1]) if len(earlier) else None, store, list(rebuilt.warnings))
+        int(earlier["version"].iloc[-1]) if len(earlier) else None, store, list(rebuilt.warnings), record)
 
 
 def _assemble(inp: _Inputs, *, draws: int, seed: int) -> ReportContent:
@@ -363,14 +366,19 @@ def _design_section(inp: _Inputs) -> Section:
     from doe.model import parse_model
 
     sec = Section("3. Design")
-    design = inp.design
+    design, record = inp.design, inp.design_record
     if design is None:
         cols = [c for c in inp.runs.columns if c not in ("run_id", "row_version")]
         design = read_design(inp.study, inp.runs[cols].copy(), name="runs as performed")
         design.kind = "runs as performed (no stored design)"
+        record = None
     model = design.model or "quadratic"
-    sec.add(Paragraph(f"Design type: {design.kind}; {design.n_runs} runs"
-                      + (f"; seed {design.seed}" if design.seed is not None else "")
+    if record is not None:
+        lead = (f"The analysed data (data version {inp.data_version}) were run on the design \"{record.name}\" "
+                f"(stored design {record.id}). Design type: {record.type_label}; {record.runs} runs")
+    else:
+        lead = f"Design type: {design.kind}; {design.n_runs} runs"
+    sec.add(Paragraph(lead + (f"; seed {design.seed}" if design.seed is not None else "")
                       + f"; evaluated for the {model} model (coded units)."))
     try:
         ev = evaluate_design(inp.study, design, parse_model(inp.study, model))
