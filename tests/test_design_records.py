@@ -1,0 +1,249 @@
+"""Designs as records (issue 14, part A): names, the current design, deletion, the design of each data
+version, and the report naming the design the analysed data were run on (not the newest one saved)."""
+
+from __future__ import annotations
+
+import io
+import json
+import runpy
+import zipfile
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from doe.errors import DoeError
+from doe.store import Store, User, export_bundle, import_bundle
+from tests.conftest import EXAMPLE, ROOT
+
+ALICE = User("alice", authenticated=True)
+NAME = "MSC expansion"
+
+
+def small_study():
+    from doe.study import Study
+
+    return Study.from_dict({
+        "name": NAME,
+        "factors": [{"name": "Agitation", "low": 30, "high": 90, "units": "rpm"},
+                    {"name": "Medium", "kind": "categorical", "levels": ["FBS 10%", "hPL 5%"]}],
+        "responses": [{"name": "Viability", "units": "%", "goal": "maximize", "lower": 80}],
+    })
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    yield s
+    s.close()
+
+
+def _two_designs(store):
+    from doe.generators import full_factorial, generate
+
+    study = small_study()
+    store.save_study(study, ALICE)
+    full = full_factorial(study, seed=3)
+    lhs = generate(study, "lhs", runs=5, seed=11)
+    return study, full, lhs
+
+
+def _results(design, start=80.0):
+    table = design.table[["Run", "Agitation", "Medium"]].copy()
+    table["Viability"] = [start + i for i in range(len(table))]
+    return table
+
+
+# -- store ---------------------------------------------------------------------------------------
+def test_named_designs_list_current_and_default_names(store):
+    _, full, lhs = _two_designs(store)
+    first = store.save_design(NAME, full, ALICE, "Screening")
+    second = store.save_design(NAME, lhs, ALICE)  # no name: 'Latin hypercube (space-filling), 5 runs'
+    third = store.save_design(NAME, lhs, ALICE)
+    frame = store.designs(NAME)
+    assert frame["name"].tolist() == ["Screening", "Latin hypercube (space-filling), 5 runs",
+                                      "Latin hypercube (space-filling), 5 runs (2)"]
+    assert frame["runs"].tolist() == [len(full.table), 5, 5]
+    assert frame["seed"].tolist() == [3, 11, 11]
+    assert frame["current"].tolist() == [False, False, True]  # the last one saved
+    assert store.current_design(NAME) == third
+    with pytest.raises(DoeError, match="already has a design named 'Screening'"):
+        store.save_design(NAME, lhs, ALICE, "Screening")
+    record = store.design_record(second)
+    assert (record.kind, record.runs, record.seed, record.type_label) == ("lhs", 5, 11, "Latin hypercube (space-filling)")
+    assert record.describe() == '"Latin hypercube (space-filling), 5 runs" (Latin hypercube (space-filling), 5 runs, seed 11)'
+    assert store.load_design(first).n_runs == len(full.table)
+
+
+def test_rename_current_delete_are_audit_trailed(store):
+    _, full, lhs = _two_designs(store)
+    a = store.save_design(NAME, full, ALICE, "A")
+    b = store.save_design(NAME, lhs, ALICE, "B")
+    store.rename_design(a, "  Full factorial, first try ", ALICE)
+    store.set_current_design(a, ALICE)
+    assert store.current_design(NAME) == a
+    with pytest.raises(DoeError, match="already has a design named 'B'"):
+        store.rename_design(a, "B", ALICE)
+    with pytest.raises(DoeError, match="needs a name"):
+        store.rename_design(a, "  ", ALICE)
+    store.delete_design(b, ALICE, "trial only")
+    assert store.designs(NAME)["id"].tolist() == [a]
+    assert store.designs(NAME, include_deleted=True)["deleted"].tolist() == [False, True]
+    with pytest.raises(DoeError, match="was deleted"):
+        store.set_current_design(b, ALICE)
+    trail = store.audit_trail(NAME).query("entity == 'design'")
+    rows = [tuple(None if pd.isna(v) else v for v in (r.action, int(r.entity_id), r.field, r.old_value,
+                                                      r.new_value, r.reason)) for r in trail.itertuples()]
+    assert ("modify", a, "name", '"A"', '"Full factorial, first try"', None) in rows
+    assert ("modify", b, "current", "true", "false", None) in rows  # a made current: b unmarked
+    assert ("modify", a, "current", "false", "true", None) in rows
+    assert ("delete", b, "deleted", "false", "true", "trial only") in rows
+    assert store.verify_audit().ok
+
+
+def test_frozen_or_used_design_cannot_be_deleted(store):
+    _, full, lhs = _two_designs(store)
+    a = store.save_design(NAME, full, ALICE, "A")
+    b = store.save_design(NAME, lhs, ALICE, "B")
+    settings = _results(lhs).assign(Viability=float("nan"))
+    store.append_runs(NAME, settings, ALICE, design_id=b)  # settings only: used, not frozen
+    with pytest.raises(DoeError, match="data version 1 records runs made from it"):
+        store.delete_design(b, ALICE)
+    store.append_runs(NAME, _results(lhs), ALICE)  # results: b (the data's design) frozen, a not
+    assert store.designs(NAME).set_index("name")["frozen"].to_dict() == {"A": False, "B": True}
+    with pytest.raises(DoeError, match="is frozen: results were entered against it"):
+        store.delete_design(b, ALICE)
+    store.delete_design(a, ALICE)  # unused and not frozen
+    assert store.designs(NAME)["name"].tolist() == ["B"]
+
+
+def test_data_version_records_its_design_and_edits_keep_it(store):
+    _, full, lhs = _two_designs(store)
+    a = store.save_design(NAME, full, ALICE, "A")
+    b = store.save_design(NAME, lhs, ALICE, "B")  # newer, and current
+    v1 = store.append_runs(NAME, _results(full), ALICE, design_id=a)
+    runs = store.runs(NAME)
+    v2 = store.update_result(int(runs["run_id"].iloc[0]), "Viability", 99.0, int(runs["row_version"].iloc[0]),
+                             ALICE, reason="typo")
+    assert store.data_versions(NAME)["design_id"].tolist() == [a, a]
+    assert store.design_of_data_version(NAME, v1) == a
+    assert store.design_of_data_version(NAME) == a != b == store.current_design(NAME)
+    assert v2 == 2
+    with pytest.raises(DoeError, match="no data version 5"):
+        store.design_of_data_version(NAME, 5)
+    with pytest.raises(DoeError, match="no design 999"):
+        store.append_runs(NAME, _results(lhs), ALICE, design_id=999)
+
+
+def test_bundle_carries_names_current_deleted_and_data_design(store, tmp_path):
+    _, full, lhs = _two_designs(store)
+    a = store.save_design(NAME, full, ALICE, "Screening")
+    b = store.save_design(NAME, lhs, ALICE, "Trial")
+    store.save_design(NAME, lhs, ALICE, "Gone")
+    store.delete_design(store.current_design(NAME), ALICE)
+    store.set_current_design(a, ALICE)
+    store.append_runs(NAME, _results(full), ALICE, design_id=a)
+    data = export_bundle(store, NAME, ALICE)
+    other = Store.open(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    try:
+        import_bundle(other, data, ALICE)
+        got = other.designs(NAME, include_deleted=True)
+        assert got[["name", "current", "deleted", "frozen"]].values.tolist() == [
+            ["Screening", True, False, True], ["Trial", False, False, False], ["Gone", False, True, False]]
+        assert other.design_record(other.design_of_data_version(NAME)).name == "Screening"
+        assert b != a
+    finally:
+        other.close()
+
+
+def test_a_v0003_database_upgrades_with_default_names(tmp_path):
+    """A database made by the previous software (schema 0003) opens: designs named 'Design N', the newest current."""
+    from alembic import command
+
+    from doe.store import _engine
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = _engine.make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_engine.alembic_config(conn), "0003")
+        conn.execute(text("INSERT INTO studies (id, name, created_at, created_by) VALUES (1, 'S', 't', 'u'), "
+                          "(2, 'T', 't', 'u')"))
+        for sid, did in ((1, 1), (2, 2), (1, 3)):
+            conn.execute(text("INSERT INTO designs (id, study_id, study_version, kind, seed, model, run_sheet, "
+                              "frozen, created_at, created_by) VALUES (:d, :s, 1, 'lhs', 5, NULL, "
+                              "'Run,A\n1,1\n2,2\n', 0, 't', 'u')"), {"d": did, "s": sid})
+        conn.execute(text("INSERT INTO data_versions (study_id, version, content_hash, n_runs, reason, created_at, "
+                          "created_by) VALUES (1, 1, 'h', 2, NULL, 't', 'u')"))
+    engine.dispose()
+    store = Store.open(url)
+    try:
+        assert store.designs("S")[["id", "name", "current", "runs"]].values.tolist() == [
+            [1, "Design 1", False, 2], [3, "Design 2", True, 2]]
+        assert store.designs("T")[["name", "current"]].values.tolist() == [["Design 1", True]]
+        assert store.design_of_data_version("S", 1) is None
+        assert store.data_versions("S")["design_id"].isna().all()
+    finally:
+        store.close()
+
+
+# -- the example and the report -------------------------------------------------------------------
+def test_example_constants_are_the_simulation_script_s():
+    script = runpy.run_path(str(ROOT / "data" / "simulate_example.py"), run_name="not_main")
+    from doe import example
+
+    assert (example.DESIGN_MODEL, example.DESIGN_RUNS, example.DESIGN_SEED) == (
+        script["MODEL"], script["RUNS"], script["SEED"])
+    assert "generate(study, 'optimal'" in open(ROOT / "data" / "simulate_example.py", encoding="utf-8").read()
+
+
+@pytest.fixture(scope="module")
+def example_store(tmp_path_factory):
+    """The example results loaded (against the example design), analysed, then a newer 12-run LHS saved."""
+    from doe.example import DESIGN_NAME, load_example_results
+    from doe.generators import generate
+    from doe.study import Study
+    from doe.versions import rerun_analysis
+
+    store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('records') / 'doe.sqlite'}")
+    study = Study.load(EXAMPLE)
+    store.save_study(study, "alice")
+    design_id, version = load_example_results(store, study, "alice")
+    rerun_analysis(store, study.name, "alice", draws=200)
+    store.save_design(study.name, generate(study, "lhs", runs=12, seed=5), "alice", "Trial LHS")
+    yield store, study, design_id, version, DESIGN_NAME
+    store.close()
+
+
+def test_example_results_are_entered_against_the_example_design(example_store):
+    store, study, design_id, version, name = example_store
+    record = store.design_record(design_id)
+    assert (record.name, record.kind, record.runs, record.seed, record.model) == (
+        "Example D-optimal design, 40 runs", "optimal", 40, 20261128, "quadratic")
+    assert record.frozen
+    assert store.design_of_data_version(study.name, version) == design_id
+    assert store.data_versions(study.name)["n_runs"].tolist() == [40]
+    with pytest.raises(DoeError, match="already has runs"):
+        from doe.example import load_example_results
+
+        load_example_results(store, study, "alice")
+
+
+def test_report_names_the_data_s_design_not_the_newest(example_store):
+    """The bug: the report described the newest design saved (a 12-run LHS) with empty efficiencies."""
+    from doe.evaluate import evaluate_design
+    from doe.example import example_design
+    from doe.model import parse_model
+    from doe.report import build_report
+
+    store, study, design_id, version, name = example_store
+    content = build_report(store, study.name, draws=200)
+    section = next(s for s in content.sections if s.heading.startswith("3. Design"))
+    words = " ".join(getattr(b, "text", "") for b in section.blocks)
+    assert f'"{name}"' in words and "40 runs" in words and "seed 20261128" in words
+    assert "12 runs" not in words and "lhs" not in words.lower()
+    table = next(b for b in section.blocks if getattr(b, "caption", "") == "Design evaluation.").frame
+    ev = evaluate_design(study, example_design(study), parse_model(study, "quadratic")).to_json()
+    row = table.iloc[0].tolist()
+    assert float(str(row[0])) == 40
+    assert float(str(row[1])) == pytest.approx(ev["d_efficiency"], rel=1e-3)  # D-efficiency %, not blank
+    assert ev["d_efficiency"] > 0
