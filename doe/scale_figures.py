@@ -61,16 +61,16 @@ def plan_figure(plans: ScalePlan | Sequence[ScalePlan], *, note: str = "") -> go
         for d in days:
             fig.add_vline(x=d, line={"color": "#BBBBBB", "dash": "dot", "width": 1})
     title = "Seed train: cells against day"
-    sub = ("Each stage seeded at the seeding density and harvested at the harvest density; dotted lines: passages; "
-           "above the plot: vessels per stage, one strip per strategy (its colour)")
+    sub = ("Each stage seeded at the seeding density and harvested at the harvest density; dotted lines: passages",
+           "Above the plot: the vessels of each stage, one strip per strategy (in its colour)")
     fig.update_layout(
-        template=TEMPLATE, width=900, height=500 + _STRIP * 2 * len(plans),
-        title={"text": f"{title}<br><sup>{html.escape(sub)}</sup>", "x": 0.01, "y": 1, "yref": "container",
+        template=TEMPLATE, width=900, height=516 + _STRIP * 2 * len(plans),
+        title={"text": f"{title}<br><sup>{'<br>'.join(html.escape(t) for t in sub)}</sup>", "x": 0.01, "y": 1, "yref": "container",
                "yanchor": "top", "pad": {"t": 12}},
         xaxis={"title": {"text": "Day from thawing the vial (days)"}, "rangemode": "tozero"},
         yaxis={"title": {"text": "Cells (count, log scale)"}, "type": "log", "exponentformat": "power"},
         legend={"orientation": "h", "yanchor": "bottom", "y": -0.27, "x": 0, "font": {"size": 12}},
-        margin={"t": 80 + _STRIP * 2 * len(plans), "b": 140, "l": 80, "r": 30},
+        margin={"t": 96 + _STRIP * 2 * len(plans), "b": 140, "l": 80, "r": 30},
     )
     if note:
         fig.add_annotation(text=html.escape(note), xref="paper", yref="paper", x=0, y=-0.36, showarrow=False,
