@@ -7,6 +7,7 @@
     python -m doe validate STUDY.yaml
     python -m doe health [--db URL] [--verify-audit]
     python -m doe report --db URL --study NAME [--analysis VERSION] --out report.pdf --out report.html
+    python -m doe designs --db URL --study NAME [--rename ID NAME] [--current ID] [--delete ID --reason WHY]
     python -m doe scale --plan plan.yaml [--study STUDY.yaml --runs RUNS.csv] --json plan.json
 
 Errors in the input exit with status 2 and one line on stderr; no traceback
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", help="run sheet with results to store as a data version (CSV or XLSX)")
     p.add_argument("--user", help="who is importing (default: the login name)")
     p.add_argument("--reason", help="reason recorded with changed results")
+    p.add_argument("--design", type=int, metavar="ID",
+                   help="the stored design the runs were made from (see 'python -m doe designs')")
 
     p = sub.add_parser("rerun", help="append runs and re-run the saved analysis as a new version")
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
@@ -190,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
     p.add_argument("--user", help="who is importing (default: the login name)")
 
+    p = sub.add_parser("designs", help="a study's designs: list, rename, mark current, delete an unused one")
+    p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--study", required=True, help="name of the study in the store")
+    p.add_argument("--rename", nargs=2, metavar=("ID", "NAME"), help="give design ID a new name")
+    p.add_argument("--current", type=int, metavar="ID", help="make design ID the study's current design")
+    p.add_argument("--delete", type=int, metavar="ID", help="delete design ID (not frozen, no runs made from it)")
+    p.add_argument("--reason", help="reason recorded with a deletion")
+    p.add_argument("--all", action="store_true", help="list deleted designs too")
+    p.add_argument("--user", help="who makes the change (default: the login name)")
+    p.add_argument("--json", help="also write the list as JSON")
+
     p = sub.add_parser("audit", help="audit trail: verify the hash chain")
     p.add_argument("action", choices=("verify",))
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
@@ -206,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
                 "export": _export, "import-bundle": _import_bundle,
-                "rerun": _rerun, "compare": _compare, "report": _report, "scale": _scale, "audit": _audit, "health": _health}[args.command](args)
+                "rerun": _rerun, "compare": _compare, "report": _report, "scale": _scale, "designs": _designs, "audit": _audit, "health": _health}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -484,7 +498,7 @@ def _import(args: argparse.Namespace) -> int:
         version = store.save_study(study, user)
         text = f"study '{study.name}' saved as version {version}"
         if runs is not None:
-            dv = store.append_runs(study.name, runs, user, reason=args.reason)
+            dv = store.append_runs(study.name, runs, user, reason=args.reason, design_id=args.design)
             text += f"; {len(runs)} runs -> data version {dv}"
     finally:
         store.close()
@@ -595,6 +609,57 @@ def _audit(args: argparse.Namespace) -> int:
         return 0
     print(f"audit trail broken at record {check.bad_seq}: {check.problem}")
     return 1
+
+
+def _designs(args: argparse.Namespace) -> int:
+    """List a study's designs (the current one and the data's one marked); rename, mark current, delete."""
+    from doe.store._designs import designs_table
+
+    store = _open_store(args.db)
+    try:
+        done = []
+        if args.rename:
+            design_id = _design_id(args.rename[0])
+            store.rename_design(design_id, args.rename[1], _cli_user(args.user))
+            done.append(f"design {design_id} renamed to '{args.rename[1].strip()}'")
+        if args.current is not None:
+            store.set_current_design(args.current, _cli_user(args.user))
+            done.append(f"design {args.current} is now the current design")
+        if args.delete is not None:
+            store.delete_design(args.delete, _cli_user(args.user), args.reason)
+            done.append(f"design {args.delete} deleted (kept in the record)")
+        frame = store.designs(args.study, include_deleted=args.all)
+        data_design = store.design_of_data_version(args.study)
+        versions = store.data_versions(args.study)
+    finally:
+        store.close()
+    for line in done:
+        print(line)
+    if not len(frame):
+        print(f"study '{args.study}' has no designs")
+    else:
+        table = designs_table(frame)
+        if args.all:
+            table["Deleted"] = ["yes" if d else "" for d in frame["deleted"]]
+        print(table.to_string(index=False))
+    if len(versions):
+        last = int(versions["version"].iloc[-1])
+        names = dict(zip(frame["id"], frame["name"], strict=True))
+        print(f"data version {last}: " + (f"run on design {data_design} '{names.get(data_design, '')}'"
+                                          if data_design is not None else "no design recorded (runs as performed)"))
+    if args.json:
+        out = {"designs": frame.astype(object).where(frame.notna(), None).to_dict("records"),
+               "data_design": data_design}
+        Path(args.json).write_text(json.dumps(json_ready(out), indent=2), encoding="utf-8")
+    return 0
+
+
+def _design_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DoeError(f"'{text}' is not a design id: give the number shown in the Id column of "
+                       "'python -m doe designs --study NAME'.") from None
 
 
 def _export(args: argparse.Namespace) -> int:

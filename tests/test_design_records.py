@@ -3,10 +3,8 @@ version, and the report naming the design the analysed data were run on (not the
 
 from __future__ import annotations
 
-import io
 import json
 import runpy
-import zipfile
 
 import pandas as pd
 import pytest
@@ -247,3 +245,38 @@ def test_report_names_the_data_s_design_not_the_newest(example_store):
     assert float(str(row[0])) == 40
     assert float(str(row[1])) == pytest.approx(ev["d_efficiency"], rel=1e-3)  # D-efficiency %, not blank
     assert ev["d_efficiency"] > 0
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def test_cli_designs_lists_renames_marks_current_and_refuses_frozen(tmp_path, capsys):
+    from doe.cli import main
+    from doe.example import load_example_results
+    from doe.generators import generate
+    from doe.study import Study
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    store = Store.open(url)
+    study = Study.load(EXAMPLE)
+    store.save_study(study, "alice")
+    example_id, _ = load_example_results(store, study, "alice")
+    trial = store.save_design(study.name, generate(study, "lhs", runs=12, seed=1), "alice")
+    store.close()
+    base = ["designs", "--db", url, "--study", study.name, "--user", "bob"]
+    assert main([*base, "--rename", str(trial), "Trial LHS", "--current", str(example_id)]) == 0
+    out = capsys.readouterr().out
+    assert f"design {trial} renamed to 'Trial LHS'" in out
+    assert f"data version 1: run on design {example_id} 'Example D-optimal design, 40 runs'" in out
+    assert main([*base, "--delete", str(example_id)]) == 2
+    assert "is frozen" in capsys.readouterr().err
+    assert main([*base, "--delete", str(trial), "--reason", "trial only", "--json", str(tmp_path / "d.json")]) == 0
+    listed = json.loads((tmp_path / "d.json").read_text())
+    assert [d["name"] for d in listed["designs"]] == ["Example D-optimal design, 40 runs"]
+    assert listed["designs"][0]["current"] is True and listed["data_design"] == example_id
+    assert main([*base, "--rename", "x", "New"]) == 2
+    assert "is not a design id" in capsys.readouterr().err
+    store = Store.open(url)
+    try:
+        trail = store.audit_trail(study.name).query("entity == 'design' and user_name == 'bob'")
+        assert trail["field"].tolist() == ["name", "current", "current", "deleted"]
+    finally:
+        store.close()
