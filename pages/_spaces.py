@@ -103,7 +103,10 @@ def open_view(study, pm, key: str) -> None:
     notes = [f"Decision {saved.decision_id} cannot be restored: " + "; ".join(saved.problems) + "."] \
         if saved is not None and saved.problems else []
     if saved is not None and saved.set_point is not None:
-        threshold = min(max(saved.threshold, 0.5), 0.99)
+        threshold = min(max(saved.threshold, 0.5), 0.99)  # the slider's range
+        if threshold != saved.threshold:
+            notes.append(f"Decision {saved.decision_id}'s threshold {saved.threshold:g} is outside the page's "
+                         f"0.5 to 0.99: shown at {threshold:g}.")
         set_point, sd = saved.set_point, saved.setpoint_sd
         axes = view_axes(pm, set_point, threshold=threshold, setpoint_sd=sd or None)
         notes.insert(0, f"Opened at the saved decision {saved.decision_id}: its set point, threshold "
