@@ -79,16 +79,17 @@ def open_example_on_first_visit() -> None:
 
 
 def open_stored(name: str, version: int | None = None) -> None:
-    """Open a study from the database with its latest design and the model choices of its latest analysis."""
+    """Open a study from the database with its current design (not the newest saved) and the model
+    choices of its latest analysis."""
     from pages._db import read
     from pages._persist import latest
 
     set_study(read("load_study", name, version))
     st.session_state.pop("runs", None)
-    designs = read("designs", name)
-    if len(designs):
-        st.session_state["design"] = read("load_design", int(designs["id"].iloc[-1]))
-        st.session_state["design_id"] = int(designs["id"].iloc[-1])
+    design_id = read("current_design", name)
+    if design_id is not None:
+        st.session_state["design"] = read("load_design", int(design_id))
+        st.session_state["design_id"] = int(design_id)
     analysis = latest("analyses", name)
     st.session_state["model_choices"] = dict(analysis["choices"] or {}) if analysis is not None else {}
 

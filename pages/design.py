@@ -7,7 +7,7 @@ from doe.design import read_design
 from doe.errors import DoeError
 from doe.generators import ALPHAS, TYPE_LABELS, add_axial, augment, default_model, default_runs, fold_over
 from pages._common import lazy_tabs, require_study, shown
-from pages._db import store
+from pages._design_records import designs_section, save_area
 from pages._designs import (
     FORM_DEFAULTS,
     design_form,
@@ -17,21 +17,13 @@ from pages._designs import (
     next_seed,
     used_seed,
 )
-from pages._persist import current_access, save_study
 
 
 def keep(new_design) -> None:
-    """Make ``new_design`` current and save it (with the study version it is made for) when possible."""
+    """Show ``new_design``; it is not saved until the user names it and presses Save (see _design_records)."""
     st.session_state["design"] = new_design
     st.session_state.pop("design_id", None)
-    acc = current_access()
-    if acc.can_edit and save_study(study, acc.user) is not None:
-        try:
-            st.session_state["design_id"] = store().save_design(study.name, new_design, acc.user)
-        except DoeError as exc:
-            st.error(f"Design not saved: {exc}")
-            return
-        st.rerun()  # the sidebar, drawn before this page, then shows the study as saved
+    st.session_state["design_gen"] = st.session_state.get("design_gen", 0) + 1
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -104,6 +96,7 @@ with st.expander("Import or augment an existing design"):
         except DoeError as exc:
             st.error(f"Not augmented: {exc}")
 
+designs_section(study)
 design = st.session_state.get("design")
 if design is None:
     st.info(f"Press **Generate design**. The default is a D-optimal design for the model "
@@ -114,15 +107,7 @@ st.subheader(f"{TYPE_LABELS.get(design.kind, design.kind)}: {design.n_runs} runs
              + (f" in {design.n_blocks} blocks" if design.n_blocks > 1 else ""))
 st.caption(f"Seed {design.seed} (recorded: the same seed gives the same design)."
            if design.seed is not None else "Imported design.")
-if st.session_state.get("design_id") is not None:
-    st.caption(f":green[Saved in the database as design {st.session_state['design_id']}.] "
-               "Add its run sheet on the **Runs** page to enter results.")
-else:
-    acc = current_access()
-    st.markdown(f":orange[**Design not saved.**] {acc.why}")
-    if acc.can_edit and st.button("Save this design", key="save_design"):
-        keep(design)
-        st.rerun()
+save_area(study, design)
 if failed:  # the warnings below are of the previous design: not shown as if they were the new one's
     st.info("No new design was made (see the error above). Below is the previous design, still the current one.")
 else:

@@ -4,11 +4,13 @@ import streamlit as st
 
 from doe.design import safe_csv
 from doe.errors import DoeError
+from doe.example import DESIGN_NAME as EXAMPLE_DESIGN
 from doe.runs import changed_runs, merge_results, read_results, results_template, validate_runs
 from doe.store import RUN_META, ConcurrentEditError
-from pages._common import EXAMPLE_RESULTS, is_example, require_study
-from pages._db import store
+from pages._common import is_example, require_study
+from pages._db import read, store
 from pages._persist import current_access, editor, save_study, stored_data_version, stored_runs
+from pages._runs_example import load_example
 from pages._speed import prefetch_fits
 
 study = require_study()
@@ -19,15 +21,15 @@ st.caption("One row per run: factor settings and one column per CQA. Partial res
            "audit trail. Nothing is dropped silently: a file with an error changes nothing.")
 
 
-def save(batch, what: str, reason: str | None = None) -> None:
-    """Write new/changed runs as one data version, or show why nothing was saved."""
+def save(batch, what: str, reason: str | None = None, design_id: int | None = None) -> None:
+    """Write new/changed runs as one data version (recording the design they were made from), or show why not."""
     user = editor()
     if user is None or not len(batch):
         return
     try:
         if save_study(study, user) is None:
             return
-        version = store().append_runs(study.name, batch, user, reason=reason or None)
+        version = store().append_runs(study.name, batch, user, reason=reason or None, design_id=design_id)
     except ConcurrentEditError as exc:
         st.error(f"**Not saved: somebody else changed these runs.** {exc}")
         st.button("Reload the runs (your edits are discarded)", key="reload_runs", on_click=_fresh_editor)
@@ -54,13 +56,31 @@ last_saved = st.session_state.get("_runs_saved")
 if last_saved and stored is not None and int(stored_data_version(study)) == last_saved[0]:
     st.success(last_saved[1])  # shown until the data moves on
 
-design = st.session_state.get("design")
+design, design_id = st.session_state.get("design"), st.session_state.get("design_id")
 c1, c2 = st.columns(2)
-if design is not None and c1.button("Add the current design's run sheet", key="from_design",
-                                    help="Adds the design's runs (results empty) to the study."):
-    save(changed_runs(stored, results_template(design)), "Run sheet added")
-if is_example(study) and stored is None and c2.button("Load the example results (simulated)", key="load_example_results"):
-    save(changed_runs(stored, read_results(study, EXAMPLE_RESULTS).table), "Example results")
+if design is not None and design_id is None:
+    c1.info("The design on the Design page is not saved: save it there under a name, then add its run sheet "
+            "here (runs are entered against a saved design).")
+elif design is not None:
+    record = read("design_record", int(design_id))
+    sheet = changed_runs(stored, results_template(design))
+    moved = [] if stored is None or not len(sheet) else sheet.loc[sheet["row_version"].notna(), "Run"].tolist()
+    sheet_reason = c1.text_input(f"Reason: {len(moved)} stored runs would get this design's settings (kept in the "
+                                 "audit trail)", key="sheet_reason") if moved else None
+    if c1.button(f"Add the current design's run sheet: \"{record.name}\" ({record.runs} runs)", key="from_design",
+                 help="Adds the design's runs (results empty) to the study; the data version records the design."):
+        if not len(sheet):
+            c1.info(f"Every run of design \"{record.name}\" is already stored: nothing to add.")
+        elif moved and not (sheet_reason or "").strip():
+            c1.error(f"Not added: runs {', '.join(map(str, moved[:8]))}{' ...' if len(moved) > 8 else ''} are "
+                     "stored with other settings, so adding this run sheet needs a reason (kept in the audit "
+                     "trail). Type it in the box above and press the button again.")
+        else:
+            save(sheet, f"Run sheet of design \"{record.name}\" added", sheet_reason, design_id=int(design_id))
+if is_example(study) and stored is None and c2.button("Load the example results (simulated)", key="load_example_results",
+                                                      help=f"Saves the example's design as \"{EXAMPLE_DESIGN}\" and "
+                                                           "enters the simulated results against it."):
+    load_example(study)
 
 upload_file = st.file_uploader("Upload results (CSV or Excel)", type=["csv", "txt", "xlsx"],
                                key="results_upload")
@@ -80,7 +100,9 @@ if upload_file is not None:
                     if len(batch) else f"{upload_file.name}: nothing new - every run is already saved.")
             reason = st.text_input("Reason (needed when the file changes saved results)", key="upload_reason")
             if len(batch) and st.button("Save the upload", type="primary", key="save_upload"):
-                save(batch, f"{upload_file.name}", reason)
+                # the first runs of a study are recorded against the saved design on screen; later batches keep
+                # the design of the data version before
+                save(batch, f"{upload_file.name}", reason, design_id=design_id if stored is None else None)
 
 if stored is None:
     st.info("No runs yet. Generate a design and add its run sheet, upload a results file, "

@@ -280,3 +280,99 @@ def test_cli_designs_lists_renames_marks_current_and_refuses_frozen(tmp_path, ca
         assert trail["field"].tolist() == ["name", "current", "current", "deleted"]
     finally:
         store.close()
+
+
+# -- pages (Streamlit AppTest) -------------------------------------------------------------------------
+def _app(page: str | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["_user_name"] = "tester"
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _db():
+    from doe.store import default_url
+
+    return Store.open(default_url())
+
+
+def _studies():
+    store = _db()
+    try:
+        return store.list_studies()["name"].tolist(), (store.designs(NAME) if NAME in store.list_studies()["name"].tolist()
+                                                       else None)
+    finally:
+        store.close()
+
+
+def test_design_page_generate_does_not_save_until_save_with_a_name():
+    at = _app("pages/design.py")
+    at.button(key="generate").click().run()
+    assert not at.exception, at.exception
+    _, designs = _studies()
+    assert designs is None or designs.empty  # generated, shown, not saved
+    assert any("Design not saved" in m.value for m in at.markdown)
+    box = next(t for t in at.text_input if t.label == "Design name")
+    assert box.value.endswith(", 40 runs")  # the default name: type and runs
+    box.set_value("First D-optimal").run()
+    at.button(key="save_design").click().run()
+    assert not at.exception, at.exception
+    _, designs = _studies()
+    assert designs["name"].tolist() == ["First D-optimal"] and designs["current"].tolist() == [True]
+    assert at.session_state["design_id"] == int(designs["id"].iloc[0])
+    assert any('Saved in the database as design' in c.value and '"First D-optimal"' in c.value for c in at.caption)
+    # the section lists it with human column labels and renames it
+    table = next(d.value for d in at.dataframe if "Frozen (results entered)" in d.value.columns)
+    assert table[["Name", "Runs", "Current"]].values.tolist() == [["First D-optimal", 40, "yes"]]
+    did = int(designs["id"].iloc[0])
+    at.text_input(key=f"records_name_{did}").set_value("Renamed").run()
+    at.button(key="records_rename").click().run()
+    assert not at.exception, at.exception
+    _, designs = _studies()
+    assert designs["name"].tolist() == ["Renamed"]
+    assert any(f"Design {did} renamed." in s.value for s in at.success)
+
+
+def test_runs_page_example_results_name_their_design_and_a_new_sheet_asks_for_a_reason():
+    at = _app("pages/runs.py")
+    at.button(key="load_example_results").click().run()
+    assert not at.exception, at.exception
+    assert any("saved as data version 1" in s.value and "Example D-optimal design, 40 runs" in s.value
+               for s in at.success), [e.value for e in at.error]
+    store = _db()
+    try:
+        example_id = store.design_of_data_version(NAME, 1)
+        assert store.design_record(example_id).name == "Example D-optimal design, 40 runs"
+    finally:
+        store.close()
+    # a new design, saved, then its run sheet added after results exist: a reason is asked for
+    at.switch_page("pages/design.py").run()
+    at.button(key="generate").click().run()
+    at.button(key="save_design").click().run()
+    new_id = at.session_state["design_id"]
+    assert new_id != example_id
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, at.exception
+    reason = at.text_input(key="sheet_reason")
+    assert "stored runs would get this design's settings" in reason.label
+    at.button(key="from_design").click().run()
+    assert any("needs a reason" in e.value for e in at.error)
+    store = _db()
+    try:
+        assert store.data_versions(NAME)["version"].tolist() == [1]  # refused: nothing written
+    finally:
+        store.close()
+    at.text_input(key="sheet_reason").set_value("second campaign on the new design").run()
+    at.button(key="from_design").click().run()
+    assert not at.exception, at.exception
+    store = _db()
+    try:
+        assert store.design_of_data_version(NAME) == new_id
+        assert store.data_versions(NAME)["reason"].tolist()[-1] == "second campaign on the new design"
+    finally:
+        store.close()

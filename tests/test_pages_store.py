@@ -141,11 +141,13 @@ def test_study_changes_are_saved_as_versions():
     assert database().load_study(NAME, 1).description == "Expansion of MSC in T-flasks, edited"
 
 
-def test_design_is_saved_when_generated():
+def test_design_is_saved_when_the_user_saves_it():
     at = start()
     at.switch_page("pages/design.py").run()
     at.button(key="generate").click().run()
     assert not at.exception, at.exception
+    assert "design_id" not in at.session_state  # generated is not saved (issue 14)
+    at.button(key="save_design").click().run()
     designs = database().designs(NAME)
     assert len(designs) == 1 and at.session_state["design_id"] == int(designs["id"].iloc[0])
 
