@@ -20,6 +20,47 @@ FACTOR_COLUMNS = ["name", "kind", "low", "high", "levels", "units", "description
 RESPONSE_COLUMNS = ["name", "units", "goal", "lower", "upper", "target", "weight", "importance",
                     "description"]
 CONSTRAINT_COLUMNS = ["kind", "expression", "reason"]
+#: The number columns of the factor and CQA tables: always float (an integer-typed column, e.g. from
+#: the defaults 30 and 90, makes a browser's number cell drop the point: 36.5 -> 365).
+FACTOR_NUMBERS = ["low", "high"]
+RESPONSE_NUMBERS = ["lower", "upper", "target", "weight", "importance"]
+
+
+def _floats(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with ``columns`` as float64 (blank cells NaN)."""
+    for c in columns:
+        frame[c] = frame[c].astype("float64")
+    return frame
+
+
+def number_text(value: Any) -> str:
+    """A number as the editor shows it: every digit kept, no exponent below 1e15, blank for none
+    (36.5 -> '36.5', 1000.0 -> '1000')."""
+    if _blank(value):
+        return ""
+    return format(float(value), ".15g")
+
+
+def as_editor_text(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with the number ``columns`` as text cells, so the editor keeps exactly what is typed
+    (a browser's number cell reads '36,5' as 365 under an English locale); :func:`study_from_tables`
+    parses them back and refuses a decimal comma with a message."""
+    out = frame.copy()
+    for c in columns:
+        out[c] = [number_text(v) for v in out[c]]
+    return out
+
+
+def parse_number(value: Any, what: str) -> float | None:
+    """A number typed in an editor cell: a float, None for a blank; a decimal comma or thousands
+    separator is refused (never read as another number) with a StudyError saying what to type."""
+    if isinstance(value, str) and "," in value:
+        text = value.strip()
+        raise StudyError(
+            f"{what}: '{text}' contains a comma. Type numbers with a decimal point and no thousands "
+            f"separator: '{text.replace(',', '.', 1)}' if the comma is a decimal comma, "
+            f"'{text.replace(',', '')}' if it separates thousands.")
+    return number_or_none(_num(value), what)
 
 
 def factors_table(study: Study) -> pd.DataFrame:
@@ -32,12 +73,12 @@ def factors_table(study: Study) -> pd.DataFrame:
             "levels": "; ".join(str(v) for v in f.levels) if f.kind != "continuous" else "",
             "units": f.units, "description": f.description,
         })
-    return pd.DataFrame(rows, columns=FACTOR_COLUMNS)
+    return _floats(pd.DataFrame(rows, columns=FACTOR_COLUMNS), FACTOR_NUMBERS)
 
 
 def responses_table(study: Study) -> pd.DataFrame:
     rows = [{c: getattr(r, c) for c in RESPONSE_COLUMNS} for r in study.responses]
-    return pd.DataFrame(rows, columns=RESPONSE_COLUMNS)
+    return _floats(pd.DataFrame(rows, columns=RESPONSE_COLUMNS), RESPONSE_NUMBERS)
 
 
 def constraints_table(study: Study) -> pd.DataFrame:
@@ -83,8 +124,8 @@ def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
                 ) from None
         fs.append(Factor(
             name=str(r.get("name") or "").strip(), kind=kind,
-            low=number_or_none(_num(r.get("low")), f"Factor row {i + 1} low"),
-            high=number_or_none(_num(r.get("high")), f"Factor row {i + 1} high"),
+            low=parse_number(r.get("low"), f"Factor row {i + 1} low"),
+            high=parse_number(r.get("high"), f"Factor row {i + 1} high"),
             levels=levels if kind != "continuous" else [],
             units="" if _blank(r.get("units")) else str(r["units"]),
             description="" if _blank(r.get("description")) else str(r["description"]),
@@ -95,11 +136,11 @@ def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
             name=str(r.get("name") or "").strip(),
             units="" if _blank(r.get("units")) else str(r["units"]),
             goal=str(r.get("goal") or "none").strip().lower(),
-            lower=number_or_none(_num(r.get("lower")), f"CQA row {i + 1} lower"),
-            upper=number_or_none(_num(r.get("upper")), f"CQA row {i + 1} upper"),
-            target=number_or_none(_num(r.get("target")), f"CQA row {i + 1} target"),
-            weight=number_or_none(_num(r.get("weight")), "weight") or 1.0,
-            importance=number_or_none(_num(r.get("importance")), "importance") or 1.0,
+            lower=parse_number(r.get("lower"), f"CQA row {i + 1} lower"),
+            upper=parse_number(r.get("upper"), f"CQA row {i + 1} upper"),
+            target=parse_number(r.get("target"), f"CQA row {i + 1} target"),
+            weight=parse_number(r.get("weight"), f"CQA row {i + 1} weight") or 1.0,
+            importance=parse_number(r.get("importance"), f"CQA row {i + 1} importance") or 1.0,
             description="" if _blank(r.get("description")) else str(r["description"]),
         ))
     cs = []

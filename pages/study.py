@@ -4,9 +4,24 @@ import streamlit as st
 
 from doe.errors import DoeError
 from doe.study import FACTOR_KINDS, GOALS, Study
-from doe.tables import constraints_table, factors_table, responses_table, study_from_tables
+from doe.tables import (
+    FACTOR_NUMBERS,
+    RESPONSE_NUMBERS,
+    as_editor_text,
+    constraints_table,
+    factors_table,
+    responses_table,
+    study_from_tables,
+)
 from pages._common import require_study, set_study
 from pages._persist import current_access, save_study, stored_version
+
+
+def _number(label: str, help: str = "") -> st.column_config.TextColumn:
+    """A number cell kept exactly as typed (parsed on Apply; a decimal comma is refused with a message)."""
+    return st.column_config.TextColumn(label, help=(help + " " if help else "")
+                                       + "A number with a decimal point, e.g. 36.5; blank for none.")
+
 
 study = require_study()
 st.title("Study")
@@ -25,12 +40,12 @@ with st.form("study_form"):
     description = st.text_area("Description", study.description, height=68)
     st.markdown("**Factors** (process parameters you vary)")
     factors = st.data_editor(
-        factors_table(study), num_rows="dynamic", width="stretch", key="factors_editor",
+        as_editor_text(factors_table(study), FACTOR_NUMBERS), num_rows="dynamic", width="stretch", key="factors_editor",
         column_config={
             "name": st.column_config.TextColumn("Name", required=True),
             "kind": st.column_config.SelectboxColumn("Kind", options=FACTOR_KINDS, required=True),
-            "low": st.column_config.NumberColumn("Low (continuous)"),
-            "high": st.column_config.NumberColumn("High (continuous)"),
+            "low": _number("Low (continuous)"),
+            "high": _number("High (continuous)"),
             "levels": st.column_config.TextColumn("Levels (categorical/discrete, ';'-separated)"),
             "units": st.column_config.TextColumn("Units"),
             "description": st.column_config.TextColumn("Description"),
@@ -38,16 +53,16 @@ with st.form("study_form"):
     )
     st.markdown("**Critical quality attributes** (responses) with spec limits")
     responses = st.data_editor(
-        responses_table(study), num_rows="dynamic", width="stretch", key="cqa_editor",
+        as_editor_text(responses_table(study), RESPONSE_NUMBERS), num_rows="dynamic", width="stretch", key="cqa_editor",
         column_config={
             "name": st.column_config.TextColumn("Name", required=True),
             "units": st.column_config.TextColumn("Units"),
             "goal": st.column_config.SelectboxColumn("Goal", options=GOALS, required=True),
-            "lower": st.column_config.NumberColumn("Lower spec"),
-            "upper": st.column_config.NumberColumn("Upper spec"),
-            "target": st.column_config.NumberColumn("Target"),
-            "weight": st.column_config.NumberColumn("Weight", min_value=0.1, max_value=10.0),
-            "importance": st.column_config.NumberColumn("Importance", min_value=0.1, max_value=5.0),
+            "lower": _number("Lower spec"),
+            "upper": _number("Upper spec"),
+            "target": _number("Target"),
+            "weight": _number("Weight", "Desirability weight, 0.1 to 10 (1: linear)."),
+            "importance": _number("Importance", "Relative importance of the CQA, 0.1 to 5."),
             "description": st.column_config.TextColumn("Rationale / source"),
         },
     )
