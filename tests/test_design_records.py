@@ -376,3 +376,21 @@ def test_runs_page_example_results_name_their_design_and_a_new_sheet_asks_for_a_
         assert store.data_versions(NAME)["reason"].tolist()[-1] == "second campaign on the new design"
     finally:
         store.close()
+
+
+def test_a_stored_study_opens_with_its_current_design_not_the_newest():
+    from doe.generators import generate
+    from doe.study import Study
+
+    store = _db()
+    try:
+        study = Study.load(EXAMPLE)
+        store.save_study(study, "alice")
+        chosen = store.save_design(NAME, generate(study, "lhs", runs=12, seed=2), "alice", "Chosen")
+        store.save_design(NAME, generate(study, "lhs", runs=14, seed=3), "alice", "Newer trial")
+        store.set_current_design(chosen, "alice")
+    finally:
+        store.close()
+    at = _app()  # a new session opens the stored study
+    assert at.session_state["study"].name == NAME
+    assert at.session_state["design_id"] == chosen and at.session_state["design"].n_runs == 12

@@ -145,6 +145,8 @@ def test_new_user_journey(browser, tmp_path):  # noqa: F811
         j.step("load the example study", lambda: page.get_by_role("button", name="Load the MSC example study").click(),
                wait_for="Generate design")
         j.step("generate the default design", lambda: page.get_by_role("button", name="Generate design").click(),
+               wait_for="Design not saved")
+        j.step("save the design", lambda: page.get_by_role("button", name="Save this design").click(),
                wait_for="Saved in the database as design")
         assert "MSC expansion: saved" in page.locator('[data-testid="stSidebar"]').inner_text()  # not stale
         sheet = j.download("Download run sheet (CSV)", tmp_path)
