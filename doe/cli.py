@@ -613,7 +613,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _designs(args: argparse.Namespace) -> int:
     """List a study's designs (the current one and the data's one marked); rename, mark current, delete."""
-    from doe.store._designs import designs_table
+    from doe.store import designs_table
 
     store = _open_store(args.db)
     try:

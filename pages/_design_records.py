@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from doe.errors import DoeError
-from doe.store._designs import default_design_name, designs_table
+from doe.store import default_design_name, designs_table
 from pages._db import read, store
 from pages._persist import current_access, save_study
 

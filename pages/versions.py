@@ -3,6 +3,7 @@
 import streamlit as st
 
 from doe.errors import DoeError
+from doe.store import with_design_names
 from doe.versions import compare_analyses, comparison_frame, significance_frame, stats_frame
 from pages._common import lazy_tabs, require_study, show_table, shown
 from pages._db import open_store, read, store
@@ -36,7 +37,8 @@ except DoeError:
 c1, c2 = st.columns(2)
 with c1:
     st.subheader("Data versions")
-    show_table(data_versions.assign(content_hash=data_versions["content_hash"].str.slice(0, 12)))
+    show_table(with_design_names(data_versions.assign(content_hash=data_versions["content_hash"].str.slice(0, 12)),
+                                 read("designs", study.name)))  # the design each data version was run on
 with c2:
     st.subheader("Analysis versions")
     show_table(analyses[["version", "data_version", "created_at", "created_by"]])

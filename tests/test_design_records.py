@@ -394,3 +394,12 @@ def test_a_stored_study_opens_with_its_current_design_not_the_newest():
     at = _app()  # a new session opens the stored study
     assert at.session_state["study"].name == NAME
     assert at.session_state["design_id"] == chosen and at.session_state["design"].n_runs == 12
+
+
+def test_versions_page_names_the_design_of_each_data_version():
+    at = _app("pages/runs.py")
+    at.button(key="load_example_results").click().run()
+    at.switch_page("pages/versions.py").run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "Design" in d.value.columns)
+    assert table["Design"].tolist() == ["1: Example D-optimal design, 40 runs"]

@@ -80,3 +80,13 @@ def designs_table(frame: pd.DataFrame) -> pd.DataFrame:
         LABELS["current"]: ["yes" if c else "" for c in frame["current"]],
     })
     return out.reset_index(drop=True)
+
+
+def with_design_names(data_versions: pd.DataFrame, designs: pd.DataFrame) -> pd.DataFrame:
+    """Data versions (as :meth:`Store.data_versions`) with a 'Design' column naming the design each was run on
+    ('3: D-optimal, 40 runs'; blank when none was recorded) in place of ``design_id``."""
+    names = {int(i): f"{int(i)}: {n}" for i, n in zip(designs["id"], designs["name"], strict=True)}
+    out = data_versions.drop(columns=["design_id"], errors="ignore")
+    ids = data_versions["design_id"] if "design_id" in data_versions else [None] * len(out)
+    out["Design"] = ["" if pd.isna(i) else names.get(int(i), f"{int(i)}") for i in ids]
+    return out
