@@ -6,7 +6,7 @@ import streamlit as st
 from doe.design import read_design
 from doe.errors import DoeError
 from doe.generators import ALPHAS, TYPE_LABELS, add_axial, augment, default_model, default_runs, fold_over
-from pages._common import lazy_tabs, require_study, shown
+from pages._common import lazy_tabs, require_study, show_table, shown
 from pages._design_records import designs_section, save_area
 from pages._designs import (
     FORM_DEFAULTS,
@@ -178,7 +178,7 @@ with tabs[6]:
         else:
             st.success("No model term is biased by an omitted two-factor interaction.")
         if ev.inestimable:
-            st.dataframe(pd.DataFrame(ev.inestimable), hide_index=True, width="stretch")
+            show_table(pd.DataFrame(ev.inestimable))
 with tabs[7]:
     if shown(tabs[7]):
         info = {"Design type": TYPE_LABELS.get(design.kind, design.kind), "Runs": design.n_runs,
