@@ -118,3 +118,33 @@ def test_models_page_shows_labelled_tables():
     at.run()
     assert not at.exception, at.exception
     assert any(m.value.startswith(("No transform recommended", "Recommended transform")) for m in at.markdown)
+
+
+def test_versions_page_tables_are_labelled():
+    from doe.store import Store, default_url
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["_user_name"] = "tester"
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    at.button(key="load_example_results").click().run()
+    at.switch_page("pages/models.py").run()
+    at.button(key="save_analysis").click().run()
+    store = Store.open(default_url())
+    runs = store.runs("MSC expansion")
+    store.append_runs("MSC expansion", runs.iloc[[0]].assign(Viability=runs["Viability"].iloc[0] - 5),
+                      "lab-robot", reason="re-measured")
+    at.switch_page("pages/versions.py").run()
+    at.button(key="rerun").click().run()
+    assert not at.exception, at.exception
+    tables = [df.value for df in at.dataframe]
+    for table in tables:
+        assert not RAW & set(table.columns), table.columns.tolist()
+        assert not {"None", "nan"} & _cells(table)
+    stats = next(t for t in tables if "Statistic" in t.columns)
+    assert stats.columns.tolist() == ["CQA", "Statistic", "Before", "After", "Change (after - before)"]
+    assert set(stats["Statistic"]) == {"R²", "Adjusted R²", "Predicted R²", "RMSE"}
+    at.session_state["versions_tab"] = "Coefficients"
+    at.run()
+    coefs = next(df.value for df in at.dataframe if "Term" in df.value.columns)
+    assert coefs.columns.tolist()[:2] == ["CQA", "Term"] and coefs["Term"].str.len().min() > 0
