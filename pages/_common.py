@@ -36,16 +36,35 @@ def current_study() -> Study | None:
     return st.session_state.get("study")
 
 
+#: Session state that belongs to the open study (what a page showed or computed for it): dropped when
+#: another study is opened, so no page shows the previous study's runs, choices, set point or messages.
+STUDY_STATE = ("runs", "_runs_saved", "_study_saved", "robust_result", "desirability_result", "_apply_set_point",
+               "_space_opened", "_space_opened_note", "space_x", "space_y", "space_threshold", "_compare",
+               "sheet_reason", "upload_reason", "edit_reason", "delete_run", "delete_reason", "decision_note")
+#: Prefixes of per-study keys: the Runs page's snapshot per editor generation, the set-point widgets.
+STUDY_STATE_PREFIXES = ("_runs_snapshot_", "sp_")
+
+
+def forget_study_state() -> None:
+    """Drop everything the pages kept for the study that was open; the Runs editor starts afresh."""
+    for key in list(st.session_state):
+        if key in STUDY_STATE or str(key).startswith(STUDY_STATE_PREFIXES):
+            del st.session_state[key]
+    st.session_state["model_choices"] = {}
+    st.session_state["runs_editor_gen"] = st.session_state.get("runs_editor_gen", 0) + 1  # new editor widget
+    st.session_state["runs_version"] = st.session_state.get("runs_version", 0) + 1
+
+
 def set_study(study: Study) -> None:
-    """Make ``study`` current; a design made for another study no longer applies."""
+    """Make ``study`` current; a design made for another study no longer applies, and opening another
+    study forgets what the pages kept for the previous one (:data:`STUDY_STATE`)."""
     old = st.session_state.get("study")
     st.session_state["study"] = study
     if old is None or old.to_yaml() != study.to_yaml():
         st.session_state.pop("design", None)
         st.session_state.pop("design_id", None)
     if old is not None and old.name != study.name:
-        st.session_state.pop("runs", None)
-        st.session_state["model_choices"] = {}
+        forget_study_state()
 
 
 @st.cache_data(max_entries=1)
