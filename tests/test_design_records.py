@@ -403,3 +403,34 @@ def test_versions_page_names_the_design_of_each_data_version():
     assert not at.exception, at.exception
     table = next(d.value for d in at.dataframe if "Design" in d.value.columns)
     assert table["Design"].tolist() == ["1: Example D-optimal design, 40 runs"]
+
+
+def test_a_bundle_from_before_design_names_still_imports(store, tmp_path):
+    """A bundle written by the previous software (designs without names, data versions without a design)."""
+    import csv
+    import io
+
+    from tests.test_bundle import members, rezip
+
+    _, full, lhs = _two_designs(store)
+    a = store.save_design(NAME, full, ALICE, "Screening")
+    store.save_design(NAME, lhs, ALICE, "Trial")
+    store.append_runs(NAME, _results(full), ALICE, design_id=a)
+    data = export_bundle(store, NAME, ALICE)
+    files = members(data)
+    meta = json.loads(files["designs/designs.json"])
+    old_meta = [{k: v for k, v in d.items() if k not in ("name", "current", "deleted")} for d in meta]
+    rows = list(csv.DictReader(io.StringIO(files["runs/data_versions.csv"].decode("utf-8"))))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, [c for c in rows[0] if c != "design"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: v for k, v in r.items() if k != "design"} for r in rows)
+    old = rezip(data, {"designs/designs.json": json.dumps(old_meta).encode(),
+                       "runs/data_versions.csv": out.getvalue().encode()}, fix_checksums=True)
+    other = Store.open(f"sqlite:///{tmp_path / 'old-bundle.sqlite'}")
+    try:
+        import_bundle(other, old, ALICE)
+        assert other.designs(NAME)[["name", "current"]].values.tolist() == [["Design 1", False], ["Design 2", True]]
+        assert other.design_of_data_version(NAME) is None
+    finally:
+        other.close()

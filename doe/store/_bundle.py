@@ -347,11 +347,12 @@ def _study_version(v: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]
 
 
 def _design(d: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
-    """A design of the bundle; one from before designs had names is named 'Design N' (its number)."""
+    """A design of the bundle; one from before designs had names is named 'Design N' (its number) and
+    ``current`` is None (the importer then makes the newest current, as the schema upgrade does)."""
     return {"study_version": int(d["study_version"]), "kind": d["kind"], "seed": d["seed"],
             "model": d["model"], "run_sheet": files[d["file"]].decode("utf-8"), "frozen": bool(d["frozen"]),
             "created_at": d["created_at"], "created_by": d["created_by"],
-            "name": str(d.get("name") or f"Design {d['number']}"), "current": bool(d.get("current", False)),
+            "name": str(d.get("name") or f"Design {d['number']}"), "current": None if "current" not in d else bool(d["current"]),
             "deleted": bool(d.get("deleted", False))}
 
 
@@ -494,7 +495,9 @@ def _write_content(s: Session, audit: AuditWriter, c: _Content, manifest: dict[s
 
 def _write_designs(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str) -> dict[int, int]:
     """Insert the designs; return the new id of each design by its number in the bundle."""
-    rows = [DesignRow(study_id=sid, **d) for d in c.designs]
+    old = bool(c.designs) and all(d["current"] is None for d in c.designs)
+    rows = [DesignRow(study_id=sid, **{**d, "current": bool(d["current"]) or (old and i == len(c.designs))})
+            for i, d in enumerate(c.designs, 1)]
     s.add_all(rows)
     s.flush()
     for row in rows:
