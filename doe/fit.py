@@ -1560,7 +1560,7 @@ def _box_cox_search(X: np.ndarray, y: np.ndarray, run_ids: list[Any], response: 
     g = LAMBDA_GRID
     ci_lo = float(g[0]) if f(g[0]) >= cut else optimize.brentq(lambda v: f(v) - cut, g[0], best, xtol=1e-10)
     ci_hi = float(g[-1]) if f(g[-1]) >= cut else optimize.brentq(lambda v: f(v) - cut, best, g[-1], xtol=1e-10)
-    suggested, advice = box_cox_advice(best, ci_lo, ci_hi, alpha)
+    suggested, advice = box_cox_advice(best, ci_lo, ci_hi, alpha, open_ends=(ci_lo == g[0], ci_hi == g[-1]))
     return {"lambdas": LAMBDA_GRID.tolist(), "log_likelihood": llf.tolist(), "best": best,
             "ci": [ci_lo, ci_hi], "ci_open": [ci_lo == g[0], ci_hi == g[-1]], "threshold": cut,
             "suggested": float(suggested), "one_in_ci": bool(ci_lo <= 1 <= ci_hi),
@@ -1572,14 +1572,17 @@ LAMBDA_NAMES = {-3.0: "inverse cube (y^-3)", -2.0: "inverse square (1/y^2)", -1.
                 0.5: "square root (sqrt(y))", 1.0: "none", 2.0: "square (y^2)", 3.0: "cube (y^3)"}
 
 
-def box_cox_advice(best: float, ci_low: float, ci_high: float, alpha: float = 0.05) -> tuple[float, str]:
+def box_cox_advice(best: float, ci_low: float, ci_high: float, alpha: float = 0.05,
+                   open_ends: tuple[bool, bool] = (False, False)) -> tuple[float, str]:
     """The recommended lambda and the sentence saying why (Design-Expert's rule).
 
     No transform (lambda = 1) when the 1 - alpha interval of lambda contains 1; otherwise the
     conventional power (-3, -2, -1, -0.5, 0 = log, 0.5, 2, 3) inside the interval closest to the
-    best lambda; if none lies inside, the best lambda to 2 decimals.
+    best lambda; if none lies inside, the best lambda to 2 decimals. ``open_ends`` marks an
+    interval end at the searched range's edge (printed as ≤ / ≥).
     """
-    ci = f"{100 * (1 - alpha):.0f} % interval {_num(ci_low, 3)} to {_num(ci_high, 3)}"
+    ci = (f"{100 * (1 - alpha):.0f} % interval {'≤ ' if open_ends[0] else ''}{_num(ci_low, 3)} to "
+          f"{'≥ ' if open_ends[1] else ''}{_num(ci_high, 3)}")
     if ci_low <= 1.0 <= ci_high:
         return 1.0, (f"No transform recommended: the {ci} of lambda contains 1 "
                      f"(best lambda {_num(best, 3)}).")

@@ -60,3 +60,8 @@ def test_rule(best, lo, hi, expected):
     lam, text = box_cox_advice(best, lo, hi)
     assert lam == expected
     assert ("No transform" in text) == (expected == 1.0)
+
+
+def test_open_interval_is_said_to_be_open():
+    lam, text = box_cox_advice(-1.21, -3.0, 3.0, open_ends=(True, True))
+    assert lam == 1.0 and "interval ≤ -3 to ≥ 3" in text
