@@ -32,7 +32,26 @@ if not versions:
             "and the audit trail, or build one from the current runs now.")
 source = st.selectbox("Report on", sources, key="report_source")
 version = int(source.split()[2]) if source.startswith("analysis version") else None
-key = (study.name, version if version is not None else f"session {st.session_state.get('runs_version', 0)}")
+
+
+def _content_key() -> tuple:
+    """What the report is built from, so a cached report is shown only while that is unchanged: a saved
+    analysis version with the decisions and design records it reports, or the open study's text, the
+    content hash of its current runs and the model choices."""
+    import hashlib
+    import json
+
+    from doe.analysis import data_version
+    from doe.store import study_digest
+
+    if version is not None:
+        records = "".join(read(what, study.name).to_csv(index=False) for what in ("decisions", "designs"))
+        return study.name, version, hashlib.sha256(records.encode("utf-8")).hexdigest()
+    choices = json.dumps(st.session_state.get("model_choices") or {}, sort_keys=True, default=str)
+    return study.name, study_digest(study), data_version(session_runs), choices
+
+
+key = _content_key()
 
 
 def _build() -> dict:
@@ -60,12 +79,15 @@ if st.button("Build the report", type="primary", key="build_report"):
         with st.spinner("Refitting the models, mapping the design space and laying out the report "
                         "(about 20 seconds)..."):
             cache[key] = _build()
+        for old in list(cache)[:-4]:  # the four newest reports are kept in the session
+            del cache[old]
     except DoeError as exc:
         st.error(f"The report cannot be built: {exc}")
 
 built = cache.get(key)
 if built is None:
-    st.caption("Press **Build the report**; the files stay here for this study and analysis version.")
+    st.caption("Press **Build the report**; the files stay here while the study, its runs and the model "
+               "choices they were built from are unchanged.")
     st.stop()
 st.success(f"Built: {built['header']}.")
 stem = f"{study.name} report" + (f" v{version}" if version is not None else "")
