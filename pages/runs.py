@@ -57,12 +57,17 @@ if last_saved and stored is not None and int(stored_data_version(study)) == last
     st.success(last_saved[1])  # shown until the data moves on
 
 design, design_id = st.session_state.get("design"), st.session_state.get("design_id")
+try:
+    record = None if design_id is None else read("design_record", int(design_id))
+except DoeError:  # removed from the database meanwhile
+    record = None
+if record is None or record.deleted:
+    design_id = None
 c1, c2 = st.columns(2)
 if design is not None and design_id is None:
     c1.info("The design on the Design page is not saved: save it there under a name, then add its run sheet "
             "here (runs are entered against a saved design).")
 elif design is not None:
-    record = read("design_record", int(design_id))
     sheet = changed_runs(stored, results_template(design))
     moved = [] if stored is None or not len(sheet) else sheet.loc[sheet["row_version"].notna(), "Run"].tolist()
     sheet_reason = c1.text_input(f"Reason: {len(moved)} stored runs would get this design's settings (kept in the "
