@@ -11,6 +11,7 @@ from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
 from doe.present import lenth_table
+from doe.store import study_digest
 from pages._common import current_runs, fitted, lazy_tabs, require_study, show_table, shown
 from pages._live_plot import preload_live_charts
 from pages._persist import analysis_panel
@@ -89,7 +90,8 @@ for other in names:  # fit every CQA once, so switching the displayed CQA reads 
     if other != cqa:
         fitted(study_yaml, runs_csv, other, json.dumps(choices.get(other, default.to_dict())))
 res = fitted(study_yaml, runs_csv, cqa, json.dumps(choice.to_dict()))
-fit_key = f"{cqa}|{json.dumps(choice.to_dict())}\x00{runs_csv}"
+study_tag = study_digest(study)  # the caches below follow the study too (coding, factors), not only the runs
+fit_key = f"{cqa}|{study_tag}|{json.dumps(choice.to_dict())}\x00{runs_csv}"
 if res.error:
     st.error(f"{cqa} cannot be fitted with this model: {res.error}")
     st.stop()
@@ -139,7 +141,7 @@ with tabs[2]:
         st.code(fm.equation_actual, language=None)
 with tabs[3]:
     if shown(tabs[3]):
-        show_table(summary_table(fm, f"{cqa}|{fm.transform}\x00{runs_csv}"))
+        show_table(summary_table(fm, f"{cqa}|{study_tag}|{fm.transform}\x00{runs_csv}"))
         st.caption("Each order is tested against the previous one; the suggested order has significant "
                    "added terms and, where it can be tested, no significant lack of fit.")
 with tabs[4]:
@@ -158,7 +160,7 @@ with tabs[5]:
             show_table(lenth_table(fm.lenth))
 with tabs[6]:
     if shown(tabs[6]):
-        fig = box_cox_figure(fm, f"{cqa}|{fm.model_spec}|{fm.transform}\x00{runs_csv}")
+        fig = box_cox_figure(fm, f"{cqa}|{study_tag}|{fm.model_spec}|{fm.transform}\x00{runs_csv}")
         if isinstance(fig, str):
             st.info(f"No Box-Cox plot: {fig}")
         else:
