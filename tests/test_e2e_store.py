@@ -99,7 +99,7 @@ def test_saved_results_survive_a_killed_server(browser, tmp_path):
         page = open_app(browser, server, "runs", name="Ana Lopez")
         page.get_by_role("button", name="Load the example results (simulated)").click()
         idle(page)
-        page.get_by_text("Example results: saved as data version 1.").wait_for(timeout=30_000)
+        page.get_by_text("Example results: saved as data version 1, run on design 1 \"Example D-optimal design, 40 runs\"").wait_for(timeout=30_000)
         page.close()
     finally:
         server.kill()
