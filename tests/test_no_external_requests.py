@@ -83,7 +83,7 @@ def test_no_page_requests_anything_outside_the_app(browser, tmp_path):  # noqa: 
         where["page"] = "Runs: loading the example results"
         page.get_by_role("button", name="Load the example results (simulated)").click()
         idle(page)
-        page.get_by_text("Example results: saved as data version 1.").wait_for(timeout=60_000)
+        page.get_by_text("Example results: saved as data version 1").wait_for(timeout=60_000)
         nav = page.locator('[data-testid="stSidebarNav"]')
         pages = nav_pages()
         assert len(pages) >= 10 and pages[0][1] == "Home"

@@ -60,7 +60,24 @@ def test_the_journey_names_controls_that_exist():
             assert f'"{part}' in sources, f"the README names '{part}', which no page shows"
 
 
-def test_following_the_journey_gives_the_example_design():
+def test_loading_the_example_results_saves_the_example_design_the_readme_names():
+    from doe.example import DESIGN_NAME
+
+    assert f'"{DESIGN_NAME}"' in journey()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["_user_name"] = "tester"
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    at.button(key="load_example_results").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any(DESIGN_NAME in s.value for s in at.success), [s.value for s in at.success]
+    design = at.session_state["design"]
+    expected = (ROOT / "data" / "msc_example_design.csv").read_text(encoding="utf-8")
+    assert design.table.to_csv(index=False) == expected
+
+
+def test_generating_with_the_readme_seed_gives_the_example_design():
     found = re.search(r"`(\d+)`", journey())
     assert found, "the README's journey gives no seed"
     seed = found.group(1)
