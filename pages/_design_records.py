@@ -30,7 +30,12 @@ def save_area(study, design) -> None:
                 f"results are entered against a saved design. {'' if acc.can_edit else acc.why}")
     gen = st.session_state.get("design_gen", 0)
     c1, c2 = st.columns([3, 1])
-    name = c1.text_input("Design name", default_design_name(design.kind, design.n_runs), key=f"design_name_{gen}")
+    try:
+        taken = read("designs", study.name)["name"].tolist()
+    except DoeError:  # the study is not in the database yet
+        taken = []
+    name = c1.text_input("Design name", default_design_name(design.kind, design.n_runs, taken),
+                         key=f"design_name_{gen}")
     if c2.button("Save this design", key="save_design", disabled=not acc.can_edit, type="primary"):
         if not name.strip():
             st.error("Not saved: type a name for the design (e.g. 'D-optimal, 40 runs').")

@@ -434,3 +434,55 @@ def test_a_bundle_from_before_design_names_still_imports(store, tmp_path):
         assert other.design_of_data_version(NAME) is None
     finally:
         other.close()
+
+
+def test_report_falls_back_to_runs_as_performed_when_no_design_is_recorded(tmp_path):
+    """Runs uploaded without a design: the report describes the runs, not some trial design saved later."""
+    from doe.generators import generate
+    from doe.report import build_report
+    from doe.runs import read_results
+    from doe.study import Study
+    from doe.versions import rerun_analysis
+
+    store = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    try:
+        study = Study.load(EXAMPLE)
+        store.save_study(study, "alice")
+        store.append_runs(study.name, read_results(study, ROOT / "data" / "msc_example_results.csv").table, "alice")
+        rerun_analysis(store, study.name, "alice", draws=200)
+        store.save_design(study.name, generate(study, "lhs", runs=12, seed=5), "alice", "Trial LHS")
+        content = build_report(store, study.name, draws=200)
+    finally:
+        store.close()
+    section = next(s for s in content.sections if s.heading.startswith("3. Design"))
+    words = " ".join(getattr(b, "text", "") for b in section.blocks)
+    assert "runs as performed (no stored design); 40 runs" in words and "Trial LHS" not in words
+
+
+def test_design_page_deletes_an_unused_design_and_says_why_not_for_a_frozen_one():
+    at = _app("pages/design.py")
+    for seed in ("1", "2"):
+        next(t for t in at.text_input if t.label.startswith("Seed")).set_value(seed).run()
+        at.button(key="generate").click().run()
+        at.button(key="save_design").click().run()
+        assert not at.exception, at.exception
+    _, designs = _studies()
+    first, second = (int(i) for i in designs["id"])
+    at.selectbox(key="records_design").set_value(first).run()
+    at.text_input(key="records_reason").set_value("duplicate").run()
+    at.button(key="records_delete").click().run()
+    assert not at.exception, at.exception
+    _, designs = _studies()
+    assert designs["id"].tolist() == [second]
+    assert any(f"Design {first} deleted." in s.value for s in at.success)
+    store = _db()
+    try:
+        store.append_runs(NAME, store.load_design(second).run_sheet().assign(Viability=90.0), "lab", design_id=second)
+    finally:
+        store.close()
+    import time
+
+    time.sleep(0.6)  # past the page's read-cache window (pages._db.MARK_SECONDS): the change is seen
+    at.run()
+    assert any(f"Design {second} is frozen" in c.value for c in at.caption)
+    assert not any(b.key == "records_delete" for b in at.button)

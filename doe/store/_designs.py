@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -54,9 +55,15 @@ def type_label(kind: str) -> str:
     return TYPE_LABELS.get(kind, kind)
 
 
-def default_design_name(kind: str, n_runs: int) -> str:
-    """The name a design is saved under unless the user gives one: 'D-optimal, 40 runs'."""
-    return f"{type_label(kind)}, {n_runs} runs"
+def default_design_name(kind: str, n_runs: int, taken: Iterable[str] = ()) -> str:
+    """The name a design is saved under unless the user gives one: 'D-optimal, 40 runs', with ' (2)',
+    ' (3)', ... when a design of the study (``taken``) already has that name."""
+    base = name = f"{type_label(kind)}, {n_runs} runs"
+    names, n = set(taken), 1
+    while name in names:
+        n += 1
+        name = f"{base} ({n})"
+    return name
 
 
 def count_runs(run_sheet: str) -> int:

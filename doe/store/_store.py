@@ -194,11 +194,7 @@ class Store:
                 _check_free_name(given, taken, study_name)
                 final = given
             else:
-                base = final = default_design_name(design.kind, design.n_runs)
-                n = 1
-                while final in taken:
-                    n += 1
-                    final = f"{base} ({n})"
+                final = default_design_name(design.kind, design.n_runs, taken)
             row = DesignRow(study_id=sid, study_version=_latest_version(s, sid).version, kind=design.kind,
                             seed=design.seed, model=design.model, run_sheet=sheet, frozen=False,
                             created_at=audit.ts, created_by=audit.user.name, name=final, current=False,
