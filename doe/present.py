@@ -52,6 +52,7 @@ COLUMN_LABELS: dict[str, str] = {
     "created_by": "Created by", "content_hash": "Content (SHA-256, first 12)", "n_runs": "Runs",
     "note": "Note", "reason": "Reason", "column": "Model column", "combination": "Linear combination",
     "distance": "Distance (coded units)", "coded": "Coded", "factor": "Factor",
+    "columns": "Model columns", "power": "Power", "noncentrality": "Noncentrality",
 }
 
 #: Lenth's method (fm.lenth) -> labelled rows.

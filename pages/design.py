@@ -158,7 +158,7 @@ with tabs[4]:
         snr = st.slider("Signal-to-noise ratio for power (effect / sigma)", 0.25, 3.0, 1.0, 0.25)
         power_table, power_fig = power(ev, ev_key, snr)
         st.plotly_chart(power_fig, width="stretch")
-        st.dataframe(power_table.drop(columns="noncentrality"), width="stretch", hide_index=True)
+        show_table(power_table.drop(columns="noncentrality"))
 with tabs[5]:
     if shown(tabs[5]):
         st.plotly_chart(evaluation_figure(ev, ev_key, "vif"), width="stretch")

@@ -148,3 +148,22 @@ def test_versions_page_tables_are_labelled():
     at.run()
     coefs = next(df.value for df in at.dataframe if "Term" in df.value.columns)
     assert coefs.columns.tolist()[:2] == ["CQA", "Term"] and coefs["Term"].str.len().min() > 0
+
+
+def test_power_table_labelled_with_blanks():
+    import itertools
+
+    from doe.evaluate import evaluate_design
+
+    study = Study("w", [Factor(n, low=0, high=1) for n in "AB"], [Response("Y")])
+    U = np.array(list(itertools.product([-1.0, 1.0], repeat=2)) * 2)
+    shown = present(evaluate_design(study, U, "quadratic").power)
+    assert shown.columns.tolist() == ["Term", "Model columns", "Degrees of freedom", "Power", "Noncentrality",
+                                      "Reason"]
+    square = shown.set_index("Term").loc["A^2"]
+    assert square["Power"] == "" and square["Reason"] == "not estimable"
+    # 2^2 twice: 8 runs, 4 estimable columns, 4 error df; a 1-sigma effect has lambda = N * snr^2 = 8
+    from scipy import stats
+
+    crit = stats.f.ppf(0.95, 1, 8 - 4)
+    assert shown.set_index("Term").loc["A", "Power"] == f"{stats.ncf.sf(crit, 1, 4, 8.0):.4g}"
