@@ -66,8 +66,8 @@ def _select(page, grid, row: int, col: int) -> bool:
     grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 60, box["y"] + 35 + 17 + 35 * row)
-    for _ in range(15):
-        page.wait_for_timeout(200)
+    for _ in range(40):
+        page.wait_for_timeout(250)
         now = selected.first.get_attribute("id") if selected.count() else None
         if now == target:
             return True
@@ -77,20 +77,27 @@ def _select(page, grid, row: int, col: int) -> bool:
 
 
 def _type_into(page, grid, row: int, col: int, text: str) -> None:
-    """Type ``text`` into a cell of a data editor, as a user does: select the cell, Enter to edit,
-    type, Enter; again while the grid had not taken it (a click while the editor is still settling)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    """Type ``text`` into a cell of a data editor, as a user does: select the cell, Enter to open its
+    editor, type, Enter; again while the grid had not taken it (a click while the editor is still settling)."""
     cell = grid.locator(f"#glide-cell-{col + 1}-{row}")
     before = cell.text_content()
-    for _ in range(4):
+    for _ in range(6):
         if _select(page, grid, row, col):
-            page.keyboard.press("Enter")
-            page.wait_for_timeout(300)
-            page.keyboard.press("Control+a")
-            page.keyboard.type(text)
-            page.keyboard.press("Enter")
-            page.wait_for_timeout(400)
-            if cell.text_content() != before:
-                return
+            page.keyboard.press("Enter")  # opens the cell's editor
+            box = page.locator("#portal textarea, #portal input").first  # the open editor (text or number)
+            try:
+                box.wait_for(timeout=5_000)
+            except PlaywrightTimeout:
+                continue
+            box.press("Control+a")
+            box.press_sequentially(text)  # key by key, as typed
+            box.press("Enter")
+            for _ in range(20):  # the grid shows the new value once the editor has closed
+                page.wait_for_timeout(200)
+                if cell.text_content() != before:
+                    return
     raise AssertionError(f"could not type {text!r} into cell ({row}, {col}) of the editor")
 
 
