@@ -187,6 +187,75 @@ def results_template(design: Design) -> pd.DataFrame:
     return sheet
 
 
+@dataclass
+class RunSheetAddition:
+    """What adding a design's run sheet to the stored runs does (see :func:`run_sheet_addition`).
+
+    ``batch``: the runs to add (results empty), as :func:`changed_runs` returns new runs;
+    ``already``: how many of the design's runs are stored already with the same settings;
+    ``renumbered``: design run id -> new run id, for runs whose id a stored run with other
+    settings holds (never overwritten: measured results keep the settings they were run at);
+    ``has_results``: whether any stored run has a result, so that adding runs now is a documented
+    change to an analysed data set (the page asks for a reason).
+    """
+
+    batch: pd.DataFrame
+    already: int
+    renumbered: dict[str, str]
+    has_results: bool
+
+    def describe(self) -> str:
+        """One sentence on what pressing the button adds."""
+        if not len(self.batch):
+            return "every run of this design is already stored: nothing to add"
+        text = f"{len(self.batch)} new runs"
+        if self.already:
+            text += f" ({self.already} of the design's runs are already stored)"
+        if self.renumbered:
+            pairs = ", ".join(f"{a} as {b}" for a, b in list(self.renumbered.items())[:6])
+            more = " ..." if len(self.renumbered) > 6 else ""
+            text += (f"; {len(self.renumbered)} run ids are taken by stored runs with other settings, so these "
+                     f"runs get new ids ({pairs}{more}) and no stored run is changed")
+        return text
+
+
+def run_sheet_addition(stored: pd.DataFrame | None, design: Design) -> RunSheetAddition:
+    """The runs that adding ``design``'s run sheet to ``stored`` (as the store returns them) adds.
+
+    A design run stored under its id with the same factor settings is already there. A design run
+    whose id a stored run with other settings holds is added under the next free number instead
+    of changing that run, so results are never moved to settings they were not measured at.
+    """
+    from doe.store._values import cell, same
+
+    sheet = results_template(design)
+    factors = [f.name for f in design.study.factors]
+    cqas = [r.name for r in design.study.responses]
+    stored_rows = {} if stored is None or not len(stored) else {
+        _label(rec["Run"]): rec for rec in stored.to_dict("records")}
+    has_results = stored is not None and any(
+        c in stored.columns and stored[c].notna().any() for c in cqas)
+    numbers = [int(k) for k in stored_rows if k.isdigit()] + [
+        int(_label(v)) for v in sheet["Run"] if _label(v).isdigit()]
+    next_id = max(numbers, default=0) + 1
+    keep, renumbered, already = [], {}, 0
+    for i, rec in enumerate(sheet.to_dict("records")):
+        label = _label(rec["Run"])
+        old = stored_rows.get(label)
+        if old is None:
+            keep.append(i)
+        elif all(same(cell(rec[f]), cell(old.get(f))) for f in factors):
+            already += 1
+        else:
+            renumbered[label] = str(next_id)
+            sheet.at[sheet.index[i], "Run"] = next_id
+            next_id += 1
+            keep.append(i)
+    batch = sheet.iloc[keep].copy()
+    batch["row_version"] = np.nan
+    return RunSheetAddition(batch, already, renumbered, has_results)
+
+
 def merge_results(existing: pd.DataFrame, upload: pd.DataFrame | RunsUpload, *, key: str = "Run",
                   factors: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[Problem]]:
     """Merge uploaded results into the results so far: update runs by id, append new runs.

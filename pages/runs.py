@@ -5,7 +5,7 @@ import streamlit as st
 from doe.design import safe_csv
 from doe.errors import DoeError
 from doe.example import DESIGN_NAME as EXAMPLE_DESIGN
-from doe.runs import changed_runs, merge_results, read_results, results_template, validate_runs
+from doe.runs import changed_runs, merge_results, read_results, run_sheet_addition, validate_runs
 from doe.store import RUN_META, ConcurrentEditError
 from pages._common import is_example, require_study
 from pages._db import read, store
@@ -68,20 +68,20 @@ if design is not None and design_id is None:
     c1.info("The design on the Design page is not saved: save it there under a name, then add its run sheet "
             "here (runs are entered against a saved design).")
 elif design is not None:
-    sheet = changed_runs(stored, results_template(design))
-    moved = [] if stored is None or not len(sheet) else sheet.loc[sheet["row_version"].notna(), "Run"].tolist()
-    sheet_reason = c1.text_input(f"Reason: {len(moved)} stored runs would get this design's settings (kept in the "
-                                 "audit trail)", key="sheet_reason") if moved else None
+    add = run_sheet_addition(stored, design)
+    sheet_reason = c1.text_input("Reason for adding runs to results already measured (kept in the audit "
+                                 "trail)", key="sheet_reason") if add.has_results and len(add.batch) else None
     if c1.button(f"Add the current design's run sheet: \"{record.name}\" ({record.runs} runs)", key="from_design",
-                 help="Adds the design's runs (results empty) to the study; the data version records the design."):
-        if not len(sheet):
-            c1.info(f"Every run of design \"{record.name}\" is already stored: nothing to add.")
-        elif moved and not (sheet_reason or "").strip():
-            c1.error(f"Not added: runs {', '.join(map(str, moved[:8]))}{' ...' if len(moved) > 8 else ''} are "
-                     "stored with other settings, so adding this run sheet needs a reason (kept in the audit "
-                     "trail). Type it in the box above and press the button again.")
+                 help="Adds the design's runs (results empty) to the study; the data version records the design. "
+                      "A stored run is never changed: a run id already taken gets the next free number."):
+        if not len(add.batch):
+            c1.info(f"Design \"{record.name}\": {add.describe()}.")
+        elif add.has_results and not (sheet_reason or "").strip():
+            c1.error(f"Not added: the study already has results, so adding {add.describe()} needs a reason (kept "
+                     "in the audit trail). Type it in the box above and press the button again.")
         else:
-            save(sheet, f"Run sheet of design \"{record.name}\" added", sheet_reason, design_id=int(design_id))
+            save(add.batch, f"Run sheet of design \"{record.name}\" added ({add.describe()})", sheet_reason,
+                 design_id=int(design_id))
 if is_example(study) and stored is None and c2.button("Load the example results (simulated)", key="load_example_results",
                                                       help=f"Saves the example's design as \"{EXAMPLE_DESIGN}\" and "
                                                            "enters the simulated results against it."):

@@ -359,7 +359,7 @@ def test_runs_page_example_results_name_their_design_and_a_new_sheet_asks_for_a_
     at.switch_page("pages/runs.py").run()
     assert not at.exception, at.exception
     reason = at.text_input(key="sheet_reason")
-    assert "stored runs would get this design's settings" in reason.label
+    assert "Reason for adding runs to results already measured" in reason.label
     at.button(key="from_design").click().run()
     assert any("needs a reason" in e.value for e in at.error)
     store = _db()
@@ -374,6 +374,15 @@ def test_runs_page_example_results_name_their_design_and_a_new_sheet_asks_for_a_
     try:
         assert store.design_of_data_version(NAME) == new_id
         assert store.data_versions(NAME)["reason"].tolist()[-1] == "second campaign on the new design"
+        # no measured run was given the new design's settings: the 40 example runs are as loaded, and
+        # the new design's runs were added under new ids 41, 42, ...
+        runs = store.runs(NAME).drop(columns=["run_id", "row_version"])
+        example = pd.read_csv(ROOT / "data" / "msc_example_results.csv")
+        first = runs[runs["Run"].astype(int) <= 40].sort_values("Run", key=lambda c: c.astype(int))
+        for col in ["Medium", "Surface", "Harvest reagent", "Agitation", "Seeding density", "Viability"]:
+            assert first[col].astype(str).tolist() == example[col].astype(str).tolist(), col
+        added = sorted(int(r) for r in runs["Run"] if int(r) > 40)
+        assert added == list(range(41, 41 + len(added))) and len(added) > 0
     finally:
         store.close()
 
@@ -486,3 +495,25 @@ def test_design_page_deletes_an_unused_design_and_says_why_not_for_a_frozen_one(
     at.run()
     assert any(f"Design {second} is frozen" in c.value for c in at.caption)
     assert not any(b.key == "records_delete" for b in at.button)
+
+
+def test_run_sheet_addition_never_changes_a_stored_run():
+    """Adding a run sheet: runs stored with the same settings are skipped, an id held by a stored run
+    with other settings gets the next free number (the stored run, with its result, is untouched)."""
+    from doe.design import read_design
+    from doe.runs import run_sheet_addition
+    from doe.study import Study
+
+    study = Study.from_dict({"name": "t", "factors": [{"name": "A", "low": 0, "high": 10}],
+                             "responses": [{"name": "Y"}]})
+    design = read_design(study, b"Run,A\n1,0\n2,10\n3,5\n", "d.csv")
+    stored = pd.DataFrame({"Run": ["1", "2"], "A": [0.0, 7.0], "Y": [1.5, 2.5], "Notes": ["", ""],
+                           "run_id": [1, 2], "row_version": [1, 1]})
+    add = run_sheet_addition(stored, design)
+    assert add.already == 1 and add.renumbered == {"2": "4"} and add.has_results
+    assert sorted(add.batch["Run"].astype(int)) == [3, 4]
+    assert add.batch.set_index(add.batch["Run"].astype(int))["A"].to_dict() == {3: 5.0, 4: 10.0}
+    assert add.batch["Y"].isna().all() and add.batch["row_version"].isna().all()
+    assert "2 as 4" in add.describe()
+    assert run_sheet_addition(None, design).batch["Run"].astype(int).tolist() == [1, 2, 3]
+    assert not run_sheet_addition(None, design).has_results
