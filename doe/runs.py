@@ -256,6 +256,22 @@ def run_sheet_addition(stored: pd.DataFrame | None, design: Design) -> RunSheetA
     return RunSheetAddition(batch, already, renumbered, has_results)
 
 
+def runs_not_in_design(table: pd.DataFrame, design: Design) -> list[str]:
+    """Run ids of ``table`` that are not runs of ``design``: an id the design lacks, or other factor
+    settings than the design's run of that id. Empty when every run was run on the design."""
+    from doe.store._values import cell, same
+
+    sheet = {_label(rec["Run"]): rec for rec in design.run_sheet().to_dict("records")}
+    factors = [f.name for f in design.study.factors]
+    off = []
+    for rec in table.to_dict("records"):
+        label = _label(rec["Run"])
+        mine = sheet.get(label)
+        if mine is None or not all(same(cell(rec.get(f)), cell(mine[f])) for f in factors):
+            off.append(label)
+    return off
+
+
 def merge_results(existing: pd.DataFrame, upload: pd.DataFrame | RunsUpload, *, key: str = "Run",
                   factors: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[Problem]]:
     """Merge uploaded results into the results so far: update runs by id, append new runs.

@@ -5,7 +5,14 @@ import streamlit as st
 from doe.design import safe_csv
 from doe.errors import DoeError
 from doe.example import DESIGN_NAME as EXAMPLE_DESIGN
-from doe.runs import changed_runs, merge_results, read_results, run_sheet_addition, validate_runs
+from doe.runs import (
+    changed_runs,
+    merge_results,
+    read_results,
+    run_sheet_addition,
+    runs_not_in_design,
+    validate_runs,
+)
 from doe.store import RUN_META, ConcurrentEditError
 from pages._common import is_example, require_study
 from pages._db import read, store
@@ -103,11 +110,18 @@ if upload_file is not None:
             batch = changed_runs(stored, merged)
             st.info(f"{upload_file.name}: {len(batch)} new or changed runs of {len(upload.table)}."
                     if len(batch) else f"{upload_file.name}: nothing new - every run is already saved.")
+            off = [] if stored is not None or design_id is None else runs_not_in_design(upload.table, design)
+            upload_design = design_id if stored is None and not off else None
+            if off:
+                st.warning(f"Runs {', '.join(off[:8])}{' ...' if len(off) > 8 else ''} of {upload_file.name} are not "
+                           f"runs of the design \"{record.name}\" (another run id or other settings): the results "
+                           "are saved without naming a design. To record the design they were run on, import its "
+                           "run sheet on the Design page and save it first.")
             reason = st.text_input("Reason (needed when the file changes saved results)", key="upload_reason")
             if len(batch) and st.button("Save the upload", type="primary", key="save_upload"):
-                # the first runs of a study are recorded against the saved design on screen; later batches keep
-                # the design of the data version before
-                save(batch, f"{upload_file.name}", reason, design_id=design_id if stored is None else None)
+                # the first runs of a study are recorded against the saved design on screen when they are its
+                # runs; later batches keep the design of the data version before
+                save(batch, f"{upload_file.name}", reason, design_id=upload_design)
 
 if stored is None:
     st.info("No runs yet. Generate a design and add its run sheet, upload a results file, "

@@ -517,3 +517,27 @@ def test_run_sheet_addition_never_changes_a_stored_run():
     assert "2 as 4" in add.describe()
     assert run_sheet_addition(None, design).batch["Run"].astype(int).tolist() == [1, 2, 3]
     assert not run_sheet_addition(None, design).has_results
+
+
+@pytest.mark.parametrize("seed, recorded", [(20261128, True), (1, False)])
+def test_first_upload_names_the_design_only_when_its_runs_are_that_designs(seed, recorded):
+    """The example results are the runs of the D-optimal design made with seed 20261128: uploaded with
+    that design saved, the data version names it; with another design saved (seed 1: other runs), the
+    results are saved without naming a design, and the page says why."""
+    at = _app("pages/design.py")
+    at.text_input(key="design_seed").set_value(str(seed))
+    at.button(key="generate").click().run()
+    at.button(key="save_design").click().run()
+    design_id = at.session_state["design_id"]
+    at.switch_page("pages/runs.py").run()
+    path = ROOT / "data" / "msc_example_results.csv"
+    at.file_uploader(key="results_upload").set_value(("results.csv", path.read_bytes(), "text/csv")).run()
+    warned = [w.value for w in at.warning if "are not runs of the design" in w.value]
+    assert bool(warned) is not recorded, warned
+    at.button(key="save_upload").click().run()
+    assert not at.exception, at.exception
+    store = _db()
+    try:
+        assert store.design_of_data_version(NAME, 1) == (design_id if recorded else None)
+    finally:
+        store.close()
