@@ -34,7 +34,7 @@ def save_area(study, design) -> None:
         taken = read("designs", study.name)["name"].tolist()
     except DoeError:  # the study is not in the database yet
         taken = []
-    name = c1.text_input("Design name", default_design_name(design.kind, design.n_runs, taken),
+    name = c1.text_input("Design name", default_design_name(design.kind, design.n_runs, taken, design.info.get("criterion")),
                          key=f"design_name_{gen}")
     if c2.button("Save this design", key="save_design", disabled=not acc.can_edit, type="primary"):
         if not name.strip():

@@ -22,11 +22,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from pypdf import PdfReader
 
 from doe.store import Store
 from tests.conftest import ROOT
 from tests.test_e2e_store import NAME_BOX, Server, browser  # noqa: F401  (browser is a fixture)
 
+#: The seed that made the example data's design (data/simulate_example.py: SEED).
+EXAMPLE_SEED = 20261128
 ARTIFACTS = Path(os.environ.get("DOE_E2E_ARTIFACTS", ROOT / "artifacts" / "e2e"))
 #: Streamlit's own e2e tests wait for these: connected, and the script not running.
 IDLE_JS = """() => {
@@ -110,7 +113,7 @@ class Journey:
                              full_page=True)
 
     def nav(self, title: str) -> None:
-        self.page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+        self.page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title, exact=True).click()
 
     def upload(self, path: Path) -> None:
         self.page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
@@ -144,7 +147,11 @@ def test_new_user_journey(browser, tmp_path):  # noqa: F811
                                         page.keyboard.press("Enter")), wait_for="Ana Lopez (editor")
         j.step("load the example study", lambda: page.get_by_role("button", name="Load the MSC example study").click(),
                wait_for="Generate design")
-        j.step("generate the default design", lambda: page.get_by_role("button", name="Generate design").click(),
+        seed_box = page.get_by_role("textbox", name="Seed (blank: random, recorded)")
+        # the seed that made the example data's design (data/simulate_example.py): the results uploaded
+        # below are that design's runs, so the data version names this design
+        j.step("generate the default design", lambda: (seed_box.fill(str(EXAMPLE_SEED)),
+                                                       page.get_by_role("button", name="Generate design").click()),
                wait_for="Design not saved")
         j.step("save the design", lambda: page.get_by_role("button", name="Save this design").click(),
                wait_for="Saved in the database as design")
@@ -156,6 +163,14 @@ def test_new_user_journey(browser, tmp_path):  # noqa: F811
         j.step("upload results", lambda: j.upload(first), wait_for="38 new or changed runs of 38")
         j.step("save the upload", lambda: page.get_by_role("button", name="Save the upload").click(),
                wait_for="saved as data version 1")
+
+        # a trial design saved after the data: the newest design, but not the one the data were run on
+        j.step("open Design again", lambda: j.nav("Design"), wait_for="Designs of this study")
+        j.step("generate a trial design", lambda: (seed_box.fill("7"),
+                                                   page.get_by_role("button", name="Generate design").click()),
+               wait_for="Design not saved")
+        j.step("save the trial design", lambda: page.get_by_role("button", name="Save this design").click(),
+               wait_for="Saved in the database as design 2")
 
         j.step("fit all CQAs", lambda: j.nav("Models"), wait_for="Adj. R²")
         model_box = page.get_by_role("textbox", name="Model")
@@ -192,6 +207,11 @@ def test_new_user_journey(browser, tmp_path):  # noqa: F811
                wait_for="Built:", timeout=300_000)
         pdf = j.download("Download the PDF (for submission)", tmp_path)
         assert pdf.read_bytes().startswith(b"%PDF")
+        # the report's design section describes the design the analysed data were run on (design 1, the
+        # example's D-optimal design), not the trial design saved after it (design 2)
+        text = " ".join(" ".join(pg.extract_text().split()) for pg in PdfReader(str(pdf)).pages)
+        assert 'were run on the design "D-optimal, 40 runs" (stored design 1)' in text, text[:3000]
+        assert f"seed {EXAMPLE_SEED}" in text and "stored design 2" not in text
 
         j.step("open Runs again", lambda: j.nav("Runs"), wait_for="38 runs saved")
         j.step("upload a new batch", lambda: j.upload(everything), wait_for="2 new or changed runs of 40")

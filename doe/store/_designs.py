@@ -55,10 +55,12 @@ def type_label(kind: str) -> str:
     return TYPE_LABELS.get(kind, kind)
 
 
-def default_design_name(kind: str, n_runs: int, taken: Iterable[str] = ()) -> str:
+def default_design_name(kind: str, n_runs: int, taken: Iterable[str] = (), criterion: str | None = None) -> str:
     """The name a design is saved under unless the user gives one: 'D-optimal, 40 runs', with ' (2)',
-    ' (3)', ... when a design of the study (``taken``) already has that name."""
-    base = name = f"{type_label(kind)}, {n_runs} runs"
+    ' (3)', ... when a design of the study (``taken``) already has that name. An optimal design is
+    named by its ``criterion`` (its ``info["criterion"]``) when known."""
+    label = f"{criterion}-optimal" if kind == "optimal" and criterion else type_label(kind)
+    base = name = f"{label}, {n_runs} runs"
     names, n = set(taken), 1
     while name in names:
         n += 1

@@ -194,7 +194,7 @@ class Store:
                 _check_free_name(given, taken, study_name)
                 final = given
             else:
-                final = default_design_name(design.kind, design.n_runs, taken)
+                final = default_design_name(design.kind, design.n_runs, taken, design.info.get("criterion"))
             row = DesignRow(study_id=sid, study_version=_latest_version(s, sid).version, kind=design.kind,
                             seed=design.seed, model=design.model, run_sheet=sheet, frozen=False,
                             created_at=audit.ts, created_by=audit.user.name, name=final, current=False,
