@@ -501,10 +501,30 @@ def _par_section(inp: _Inputs, space: dict[str, Any]) -> Section:
                                for lab in frame["factor"]]
     frame["PAR (decision)"] = [", ".join(fmt(x) for x in saved_par[by_label[lab]])
                                if by_label[lab] in saved_par else "" for lab in frame["factor"]]
-    sec.add(Table(frame, "Proven acceptable ranges (recomputed here) and the ranges saved with the decision."))
+    ends = _par_ends(inp.study, space)
+    for col in ("Low end limited by", "High end limited by"):
+        frame[col] = [ends.get(lab, {}).get(col, "") for lab in frame["factor"]]
+    sec.add(Table(frame, "Proven acceptable ranges (recomputed here), what ends each range (the CQA whose "
+                         "probability of meeting its spec is lowest just beyond it, or the study range or a "
+                         "constraint), and the ranges saved with the decision."))
     if s.get("par_reason"):
         sec.add(Paragraph(str(s["par_reason"])))
     return sec
+
+
+def _par_ends(study: Study, space: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per factor label, what limits the low and the high end of its PAR (as the page's PAR table)."""
+    from doe.space import PARResult
+    from doe.space_view import par_frame, par_limits
+
+    s = space["summary"]
+    par = PARResult({k: list(v) if study.factor(k).is_categorical else tuple(v) for k, v in (s.get("par") or {}).items()},
+                    set_point=space["set_point"],
+                    limited_by={k: tuple(v) for k, v in (s.get("par_limited_by") or {}).items()})
+    ends = par_limits(space["pm"], par, threshold=space["threshold"], draws=space["draws"], seed=space["seed"],
+                      setpoint_sd=space.get("setpoint_sd") or None)
+    table = par_frame(study, par, ends)
+    return {row["Factor"]: row for row in table.to_dict("records")}
 
 
 def _comparison_section(inp: _Inputs, *, draws: int, seed: int) -> Section:
