@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMN_LABELS", "LENTH_LABELS", "STATISTIC_LABELS", "format_number", "format_p", "label",
+__all__ = ["COLUMN_LABELS", "LENTH_LABELS", "STATISTIC_LABELS", "format_number", "format_p", "format_time", "label",
            "lenth_table", "numeric_columns", "present"]
 
 P_FLOOR = 1e-4  # p-values below this print as "< 0.0001"
@@ -116,6 +116,22 @@ def format_p(x: Any) -> str:
     return "< 0.0001" if v < P_FLOOR else f"{v:.4g}"
 
 
+_TIME_COLUMNS = {"created_at", "ts", "timestamp"}
+
+
+def format_time(x: Any) -> str:
+    """A stored UTC time (ISO 8601, ``2026-11-28T15:10:00.123456Z``) as shown: ``2026-11-28 15:10:00``
+    (the column label says UTC); anything else as :func:`format_number` shows it.
+
+    >>> format_time("2026-11-28T15:10:00.123456Z")
+    '2026-11-28 15:10:00'
+    """
+    text = format_number(x)
+    if len(text) >= 19 and text[4] == "-" and text[10] == "T" and text.endswith("Z"):
+        return f"{text[:10]} {text[11:19]}"
+    return text
+
+
 def numeric_columns(frame: pd.DataFrame) -> list[str]:
     """Columns of :func:`present`'s input that hold numbers (shown right-aligned)."""
     return [c for c in frame.columns
@@ -141,6 +157,8 @@ def present(frame: pd.DataFrame, digits: int = 4, ci_level: float = 95) -> pd.Da
         values = out[c].tolist()
         if str(c) in _P_COLUMNS:
             cells = [format_p(v) for v in values]
+        elif str(c) in _TIME_COLUMNS:
+            cells = [format_time(v) for v in values]
         elif str(c) == "statistic":
             cells = [STATISTIC_LABELS.get(str(v), format_number(v)) for v in values]
         else:

@@ -167,3 +167,12 @@ def test_power_table_labelled_with_blanks():
 
     crit = stats.f.ppf(0.95, 1, 8 - 4)
     assert shown.set_index("Term").loc["A", "Power"] == f"{stats.ncf.sf(crit, 1, 4, 8.0):.4g}"
+
+
+def test_stored_times_are_shown_without_decoding():
+    """The stores' UTC times (ISO 8601 with microseconds and Z) are shown as date and time to the second."""
+    from doe.present import present
+
+    shown = present(pd.DataFrame({"version": [1], "created_at": ["2026-11-28T15:10:00.123456Z"]}))
+    assert shown.columns.tolist() == ["Version", "Created at (UTC)"]
+    assert shown.iloc[0].tolist() == ["1", "2026-11-28 15:10:00"]
