@@ -1,7 +1,7 @@
 """The repository stands on its own: nothing refers to files outside it or to one machine's paths.
 
-Every tracked text file (``git ls-files``) is scanned for a sibling folder (``../shared``), the
-workspace this project was built in (``/work/``), home or temporary folders (``/home/<user>``,
+Every tracked text file (``git ls-files``) is scanned for a sibling folder (the team's shared
+folder next to the repository), the workspace this project was built in, home or temporary folders (``/home/<user>``,
 ``/root/``, ``/Users/``, ``/tmp/``, ``/mnt/``), Windows user folders and ``file://`` addresses.
 Paths the operating system defines (``/usr/bin/chromium``, ``/etc/nginx``) are not a machine's.
 The published reference cases and the domain sources the app cites live in the repository.
@@ -18,11 +18,12 @@ import pandas as pd
 from tests.conftest import REFERENCE, ROOT
 
 #: Each pattern: what it catches. A path must start a word (after a space, quote, bracket, ...) so
-#: that an address such as https://example.org/work/ is not a machine path.
+#: that a web address whose path starts with the same folder name is not a machine path.
 START = r"(?<![\w.:/-])"
 FORBIDDEN = {
-    "a folder outside the repository": re.compile(r"\.\./shared\b|\.\.[/\\]\.\.[/\\]"),
-    "the build workspace": re.compile(START + r"/work/"),
+    # written in pieces, so that this file does not hold the strings it looks for
+    "a folder outside the repository": re.compile(r"\.\./" + "sha" + r"red\b|\.\.[/\\]\.\.[/\\]"),
+    "the build workspace": re.compile(START + "/" + "wo" + "rk/"),
     "a home or temporary folder": re.compile(START + r"/(?:home/[A-Za-z_]|root/|Users/|tmp/|mnt/|scratch/)"),
     "a Windows user folder": re.compile(r"\b[A-Za-z]:[\\/]+(?:Users|Documents and Settings)\b", re.IGNORECASE),
     "a file:// address": re.compile(r"\bfile:///"),
@@ -55,10 +56,10 @@ def offending_lines(text: str) -> list[tuple[int, str, str]]:
 
 
 def test_the_patterns_catch_what_they_should():
-    bad = ['CASES = Path("/work/shared/reference-cases")', "see ../shared/DOMAIN.md", "cache in /home/ana/doe", "open /tmp/x.csv", "file:///C:/data.csv",
+    bad = ['CASES = Path("/' + 'work/' + 'shared/reference-cases")', "see ../" + "shared/DOMAIN.md", "cache in /home/ana/doe", "open /tmp/x.csv", "file:///C:/data.csv",
            r"C:\Users\ana\study.yaml", "from ../../elsewhere/data.csv"]
     good = ["see docs/domain.md", "CHROMIUM = '/usr/bin/chromium'", "/etc/nginx/certs/fullchain.pem",
-            "https://example.org/work/x", "tests/reference_cases/README.md", "the workflow/work/ flow",
+            "https://example.org/" + "work/x", "tests/reference_cases/README.md", "the workflow/" + "work/ flow",
             "ratio 1/tmp", "served at /media/x.png"]
     assert [b for b in bad if not offending_lines(b)] == []
     assert [g for g in good if offending_lines(g)] == []
