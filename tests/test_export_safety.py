@@ -224,7 +224,10 @@ def test_report_html_escapes_user_text(hostile_report_html):
         assert "</script" not in body.lower()
         if "alert(1)" in body:
             assert "Plotly.newPlot" in body
-            assert re.search(r"\\u003cscript\\u003ealert\(1\)", body)
+            assert "<script" not in body.lower() and "<img" not in body.lower()
+            # the user's <script> reached the figure escaped: as JSON (\u003c) or as an HTML entity
+            # (&lt;, which plotly.js draws as the character, never as markup)
+            assert re.search(r"(\\u003c|&lt;)script(\\u003e|&gt;)alert\(1\)", body)
 
 
 def test_report_figures_draw_user_text_as_text_in_a_browser(hostile_report_html, tmp_path):
