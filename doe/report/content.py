@@ -21,7 +21,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -106,16 +105,10 @@ class ReportContent:
 
 # -- formatting ---------------------------------------------------------------------------------
 def fmt(x: Any, digits: int = 4) -> str:
-    """A number as the report prints it (4 significant digits; p-values in e-notation when tiny)."""
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return ""
-    if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        return f"{float(x):.{digits}g}"
-    return str(x)
+    """A number as the report prints it: as the pages show it (doe.present.format_number)."""
+    from doe.present import format_number
+
+    return format_number(x, digits)
 
 
 def _formatted(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
