@@ -5,6 +5,7 @@ import streamlit as st
 from doe.errors import DoeError
 from pages._common import current_runs, require_study
 from pages._db import read, store
+from pages._persist import stored_data_version
 
 study = require_study()
 st.title("Report")
@@ -34,6 +35,18 @@ source = st.selectbox("Report on", sources, key="report_source")
 version = int(source.split()[2]) if source.startswith("analysis version") else None
 
 
+def _data_design() -> dict:
+    """The design the current stored runs were run on (doe.store.Store.design_of_data_version), for the
+    report's design section; nothing when the runs are not saved or name no design."""
+    if not stored_data_version(study):
+        return {}
+    design_id = read("design_of_data_version", study.name)
+    if design_id is None:
+        return {}
+    return {"design": read("load_design", int(design_id)), "design_record": read("design_record", int(design_id)),
+            "data_version_no": int(stored_data_version(study))}
+
+
 def _content_key() -> tuple:
     """What the report is built from, so a cached report is shown only while that is unchanged: a saved
     analysis version with the decisions and design records it reports, or the open study's text, the
@@ -48,7 +61,8 @@ def _content_key() -> tuple:
         records = "".join(read(what, study.name).to_csv(index=False) for what in ("decisions", "designs"))
         return study.name, version, hashlib.sha256(records.encode("utf-8")).hexdigest()
     choices = json.dumps(st.session_state.get("model_choices") or {}, sort_keys=True, default=str)
-    return study.name, study_digest(study), data_version(session_runs), choices
+    design = _data_design().get("design_record")
+    return study.name, study_digest(study), data_version(session_runs), choices, repr(design)
 
 
 key = _content_key()
@@ -63,7 +77,7 @@ def _build() -> dict:
         content = build_report(store(), study.name, version)
     else:
         content = build_report(study=study, runs=session_runs,
-                               choices=st.session_state.get("model_choices") or None)
+                               choices=st.session_state.get("model_choices") or None, **_data_design())
     html = render_html(content)
     try:
         pdf, pdf_error = render_pdf(content), None

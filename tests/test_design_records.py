@@ -541,3 +541,18 @@ def test_first_upload_names_the_design_only_when_its_runs_are_that_designs(seed,
         assert store.design_of_data_version(NAME, 1) == (design_id if recorded else None)
     finally:
         store.close()
+
+
+def test_current_runs_report_names_the_design_the_runs_were_run_on():
+    """The Report page's report of the open study's current runs (no saved analysis version) describes
+    the design the stored data version names, not 'runs as performed'."""
+    at = _app("pages/runs.py")
+    at.button(key="load_example_results").click().run()
+    at.switch_page("pages/report.py").run()
+    at.selectbox(key="report_source").set_value("the open study and its current runs (not a saved analysis)").run()
+    at.button(key="build_report").click().run()
+    assert not at.exception, at.exception
+    html = list(at.session_state["report_cache"].values())[-1]["html"].decode("utf-8")
+    assert "were run on the design &quot;Example D-optimal design, 40 runs&quot;" in html \
+        or 'were run on the design "Example D-optimal design, 40 runs"' in html
+    assert "runs as performed" not in html and "seed 20261128" in html

@@ -157,7 +157,8 @@ class _Inputs:
 
 def build_report(store=None, study_name: str | None = None, analysis_version: int | None = None, *,
                  study: Study | None = None, runs: pd.DataFrame | None = None,
-                 choices: dict[str, Any] | None = None, draws: int = DRAWS, seed: int = SEED) -> ReportContent:
+                 choices: dict[str, Any] | None = None, draws: int = DRAWS, seed: int = SEED,
+                 design: Any = None, design_record: Any = None, data_version_no: int | None = None) -> ReportContent:
     """The report of a stored analysis version (default: the latest), or of a study and its runs.
 
     Store mode (``store`` + ``study_name``): the analysis's own data version
@@ -165,7 +166,9 @@ def build_report(store=None, study_name: str | None = None, analysis_version: in
     that version gives the threshold and set point (else the robust set
     point), and the previous analysis version is compared. File mode
     (``study`` + ``runs``): every CQA gets ``choices`` (default: quadratic,
-    hierarchical backward reduction) and there are no versions or audit trail.
+    hierarchical backward reduction) and there are no versions or audit trail; ``design`` (with its
+    ``design_record`` and the runs' ``data_version_no``, when the runs are a stored data version) is
+    the design the runs were run on (default: the runs as performed).
     """
     if store is not None:
         inputs = _store_inputs(store, study_name, analysis_version)
@@ -173,7 +176,8 @@ def build_report(store=None, study_name: str | None = None, analysis_version: in
         chosen = {k: v if isinstance(v, ModelChoice) else ModelChoice.from_dict(v)
                   for k, v in (choices or {}).items()}
         inputs = _Inputs(study, runs, fit_all(study, runs, chosen, default=default_choice()),
-                         data_hash=data_version(runs))
+                         data_version=data_version_no, data_hash=data_version(runs), design=design,
+                         design_record=design_record if design is not None else None)
     else:
         raise DoeError("A report needs a store and a study name, or a study and its runs.")
     return _assemble(inputs, draws=draws, seed=seed)
