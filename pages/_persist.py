@@ -101,6 +101,15 @@ def stored_data_version(study: Study) -> int:
     return 0 if row is None else int(row["version"])
 
 
+def data_version_label(study: Study, runs) -> str:
+    """How figures name the data they show: 'N (first 12 of its SHA-256)' for the newest stored data version,
+    as the Versions page and the report list it; the runs' own short content hash while they are not saved."""
+    from doe.analysis import data_version
+
+    row = latest("data_versions", study.name)
+    return data_version(runs) if row is None else f"{int(row['version'])} ({str(row['content_hash'])[:12]})"
+
+
 def _known(name: str) -> bool:
     return name in set(read("list_studies")["name"])
 
@@ -186,6 +195,9 @@ def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, no
     last = latest("decisions", study.name)
     with st.expander("Save this design-space decision" + (f" (last saved: decision {int(last['id'])})"
                                                            if last is not None else " (none saved yet)")):
+        if st.session_state.get("_decision_saved") is not None:
+            st.success(f"Saved as decision {st.session_state.pop('_decision_saved')}. Re-running the analysis "
+                       "later evaluates this set point.")
         if last is not None:
             st.caption(f"Decision {int(last['id'])}: threshold {last['threshold']:.2f}, set point "
                        + ", ".join(f"{k} = {v}" for k, v in last["set_point"].items())
@@ -205,4 +217,5 @@ def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, no
             except DoeError as exc:
                 st.error(f"Not saved: {exc}")
                 return
-            st.success(f"Saved as decision {did}. Re-running the analysis later evaluates this set point.")
+            st.session_state["_decision_saved"] = did  # shown after the rerun, which updates the expander's label
+            st.rerun()

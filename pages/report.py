@@ -5,7 +5,7 @@ import streamlit as st
 from doe.errors import DoeError
 from pages._common import current_runs, require_study
 from pages._db import read, store
-from pages._persist import stored_data_version
+from pages._persist import latest, stored_data_version
 
 study = require_study()
 st.title("Report")
@@ -43,8 +43,9 @@ def _data_design() -> dict:
     design_id = read("design_of_data_version", study.name)
     if design_id is None:
         return {}
+    row = latest("data_versions", study.name)
     return {"design": read("load_design", int(design_id)), "design_record": read("design_record", int(design_id)),
-            "data_version_no": int(stored_data_version(study))}
+            "data_version_no": int(row["version"]), "data_hash": str(row["content_hash"])}
 
 
 def _content_key() -> tuple:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from doe import space_figures as sf
-from doe.analysis import data_version, responses_with_results
+from doe.analysis import responses_with_results
 from doe.errors import DoeError
 from doe.space import robust_set_point, set_point_report
 from doe.space_view import edge_limits, par_frame, set_point_frame
@@ -21,7 +21,7 @@ from pages._common import (
     space_key,
 )
 from pages._live_plot import live_chart
-from pages._persist import decision_panel
+from pages._persist import data_version_label, decision_panel
 from pages._spaces import (
     DEFAULT_THRESHOLD,
     as_json,
@@ -145,7 +145,7 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
     except DoeError as exc:
         st.error(f"No design space: {exc}")
         st.stop()
-    note = sf.footnote(study, data_version(runs))
+    note = sf.footnote(study, data_version_label(study, runs))
     par_box = {f: par[f] for f in (x, y) if f in par and not isinstance(par[f], list)} if par else None
     if view == "Probability map":
         fig = sf.probability_map(g, study, set_point=set_point, par=par_box, nor=nor or None, note=note)

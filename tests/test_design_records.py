@@ -556,3 +556,9 @@ def test_current_runs_report_names_the_design_the_runs_were_run_on():
     assert "were run on the design &quot;Example D-optimal design, 40 runs&quot;" in html \
         or 'were run on the design "Example D-optimal design, 40 runs"' in html
     assert "runs as performed" not in html and "seed 20261128" in html
+    store = _db()
+    try:  # figures name the data version as the Versions page does: number and the store's content hash
+        digest = store.data_versions(NAME)["content_hash"].iloc[-1][:12]
+    finally:
+        store.close()
+    assert f"data version 1 ({digest})" in html

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -183,6 +184,8 @@ def test_new_user_journey(browser, tmp_path):  # noqa: F811
 
         j.step("open the design space", lambda: j.nav("Design space"), wait_for="In the design space",
                until=f"() => ({MAP_DRAWN_JS})() >= 1")  # until the map is drawn
+        # the map's footnote names the data version as the Versions page lists it: number and content hash
+        assert re.search(r"data version 1 \([0-9a-f]{12}\)", page.locator(".doe-live-plot").inner_text())
         slider = page.get_by_role("slider").nth(1)  # after the probability threshold: the first set point
         slider.focus()
         for key in ("ArrowRight", "ArrowRight", "ArrowLeft", "ArrowLeft", "ArrowLeft"):  # five moves: a median

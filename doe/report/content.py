@@ -158,7 +158,8 @@ class _Inputs:
 def build_report(store=None, study_name: str | None = None, analysis_version: int | None = None, *,
                  study: Study | None = None, runs: pd.DataFrame | None = None,
                  choices: dict[str, Any] | None = None, draws: int = DRAWS, seed: int = SEED,
-                 design: Any = None, design_record: Any = None, data_version_no: int | None = None) -> ReportContent:
+                 design: Any = None, design_record: Any = None, data_version_no: int | None = None,
+                 data_hash: str | None = None) -> ReportContent:
     """The report of a stored analysis version (default: the latest), or of a study and its runs.
 
     Store mode (``store`` + ``study_name``): the analysis's own data version
@@ -167,7 +168,8 @@ def build_report(store=None, study_name: str | None = None, analysis_version: in
     point), and the previous analysis version is compared. File mode
     (``study`` + ``runs``): every CQA gets ``choices`` (default: quadratic,
     hierarchical backward reduction) and there are no versions or audit trail; ``design`` (with its
-    ``design_record`` and the runs' ``data_version_no``, when the runs are a stored data version) is
+    ``design_record``, the runs' ``data_version_no`` and the store's ``data_hash`` of it, when the runs
+    are a stored data version) is
     the design the runs were run on (default: the runs as performed).
     """
     if store is not None:
@@ -176,7 +178,7 @@ def build_report(store=None, study_name: str | None = None, analysis_version: in
         chosen = {k: v if isinstance(v, ModelChoice) else ModelChoice.from_dict(v)
                   for k, v in (choices or {}).items()}
         inputs = _Inputs(study, runs, fit_all(study, runs, chosen, default=default_choice()),
-                         data_version=data_version_no, data_hash=data_version(runs), design=design,
+                         data_version=data_version_no, data_hash=data_hash or data_version(runs), design=design,
                          design_record=design_record if design is not None else None)
     else:
         raise DoeError("A report needs a store and a study name, or a study and its runs.")
