@@ -220,6 +220,9 @@ def test_the_saved_decision_is_restored_when_the_study_is_reopened():
     at.button(key="save_decision").click().run()
     assert not at.exception, at.exception
     assert any("Saved as decision" in s.value for s in at.success), [e.value for e in at.error]
+    # the panel's heading says so at once (it said '(none saved yet)' until the next rerun)
+    assert any("last saved: decision 1" in e.label for e in at.expander), [e.label for e in at.expander]
+    assert not any("none saved yet" in e.label for e in at.expander)
     saved = {k: at.session_state[f"sp_{k}"] for k in at.session_state["study"].factor_names}
 
     again = _session()  # the study reopened in a new session
