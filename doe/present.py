@@ -78,6 +78,8 @@ _P_COLUMNS = {"p", "PR(>F)", "lack_of_fit_p", "old_p", "new_p", "p_value", "p-va
 def label(name: Any, ci_level: float = 95) -> str:
     """The shown label of a raw column name (unknown names unchanged)."""
     text = COLUMN_LABELS.get(str(name), str(name))
+    if str(name) not in COLUMN_LABELS and text[:1].islower():  # a plain name ('set point'): sentence case
+        text = text[0].upper() + text[1:]
     return text.replace("95 % CI", f"{ci_level:g} % CI") if ci_level != 95 else text
 
 

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from doe.audit_view import audit_csv, audit_frame, audit_jsonl
+from doe.present import present
 from pages._db import read
 
 st.title("Audit trail")
@@ -35,9 +36,9 @@ shown = audit_frame(trail, study=None if where == "(all)" else where, users=who,
 
 st.caption(f"{len(shown)} of {len(trail)} records, newest first. Unauthenticated names were typed in "
            "without sign-in.")
-st.dataframe(shown, hide_index=True, width="stretch", height=min(35 * (len(shown) + 1) + 3, 700),
-             column_config={"old value": st.column_config.TextColumn(width="medium"),
-                            "new value": st.column_config.TextColumn(width="medium")})
+st.dataframe(present(shown), hide_index=True, width="stretch", height=min(35 * (len(shown) + 1) + 3, 700),
+             column_config={"Old value": st.column_config.TextColumn(width="medium"),
+                            "New value": st.column_config.TextColumn(width="medium")})
 full = trail if where == "(all)" else trail[trail["study"] == where]
 c1, c2 = st.columns(2)
 c1.download_button("Download the audit trail (CSV, to read in a spreadsheet)", lambda: audit_csv(full),

@@ -87,9 +87,9 @@ def test_row_labels_kept_from_the_index():
     frame = pd.DataFrame({"version 1": [0.5, None]},
                          index=pd.Index(["Share of the map inside", "P at the set point"], name="quantity"))
     shown = present(frame)
-    assert shown.columns.tolist() == ["Quantity", "version 1"]
+    assert shown.columns.tolist() == ["Quantity", "Version 1"]  # headings in sentence case
     assert shown["Quantity"].tolist() == ["Share of the map inside", "P at the set point"]
-    assert shown["version 1"].tolist() == ["0.5", ""]
+    assert shown["Version 1"].tolist() == ["0.5", ""]
 
 
 def test_report_tables_use_the_same_labels():
@@ -176,3 +176,12 @@ def test_stored_times_are_shown_without_decoding():
     shown = present(pd.DataFrame({"version": [1], "created_at": ["2026-11-28T15:10:00.123456Z"]}))
     assert shown.columns.tolist() == ["Version", "Created at (UTC)"]
     assert shown.iloc[0].tolist() == ["1", "2026-11-28 15:10:00"]
+
+
+def test_plain_names_become_headings_in_sentence_case():
+    """A column without a listed label ('set point', 'runs') is shown as a heading ('Set point', 'Runs');
+    listed labels keep their own case (p-value, t value)."""
+    from doe.present import present
+
+    shown = present(pd.DataFrame({"set point": [48.0], "runs": [40], "p": [0.5], "t": [1.0]}))
+    assert shown.columns.tolist() == ["Set point", "Runs", "p-value", "t value"]
