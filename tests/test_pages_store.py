@@ -1,10 +1,12 @@
 """Pages on the database: saving at once, honest saved state, reasons, concurrency, roles, audit, versions."""
 
 import json
+import time
 
 from streamlit.testing.v1 import AppTest
 
 from doe.store import Store, default_url
+from pages._db import MARK_SECONDS
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -96,6 +98,9 @@ def test_second_save_of_the_same_run_is_refused_showing_the_other_change():
     bob.text_input(key="edit_reason").set_value("re-count").run()
     bob.button(key="save_edits").click().run()
     assert any("saved as data version 2" in s.value for s in bob.success)
+    # a session reads the change mark at most once per MARK_SECONDS (pages/_db.py): bob's save shows in
+    # ana's first rerun after that, so wait it out (without this, the test depended on its own speed)
+    time.sleep(MARK_SECONDS + 0.05)
     edit_cell(ana, 0, "Viability", 99.0)  # ana's table still shows the value before bob's save
     assert any("Somebody saved changes" in i.value for i in ana.info)
     ana.text_input(key="edit_reason").set_value("typo").run()
