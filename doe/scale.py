@@ -134,6 +134,25 @@ class Supply:
         return {k: {"value": v, "source": src.get(k, "plan")} for k, v in values.items()}
 
 
+#: The growth numbers of a plan (:meth:`Supply.describe` keys) as a table shows them.
+SUPPLY_LABELS: dict[str, str] = {
+    "seeding_density_cells_per_cm2": "Seeding density (cells/cm²)",
+    "fold_expansion_per_passage": "Fold expansion per passage (harvested / seeded)",
+    "harvest_density_cells_per_cm2": "Harvest density (cells/cm²)",
+    "population_doublings_per_passage": "Population doublings per passage",
+    "days_per_passage": "Days per passage", "starting_cells": "Cells in the master-cell-bank vial",
+    "max_passages": "Most passages allowed", "max_population_doublings": "Most cumulative population doublings",
+    "mcb_population_doublings": "Population doublings of the vial before thaw",
+}
+
+
+def supply_frame(supply: dict[str, Any]) -> pd.DataFrame:
+    """The growth numbers a plan used (the ``supply`` of its JSON), one row each: what, number, source."""
+    rows = [{"Growth number": SUPPLY_LABELS.get(k, k.replace("_", " ")), "Number": v["value"], "Source": v["source"]}
+            for k, v in supply.items() if not isinstance(v["value"], dict)]
+    return pd.DataFrame(rows, columns=["Growth number", "Number", "Source"])
+
+
 @dataclass(frozen=True)
 class Stage:
     """One passage of the seed train (cells in actual counts, days from the vial thaw)."""

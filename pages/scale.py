@@ -18,6 +18,7 @@ from doe.scale import (
     plan_frame,
     read_catalogue,
     run_plan,
+    supply_frame,
     supply_from_models,
 )
 from doe.scale_figures import plan_figure
@@ -158,8 +159,6 @@ for col, p in zip(st.columns(len(result["plans"])), result["plans"], strict=True
         show_table(plan_frame(p).drop(columns=["Strategy"]))
 st.plotly_chart(plan_figure(result["plans"], note=f"Study: {study.name}"), width="stretch")
 st.markdown("**Growth numbers used, and where each came from**")
-rows = pd.DataFrame([{"Value": k, "Number": v["value"], "Source": v["source"]} for k, v in out["supply"].items()
-                     if not isinstance(v["value"], dict)])
-show_table(rows)
+show_table(supply_frame(out["supply"]))
 st.download_button("Download the plan (JSON)", json.dumps(json_ready(out), indent=2, allow_nan=False),
                    "scale_plan.json", "application/json")

@@ -364,5 +364,6 @@ def test_page_uses_the_last_saved_decision(example_runs):
     assert at.selectbox(key="sc_sp_Medium").value == "SFM-XF"
     assert at.number_input(key="sc_sp_Seeding density").value == 2500
     supply_rows = at.dataframe[-1].value
-    seeding = supply_rows.loc[supply_rows["Value"] == "seeding_density_cells_per_cm2"].iloc[0]
+    assert not supply_rows["Growth number"].str.contains("_").any()  # labels, not the plan file's keys
+    seeding = supply_rows.loc[supply_rows["Growth number"] == "Seeding density (cells/cm²)"].iloc[0]
     assert seeding["Number"] == "2500" and seeding["Source"] == "set point ('Seeding density')"
