@@ -120,3 +120,17 @@ def _own_database(tmp_path_factory, monkeypatch):
     """Every test gets its own empty local database (never the user's ~/.doe-workbench)."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("DOE_DATA_DIR", str(tmp_path_factory.mktemp("doe-data")))
+
+
+def app_with_example_results(timeout: float = 180):
+    """The app in AppTest with a user name, the example study and its results loaded (Runs page: Load
+    the example results), so the study, its design and data version 1 are in the test's database."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.session_state["_user_name"] = "tester"
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    at.button(key="load_example_results").click().run()
+    assert not at.exception, at.exception
+    return at

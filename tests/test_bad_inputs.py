@@ -22,7 +22,7 @@ from doe.errors import DoeError
 from doe.runs import MAX_BYTES, MAX_ROWS, read_results
 from doe.store import Store, default_url
 from doe.study import Study
-from tests.conftest import EXAMPLE, ROOT
+from tests.conftest import EXAMPLE, ROOT, app_with_example_results
 
 BAD = ROOT / "tests" / "bad_inputs"
 APP = str(ROOT / "app.py")
@@ -268,12 +268,7 @@ def _store_state() -> tuple[str, ...]:
 
 
 def _app_with_stored_results() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["_user_name"] = "tester"
-    at.run()
-    at.switch_page("pages/runs.py").run()
-    at.button(key="load_example_results").click().run()
-    assert not at.exception, at.exception
+    at = app_with_example_results(180)
     assert len(Store.open(default_url()).runs(NAME)) == 40
     return at
 

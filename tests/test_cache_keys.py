@@ -7,7 +7,7 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from doe.study import Study
-from tests.conftest import ROOT
+from tests.conftest import ROOT, app_with_example_results
 
 APP = str(ROOT / "app.py")
 NAME = "MSC expansion"
@@ -24,12 +24,7 @@ def _summary_shown(at: AppTest) -> pd.DataFrame:
 
 
 def test_fit_summary_follows_a_study_change_with_the_same_runs():
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.session_state["_user_name"] = "tester"
-    at.run()
-    at.switch_page("pages/runs.py").run()
-    at.button(key="load_example_results").click().run()
-    assert not at.exception, at.exception
+    at = app_with_example_results(300)
     before = _summary_shown(at)
 
     full = at.session_state["study"]

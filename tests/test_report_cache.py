@@ -6,7 +6,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from doe.store import RUN_META, Store, User, default_url
-from tests.conftest import ROOT
+from tests.conftest import ROOT, app_with_example_results
 
 APP = str(ROOT / "app.py")
 NAME = "MSC expansion"
@@ -28,12 +28,7 @@ def _newest_html(at: AppTest) -> str:
 
 
 def test_current_runs_report_follows_a_new_batch():
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.session_state["_user_name"] = "tester"
-    at.run()
-    at.switch_page("pages/runs.py").run()
-    at.button(key="load_example_results").click().run()
-    assert not at.exception, at.exception
+    at = app_with_example_results(600)
     _build(at)
     assert str(NEW_VIABILITY) not in _newest_html(at)
 

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from doe.store import Store, User, default_url
 from doe.study import Factor, Response, Study
-from tests.conftest import ROOT
+from tests.conftest import ROOT, app_with_example_results
 
 APP = str(ROOT / "app.py")
 A = "MSC expansion"
@@ -24,12 +24,7 @@ RUNS_B = pd.DataFrame({"Run": range(1, 10), "Temperature": [36.5, 37.5, 38.5] * 
 
 def _study_a_with_runs_open() -> AppTest:
     """Study A (the example) saved with its 40 runs, open on the Runs page; study B saved with 3 runs."""
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["_user_name"] = "tester"
-    at.run()
-    at.switch_page("pages/runs.py").run()
-    at.button(key="load_example_results").click().run()
-    assert not at.exception, at.exception
+    at = app_with_example_results(180)
     assert at.session_state["study"].name == A
     db = Store.open(default_url())
     db.save_study(STUDY_B, User("tester"))
