@@ -495,10 +495,9 @@ def _import(args: argparse.Namespace) -> int:
     user = _cli_user(args.user)
     store = _open_store(args.db)
     try:
-        version = store.save_study(study, user)
+        version, dv = store.import_study(study, runs, user, reason=args.reason, design_id=args.design)
         text = f"study '{study.name}' saved as version {version}"
         if runs is not None:
-            dv = store.append_runs(study.name, runs, user, reason=args.reason, design_id=args.design)
             text += f"; {len(runs)} runs -> data version {dv}"
     finally:
         store.close()

@@ -18,9 +18,9 @@ from doe.store._audit import AuditCheck, User
 from doe.store._bundle import export_bundle, import_bundle
 from doe.store._designs import DesignRecord, default_design_name, designs_table, with_design_names
 from doe.store._engine import default_url, shown
-from doe.store._store import ConcurrentEditError, Store, study_digest, verify_audit
+from doe.store._store import ConcurrentEditError, Store, StudyConflictError, study_digest, verify_audit
 from doe.store._values import META as RUN_META
 
-__all__ = ["RUN_META", "AuditCheck", "ConcurrentEditError", "DesignRecord", "Store", "User", "default_design_name",
+__all__ = ["RUN_META", "AuditCheck", "ConcurrentEditError", "DesignRecord", "Store", "StudyConflictError", "User", "default_design_name",
            "default_url", "designs_table", "export_bundle", "import_bundle", "shown", "study_digest", "verify_audit",
            "with_design_names"]

@@ -54,6 +54,21 @@ class ConcurrentEditError(DoeError):
     """Someone else saved the same run since it was read; the message shows their change."""
 
 
+class StudyConflictError(ConcurrentEditError):
+    """Someone saved a newer version of the study than the one the edit was made on.
+
+    ``latest_version`` is the version now stored; the message names who saved what since.
+    """
+
+    def __init__(self, message: str, latest_version: int | None) -> None:
+        super().__init__(message)
+        self.latest_version = latest_version
+
+
+#: ``save_study(expected_version=ANY_VERSION)``: save whatever version is stored (no conflict check).
+ANY_VERSION = object()
+
+
 class Store:
     """A DoE workbench database. Open with :meth:`Store.open`; every method is one transaction."""
 
@@ -113,26 +128,40 @@ class Store:
             return int(s.execute(select(AuditHeadRow.last_seq)).scalar() or 0)
 
     # -- studies -----------------------------------------------------------------
-    def save_study(self, study: Study, user: User | str) -> int:
-        """Save ``study`` as its next version and return the version (unchanged text: the latest)."""
-        text = study.to_yaml()
-        digest = _text_digest(text)
+    def save_study(self, study: Study, user: User | str, *, expected_version: int | None | object = ANY_VERSION) -> int:
+        """Save ``study`` as its next version and return the version (unchanged text: the latest).
+
+        ``expected_version`` is the version the edit was made on (None: a study that is not stored
+        yet). When someone saved a newer version since, the save is refused with
+        :class:`StudyConflictError` naming who changed what; nothing is written. Without it the
+        study is saved whatever was stored before (the command line's explicit import).
+        """
         with self._write(user) as (s, audit):
-            row = s.execute(select(StudyRow).where(StudyRow.name == study.name)).scalar_one_or_none()
-            if row is None:
-                row = StudyRow(name=study.name, created_at=audit.ts, created_by=audit.user.name)
-                s.add(row)
-                s.flush()
-                audit.add("create", "study", row.id, study.name, field="name", new=study.name)
-            last = _latest_version(s, row.id)
-            if last is not None and last.content_hash == digest:
-                return last.version
-            version = 1 if last is None else last.version + 1
-            s.add(StudyVersionRow(study_id=row.id, version=version, yaml=text, content_hash=digest,
-                                  created_at=audit.ts, created_by=audit.user.name))
-            audit.add("create" if last is None else "modify", "study_version", f"{row.id}:{version}",
-                      study.name, field="yaml", old=None if last is None else last.yaml, new=text)
-            return version
+            return _save_study(s, audit, study, expected_version)
+
+    def import_study(self, study: Study, runs_df: pd.DataFrame | None, user: User | str,
+                     reason: str | None = None, *, design_id: int | None = None,
+                     expected_version: int | None | object = ANY_VERSION) -> tuple[int, int | None]:
+        """Save the study and append its runs in ONE transaction: (study version, data version or None).
+
+        A failure at any point (a refused run, a kill) leaves neither the study version nor the runs.
+        """
+        with self._write(user) as (s, audit):
+            version = _save_study(s, audit, study, expected_version)
+            if runs_df is None:
+                return version, None
+            return version, self._append(s, audit, study.name, runs_df, reason, design_id)
+
+    def last_study_of(self, user_name: str) -> str | None:
+        """The name of the (still stored) study ``user_name`` last changed, from the audit trail, or None."""
+        who = (user_name or "").strip()
+        if not who:
+            return None
+        with self._session() as s:
+            names = s.execute(select(AuditRow.study).where(AuditRow.user_name == who, AuditRow.study.is_not(None))
+                              .order_by(AuditRow.seq.desc()).limit(50)).scalars().all()
+            stored = set(s.execute(select(StudyRow.name).where(StudyRow.name.in_(set(names)))).scalars())
+        return next((n for n in names if n in stored), None)
 
     def list_studies(self) -> pd.DataFrame:
         """One row per study: name, latest version, created at/by."""
@@ -319,24 +348,29 @@ class Store:
         ``design_id`` records the (stored, not deleted) design the runs were made from with the new
         data version; without it the data version keeps the design of the one before.
         """
+        with self._write(user) as (s, audit):
+            return self._append(s, audit, study_name, runs_df, reason, design_id)
+
+    def _append(self, s: Session, audit: AuditWriter, study_name: str, runs_df: pd.DataFrame,
+                reason: str | None, design_id: int | None) -> int:
+        """The body of :meth:`append_runs` inside an open write transaction."""
         batch = V.batch_rows(runs_df)
         expected = V.expected_versions(runs_df)
-        with self._write(user) as (s, audit):
-            sid = self._study_id(s, study_name)
-            if design_id is not None:
-                design_row, _ = _live_design(s, design_id)
-                if design_row.study_id != sid:
-                    raise DoeError(f"Design {design_id} belongs to another study, not to '{study_name}'.")
-            existing = {r.label: r for r in s.execute(select(RunRow).where(RunRow.study_id == sid)).scalars()}
-            for label, version in expected.items():
-                if label in existing and existing[label].row_version != version:
-                    raise ConcurrentEditError(_conflict_message(s, existing[label], version))
-            touched = self._apply_batch(s, audit, study_name, sid, existing, batch, reason)
-            if not touched:
-                return _last_data_version(s, sid)
-            version = self._new_data_version(s, audit, study_name, sid, touched, reason, design_id)
-            self._freeze_designs(s, audit, study_name, sid, batch)
-            return version
+        sid = self._study_id(s, study_name)
+        if design_id is not None:
+            design_row, _ = _live_design(s, design_id)
+            if design_row.study_id != sid:
+                raise DoeError(f"Design {design_id} belongs to another study, not to '{study_name}'.")
+        existing = {r.label: r for r in s.execute(select(RunRow).where(RunRow.study_id == sid)).scalars()}
+        for label, version in expected.items():
+            if label in existing and existing[label].row_version != version:
+                raise ConcurrentEditError(_conflict_message(s, existing[label], version))
+        touched = self._apply_batch(s, audit, study_name, sid, existing, batch, reason)
+        if not touched:
+            return _last_data_version(s, sid)
+        version = self._new_data_version(s, audit, study_name, sid, touched, reason, design_id)
+        self._freeze_designs(s, audit, study_name, sid, batch)
+        return version
 
     def _apply_batch(self, s: Session, audit: AuditWriter, study: str, sid: int,
                      existing: dict[str, RunRow], batch: dict[str, dict[str, Any]],
@@ -548,6 +582,56 @@ def verify_audit(store: Store) -> AuditCheck:
 
 
 # -- helpers ------------------------------------------------------------------------
+def _save_study(s: Session, audit: AuditWriter, study: Study, expected: int | None | object) -> int:
+    """Write ``study`` as its next version inside an open transaction (see :meth:`Store.save_study`)."""
+    text = study.to_yaml()
+    digest = _text_digest(text)
+    row = s.execute(select(StudyRow).where(StudyRow.name == study.name)).scalar_one_or_none()
+    last = None if row is None else _latest_version(s, row.id)
+    if last is not None and last.content_hash == digest:
+        return last.version
+    now = None if last is None else last.version
+    if expected is not ANY_VERSION and expected != now:
+        raise StudyConflictError(_study_conflict(s, study.name, row, expected, last), now)
+    if row is None:
+        row = StudyRow(name=study.name, created_at=audit.ts, created_by=audit.user.name)
+        s.add(row)
+        s.flush()
+        audit.add("create", "study", row.id, study.name, field="name", new=study.name)
+    version = 1 if last is None else last.version + 1
+    s.add(StudyVersionRow(study_id=row.id, version=version, yaml=text, content_hash=digest,
+                          created_at=audit.ts, created_by=audit.user.name))
+    audit.add("create" if last is None else "modify", "study_version", f"{row.id}:{version}",
+              study.name, field="yaml", old=None if last is None else last.yaml, new=text)
+    return version
+
+
+def _study_conflict(s: Session, name: str, row: StudyRow | None, expected: Any,
+                    last: StudyVersionRow | None) -> str:
+    """Who saved which versions of the study since ``expected``, and what they changed."""
+    from doe.store._study_changes import study_changes
+
+    if last is None:
+        return (f"Study '{name}' is no longer in the database (it was expected at version {expected}). "
+                "Your change was not saved.")
+    if expected is None:
+        return (f"A study named '{name}' was saved by {last.created_by} at {last.created_at[:16].replace('T', ' ')} "
+                f"UTC (now version {last.version}) while you were editing yours. Your change was not saved: "
+                "open that study, or give yours another name.")
+    newer = s.execute(select(StudyVersionRow).where(StudyVersionRow.study_id == row.id,
+                                                    StudyVersionRow.version > int(expected))
+                      .order_by(StudyVersionRow.version)).scalars().all()
+    base = s.execute(select(StudyVersionRow.yaml).where(StudyVersionRow.study_id == row.id,
+                                                        StudyVersionRow.version == int(expected))).scalar()
+    who = "; ".join(f"version {v.version} by {v.created_by} at {v.created_at[:16].replace('T', ' ')} UTC"
+                    for v in newer[-3:])
+    changes = study_changes(base or "", last.yaml)
+    what = (" They changed: " + "; ".join(changes) + ".") if changes else ""
+    return (f"Study '{name}' was changed by someone else since you opened version {expected} "
+            f"(now version {last.version}: {who}).{what} Your change was not saved: load the newest version "
+            "and apply your change again.")
+
+
 def _latest_version(s: Session, sid: int) -> StudyVersionRow | None:
     return s.execute(select(StudyVersionRow).where(StudyVersionRow.study_id == sid)
                      .order_by(StudyVersionRow.version.desc()).limit(1)).scalar_one_or_none()
