@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from doe import limits
 from doe._recent import Recent
 from doe.constraints import KINDS, Constraint, feasible
 from doe.errors import StudyError, did_you_mean, quoted_list
@@ -211,6 +212,7 @@ class Study:
         """Check the whole study; raise StudyError with the first problem found."""
         if not str(self.name).strip():
             raise StudyError("The study has no name: give it one (e.g. 'MSC expansion').")
+        _check_sizes(self)
         if self.schema != SCHEMA_VERSION:
             raise StudyError(
                 f"Study file schema {self.schema} is not supported; this version reads "
@@ -231,6 +233,8 @@ class Study:
             _validate_response(r)
         if self.blocks is not None:
             self.blocks = str(self.blocks).strip() or None
+        if self.blocks:
+            _check_text(self.blocks, "The block column name", limits.MAX_NAME_CHARS)
         if self.blocks and self.blocks.lower() in {f.name.lower() for f in self.factors}:
             raise StudyError(f"Block column '{self.blocks}' has the name of a factor; rename one.")
         for c in self.constraints:
@@ -357,7 +361,11 @@ _YAML_TEXT, _PARSED = Recent(32), Recent(32)
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """Safe loader that refuses anchors and aliases (no 'billion laughs')."""
+    """Safe loader that refuses anchors and aliases (no 'billion laughs'), a key given twice in one
+    mapping (YAML would keep the last silently: ``lower: 80`` then ``lower: 10`` gives 10) and
+    nesting deeper than :data:`doe.limits.MAX_NESTING` (the composer recurses per level)."""
+
+    _depth = 0
 
     def compose_node(self, parent, index):  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
@@ -366,7 +374,32 @@ class _NoAliasLoader(yaml.SafeLoader):
                 f"YAML aliases ('*{event.anchor}') are not allowed in a study file "
                 f"(line {event.start_mark.line + 1}): write the values out."
             )
-        return super().compose_node(parent, index)
+        if self._depth >= limits.MAX_NESTING:
+            event = self.peek_event()
+            raise StudyError(
+                f"The study file is nested more than {limits.MAX_NESTING} levels deep (line "
+                f"{event.start_mark.line + 1}); a study is a few levels deep: check the brackets "
+                "and the indentation.")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = key_node.value
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise StudyError(
+                        f"The key '{_short(str(key))}' is given twice in one mapping (lines {seen[key]} "
+                        f"and {line}); YAML would silently keep only the last value. Keep one.")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def read_yaml_file(path: str | Path, what: str, error: type[Exception] = StudyError) -> str:
@@ -382,8 +415,9 @@ def read_yaml_file(path: str | Path, what: str, error: type[Exception] = StudyEr
 
 def safe_yaml_load(text: str) -> Any:
     """Parse YAML safely; syntax errors become a StudyError with the line."""
-    if len(text) > 2_000_000:
-        raise StudyError("The study file is larger than 2 MB; a study file is a few kB.")
+    if len(text) > limits.MAX_STUDY_FILE_CHARS:
+        raise StudyError(f"The study file has {len(text):,} characters; the limit is "
+                         f"{limits.MAX_STUDY_FILE_CHARS:,} (a study file is a few kB).")
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - safe loader subclass
     except yaml.MarkedYAMLError as exc:
@@ -513,14 +547,59 @@ def _check_names(names: list[str], what: str) -> None:
         bad = sorted(set(n) & _FORBIDDEN_CHARS)
         if bad:
             raise StudyError(
-                f"The {what} name '{n}' contains {quoted_list(bad)}, which model formulas use; "
+                f"The {what} name '{_short(n)}' contains {quoted_list(bad)}, which model formulas use; "
                 "rename it (letters, digits, spaces, - / % . are fine)."
             )
+        _check_text(n, f"The {what} name", limits.MAX_NAME_CHARS)
         if n in RESERVED or n.lower() in {r.lower() for r in RESERVED}:
             raise StudyError(f"'{n}' is a reserved run-sheet column; rename the {what}.")
         if n.lower() in seen:
             raise StudyError(f"Duplicate {what} name '{n}': each {what} needs a different name.")
         seen[n.lower()] = n
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _check_text(text: Any, what: str, longest: int, *, multiline: bool = False) -> None:
+    """Refuse text over ``longest`` characters, or with a NUL, control or bidirectional-override
+    character (tab and line breaks allowed in ``multiline`` text), naming the field."""
+    text = "" if text is None else str(text)
+    if len(text) > longest:
+        raise StudyError(f"{what} '{_short(text)}' has {len(text):,} characters; the limit is {longest:,}. "
+                         "Shorten it.")
+    bad = limits.bad_character(text.replace("\n", "").replace("\t", "").replace("\r", "")
+                               if multiline else text)
+    if bad:
+        shown = "".join(c if limits.bad_character(c) is None else "?" for c in _short(text))
+        raise StudyError(f"{what} '{shown}' contains {bad}, which is not allowed (it is invisible or "
+                         "changes how text is displayed): retype it without that character.")
+
+
+def _check_finite(value: Any, what: str) -> None:
+    if value is not None and not (isinstance(value, (int, float, np.integer, np.floating))
+                                  and math.isfinite(float(value))):
+        raise StudyError(f"{what} must be a finite number; got '{value}'.")
+
+
+def _check_sizes(study: Study) -> None:
+    """Counts and the study's own text, checked before anything else is validated or computed."""
+    _check_text(study.name, "The study name", limits.MAX_STUDY_NAME_CHARS)
+    _check_text(study.description, "The study description", limits.MAX_DESCRIPTION_CHARS, multiline=True)
+    for message in (
+        limits.count_limit("factors", len(study.factors), limits.MAX_FACTORS,
+                           "Split the study, or screen the factors in a first study."),
+        limits.count_limit("responses", len(study.responses), limits.MAX_RESPONSES,
+                           "Keep the critical quality attributes; record others in Notes."),
+        limits.count_limit("constraints", len(study.constraints), limits.MAX_CONSTRAINTS,
+                           "Combine constraints with 'and' / 'or'."),
+    ):
+        if message:
+            raise StudyError(message)
+    for c in study.constraints:
+        _check_text(c.expr, "A constraint", limits.MAX_EXPRESSION_CHARS)
+        _check_text(c.reason, "The reason of a constraint", limits.MAX_DESCRIPTION_CHARS, multiline=True)
 
 
 def _validate_factor(f: Factor) -> None:
@@ -529,9 +608,14 @@ def _validate_factor(f: Factor) -> None:
             f"Factor '{f.name}' has kind '{f.kind}'.{did_you_mean(f.kind, FACTOR_KINDS)} "
             f"Kinds are {', '.join(FACTOR_KINDS)}."
         )
+    _check_text(f.units, f"The units of factor '{f.name}'", limits.MAX_NAME_CHARS)
+    _check_text(f.description, f"The description of factor '{f.name}'", limits.MAX_DESCRIPTION_CHARS,
+                multiline=True)
     if f.kind == "continuous":
         if f.low is None or f.high is None:
             raise StudyError(f"Continuous factor '{f.name}' needs both 'low' and 'high'.")
+        for key in ("low", "high"):
+            _check_finite(getattr(f, key), f"Factor '{f.name}' {key}")
         if f.low >= f.high:
             raise StudyError(
                 f"Factor '{f.name}': low ({_fmt(f.low)}) must be less than high ({_fmt(f.high)})."
@@ -545,10 +629,17 @@ def _validate_factor(f: Factor) -> None:
     levels = list(f.levels)
     if len(levels) < 2:
         raise StudyError(f"Factor '{f.name}' needs at least 2 levels; it has {len(levels)}.")
+    if len(levels) > limits.MAX_LEVELS:
+        raise StudyError(
+            f"Factor '{f.name}' has {len(levels):,} levels; the limit is {limits.MAX_LEVELS}. A design "
+            "cannot cover that many levels in a feasible number of runs: group the levels, or make "
+            "a numeric factor continuous.")
     if f.kind == "categorical":
         texts = [str(v).strip() for v in levels]
         if any(not t for t in texts):
             raise StudyError(f"Factor '{f.name}' has an empty level name.")
+        for t in texts:
+            _check_text(t, f"A level of factor '{f.name}'", limits.MAX_NAME_CHARS)
         if len({t.lower() for t in texts}) != len(texts):
             raise StudyError(f"Factor '{f.name}' has duplicate levels: {', '.join(texts)}.")
         f.levels = texts
@@ -561,6 +652,8 @@ def _validate_factor(f: Factor) -> None:
             f"Discrete factor '{f.name}' has a non-numeric level; use kind 'categorical' for "
             "named levels."
         ) from None
+    for v in values:
+        _check_finite(v, f"A level of discrete factor '{f.name}'")
     if len(set(values)) != len(values):
         raise StudyError(f"Discrete factor '{f.name}' has duplicate levels.")
     f.levels = [_plain(v) for v in values]
@@ -568,6 +661,11 @@ def _validate_factor(f: Factor) -> None:
 
 
 def _validate_response(r: Response) -> None:
+    _check_text(r.units, f"The units of response '{r.name}'", limits.MAX_NAME_CHARS)
+    _check_text(r.description, f"The description of response '{r.name}'", limits.MAX_DESCRIPTION_CHARS,
+                multiline=True)
+    for key in ("lower", "upper", "target", "weight", "importance"):
+        _check_finite(getattr(r, key), f"Response '{r.name}' {key}")
     if r.goal not in GOALS:
         raise StudyError(
             f"Response '{r.name}' has goal '{r.goal}'.{did_you_mean(r.goal, GOALS)} "
