@@ -13,12 +13,13 @@ from doe.runs import (
     runs_not_in_design,
     validate_runs,
 )
-from doe.store import RUN_META, ConcurrentEditError
+from doe.store import RUN_META, ConcurrentEditError, StudyConflictError
 from pages._common import is_example, require_study
 from pages._db import read, store
-from pages._persist import current_access, editor, save_study, stored_data_version, stored_runs
+from pages._persist import current_access, editor, stored_data_version, stored_runs
 from pages._runs_example import load_example
 from pages._speed import prefetch_fits
+from pages._study_sync import base_version, show_conflict
 
 study = require_study()
 st.title("Runs and results")
@@ -33,10 +34,12 @@ def save(batch, what: str, reason: str | None = None, design_id: int | None = No
     user = editor()
     if user is None or not len(batch):
         return
-    try:
-        if save_study(study, user) is None:
-            return
-        version = store().append_runs(study.name, batch, user, reason=reason or None, design_id=design_id)
+    try:  # the study (if this session changed it) and the runs in one transaction
+        _, version = store().import_study(study, batch, user, reason=reason or None, design_id=design_id,
+                                          expected_version=base_version(study))
+    except StudyConflictError as exc:
+        show_conflict(study, exc)
+        return
     except ConcurrentEditError as exc:
         st.error(f"**Not saved: somebody else changed these runs.** {exc}")
         st.button("Reload the runs (your edits are discarded)", key="reload_runs", on_click=_fresh_editor)
