@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from doe.errors import DesignError
+from doe.errors import DesignError, DoeError
 from doe.model import actual_frame, coded_array
 from doe.study import Study
 
@@ -114,29 +114,50 @@ def _natural(label: str) -> tuple:
 
 
 def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Neutralise spreadsheet formulas in text cells (=, +, -, @, tab, CR).
+    """Neutralise spreadsheet formulas in text cells and in the column headers (=, +, -, @, tab, CR).
 
     A carriage return inside a cell becomes a line feed: pandas does not quote a
     cell with a bare CR, which a spreadsheet reads as a new row that could start
-    with a formula; a cell with a line feed is quoted and stays one cell.
+    with a formula; a cell with a line feed is quoted and stays one cell. Headers are
+    written by the same writers as cells (a factor named '=cmd|...' would otherwise be a
+    live formula in the header row); :func:`unquote_formula` reads either back.
     """
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             out[col] = out[col].map(_safe_text)
+    out.columns = [_safe_text(c) if isinstance(c, str) else c for c in out.columns]
     return out
+
+
+#: First characters a spreadsheet reads as the start of a formula (or a new cell).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _safe_text(v: Any) -> Any:
     if not isinstance(v, str):
         return v
-    if v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if v[:1] in _FORMULA_START:
         v = "'" + v
     return v.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def unquote_formula(v: Any) -> Any:
+    """Text as it was before :func:`_safe_text` marked it: a leading apostrophe before = + - @ or a
+    tab is dropped (the mark our downloads put on text a spreadsheet would run as a formula), so the
+    tool reads its own run sheets back: "'-80C" -> "-80C". Anything else is returned unchanged.
+
+    >>> unquote_formula("'-80C"), unquote_formula("'quoted"), unquote_formula(3)
+    ('-80C', "'quoted", 3)
+    """
+    if isinstance(v, str) and v[:1] == "'" and v[1:2] in ("=", "+", "-", "@", "\t"):
+        return v[1:]
+    return v
+
+
 def safe_csv(frame: pd.DataFrame) -> str:
-    """CSV text of a table for download, with text cells a spreadsheet would run as formulas neutralised.
+    """CSV text of a table for download, with text cells and headers a spreadsheet would run as
+    formulas neutralised.
 
     The same rule as the design run sheet (:func:`_safe_cells`): numbers stay numbers.
     """
@@ -201,7 +222,10 @@ def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: s
         frame = _read_table(source, name)
     if frame.empty:
         raise DesignError(f"The design file '{name}' has no runs: it needs one row per run.")
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = [unquote_formula(str(c).strip()) for c in frame.columns]
+    for c in frame.columns:
+        if frame[c].dtype == object:
+            frame[c] = frame[c].map(unquote_formula)
     from doe.runs import canonical_names  # doe.runs builds on Design: imported here, not at the top
 
     frame = frame.rename(columns=canonical_names(study, frame.columns))
@@ -229,6 +253,8 @@ def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: s
 
 
 def _read_table(source: str | Path | bytes, name: str) -> pd.DataFrame:
+    """The run sheet's cells, read as results uploads are read (doe.runs.read_table): the same
+    limits on size, rows, columns and cells, XLSX streamed after its zip sizes are checked."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         name = name or path.name
@@ -243,23 +269,14 @@ def _read_table(source: str | Path | bytes, name: str) -> pd.DataFrame:
         raise DesignError(f"Design file '{name}' is over {MAX_DESIGN_BYTES // 2**20} MB.")
     if not data.strip():
         raise DesignError(f"The design file '{name}' is empty.")
-    if data[:2] == b"PK" or str(name).lower().endswith((".xlsx", ".xlsm")):
-        try:
-            return pd.read_excel(io.BytesIO(data), sheet_name=0)
-        except Exception as exc:  # openpyxl raises many types for broken workbooks
-            raise DesignError(f"Could not read '{name}' as an Excel workbook: {exc}.") from None
-    for encoding in ("utf-8-sig", "utf-16"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        text = data.decode("latin-1")
+    from doe.runs import read_table  # doe.runs builds on Design: imported here, not at the top
+
     try:
-        return pd.read_csv(io.StringIO(text), sep=None, engine="python")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise DesignError(f"Could not read '{name}' as CSV: {exc}.") from None
+        return read_table(bytes(data), str(name or "design"))
+    except DesignError:
+        raise
+    except DoeError as exc:
+        raise DesignError(f"Could not read '{name}' as a run sheet: {exc}") from None
 
 
 def _range_warnings(study: Study, table: pd.DataFrame) -> list[str]:

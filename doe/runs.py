@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from doe.design import Design
-from doe.errors import did_you_mean, quoted_list
+from doe import limits
+from doe.design import Design, unquote_formula
+from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.study import Factor, Response, Study
 
 __all__ = [
@@ -49,9 +50,9 @@ __all__ = [
     "results_template", "validate_runs",
 ]
 
-MAX_BYTES = 20 * 2**20
-MAX_ROWS = 50_000
-MAX_COLUMNS = 1_000
+MAX_BYTES = limits.MAX_UPLOAD_BYTES
+MAX_ROWS = limits.MAX_ROWS
+MAX_COLUMNS = limits.MAX_COLUMNS
 SEVERITIES = ("error", "warning")
 _DELIMITERS = (",", ";", "\t", "|")
 _DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
@@ -315,6 +316,32 @@ def merge_results(existing: pd.DataFrame, upload: pd.DataFrame | RunsUpload, *, 
     return merged, problems
 
 
+def read_table(data: bytes, name: str) -> pd.DataFrame:
+    """The cells of a CSV or XLSX file as a table, read with every upload limit (doe.limits) and
+    the formula marks of our own downloads removed from headers and text ("'-80C" -> "-80C");
+    columns whose filled cells are all numbers become numbers, empty cells NaN. For reading a run
+    sheet as a design (doe.design.read_design). Raises DoeError with the first problem that stops
+    the file being read."""
+    try:
+        if len(data) > MAX_BYTES:
+            raise _Fatal(_too_big(name))
+        frame, _, _, problems = _load(data, name)
+    except _Fatal as exc:
+        raise DoeError(str(exc)) from None
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise DoeError(errors[0].message)
+    cols = {}
+    for j, c in enumerate(frame.columns):
+        values = [np.nan if _empty_cell(v) else unquote_formula(v) for v in frame.iloc[:, j]]
+        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        filled = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+        cols[j] = numbers if numbers.notna().sum() == len(filled) else pd.Series(values, dtype=object)
+    out = pd.DataFrame(cols)
+    out.columns = [unquote_formula(str(c)) for c in frame.columns]
+    return out
+
+
 # -- reading files --------------------------------------------------------------
 def _source_bytes(source: bytes | str | Path, name: str) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -400,7 +427,10 @@ def _sniff(text: str) -> str:
     lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
     best, score = ",", (0.0, 1)
     for d in _DELIMITERS:
-        counts = [len(r) for r in csv.reader(lines, delimiter=d)]
+        try:
+            counts = [len(r) for r in csv.reader(lines, delimiter=d)]
+        except csv.Error:  # e.g. a field over the csv module's limit: _split_csv reports it
+            continue
         if not counts or counts[0] < 2:
             continue
         s = (sum(c == counts[0] for c in counts) / len(counts), counts[0])
@@ -410,18 +440,49 @@ def _sniff(text: str) -> str:
 
 
 def _split_csv(text: str, delimiter: str) -> tuple[list[Any], list[list[Any]]]:
+    """Header and rows, read row by row and refused as soon as a row, column, cell or cell-length
+    limit is passed (doe.limits), before any table is built."""
+    rows: list[list[Any]] = []
+    n_cells = 0
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        for row in reader:
+            n_cells += len(row)
+            if len(row) > limits.MAX_COLUMNS:
+                raise _Fatal(_too_wide(len(row), reader.line_num))
+            if n_cells > limits.MAX_CELLS:
+                raise _Fatal(f"The file has more than {limits.MAX_CELLS:,} cells; a run sheet has far "
+                             "fewer. Upload the run sheet alone.")
+            long = next((j for j, v in enumerate(row) if len(v) > limits.MAX_CELL_CHARS), None)
+            if long is not None:
+                raise _Fatal(_too_long(len(row[long]), reader.line_num, long))
+            rows.append(row)
+            if len(rows) > MAX_ROWS + 1 and any(v.strip() for v in row):
+                more = sum(1 for _ in reader)  # counted, not kept, for the message
+                raise _Fatal(_too_many(len(rows) - 1 + more))
     except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise _Fatal(_too_long(None, reader.line_num, None)) from None
         raise _Fatal(f"The file cannot be read as CSV: {exc}. Check the quotes (\").") from None
     while rows and all(_blank(v) for v in rows[0]):
         rows.pop(0)
-    if len(rows) > MAX_ROWS + 1:
-        raise _Fatal(_too_many(len(rows) - 1))
     if len(rows) > 1 and text.count('"') % 2 and _unclosed_quote(text, delimiter):
         raise _Fatal(f"Row {len(rows) - 1} opens a quote (\") that is never closed, so the rest of the "
                      "file was read into one cell: close the quote or remove it.")
     return (rows[0] if rows else []), rows[1:]
+
+
+def _too_wide(n: int, line: int | None = None) -> str:
+    where = f" (line {line})" if line else ""
+    return (f"The file has {n:,} columns{where}; the limit is {limits.MAX_COLUMNS:,}. A run sheet has "
+            "a column per factor and CQA: check the delimiter, or remove the extra columns.")
+
+
+def _too_long(n: int | None, line: int, column: int | None) -> str:
+    size = f"{n:,} characters" if n is not None else "more characters than can be read"
+    col = f", column {column + 1}," if column is not None else ""
+    return (f"A cell on line {line}{col} has {size}; the limit is {limits.MAX_CELL_CHARS:,} per cell. "
+            "Shorten the cell, or check for a quote (\") that is never closed.")
 
 
 def _unclosed_quote(text: str, delimiter: str) -> bool:
@@ -434,37 +495,107 @@ def _unclosed_quote(text: str, delimiter: str) -> bool:
     return False
 
 
-def _too_many(n: int) -> str:
-    return f"The file has {n:,} rows; the limit is {MAX_ROWS:,} runs. Split it into smaller files."
+def _too_many(n: int, exact: bool = True) -> str:
+    return (f"The file has {'' if exact else 'more than '}{n - (not exact):,} rows; the limit is {MAX_ROWS:,} "
+            "runs. Split it into smaller files.")
 
 
 def _read_xlsx(data: bytes, name: str) -> tuple[list[Any], list[list[Any]], list[Problem]]:
+    """Header, rows and problems of the first sheet, streamed (openpyxl read-only) after the zip
+    directory's declared sizes are checked (doe.limits.check_xlsx_archive), and stopped as soon as
+    the rows, columns or cells pass their limits: a zip bomb or a sheet claiming a million rows is
+    refused without being unpacked or held."""
     import openpyxl  # only needed for Excel uploads
 
     try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), data_only=True)
+        limits.check_xlsx_archive(data, name)
+    except DoeError as exc:
+        raise _Fatal(str(exc)) from None
+    try:
+        wb = openpyxl.load_workbook(io.BytesIO(data), data_only=True, read_only=True)
     except Exception as exc:  # openpyxl raises many types for broken workbooks
         raise _Fatal(f"'{name}' cannot be read as an Excel workbook ({exc}); save it again as "
                      ".xlsx or CSV.") from None
-    ws = wb.worksheets[0]
-    if ws.max_row > MAX_ROWS + 1:
-        raise _Fatal(_too_many(ws.max_row - 1))
-    if ws.max_column > MAX_COLUMNS:
-        raise _Fatal(f"The first sheet has {ws.max_column:,} columns; the limit is {MAX_COLUMNS:,}.")
-    cells = [list(r) for r in ws.iter_rows(values_only=True)]
+    try:
+        if not wb.worksheets:
+            raise _Fatal(f"'{name}' has no worksheet: put the run sheet on the first sheet.")
+        ws = wb.worksheets[0]
+        ws.reset_dimensions()  # the stored dimension may claim any size: rows are read as stored
+        cells = _stream_rows(ws.iter_rows(values_only=True), name)
+        merged = _merged_ranges(ws)
+    except _Fatal:
+        raise
+    except Exception as exc:  # a sheet broken inside the zip (bad XML, a bad CRC)
+        raise _Fatal(f"'{name}' cannot be read as an Excel workbook ({exc}); save it again as "
+                     ".xlsx or CSV.") from None
+    finally:
+        wb.close()
     top = next((i for i, r in enumerate(cells) if not all(_blank(v) for v in r)), None)
     if top is None:
         raise _Fatal(f"The first sheet of '{name}' is empty: it needs a header row and one row per run.")
     header, rows = cells[top], cells[top + 1:]
-    problems = _merged_problems(ws, header, top) + _formula_problems(data, cells, header, top)
+    problems = _merged_problems(merged, cells, header, top) + _formula_problems(data, cells, header, top)
     return header, rows, problems
 
 
-def _merged_problems(ws: Any, header: list[Any], top: int) -> list[Problem]:
+def _stream_rows(rows: Any, name: str) -> list[list[Any]]:
+    """The rows of a sheet up to the last non-blank one, refused once past the row, column or cell
+    limit (blank rows at the end, e.g. formatting, do not count as runs)."""
+    out: list[list[Any]] = []
+    blank_run, n_cells = 0, 0
+    for row in rows:
+        n_cells += len(row)
+        if n_cells > limits.MAX_CELLS:
+            raise _Fatal(f"The first sheet of '{name}' has more than {limits.MAX_CELLS:,} cells; a run "
+                         "sheet has far fewer. Upload the run sheet alone, or save it as CSV.")
+        last = len(row)
+        while last and _empty_cell(row[last - 1]):
+            last -= 1
+        if last > limits.MAX_COLUMNS:
+            raise _Fatal(_too_wide(last))
+        if not last:
+            blank_run += 1
+            continue
+        long = next((j for j, v in enumerate(row[:last])
+                     if isinstance(v, str) and len(v) > limits.MAX_CELL_CHARS), None)
+        if long is not None:
+            raise _Fatal(_too_long(len(row[long]), len(out) + blank_run + 1, long).replace("line", "row", 1))
+        out.extend([] for _ in range(blank_run))
+        blank_run = 0
+        out.append(list(row[:last]))
+        if len(out) > limits.MAX_ROWS + 1:
+            raise _Fatal(_too_many(len(out) - 1, exact=False))
+    width = max((len(r) for r in out), default=0)
+    return [r + [None] * (width - len(r)) for r in out]
+
+
+def _empty_cell(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _merged_ranges(ws: Any) -> list[Any]:
+    """Merged cell ranges of a read-only sheet (openpyxl does not read them in read-only mode),
+    from the sheet's XML, streamed."""
+    from openpyxl.worksheet.cell_range import CellRange
+    from openpyxl.xml.functions import iterparse
+
     out = []
-    for rng in sorted(ws.merged_cells.ranges, key=lambda r: (r.min_row, r.min_col)):
+    with ws._get_source() as src:
+        for _, element in iterparse(src):
+            if element.tag.endswith("}mergeCell") and element.get("ref"):
+                out.append(CellRange(element.get("ref")))
+                if len(out) > limits.MAX_CELLS:
+                    break
+            element.clear()
+    return out
+
+
+def _merged_problems(merged: list[Any], cells: list[list[Any]], header: list[Any], top: int) -> list[Problem]:
+    out = []
+    for rng in sorted(merged, key=lambda r: (r.min_row, r.min_col)):
         col = _header_text(header, rng.min_col - 1)
-        first = ws.cell(rng.min_row, rng.min_col).value
+        row_cells = cells[rng.min_row - 1] if rng.min_row - 1 < len(cells) else []
+        first = row_cells[rng.min_col - 1] if rng.min_col - 1 < len(row_cells) else None
         if rng.min_row - 1 <= top:
             out.append(Problem("warning", None, col,
                                f"Header cells {rng.coord} are merged: unmerge them and give each "
@@ -475,7 +606,7 @@ def _merged_problems(ws: Any, header: list[Any], top: int) -> list[Problem]:
                            f"Row {row}, column '{col}': cells {rng.coord} are merged, so only the "
                            f"first holds the value ({first!r}). Unmerge them and enter the value "
                            "in each row."))
-        for below in range(row + 1, row + rng.max_row - rng.min_row + 1):  # these cells read as empty
+        for below in range(row + 1, min(row + rng.max_row - rng.min_row + 1, len(cells) - top)):
             out.append(Problem("error", below, col,
                                f"Row {below}, column '{col}': the cell is hidden under the merged "
                                f"cells {rng.coord}, so it reads as empty. Unmerge them and enter the "
@@ -490,9 +621,13 @@ def _formula_problems(data: bytes, cells: list[list[Any]], header: list[Any], to
     import openpyxl
 
     wb = openpyxl.load_workbook(io.BytesIO(data), data_only=False, read_only=True)
+    ws = wb.worksheets[0]
+    ws.reset_dimensions()  # as read by _read_xlsx: the rows as stored, not as the dimension claims
     out = []
-    for i, row in enumerate(wb.worksheets[0].iter_rows(values_only=True)):
-        for j, v in enumerate(row):
+    for i, row in enumerate(ws.iter_rows(values_only=True)):
+        if i >= len(cells):
+            break
+        for j, v in enumerate(row[:len(cells[i])]):
             if (i > top and isinstance(v, str) and v.startswith("=") and i < len(cells)
                     and j < len(cells[i]) and cells[i][j] is None):
                 col = _header_text(header, j)
@@ -554,12 +689,17 @@ def _check(study: Study, frame: pd.DataFrame, *, decimal_comma: bool,
         return _empty_table(study), [Problem("error", None, None, "The file is empty: it needs a "
                                              "header row naming the factors and CQAs, and one row per run.")]
     frame = frame.copy()
-    frame.columns = [str(c).replace("\u00a0", " ").strip() for c in frame.columns]
+    frame.columns = [unquote_formula(str(c).replace("\u00a0", " ").strip()) for c in frame.columns]
     rows = list(range(1, len(frame) + 1)) if rows is None else list(rows)
     frame.index = rows
     delimiter = _delimiter_problem(study, frame)
     if delimiter:
         return _empty_table(study), [delimiter]
+    long = [c for c in frame.columns if len(c) > limits.MAX_HEADER_CHARS]
+    if long:
+        return _empty_table(study), [Problem("error", None, None, (
+            f"The column header '{_short(long[0])}' has {len(long[0]):,} characters; the limit is "
+            f"{limits.MAX_HEADER_CHARS}. Shorten the header."))]
     problems = _duplicate_columns(frame)
     frame = frame.loc[:, ~pd.Index([c.lower() for c in frame.columns]).duplicated()]
     frame = frame.rename(columns=canonical_names(study, frame.columns))
@@ -673,26 +813,28 @@ def _drop_blank_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
 
 def _tidy(study: Study, frame: pd.DataFrame, decimal_comma: bool) -> tuple[pd.DataFrame, list[Problem]]:
     problems: list[Problem] = []
-    out = pd.DataFrame(index=frame.index)
-    out["Run"], found = _run_ids(frame)
+    cols: dict[str, Any] = {}  # built first, made a table once: adding columns one by one is quadratic
+    cols["Run"], found = _run_ids(frame)
     problems += found
     for c in ("StdOrder", _block(study), "PointType"):
         if c in frame:
-            out[c] = [_plain(v) for v in frame[c]]
+            cols[c] = [_plain(v) for v in frame[c]]
     for f in study.factors:
         if f.name in frame:
-            out[f.name], found = _factor_column(f, frame[f.name], decimal_comma)
+            cols[f.name], found = _factor_column(f, frame[f.name], decimal_comma)
             problems += found
     for r in study.responses:
-        out[r.name], found = (_response_column(r, frame[r.name], decimal_comma) if r.name in frame
-                              else (np.nan, []))
+        cols[r.name], found = (_response_column(r, frame[r.name], decimal_comma) if r.name in frame
+                               else (np.full(len(frame), np.nan), []))
         problems += found
-    out["Notes"] = [("" if _blank(v) else str(v)) for v in frame["Notes"]] if "Notes" in frame else ""
-    known = set(out.columns)
+    cols["Notes"] = ([("" if _blank(v) else str(unquote_formula(v))) for v in frame["Notes"]]
+                     if "Notes" in frame else [""] * len(frame))
     for c in frame.columns:
-        if c not in known:
-            out[c] = [_plain(v) for v in frame[c]]
-    problems.sort(key=lambda p: (p.row or 0, list(frame.columns).index(p.column) if p.column in frame else -1))
+        if c not in cols:
+            cols[c] = [_plain(unquote_formula(v)) for v in frame[c]]
+    out = pd.DataFrame(cols, index=frame.index)
+    order = {c: i for i, c in enumerate(frame.columns)}
+    problems.sort(key=lambda p: (p.row or 0, order.get(p.column, -1)))
     return out.reset_index(drop=True), problems
 
 
@@ -706,6 +848,10 @@ def _run_ids(frame: pd.DataFrame) -> tuple[list[Any], list[Problem]]:
         if key is None:
             problems.append(Problem("error", r, "Run", f"Row {r}, column 'Run': the run id is empty; "
                                                        "give every run an id (e.g. 1, 2, 3)."))
+        elif len(str(key)) > limits.MAX_RUN_ID_CHARS:
+            problems.append(Problem("error", r, "Run", f"Row {r}, column 'Run': the run id has "
+                                                       f"{len(str(key)):,} characters; the limit is "
+                                                       f"{limits.MAX_RUN_ID_CHARS}. Use a short id."))
         elif key in first:
             problems.append(Problem("error", r, "Run", f"Row {r}, column 'Run': run {key} is used "
                                                        f"again (first in row {first[key]}); each run "
