@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from doe import fractional
+from doe import fractional, limits
 from doe.design import Design, make_design
 from doe.errors import DesignError
 from doe.model import ModelMatrix, Term, parse_model
@@ -99,6 +99,7 @@ def generate(study: Study, kind: str, **options: Any) -> Design:
     for key, low in (("center", 0), ("replicates", 1), ("blocks", 1), ("runs", 1)):
         if options.get(key) is not None:
             options[key] = _whole(options[key], key, low)
+    limits.check_design_work(study, kind, options)  # before anything is allocated
     builder = {
         "full": full_factorial, "fractional": fractional_factorial, "pb": plackett_burman,
         "dsd": definitive_screening, "ccd": central_composite, "bbd": box_behnken,
@@ -616,6 +617,8 @@ def augment(design: Design, add_runs: int, *, model: str | None = None, criterio
     study = design.study
     seed = new_seed() if seed is None else seed
     model = model or design.model or default_model(study, "optimal")
+    limits.check_design_work(study, "augment", {"runs": add_runs, "model": model},
+                             fixed_runs=len(design.table))  # before anything is allocated
     terms = parse_model(study, model)
     existing = design.coded()
     res = augment_design(study, terms, existing, _whole(add_runs, "add_runs", 1),

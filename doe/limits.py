@@ -205,6 +205,11 @@ def _candidates(study: Study) -> int:
     return sum(21 if f.kind == "continuous" else len(f.levels) for f in study.factors)
 
 
+def _count(n: int) -> str:
+    """A count for a message: '12,345', or 'about 10^40' past a trillion."""
+    return f"{n:,}" if n < 10**12 else f"about 10^{len(str(n)) - 1}"
+
+
 def _whole(value: Any, default: int) -> int:
     try:
         return max(0, int(value)) if value is not None else default
@@ -234,7 +239,7 @@ def check_design_work(study: Study, kind: str, options: dict[str, Any] | None = 
         if combos * replicates > MAX_DESIGN_RUNS:
             raise DesignError(
                 f"A {'central composite' if kind == 'ccd' else 'Box-Behnken'} design is repeated at "
-                f"each of the {combos:,} combinations of categorical levels; the limit is "
+                f"each of the {_count(combos)} combinations of categorical levels; the limit is "
                 f"{MAX_DESIGN_RUNS:,} runs. Use an optimal design.")
     if kind not in ("optimal", "augment"):
         return
@@ -242,7 +247,7 @@ def check_design_work(study: Study, kind: str, options: dict[str, Any] | None = 
     p = _model_columns(study, options.get("model"), "optimal", options.get("blocks") or 1) \
         if estimate <= 50 * MAX_MODEL_COLUMNS else estimate
     if p > MAX_MODEL_COLUMNS:
-        raise DesignError(f"The model has {p:,} columns; the limit for a design search is "
+        raise DesignError(f"The model has {_count(p)} columns; the limit for a design search is "
                           f"{MAX_MODEL_COLUMNS:,}. Choose a smaller model (e.g. 'interactions' or "
                           "'linear'), or fewer factors or levels.")
     new_runs = runs or p + 4

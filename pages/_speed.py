@@ -151,10 +151,15 @@ def _thread(work, name: str) -> threading.Thread:
 def prefetch_default_design() -> None:
     """While a study has no design yet: generate and evaluate the Design form's default design in the
     background, with the seed a blank seed field stands for (pages/_designs.py), so pressing
-    **Generate design** finds it ready. In a new server process the warm-up runs it after the first
+    **Generate design** finds it ready. Only for a study under doe.limits.PREFETCH_MAX_WORK: work
+    nobody asked for never takes a server's memory. In a new server process the warm-up runs it after the first
     page's delay and before loading the other modules; later in its own thread."""
     study = st.session_state.get("study")
     if study is None or st.session_state.get("design") is not None or not _served():
+        return
+    from doe.limits import prefetch_allowed
+
+    if not prefetch_allowed(study):  # a big study is designed only when asked (and checked then)
         return
     from pages._designs import default_design, next_seed
 
