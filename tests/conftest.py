@@ -115,11 +115,25 @@ def pytest_configure(config):
                                        "normal suite when it is set")
 
 
+@pytest.fixture(scope="session")
+def site_key_file(tmp_path_factory):
+    """One site key for the whole run, in a temporary folder (the suite never writes a key into ~)."""
+    from doe.store._signing import new_key_file
+
+    path = tmp_path_factory.mktemp("site-key") / "site-key.pem"
+    new_key_file(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
-def _own_database(tmp_path_factory, monkeypatch):
-    """Every test gets its own empty local database (never the user's ~/.doe-workbench)."""
+def _own_database(tmp_path_factory, monkeypatch, site_key_file):
+    """Every test gets its own empty local database (never the user's ~/.doe-workbench), and the
+    run's site key (DOE_SITE_KEY_FILE; a test of where keys are found unsets it)."""
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("DOE_SITE_KEY", raising=False)
+    monkeypatch.delenv("DOE_TRUSTED_KEYS", raising=False)
     monkeypatch.setenv("DOE_DATA_DIR", str(tmp_path_factory.mktemp("doe-data")))
+    monkeypatch.setenv("DOE_SITE_KEY_FILE", str(site_key_file))
 
 
 def app_with_example_results(timeout: float = 180):
@@ -134,3 +148,21 @@ def app_with_example_results(timeout: float = 180):
     at.button(key="load_example_results").click().run()
     assert not at.exception, at.exception
     return at
+
+
+def as_attacker(engine, *statements: str) -> None:
+    """Run SQL on the store's database as someone with full database access would: drop the audit
+    tables' append-only triggers, run ``statements``, put the triggers back (one transaction)."""
+    from doe.store._engine import APPEND_ONLY, append_only
+
+    with engine.begin() as conn:
+        for table in APPEND_ONLY:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+            else:
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_update")
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_delete")
+        for sql in statements:
+            conn.exec_driver_sql(sql)
+        append_only(conn)

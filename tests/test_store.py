@@ -12,7 +12,7 @@ import pytest
 from doe.errors import DoeError
 from doe.store import ConcurrentEditError, Store, User, _audit, default_url, verify_audit
 from doe.study import Study
-from tests.conftest import ROOT
+from tests.conftest import ROOT, as_attacker
 
 ALICE = User("alice", authenticated=True)
 
@@ -291,8 +291,7 @@ def test_tampered_audit_row_is_reported(stocked, tmp_path):
     trail = stocked.audit_trail()
     target = int(trail.query("entity == 'run'").iloc[1].seq)
     assert stocked.verify_audit().ok
-    with stocked.engine.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE audit_trail SET new_value = '\"forged\"' WHERE seq = {target}")
+    as_attacker(stocked.engine, f"UPDATE audit_trail SET new_value = '\"forged\"' WHERE seq = {target}")
     check = stocked.verify_audit()
     assert not check.ok
     assert check.bad_seq == target
@@ -301,12 +300,10 @@ def test_tampered_audit_row_is_reported(stocked, tmp_path):
 
 def test_deleted_audit_rows_are_reported(stocked):
     n = len(stocked.audit_trail())
-    with stocked.engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM audit_trail WHERE seq = 3")
+    as_attacker(stocked.engine, "DELETE FROM audit_trail WHERE seq = 3")
     check = stocked.verify_audit()
     assert (check.ok, check.bad_seq) == (False, 3) and "deleted" in check.problem
-    with stocked.engine.begin() as conn:
-        conn.exec_driver_sql(f"DELETE FROM audit_trail WHERE seq >= 3 AND seq <= {n}")
+    as_attacker(stocked.engine, f"DELETE FROM audit_trail WHERE seq >= 3 AND seq <= {n}")
     check = stocked.verify_audit()
     assert not check.ok and "deleted" in check.problem
 
@@ -391,7 +388,8 @@ def test_database_errors_are_doe_errors(stocked):
         stocked.save_decision("MSC expansion", 0.9, {}, {}, ALICE)
     with pytest.raises(DoeError, match="Could not read the database"):
         stocked.decisions("MSC expansion")
-    assert stocked.verify_audit().ok
+    with pytest.raises(DoeError, match="Could not read the database.*decisions"):  # verify reads every table
+        stocked.verify_audit()
 
 
 def test_append_50_runs_in_one_data_version(stocked):  # its speed: bench/bench_store.py
@@ -536,8 +534,15 @@ def _schema(engine) -> dict:
             "unique": sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(t)),
         }
     with engine.connect() as conn:
-        out["rows"] = {t: sorted(map(tuple, conn.execute(text(f"SELECT * FROM {t}")).all()))
-                       for t in ("audit_head", "alembic_version")}
+        out["rows"] = {"alembic_version": conn.execute(text("SELECT * FROM alembic_version")).all(),
+                       # the signature covers the time it was made: compared apart
+                       "audit_head": conn.execute(text("SELECT id, last_seq, last_hash, key_id FROM audit_head")).all()}
+        if engine.dialect.name == "sqlite":
+            triggers = conn.execute(text("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"))
+        else:
+            triggers = conn.execute(text("SELECT trigger_name, event_object_table, event_manipulation, action_timing "
+                                         "FROM information_schema.triggers WHERE trigger_schema = current_schema()"))
+        out["triggers"] = sorted(map(tuple, triggers))
     return out
 
 
@@ -557,16 +562,19 @@ def test_an_empty_database_made_in_one_step_equals_running_every_revision(backen
         stack = ExitStack()
         request.addfinalizer(stack.close)
         urls = [stack.enter_context(fresh_pg_schema(base)), stack.enter_context(fresh_pg_schema(base))]
-    schemas = []
+    from doe.store._signing import load_site_key
+
+    schemas, key = [], load_site_key()
     for url, revisions in zip(urls, (True, False), strict=True):
         engine = _engine.make_engine(url)
         try:
-            _engine.upgrade(engine, url, revisions=revisions)
+            _engine.upgrade(engine, url, key, revisions=revisions)
             assert _engine.at_head(engine)
             schemas.append(_schema(engine))
         finally:
             engine.dispose()
     assert schemas[0] == schemas[1]
+    assert len(schemas[0]["triggers"]) >= 4 and schemas[0]["rows"]["audit_head"][0][3] == key.key_id
     # and the one-step store works like any other
     store = Store.open(urls[1])
     try:

@@ -14,12 +14,14 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
+    from doe.store._signing import SiteKey
+
 from doe.errors import DoeError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest schema revision (the last file in migrations/versions; a test keeps the two equal).
 #: A database already there opens without loading Alembic, which takes a while to import.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 DB_FILE = "doe.sqlite"
 #: Execution option that makes an SQLite transaction take the write lock at BEGIN.
 WRITE_OPTION = "doe_write"
@@ -92,13 +94,14 @@ def _sqlite_events(engine: Engine) -> None:
                                        context.sqlalchemy_exception))
 
 
-def alembic_config(conn: Connection) -> Config:
-    """An Alembic config pointing at doe/store/migrations and at the open connection."""
+def alembic_config(conn: Connection, key: SiteKey | None = None) -> Config:
+    """An Alembic config pointing at doe/store/migrations, the open connection and the site key."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
+    cfg.attributes["site_key"] = key
     return cfg
 
 
@@ -113,28 +116,93 @@ def at_head(engine: Engine) -> bool:
         return False  # the full check below says what is wrong
 
 
-def create_fresh(conn: Connection) -> None:
+def create_fresh(conn: Connection, key: SiteKey) -> None:
     """Create the newest schema in an empty database in one step and record it as at HEAD_REVISION.
 
-    The same tables, columns, keys, indexes and first audit-head row as running every revision
-    (tests/test_store.py compares the two), without loading Alembic: a first start is quicker.
+    The same tables, columns, keys, indexes, triggers and first audit-head row (signed with the
+    site ``key``) as running every revision (tests/test_store.py compares the two), without
+    loading Alembic: a first start is quicker.
     """
     from sqlalchemy import Column, MetaData, String, Table, insert
 
+    from doe.store._audit import sign_head
     from doe.store._models import GENESIS_HASH, AuditHeadRow, Base
 
     Base.metadata.create_all(conn)
-    conn.execute(insert(AuditHeadRow).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
+    head = AuditHeadRow(id=1, last_seq=0, last_hash=GENESIS_HASH)
+    sign_head(head, key)
+    conn.execute(insert(AuditHeadRow).values(id=1, last_seq=0, last_hash=GENESIS_HASH, key_id=head.key_id,
+                                             signature=head.signature, signed_at=head.signed_at))
     version = Table("alembic_version", MetaData(), Column("version_num", String(32), primary_key=True))
     version.create(conn)
     conn.execute(insert(version).values(version_num=HEAD_REVISION))
+    append_only(conn)
+    grant_app_role(conn)
 
 
-def upgrade(engine: Engine, url: str, *, revisions: bool = False) -> None:
+#: Tables no one may change or empty once written (a trigger refuses UPDATE, DELETE, TRUNCATE).
+APPEND_ONLY = ("audit_trail", "imported_audit")
+#: What the application's role may do elsewhere (DOE_APP_ROLE, PostgreSQL): read, add, change rows.
+APP_TABLES = ("studies", "study_versions", "designs", "runs", "run_revisions", "data_versions", "analyses",
+              "decisions", "audit_head")
+_REFUSED = "is append-only: its records cannot be changed or deleted"
+
+
+def append_only(conn: Connection) -> None:
+    """Triggers that refuse UPDATE and DELETE (and on PostgreSQL TRUNCATE) on the audit tables.
+
+    They stop accidents and the application's own role; someone who owns the tables can drop
+    them, which is why the audit head is signed with a key kept outside the database.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "CREATE OR REPLACE FUNCTION doe_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' {_REFUSED}'; END $$")
+        for table in APPEND_ONLY:
+            conn.exec_driver_sql(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                                 "FOR EACH ROW EXECUTE FUNCTION doe_append_only()")
+            conn.exec_driver_sql(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                                 "FOR EACH STATEMENT EXECUTE FUNCTION doe_append_only()")
+        return
+    for table in APPEND_ONLY:
+        for event_name in ("update", "delete"):
+            conn.exec_driver_sql(f"CREATE TRIGGER {table}_no_{event_name} BEFORE {event_name.upper()} ON {table} "
+                                 f"BEGIN SELECT RAISE(ABORT, '{table} {_REFUSED}'); END")
+
+
+def grant_app_role(conn: Connection) -> None:
+    """PostgreSQL, when DOE_APP_ROLE names the application's role: it may only read and add audit
+    records (UPDATE, DELETE, TRUNCATE revoked), and read, add and change the other tables."""
+    import re
+
+    role = os.environ.get("DOE_APP_ROLE", "").strip()
+    if conn.dialect.name != "postgresql" or not role:
+        return
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", role):
+        raise DoeError(f"DOE_APP_ROLE '{role[:70]}' is not a PostgreSQL role name (letters, digits, _ and $, "
+                       "starting with a letter or _).")
+    exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).scalar()
+    if not exists:
+        raise DoeError(f"DOE_APP_ROLE names the role '{role}', which this PostgreSQL server does not have: "
+                       "create it first (CREATE ROLE ... LOGIN), or unset DOE_APP_ROLE.")
+    quoted = f'"{role}"'
+    schema = '"' + conn.execute(text("SELECT current_schema()")).scalar().replace('"', '""') + '"'
+    audit = ", ".join(APPEND_ONLY)
+    for sql in (f"GRANT USAGE ON SCHEMA {schema} TO {quoted}",
+                f"REVOKE UPDATE, DELETE, TRUNCATE ON {audit} FROM {quoted}",
+                f"GRANT SELECT, INSERT ON {audit} TO {quoted}",
+                f"GRANT SELECT, INSERT, UPDATE ON {', '.join(APP_TABLES)} TO {quoted}",
+                f"REVOKE DELETE, TRUNCATE ON {', '.join(APP_TABLES)} FROM {quoted}",
+                f"GRANT SELECT ON alembic_version TO {quoted}",
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}"):
+        conn.exec_driver_sql(sql)
+
+
+def upgrade(engine: Engine, url: str, key: SiteKey, *, revisions: bool = False) -> None:
     """Check the database is ours and not newer, then upgrade it to head in one transaction.
 
     An empty database gets the newest schema at once (:func:`create_fresh`) unless ``revisions``
-    asks for every Alembic revision to be run.
+    asks for every Alembic revision to be run. ``key`` (the site key) signs the new audit head.
     """
     if at_head(engine):
         return
@@ -143,12 +211,12 @@ def upgrade(engine: Engine, url: str, *, revisions: bool = False) -> None:
             if conn.dialect.name == "postgresql":  # app replicas starting together migrate one at a time
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             if not revisions and not inspect(conn).get_table_names():
-                create_fresh(conn)
+                create_fresh(conn, key)
                 return
             from alembic import command
             from alembic.script import ScriptDirectory
 
-            cfg = alembic_config(conn)
+            cfg = alembic_config(conn, key)
             _check_revision(conn, ScriptDirectory.from_config(cfg), url)
             command.upgrade(cfg, "head")
     except DBAPIError as exc:

@@ -145,6 +145,7 @@ class StoredRow:
     entity_id: str
     digest: str
     label: str
+    study: str | None = None
 
 
 def describe(entity: str, entity_id: str, study: str | None, label: str | None = None) -> str:
@@ -183,8 +184,8 @@ class RowReader:
     def name(self, sid: int) -> str:
         if sid not in self._names:
             M = self.M
-            self._names.update(self.s.execute(select(M.StudyRow.id, M.StudyRow.name)
-                                              .where(M.StudyRow.id == sid)).tuples().all())
+            self._names.update((i, n) for i, n in self.s.execute(select(M.StudyRow.id, M.StudyRow.name)
+                                                                .where(M.StudyRow.id == sid)))
         return self._names.get(sid, f"(study {sid})")
 
     def design_number(self, sid: int, design_id: int | None) -> int | None:
@@ -224,7 +225,7 @@ class RowReader:
         for r in self._select(self.M.StudyRow, [self.M.StudyRow.id], True):
             self._names[r.id] = r.name
             yield StoredRow("study", str(r.id), row_digest("study", _attrs(r, FIELDS["study"])),
-                            describe("study", str(r.id), r.name))
+                            describe("study", str(r.id), r.name), r.name)
 
     def _study_version(self) -> Iterator[StoredRow]:
         M = self.M
@@ -232,20 +233,21 @@ class RowReader:
             key, study = f"{r.study_id}:{r.version}", self.name(r.study_id)
             fields = {**_attrs(r, FIELDS["study_version"][1:]), "study": study}
             yield StoredRow("study_version", key, row_digest("study_version", fields),
-                            describe("study_version", key, study))
+                            describe("study_version", key, study), study)
 
     def _design(self) -> Iterator[StoredRow]:
         for r in self._select(self.M.DesignRow, [self.M.DesignRow.id], True):
             study = self.name(r.study_id)
             fields = {**_attrs(r, FIELDS["design"][1:]), "study": study}
             yield StoredRow("design", str(r.id), row_digest("design", fields),
-                            describe("design", str(r.id), study, r.name))
+                            describe("design", str(r.id), study, r.name), study)
 
     def _run(self) -> Iterator[StoredRow]:
         for r in self._select(self.M.RunRow, [self.M.RunRow.id], True):
             study = self.name(r.study_id)
             fields = {**_attrs(r, FIELDS["run"][1:]), "study": study}
-            yield StoredRow("run", str(r.id), row_digest("run", fields), describe("run", str(r.id), study, r.label))
+            yield StoredRow("run", str(r.id), row_digest("run", fields), describe("run", str(r.id), study, r.label),
+                            study)
 
     def _data_version(self) -> Iterator[StoredRow]:
         M = self.M
@@ -257,7 +259,7 @@ class RowReader:
                       "design": self.design_number(r.study_id, r.design_id),
                       "revisions": revisions.get((r.study_id, r.version), [])}
             yield StoredRow("data_version", key, row_digest("data_version", fields),
-                            describe("data_version", key, study))
+                            describe("data_version", key, study), study)
 
     def _revisions(self, sids: set[int], keys: set[tuple[int, int]]) -> dict[tuple[int, int], list[dict]]:
         """The run revisions of the given data versions, by (study id, data version)."""
@@ -282,14 +284,15 @@ class RowReader:
         for r in self._select(M.AnalysisRow, [M.AnalysisRow.study_id, M.AnalysisRow.version], False):
             key, study = f"{r.study_id}:{r.version}", self.name(r.study_id)
             fields = {**_attrs(r, FIELDS["analysis"][1:]), "study": study}
-            yield StoredRow("analysis", key, row_digest("analysis", fields), describe("analysis", key, study))
+            yield StoredRow("analysis", key, row_digest("analysis", fields), describe("analysis", key, study),
+                            study)
 
     def _decision(self) -> Iterator[StoredRow]:
         for r in self._select(self.M.DecisionRow, [self.M.DecisionRow.id], True):
             study = self.name(r.study_id)
             fields = {**_attrs(r, FIELDS["decision"][1:]), "study": study}
             yield StoredRow("decision", str(r.id), row_digest("decision", fields),
-                            describe("decision", str(r.id), study))
+                            describe("decision", str(r.id), study), study)
 
 
 _ENTITY_OF = {"studies": "study", "study_versions": "study_version", "designs": "design", "runs": "run",

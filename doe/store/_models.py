@@ -140,7 +140,7 @@ class DecisionRow(Base):
 
 
 class AuditRow(Base):
-    """One audit record (append-only), hash-chained to the record before it."""
+    """One audit record (append-only: triggers refuse UPDATE and DELETE), hash-chained to the one before."""
 
     __tablename__ = "audit_trail"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -157,6 +157,9 @@ class AuditRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    #: The digest of the row the record is about as it was when the change was committed
+    #: (doe.store._integrity); None for records from before schema 0005 and for non-row entities.
+    row_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditHeadRow(Base):
@@ -166,6 +169,11 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+    #: The site key's signature (base64 Ed25519) over doe.store._integrity.head_message, its key id
+    #: and when it was made: the anchor someone with database access alone cannot forge.
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signed_at: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class ImportedAuditRow(Base):
@@ -193,3 +201,6 @@ class ImportedAuditRow(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    #: The digest of the row the record is about as it was when the change was committed
+    #: (doe.store._integrity); None for records from before schema 0005 and for non-row entities.
+    row_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -132,15 +132,21 @@ def _create(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                      serialization.NoEncryption())
+    # written whole under a temporary name, then linked into place: a process starting at the same
+    # moment sees either no key or the complete key, never a half-written file
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+        os.link(temp, path)
     except FileExistsError:
         return
     except OSError as exc:
         raise DoeError(f"Could not create the site key file '{path}' ({exc.strerror}). Set DOE_SITE_KEY_FILE "
                        "to a writable place, or create the key with 'python -m doe keys --new FILE'.") from None
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def _private_from_pem(data: bytes, where: str) -> Ed25519PrivateKey:

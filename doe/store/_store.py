@@ -38,6 +38,7 @@ from doe.store._models import (
     StudyRow,
     StudyVersionRow,
 )
+from doe.store._signing import SiteKey, load_site_key
 from doe.study import Study
 
 
@@ -72,24 +73,32 @@ ANY_VERSION = object()
 class Store:
     """A DoE workbench database. Open with :meth:`Store.open`; every method is one transaction."""
 
-    def __init__(self, engine: Engine, url: str) -> None:
+    def __init__(self, engine: Engine, url: str, key: SiteKey) -> None:
         self.engine = engine
         self.url = url
+        #: The site key that signs the audit head at every write (doe.store._signing).
+        self.key = key
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}),
                                             expire_on_commit=False)
 
     @classmethod
     def open(cls, url: str | None = None, *, data_dir: str | None = None) -> Store:
-        """Open (creating and migrating to the newest schema) the store at ``url`` or the default."""
+        """Open (creating and migrating to the newest schema) the store at ``url`` or the default.
+
+        The site key (doe.store._signing.load_site_key: DOE_SITE_KEY, DOE_SITE_KEY_FILE, or
+        site-key.pem next to an SQLite file / in the data folder, created on first use) is loaded
+        first; a key that cannot be used is a DoeError saying how to fix it.
+        """
         url = url or default_url(data_dir)
+        key = load_site_key(url, data_dir)
         engine = make_engine(url)
         try:
-            upgrade(engine, url)
+            upgrade(engine, url, key)
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, url)
+        return cls(engine, url, key)
 
     def close(self) -> None:
         """Release the connections."""
@@ -105,7 +114,9 @@ class Store:
         who = as_user(user)
         try:
             with self._write_sessions() as session, session.begin():
-                yield session, AuditWriter(session, who)
+                audit = AuditWriter(session, who, self.key)
+                yield session, audit
+                audit.finish()  # the records with their rows' digests, and the head signed
         except DBAPIError as exc:
             raise DoeError(f"The database refused the change ({_first_line(exc)}); nothing was saved. "
                            "Reload and try again.") from None
@@ -562,7 +573,7 @@ class Store:
     def audit_trail(self, study_name: str | None = None) -> pd.DataFrame:
         """The audit records (all, or one study's) in order; old/new values as JSON text."""
         cols = ["seq", "ts", "user_name", "authenticated", "action", "entity", "entity_id", "study",
-                "field", "old_value", "new_value", "reason", "prev_hash", "hash"]
+                "field", "old_value", "new_value", "reason", "prev_hash", "hash", "row_hash"]
         query = select(*(getattr(AuditRow, c) for c in cols)).order_by(AuditRow.seq)
         if study_name is not None:
             query = query.where(AuditRow.study == study_name)
@@ -571,9 +582,14 @@ class Store:
         return pd.DataFrame(rows, columns=cols)
 
     def verify_audit(self) -> AuditCheck:
-        """Recompute the hash chain; the result names the first broken record, if any."""
+        """Verify the trail: every hash link, the head's signature by the site key, every row's digest.
+
+        The result names the first problem (a broken record, an unsigned or wrongly signed head, a
+        stored row whose content no longer matches the trail, a row added or deleted outside the
+        application) and carries the signed head (``check.head``) to write down or compare.
+        """
         with self._session() as s:
-            return verify_chain(s)
+            return verify_chain(s, {self.key.key_id: self.key.public}, self.key.key_id)
 
 
 def verify_audit(store: Store) -> AuditCheck:
