@@ -1,7 +1,8 @@
 # QbD DoE workbench: the Streamlit app with the production configuration.
 #   docker build -t doe-workbench .
 #   docker run --rm -p 8501:8501 -v doe-data:/data doe-workbench     # one user, SQLite in /data
-# A site deployment (PostgreSQL, two replicas, proxy): deploy/docker-compose.yml and docs/DEPLOY.md.
+# A site deployment (PostgreSQL, two replicas, proxy): deploy/docker-compose.yml and docs/DEPLOY.md;
+# it sets DOE_DEPLOYMENT=site, and then the app refuses to start without sign-in ([auth] in secrets.toml).
 FROM python:3.11-slim
 
 # BROWSER_PATH: the Chromium kaleido drives for PNG/SVG export of figures.
@@ -19,9 +20,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY requirements.txt ./
-# Authlib is what st.login (OpenID Connect sign-in) needs (streamlit[auth]).
-RUN pip install -r requirements.txt "Authlib>=1.3.2"
+COPY requirements.txt requirements.lock ./
+# Exactly the versions tested (requirements.lock, made by deploy/lock.py); streamlit[auth] brings
+# Authlib, which st.login (OpenID Connect sign-in) needs.
+RUN pip install -r requirements.txt -c requirements.lock
 
 RUN useradd --create-home --uid 10001 --user-group doe \
     && mkdir -p /data \

@@ -35,11 +35,16 @@ def main() -> None:
     from pages._speed import profiled, script_run  # profiled: with DOE_PROFILE_DIR, a cProfile per run
 
     with script_run(), profiled("start") as run:
+        from doe.identity import deployment_problem
         from pages._common import open_example_on_first_visit
-        from pages._persist import identity_sidebar
+        from pages._persist import _secret, identity_sidebar
         from pages._speed import prefetch_default_design, warm_up_in_background
 
         st.set_page_config(page_title="QbD DoE workbench", page_icon=PAGE_ICON, layout="wide")
+        refused = deployment_problem(auth_configured=bool(_secret("auth")))  # also when the server starts (below)
+        if refused:
+            st.error(refused)
+            st.stop()
         open_example_on_first_visit()
         page = st.navigation([st.Page(path, title=t, icon=icon, default=i == 0)
                               for i, (path, t, icon) in enumerate(PAGES)])
@@ -54,6 +59,17 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 else:  # imported by `streamlit run app.py` to serve it
+    from streamlit import config as _config
+
+    from doe.identity import startup_problem
+
+    # a site deployment (DOE_DEPLOYMENT=site) without sign-in does not start: the message names the fix
+    if (_refused := startup_problem(_config.get_option("secrets.files"))) is not None:
+        import sys
+
+        print(_refused, file=sys.stderr)
+        raise SystemExit(2)
+
     from contextlib import asynccontextmanager
 
     @asynccontextmanager

@@ -82,19 +82,11 @@ def load_example() -> None:
 
 
 def open_example_on_first_visit() -> None:
-    """A new session opens the study named in the link (?study=...), else the latest study in the
-    database, else the bundled example, so there is always something to explore."""
-    if not st.session_state.get("_started"):
-        st.session_state["_started"] = True
-        if st.session_state.get("study") is None:
-            from pages._db import read
+    """A new session opens the study in the link (?study=NAME), else the user's own last study, else (empty
+    database) the bundled example, else none; never the latest study of anyone (pages/_first_visit.py)."""
+    from pages._first_visit import open_first_study
 
-            names = read("list_studies").sort_values("created_at")["name"].tolist()
-            wanted = st.query_params.get("study")
-            if names:
-                open_stored(wanted if wanted in names else names[-1])
-            else:
-                load_example()
+    open_first_study()
 
 
 def open_stored(name: str, version: int | None = None) -> None:

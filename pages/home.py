@@ -8,6 +8,7 @@ from doe.study import Study
 from doe.tables import blank_study
 from pages._common import current_study, load_example, open_stored, set_study, show_table
 from pages._db import read, store
+from pages._first_visit import MISSING
 from pages._persist import current_access, editor
 
 st.title("QbD design-of-experiments workbench")
@@ -18,6 +19,16 @@ st.markdown(
     "then generate a design that fits your question and run budget, see how good it is, and "
     "download the run sheet."
 )
+
+if current_study() is None:  # a new session opens no one else's study (pages/_first_visit.py)
+    missing = st.session_state.get(MISSING)
+    if missing:
+        st.warning(f"The link asks for the study '{missing}', which is not in this database: check its "
+                   "spelling, or choose a study below.")
+    who = current_access()
+    st.info("**No study is open.** Open one of the studies in the database below, try the bundled example, "
+            "or start a new study." + ("" if who.user is not None else " Signing in (or entering your name) "
+                                       "in the sidebar reopens the study you last changed."))
 
 st.subheader("Start")
 c1, c2, c3 = st.columns(3)

@@ -13,10 +13,13 @@ APP = str(ROOT / "app.py")
 NAME = "MSC expansion"
 
 
-def start(user: str | None = "tester") -> AppTest:
+def start(user: str | None = "tester", study: str | None = None) -> AppTest:
+    """A new session; ``study``: opened from a link (?study=NAME), as a user who changed nothing in it."""
     at = AppTest.from_file(APP, default_timeout=180)
     if user:
         at.session_state["_user_name"] = user
+    if study:
+        at.query_params["study"] = study
     at.run()
     assert not at.exception, at.exception
     return at
@@ -26,8 +29,8 @@ def database() -> Store:
     return Store.open(default_url())
 
 
-def runs_page(user: str | None = "tester") -> AppTest:
-    at = start(user)
+def runs_page(user: str | None = "tester", study: str | None = None) -> AppTest:
+    at = start(user, study)
     at.switch_page("pages/runs.py").run()
     assert not at.exception, at.exception
     return at
@@ -65,7 +68,8 @@ def test_nothing_is_saved_without_a_name():
 
 def test_saved_results_survive_a_new_session_and_show_as_saved():
     with_results()
-    later = start(user=None)  # a refresh or another browser: nothing the user saw as saved is lost
+    assert start().session_state["study"].name == NAME  # the same user later: their last study opens
+    later = start(user=None, study=NAME)  # a link in another browser: nothing the user saw as saved is lost
     assert later.session_state["study"].name == NAME
     assert "saved" in sidebar_text(later) and "data version 1, 40 runs" in sidebar_text(later)
     later.switch_page("pages/runs.py").run()
@@ -93,7 +97,7 @@ def test_changing_a_saved_result_needs_a_reason_and_is_audited():
 
 def test_second_save_of_the_same_run_is_refused_showing_the_other_change():
     with_results("ana")
-    ana, bob = runs_page("ana"), runs_page("bob")
+    ana, bob = runs_page("ana"), runs_page("bob", study=NAME)  # bob opens ana's study from her link
     edit_cell(bob, 0, "Viability", 70.0)
     bob.text_input(key="edit_reason").set_value("re-count").run()
     bob.button(key="save_edits").click().run()
@@ -124,7 +128,7 @@ def test_delete_a_run_with_a_reason():
 def test_viewer_cannot_change_anything(monkeypatch):
     with_results("ana")
     monkeypatch.setenv("DOE_VIEWERS", "qa reviewer")
-    at = start("QA Reviewer")
+    at = start("QA Reviewer", study=NAME)
     assert "QA Reviewer (viewer" in sidebar_text(at)
     at.switch_page("pages/runs.py").run()
     assert any("Read-only" in i.value for i in at.info)
