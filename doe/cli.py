@@ -692,8 +692,11 @@ def _health(args: argparse.Namespace) -> int:
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy.exc import DBAPIError
 
+    from doe.identity import startup_problem
     from doe.store._engine import shown
 
+    if (refused := startup_problem()) is not None:  # DOE_DEPLOYMENT=site without sign-in (compose: migrate)
+        raise DoeError(refused)
     store = _open_store(args.db)
     try:
         try:

@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from doe.errors import DoeError
-from doe.identity import Access, access
+from doe.identity import Access, access, sign_in_required
 from doe.store import User, study_digest
 from doe.study import Study
 from pages._db import read, store
@@ -22,17 +22,23 @@ def _secret(key: str) -> Any:
 
 
 def current_access() -> Access:
-    """Who is using the app and whether they may save changes."""
+    """Who is using the app and whether they may save changes (doe.identity.access: with sign-in, the
+    role lists are matched only against an e-mail address the identity provider verified)."""
     auth = bool(_secret("auth"))
-    signed = None
-    if auth and st.user.get("is_logged_in"):
-        signed = str(st.user.get("email") or st.user.get("name") or "")
-    return access(roles=_secret("roles"), auth_configured=auth, signed_in=signed,
-                  entered_name=st.session_state.get("_user_name"))
+    claims = st.user.to_dict() if auth and st.user.get("is_logged_in") else None
+    return access(roles=_secret("roles"), auth_configured=auth, claims=claims,
+                  entered_name=st.session_state.get("_user_name"),
+                  require_sign_in=sign_in_required(_secret("require_sign_in")))
 
 
 def _remember_name() -> None:
-    st.session_state["_user_name"] = st.session_state.get("user_name_input", "").strip()
+    """Keep the typed name for this session; with no study open, open the study this person last changed."""
+    name = st.session_state.get("user_name_input", "").strip()
+    st.session_state["_user_name"] = name
+    if name and st.session_state.get("study") is None:
+        from pages._first_visit import open_last_study
+
+        open_last_study(name)
 
 
 def identity_sidebar() -> None:
@@ -44,12 +50,14 @@ def identity_sidebar() -> None:
                 st.button("Sign out", key="logout", on_click=st.logout)
             else:
                 st.button("Sign in", key="login", type="primary", on_click=st.login)
-        else:
+        elif not sign_in_required(_secret("require_sign_in")):  # else nobody may edit: no name to ask for
             st.text_input("Your name (recorded with every change)", value=st.session_state.get("_user_name", ""),
                           key="user_name_input", on_change=_remember_name,
                           help="Without sign-in the name is recorded as unauthenticated in the audit trail.")
         acc = current_access()
         (st.caption if acc.user else st.warning)(acc.why)
+        if acc.warning:
+            st.warning(acc.warning)
         saved_state_panel(acc)
 
 
