@@ -146,6 +146,7 @@ def unquote_formula(v: Any) -> Any:
     """Text as it was before :func:`_safe_text` marked it: a leading apostrophe before = + - @ or a
     tab is dropped (the mark our downloads put on text a spreadsheet would run as a formula), so the
     tool reads its own run sheets back: "'-80C" -> "-80C". Anything else is returned unchanged.
+    Readers that know the expected values (levels, column names) try the text as it stands first.
 
     >>> unquote_formula("'-80C"), unquote_formula("'quoted"), unquote_formula(3)
     ('-80C', "'quoted", 3)
@@ -222,13 +223,11 @@ def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: s
         frame = _read_table(source, name)
     if frame.empty:
         raise DesignError(f"The design file '{name}' has no runs: it needs one row per run.")
-    frame.columns = [unquote_formula(str(c).strip()) for c in frame.columns]
-    for c in frame.columns:
-        if frame[c].dtype == object:
-            frame[c] = frame[c].map(unquote_formula)
-    from doe.runs import canonical_names  # doe.runs builds on Design: imported here, not at the top
+    frame.columns = [str(c).strip() for c in frame.columns]
+    from doe.runs import canonical_names, unmark_levels  # doe.runs builds on Design: imported here
 
     frame = frame.rename(columns=canonical_names(study, frame.columns))
+    frame = unmark_levels(study, frame)
     dupes = frame.columns[frame.columns.duplicated()].tolist()
     if dupes:
         raise DesignError(f"The design file has duplicate column '{dupes[0]}': keep one.")

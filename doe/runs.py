@@ -318,8 +318,9 @@ def merge_results(existing: pd.DataFrame, upload: pd.DataFrame | RunsUpload, *, 
 
 def read_table(data: bytes, name: str) -> pd.DataFrame:
     """The cells of a CSV or XLSX file as a table, read with every upload limit (doe.limits) and
-    the formula marks of our own downloads removed from headers and text ("'-80C" -> "-80C");
-    columns whose filled cells are all numbers become numbers, empty cells NaN. For reading a run
+    columns whose filled cells are all numbers become numbers, empty cells NaN. The formula marks of
+    our downloads ("'-80C") are left for :func:`canonical_names` and :func:`unmark_levels`, which
+    know the names and levels. For reading a run
     sheet as a design (doe.design.read_design). Raises DoeError with the first problem that stops
     the file being read."""
     try:
@@ -333,12 +334,28 @@ def read_table(data: bytes, name: str) -> pd.DataFrame:
         raise DoeError(errors[0].message)
     cols = {}
     for j, c in enumerate(frame.columns):
-        values = [np.nan if _empty_cell(v) else unquote_formula(v) for v in frame.iloc[:, j]]
+        values = [np.nan if _empty_cell(v) else v for v in frame.iloc[:, j]]
         numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
         filled = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
         cols[j] = numbers if numbers.notna().sum() == len(filled) else pd.Series(values, dtype=object)
     out = pd.DataFrame(cols)
-    out.columns = [unquote_formula(str(c)) for c in frame.columns]
+    out.columns = [str(c) for c in frame.columns]
+    return out
+
+
+def unmark_levels(study: Study, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the download's formula mark removed from the cells of its categorical factor
+    columns ("'-80C" -> the level "-80C"; a cell that is a level as it stands is kept) and of its
+    other text columns (numeric factor columns are left to the number checks)."""
+    out = frame.copy()
+    levels = {f.name: {_norm(v) for v in f.levels} for f in study.factors if f.is_categorical}
+    numeric = {f.name for f in study.factors if not f.is_categorical}
+    for c in out.columns:
+        if c in numeric or out[c].dtype != object:
+            continue
+        known = levels.get(c)
+        out[c] = [v if not isinstance(v, str) or (known is not None and _norm(v) in known)
+                  else unquote_formula(v) for v in out[c]]
     return out
 
 
@@ -689,7 +706,7 @@ def _check(study: Study, frame: pd.DataFrame, *, decimal_comma: bool,
         return _empty_table(study), [Problem("error", None, None, "The file is empty: it needs a "
                                              "header row naming the factors and CQAs, and one row per run.")]
     frame = frame.copy()
-    frame.columns = [unquote_formula(str(c).replace("\u00a0", " ").strip()) for c in frame.columns]
+    frame.columns = [str(c).replace("\u00a0", " ").strip() for c in frame.columns]
     rows = list(range(1, len(frame) + 1)) if rows is None else list(rows)
     frame.index = rows
     delimiter = _delimiter_problem(study, frame)
@@ -767,7 +784,10 @@ def canonical_names(study: Study, columns: Sequence[str]) -> dict[str, str]:
         if _norm(c) in known:
             out[c] = known[_norm(c)][0]
             continue
-        m = re.fullmatch(r"(.+?)\s*[(\[](.*)[)\]]", c)
+        if _norm(unquote_formula(c)) in known:  # a header our download marked: "'=Temp"
+            out[c] = known[_norm(unquote_formula(c))][0]
+            continue
+        m = re.fullmatch(r"(.+?)\s*[(\[](.*)[)\]]", unquote_formula(c))
         if m and _norm(m.group(1)) in known and _norm(m.group(2)) == _norm(known[_norm(m.group(1))][1]):
             out[c] = known[_norm(m.group(1))][0]
     targets = list(out.values())
@@ -919,8 +939,8 @@ def _level(f: Factor, value: Any) -> tuple[str | None, str]:
     spreadsheet would run as a formula: it is dropped, so a downloaded sheet reads back.
     """
     text = _text(value)
-    if text[:1] == "'" and text[1:2] in ("=", "+", "-", "@"):
-        text = text[1:]
+    if not any(_norm(lv) == _norm(text) for lv in f.levels):  # a level as it stands wins
+        text = unquote_formula(text)
     for norm in (_norm, lambda s: re.sub(r"\s+", "", str(s)).lower()):
         match = [lv for lv in f.levels if norm(lv) == norm(text)]
         if len(match) == 1:
