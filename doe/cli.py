@@ -6,6 +6,8 @@
     python -m doe augment STUDY.yaml design.csv --add 8 --out bigger.csv
     python -m doe validate STUDY.yaml
     python -m doe health [--db URL] [--verify-audit]
+    python -m doe audit verify [--db URL]
+    python -m doe keys [--db URL] [--new FILE]
     python -m doe report --db URL --study NAME [--analysis VERSION] --out report.pdf --out report.html
     python -m doe designs --db URL --study NAME [--rename ID NAME] [--current ID] [--delete ID --reason WHY]
     python -m doe scale --plan plan.yaml [--study STUDY.yaml --runs RUNS.csv] --json plan.json
@@ -204,9 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="who makes the change (default: the login name)")
     p.add_argument("--json", help="also write the list as JSON")
 
-    p = sub.add_parser("audit", help="audit trail: verify the hash chain")
+    p = sub.add_parser("audit", help="audit trail: verify the hash chain, the signed head and every stored row")
     p.add_argument("action", choices=("verify",))
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
+
+    p = sub.add_parser("keys", help="this site's public key (for other sites' DOE_TRUSTED_KEYS), or make a key file")
+    p.add_argument("--db", help="database URL whose site key to show (default: DATABASE_URL or the local SQLite file)")
+    p.add_argument("--new", metavar="FILE", help="create a new site key in FILE (never overwrites a file)")
 
     p = sub.add_parser("health", help="check the database: open it (upgrading the schema), read, print one line")
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
                 "export": _export, "import-bundle": _import_bundle,
-                "rerun": _rerun, "compare": _compare, "report": _report, "scale": _scale, "designs": _designs, "audit": _audit, "health": _health}[args.command](args)
+                "rerun": _rerun, "compare": _compare, "report": _report, "scale": _scale, "designs": _designs, "audit": _audit, "keys": _keys, "health": _health}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -603,11 +609,31 @@ def _audit(args: argparse.Namespace) -> int:
         check = store.verify_audit()
     finally:
         store.close()
+    text = str(check)
     if check.ok:
-        print(f"audit trail intact: {check.checked} records")
-        return 0
-    print(f"audit trail broken at record {check.bad_seq}: {check.problem}")
-    return 1
+        print(f"audit trail intact: {check.checked} records, the head's signature valid, {check.rows_checked} "
+              "stored rows match it")
+    else:
+        print(text[0].lower() + text[1:])
+    if check.head is not None:
+        print(f"signed head: {check.head}")
+    return 0 if check.ok else 1
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """Print this site's public key line and key id, or create a new key file (--new FILE)."""
+    from doe.store import default_url
+    from doe.store._signing import load_site_key, new_key_file
+
+    if args.new:
+        key = new_key_file(args.new)
+        print(f"new site key written to {args.new} (readable by its owner only); key id {key.key_id}")
+        print(f"use it with DOE_SITE_KEY_FILE={args.new}; keep a backup copy away from the database")
+    else:
+        key = load_site_key(args.db or default_url())
+        print(f"site key {key.source}; key id {key.key_id}")
+    print(f"{key.public_text} {key.key_id}")
+    return 0
 
 
 def _designs(args: argparse.Namespace) -> int:
@@ -710,7 +736,8 @@ def _health(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if check is not None and not check.ok:
-        raise DoeError(f"'{shown(store.url)}': audit trail broken at record {check.bad_seq}: {check.problem}")
+        text = str(check)
+        raise DoeError(f"'{shown(store.url)}': {text[0].lower() + text[1:]}")
     tail = f", audit trail intact ({check.checked} records)" if check is not None else ""
     print(f"ok: {shown(store.url)} schema {revision}, {studies} studies{tail}")
     return 0

@@ -115,14 +115,23 @@ def pytest_configure(config):
                                        "normal suite when it is set")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def site_key_file(tmp_path_factory):
-    """One site key for the whole run, in a temporary folder (the suite never writes a key into ~)."""
+    """One site key for the whole run, in a temporary folder (the suite never writes a key into ~),
+    set as DOE_SITE_KEY_FILE before any fixture opens a store (module fixtures included)."""
+    import os
+
     from doe.store._signing import new_key_file
 
     path = tmp_path_factory.mktemp("site-key") / "site-key.pem"
     new_key_file(path)
-    return path
+    before = os.environ.get("DOE_SITE_KEY_FILE")
+    os.environ["DOE_SITE_KEY_FILE"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("DOE_SITE_KEY_FILE", None)
+    else:
+        os.environ["DOE_SITE_KEY_FILE"] = before
 
 
 @pytest.fixture(autouse=True)

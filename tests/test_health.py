@@ -1,5 +1,6 @@
 """`python -m doe health`: one line and exit 0 for a good store, the clear error and exit 2 otherwise."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -45,11 +46,30 @@ def test_broken_audit_chain_exits_2(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert imp.returncode == 0, imp.stderr
     with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER audit_trail_no_update")  # as someone with full access would
         conn.execute("UPDATE audit_trail SET user_name = 'mallory' WHERE seq = 1")
     assert health("--db", url).returncode == 0  # without --verify-audit the chain is not read
     proc = health("--db", url, "--verify-audit")
     assert proc.returncode == 2
     assert "audit trail broken" in proc.stderr and proc.stdout == ""
+
+
+def test_edited_result_exits_2_naming_the_run(tmp_path):
+    """A result changed in the runs table (the audit trail untouched) fails --verify-audit, naming the run."""
+    path = tmp_path / "doe.sqlite"
+    url = f"sqlite:///{path}"
+    imp = subprocess.run([sys.executable, "-m", "doe", "import", "--db", url, str(EXAMPLE), "--user", "t",
+                          "--runs", str(EXAMPLE.with_name("msc_example_results.csv"))],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert imp.returncode == 0, imp.stderr
+    assert health("--db", url, "--verify-audit").returncode == 0
+    with sqlite3.connect(path) as conn:
+        run_id, label, values = conn.execute("SELECT id, label, values_json FROM runs ORDER BY id").fetchone()
+        edited = {k: (v + 10 if isinstance(v, float) else v) for k, v in json.loads(values).items()}
+        conn.execute("UPDATE runs SET values_json = ? WHERE id = ?", (json.dumps(edited), run_id))
+    proc = health("--db", url, "--verify-audit")
+    assert proc.returncode == 2, proc.stdout
+    assert f"run {label} of study" in proc.stderr and "does not match the audit trail" in proc.stderr
 
 
 def test_newer_schema_exits_2_with_clear_message(tmp_path):

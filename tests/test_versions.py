@@ -138,6 +138,7 @@ def test_audit_verify_then_tamper(versions):
     path = versions["db"].removeprefix("sqlite:///")
     con = sqlite3.connect(path)
     try:
+        con.execute("DROP TRIGGER audit_trail_no_update")  # as someone with full access would
         con.execute(f"UPDATE {AuditRow.__tablename__} SET new_value = '\"forged\"' WHERE seq = 5")
         con.commit()
     finally:
