@@ -83,8 +83,8 @@ MAX_DESIGN_RUNS = 10_000
 #: design needs more runs than columns.
 MAX_MODEL_COLUMNS = 600
 #: Floats the optimal-design search holds for its candidate moves (runs x candidate settings x
-#: model columns): 32 million floats are 256 MB, the most one search may take.
-MAX_SEARCH_CELLS = 32_000_000
+#: model columns): 32 Mi floats are 256 MB, the most one search may take.
+MAX_SEARCH_CELLS = 32 * 2**20
 #: Study size under which the Design page computes its default design in the background before it
 #: is asked for (candidate moves x model columns^2, a measure of one exchange pass): bigger studies
 #: are computed only when the user presses Generate design, which checks the limits above.
@@ -182,14 +182,6 @@ def load_json(text: str | bytes, what: str, limit: int = MAX_NESTING) -> Any:
 
 
 # -- design work ---------------------------------------------------------------------------
-def _model_columns(study: Study, model: str | None, kind: str, blocks: int) -> int:
-    from doe.generators import default_model
-    from doe.model import ModelMatrix, parse_model
-
-    return ModelMatrix(study, parse_model(study, model or default_model(study, kind)),
-                       n_blocks=max(1, int(blocks or 1))).p
-
-
 def _columns_estimate(study: Study) -> int:
     """Model columns of the quadratic model (an upper bound of the default models), from the level
     counts alone, without building the model: used before anything is allocated."""
@@ -199,10 +191,23 @@ def _columns_estimate(study: Study) -> int:
     return 1 + sum(sizes) + numeric + pairs
 
 
-def _candidates(study: Study) -> int:
-    """Candidate moves of one run in the optimal search: levels of every factor (21 per continuous
-    factor at most, the fine grid)."""
-    return sum(21 if f.kind == "continuous" else len(f.levels) for f in study.factors)
+def _candidates(study: Study, terms: list | None = None) -> int:
+    """Candidate settings of one run in the optimal search (doe.optimal._candidate_levels): the
+    levels of each categorical or discrete factor; for a continuous factor 2, 5 for a squared term
+    or 21 (the fine grid) for a cubic term or a factor named in a constraint. Without the model
+    terms, 21 per continuous factor (the most)."""
+    from doe.model import max_power
+
+    constrained = {n for c in study.constraints for n in getattr(c, "_names", {}).values()}
+    out = 0
+    for f in study.factors:
+        if f.kind != "continuous":
+            out += len(f.levels)
+        elif terms is None or f.name in constrained or max_power(terms, f.name) >= 3:
+            out += 21
+        else:
+            out += 5 if max_power(terms, f.name) == 2 else 2
+    return out
 
 
 def _count(n: int) -> str:
@@ -244,19 +249,29 @@ def check_design_work(study: Study, kind: str, options: dict[str, Any] | None = 
     if kind not in ("optimal", "augment"):
         return
     estimate = _columns_estimate(study)
-    p = _model_columns(study, options.get("model"), "optimal", options.get("blocks") or 1) \
-        if estimate <= 50 * MAX_MODEL_COLUMNS else estimate
+    if estimate > 50 * MAX_MODEL_COLUMNS:  # not even built: the level counts alone are too many
+        p, terms = estimate, None
+    else:
+        from doe.generators import default_model
+        from doe.model import ModelMatrix, parse_model
+
+        terms = parse_model(study, options.get("model") or default_model(study, "optimal"))
+        p = ModelMatrix(study, terms, n_blocks=max(1, _whole(options.get("blocks"), 1))).p
     if p > MAX_MODEL_COLUMNS:
         raise DesignError(f"The model has {_count(p)} columns; the limit for a design search is "
                           f"{MAX_MODEL_COLUMNS:,}. Choose a smaller model (e.g. 'interactions' or "
                           "'linear'), or fewer factors or levels.")
-    new_runs = runs or p + 4
-    cells = max(new_runs, 1) * _candidates(study) * p
-    if cells > MAX_SEARCH_CELLS or new_runs + fixed_runs > MAX_DESIGN_RUNS:
+    new_runs = max(runs or p + 4, 1)
+    candidates = _candidates(study, terms)
+    cells = new_runs * candidates * p
+    if new_runs + fixed_runs > MAX_DESIGN_RUNS:
+        raise DesignError(f"The design would have {new_runs + fixed_runs:,} runs; the limit is "
+                          f"{MAX_DESIGN_RUNS:,}. Choose a smaller model or fewer runs.")
+    if cells > MAX_SEARCH_CELLS:
         raise DesignError(
             f"This design search would hold {cells * 8 / 2**20:,.0f} MB of candidate settings "
-            f"({max(new_runs, 1):,} runs x {_candidates(study):,} candidate levels x {p:,} model "
-            f"columns); the limit is {MAX_SEARCH_CELLS * 8 // 2**20} MB. Choose a smaller model, "
+            f"({new_runs:,} runs x {candidates:,} candidate settings x {p:,} model columns); the limit "
+            f"is {MAX_SEARCH_CELLS * 8 // 2**20} MB. Choose a smaller model (e.g. 'interactions'), "
             "fewer runs, or fewer factors or levels.")
 
 
