@@ -159,9 +159,12 @@ def app_with_example_results(timeout: float = 180):
     return at
 
 
-def as_attacker(engine, *statements: str) -> None:
+def as_attacker(engine, *statements) -> None:
     """Run SQL on the store's database as someone with full database access would: drop the audit
-    tables' append-only triggers, run ``statements``, put the triggers back (one transaction)."""
+    tables' append-only triggers, run ``statements`` (SQL text, or (SQL, parameters) for
+    ``sqlalchemy.text``), put the triggers back (one transaction)."""
+    from sqlalchemy import text
+
     from doe.store._engine import APPEND_ONLY, append_only
 
     with engine.begin() as conn:
@@ -173,5 +176,8 @@ def as_attacker(engine, *statements: str) -> None:
                 conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_update")
                 conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_delete")
         for sql in statements:
-            conn.exec_driver_sql(sql)
+            if isinstance(sql, str):
+                conn.exec_driver_sql(sql)
+            else:
+                conn.execute(text(sql[0]), sql[1])
         append_only(conn)
