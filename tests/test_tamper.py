@@ -360,3 +360,43 @@ def test_an_unknown_app_role_is_refused_clearly(pg_url, monkeypatch):
     monkeypatch.setenv("DOE_APP_ROLE", "no_such_role_x1")
     with pytest.raises(DoeError, match="DOE_APP_ROLE names the role 'no_such_role_x1'"):
         Store.open(pg_url)
+
+
+# -- where a reviewer reads the signed head -----------------------------------------------------------
+def _report_audit_text(store: Store) -> str:
+    from types import SimpleNamespace
+
+    from doe.report.content import Paragraph, _audit_section
+
+    inp = SimpleNamespace(store=store, study=SimpleNamespace(name=NAME), created_at="9999")
+    return " ".join(b.text for b in _audit_section(inp).blocks if isinstance(b, Paragraph))
+
+
+def test_the_report_prints_the_signed_head_and_the_verification(store):
+    head = store.verify_audit().head
+    text = _report_audit_text(store)
+    assert "Verification when this report was made: intact" in text
+    assert f"record {head.seq}, hash {head.hash}, signed with key {head.key_id} at {head.signed_at}" in text
+    as_attacker(store.engine, "UPDATE runs SET values_json = replace(values_json, '89.3', '99.3')")
+    text = _report_audit_text(store)
+    assert "FAILED" in text and f"run R03 of study '{NAME}'" in text
+
+
+def test_cli_audit_verify_prints_the_signed_head_and_fails_on_an_edit(store):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    def verify():
+        return subprocess.run([sys.executable, "-m", "doe", "audit", "verify", "--db", store.url], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+
+    head = store.verify_audit().head
+    proc = verify()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("audit trail intact: ") and f"signed head: {head}" in proc.stdout
+    as_attacker(store.engine, "UPDATE decisions SET threshold = 0.5")
+    proc = verify()
+    assert proc.returncode == 1
+    assert "stored data do not match the audit trail: design-space decision 1" in proc.stdout

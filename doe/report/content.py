@@ -573,8 +573,17 @@ def _audit_section(inp: _Inputs) -> Section:
     else:
         sec.add(Paragraph("No saved result was changed or deleted."))
     check = inp.store.verify_audit()
-    sec.add(Paragraph(f"Hash chain: {'intact' if check.ok else 'BROKEN at record ' + str(check.bad_seq)} "
-                      f"({check.checked} records checked)."))
+    if check.ok:
+        sec.add(Paragraph(f"Verification when this report was made: intact. Every hash link of the whole audit "
+                          f"trail ({check.checked} records), the site key's signature of its head, and the content "
+                          f"of every stored row ({check.rows_checked} rows) match."))
+    else:
+        sec.add(Paragraph(f"Verification when this report was made: FAILED. {check} The data of this report "
+                          "cannot be trusted until the incident is resolved (restore from a backup, report to QA)."))
+    if check.head is not None:
+        sec.add(Paragraph(f"Signed head of the audit trail: {check.head} (UTC). Keep it with this report: a later "
+                          "verification that shows an earlier record number, or another hash at this record "
+                          "number, means the trail was rolled back or rewritten since."))
     return sec
 
 
