@@ -54,7 +54,8 @@ def audit_jsonl(trail: pd.DataFrame) -> str:
 
     A record's ``hash`` is SHA-256 over ``prev_hash`` followed by the canonical JSON (sorted keys,
     separators ``,`` and ``:``, UTF-8) of its fields seq, ts, user_name, authenticated, action,
-    entity, entity_id, study, field, old_value, new_value and reason.
+    entity, entity_id, study, field, old_value, new_value and reason, plus ``row_hash`` (the
+    digest of the data row, doe.store._integrity) when it is not null.
     """
     import json
 
@@ -64,3 +65,16 @@ def audit_jsonl(trail: pd.DataFrame) -> str:
                      int(v) if k == "seq" else bool(v) if k == "authenticated" else v) for k, v in record.items()}
         lines.append(json.dumps(plain, ensure_ascii=False, sort_keys=True))
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def head_frame(head) -> pd.DataFrame:
+    """The signed head (:class:`doe.store._audit.SignedHead`) as a one-row table to read and write down.
+
+    >>> from doe.store._audit import SignedHead
+    >>> row = head_frame(SignedHead(12, "ab" * 32, "4b6ed5742d21dcaa", "c2ln", "2026-12-06T17:22:05.197150Z")).iloc[0]
+    >>> int(row["last record"]), row["hash"][:8], row["site key id"], row["signed at (UTC)"]
+    (12, 'abababab', '4b6ed5742d21dcaa', '2026-12-06 17:22:05')
+    """
+    signed = (head.signed_at or "")[:19].replace("T", " ") or "not signed"
+    return pd.DataFrame({"last record": [head.seq], "hash": [head.hash], "site key id": [head.key_id or "none"],
+                         "signed at (UTC)": [signed]})

@@ -3,21 +3,32 @@
 import pandas as pd
 import streamlit as st
 
-from doe.audit_view import audit_csv, audit_frame, audit_jsonl
+from doe.audit_view import audit_csv, audit_frame, audit_jsonl, head_frame
 from doe.present import present
-from pages._db import read
+from pages._db import read, store
 
 st.title("Audit trail")
 st.caption("Append-only record of every change (21 CFR 11.10(e), ALCOA+): who, when (UTC), what, the old and "
-           "new value and the reason. Each record carries a SHA-256 hash chained to the record before it, so "
-           "a row altered, inserted or deleted outside the app breaks the chain from that row on.")
+           "new value and the reason. Each record carries a SHA-256 hash chained to the record before it and "
+           "the hash of the data row it is about; the last record (the head) is signed with this site's key, "
+           "kept outside the database. A record or a data row altered, added or deleted outside the app is "
+           "found when the trail is verified.")
 
-check = read("verify_audit")
+# verified on every view, never from the read cache: a change made outside the app moves no change mark
+with st.spinner("Verifying the audit trail and the stored data..."):
+    check = store().verify_audit()
 if check.ok:
     st.success(str(check))
+elif check.entity is not None:
+    st.error(f"**{check}** The data of this study cannot be trusted: restore the database from a backup and "
+             "report the incident to QA.")
 else:
     st.error(f"**{check}** Records from {check.bad_seq} on cannot be trusted: restore the database "
              "from a backup and report the incident to QA.")
+if check.head is not None:
+    st.markdown("**Signed head** (write it down, or keep the report that prints it: a later view showing an "
+                "earlier record, or another hash at this record, means the trail was rolled back or rewritten)")
+    st.dataframe(present(head_frame(check.head)), hide_index=True, width="stretch")
 
 study = st.session_state.get("study")
 trail = read("audit_trail")
@@ -52,7 +63,9 @@ with st.expander("How to verify the chain yourself"):
     st.markdown("Run `python -m doe audit verify --db URL`, or recompute it from the JSON Lines download: each "
                 "record's hash is SHA-256 over the previous record's hash followed by the canonical JSON "
                 "(sorted keys, no spaces, UTF-8) of its fields `seq, ts, user_name, authenticated, action, "
-                "entity, entity_id, study, field, old_value, new_value, reason`. The CSV download is for "
+                "entity, entity_id, study, field, old_value, new_value, reason`, and `row_hash` when it has one "
+                "(the digest of the data row, rules in `doe/store/_integrity.py`). The head's signature is "
+                "checked with this site's public key (`python -m doe keys`). The CSV download is for "
                 "reading: cells that start like a formula carry an added apostrophe there.")
     st.dataframe(pd.DataFrame({"first record": [trail['seq'].min()], "last record": [trail['seq'].max()],
                                "last hash": [trail['hash'].iloc[-1]]}), hide_index=True)

@@ -183,13 +183,34 @@ def test_analysis_versions_rerun_compare_and_audit_page():
 
 
 def test_audit_page_reports_a_tampered_row():
+    from tests.conftest import as_attacker
+
     with_results()
     store = database()
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE audit_trail SET new_value = '99.9' WHERE seq = 3")
+    as_attacker(store.engine, "UPDATE audit_trail SET new_value = '99.9' WHERE seq = 3")
     at = start()
     at.switch_page("pages/audit.py").run()
     assert any("broken at record 3" in e.value for e in at.error)
+
+
+def test_audit_page_verifies_on_every_view_and_shows_the_signed_head():
+    """An edit of a result outside the app moves no change mark: the page must not show a kept 'intact'."""
+    from tests.conftest import as_attacker
+
+    with_results()
+    at = start()
+    at.switch_page("pages/audit.py").run()
+    assert any("Audit trail intact" in s.value for s in at.success)
+    head = database().verify_audit().head
+    shown = [df.value for df in at.dataframe if "Last record" in df.value.columns]
+    assert shown and shown[0].iloc[0]["Hash"] == head.hash and shown[0].iloc[0]["Site key id"] == head.key_id
+    store = database()
+    label = store.runs(NAME)["Run"].iloc[0]
+    as_attacker(store.engine, f"UPDATE runs SET values_json = replace(values_json, '\"Viability\": ', "
+                              f"'\"Viability\": 1') WHERE label = '{label}'")
+    at.run()  # the same session, nothing saved since
+    assert not at.success
+    assert any(f"run {label} of study '{NAME}'" in e.value and "does not match" in e.value for e in at.error)
 
 
 def test_bundle_export_from_home_and_import_into_another_database(tmp_path, monkeypatch):
