@@ -68,11 +68,13 @@ MAX_CELL_CHARS = 10_000
 MAX_HEADER_CHARS = 200
 #: Characters of a run id: the database column ``runs.label`` is ``String(100)``.
 MAX_RUN_ID_CHARS = 100
-#: Cells (rows x columns) of an upload: read cell by cell and stopped past this many.
-MAX_CELLS = 2_000_000
+#: Cells (rows x columns) of an upload, counted while reading and stopped past this many: 10,000
+#: runs x 25 columns. Excel files are parsed at ~70,000 cells a second (openpyxl), so any upload
+#: is read in a few seconds.
+MAX_CELLS = 250_000
 #: Declared uncompressed bytes of all members of an XLSX file, checked in the zip directory before
-#: anything is decompressed: a 50,000-run sheet is ~20 MB of XML; a zip bomb claims gigabytes.
-MAX_XLSX_UNCOMPRESSED = 64 * 2**20
+#: anything is decompressed: a sheet of MAX_CELLS cells is ~10 MB of XML; a zip bomb claims gigabytes.
+MAX_XLSX_UNCOMPRESSED = 32 * 2**20
 #: Members of an XLSX archive: a workbook has about ten.
 MAX_XLSX_MEMBERS = 1_000
 

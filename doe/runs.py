@@ -468,8 +468,12 @@ def _split_csv(text: str, delimiter: str) -> tuple[list[Any], list[list[Any]]]:
             if len(row) > limits.MAX_COLUMNS:
                 raise _Fatal(_too_wide(len(row), reader.line_num))
             if n_cells > limits.MAX_CELLS:
-                raise _Fatal(f"The file has more than {limits.MAX_CELLS:,} cells; a run sheet has far "
-                             "fewer. Upload the run sheet alone.")
+                total = len(rows) + 1 + sum(1 for _ in reader)  # counted, not kept, for the message
+                if total > MAX_ROWS + 1:
+                    raise _Fatal(_too_many(total - 1))
+                raise _Fatal(f"The file has more than {limits.MAX_CELLS:,} cells; the limit is "
+                             f"{limits.MAX_CELLS:,} (e.g. 10,000 runs x 25 columns). Upload the run "
+                             "sheet alone.")
             long = next((j for j, v in enumerate(row) if len(v) > limits.MAX_CELL_CHARS), None)
             if long is not None:
                 raise _Fatal(_too_long(len(row[long]), reader.line_num, long))
@@ -518,35 +522,24 @@ def _too_many(n: int, exact: bool = True) -> str:
 
 
 def _read_xlsx(data: bytes, name: str) -> tuple[list[Any], list[list[Any]], list[Problem]]:
-    """Header, rows and problems of the first sheet, streamed (openpyxl read-only) after the zip
-    directory's declared sizes are checked (doe.limits.check_xlsx_archive), and stopped as soon as
-    the rows, columns or cells pass their limits: a zip bomb or a sheet claiming a million rows is
-    refused without being unpacked or held."""
-    import openpyxl  # only needed for Excel uploads
-
+    """Header, rows and problems of the first sheet: the zip directory's declared sizes are checked
+    first (doe.limits.check_xlsx_archive), then the sheet's XML is streamed once, stopping as soon as
+    the rows, columns or cells pass their limits. A zip bomb, or a sheet claiming a million rows or
+    columns, is refused without being unpacked or held."""
     try:
         limits.check_xlsx_archive(data, name)
     except DoeError as exc:
         raise _Fatal(str(exc)) from None
     try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), data_only=True, read_only=True)
-    except Exception as exc:  # openpyxl raises many types for broken workbooks
-        raise _Fatal(f"'{name}' cannot be read as an Excel workbook ({exc}); save it again as "
-                     ".xlsx or CSV.") from None
-    try:
+        wb = _open_workbook(data, data_only=True)
         if not wb.worksheets:
             raise _Fatal(f"'{name}' has no worksheet: put the run sheet on the first sheet.")
-        ws = wb.worksheets[0]
-        ws.reset_dimensions()  # the stored dimension may claim any size: rows are read as stored
-        cells = _stream_rows(ws.iter_rows(values_only=True), name)
-        merged = _merged_ranges(ws)
+        cells, merged = _stream_rows(wb, name)
     except _Fatal:
         raise
-    except Exception as exc:  # a sheet broken inside the zip (bad XML, a bad CRC)
+    except Exception as exc:  # openpyxl and zipfile raise many types for broken workbooks
         raise _Fatal(f"'{name}' cannot be read as an Excel workbook ({exc}); save it again as "
                      ".xlsx or CSV.") from None
-    finally:
-        wb.close()
     top = next((i for i, r in enumerate(cells) if not all(_blank(v) for v in r)), None)
     if top is None:
         raise _Fatal(f"The first sheet of '{name}' is empty: it needs a header row and one row per run.")
@@ -555,56 +548,82 @@ def _read_xlsx(data: bytes, name: str) -> tuple[list[Any], list[list[Any]], list
     return header, rows, problems
 
 
-def _stream_rows(rows: Any, name: str) -> list[list[Any]]:
-    """The rows of a sheet up to the last non-blank one, refused once past the row, column or cell
-    limit (blank rows at the end, e.g. formatting, do not count as runs)."""
+def _open_workbook(data: bytes, data_only: bool) -> Any:
+    """A read-only workbook whose sheets are opened without openpyxl's search for the stored
+    dimension (which parses a whole sheet when the dimension is missing, and pads every row to
+    whatever width it claims): rows are then read as stored, by :func:`_sheet_rows`."""
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    class Sheet(ReadOnlyWorksheet):
+        def _get_size(self) -> None:
+            return None
+
+    class Reader(ExcelReader):
+        def read_worksheets(self) -> None:
+            for sheet, rel in self.parser.find_sheets():
+                if rel.target in self.valid_files and "chartsheet" not in rel.Type:
+                    self.wb._sheets.append(Sheet(self.wb, sheet.name, rel.target, self.shared_strings))
+
+    reader = Reader(io.BytesIO(data), read_only=True, data_only=data_only)
+    reader.read()
+    return reader.wb
+
+
+def _sheet_rows(wb: Any, data_only: bool) -> Any:
+    """(row number, values up to the last filled cell, cells stored) of the first sheet, streamed;
+    then, after the last row, (None, merged cell ranges, 0)."""
+    from openpyxl.worksheet._reader import WorkSheetParser
+    from openpyxl.worksheet.cell_range import CellRange
+
+    ws = wb.worksheets[0]
+    with ws._get_source() as src:
+        parser = WorkSheetParser(src, ws._shared_strings, data_only=data_only, epoch=wb.epoch,
+                                 date_formats=wb._date_formats, timedelta_formats=wb._timedelta_formats)
+        for idx, stored in parser.parse():
+            last = max((c["column"] for c in stored if not _empty_cell(c["value"])), default=0)
+            values: list[Any] = [None] * min(last, limits.MAX_COLUMNS + 1)
+            for c in stored:
+                if c["column"] <= len(values):
+                    values[c["column"] - 1] = c["value"]
+            yield idx, values, max(last, len(stored))
+        ranges = parser.merged_cells.mergeCell if parser.merged_cells is not None else []
+        yield None, [CellRange(r.ref) for r in ranges[:limits.MAX_CELLS]], 0
+
+
+def _stream_rows(wb: Any, name: str) -> tuple[list[list[Any]], list[Any]]:
+    """The rows of the first sheet up to the last non-blank one (blank rows at the end, e.g.
+    formatting, do not count as runs) and its merged ranges; refused once past the row, column,
+    cell or cell-length limit."""
     out: list[list[Any]] = []
-    blank_run, n_cells = 0, 0
-    for row in rows:
-        n_cells += len(row)
+    n_cells, merged = 0, []
+    for idx, values, stored in _sheet_rows(wb, data_only=True):
+        if idx is None:
+            merged = values
+            break
+        n_cells += stored
         if n_cells > limits.MAX_CELLS:
-            raise _Fatal(f"The first sheet of '{name}' has more than {limits.MAX_CELLS:,} cells; a run "
-                         "sheet has far fewer. Upload the run sheet alone, or save it as CSV.")
-        last = len(row)
-        while last and _empty_cell(row[last - 1]):
-            last -= 1
-        if last > limits.MAX_COLUMNS:
-            raise _Fatal(_too_wide(last))
-        if not last:
-            blank_run += 1
+            raise _Fatal(f"The first sheet of '{name}' has more than {limits.MAX_CELLS:,} cells; the limit "
+                         f"is {limits.MAX_CELLS:,} (e.g. 10,000 runs x 25 columns). Upload the run sheet "
+                         "alone.")
+        if len(values) > limits.MAX_COLUMNS:
+            raise _Fatal(_too_wide(stored))
+        if not any(not _empty_cell(v) for v in values):
             continue
-        long = next((j for j, v in enumerate(row[:last])
-                     if isinstance(v, str) and len(v) > limits.MAX_CELL_CHARS), None)
+        if idx - 1 > limits.MAX_ROWS + 1:  # a row stored far down (rows between read as blank)
+            raise _Fatal(_too_many(idx - 1))
+        long = next((j for j, v in enumerate(values) if isinstance(v, str) and len(v) > limits.MAX_CELL_CHARS),
+                    None)
         if long is not None:
-            raise _Fatal(_too_long(len(row[long]), len(out) + blank_run + 1, long).replace("line", "row", 1))
-        out.extend([] for _ in range(blank_run))
-        blank_run = 0
-        out.append(list(row[:last]))
-        if len(out) > limits.MAX_ROWS + 1:
-            raise _Fatal(_too_many(len(out) - 1, exact=False))
+            raise _Fatal(_too_long(len(values[long]), idx, long).replace("line", "row", 1))
+        out.extend([] for _ in range(idx - 1 - len(out)))
+        out.append(values)
     width = max((len(r) for r in out), default=0)
-    return [r + [None] * (width - len(r)) for r in out]
+    return [r + [None] * (width - len(r)) for r in out], merged
 
 
 def _empty_cell(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _merged_ranges(ws: Any) -> list[Any]:
-    """Merged cell ranges of a read-only sheet (openpyxl does not read them in read-only mode),
-    from the sheet's XML, streamed."""
-    from openpyxl.worksheet.cell_range import CellRange
-    from openpyxl.xml.functions import iterparse
-
-    out = []
-    with ws._get_source() as src:
-        for _, element in iterparse(src):
-            if element.tag.endswith("}mergeCell") and element.get("ref"):
-                out.append(CellRange(element.get("ref")))
-                if len(out) > limits.MAX_CELLS:
-                    break
-            element.clear()
-    return out
 
 
 def _merged_problems(merged: list[Any], cells: list[list[Any]], header: list[Any], top: int) -> list[Problem]:
@@ -635,24 +654,18 @@ def _formula_problems(data: bytes, cells: list[list[Any]], header: list[Any], to
     """Formulas whose result was never saved (e.g. files written by scripts) read as empty."""
     if not any(v is None for r in cells[top + 1:] for v in r):
         return []
-    import openpyxl
-
-    wb = openpyxl.load_workbook(io.BytesIO(data), data_only=False, read_only=True)
-    ws = wb.worksheets[0]
-    ws.reset_dimensions()  # as read by _read_xlsx: the rows as stored, not as the dimension claims
     out = []
-    for i, row in enumerate(ws.iter_rows(values_only=True)):
-        if i >= len(cells):
+    for idx, values, _ in _sheet_rows(_open_workbook(data, data_only=False), data_only=False):
+        i = (idx or 0) - 1
+        if idx is None or i >= len(cells):
             break
-        for j, v in enumerate(row[:len(cells[i])]):
-            if (i > top and isinstance(v, str) and v.startswith("=") and i < len(cells)
-                    and j < len(cells[i]) and cells[i][j] is None):
+        for j, v in enumerate(values[:len(cells[i])]):
+            if i > top and isinstance(v, str) and v.startswith("=") and cells[i][j] is None:
                 col = _header_text(header, j)
                 out.append(Problem("error", i - top, col,
                                    f"Row {i - top}, column '{col}': the cell holds the formula "
                                    f"'{v}' but no saved result. Open and save the file in Excel, "
                                    "or type the value."))
-    wb.close()
     return out
 
 

@@ -195,9 +195,12 @@ def test_an_unclosed_quote_running_to_the_end_is_a_message():
 
 
 def test_too_many_cells_are_refused():
-    rows = [[i, 5, "L0", 1.0] + [1] * 60 for i in range(40_000)]  # 2.6 million cells, under 20 MB
+    rows = [[i, 5, "L0", 1.0] + [1] * 60 for i in range(4_000)]  # 256,000 cells in 4,000 rows
     message = _error(_csv(["Run", "A", "M", "Y"] + [f"e{j}" for j in range(60)], rows))
-    assert "more than 2,000,000 cells" in message, message
+    assert "more than 250,000 cells" in message, message
+    wide = [["Run", "A", "M", "Y"] + [f"e{j}" for j in range(60)]] + rows
+    message = _error(_xlsx(wide), "cells.xlsx")
+    assert "more than 250,000 cells" in message, message
 
 
 def test_a_long_header_and_a_long_run_id_are_refused():
@@ -222,7 +225,7 @@ def test_an_xlsx_whose_members_unpack_past_the_limit_is_refused_unread():
         z.writestr("[Content_Types].xml", "<Types/>")
         z.writestr("xl/worksheets/sheet1.xml", b"\0" * (limits.MAX_XLSX_UNCOMPRESSED + 1))
     message = _error(buf.getvalue(), "bomb.xlsx")
-    assert "unpacks to 64 MB; the limit is 64 MB" in message, message
+    assert "unpacks to 32 MB; the limit is 32 MB" in message, message
 
 
 def test_an_xlsx_with_too_many_columns_is_refused():
