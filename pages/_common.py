@@ -59,6 +59,10 @@ def set_study(study: Study) -> None:
     """Make ``study`` current; a design made for another study no longer applies, and opening another
     study forgets what the pages kept for the previous one (:data:`STUDY_STATE`)."""
     old = st.session_state.get("study")
+    if old is not None and old.name == study.name:
+        from pages._study_sync import base_version
+
+        base_version(old)  # the stored version this edit is made on, noted before the study changes
     st.session_state["study"] = study
     if old is None or old.to_yaml() != study.to_yaml():
         st.session_state.pop("design", None)

@@ -72,5 +72,5 @@ def show_conflict(study: Study, exc: StudyConflictError) -> None:
 def _reload(name: str) -> None:
     from pages._common import open_stored
 
-    st.session_state.pop(BASE, None)
     open_stored(name)
+    track(st.session_state.get("study"))  # now made on the newest version

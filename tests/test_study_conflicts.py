@@ -141,3 +141,19 @@ def test_two_sessions_a_stale_study_edit_and_a_stale_runs_save_are_refused_with_
     alice.button(key="apply").click().run()
     assert any("Saved as version 3" in s.value for s in alice.success), [e.value for e in alice.error]
     db.close()
+
+
+def test_a_stale_session_saving_results_writes_neither_a_study_version_nor_runs():
+    name = _study().name
+    db = Store.open(default_url())
+    db.save_study(_study(), "alice", expected_version=None)
+    alice = _session("alice", name)
+    db.save_study(_with(_study(), description="Bob's description"), "bob", expected_version=1)
+    time.sleep(MARK_SECONDS + 0.05)
+    alice.switch_page("pages/runs.py").run()
+    alice.button(key="load_example_results").click().run()  # Alice's copy is version 1, Bob saved 2
+    refused = " ".join(e.value for e in alice.error)
+    assert "changed by someone else" in refused and "bob" in refused, refused
+    assert db.study_versions(name)["version"].tolist() == [1, 2]  # today: a version 3 re-saving Alice's copy
+    assert db.data_versions(name).empty and db.load_study(name).description == "Bob's description"
+    db.close()
