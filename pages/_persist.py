@@ -84,12 +84,11 @@ def stored_version(study: Study | None) -> int | None:
 
 
 def save_study(study: Study, user: User) -> int | None:
-    """Save ``study`` as a new version (unchanged text: nothing new) and show any refusal."""
-    try:
-        return store().save_study(study, user)
-    except DoeError as exc:
-        st.error(f"Not saved: {exc}")
-        return None
+    """Save ``study`` if this session changed it, on the version it was made from (unchanged: nothing
+    written); a stale copy is refused with who changed what and an offer to reload (pages/_study_sync.py)."""
+    from pages._study_sync import save_on_base
+
+    return save_on_base(study, user)
 
 
 def stored_runs(study: Study):
@@ -138,6 +137,9 @@ def saved_state_panel(acc: Access) -> None:
     study = st.session_state.get("study")
     if study is None:
         return
+    from pages._study_sync import track
+
+    track(study)  # the version a later save is made on
     version = stored_version(study)
     if version is None:
         known = _known(study.name)
