@@ -105,7 +105,7 @@ def test_saved_results_survive_a_killed_server(browser, tmp_path):
         server.kill()
     restarted = Server(tmp_path)
     try:
-        page = open_app(browser, restarted, "runs")
+        page = open_app(browser, restarted, "runs?study=MSC+expansion")  # a new session opens no one's study
         sidebar = page.locator('[data-testid="stSidebar"]')
         sidebar.get_by_text("MSC expansion: saved").wait_for(timeout=30_000)
         assert "data version 1, 40 runs" in sidebar.inner_text()
