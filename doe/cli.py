@@ -10,6 +10,8 @@
     python -m doe keys [--db URL] [--new FILE]
     python -m doe report --db URL --study NAME [--analysis VERSION] --out report.pdf --out report.html
     python -m doe designs --db URL --study NAME [--rename ID NAME] [--current ID] [--delete ID --reason WHY]
+    python -m doe export --db URL --study NAME --out bundle.zip
+    python -m doe import-bundle bundle.zip [--db URL] [--allow-unsigned]
     python -m doe scale --plan plan.yaml [--study STUDY.yaml --runs RUNS.csv] --json plan.json
 
 Errors in the input exit with status 2 and one line on stderr; no traceback
@@ -194,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bundle", help="bundle zip written by 'python -m doe export'")
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
     p.add_argument("--user", help="who is importing (default: the login name)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="import a bundle that is unsigned (older software) or signed by a key this site does not "
+                        "trust (not in DOE_TRUSTED_KEYS); the audit trail records it. A signature that does not "
+                        "match is refused anyway")
 
     p = sub.add_parser("designs", help="a study's designs: list, rename, mark current, delete an unused one")
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
@@ -696,20 +702,27 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         store.close()
     Path(args.out).write_bytes(data)
-    print(f"study '{args.study}' exported to {args.out} ({len(data):,} bytes)")
+    print(f"study '{args.study}' exported to {args.out} ({len(data):,} bytes), signed with this site's key "
+          f"{store.key.key_id}")
     return 0
 
 
 def _import_bundle(args: argparse.Namespace) -> int:
     from doe.store import import_bundle
+    from doe.store._bundle import MAX_TOTAL_BYTES
 
-    data = Path(args.bundle).read_bytes()
+    path = Path(args.bundle)
+    if path.is_file() and path.stat().st_size > MAX_TOTAL_BYTES:  # refused before it is read
+        raise DoeError(f"'{path}' is {path.stat().st_size / 2**20:,.0f} MB, more than a study bundle may be "
+                       f"({MAX_TOTAL_BYTES // 2**20} MB); nothing was read or written.")
+    data = path.read_bytes()
     store = _open_store(args.db)
     try:
-        name = import_bundle(store, data, _cli_user(args.user))
+        name = import_bundle(store, data, _cli_user(args.user), allow_unsigned=args.allow_unsigned,
+                             flag="--allow-unsigned")
     finally:
         store.close()
-    print(f"study '{name}' imported from {args.bundle}")
+    print(f"study '{name}' imported from {args.bundle} ({name.signature})")
     return 0
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
@@ -13,7 +15,9 @@ import pytest
 from doe.cli import main
 from doe.errors import DoeError
 from doe.store import Store, User, export_bundle, import_bundle
-from doe.store._bundle import CHECKSUMS, MANIFEST
+from doe.store import _bundle as B
+from doe.store._audit import record_hash
+from doe.store._bundle import CHECKSUMS, MANIFEST, SIGNATURE
 from doe.study import Study
 from doe.versions import rerun_analysis
 
@@ -86,13 +90,98 @@ def rezip(data: bytes, changes: dict[str, bytes], fix_checksums: bool = False) -
         for entry in manifest["files"]:
             entry["sha256"] = hashlib.sha256(files[entry["path"]]).hexdigest()
         files[MANIFEST] = json.dumps(manifest).encode()
+        signed = [SIGNATURE] if SIGNATURE in files else []  # kept: it no longer matches the manifest
         files[CHECKSUMS] = "".join(f"{hashlib.sha256(files[p]).hexdigest()}  {p}\n"
-                                   for p in [MANIFEST, *(e["path"] for e in manifest["files"])]).encode()
+                                   for p in [MANIFEST, *signed, *(e["path"] for e in manifest["files"])]).encode()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for name, content in files.items():
             z.writestr(name, content)
     return buf.getvalue()
+
+
+def forge(data: bytes, edit: Callable[[dict, dict, dict], None] | None = None, *, digests: bool = True,
+          drop_signature: bool = False, old_format: bool = False) -> bytes:
+    """The bundle after ``edit(csvs, docs, others)`` with everything one who has this software can recompute
+    recomputed: the audit records' row digests (``digests``) and hashes (re-chained), the designs' CSV copies,
+    the manifest and the checksums. The signature is kept (it no longer matches) or dropped.
+
+    ``csvs``: {path: (header, rows as dicts, cells as stored)}; ``docs``: {path: JSON document};
+    ``others``: {path: bytes} (study YAML). ``old_format``: written as bundle schema 1 (cells as they are,
+    LF line ends, run sheets only in the CSV files, no signature and no row digests), as the software
+    before signed bundles wrote them.
+    """
+    files = members(data)
+    csvs = {}
+    for path, body in files.items():
+        if path.endswith(".csv") and not path.startswith("designs/"):
+            rows = [[B._restore(c) for c in row] for row in B._csv_rows(body.decode(), path) if row]
+            csvs[path] = (rows[0], [dict(zip(rows[0], row)) for row in rows[1:]])
+    docs = {p: json.loads(b) for p, b in files.items() if p.endswith(".json") and p not in (MANIFEST, SIGNATURE)}
+    others = {p: b for p, b in files.items() if p.startswith("study/v")}
+    if edit is not None:
+        edit(csvs, docs, others)
+    trail_header, trail = csvs["audit/audit_trail.csv"]
+    if old_format:
+        for path, (header, rows) in list(csvs.items()):
+            csvs[path] = ([h for h in header if h != "row_hash"], [{k: v for k, v in r.items() if k != "row_hash"}
+                                                                   for r in rows])
+        trail_header, trail = csvs["audit/audit_trail.csv"]
+    elif digests:
+        _recompute_digests(csvs, docs, others)
+    prev = trail[0]["prev_hash"] if trail else ""
+    for r in trail:  # one study in the store: its records are consecutive
+        r["prev_hash"] = prev
+        r["hash"] = prev = record_hash(prev, B._audit_record(r))
+    out = {**others}
+    for path, (header, rows) in csvs.items():
+        cells = ([r[h] for h in header] for r in rows)
+        if old_format:
+            buf = io.StringIO(newline="")
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(cells)
+            out[path] = buf.getvalue().encode()
+        else:
+            out[path] = B._csv(header, cells)
+    for d in docs["designs/designs.json"]:
+        out[d["file"]] = d["run_sheet"].encode() if old_format else B._sheet_csv(d["run_sheet"])
+        if old_format:
+            del d["run_sheet"]
+    out.update({p: B._json_file(doc) for p, doc in docs.items()})
+    manifest = json.loads(files[MANIFEST])
+    manifest["files"] = [{"path": p, "sha256": hashlib.sha256(out[p]).hexdigest(), "bytes": len(out[p])}
+                         for p in sorted(out)]
+    if old_format:
+        manifest["bundle_schema"], manifest["store_schema_revision"] = 1, "0004"
+    listed = [(MANIFEST, B._json_file(manifest))]
+    if not (drop_signature or old_format):
+        listed.append((SIGNATURE, files[SIGNATURE]))
+    listed += sorted(out.items())
+    checksums = "".join(f"{hashlib.sha256(b).hexdigest()}  {p}\n" for p, b in listed).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path, body in [listed[0], (CHECKSUMS, checksums), *listed[1:]]:
+            z.writestr(path, body)
+    return buf.getvalue()
+
+
+def _recompute_digests(csvs: dict, docs: dict, others: dict) -> None:
+    """Set each row's newest audit record's row_hash to the digest of the row as the files now hold it."""
+    files = {p: B._csv(h, ([r[c] for c in h] for r in rows)) for p, (h, rows) in csvs.items()}
+    files.update({p: B._json_file(doc) for p, doc in docs.items()})
+    files.update(others)
+    for d in docs["designs/designs.json"]:
+        files[d["file"]] = B._sheet_csv(d["run_sheet"])
+    content = B._parse(files, B.SCHEMA)
+    newest = {}
+    _, trail = csvs["audit/audit_trail.csv"]
+    for r in trail:
+        if r.get("row_hash"):
+            newest[(r["entity"], r["entity_id"])] = r
+    for entity, eid, _, digest in B.row_digests(content, B._replay(content.audit)):
+        if (entity, eid) in newest:
+            newest[(entity, eid)]["row_hash"] = digest
 
 
 def assert_same_study(a: Store, b: Store) -> None:
@@ -146,7 +235,9 @@ def test_import_audit_records_and_original_trail_kept(source, target):
     digest = hashlib.sha256(members(data)[MANIFEST]).hexdigest()
     import_bundle(target, data, "carol")
     trail = target.audit_trail(NAME)
-    assert set(trail["action"]) == {"create"} and set(trail["user_name"]) == {"carol"}
+    assert set(trail["user_name"]) == {"carol"}
+    deleted = trail[trail["action"] == "delete"]  # the deleted run: created, then its deletion recorded
+    assert set(trail["action"]) == {"create", "delete"} and deleted["field"].tolist() == ["Run 5"]
     assert set(trail["reason"]) == {f"imported from bundle {digest}"}
     assert {"bundle", "study", "study_version", "design", "run", "data_version", "analysis",
             "decision"} <= set(trail["entity"])
@@ -182,9 +273,9 @@ def test_export_import_export_gives_the_same_data_files(source, target, tmp_path
 def test_bundle_layout_and_sha256sum_checksums(source):
     files = members(export_bundle(source, NAME, ALICE))
     manifest = json.loads(files[MANIFEST])
-    assert manifest["format"] == "doe-workbench-study-bundle" and manifest["bundle_schema"] == 1
+    assert manifest["format"] == "doe-workbench-study-bundle" and manifest["bundle_schema"] == 2
     assert manifest["study"] == NAME and manifest["exported_by"] == "alice"
-    assert manifest["store_schema_revision"] == "0004" and manifest["exported_at"].endswith("Z")
+    assert manifest["store_schema_revision"] == table(source, "SELECT version_num FROM alembic_version")[0][0] and manifest["exported_at"].endswith("Z")
     for name in ("study/v0001.yaml", "study/v0002.yaml", "designs/design_0001.csv", "designs/designs.json",
                  "runs/runs.csv", "runs/revisions.csv", "runs/data_versions.csv",
                  "analyses/analysis_v0001.json", "analyses/analysis_v0002.json", "decisions/decisions.json",
@@ -253,9 +344,9 @@ def test_missing_or_extra_file_refused(source, target):
 def test_newer_bundle_schema_refused(source, target):
     data = export_bundle(source, NAME)
     manifest = json.loads(members(data)[MANIFEST])
-    manifest["bundle_schema"] = 2
+    manifest["bundle_schema"] = 3
     refused(target, rezip(data, {MANIFEST: json.dumps(manifest).encode()}, fix_checksums=True),
-            "bundle schema 2, newer than this software reads.*Upgrade the software")
+            "bundle schema 3, newer than this software reads.*Upgrade the software")
 
 
 def test_existing_study_name_refused(source, target):

@@ -416,29 +416,28 @@ def test_versions_page_names_the_design_of_each_data_version():
 
 def test_a_bundle_from_before_design_names_still_imports(store, tmp_path):
     """A bundle written by the previous software (designs without names, data versions without a design)."""
-    import csv
-    import io
-
-    from tests.test_bundle import members, rezip
+    from tests.test_bundle import forge
 
     _, full, lhs = _two_designs(store)
     a = store.save_design(NAME, full, ALICE, "Screening")
     store.save_design(NAME, lhs, ALICE, "Trial")
     store.append_runs(NAME, _results(full), ALICE, design_id=a)
     data = export_bundle(store, NAME, ALICE)
-    files = members(data)
-    meta = json.loads(files["designs/designs.json"])
-    old_meta = [{k: v for k, v in d.items() if k not in ("name", "current", "deleted")} for d in meta]
-    rows = list(csv.DictReader(io.StringIO(files["runs/data_versions.csv"].decode("utf-8"))))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, [c for c in rows[0] if c != "design"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: v for k, v in r.items() if k != "design"} for r in rows)
-    old = rezip(data, {"designs/designs.json": json.dumps(old_meta).encode(),
-                       "runs/data_versions.csv": out.getvalue().encode()}, fix_checksums=True)
+
+    def before_names(csvs, docs, others):
+        for d in docs["designs/designs.json"]:
+            for key in ("name", "current", "deleted"):
+                del d[key]
+        header, rows = csvs["runs/data_versions.csv"]
+        csvs["runs/data_versions.csv"] = ([c for c in header if c != "design"], rows)
+        header, trail = csvs["audit/audit_trail.csv"]  # that software recorded no names, current or data design
+        csvs["audit/audit_trail.csv"] = (header, [r for r in trail if r["field"] != "design_id" and not (
+            r["entity"] == "design" and r["field"] in ("name", "current"))])
+
+    old = forge(data, before_names, old_format=True)  # bundle schema 1: unsigned
     other = Store.open(f"sqlite:///{tmp_path / 'old-bundle.sqlite'}")
     try:
-        import_bundle(other, old, ALICE)
+        import_bundle(other, old, ALICE, allow_unsigned=True)
         assert other.designs(NAME)[["name", "current"]].values.tolist() == [["Design 1", False], ["Design 2", True]]
         assert other.design_of_data_version(NAME) is None
     finally:

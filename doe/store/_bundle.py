@@ -3,13 +3,17 @@
 Layout (UTF-8 text; JSON and CSV so a person can read every file)::
 
     manifest.json                    format, bundle schema, study, exported at/by, software,
-                                     store schema revision, every file with its SHA-256
-    checksums.sha256                 the same checksums (manifest included), for ``sha256sum -c``
+                                     store schema revision, every data file with its SHA-256
+    signature.json                   the exporting site's Ed25519 signature of manifest.json, its key
+                                     id and public key (doe.store._signing)
+    checksums.sha256                 the same checksums (manifest and signature included), for
+                                     ``sha256sum -c``
     study/study.json                 the study (created at/by) and its versions (hash, saved at/by)
     study/v0001.yaml ...             every study version, verbatim
     designs/designs.json             each design: file, study version, kind, seed, model, frozen, created,
-                                     name, current, deleted (older bundles: named "Design N")
-    designs/design_0001.csv ...      run sheets, verbatim (numbered within the study)
+                                     name, current, deleted and its run sheet as stored (``run_sheet``;
+                                     older bundles: named "Design N", the sheet only in the CSV file)
+    designs/design_0001.csv ...      run sheets to read (bundle schema 1: the sheet verbatim)
     runs/runs.csv                    the runs now (deleted ones flagged), value columns + stored JSON
     runs/revisions.csv               every run revision (data version, row version, deleted, stored JSON)
     runs/data_versions.csv           every data version (hash, number of runs, reason, created, and
@@ -21,18 +25,38 @@ Layout (UTF-8 text; JSON and CSV so a person can read every file)::
 
 Run values travel as the stored JSON text and JSON numbers are written with
 Python's shortest round-trip repr, so every number comes back bit-identical.
-Importing checks the checksums, each audit record's own hash, each study
-version's hash and each data version's hash (rebuilt from the revisions)
-before it writes anything, then writes the study in one transaction with its
-original version numbers, row versions, times and users.
+
+Every CSV cell (headers too) that a spreadsheet would run as a formula (text starting with
+``= + - @``, a tab or a carriage return, numbers such as ``-1.5`` aside) is written with a
+leading apostrophe, and so is every cell that itself starts with an apostrophe; reading strips
+one leading apostrophe, so the round trip is exact ("'-80C" is read as "-80C", "''x" as "'x").
+Lines end in CRLF so that a carriage return inside a cell is quoted. Bundle schema 1 (before
+this) wrote cells as they are; it is read as it was written.
+
+Importing checks, before it writes anything: the sizes (:data:`MAX_MEMBERS`,
+:data:`MAX_MEMBER_BYTES`, :data:`MAX_TOTAL_BYTES`, :data:`MAX_CELL_CHARS`,
+:data:`MAX_JSON_DEPTH`), the checksums, each audit record's own hash, each study version's
+hash, each data version's hash (rebuilt from the revisions), that the data agree with the
+bundle's own audit trail (replayed record by record, and each row's digest where the records
+carry one), and finally the signature: signed by this site's key or a key in
+``DOE_TRUSTED_KEYS``. An unsigned bundle, or one signed by a key this site does not trust, is
+imported only when the caller allows it explicitly, and the import's audit record says so; a
+signature that does not match is always refused (the bundle was changed after it was signed).
+Then it writes the study in one transaction with its original version numbers, row versions,
+times and users.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import hashlib
 import io
 import json
+import re
+import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
@@ -59,21 +83,47 @@ from doe.store._models import (
 )
 
 if TYPE_CHECKING:
+    from doe.store._signing import SiteKey
     from doe.store._store import Store
 
 FORMAT = "doe-workbench-study-bundle"
-SCHEMA = 1
+#: 2: CSV cells neutralised (see the module docstring), run sheets in designs.json, signature.json.
+SCHEMA = 2
 SOFTWARE = "QbD DoE workbench"
 MANIFEST = "manifest.json"
 CHECKSUMS = "checksums.sha256"
-#: Refuse bundles that would unpack to more than this (a zip bomb, or not a bundle).
-MAX_BYTES = 2 * 1024**3
+SIGNATURE = "signature.json"
+ALGORITHM = "Ed25519"
+
+# -- limits: checked before anything is unpacked or parsed -----------------------------------------
+#: Files in a bundle: one per study version, design and analysis plus nine. A study with
+#: thousands of versions is far beyond any real one; the bound keeps the zip directory small.
+MAX_MEMBERS = 10_000
+#: Bytes of one file once unpacked (as the zip directory declares it, and as read). The largest
+#: files are the audit trail and the run revisions: 10,000 runs revised 20 times with their audit
+#: records are ~50 MB. A file is held in memory a few times over while it is checked.
+MAX_MEMBER_BYTES = 128 * 2**20
+#: Bytes of all files once unpacked, and of the zip itself: an import holds about three to four
+#: times this in memory (bytes, text, parsed rows), so this keeps one import near 1 GB at most.
+MAX_TOTAL_BYTES = 256 * 2**20
+#: Bytes of the zip's central directory (its list of files): ~100 bytes a file, so ~1 MB for
+#: MAX_MEMBERS files; checked before the directory is read.
+MAX_DIRECTORY_BYTES = 4 * 2**20
+#: Characters of one CSV cell. The largest cell a store writes is a study version's YAML in an
+#: audit record (a study file is at most 512 KiB) or a design's run sheet; Python's csv module
+#: would refuse anything over 131,072 characters, so bundles are read with this limit instead.
+MAX_CELL_CHARS = 16 * 2**20
+#: Nesting depth of any JSON in a bundle: stored values are at most ~6 levels deep (an analysis
+#: summary); the bound stops deep nesting (e.g. 100,000 '[') before it exhausts the parser.
+MAX_JSON_DEPTH = 64
+
 AUDIT_COLUMNS = ("seq", "ts", "user_name", "authenticated", "action", "entity", "entity_id", "study",
-                 "field", "old_value", "new_value", "reason", "prev_hash", "hash")
+                 "field", "old_value", "new_value", "reason", "prev_hash", "hash", "row_hash")
 RUN_COLUMNS = ("row_version", "deleted", "values_json")
 REVISION_COLUMNS = ("Run", "data_version", "row_version", "deleted", "values_json")
 DATA_VERSION_COLUMNS = ("version", "content_hash", "n_runs", "reason", "created_at", "created_by")
 _AGAIN = "Export the study again from the source database and import the new file; nothing was written."
+_LINE_END = "\r\n"
 
 
 # -- export ---------------------------------------------------------------------------
@@ -82,7 +132,9 @@ def export_bundle(store: Store, study_name: str, user: User | str | None = None)
 
     Everything is read in one read transaction, so the bundle is one consistent
     state of the study. ``user`` is recorded as ``exported_by`` in the manifest.
+    The manifest is signed with this site's key (the store's, :func:`site_key`).
     """
+    key = site_key(store)
     with store._session() as s:
         if s.get_bind().dialect.name == "postgresql":  # one snapshot for every query below
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
@@ -90,7 +142,13 @@ def export_bundle(store: Store, study_name: str, user: User | str | None = None)
         files = _study_files(s, sid)
         revision = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
     by = as_user(user).name if user else "unknown"
-    return _zip(files, _manifest(study_name, files, revision, by))
+    manifest = _manifest(study_name, files, revision, by)
+    return _zip(files, manifest, _signature(key, manifest))
+
+
+def site_key(store: Store) -> SiteKey:
+    """This site's signing key: the one ``store`` signs its audit head with (Store.open loads it)."""
+    return store.key
 
 
 def _study_files(s: Session, sid: int) -> dict[str, bytes]:
@@ -121,8 +179,8 @@ def _design_part(s: Session, sid: int) -> dict[str, bytes]:
     meta = [{"number": i, "file": f"designs/design_{i:04d}.csv", "study_version": r.study_version,
              "kind": r.kind, "seed": r.seed, "model": r.model, "frozen": bool(r.frozen),
              "created_at": r.created_at, "created_by": r.created_by, "name": r.name, "current": bool(r.current),
-             "deleted": bool(r.deleted)} for i, r in enumerate(rows, 1)]
-    files = {m["file"]: r.run_sheet.encode("utf-8") for m, r in zip(meta, rows)}
+             "deleted": bool(r.deleted), "run_sheet": r.run_sheet} for i, r in enumerate(rows, 1)]
+    files = {m["file"]: _sheet_csv(r.run_sheet) for m, r in zip(meta, rows)}
     files["designs/designs.json"] = _json_file(meta)
     return files
 
@@ -186,9 +244,16 @@ def _manifest(study: str, files: dict[str, bytes], revision: str | None, by: str
                                  for p in sorted(files)]})
 
 
-def _zip(files: dict[str, bytes], manifest: bytes) -> bytes:
-    """The zip: manifest, checksums (sha256sum format), then the data files by path."""
-    listed = [(MANIFEST, manifest), *sorted(files.items())]
+def _signature(key: SiteKey, manifest: bytes) -> bytes:
+    """signature.json: the site key's Ed25519 signature of the manifest's bytes (which list every file's
+    SHA-256), its key id and public key (so a site can be told which key to trust)."""
+    return _json_file({"algorithm": ALGORITHM, "signed": MANIFEST, "key_id": key.key_id,
+                       "public_key": key.public_text, "signature": key.sign(manifest)})
+
+
+def _zip(files: dict[str, bytes], manifest: bytes, signature: bytes) -> bytes:
+    """The zip: manifest, checksums (sha256sum format), signature, then the data files by path."""
+    listed = [(MANIFEST, manifest), (SIGNATURE, signature), *sorted(files.items())]
     checksums = "".join(f"{_sha(data)}  {path}\n" for path, data in listed).encode("utf-8")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -198,38 +263,113 @@ def _zip(files: dict[str, bytes], manifest: bytes) -> bytes:
 
 
 # -- reading and checking a bundle ----------------------------------------------------------
-def read_bundle(data: bytes) -> tuple[dict[str, bytes], dict[str, Any], str]:
-    """The checked data files of a bundle, its manifest and the manifest's SHA-256.
+@dataclass(frozen=True)
+class RawBundle:
+    """A bundle's checked data files, its manifest (parsed and as bytes), its SHA-256 and signature."""
 
-    Raises DoeError for a file that is not a zip, a zip that is not a bundle,
-    a newer bundle schema, and any file missing, added or not matching its checksum.
+    files: dict[str, bytes]
+    manifest: dict[str, Any]
+    manifest_bytes: bytes
+    digest: str
+    signature: bytes | None
+
+    @property
+    def schema(self) -> int:
+        return int(self.manifest["bundle_schema"])
+
+
+def read_bundle(data: bytes) -> RawBundle:
+    """The checked data files of a bundle, its manifest and signature (not yet verified).
+
+    Raises DoeError for a file that is not a zip, a zip that is not a bundle or is larger than
+    the limits, a newer bundle schema, and any file missing, added or not matching its checksum.
     """
     members = _unzip(data)
     manifest = _read_manifest(members)
     _verify_checksums(members, manifest)
-    files = {p: b for p, b in members.items() if p not in (MANIFEST, CHECKSUMS)}
-    return files, manifest, _sha(members[MANIFEST])
+    files = {p: b for p, b in members.items() if p not in (MANIFEST, CHECKSUMS, SIGNATURE)}
+    return RawBundle(files, manifest, members[MANIFEST], _sha(members[MANIFEST]), members.get(SIGNATURE))
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
 
 
 def _unzip(data: bytes) -> dict[str, bytes]:
+    """Every file of the zip; sizes and counts checked against the limits before anything is unpacked,
+    and each file read with a cap (a zip can lie about its sizes)."""
+    if len(data) > MAX_TOTAL_BYTES:
+        raise DoeError(f"The file is {_mb(len(data))}, more than a study bundle may be ({_mb(MAX_TOTAL_BYTES)}); "
+                       "nothing was read or written. Export the study again, or split it.")
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise DoeError("This file is not a study bundle: it is not a zip file, or it was cut short in "
                        f"transfer (truncated). {_AGAIN}")
+    _check_directory(data)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             infos = [i for i in z.infolist() if not i.is_dir()]
-            names = [i.filename for i in infos]
-            if len(set(names)) != len(names):
-                raise DoeError(f"The bundle holds a file twice: it was edited after export. {_AGAIN}")
-            if sum(i.file_size for i in infos) > MAX_BYTES:
-                raise DoeError("The zip would unpack to more than 2 GB: it is not a study bundle.")
-            odd = sorted({i.compress_type for i in infos} - {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
-            if odd:
-                raise DoeError(f"The zip uses a compression method bundles never use ({odd[0]}): it was "
-                               f"not made by 'python -m doe export'. {_AGAIN}")
-            return {i.filename: z.read(i) for i in infos}
-    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError) as exc:
+            _check_infos(infos)
+            members, total = {}, 0
+            for info in infos:
+                members[info.filename] = body = _read_member(z, info)
+                total += len(body)
+                if total > MAX_TOTAL_BYTES:
+                    raise DoeError(_too_big_total(total))
+            return members
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, OSError) as exc:
         raise DoeError(f"The bundle is damaged and cannot be unpacked ({exc}). {_AGAIN}") from None
+
+
+def _check_directory(data: bytes) -> None:
+    """The zip's end record: at most MAX_MEMBERS entries and a directory under MAX_DIRECTORY_BYTES,
+    checked before Python's zipfile reads the directory into memory."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 65535))
+    if at < 0 or len(data) < at + 22:
+        return  # zipfile reports it as damaged
+    entries, size = struct.unpack("<HI", data[at + 10:at + 16])
+    if entries > MAX_MEMBERS:  # 0xFFFF also marks a ZIP64 archive: never needed by a bundle
+        raise DoeError(f"The zip holds {entries:,}{' or more' if entries == 0xFFFF else ''} files; a study bundle has at most {MAX_MEMBERS:,}. "
+                       "It is not a study bundle; nothing was read or written.")
+    if size > MAX_DIRECTORY_BYTES:
+        raise DoeError(f"The zip's list of files is {_mb(size)}, more than a study bundle's "
+                       f"({_mb(MAX_DIRECTORY_BYTES)} at most). It is not a study bundle; nothing was read or written.")
+
+
+def _check_infos(infos: list[zipfile.ZipInfo]) -> None:
+    if len(infos) > MAX_MEMBERS:
+        raise DoeError(f"The zip holds {len(infos):,} files; a study bundle has at most {MAX_MEMBERS:,}. "
+                       "It is not a study bundle; nothing was read or written.")
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        raise DoeError(f"The bundle holds a file twice: it was edited after export. {_AGAIN}")
+    for info in infos:
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise DoeError(f"The bundle's file '{info.filename[:100]}' would unpack to {_mb(info.file_size)}, "
+                           f"more than a bundle file may hold ({_mb(MAX_MEMBER_BYTES)}); nothing was unpacked "
+                           "or written. It is not a bundle this software wrote.")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_TOTAL_BYTES:
+        raise DoeError(_too_big_total(total))
+    odd = sorted({i.compress_type for i in infos} - {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+    if odd:
+        raise DoeError(f"The zip uses a compression method bundles never use ({odd[0]}): it was "
+                       f"not made by 'python -m doe export'. {_AGAIN}")
+
+
+def _too_big_total(total: int) -> str:
+    return (f"The bundle would unpack to {_mb(total)}, more than a study bundle may hold "
+            f"({_mb(MAX_TOTAL_BYTES)}); nothing was unpacked or written. It is not a bundle this software "
+            "wrote (a zip bomb), or the study is too large to move as one bundle.")
+
+
+def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One file, reading at most its declared size (capped) plus one byte."""
+    with z.open(info) as f:
+        body = f.read(min(info.file_size, MAX_MEMBER_BYTES) + 1)
+    if len(body) > info.file_size:
+        raise DoeError(f"The bundle's file '{info.filename[:100]}' unpacks to more than its declared size: the "
+                       f"zip was altered. {_AGAIN}")
+    return body
 
 
 def _read_manifest(members: dict[str, bytes]) -> dict[str, Any]:
@@ -238,7 +378,7 @@ def _read_manifest(members: dict[str, bytes]) -> dict[str, Any]:
     if MANIFEST not in members:
         raise DoeError(not_bundle.format("it has no manifest.json"))
     try:
-        manifest = json.loads(members[MANIFEST].decode("utf-8"))
+        manifest = _load_json(members[MANIFEST], MANIFEST)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise DoeError(not_bundle.format("its manifest.json is not valid JSON")) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -255,7 +395,10 @@ def _read_manifest(members: dict[str, bytes]) -> dict[str, Any]:
 
 
 def _verify_checksums(members: dict[str, bytes], manifest: dict[str, Any]) -> None:
-    """Every file listed in checksums.sha256 and the manifest, nothing else, every SHA-256 matching."""
+    """Every file listed in checksums.sha256 and the manifest, nothing else, every SHA-256 matching.
+
+    signature.json is listed in the checksums (not in the manifest, which it signs) when present.
+    """
     if CHECKSUMS not in members:
         raise DoeError(f"The bundle has no {CHECKSUMS}, so it cannot be checked. {_AGAIN}")
     listed = _checksum_lines(members[CHECKSUMS])
@@ -263,7 +406,10 @@ def _verify_checksums(members: dict[str, bytes], manifest: dict[str, Any]) -> No
         expected = {f["path"]: f["sha256"] for f in manifest["files"]}
     except (KeyError, TypeError):
         raise DoeError(f"The bundle's manifest has no valid file list. {_AGAIN}") from None
-    if {**expected, MANIFEST: listed.get(MANIFEST)} != listed:
+    outside = {MANIFEST: listed.get(MANIFEST)}
+    if SIGNATURE in listed or SIGNATURE in members:
+        outside[SIGNATURE] = listed.get(SIGNATURE)
+    if {**expected, **outside} != listed or MANIFEST in expected or SIGNATURE in expected:
         raise DoeError(f"The bundle's {CHECKSUMS} and manifest.json list different files or checksums: "
                        f"it was edited after export. {_AGAIN}")
     for path, digest in listed.items():
@@ -275,7 +421,7 @@ def _verify_checksums(members: dict[str, bytes], manifest: dict[str, Any]) -> No
                            f"SHA-256 checksum. {_AGAIN}")
     extra = sorted(set(members) - set(listed) - {CHECKSUMS})
     if extra:
-        raise DoeError(f"The bundle holds '{extra[0]}', which is not in its checksums: it was edited after "
+        raise DoeError(f"The bundle holds '{extra[0][:100]}', which is not in its checksums: it was edited after "
                        f"export. {_AGAIN}")
 
 
@@ -308,37 +454,50 @@ class _Content:
     imported: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_bundle(files: dict[str, bytes]) -> _Content:
+def parse_bundle(files: dict[str, bytes], schema: int = SCHEMA, *, digests_required: bool = False) -> _Content:
     """The rows in a bundle's (checksum-verified) files, checked by :func:`check_content`.
 
-    Raises DoeError if a file cannot be read as the format says or a hash does not match.
+    ``digests_required``: the bundle comes from a store of schema 0005 or later, whose audit trail
+    holds a row digest for every row (see :func:`digests_required`).
+
+    Raises DoeError if a file cannot be read as the format says, a hash does not match or the
+    data disagree with the bundle's own audit trail.
     """
     try:
-        content = _parse(files)
-        check_content(content)
+        content = _parse(files, schema)
+        check_content(content, digests_required)
     except DoeError:
         raise
-    except (KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise DoeError(f"The bundle's content cannot be read ({type(exc).__name__}: {exc}): it was not made "
-                       f"by this software or is incomplete. {_AGAIN}") from None
+    except (KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError, IndexError) as exc:
+        raise DoeError(f"The bundle's content cannot be read ({type(exc).__name__}: {str(exc)[:200]}): it was "
+                       f"not made by this software or is incomplete. {_AGAIN}") from None
+    except RecursionError:
+        raise DoeError(f"The bundle's content is nested too deeply to read: it was not made by this software. "
+                       f"{_AGAIN}") from None
     return content
 
 
-def _parse(files: dict[str, bytes]) -> _Content:
+def _parse(files: dict[str, bytes], schema: int) -> _Content:
     """The rows of the bundle's files (unchecked)."""
-    study = json.loads(files["study/study.json"])
+    neutral = schema >= 2
+    study = _load_json(files["study/study.json"], "study/study.json")
+    designs = _load_json(files["designs/designs.json"], "designs/designs.json")
+    decisions = _load_json(files["decisions/decisions.json"], "decisions/decisions.json")
+
+    def rows(path: str) -> list[dict[str, str]]:
+        return _read_csv(files[path], path, neutral)
+
     return _Content(
         study={k: study[k] for k in ("name", "created_at", "created_by")},
         versions=[_study_version(v, files) for v in study["versions"]],
-        designs=[_design(d, files) for d in json.loads(files["designs/designs.json"])],
-        runs=[_run(r) for r in _read_csv(files["runs/runs.csv"])],
-        revisions=[_revision(r) for r in _read_csv(files["runs/revisions.csv"])],
-        data_versions=[_data_version(r) for r in _read_csv(files["runs/data_versions.csv"])],
-        analyses=[_analysis(json.loads(files[p])) for p in sorted(files) if p.startswith("analyses/")],
-        decisions=[_decision(d) for d in json.loads(files["decisions/decisions.json"])],
-        audit=[_audit_record(r) for r in _read_csv(files["audit/audit_trail.csv"])],
-        imported=[{"bundle": r["bundle"], **_audit_record(r)}
-                  for r in _read_csv(files["audit/imported_audit_trail.csv"])])
+        designs=[_design(d, files, neutral) for d in designs],
+        runs=[_run(r) for r in rows("runs/runs.csv")],
+        revisions=[_revision(r) for r in rows("runs/revisions.csv")],
+        data_versions=[_data_version(r) for r in rows("runs/data_versions.csv")],
+        analyses=[_analysis(_load_json(files[p], p)) for p in sorted(files) if p.startswith("analyses/")],
+        decisions=[_decision(d) for d in decisions],
+        audit=[_audit_record(r) for r in rows("audit/audit_trail.csv")],
+        imported=[{"bundle": r["bundle"], **_audit_record(r)} for r in rows("audit/imported_audit_trail.csv")])
 
 
 def _study_version(v: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
@@ -346,22 +505,36 @@ def _study_version(v: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]
             "content_hash": v["content_hash"], "created_at": v["created_at"], "created_by": v["created_by"]}
 
 
-def _design(d: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+def _design(d: dict[str, Any], files: dict[str, bytes], neutral: bool) -> dict[str, Any]:
     """A design of the bundle; one from before designs had names is named 'Design N' (its number) and
-    ``current`` is None (the importer then makes the newest current, as the schema upgrade does)."""
+    ``current`` is None (the importer then makes the newest current, as the schema upgrade does).
+
+    Bundle schema 2 carries the stored run sheet in designs.json and a readable (neutralised) copy in
+    the CSV file, which must be exactly the copy made from it; schema 1 carries the sheet in the file.
+    """
+    if neutral:
+        sheet = str(d["run_sheet"])
+        if files[d["file"]] != _sheet_csv(sheet):
+            raise DoeError(f"The bundle's {d['file']} is not the run sheet that designs/designs.json holds for "
+                           f"design {d['number']}: it was edited after export. {_AGAIN}")
+    else:
+        sheet = files[d["file"]].decode("utf-8")
     return {"study_version": int(d["study_version"]), "kind": d["kind"], "seed": d["seed"],
-            "model": d["model"], "run_sheet": files[d["file"]].decode("utf-8"), "frozen": bool(d["frozen"]),
+            "model": d["model"], "run_sheet": sheet, "frozen": bool(d["frozen"]),
             "created_at": d["created_at"], "created_by": d["created_by"],
-            "name": str(d.get("name") or f"Design {d['number']}"), "current": None if "current" not in d else bool(d["current"]),
+            "name": str(d.get("name") or f"Design {d['number']}"),
+            "current": None if "current" not in d else bool(d["current"]),
             "deleted": bool(d.get("deleted", False))}
 
 
 def _run(r: dict[str, str]) -> dict[str, Any]:
+    _load_json(r["values_json"], "runs/runs.csv")
     return {"label": r[V.RUN], "values_json": r["values_json"], "row_version": int(r["row_version"]),
             "deleted": _bool(r["deleted"])}
 
 
 def _revision(r: dict[str, str]) -> dict[str, Any]:
+    _load_json(r["values_json"], "runs/revisions.csv")
     return {"label": r[V.RUN], "data_version": int(r["data_version"]), "row_version": int(r["row_version"]),
             "values_json": r["values_json"], "deleted": _bool(r["deleted"])}
 
@@ -386,19 +559,25 @@ def _decision(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _audit_record(r: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {c: r[c] for c in AUDIT_COLUMNS}
+    out: dict[str, Any] = {c: r.get(c) for c in AUDIT_COLUMNS}
     out["seq"], out["authenticated"] = int(r["seq"]), _bool(r["authenticated"])
-    for c in ("study", "field", "old_value", "new_value", "reason"):
-        out[c] = r[c] or None
+    for c in ("ts", "user_name", "action", "entity", "entity_id", "prev_hash", "hash"):
+        out[c] = r[c]
+    for c in ("study", "field", "old_value", "new_value", "reason", "row_hash"):
+        out[c] = r.get(c) or None  # row_hash: absent from bundles of stores before schema 0005
+    for c in ("old_value", "new_value"):
+        if out[c] is not None:
+            _load_json(out[c], "audit/audit_trail.csv")
     return out
 
 
 # -- checks before writing -------------------------------------------------------------------
-def check_content(c: _Content) -> None:
-    """Hashes of study versions, audit records and data versions match; runs match their last revision."""
+def check_content(c: _Content, digests_required: bool = False) -> None:
+    """Hashes of study versions, audit records and data versions match; runs match their last revision;
+    the data agree with the bundle's own audit trail (:func:`_check_against_audit`)."""
     for text_value in [*(a[k] for a in c.analyses for k in ("choices_json", "summary_json")),
                        *(d[k] for d in c.decisions for k in ("set_point_json", "ranges_json"))]:
-        json.loads(text_value)
+        _load_json(text_value, "analyses and decisions")
     for v in c.versions:
         if _sha(v["yaml"].encode("utf-8")) != v["content_hash"]:
             raise DoeError(f"Study version {v['version']} in the bundle does not match its recorded hash. "
@@ -409,6 +588,7 @@ def check_content(c: _Content) -> None:
                            f"after it was recorded. {_AGAIN}")
     _check_data_versions(c)
     _check_current_runs(c)
+    _check_against_audit(c, digests_required)
 
 
 def _check_data_versions(c: _Content) -> None:
@@ -442,41 +622,355 @@ def _check_current_runs(c: _Content) -> None:
                            f"in runs/revisions.csv. {_AGAIN}")
 
 
+# -- the data against the bundle's own audit trail ---------------------------------------------
+_IMPORTED = "imported from bundle "
+
+
+@dataclass
+class _Replayed:
+    """The study as the bundle's audit trail records it, and each row's audit key (entity id)."""
+
+    study_id: str | None = None
+    versions: dict[int, tuple[str, Any]] = field(default_factory=dict)  # version: (entity id, yaml)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity id: label, values, deleted
+    data_versions: dict[int, tuple[str, Any]] = field(default_factory=dict)  # version: (id, content hash)
+    designs: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity id: run_sheet, name
+    analyses: dict[int, tuple[str, Any]] = field(default_factory=dict)  # version: (id, {data_version, choices})
+    decisions: dict[str, Any] = field(default_factory=dict)  # entity id: content
+    digests: dict[tuple[str, str], str] = field(default_factory=dict)  # (entity, id): newest row_hash
+
+
+def _replay(records: list[dict[str, Any]]) -> _Replayed:
+    """Apply the audit records in order, as each writer of the store records its change.
+
+    Runs imported by software from before the import recorded deleted runs (a bundle record
+    without ``signature``) have an unknown deleted flag (None): only later records set it.
+    """
+    out, legacy = _Replayed(), set()
+    for r in sorted(records, key=lambda r: r["seq"]):
+        entity, eid, action, name = r["entity"], r["entity_id"], r["action"], r["field"] or ""
+        new = None if r["new_value"] is None else json.loads(r["new_value"])
+        if r.get("row_hash"):
+            out.digests[(entity, eid)] = r["row_hash"]
+        if name == "row_hash":  # schema 0005's record of a row's digest: no change of content
+            continue
+        if entity == "bundle" and action == "create" and not (isinstance(new, dict) and "signature" in new):
+            legacy.add(r["reason"])
+        elif entity == "study" and action == "create":
+            out.study_id = eid
+        elif entity == "study_version" and name == "yaml":
+            out.versions[_version_of(eid)] = (eid, new)
+        elif entity == "run":
+            _replay_run(out, r, eid, action, name, new, legacy)
+        elif entity == "data_version" and name == "content_hash":
+            out.data_versions[_version_of(eid)] = (eid, new)
+        elif entity == "design":
+            record = out.designs.setdefault(eid, {})
+            if name in ("run_sheet", "name"):
+                record[name] = new
+        elif entity == "analysis" and name == "choices":
+            out.analyses[_version_of(eid)] = (eid, new)
+        elif entity == "decision" and name == "decision":
+            out.decisions[eid] = new
+    return out
+
+
+def _replay_run(out: _Replayed, r: dict[str, Any], eid: str, action: str, name: str, new: Any,
+                legacy: set[str]) -> None:
+    if action == "create" and name.startswith("Run "):
+        out.runs[eid] = {"label": name[4:], "values": dict(new or {}),
+                         "deleted": None if r["reason"] in legacy else False}
+        return
+    run = out.runs.get(eid)
+    if run is None:
+        raise DoeError(_disagree(f"audit record {r['seq']} changes run id {eid}, which no record before it "
+                                 "creates"))
+    if action == "delete":
+        run["deleted"] = True
+    elif action == "modify":
+        run["values"][name] = new
+
+
+def _version_of(entity_id: str) -> int:
+    """The version number in an audit key '<study id>:<version>'."""
+    return int(entity_id.rsplit(":", 1)[-1])
+
+
+def _disagree(what: str) -> str:
+    return (f"The bundle's data disagree with its own audit trail: {what}. The bundle was changed after it was "
+            f"exported (or its audit trail is incomplete). {_AGAIN}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON text (so 1 and 1.0, or True and 1, differ)."""
+    return _stored_json(a) == _stored_json(b)
+
+
+def _shown(value: Any) -> str:
+    text_value = json.dumps(value, ensure_ascii=False)
+    return text_value if len(text_value) <= 60 else text_value[:57] + "..."
+
+
+def _check_against_audit(c: _Content, digests_required: bool = False) -> None:
+    """Replay the bundle's audit trail and compare it with every data file; where the records carry
+    row digests (stores from schema 0005 on), each row's digest must be the newest one recorded."""
+    rp = _replay(c.audit)
+    _compare_versions(c, rp)
+    _compare_runs(c, rp)
+    _compare_data_versions(c, rp)
+    _compare_designs(c, rp)
+    _compare_analyses(c, rp)
+    _compare_decisions(c, rp)
+    _compare_digests(c, rp, digests_required)
+
+
+def _compare_versions(c: _Content, rp: _Replayed) -> None:
+    for v in c.versions:
+        recorded = rp.versions.get(v["version"])
+        if recorded is None:
+            raise DoeError(_disagree(f"study version {v['version']} has no audit record"))
+        if recorded[1] != v["yaml"]:
+            raise DoeError(_disagree(f"study version {v['version']} (study/v{v['version']:04d}.yaml) is not the "
+                                     "text its audit record holds"))
+    _no_extra("study version", set(rp.versions) - {v["version"] for v in c.versions})
+
+
+def _no_extra(what: str, extra: set[Any]) -> None:
+    if extra:
+        raise DoeError(_disagree(f"the audit trail records {what} {sorted(extra)[0]}, which the bundle does not "
+                                 "hold"))
+
+
+def _compare_runs(c: _Content, rp: _Replayed) -> None:
+    recorded = {run["label"]: run for run in rp.runs.values()}
+    for run in c.runs:
+        label = run["label"]
+        rec = recorded.get(label)
+        if rec is None:
+            raise DoeError(_disagree(f"run {label} has no audit record creating it"))
+        values = json.loads(run["values_json"])
+        for key in dict.fromkeys([*values, *rec["values"]]):
+            if not _same(values.get(key), rec["values"].get(key)):
+                raise DoeError(_disagree(f"run {label}: {key} is {_shown(values.get(key))} in the runs but "
+                                         f"{_shown(rec['values'].get(key))} in the audit trail"))
+        if rec["deleted"] is not None and rec["deleted"] != run["deleted"]:
+            state = ("deleted", "not deleted") if run["deleted"] else ("not deleted", "deleted")
+            raise DoeError(_disagree(f"run {label} is {state[0]} in the runs but {state[1]} in the audit trail"))
+    _no_extra("run", set(recorded) - {run["label"] for run in c.runs})
+
+
+def _compare_data_versions(c: _Content, rp: _Replayed) -> None:
+    for v in c.data_versions:
+        recorded = rp.data_versions.get(v["version"])
+        if recorded is None or recorded[1] != v["content_hash"]:
+            raise DoeError(_disagree(f"data version {v['version']} has the content hash {v['content_hash'][:12]}... "
+                                     "in runs/data_versions.csv but "
+                                     + ("no audit record" if recorded is None else
+                                        f"{str(recorded[1])[:12]}... in the audit trail")))
+    _no_extra("data version", set(rp.data_versions) - {v["version"] for v in c.data_versions})
+
+
+def _by_number(ids: Iterable[str]) -> list[str]:
+    """Audit keys of designs or decisions in the order the store numbered them (by row id)."""
+    return sorted(ids, key=lambda i: (len(i), i))
+
+
+def _compare_designs(c: _Content, rp: _Replayed) -> None:
+    ids = _by_number(rp.designs)
+    if len(ids) != len(c.designs):
+        raise DoeError(_disagree(f"the bundle holds {len(c.designs)} designs but the audit trail records "
+                                 f"{len(ids)}"))
+    for number, (eid, design) in enumerate(zip(ids, c.designs), 1):
+        rec = rp.designs[eid]
+        if rec.get("run_sheet") != design["run_sheet"]:
+            raise DoeError(_disagree(f"design {number}'s run sheet is not the one its audit record holds"))
+        if "name" in rec and rec["name"] != design["name"]:  # names are recorded since schema 0004
+            raise DoeError(_disagree(f"design {number} is named {_shown(design['name'])} in designs.json but "
+                                     f"{_shown(rec['name'])} in the audit trail"))
+
+
+def _compare_analyses(c: _Content, rp: _Replayed) -> None:
+    for a in c.analyses:
+        recorded = rp.analyses.get(a["version"])
+        rec = recorded[1] if recorded else None
+        if not isinstance(rec, dict) or rec.get("data_version") != a["data_version"] or not _same(
+                rec.get("choices"), json.loads(a["choices_json"])):
+            raise DoeError(_disagree(f"analysis version {a['version']}'s data version or model choices are not "
+                                     "those its audit record holds"))
+    _no_extra("analysis version", set(rp.analyses) - {a["version"] for a in c.analyses})
+
+
+def _decision_record(d: dict[str, Any]) -> dict[str, Any]:
+    """A decision as its audit record holds it."""
+    return {"threshold": float(d["threshold"]), "set_point": json.loads(d["set_point_json"]),
+            "ranges": json.loads(d["ranges_json"]), "analysis_version": d["analysis_version"], "note": d["note"]}
+
+
+def _compare_decisions(c: _Content, rp: _Replayed) -> None:
+    ids = _by_number(rp.decisions)
+    if len(ids) != len(c.decisions):
+        raise DoeError(_disagree(f"the bundle holds {len(c.decisions)} design-space decisions but the audit "
+                                 f"trail records {len(ids)}"))
+    for number, (eid, d) in enumerate(zip(ids, c.decisions), 1):
+        if not _same(rp.decisions[eid], _decision_record(d)):
+            raise DoeError(_disagree(f"design-space decision {number} is not the one its audit record holds"))
+
+
+def _compare_digests(c: _Content, rp: _Replayed, required: bool) -> None:
+    """Each row's digest (doe.store._integrity.row_digest) against the newest row_hash recorded for it;
+    with ``required`` every row must have one."""
+    if not rp.digests and not required:
+        return
+    for entity, eid, what, digest in row_digests(c, rp):
+        recorded = rp.digests.get((entity, eid))
+        if recorded is None and required:
+            raise DoeError(_disagree(f"{what} has no row digest in the audit trail, though the store it was "
+                                     "exported from (schema 0005 or later) records one for every row"))
+        if recorded is not None and digest != recorded:
+            raise DoeError(_disagree(f"the content of {what} does not match the digest its audit record holds"))
+
+
+def row_digests(c: _Content, rp: _Replayed) -> list[tuple[str, str, str, str]]:
+    """(entity, audit entity id, the row in words, its digest) for every row of the bundle, the rows
+    matched to their audit keys by the replay (runs by label, designs and decisions by number)."""
+    from doe.store._integrity import row_digest
+
+    name = c.study["name"]
+    runs_by_label = {run["label"]: eid for eid, run in rp.runs.items()}
+    revisions: dict[int, list[dict[str, Any]]] = {}
+    for r in c.revisions:
+        revisions.setdefault(r["data_version"], []).append(r)
+    rows: list[tuple[str, str | None, str, dict[str, Any]]] = [("study", rp.study_id, "the study", c.study)]
+    rows += [("study_version", rp.versions[v["version"]][0], f"study version {v['version']}", v)
+             for v in c.versions]
+    rows += [("design", eid, f"design {i}", d) for i, (eid, d) in enumerate(zip(_by_number(rp.designs), c.designs), 1)]
+    rows += [("run", runs_by_label[r["label"]], f"run {r['label']}", r) for r in c.runs]
+    rows += [("data_version", rp.data_versions[v["version"]][0], f"data version {v['version']}",
+              {**v, "revisions": revisions.get(v["version"], [])}) for v in c.data_versions]
+    rows += [("analysis", rp.analyses[a["version"]][0], f"analysis version {a['version']}", a) for a in c.analyses]
+    rows += [("decision", eid, f"design-space decision {i}", d)
+             for i, (eid, d) in enumerate(zip(_by_number(rp.decisions), c.decisions), 1)]
+    return [(entity, eid or "", what, row_digest(entity, {**row, "study": name})) for entity, eid, what, row in rows]
+
+
+def digests_required(manifest: dict[str, Any]) -> bool:
+    """True when the manifest's store schema revision is 0005 or later (row digests in every store)."""
+    revision = str(manifest.get("store_schema_revision") or "")
+    return revision.isdigit() and int(revision) >= 5
+
+
+# -- the signature ----------------------------------------------------------------------------
+def _signature_status(store: Store, raw: RawBundle, who: User, allow_unsigned: bool, flag: str) -> str:
+    """How the bundle is signed, in words for the import's audit record; refused when it is not signed by
+    a trusted key (unless ``allow_unsigned``) and always when the signature does not match."""
+    from doe.store._signing import key_id, parse_public, trusted_keys, verify_signature
+
+    own = site_key(store)
+    keys = trusted_keys(own)
+    anyway = (f"import it anyway with {flag} (the import's audit record then says it was not signed by a "
+              "trusted site)")
+    if raw.signature is None:
+        if allow_unsigned:
+            return f"unsigned, imported with {flag} by {who.name}"
+        raise DoeError("The bundle is not signed, so this site cannot confirm where it comes from; nothing was "
+                       "written. It was exported by software from before bundles were signed, or its signature "
+                       f"was removed. Export the study again with the current software, or {anyway}.")
+    doc = _signature_doc(raw.signature, flag)
+    signer = doc["key_id"]
+    if not verify_signature(raw.manifest_bytes, doc["signature"], signer, keys):
+        return f"signed by this site (key {signer})" if signer == own.key_id else f"signed by trusted key {signer}"
+    if signer not in keys:
+        try:
+            carried = parse_public(doc["public_key"])
+        except DoeError:
+            carried = None
+        if carried is not None and key_id(carried) == signer and not verify_signature(
+                raw.manifest_bytes, doc["signature"], signer, {signer: carried}):
+            if allow_unsigned:
+                return f"signed by key {signer}, which this site does not trust; imported with {flag} by {who.name}"
+            raise DoeError(f"The bundle is signed with key {signer} ({doc['public_key']}), which is neither this "
+                           f"site's key ({own.key_id}) nor one listed in DOE_TRUSTED_KEYS, so this site cannot "
+                           "confirm where it comes from; nothing was written. If you trust the site that exported "
+                           "it, add its public key (as 'python -m doe keys' prints it there) as a line of the file "
+                           f"that DOE_TRUSTED_KEYS names and import again; or {anyway}.")
+    raise DoeError(_invalid_signature(f"key {signer}", flag))
+
+
+def _invalid_signature(what: str, flag: str) -> str:
+    return (f"The bundle's signature ({what}) does not match its content: the bundle was changed after it was "
+            f"signed, so it is refused, also with {flag}; nothing was written. Export the study again at the "
+            "source site and import the new file.")
+
+
+def _signature_doc(data: bytes, flag: str) -> dict[str, str]:
+    """signature.json, checked for its fields; anything else is an invalid signature."""
+    try:
+        doc = _load_json(data, SIGNATURE)
+        ok = (isinstance(doc, dict) and doc.get("algorithm") == ALGORITHM and doc.get("signed") == MANIFEST
+              and all(isinstance(doc.get(k), str) and doc[k] for k in ("key_id", "public_key", "signature")))
+        if ok:
+            base64.b64decode(doc["signature"], validate=True)
+    except (UnicodeDecodeError, ValueError, binascii.Error, DoeError):
+        ok = False
+    if not ok:
+        raise DoeError(_invalid_signature(f"{SIGNATURE} is not an {ALGORITHM} signature of {MANIFEST}", flag))
+    return doc
+
+
 # -- import ----------------------------------------------------------------------------------
-def import_bundle(store: Store, data: bytes, user: User | str) -> str:
+class ImportedStudy(str):
+    """The name of the imported study (a str), with ``signature``: how the bundle was signed, in words."""
+
+    signature: str
+
+    def __new__(cls, name: str, signature: str) -> ImportedStudy:
+        out = super().__new__(cls, name)
+        out.signature = signature
+        return out
+
+
+def import_bundle(store: Store, data: bytes, user: User | str, *, allow_unsigned: bool = False,
+                  flag: str = "allow_unsigned=True") -> ImportedStudy:
     """Import a bundle (zip bytes) as a new study in ``store``; return the study's name.
 
-    Everything is checked first (see :func:`read_bundle` and :func:`check_content`);
-    a study of the same name already in the store is refused. The study is
-    written in one transaction with its original versions, times and users;
-    the store's audit trail gets a "create" record per imported item (reason
-    "imported from bundle <SHA-256 of the manifest>"), and the source audit
-    records are kept in ``imported_audit`` and exported again with the study.
+    Everything is checked first (see :func:`read_bundle`, :func:`check_content` and the
+    module docstring), the signature last: a bundle not signed by this site's key or one in
+    ``DOE_TRUSTED_KEYS`` is refused unless ``allow_unsigned`` (``flag`` names that choice in
+    messages and in the audit record, e.g. "--allow-unsigned"); a signature that does not match
+    is always refused. A study of the same name already in the store is refused. The study is
+    written in one transaction with its original versions, times and users; the store's audit
+    trail gets a "create" record per imported item (reason "imported from bundle <SHA-256 of
+    the manifest>", the bundle record saying how it was signed; a deleted run also gets its
+    "delete" record), and the source audit records are kept in ``imported_audit`` and exported
+    again with the study.
     """
-    files, manifest, digest = read_bundle(data)
-    content = parse_bundle(files)
+    who = as_user(user)
+    raw = read_bundle(data)
+    content = parse_bundle(raw.files, raw.schema, digests_required=digests_required(raw.manifest))
     name = content.study["name"]
-    if name != manifest["study"]:
-        raise DoeError(f"The bundle's manifest names study '{manifest['study']}' but holds '{name}'. "
+    if name != raw.manifest["study"]:
+        raise DoeError(f"The bundle's manifest names study '{raw.manifest['study']}' but holds '{name}'. "
                        f"{_AGAIN}")
-    with store._write(user) as (s, audit):
+    status = _signature_status(store, raw, who, allow_unsigned, flag)
+    with store._write(who) as (s, audit):
         if s.execute(select(StudyRow.id).where(StudyRow.name == name)).scalar_one_or_none() is not None:
             raise DoeError(f"A study named '{name}' is already in this database, so the bundle was not "
                            "imported (nothing was written; the study here is unchanged). A bundle is imported "
                            "only as a new study: import it into another database (--db URL).")
-        _write_content(s, audit, content, manifest, digest)
-    return name
+        _write_content(s, audit, content, raw.manifest, raw.digest, status)
+    return ImportedStudy(name, status)
 
 
 def _write_content(s: Session, audit: AuditWriter, c: _Content, manifest: dict[str, Any],
-                   digest: str) -> None:
+                   digest: str, signature: str) -> None:
     """Insert every row of the bundle, with audit records; ids are new, everything else as exported."""
-    name, why = c.study["name"], f"imported from bundle {digest}"
+    name, why = c.study["name"], f"{_IMPORTED}{digest}"
     study = StudyRow(**c.study)
     s.add(study)
     s.flush()
     sid = study.id
-    audit.add("create", "bundle", digest, name, field="study", new=_import_summary(c, manifest), reason=why)
+    audit.add("create", "bundle", digest, name, field="study", new=_import_summary(c, manifest, signature),
+              reason=why)
     audit.add("create", "study", sid, name, field="name", new=name, reason=why)
     for v in c.versions:
         s.add(StudyVersionRow(study_id=sid, **v))
@@ -509,15 +1003,21 @@ def _write_designs(s: Session, audit: AuditWriter, sid: int, c: _Content, why: s
 
 def _write_runs(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str,
                 design_ids: dict[int, int]) -> None:
-    """Runs in their exported order (so reading them back keeps it), revisions, data versions."""
+    """Runs in their exported order (so reading them back keeps it), revisions, data versions.
+
+    A deleted run gets a "delete" record after its "create" one, so that the store's own audit trail
+    replays to the runs as imported (a bundle of this study is checked that way).
+    """
     name = c.study["name"]
     rows = [RunRow(study_id=sid, **r) for r in c.runs]
     s.add_all(rows)
     s.flush()
     ids = {row.label: row.id for row in rows}
     for row in rows:
-        audit.add("create", "run", row.id, name, field=f"Run {row.label}", new=json.loads(row.values_json),
-                  reason=why)
+        values = json.loads(row.values_json)
+        audit.add("create", "run", row.id, name, field=f"Run {row.label}", new=values, reason=why)
+        if row.deleted:
+            audit.add("delete", "run", row.id, name, field=f"Run {row.label}", old=values, reason=why)
     s.add_all(RunRevisionRow(run_id=ids[r["label"]], **{k: v for k, v in r.items() if k != "label"})
               for r in c.revisions)
     for v in c.data_versions:
@@ -542,11 +1042,12 @@ def _write_decisions(s: Session, audit: AuditWriter, sid: int, c: _Content, why:
                        "note": row.note})
 
 
-def _import_summary(c: _Content, manifest: dict[str, Any]) -> dict[str, Any]:
-    """What the import brought, for the bundle's audit record."""
+def _import_summary(c: _Content, manifest: dict[str, Any], signature: str) -> dict[str, Any]:
+    """What the import brought and how the bundle was signed, for the bundle's audit record."""
     return {"study": c.study["name"], "exported_at": manifest.get("exported_at"),
             "exported_by": manifest.get("exported_by"), "software": manifest.get("software"),
             "store_schema_revision": manifest.get("store_schema_revision"),
+            "bundle_schema": manifest.get("bundle_schema"), "signature": signature,
             "counts": {"study_versions": len(c.versions), "designs": len(c.designs), "runs": len(c.runs),
                        "run_revisions": len(c.revisions), "data_versions": len(c.data_versions),
                        "analyses": len(c.analyses), "decisions": len(c.decisions),
@@ -584,12 +1085,70 @@ def _json_text(doc: dict[str, Any], key: str) -> str:
     return _stored_json(doc[key])
 
 
+def _load_json(data: bytes | str, where: str) -> Any:
+    """JSON from a bundle, nested at most MAX_JSON_DEPTH deep; deeper nesting is a clear DoeError."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        value = None
+        depth_ok = False
+    else:
+        depth_ok = _depth_within(value, MAX_JSON_DEPTH)
+    if not depth_ok:
+        raise DoeError(f"The bundle's {where} holds JSON nested more than {MAX_JSON_DEPTH} levels deep; the "
+                       f"values this software stores are a few levels deep, so it was not made by this software. "
+                       f"{_AGAIN}")
+    return value
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    """True when lists and mappings in ``value`` nest at most ``limit`` deep (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return False
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return True
+
+
+#: A plain number ("-1.5", "+4", "2e-3"): a spreadsheet reads it as a number, never as a formula.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+#: First characters a spreadsheet reads as the start of a formula (as doe.design marks run sheets).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutral(cell: str) -> str:
+    """The cell as written in a bundle CSV: an apostrophe before formula-like text and before an apostrophe."""
+    if cell[:1] == "'" or (cell[:1] in _FORMULA_START and not _NUMBER.fullmatch(cell)):
+        return "'" + cell
+    return cell
+
+
+def _restore(cell: str) -> str:
+    """The cell as stored: one leading apostrophe dropped (the inverse of :func:`_neutral`)."""
+    return cell[1:] if cell[:1] == "'" else cell
+
+
 def _csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    """CSV bytes; None is empty, booleans are true/false, floats their shortest exact repr."""
+    """CSV bytes; None is empty, booleans are true/false, floats their shortest exact repr; every cell
+    and header neutralised (:func:`_neutral`), lines ending in CRLF so a CR in a cell is quoted."""
     buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([_cell_text(v) for v in row] for row in rows)
+    writer = csv.writer(buf, lineterminator=_LINE_END)
+    writer.writerow([_neutral(c) for c in columns])
+    writer.writerows([_neutral(_cell_text(v)) for v in row] for row in rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def _sheet_csv(run_sheet: str) -> bytes:
+    """The readable copy of a stored run sheet (CSV text): the same cells, neutralised like every bundle CSV."""
+    return _csv_rows_bytes(_csv_rows(run_sheet, "a design's run sheet"))
+
+
+def _csv_rows_bytes(rows: list[list[str]]) -> bytes:
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator=_LINE_END).writerows([_neutral(c) for c in row] for row in rows)
     return buf.getvalue().encode("utf-8")
 
 
@@ -601,8 +1160,42 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _read_csv(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+#: Python's csv module keeps its cell size limit in one process-wide setting; bundle files are read
+#: with MAX_CELL_CHARS under this lock and the setting restored at once.
+_CSV_LIMIT = threading.Lock()
+
+
+def _csv_rows(text_value: str, where: str) -> list[list[str]]:
+    """Every row of CSV text, cells up to MAX_CELL_CHARS characters; otherwise a clear DoeError."""
+    reader = csv.reader(io.StringIO(text_value, newline=""))
+    with _CSV_LIMIT:
+        before = csv.field_size_limit(MAX_CELL_CHARS)
+        try:
+            return list(reader)
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise DoeError(f"A cell in {where} (line {reader.line_num}) is longer than {MAX_CELL_CHARS:,} "
+                               f"characters, more than any value this software stores. {_AGAIN}") from None
+            raise DoeError(f"{where} is not valid CSV at line {reader.line_num} ({exc}). {_AGAIN}") from None
+        finally:
+            csv.field_size_limit(before)
+
+
+def _read_csv(data: bytes, path: str, neutral: bool) -> list[dict[str, str]]:
+    """The rows of a bundle CSV file as {header: cell}; with ``neutral`` (schema 2) cells restored."""
+    rows = [row for row in _csv_rows(data.decode("utf-8"), f"the bundle's {path}") if row]  # [] : a blank line
+    if not rows:
+        raise DoeError(f"The bundle's {path} is empty (not even a header line). {_AGAIN}")
+    if neutral:
+        rows = [[_restore(c) for c in row] for row in rows]
+    header = rows[0]
+    out = []
+    for n, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            raise DoeError(f"Row {n} of the bundle's {path} has {len(row)} cells but its header {len(header)}. "
+                           f"{_AGAIN}")
+        out.append(dict(zip(header, row)))
+    return out
 
 
 def _bool(text_value: str) -> bool:
