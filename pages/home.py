@@ -67,7 +67,8 @@ if len(stored):
     c3.caption(f"Database: {shown(store().url)}")
     with st.expander("Export this study as a bundle (zip) for another database or for the record"):
         st.caption("Every study version (YAML), design run sheets, runs with every revision, analyses and "
-                   "decisions (JSON), the audit trail (CSV) and SHA-256 checksums.")
+                   "decisions (JSON), the audit trail (CSV) and SHA-256 checksums, signed with this site's key "
+                   f"{store().key.key_id} (another site imports it when it trusts that key).")
         if st.button("Prepare the bundle", key="prepare_bundle"):
             st.session_state["_bundle"] = (name, export_bundle(store(), name, user=current_access().user))
         ready = st.session_state.get("_bundle")
@@ -78,15 +79,24 @@ else:
     st.caption(f"No studies saved yet in {shown(store().url)}. A study is saved when you apply changes, "
                "save a design or enter results (with your name entered in the sidebar).")
 
+UNSIGNED = "Import even if not signed by this site or a trusted site"
 with st.expander("Import a study bundle (zip)"):
     bundle = st.file_uploader("Bundle exported from a workbench", type=["zip"], key="bundle_upload")
+    anyway = st.checkbox(UNSIGNED, key="bundle_allow_unsigned")
+    if anyway:
+        st.warning("Only for a bundle whose origin you have confirmed another way: an unsigned bundle (older "
+                   "software) or one signed by a site not listed in DOE_TRUSTED_KEYS could have been changed on "
+                   "the way. The audit trail records that you imported it so. A bundle whose signature does not "
+                   "match is refused anyway.")
     if bundle is not None and st.button("Import", key="import_bundle"):
         user = editor()
         if user is not None:
             try:
-                imported = import_bundle(store(), bundle.getvalue(), user)
-                open_stored(imported)
-                st.success(f"Imported '{imported}' with its versions, runs, analyses and audit trail.")
+                imported = import_bundle(store(), bundle.getvalue(), user, allow_unsigned=anyway,
+                                         flag=f"the box '{UNSIGNED}'")
+                open_stored(str(imported))
+                st.success(f"Imported '{imported}' with its versions, runs, analyses and audit trail "
+                           f"({imported.signature}).")
             except DoeError as exc:
                 st.error(f"Not imported: {exc}")
 

@@ -423,3 +423,28 @@ def test_cli_import_bundle_allow_unsigned(source, tmp_path, capsys):
         assert bundle_record(store)["signature"] == "unsigned, imported with --allow-unsigned by carol"
     finally:
         store.close()
+
+
+# -- the Home page ---------------------------------------------------------------------------------------
+def test_home_page_refuses_an_unsigned_bundle_unless_the_box_is_ticked(source):
+    from tests.test_pages_store import database, start
+
+    unsigned = forge(export_bundle(source, NAME), drop_signature=True)
+    at = start("tester")
+    at.file_uploader(key="bundle_upload").set_value(("msc.zip", unsigned, "application/zip")).run()
+    at.button(key="import_bundle").click().run()
+    assert not at.exception, at.exception
+    assert any("Not imported: The bundle is not signed" in e.value and "import it anyway with the box 'Import even "
+               "if not signed by this site or a trusted site'" in e.value for e in at.error), [e.value for e in at.error]
+    here = database()
+    try:
+        assert here.list_studies().empty
+        at.checkbox(key="bundle_allow_unsigned").check().run()
+        assert any("Only for a bundle whose origin you have confirmed" in w.value for w in at.warning)
+        at.button(key="import_bundle").click().run()
+        assert not at.exception, at.exception
+        status = "unsigned, imported with the box 'Import even if not signed by this site or a trusted site' by tester"
+        assert any(f"Imported '{NAME}'" in s.value and status in s.value for s in at.success), [e.value for e in at.error]
+        assert bundle_record(here)["signature"] == status
+    finally:
+        here.close()
