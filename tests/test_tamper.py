@@ -400,3 +400,71 @@ def test_cli_audit_verify_prints_the_signed_head_and_fails_on_an_edit(store):
     proc = verify()
     assert proc.returncode == 1
     assert "stored data do not match the audit trail: design-space decision 1" in proc.stdout
+
+
+# -- the site key --------------------------------------------------------------------------------------
+def test_a_store_opened_with_another_key_verifies_as_such_and_refuses_to_save(store, tmp_path, monkeypatch):
+    from doe.store._signing import new_key_file
+
+    url, own = store.url, store.key.key_id
+    other = new_key_file(tmp_path / "other.pem")
+    monkeypatch.setenv("DOE_SITE_KEY_FILE", str(tmp_path / "other.pem"))
+    s = Store.open(url)
+    try:
+        check = s.verify_audit()
+        assert not check.ok and f"signed with key {own}, not with this site's key {other.key_id}" in check.problem
+        assert "DOE_SITE_KEY_FILE" in check.problem
+        with pytest.raises(DoeError, match="Nothing was saved"):
+            s.save_decision(NAME, 0.8, {"Agitation": 50.0, "Medium": "FBS 10%"}, {}, ALICE)
+    finally:
+        s.close()
+    assert store.verify_audit().ok  # the right key: all is well, nothing was written
+
+
+def test_an_unusable_key_is_a_clear_error_on_open(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOE_SITE_KEY_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(DoeError, match="missing.pem' does not exist. Restore it from the backup"):
+        Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    (tmp_path / "bad.pem").write_text("not a key")
+    monkeypatch.setenv("DOE_SITE_KEY_FILE", str(tmp_path / "bad.pem"))
+    with pytest.raises(DoeError, match="does not hold an unencrypted PEM private key"):
+        Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    assert not (tmp_path / "doe.sqlite").exists()
+
+
+def test_without_settings_the_key_is_made_next_to_the_sqlite_file(tmp_path, monkeypatch):
+    import stat
+
+    monkeypatch.delenv("DOE_SITE_KEY_FILE")
+    s = Store.open(f"sqlite:///{tmp_path / 'db' / 'doe.sqlite'}")
+    try:
+        assert s.key.source == str(tmp_path / "db" / "site-key.pem")
+        assert stat.S_IMODE((tmp_path / "db" / "site-key.pem").stat().st_mode) == 0o600
+        assert s.verify_audit().head.key_id == s.key.key_id
+    finally:
+        s.close()
+
+
+def test_cli_keys_prints_the_public_key_and_makes_new_key_files(tmp_path):
+    import subprocess
+    import sys
+
+    from doe.store._signing import key_id, load_site_key, parse_public
+    from tests.conftest import ROOT
+
+    def keys(*args):
+        return subprocess.run([sys.executable, "-m", "doe", "keys", *map(str, args)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+
+    own = load_site_key()
+    proc = keys()
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.splitlines()[-1]
+    assert line == f"{own.public_text} {own.key_id}" and key_id(parse_public(line)) == own.key_id
+    proc = keys("--new", tmp_path / "new.pem")
+    assert proc.returncode == 0, proc.stderr
+    new = load_site_key(key_file=tmp_path / "new.pem")
+    assert proc.stdout.splitlines()[-1] == f"{new.public_text} {new.key_id}" and new.key_id != own.key_id
+    proc = keys("--new", tmp_path / "new.pem")
+    assert proc.returncode == 2 and "already exists; a site key is never overwritten" in proc.stderr
+    assert load_site_key(key_file=tmp_path / "new.pem").key_id == new.key_id
