@@ -448,3 +448,61 @@ def test_home_page_refuses_an_unsigned_bundle_unless_the_box_is_ticked(source):
         assert bundle_record(here)["signature"] == status
     finally:
         here.close()
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------------
+def test_postgres_bundles_are_checked_both_ways(source, pg_url, tmp_path):
+    """SQLite -> PostgreSQL -> SQLite: forged bundles refused on both, genuine ones imported exactly
+    (conftest: skipped without DOE_TEST_POSTGRES_URL)."""
+    data = export_bundle(source, NAME)
+    pg = Store.open(pg_url)
+    back = open_store(tmp_path, "back.sqlite")
+    try:
+        refused(pg, forge(data, _edit_result), "run 10: Viability is 99.3 in the runs")
+        refused(pg, forge(data, _edit_result_and_audit), "does not match its content")
+        assert import_bundle(pg, data, "carol").signature.startswith("signed by this site")
+        again = export_bundle(pg, NAME)
+        refused(back, forge(again, _edit_result), "run 10: Viability is 99.3 in the runs")
+        refused(back, forge(again, _edit_result_and_audit), "does not match its content")
+        import_bundle(back, again, "dave")
+        assert_same_study(source, back)
+        for sql in RAW.values():
+            assert table(source, sql) == table(back, sql)
+        assert pg.verify_audit().ok and back.verify_audit().ok
+    finally:
+        pg.close()
+        back.close()
+
+
+def test_a_study_imported_by_earlier_software_still_travels(source, target, tmp_path, monkeypatch):
+    """An import made before imports recorded deleted runs (and the signature) leaves their deleted flag to the
+    later records: the study's bundle still imports elsewhere."""
+    from doe.store._audit import AuditWriter
+
+    real_add = AuditWriter.add
+
+    def earlier_add(self, action, entity, entity_id, study, **kw):
+        if action == "delete" and (kw.get("reason") or "").startswith("imported from bundle"):
+            return None
+        if entity == "bundle":
+            kw["new"] = {k: v for k, v in kw["new"].items() if k not in ("signature", "bundle_schema")}
+        return real_add(self, action, entity, entity_id, study, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(AuditWriter, "add", earlier_add)
+        import_bundle(target, export_bundle(source, NAME), "carol")
+    assert "delete" not in set(target.audit_trail(NAME)["action"])
+    third = open_store(tmp_path, "third.sqlite")
+    try:
+        import_bundle(third, export_bundle(target, NAME), "dave")
+        assert_same_study(source, third)
+    finally:
+        third.close()
+
+
+def test_cli_refuses_a_file_over_the_total_before_reading_it(tmp_path, capsys, monkeypatch):
+    big = tmp_path / "big.zip"
+    big.write_bytes(b"PK" + b"\0" * 4096)
+    monkeypatch.setattr(B, "MAX_TOTAL_BYTES", 1024)
+    assert main(["import-bundle", str(big), "--db", f"sqlite:///{tmp_path / 'x.sqlite'}", "--user", "carol"]) == 2
+    assert "more than a study bundle may be" in capsys.readouterr().err

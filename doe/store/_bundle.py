@@ -106,9 +106,9 @@ MAX_MEMBER_BYTES = 128 * 2**20
 #: Bytes of all files once unpacked, and of the zip itself: an import holds about three to four
 #: times this in memory (bytes, text, parsed rows), so this keeps one import near 1 GB at most.
 MAX_TOTAL_BYTES = 256 * 2**20
-#: Bytes of the zip's central directory (its list of files): ~100 bytes a file, so ~1 MB for
+#: Bytes of the zip's central directory (its list of files): ~75 bytes a file, so under 1 MB for
 #: MAX_MEMBERS files; checked before the directory is read.
-MAX_DIRECTORY_BYTES = 4 * 2**20
+MAX_DIRECTORY_BYTES = 2 * 2**20
 #: Characters of one CSV cell. The largest cell a store writes is a study version's YAML in an
 #: audit record (a study file is at most 512 KiB) or a design's run sheet; Python's csv module
 #: would refuse anything over 131,072 characters, so bundles are read with this limit instead.
