@@ -441,7 +441,11 @@ def _cp1252_ok(data: bytes) -> bool:
 
 def _sniff(text: str) -> str:
     """The delimiter that splits the first lines into the most, equally long, rows."""
-    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    head = text[:65_536]  # the first lines only: splitting a whole 20 MB file would hold millions of lines
+    lines = head.splitlines()[:50]
+    if len(head) < len(text) and len(lines) > 1:
+        lines = lines[:-1]  # the last may be cut short
+    lines = [ln for ln in lines if ln.strip()]
     best, score = ",", (0.0, 1)
     for d in _DELIMITERS:
         try:
@@ -460,8 +464,8 @@ def _split_csv(text: str, delimiter: str) -> tuple[list[Any], list[list[Any]]]:
     """Header and rows, read row by row and refused as soon as a row, column, cell or cell-length
     limit is passed (doe.limits), before any table is built."""
     rows: list[list[Any]] = []
-    n_cells = 0
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    n_cells, done = 0, 0  # done: the line the last complete row ended on
+    reader = csv.reader(_lines(text), delimiter=delimiter)
     try:
         for row in reader:
             n_cells += len(row)
@@ -476,15 +480,17 @@ def _split_csv(text: str, delimiter: str) -> tuple[list[Any], list[list[Any]]]:
                              "sheet alone.")
             long = next((j for j, v in enumerate(row) if len(v) > limits.MAX_CELL_CHARS), None)
             if long is not None:
-                raise _Fatal(_too_long(len(row[long]), reader.line_num, long))
+                raise _Fatal(_too_long(len(row[long]), done + 1, long))
             rows.append(row)
+            done = reader.line_num
             if len(rows) > MAX_ROWS + 1 and any(v.strip() for v in row):
                 more = sum(1 for _ in reader)  # counted, not kept, for the message
                 raise _Fatal(_too_many(len(rows) - 1 + more))
     except csv.Error as exc:
         if "field limit" in str(exc):
-            raise _Fatal(_too_long(None, reader.line_num, None)) from None
+            raise _Fatal(_too_long(None, done + 1, None)) from None
         raise _Fatal(f"The file cannot be read as CSV: {exc}. Check the quotes (\").") from None
+    del reader
     while rows and all(_blank(v) for v in rows[0]):
         rows.pop(0)
     if len(rows) > 1 and text.count('"') % 2 and _unclosed_quote(text, delimiter):
@@ -502,23 +508,37 @@ def _too_wide(n: int, line: int | None = None) -> str:
 def _too_long(n: int | None, line: int, column: int | None) -> str:
     size = f"{n:,} characters" if n is not None else "more characters than can be read"
     col = f", column {column + 1}," if column is not None else ""
-    return (f"A cell on line {line}{col} has {size}; the limit is {limits.MAX_CELL_CHARS:,} per cell. "
+    return (f"A cell in the row on line {line}{col} has {size}; the limit is {limits.MAX_CELL_CHARS:,} per cell. "
             "Shorten the cell, or check for a quote (\") that is never closed.")
+
+
+def _lines(text: str) -> Any:
+    """The lines of ``text`` with their line ends, one at a time, for the csv reader (a StringIO of a
+    20 MB file holds 80 MB): split at line feeds (CR LF included), or at carriage returns in a file
+    without line feeds."""
+    end_char = "\n" if "\n" in text else "\r"
+    start, n = 0, len(text)
+    while start < n:
+        end = text.find(end_char, start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end + 1]
+        start = end + 1
 
 
 def _unclosed_quote(text: str, delimiter: str) -> bool:
     """True when the file ends inside a quoted field (the lenient reader swallows the rest)."""
     try:
-        for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+        for _ in csv.reader(_lines(text), delimiter=delimiter, strict=True):
             pass
     except csv.Error as exc:
         return "unexpected end of data" in str(exc)
     return False
 
 
-def _too_many(n: int, exact: bool = True) -> str:
-    return (f"The file has {'' if exact else 'more than '}{n - (not exact):,} rows; the limit is {MAX_ROWS:,} "
-            "runs. Split it into smaller files.")
+def _too_many(n: int) -> str:
+    return f"The file has {n:,} rows; the limit is {MAX_ROWS:,} runs. Split it into smaller files."
 
 
 def _read_xlsx(data: bytes, name: str) -> tuple[list[Any], list[list[Any]], list[Problem]]:
@@ -610,12 +630,13 @@ def _stream_rows(wb: Any, name: str) -> tuple[list[list[Any]], list[Any]]:
             raise _Fatal(_too_wide(stored))
         if not any(not _empty_cell(v) for v in values):
             continue
-        if idx - 1 > limits.MAX_ROWS + 1:  # a row stored far down (rows between read as blank)
-            raise _Fatal(_too_many(idx - 1))
+        if idx - 1 > limits.MAX_ROWS + 1:  # also a row stored far down (the rows between read as blank)
+            raise _Fatal(f"The first sheet of '{name}' has more than {MAX_ROWS:,} rows; the limit is "
+                         f"{MAX_ROWS:,} runs. Split it into smaller files.")
         long = next((j for j, v in enumerate(values) if isinstance(v, str) and len(v) > limits.MAX_CELL_CHARS),
                     None)
         if long is not None:
-            raise _Fatal(_too_long(len(values[long]), idx, long).replace("line", "row", 1))
+            raise _Fatal(_too_long(len(values[long]), idx, long).replace("the row on line", "row", 1))
         out.extend([] for _ in range(idx - 1 - len(out)))
         out.append(values)
     width = max((len(r) for r in out), default=0)
