@@ -506,3 +506,65 @@ def test_cli_refuses_a_file_over_the_total_before_reading_it(tmp_path, capsys, m
     monkeypatch.setattr(B, "MAX_TOTAL_BYTES", 1024)
     assert main(["import-bundle", str(big), "--db", f"sqlite:///{tmp_path / 'x.sqlite'}", "--user", "carol"]) == 2
     assert "more than a study bundle may be" in capsys.readouterr().err
+
+
+def test_a_store_upgraded_to_row_digests_exports_bundles_that_import(tmp_path):
+    """A database from before row digests (schema 0004) is upgraded (a row_hash record per row); its bundles
+    carry those records and import (the replay skips them; every row has its digest)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from doe.store import _engine
+    from doe.store._audit import to_text
+    from doe.store._models import GENESIS_HASH
+    from tests.test_bundle import small_study
+
+    url = f"sqlite:///{tmp_path / 'v0004.sqlite'}"
+    yaml_text, values, ts = small_study().to_yaml(), {"Agitation": 30.0, "Medium": "FBS 10%", "Viability": 85.0}, \
+        "2026-01-01T00:00:00.000000Z"
+    engine = _engine.make_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_engine.alembic_config(conn), "0004")
+        sql = [("INSERT INTO studies (id, name, created_at, created_by) VALUES (1, :n, :t, 'olga')", {"n": NAME}),
+               ("INSERT INTO study_versions (study_id, version, yaml, content_hash, created_at, created_by) "
+                "VALUES (1, 1, :y, :h, :t, 'olga')", {"y": yaml_text, "h": B._sha(yaml_text.encode())}),
+               ("INSERT INTO runs (id, study_id, label, values_json, row_version, deleted) VALUES (1, 1, '1', :v, 1, 0)",
+                {"v": V.dumps(values)}),
+               ("INSERT INTO run_revisions (run_id, data_version, row_version, values_json, deleted) "
+                "VALUES (1, 1, 1, :v, 0)", {"v": V.dumps(values)}),
+               ("INSERT INTO data_versions (study_id, version, content_hash, n_runs, reason, created_at, created_by) "
+                "VALUES (1, 1, :h, 1, NULL, :t, 'olga')", {"h": V.content_hash({"1": values})})]
+        for statement, params in sql:
+            conn.execute(text(statement), {"t": ts, **params})
+        prev = GENESIS_HASH
+        for seq, (entity, eid, name, new) in enumerate([("study", "1", "name", NAME), ("study_version", "1:1", "yaml", yaml_text),
+                                                         ("run", "1", "Run 1", values),
+                                                         ("data_version", "1:1", "content_hash", V.content_hash({"1": values}))], 1):
+            rec = {"seq": seq, "ts": ts, "user_name": "olga", "authenticated": False, "action": "create",
+                   "entity": entity, "entity_id": eid, "study": NAME, "field": name, "old_value": None,
+                   "new_value": to_text(new), "reason": None, "prev_hash": prev}
+            rec["hash"] = prev = B.record_hash(prev, rec)
+            conn.execute(text("INSERT INTO audit_trail (" + ", ".join(rec) + ") VALUES ("
+                              + ", ".join(f":{k}" for k in rec) + ")"), rec)
+        conn.execute(text("UPDATE audit_head SET last_seq = 4, last_hash = :h WHERE id = 1"), {"h": prev})
+    engine.dispose()
+    old, new, third = Store.open(url), open_store(tmp_path, "new.sqlite"), open_store(tmp_path, "third.sqlite")
+    try:
+        assert old.verify_audit().ok
+        data = export_bundle(old, NAME)
+        trail = members(data)["audit/audit_trail.csv"].decode()
+        assert trail.count("row_hash") > 4  # the header and the upgrade's record per row
+        import_bundle(new, data, "carol")
+        assert new.runs(NAME).drop(columns="run_id").equals(old.runs(NAME).drop(columns="run_id"))
+        refused(third, forge(data, _edit_result_one_run), "run 1: Viability is 99.3")
+    finally:
+        for store in (old, new, third):
+            store.close()
+
+
+def _edit_result_one_run(csvs: dict, docs: dict, others: dict) -> None:
+    for path in ("runs/runs.csv", "runs/revisions.csv"):
+        for r in csvs[path][1]:
+            r["values_json"] = V.dumps({**json.loads(r["values_json"]), "Viability": FORGED})
+    for v in csvs["runs/data_versions.csv"][1]:
+        v["content_hash"] = V.content_hash({"1": json.loads(csvs["runs/runs.csv"][1][0]["values_json"])})

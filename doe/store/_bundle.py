@@ -652,7 +652,7 @@ def _replay(records: list[dict[str, Any]]) -> _Replayed:
         new = None if r["new_value"] is None else json.loads(r["new_value"])
         if r.get("row_hash"):
             out.digests[(entity, eid)] = r["row_hash"]
-        if name == "row_hash":  # schema 0005's record of a row's digest: no change of content
+        if name == "row_hash" and new is None:  # schema 0005's record of a row's digest: no change of content
             continue
         if entity == "bundle" and action == "create" and not (isinstance(new, dict) and "signature" in new):
             legacy.add(r["reason"])
