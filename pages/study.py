@@ -92,7 +92,8 @@ if applied:
         if version is not None:
             st.session_state["_study_saved"] = ((new.name, version), f"Saved as version {version} of '{new.name}'.")
             st.rerun()
-        st.warning(f"Applied in this session only, **not saved**. {acc.why}")
+        st.warning("Applied in this session only, **not saved** (the reason is above)." if acc.can_edit
+                   else f"Applied in this session only, **not saved**. {acc.why}")
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Download study file (YAML)", study.to_yaml(), file_name="study.yaml",
