@@ -283,11 +283,14 @@ def test_cli_designs_lists_renames_marks_current_and_refuses_frozen(tmp_path, ca
 
 
 # -- pages (Streamlit AppTest) -------------------------------------------------------------------------
-def _app(page: str | None = None):
+def _app(page: str | None = None, link: str | None = None):
+    """A new session as "tester"; ``link``: the study named in the address (?study=NAME)."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.session_state["_user_name"] = "tester"
+    if link:
+        at.query_params["study"] = link
     at.run()
     if page:
         at.switch_page(page).run()
@@ -400,7 +403,7 @@ def test_a_stored_study_opens_with_its_current_design_not_the_newest():
         store.set_current_design(chosen, "alice")
     finally:
         store.close()
-    at = _app()  # a new session opens the stored study
+    at = _app(link=NAME)  # a new session opens the stored study from its link
     assert at.session_state["study"].name == NAME
     assert at.session_state["design_id"] == chosen and at.session_state["design"].n_runs == 12
 
