@@ -194,8 +194,8 @@ def access(*, roles: Mapping[str, Any] | None = None, auth_configured: bool = Fa
                                     "(require_sign_in / DOE_REQUIRE_SIGN_IN) but sign-in is not configured. "
                                     f"An administrator must {HOW_TO_SIGN_IN}.")
     warning = ("Names are typed in, not verified: anyone can type an editor's name, so the editors and viewers "
-               "lists prevent mistakes, not misuse. To verify who is who, an administrator must "
-               f"{HOW_TO_SIGN_IN}.") if has_roles(roles, env) else ""
+               "lists prevent mistakes, not misuse. Sign-in ([auth] in secrets.toml, docs/DEPLOY.md) verifies "
+               "who is who.") if has_roles(roles, env) else ""
     name = (entered_name or "").strip()
     if not name:
         return Access(None, EDITOR, "Enter your name to save changes: every saved change records who made it.",
