@@ -57,6 +57,37 @@ def test_signed_in_without_any_name_cannot_edit():
     assert acc.user is None and not acc.can_edit and "neither an e-mail address nor a name" in acc.why
 
 
+def _signed_in_session(claims: dict) -> AppTest:
+    """The app with sign-in and role lists in secrets.toml, for a user whose ID token has ``claims``."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.secrets["auth"] = {"redirect_uri": "https://doe.site.org/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "doe", "client_secret": "s",
+                          "server_metadata_url": "https://login.site.org/.well-known/openid-configuration"}
+    at.secrets["roles"] = ROLES
+    at.user = {"is_logged_in": True, **claims}
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_app_matches_roles_against_the_verified_email_only():
+    at = _signed_in_session({"email": "ana@site.org", "email_verified": False, "name": "Ana"})
+    assert any("did not confirm an e-mail address" in c.value for c in at.caption)  # the sidebar says why
+    at.switch_page("pages/study.py").run()
+    at.button(key="apply").click().run()
+    from doe.store import Store, default_url
+
+    assert Store.open(default_url()).list_studies().empty  # nothing saved
+    at = _signed_in_session({"email": "ana@site.org", "email_verified": True})
+    assert any("Signed in as ana@site.org (editor)" in c.value for c in at.caption)
+    at.switch_page("pages/study.py").run()
+    at.button(key="apply").click().run()
+    trail = Store.open(default_url()).audit_trail()
+    assert set(trail["user_name"]) == {"ana@site.org"} and trail["authenticated"].all()
+    assert _signed_in_session({"email": "ana@site.org", "email_verified": True}).session_state[
+        "study"].name == "MSC expansion"  # a signed-in user's own last study opens
+
+
 def test_not_signed_in_is_a_viewer_whatever_name_was_typed():
     acc = access(roles=ROLES, auth_configured=True, claims=None, entered_name="ana@site.org", env={})
     assert acc.user is None and not acc.can_edit
