@@ -161,7 +161,8 @@ def _signed_in(claims: Mapping[str, Any] | None, roles: Mapping[str, Any] | None
         return Access(_user(email, authenticated=True), role,
                       f"Signed in as {email} ({role})."
                       + (" Your address is not on the editors list: ask an administrator." if role == VIEWER else ""))
-    shown = str(claims.get("email") or claims.get("name") or claims.get("sub") or "").strip()
+    unverified = str(claims.get("email") or "").strip()  # recorded as such: the audit trail must not vouch for it
+    shown = f"{unverified} (e-mail not verified)" if unverified else str(claims.get("name") or claims.get("sub") or "").strip()
     if not shown:
         return Access(None, VIEWER, "Your sign-in gave neither an e-mail address nor a name, so changes could not "
                                     "say who made them: you can look but not change. Ask an administrator to "
@@ -201,7 +202,8 @@ def access(*, roles: Mapping[str, Any] | None = None, auth_configured: bool = Fa
         return Access(None, EDITOR, "Enter your name to save changes: every saved change records who made it.",
                       warning)
     role = role_of(name, roles, env)
-    return Access(_user(name, authenticated=False), role, f"{name} ({role}, not signed in: recorded as unauthenticated).", warning)
+    return Access(_user(name, authenticated=False), role, f"{name} ({role}, not signed in: recorded as unauthenticated).",
+                  warning)
 
 
 # -- the deployment --------------------------------------------------------------------------

@@ -50,6 +50,8 @@ def test_an_unverified_email_or_a_name_is_not_matched_against_the_role_lists(cla
 def test_without_role_lists_everyone_signed_in_edits_under_the_name_the_provider_gives():
     acc = signed({"name": "Ana Lopez"}, roles={})
     assert acc.role == EDITOR and acc.user.name == "Ana Lopez" and acc.user.authenticated
+    acc = signed({"email": "ana@site.org", "name": "Ana"}, roles={})  # the audit trail does not vouch for it
+    assert acc.can_edit and acc.user.name == "ana@site.org (e-mail not verified)"
 
 
 def test_signed_in_without_any_name_cannot_edit():
