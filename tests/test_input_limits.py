@@ -151,11 +151,12 @@ def test_the_page_does_not_start_the_background_design_for_a_big_study(monkeypat
     started = []
     monkeypatch.setattr(speed, "_served", lambda: True)
     monkeypatch.setattr(speed, "_thread", lambda work, name: started.append(name))
-    monkeypatch.setattr(st, "session_state", {"study": Study("s", [_cat("C", 100), *_cont(20)])})
+    monkeypatch.setitem(speed._warm, "first", None)  # past the warm-up: work starts its own thread
+    monkeypatch.setattr(st, "session_state", {"study": Study("s", [_cat("C", 100), *_cont(20)]),
+                                              "_next_seed": 5})
     speed.prefetch_default_design()
     assert started == []
-    monkeypatch.setattr(st, "session_state", {"study": Study.load(EXAMPLE), "_next_seed": 5})
-    monkeypatch.setitem(speed._warm, "first", None)
+    monkeypatch.setattr(st, "session_state", {"study": Study.load(EXAMPLE), "_next_seed": 6})
     speed.prefetch_default_design()
     assert started == ["doe-prefetch-design"]
 
