@@ -113,7 +113,8 @@ def require_study() -> Study:
     """The current study, or a prompt to load one (and stop the page)."""
     study = current_study()
     if study is None:
-        st.info("No study is open yet. Load the bundled MSC example or start a new study.")
+        st.info("No study is open yet. Open a study from the database on Home, load the bundled MSC example, "
+                "or start a new study.")
         c1, c2 = st.columns(2)
         if c1.button("Load the MSC example study", type="primary"):
             load_example()
