@@ -68,12 +68,16 @@ MAX_CELL_CHARS = 10_000
 MAX_HEADER_CHARS = 200
 #: Characters of a run id: the database column ``runs.label`` is ``String(100)``.
 MAX_RUN_ID_CHARS = 100
-#: Cells (rows x columns) of an upload, counted while reading and stopped past this many: 10,000
-#: runs x 25 columns. Excel files are parsed at ~70,000 cells a second (openpyxl), so any upload
-#: is read in a few seconds.
-MAX_CELLS = 250_000
+#: Cells (rows x columns) of a CSV file, counted while reading and stopped past this many: the run
+#: sheet of the largest design (MAX_DESIGN_RUNS runs x 105 columns: Run, StdOrder, block, PointType,
+#: 50 factors, 50 CQAs and Notes), which a stored design is read back from, fits.
+MAX_CELLS = 1_100_000
+#: Cells of an Excel sheet: openpyxl parses ~70,000 cells a second, so this keeps any Excel upload
+#: to a few seconds (10,000 runs x 25 columns); a bigger run sheet can be uploaded as CSV.
+MAX_XLSX_CELLS = 250_000
 #: Declared uncompressed bytes of all members of an XLSX file, checked in the zip directory before
-#: anything is decompressed: a sheet of MAX_CELLS cells is ~10 MB of XML; a zip bomb claims gigabytes.
+#: anything is decompressed: a sheet of MAX_XLSX_CELLS cells is ~10 MB of XML; a zip bomb claims
+#: gigabytes.
 MAX_XLSX_UNCOMPRESSED = 32 * 2**20
 #: Members of an XLSX archive: a workbook has about ten.
 MAX_XLSX_MEMBERS = 1_000
@@ -81,6 +85,10 @@ MAX_XLSX_MEMBERS = 1_000
 # -- design generation ----------------------------------------------------------------------
 #: Runs of a generated design (replicates and centre points included).
 MAX_DESIGN_RUNS = 10_000
+#: Points of a maximin Latin hypercube (the runs, or 8 times the runs with constraints): each of its
+#: 20 iterations computes every pairwise distance, 2 million at 2,000 points (16 MB); 10,000 points
+#: would take 400 MB and half a minute.
+MAX_LHS_POINTS = 2_000
 #: Model columns of a design's model: the information matrix is columns x columns and an optimal
 #: design needs more runs than columns.
 MAX_MODEL_COLUMNS = 600
@@ -248,6 +256,13 @@ def check_design_work(study: Study, kind: str, options: dict[str, Any] | None = 
                 f"A {'central composite' if kind == 'ccd' else 'Box-Behnken'} design is repeated at "
                 f"each of the {_count(combos)} combinations of categorical levels; the limit is "
                 f"{MAX_DESIGN_RUNS:,} runs. Use an optimal design.")
+    if kind == "lhs":
+        points = (runs or max(10, 2 * len(study.factors) + 2)) * (8 if study.constraints else 1)
+        if points > MAX_LHS_POINTS:
+            raise DesignError(
+                f"A Latin hypercube of {runs:,} runs{' with constraints (8 candidates a run)' if study.constraints else ''} "
+                f"draws {points:,} points; the limit is {MAX_LHS_POINTS:,}. Ask for fewer runs, or use an "
+                "optimal design.")
     if kind not in ("optimal", "augment"):
         return
     estimate = _columns_estimate(study)

@@ -476,7 +476,7 @@ def _split_csv(text: str, delimiter: str) -> tuple[list[Any], list[list[Any]]]:
                 if total > MAX_ROWS + 1:
                     raise _Fatal(_too_many(total - 1))
                 raise _Fatal(f"The file has more than {limits.MAX_CELLS:,} cells; the limit is "
-                             f"{limits.MAX_CELLS:,} (e.g. 10,000 runs x 25 columns). Upload the run "
+                             f"{limits.MAX_CELLS:,} (e.g. 10,000 runs x 100 columns). Upload the run "
                              "sheet alone.")
             long = next((j for j, v in enumerate(row) if len(v) > limits.MAX_CELL_CHARS), None)
             if long is not None:
@@ -622,10 +622,10 @@ def _stream_rows(wb: Any, name: str) -> tuple[list[list[Any]], list[Any]]:
             merged = values
             break
         n_cells += stored
-        if n_cells > limits.MAX_CELLS:
-            raise _Fatal(f"The first sheet of '{name}' has more than {limits.MAX_CELLS:,} cells; the limit "
-                         f"is {limits.MAX_CELLS:,} (e.g. 10,000 runs x 25 columns). Upload the run sheet "
-                         "alone.")
+        if n_cells > limits.MAX_XLSX_CELLS:
+            raise _Fatal(f"The first sheet of '{name}' has more than {limits.MAX_XLSX_CELLS:,} cells; the "
+                         f"limit for an Excel file is {limits.MAX_XLSX_CELLS:,} (e.g. 10,000 runs x 25 "
+                         "columns). Upload the run sheet alone, or save it as CSV.")
         if len(values) > limits.MAX_COLUMNS:
             raise _Fatal(_too_wide(stored))
         if not any(not _empty_cell(v) for v in values):

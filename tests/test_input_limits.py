@@ -109,6 +109,7 @@ def test_a_linear_model_of_the_same_study_is_made():
 @pytest.mark.parametrize("kind, options, fragment", [
     ("lhs", {"runs": limits.MAX_DESIGN_RUNS + 1}, "10,001 runs; the limit is 10,000"),
     ("lhs", {"runs": 100, "replicates": 200}, "20,000 runs; the limit is 10,000"),
+    ("lhs", {"runs": 2_001}, "draws 2,001 points; the limit is 2,000"),
     ("optimal", {"runs": 20_000}, "20,000 runs; the limit is 10,000"),
 ])
 def test_run_counts_over_the_limit_are_refused(kind, options, fragment):
@@ -196,12 +197,26 @@ def test_an_unclosed_quote_running_to_the_end_is_a_message():
 
 
 def test_too_many_cells_are_refused():
-    rows = [[i, 5, "L0", 1.0] + [1] * 60 for i in range(4_000)]  # 256,000 cells in 4,000 rows
-    message = _error(_csv(["Run", "A", "M", "Y"] + [f"e{j}" for j in range(60)], rows))
-    assert "more than 250,000 cells" in message, message
-    wide = [["Run", "A", "M", "Y"] + [f"e{j}" for j in range(60)]] + rows
-    message = _error(_xlsx(wide), "cells.xlsx")
-    assert "more than 250,000 cells" in message, message
+    rows = [[i, 5, "L0", 1.0] + [1] * 96 for i in range(11_001)]  # 1,100,100 cells in 11,001 rows
+    message = _error(_csv(["Run", "A", "M", "Y"] + [f"e{j}" for j in range(96)], rows))
+    assert "more than 1,100,000 cells" in message, message
+    rows = rows[:2_600]  # 260,000 cells: over the Excel limit
+    message = _error(_xlsx([["Run", "A", "M", "Y"] + [f"e{j}" for j in range(96)]] + rows), "cells.xlsx")
+    assert "more than 250,000 cells; the limit for an Excel file" in message, message
+
+
+def test_the_largest_design_reads_back_from_its_stored_csv():
+    from doe.design import make_design
+
+    study = Study("s", _cont(limits.MAX_FACTORS), [Response(f"Y{i}") for i in range(limits.MAX_RESPONSES)])
+    U = np.random.default_rng(1).uniform(-1, 1, (limits.MAX_DESIGN_RUNS, limits.MAX_FACTORS))
+    design = make_design(study, U, "space-filling", ["space-filling"] * len(U),
+                         blocks=np.arange(len(U)) % 2, seed=1)
+    t = time.perf_counter()
+    again = read_design(study, design.table.to_csv(index=False).encode(), "stored.csv")
+    assert again.n_runs == limits.MAX_DESIGN_RUNS and time.perf_counter() - t < 10
+    up = read_results(study, design.to_csv().encode(), "sheet.csv")  # 10,000 x 105 cells
+    assert up.ok, up.summary()
 
 
 def test_a_long_header_and_a_long_run_id_are_refused():
