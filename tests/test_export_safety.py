@@ -396,8 +396,10 @@ def test_audit_jsonl_download_lets_anyone_recompute_the_chain(hostile_store):
     previous = records[0]["prev_hash"]
     for r in records:
         assert r["prev_hash"] == previous
-        canonical = json.dumps({k: r[k] for k in fields}, sort_keys=True, separators=(",", ":"),
-                               ensure_ascii=False)
+        hashed = {k: r[k] for k in fields}
+        if r.get("row_hash") is not None:  # the data row's digest, hashed when the record has one
+            hashed["row_hash"] = r["row_hash"]
+        canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         previous = hashlib.sha256((previous + canonical).encode("utf-8")).hexdigest()
         assert previous == r["hash"], r["seq"]
 
