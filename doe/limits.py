@@ -49,6 +49,11 @@ MAX_DESCRIPTION_CHARS = 5_000
 #: Characters of a study file (YAML). Pure-Python YAML parses ~200 kB a second, so this keeps any
 #: study file under ~3 s to read; a study at every limit above is ~100 kB without descriptions.
 MAX_STUDY_FILE_CHARS = 512 * 1024
+#: Columns of the study's quadratic model (counted from the levels: a categorical factor of L levels
+#: gives L - 1 columns, and each pair of factors the product of theirs). Pages build the default
+#: model to describe it before any design exists; 100,000 columns take ~0.1 s and ~10 MB to build,
+#: while 50 categorical factors of 100 levels would give 12 million.
+MAX_STUDY_MODEL_COLUMNS = 100_000
 #: Nesting depth of a study file (YAML) or a JSON value read with a study: a study is 4 levels
 #: deep (study > factors > factor > levels); 20 leaves room and stops a parser's deep recursion.
 MAX_NESTING = 20
@@ -192,9 +197,9 @@ def load_json(text: str | bytes, what: str, limit: int = MAX_NESTING) -> Any:
 
 
 # -- design work ---------------------------------------------------------------------------
-def _columns_estimate(study: Study) -> int:
-    """Model columns of the quadratic model (an upper bound of the default models), from the level
-    counts alone, without building the model: used before anything is allocated."""
+def quadratic_columns(study: Study) -> int:
+    """Model columns of the study's quadratic model (an upper bound of the default models), from the
+    level counts alone, without building the model: used before anything is allocated."""
     sizes = [1 if f.kind != "categorical" else len(f.levels) - 1 for f in study.factors]
     numeric = sum(f.kind != "categorical" for f in study.factors)
     pairs = (sum(sizes) ** 2 - sum(s * s for s in sizes)) // 2
@@ -265,7 +270,7 @@ def check_design_work(study: Study, kind: str, options: dict[str, Any] | None = 
                 "optimal design.")
     if kind not in ("optimal", "augment"):
         return
-    estimate = _columns_estimate(study)
+    estimate = quadratic_columns(study)
     if estimate > 50 * MAX_MODEL_COLUMNS:  # not even built: the level counts alone are too many
         p, terms = estimate, None
     else:
@@ -297,7 +302,7 @@ def prefetch_allowed(study: Study) -> bool:
     anybody asks for it (see :data:`PREFETCH_MAX_WORK`); computed from the level counts alone."""
     if len(study.factors) > MAX_FACTORS or any(len(f.levels) > MAX_LEVELS for f in study.factors):
         return False
-    p = _columns_estimate(study)
+    p = quadratic_columns(study)
     if p > MAX_MODEL_COLUMNS:
         return False
     return _candidates(study) * p * p <= PREFETCH_MAX_WORK

@@ -231,6 +231,12 @@ class Study:
             _validate_factor(f)
         for r in self.responses:
             _validate_response(r)
+        columns = limits.quadratic_columns(self)
+        if columns > limits.MAX_STUDY_MODEL_COLUMNS:
+            raise StudyError(
+                f"The factors and their levels give a quadratic model of {columns:,} columns; the limit is "
+                f"{limits.MAX_STUDY_MODEL_COLUMNS:,}. Use fewer levels of the categorical factors (each "
+                "pair of them multiplies their levels), or fewer factors.")
         if self.blocks is not None:
             self.blocks = str(self.blocks).strip() or None
         if self.blocks:

@@ -64,6 +64,19 @@ def test_constraint_count_and_length_limits():
         Study("s", _cont(2), constraints=[long])
 
 
+def test_a_study_whose_quadratic_model_is_too_big_is_refused():
+    """Pages describe the default model before any design exists: it must stay cheap to build."""
+    t = time.perf_counter()
+    with pytest.raises(StudyError, match="quadratic model of 12,011,176 columns; the limit is 100,000"):
+        Study("s", [_cat(f"C{i}", 100) for i in range(50)])
+    assert time.perf_counter() - t < 1
+    from doe.generators import default_runs
+
+    t = time.perf_counter()
+    study = Study("s", [_cat(f"C{i}", 40) for i in range(9)])  # under the limit: 55,108 columns
+    assert default_runs(study) > 50_000 and time.perf_counter() - t < 3
+
+
 def test_a_study_at_the_limits_is_valid():
     study = Study("s" * limits.MAX_STUDY_NAME_CHARS,
                   [_cat("M" * limits.MAX_NAME_CHARS, limits.MAX_LEVELS), *_cont(limits.MAX_FACTORS - 1)],
@@ -101,9 +114,9 @@ def test_an_optimal_search_over_the_memory_bound_is_refused_naming_it():
 
 
 def test_a_linear_model_of_the_same_study_is_made():
-    study = Study("s", [_cat("C", 100), *_cont(3)])
+    study = Study("s", [_cat("C", 30), *_cont(3)])
     design = generate(study, "optimal", model="linear", seed=1, starts=1)
-    assert design.n_runs > 100
+    assert design.n_runs == 1 + 29 + 3 + 4
 
 
 @pytest.mark.parametrize("kind, options, fragment", [
@@ -328,6 +341,7 @@ def test_limits_module_documents_every_limit():
 
     source = inspect.getsource(limits)
     names = [n for n in dir(limits) if n.startswith(("MAX_", "PREFETCH_"))]
+    assert "MAX_STUDY_MODEL_COLUMNS" in names
     assert len(names) > 15
     for n in names:
         assert f"#: " in source.split(f"\n{n} =")[0].rsplit("\n\n", 1)[-1], f"{n} has no comment saying why"
