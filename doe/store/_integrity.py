@@ -206,9 +206,9 @@ class RowReader:
 
     def _select(self, model: Any, order: Iterable[Any], by_id: bool) -> Iterator[Any]:
         """Rows of ``model``: all, or the wanted ones by id or by (study_id, version)."""
-        query = select(model).order_by(*order)
+        query = select(*model.__table__.c).order_by(*order)  # plain rows: no ORM objects to build
         if self.wanted is None:
-            yield from self.s.execute(query.execution_options(yield_per=2000)).scalars()
+            yield from self.s.execute(query.execution_options(yield_per=2000))
             return
         keys = sorted(self.wanted[_ENTITY_OF[model.__tablename__]])
         for part in _chunks(keys):
@@ -219,7 +219,7 @@ class RowReader:
                 pairs = [tuple(int(x) for x in k.split(":")) for k in part if _pair(k)]
                 cond = or_(*(and_(model.study_id == a, model.version == b) for a, b in pairs)) if pairs else None
             if cond is not None:
-                yield from self.s.execute(query.where(cond)).scalars()
+                yield from self.s.execute(query.where(cond))
 
     def _study(self) -> Iterator[StoredRow]:
         for r in self._select(self.M.StudyRow, [self.M.StudyRow.id], True):
