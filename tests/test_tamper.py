@@ -468,3 +468,25 @@ def test_cli_keys_prints_the_public_key_and_makes_new_key_files(tmp_path):
     proc = keys("--new", tmp_path / "new.pem")
     assert proc.returncode == 2 and "already exists; a site key is never overwritten" in proc.stderr
     assert load_site_key(key_file=tmp_path / "new.pem").key_id == new.key_id
+
+
+def test_verify_of_10000_runs_takes_well_under_a_few_seconds(tmp_path):
+    """Every row's digest recomputed on each verification (the Audit page does it on every view)."""
+    import time
+
+    from doe.study import Study
+
+    s = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    try:
+        s.save_study(Study.from_dict(STUDY), ALICE)
+        n = 10_000
+        s.append_runs(NAME, pd.DataFrame({"Run": [f"R{i:05d}" for i in range(n)],
+                                          "Agitation": [30.0 + i % 60 for i in range(n)], "Medium": ["FBS 10%"] * n,
+                                          "Viability": [80.0 + (i % 200) / 10 for i in range(n)]}), ALICE)
+        start = time.perf_counter()
+        check = s.verify_audit()
+        took = time.perf_counter() - start
+        assert check.ok and check.rows_checked == n + 3, check
+        assert took < 3.0, f"verify took {took:.2f} s for {n} runs"
+    finally:
+        s.close()
