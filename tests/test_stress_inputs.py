@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def _handle(tmp_path, case: str, data: bytes, name: str) -> dict:
     path = tmp_path / name
     path.write_bytes(data)
     proc = subprocess.run([sys.executable, "-c", CHILD, case, str(path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["seconds"] < MAX_SECONDS, out
