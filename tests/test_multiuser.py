@@ -19,6 +19,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -213,7 +214,8 @@ def test_both_servers_render_the_app_in_a_browser(cluster):
         try:
             for port in cluster["ports"]:
                 page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+                # a new session opens no one's study by itself (issue 15): open the shared one by its link
+                page.goto(f"http://127.0.0.1:{port}/?study={quote(cluster['name'])}", timeout=60_000)
                 page.wait_for_selector("h1", timeout=60_000)
                 page.get_by_text(cluster["name"]).first.wait_for(timeout=60_000)
                 text = page.inner_text("body")
