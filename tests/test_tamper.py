@@ -519,3 +519,21 @@ def test_every_writer_leaves_every_row_covered(store, tmp_path):
         assert check.ok and check.rows_checked == store.verify_audit().rows_checked, check
     finally:
         other.close()
+
+
+def test_the_site_deployment_gives_migrate_and_every_replica_the_same_mounted_key():
+    """One key for the whole site: a head signed by another replica's key would be refused."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    apps = [n for n, s in services.items() if s.get("image", "").startswith("doe-workbench")]
+    assert {"migrate", "app1", "app2"} <= set(apps)
+    for name in apps:
+        service = services[name]
+        path = service["environment"]["DOE_SITE_KEY_FILE"]
+        mounts = [v for v in service["volumes"] if isinstance(v, dict) and v["target"] == path]
+        assert mounts and mounts[0]["source"] == "./site-key.pem" and mounts[0]["read_only"], name
+        assert mounts[0]["bind"]["create_host_path"] is False, name  # a missing key stops the start
