@@ -405,7 +405,9 @@ def read_catalogue(source: str | Path | pd.DataFrame | None = None) -> list[Vess
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise ScaleError(f"Vessel catalogue '{path}' is not a readable UTF-8 CSV file ({exc}).") from None
         where = path.name
-    frame = frame.rename(columns=lambda c: str(c).strip())
+    from doe.design import unquote_formula
+
+    frame = frame.rename(columns=lambda c: str(unquote_formula(c)).strip()).map(unquote_formula)
     missing = [c for c in _REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ScaleError(f"{where} has no column {quoted_list(missing)}; columns needed: "
@@ -428,6 +430,14 @@ def read_catalogue(source: str | Path | pd.DataFrame | None = None) -> list[Vess
             raise ScaleError(f"{where}: vessel '{v.name}' is listed twice; give each vessel its own name.")
         seen.add(v.name.lower())
     return vessels
+
+
+def catalogue_csv(table: pd.DataFrame) -> str:
+    """The catalogue table as CSV for download: text a spreadsheet would run as a formula (a vessel
+    named '=HYPERLINK(...)') gets a leading apostrophe, which :func:`read_catalogue` removes again."""
+    from doe.design import safe_csv
+
+    return safe_csv(table)
 
 
 def catalogue_frame(vessels: Sequence[Vessel]) -> pd.DataFrame:

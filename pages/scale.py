@@ -13,6 +13,7 @@ from doe.scale import (
     EXAMPLE_PLAN,
     FROM_MODELS,
     PlanFile,
+    catalogue_csv,
     catalogue_frame,
     complete_set_point,
     plan_frame,
@@ -129,7 +130,7 @@ min_fill = c[5].number_input("Least vessel area used (%)", 1.0, 100.0, 100 * flo
 with st.expander("Vessel catalogue (add your own vessels for this session)"):
     table = st.data_editor(default_catalogue(), num_rows="dynamic", hide_index=True, width="stretch",
                            key="sc_vessels")
-    st.download_button("Download the catalogue (CSV)", table.to_csv(index=False), "vessels.csv", "text/csv")
+    st.download_button("Download the catalogue (CSV)", catalogue_csv(table), "vessels.csv", "text/csv")
 try:
     catalogue = read_catalogue(table)
     plan = {"schema": 1, "name": study.name, "demand": demand, "supply": s,

@@ -144,3 +144,17 @@ def test_a_level_that_starts_with_the_mark_reads_as_it_stands(study, design):
     assert "'-20C" in set(pd.read_csv(io.StringIO(design.to_csv()), dtype=str)["Storage"])
     up = read_results(study, design.to_csv().encode(), "d.csv")
     assert list(up.table["Storage"]) == list(sheet["Storage"])
+
+
+def test_the_vessel_catalogue_download_neutralises_formulas_and_reads_back(tmp_path):
+    """A vessel named like a formula downloads marked (no live formula) and reads back as typed."""
+    from doe.scale import catalogue_csv, catalogue_frame, read_catalogue
+
+    table = catalogue_frame(read_catalogue())
+    table.loc[0, "name"] = '=HYPERLINK("http://x","T-75")'
+    text = catalogue_csv(table)
+    cells = [c for line in text.splitlines() for c in line.split(",")]
+    assert not any(c.lstrip('"').startswith("=") for c in cells) and any(c.lstrip('"').startswith("'=") for c in cells)
+    path = tmp_path / "vessels.csv"
+    path.write_text(text, encoding="utf-8")
+    assert read_catalogue(path)[0].name == '=HYPERLINK("http://x","T-75")'
