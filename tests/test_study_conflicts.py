@@ -157,3 +157,22 @@ def test_a_stale_session_saving_results_writes_neither_a_study_version_nor_runs(
     assert db.study_versions(name)["version"].tolist() == [1, 2]  # today: a version 3 re-saving Alice's copy
     assert db.data_versions(name).empty and db.load_study(name).description == "Bob's description"
     db.close()
+
+
+def test_design_and_user_names_fit_every_database_and_carry_no_control_characters(store):
+    """Names the store writes are checked alike for SQLite (no length limit) and PostgreSQL (VARCHAR(200))."""
+    from doe.generators import generate
+
+    store.save_study(_study(), "alice", expected_version=None)
+    design = generate(_study(), "lhs", runs=12, seed=1)
+    with pytest.raises(DoeError, match="at most 200 characters"):
+        store.save_design(_study().name, design, "alice", "D" * 201)
+    with pytest.raises(DoeError, match="bidirectional-override"):
+        store.save_design(_study().name, design, "alice", "Design \u202eevil")
+    with pytest.raises(DoeError, match="user name has at most 200"):
+        store.save_study(_with(_study(), description="x"), "a" * 201)
+    with pytest.raises(DoeError, match="NUL"):
+        store.save_study(_with(_study(), description="x"), "ana\x00")
+    design_id = store.save_design(_study().name, design, "alice", "LHS, 12 runs")
+    with pytest.raises(DoeError, match="control character"):
+        store.rename_design(design_id, "LHS\x07", "alice")

@@ -52,6 +52,14 @@ def as_user(user: User | str) -> User:
     out = user if isinstance(user, User) else User(str(user or ""))
     if not out.name.strip():
         raise DoeError("Every change needs a user name: enter who you are before saving.")
+    from doe.limits import MAX_STUDY_NAME_CHARS, bad_character
+
+    if len(out.name) > MAX_STUDY_NAME_CHARS:
+        raise DoeError(f"A user name has at most {MAX_STUDY_NAME_CHARS} characters (this one has "
+                       f"{len(out.name)}): enter a shorter name.")
+    odd = bad_character(out.name)
+    if odd:
+        raise DoeError(f"The user name contains {odd}: enter the name without it.")
     return out
 
 

@@ -686,6 +686,14 @@ def _design_names(s: Session, sid: int) -> set[str]:
 
 
 def _check_free_name(name: str, taken: set[str], study: str) -> None:
+    from doe.limits import MAX_STUDY_NAME_CHARS, bad_character
+
+    if len(name) > MAX_STUDY_NAME_CHARS:
+        raise DoeError(f"A design name has at most {MAX_STUDY_NAME_CHARS} characters (this one has {len(name)}): "
+                       "shorten it.")
+    odd = bad_character(name)
+    if odd:
+        raise DoeError(f"The design name contains {odd}: type the name without it.")
     if name in taken:
         raise DoeError(f"Study '{study}' already has a design named '{name}': choose another name.")
 
