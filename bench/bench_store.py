@@ -14,6 +14,9 @@ one analysis. Then, on studies picked at random:
    ``analyses``. Target: under 0.2 s (median and max of the trials).
 2. Appending a batch of 50 new runs with their audit records (``append_runs``,
    one transaction). Target: under 0.5 s (median and max of the trials).
+3. Verifying the whole store (``verify_audit``: every hash link, the head's
+   signature and every stored row's content hash, as the Audit trail page does
+   on every view), 3 times. Target: under 3 s.
 
 Prints a markdown table with PASS/FAIL per target and exits 1 if one is missed.
 Times are wall clock (time.perf_counter), one process, nothing cached between
@@ -44,7 +47,7 @@ from doe.store import Store, User
 from doe.store._engine import shown
 from doe.study import Study
 
-OPEN_TARGET, APPEND_TARGET = 0.2, 0.5
+OPEN_TARGET, APPEND_TARGET, VERIFY_TARGET = 0.2, 0.5, 3.0
 USER = User("bench", authenticated=True)
 
 
@@ -68,12 +71,20 @@ def main() -> int:
                         for k in range(args.trials)]
         n_runs = sum(len(store.runs(n)) for n in names)  # sanity: every write is there
         assert n_runs == args.studies * args.runs + args.trials * args.append, n_runs
+        verify_times, rows_checked = [], 0
+        for _ in range(3):
+            t = time.perf_counter()
+            check = store.verify_audit()
+            verify_times.append(time.perf_counter() - t)
+            assert check.ok, str(check)
+            rows_checked = check.rows_checked
     finally:
         store.close()
         if tmp is not None:
             tmp.cleanup()
     rows = [_row("Open a study (load + versions + data versions + analyses)", open_times, OPEN_TARGET),
-            _row(f"Append {args.append} runs with audit records", append_times, APPEND_TARGET)]
+            _row(f"Append {args.append} runs with audit records", append_times, APPEND_TARGET),
+            _row(f"Verify the audit trail and all {rows_checked:,} stored rows", verify_times, VERIFY_TARGET)]
     _print_header(args, url, populate)
     _print_table(rows)
     ok = all(r[-1] == "PASS" for r in rows)

@@ -470,10 +470,9 @@ def test_cli_keys_prints_the_public_key_and_makes_new_key_files(tmp_path):
     assert load_site_key(key_file=tmp_path / "new.pem").key_id == new.key_id
 
 
-def test_verify_of_10000_runs_takes_well_under_a_few_seconds(tmp_path):
-    """Every row's digest recomputed on each verification (the Audit page does it on every view)."""
-    import time
-
+def test_verify_of_10000_runs_in_one_batch_checks_every_row(tmp_path):
+    """Every row's digest recomputed on each verification (the Audit page does it on every view); its
+    time is measured by bench/bench_store.py (target under 3 s), not here."""
     from doe.study import Study
 
     s = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
@@ -483,11 +482,8 @@ def test_verify_of_10000_runs_takes_well_under_a_few_seconds(tmp_path):
         s.append_runs(NAME, pd.DataFrame({"Run": [f"R{i:05d}" for i in range(n)],
                                           "Agitation": [30.0 + i % 60 for i in range(n)], "Medium": ["FBS 10%"] * n,
                                           "Viability": [80.0 + (i % 200) / 10 for i in range(n)]}), ALICE)
-        start = time.perf_counter()
         check = s.verify_audit()
-        took = time.perf_counter() - start
         assert check.ok and check.rows_checked == n + 3, check
-        assert took < 3.0, f"verify took {took:.2f} s for {n} runs"
     finally:
         s.close()
 
