@@ -57,8 +57,7 @@ with c3:
 st.subheader("Studies in the database")
 stored = read("list_studies")
 if len(stored):
-    show_table(stored.rename(columns={"name": "Study", "latest_version": "Latest version",
-                                      "created_at": "Created (UTC)", "created_by": "Created by"}))
+    show_table(stored.rename(columns={"name": "Study", "latest_version": "Latest version"}))  # times as elsewhere
     c1, c2, c3 = st.columns([2, 1, 1])
     name = c1.selectbox("Study", stored["name"].tolist(), key="open_study_name", label_visibility="collapsed")
     if c2.button("Open this study", key="open_study", width="stretch"):
