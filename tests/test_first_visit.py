@@ -86,3 +86,12 @@ def test_entering_a_name_reopens_that_persons_last_study():
     at.text_input(key="user_name_input").input("ana").run()  # a study is open: the name does not switch it
     assert not at.exception, at.exception
     assert opened(at) == "Bob's expansion"
+
+
+def test_home_lists_the_studies_with_times_shown_as_in_every_other_table():
+    import re
+
+    two_studies()
+    table = session().dataframe[0].value
+    assert list(table.columns) == ["Study", "Latest version", "Created at (UTC)", "Created by"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", t) for t in table["Created at (UTC)"])
