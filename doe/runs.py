@@ -333,7 +333,7 @@ def read_table(data: bytes, name: str) -> pd.DataFrame:
     if errors:
         raise DoeError(errors[0].message)
     cols = {}
-    for j, c in enumerate(frame.columns):
+    for j in range(frame.shape[1]):
         values = [np.nan if _empty_cell(v) else v for v in frame.iloc[:, j]]
         numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
         filled = [v for v in values if not (isinstance(v, float) and math.isnan(v))]

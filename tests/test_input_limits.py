@@ -344,5 +344,5 @@ def test_limits_module_documents_every_limit():
     assert "MAX_STUDY_MODEL_COLUMNS" in names
     assert len(names) > 15
     for n in names:
-        assert f"#: " in source.split(f"\n{n} =")[0].rsplit("\n\n", 1)[-1], f"{n} has no comment saying why"
+        assert "#: " in source.split(f"\n{n} =")[0].rsplit("\n\n", 1)[-1], f"{n} has no comment saying why"
     assert np.isfinite(limits.MAX_SEARCH_CELLS)
