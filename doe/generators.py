@@ -279,8 +279,21 @@ def full_factorial(study: Study, *, levels: int = 2, model: str | None = None, *
     model = model or DEFAULT_MODEL["full"]
     terms = parse_model(study, model)
     info = {"levels per factor": " x ".join(str(c) for c in counts)}
+    block_of = _confounded_blocks(study, U, counts, opts, info)
     return _finish(study, U, ["factorial"] * len(U), "full", model_terms=terms, info=info,
-                   model=model, **opts)
+                   model=model, block_of=block_of, **opts)
+
+
+def _confounded_blocks(study: Study, U: np.ndarray, counts: list[int], opts: dict, info: dict) -> np.ndarray | None:
+    """Blocks of a 2^k full factorial from the published confounding scheme (doe.blocking), or None."""
+    from doe import blocking
+
+    k, blocks = len(counts), int(opts.get("blocks", 1) or 1)
+    if blocks <= 1 or set(counts) != {2} or opts.get("replicates", 1) != 1 or not blocking.has_scheme(k, blocks):
+        return None
+    signs = np.where(U == U.max(axis=0), 1.0, -1.0)
+    info["blocking"] = blocking.describe(k, blocks, study.factor_names)
+    return np.asarray(blocking.block_numbers(signs, blocks))
 
 
 def fractional_factorial(study: Study, *, resolution: int | None = None, runs: int | None = None,
