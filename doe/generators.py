@@ -524,6 +524,28 @@ def central_composite(study: Study, *, alpha: str | float = "rotatable", center:
                    warnings=warnings, model=model, blocks=blocks, **opts)
 
 
+#: Box & Behnken (1960), Technometrics 2(4), 455-475: the factors varied together in each incomplete
+#: block of the designs for 6 and 7 factors (numbered from 1). Each block is a 2^3 factorial at +-1 in its
+#: factors with every other factor at 0. For 3 to 5 factors the blocks are every pair of factors.
+BBD_BLOCKS: dict[int, tuple[tuple[int, ...], ...]] = {
+    6: ((1, 2, 4), (2, 3, 5), (3, 4, 6), (1, 4, 5), (2, 5, 6), (1, 3, 6)),
+    7: ((4, 5, 6), (1, 6, 7), (2, 5, 7), (1, 2, 4), (3, 4, 7), (1, 3, 5), (2, 3, 6)),
+}
+
+
+def bbd_points(k: int) -> np.ndarray:
+    """The non-centre points of Box & Behnken's design for ``k`` = 6 or 7 factors (coded -1, 0, +1)."""
+    import itertools
+
+    rows = []
+    for block in BBD_BLOCKS[k]:
+        for signs in itertools.product((-1.0, 1.0), repeat=len(block)):
+            row = np.zeros(k)
+            row[[f - 1 for f in block]] = signs
+            rows.append(row)
+    return np.array(rows)
+
+
 def box_behnken(study: Study, *, center: int | None = None, model: str | None = None,
                 **opts: Any) -> Design:
     """Box-Behnken design: edge midpoints of the cube plus centre points (k >= 3)."""
@@ -532,11 +554,18 @@ def box_behnken(study: Study, *, center: int | None = None, model: str | None = 
     if k < 3:
         raise DesignError("A Box-Behnken design needs at least 3 continuous factors; use a CCD for 2.")
     n0 = _BBD_CENTRES.get(k, 6) if center is None else center
-    D = fractional.load_pydoe().bbdesign(k, center=1)[:-1]
+    warnings: list[str] = []
+    if k in BBD_BLOCKS:
+        D = bbd_points(k)
+    else:
+        D = fractional.load_pydoe().bbdesign(k, center=1)[:-1]
+        if k > 5:
+            warnings.append(f"Box & Behnken (1960) published no design for {k} factors that this software builds: "
+                            "this is a three-level design on every pair of factors (edge midpoints), with "
+                            f"{len(D)} runs plus centres. Consider a D- or I-optimal design for a quadratic model.")
     D = np.vstack([D, np.zeros((n0, k))])
     types = ["edge"] * (len(D) - n0) + ["centre"] * n0
     U, n_cross = _cross(study, D, cont, cats)
-    warnings = []
     if n_cross > 1:
         warnings.append(f"The Box-Behnken design is repeated at all {n_cross} categorical combinations.")
     model = model or default_model(study, "bbd")
