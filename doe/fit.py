@@ -690,6 +690,9 @@ class FittedModel:
     box_cox: dict[str, Any] | None
     alpha: float
     fit_summary: pd.DataFrame | None = None
+    #: Blocked data only: predicted R² as Design-Expert reports it, 1 - PRESS / (total SS - block SS);
+    #: ``pred_r2`` divides by the total SS including the blocks. None without blocks.
+    pred_r2_excluding_blocks: float | None = None
     _tf: Transform = field(default_factory=Transform, repr=False)
     _mm: ModelMatrix | None = field(default=None, repr=False)
     _cols: list[_Col] = field(default_factory=list, repr=False)
@@ -893,6 +896,7 @@ class FittedModel:
             "anova_type": self.anova_type,
             "anova": self.anova.to_dict(orient="records"),
             "r2": self.r2, "adj_r2": self.adj_r2, "pred_r2": self.pred_r2, "press": self.press,
+            "pred_r2_excluding_blocks": self.pred_r2_excluding_blocks,
             "rmse": self.rmse, "cv_percent": self.cv_percent, "adeq_precision": self.adeq_precision,
             "overall_f": dict(self.overall_f),
             "lack_of_fit": None if self.lack_of_fit is None else dict(self.lack_of_fit),
@@ -1087,6 +1091,7 @@ def fit_model(
     r2 = 1 - ls.sse / sst if ls.df > 0 else math.nan
     adj_r2 = 1 - (ls.sse / ls.df) / (sst / (n - 1)) if ls.df > 0 else math.nan
     pred_r2 = 1 - press / sst if math.isfinite(press) else math.nan
+    pred_r2_blocks = _pred_r2_excluding_blocks(y, data.blocks, press, sst)
     rmse = math.sqrt(ls.mse) if ls.df > 0 else math.nan
     mean_y = float(np.mean(y))
     cv = 100 * rmse / abs(mean_y) if mean_y != 0 else math.nan
@@ -1128,8 +1133,21 @@ def fit_model(
         stationary_point=sp, effects=effects, lenth=lenth_info, warnings=warnings,
         excluded=data.excluded, block_column=data.block_col, block_labels=list(data.block_labels),
         box_cox=bc_info, alpha=alpha, _tf=tf, _mm=mm, _cols=cols, _ls=ls, _U=data.U,
-        _blocks=data.blocks, _pe=(pe_ss, pe_df),
+        _blocks=data.blocks, _pe=(pe_ss, pe_df), pred_r2_excluding_blocks=pred_r2_blocks,
     )
+
+
+def _pred_r2_excluding_blocks(y: np.ndarray, blocks: np.ndarray | None, press: float, sst: float) -> float | None:
+    """Design-Expert's predicted R² for blocked data: 1 - PRESS / (total SS - block SS), the block SS being
+    the between-block sum of squares of the response (blocks enter first). None without blocks."""
+    if blocks is None or len(np.unique(blocks)) < 2:
+        return None
+    if not math.isfinite(press):
+        return math.nan
+    ss_block = sum(float((blocks == b).sum()) * (float(y[blocks == b].mean()) - float(y.mean())) ** 2
+                   for b in np.unique(blocks))
+    rest = sst - ss_block
+    return 1 - press / rest if rest > 0 else math.nan
 
 
 def _anova_type(value: Any) -> int:

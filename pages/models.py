@@ -107,6 +107,11 @@ for col, (label, value) in zip(m, [("R²", fm.r2), ("Adj. R²", fm.adj_r2), ("Pr
                                    ("Adeq. precision", fm.adeq_precision),
                                    ("Lack of fit p", lof["p"] if lof else float("nan"))]):
     col.metric(label, "n/a" if pd.isna(value) else f"{value:.3g}")
+if fm.pred_r2_excluding_blocks is not None:
+    blocked = fm.pred_r2_excluding_blocks
+    st.caption("Blocked data: Pred. R² above is 1 − PRESS / total SS (blocks included in the total). Design-Expert's "
+               "convention leaves the blocks' sum of squares out of the total: predicted R² (excluding blocks) = "
+               + ("n/a" if pd.isna(blocked) else f"{blocked:.3g}") + ".")
 for w in fm.warnings:
     st.warning(w)
 analysis_panel(study)

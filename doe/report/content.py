@@ -439,7 +439,10 @@ def _model_sections(inp: _Inputs) -> list[Section]:
         sec.add(Table(_formatted(coefs), f"{name}: coefficients in coded units (-1..+1; effect coding)."))
         sec.add(Paragraph(f"Equation in actual units: {fm.equation_actual}"))
         sec.add(Table(_formatted(fm.anova), f"{name}: ANOVA (type {fm.anova_type})."))
-        stats = {"R²": fm.r2, "adjusted R²": fm.adj_r2, "predicted R²": fm.pred_r2, "RMSE": fm.rmse,
+        predicted = {"predicted R²": fm.pred_r2} if fm.pred_r2_excluding_blocks is None else {  # blocked data:
+            "predicted R² (total SS with blocks)": fm.pred_r2,  # both conventions, each labelled
+            "predicted R² (total SS without blocks, Design-Expert)": fm.pred_r2_excluding_blocks}
+        stats = {"R²": fm.r2, "adjusted R²": fm.adj_r2, **predicted, "RMSE": fm.rmse,
                  "CV %": fm.cv_percent, "adequate precision": fm.adeq_precision, "PRESS": fm.press}
         sec.add(Table(_formatted(pd.DataFrame([stats])), f"{name}: fit statistics."))
         for w in fm.warnings:
