@@ -38,6 +38,8 @@ class Fraction:
     generators: list[str]       # e.g. ["E = ABCD"]
     words: list[str]            # defining relation words, e.g. ["ABCDE"]
     resolution: int             # length of the shortest word (k+1 notionally for a full factorial)
+    search: str = "exhaustive"  # how the generators were chosen: "exhaustive" or "greedy"
+    search_note: str = ""       # for a greedy search: what is and is not guaranteed
 
     @property
     def word_length_pattern(self) -> list[int]:
@@ -86,10 +88,15 @@ def fraction(k: int, resolution: int | None = None, runs: int | None = None) -> 
         resolution = resolution or 4
         if resolution < 3:
             raise DesignError("Resolution must be 3 or more (III, IV, V, ...).")
-        try:
-            base = int(round(math.log2(load_pydoe().fracfact_by_res(k, resolution).shape[0])))
-        except ValueError as exc:
-            raise DesignError(f"No regular fraction for {k} factors at resolution {resolution}: {exc}.") from None
+        if resolution == 3:  # 2^b runs hold up to 2^b - 1 factors at resolution III
+            base = math.ceil(math.log2(k + 1))
+        elif resolution == 4:  # ... and up to 2^(b-1) at resolution IV (Box & Hunter 1961)
+            base = math.ceil(math.log2(k)) + 1
+        else:
+            try:
+                base = int(round(math.log2(load_pydoe().fracfact_by_res(k, resolution).shape[0])))
+            except ValueError as exc:
+                raise DesignError(f"No regular fraction for {k} factors at resolution {resolution}: {exc}.") from None
     base = min(base, k)
     p = k - base
     letters = LETTERS[:k]
@@ -103,16 +110,8 @@ def fraction(k: int, resolution: int | None = None, runs: int | None = None) -> 
             pat = _pattern(_relation(list(combo), base), k)
             if best is None or pat < best[0]:
                 best = (pat, list(combo))
-    else:  # too many to search: greedy on pydoe's columns order (highest-order words first)
-        chosen: list[int] = []
-        for m in sorted(candidates, key=lambda m: -bin(m).count("1")):
-            if len(chosen) == p:
-                break
-            trial = chosen + [m]
-            if min(bin(w).count("1") for w in _relation(trial, base)) >= (resolution or 3):
-                chosen = trial
-        if len(chosen) < p:
-            chosen = (chosen + [m for m in candidates if m not in chosen])[:p]
+    else:  # too many combinations to search: greedy, saying so
+        chosen = _greedy(candidates, base, k, p, resolution)
         best = (_pattern(_relation(chosen, base), k), chosen)
     gen_bits = best[1]
     matrix = _full(base)
@@ -126,9 +125,51 @@ def fraction(k: int, resolution: int | None = None, runs: int | None = None) -> 
     words = sorted((_word(w, letters) for w in _relation(gen_bits, base)), key=lambda w: (len(w), w))
     generators = [f"{letters[base + i]} = {_word(g, letters)}" for i, g in enumerate(gen_bits)]
     res = min(len(w) for w in words)
+    greedy = n_combos > _MAX_COMBINATIONS
     if resolution and res < resolution and runs is None:
+        if greedy:
+            raise DesignError(f"A greedy search found no resolution {_roman(resolution)} fraction for {k} factors in "
+                              f"{2 ** base} runs (all {n_combos:,} generator combinations are too many to search). "
+                              "Ask for more runs, or for resolution IV.")
         raise DesignError(f"No regular fraction for {k} factors reaches resolution {resolution}.")
-    return Fraction(np.column_stack(cols), base, generators, words, res)
+    if not greedy:
+        return Fraction(np.column_stack(cols), base, generators, words, res)
+    note = (f"The generators were chosen by a greedy search ({n_combos:,} generator combinations are too many "
+            f"to search them all): the design has resolution {_roman(res)}, but it is not necessarily the "
+            "minimum-aberration design of the published catalogues.")
+    return Fraction(np.column_stack(cols), base, generators, words, res, "greedy", note)
+
+
+def _roman(n: int) -> str:
+    return {3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII"}.get(n, str(n))
+
+
+def _greedy(candidates: list[int], base: int, k: int, p: int, resolution: int | None) -> list[int]:
+    """Generators by a greedy search: resolution V or more if asked for and found, else resolution IV
+    whenever 2^base runs hold it (generators that are products of an odd number of basic factors, at
+    least three: every word of the defining relation then has even length, so at least 4), else III."""
+    targets = [resolution] if resolution and resolution >= 5 else []
+    if not resolution and 2 ** (base - 1) >= k:
+        targets = [5]
+    for target in targets:  # highest-order words first, each kept if the resolution still holds
+        chosen: list[int] = []
+        for m in sorted(candidates, key=lambda m: -bin(m).count("1")):
+            if len(chosen) == p:
+                break
+            if min(bin(w).count("1") for w in _relation([*chosen, m], base)) >= target:
+                chosen.append(m)
+        if len(chosen) == p:
+            return chosen
+    if 2 ** (base - 1) >= k:
+        odd = [m for m in candidates if bin(m).count("1") % 2 == 1]
+        return sorted(odd, key=lambda m: (-bin(m).count("1"), m))[:p]
+    chosen = []
+    for m in sorted(candidates, key=lambda m: -bin(m).count("1")):
+        if len(chosen) == p:
+            break
+        if min(bin(w).count("1") for w in _relation([*chosen, m], base)) >= 3:
+            chosen.append(m)
+    return (chosen + [m for m in candidates if m not in chosen])[:p]
 
 
 def _full(k: int) -> np.ndarray:
@@ -144,7 +185,8 @@ def aliases(frac: Fraction, names: list[str], max_order: int = 2, show_order: in
     """
     k = frac.matrix.shape[1]
     letters = LETTERS[:k]
-    word_bits = [sum(1 << letters.index(ch) for ch in w) for w in frac.words]
+    # only words of up to max_order + show_order letters alias an effect shown here with one shown
+    word_bits = [sum(1 << letters.index(ch) for ch in w) for w in frac.words if len(w) <= max_order + show_order]
     seen: set[int] = set()
     chains = []
     for order in range(1, max_order + 1):

@@ -311,6 +311,9 @@ def fractional_factorial(study: Study, *, resolution: int | None = None, runs: i
         "word length pattern": str(frac.word_length_pattern),
     }
     warnings = []
+    if frac.search != "exhaustive":
+        info["generator search"] = frac.search_note
+        warnings.append(frac.search_note)
     if frac.words and frac.resolution == 3:
         warnings.append("Resolution III: main effects are aliased with two-factor interactions.")
     elif frac.words and frac.resolution == 4:
