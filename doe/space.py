@@ -40,7 +40,15 @@ non-informative prior p(beta, Sigma) ~ |Sigma|^-(m+1)/2 one posterior draw is
    mean is OLS rather than GLS otherwise).
 3. **New run.** y_new,i(x) = x_i' beta_i + e_i with e ~ N(0, Sigma).
 
-For one CQA this is exactly y_new | data ~ t_{n-p}(x'beta_hat, s^2 (1 + x'(X'X)^-1 x));
+**The exact case.** When every CQA with a spec was fitted on the same runs with the same model
+(the same column space), steps 1-2 are replaced by the exact posterior: Sigma ~
+inverse-Wishart(n - p, E'E) with E the n x m residuals, and B | Sigma ~ matrix normal; a new run is
+then multivariate t with n - p - m + 1 df, location x'B_hat and shape (1 + x'(X'X)^-1 x) E'E /
+(n - p - m + 1) (Box & Tiao 1973, sec. 8.4: the matrix-variate t); ``PredictiveModel.exact`` says
+which case applies and :meth:`PredictiveModel.describe` names it.
+
+Otherwise (different models or different runs): for one CQA this is exactly
+y_new | data ~ t_{n-p}(x'beta_hat, s^2 (1 + x'(X'X)^-1 x));
 with several CQAs every marginal is still exactly that Student t (see
 :func:`closed_form_probability`) and the joint carries the estimated residual
 correlation. A CQA fitted on a transform is judged on its original scale: a
@@ -66,6 +74,7 @@ surface optimization. J. Qual. Technol. 36:139-153.
 Peterson, J.J., Lief, K. (2010) The ICH Q8 definition of design space: a
 comparison of the overlapping means and the Bayesian predictive approaches.
 Stat. Biopharm. Res. 2:249-259.
+Box, G.E.P., Tiao, G.C. (1973) Bayesian Inference in Statistical Analysis, Addison-Wesley, ch. 8.
 Zellner, A. (1962) An efficient method of estimating seemingly unrelated
 regressions. JASA 57:348-368.
 Howe, W.G. (1969) Two-sided tolerance limits for normal populations - some
@@ -236,6 +245,11 @@ class PredictiveModel:
     prior_df: float
     not_modelled: list[str]
     warnings: list[str] = field(default_factory=list)
+    #: True when every CQA with a spec was fitted on the same runs with the same model (column space):
+    #: the covariance is then drawn from its exact posterior, inverse-Wishart(n - p, E'E), and the joint
+    #: predictive is the matrix-variate t (multivariate t with n - p - m + 1 df at each point).
+    exact: bool = False
+    _sscp: np.ndarray | None = field(default=None, repr=False)
     _union_runs: list[Any] = field(default_factory=list, repr=False)
     _rows: list[np.ndarray] = field(default_factory=list, repr=False)
     _cache: dict[tuple[int, int], _Draws] = field(default_factory=dict, repr=False)
@@ -257,6 +271,11 @@ class PredictiveModel:
     def correlated(self) -> bool:
         return self.correlation is not None
 
+    @property
+    def exact_df(self) -> float:
+        """Degrees of freedom of the exact joint predictive (n - p - m + 1); NaN when not exact."""
+        return self.residual_df - len(self.spec_cqas) + 1 if self.exact else math.nan
+
     def limits(self) -> dict[str, tuple[float | None, float | None]]:
         """Spec limits (original scale) of the CQAs with specs."""
         return {c.name: (c.lower, c.upper) for c in self.spec_cqas}
@@ -266,7 +285,10 @@ class PredictiveModel:
         names = ", ".join(self.spec_names) or "none"
         text = (f"Posterior predictive probability that a new run meets every CQA spec ({names}): "
                 "Bayesian, non-informative prior (Peterson 2004; Peterson & Lief 2010)")
-        if self.correlated:
+        if self.exact:
+            text += (f"; exact joint posterior (multivariate t with {self.exact_df:g} df): every CQA fitted on "
+                     f"the same {self.shared_runs} runs with the same model")
+        elif self.correlated:
             text += f", residual correlation from {self.shared_runs} shared runs"
         elif len(self.spec_cqas) > 1:
             text += ", CQAs independent"
@@ -449,6 +471,23 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
     pm.correlation = pd.DataFrame(R, index=pm.spec_names, columns=pm.spec_names)
     pm.shared_runs, pm.residual_df = len(shared_rows), d
     pm.prior_df = max(1.0, m + 1 - d)
+    if _same_runs_and_model(pm) and d - m + 1 >= 1:
+        pm.exact, pm.residual_df, pm.prior_df = True, float(cqas[0].fm.df_resid), 0.0
+        resid = np.column_stack([c.fm._ls.resid for c in cqas])
+        pm._sscp = resid.T @ resid
+
+
+def _same_runs_and_model(pm: PredictiveModel) -> bool:
+    """Whether every CQA with a spec was fitted on the same runs (same order) with the same column space."""
+    cqas = pm.spec_cqas
+    first, q0 = pm._rows[0], cqas[0].fm._ls.Q
+    for c, rows in zip(cqas[1:], pm._rows[1:]):
+        q = c.fm._ls.Q
+        if len(rows) != len(first) or not np.array_equal(rows, first) or q.shape != q0.shape:
+            return False
+        if not np.isclose(float(np.sum((q0.T @ q) ** 2)), q0.shape[1], rtol=0, atol=1e-8 * q0.shape[1]):
+            return False
+    return True
 
 
 def _nearest_correlation(R: np.ndarray) -> np.ndarray:
@@ -469,9 +508,14 @@ def _make_draws(pm: PredictiveModel, n: int, seed: int) -> _Draws:
     m = len(cqas)
     if m == 0:
         return _Draws(n, seed, [], np.zeros((0, n)), np.zeros((0, n)))
-    corr, g = _correlation_draws(pm, rng, n)  # (n x m x m), (n x m) chi-square variates per CQA
-    sse = np.array([c.fm._ls.sse for c in cqas])
-    sigma = np.sqrt(sse[None, :] / g)  # exact marginal: sigma_i^2 = SSE_i / chi2(df_i)
+    if pm.exact:  # Sigma ~ inverse-Wishart(n - p, E'E): the exact posterior under |Sigma|^-(m+1)/2
+        cov = _inverse_wishart(rng, pm.residual_df, pm._sscp, n)
+        sigma = np.sqrt(np.einsum("nii->ni", cov))
+        corr = cov / (sigma[:, :, None] * sigma[:, None, :])
+    else:
+        corr, g = _correlation_draws(pm, rng, n)  # (n x m x m), (n x m) chi-square variates per CQA
+        sse = np.array([c.fm._ls.sse for c in cqas])
+        sigma = np.sqrt(sse[None, :] / g)  # exact marginal: sigma_i^2 = SSE_i / chi2(df_i)
     L = np.linalg.cholesky(corr * sigma[:, :, None] * sigma[:, None, :])
     W = [c.fm._ls.Q @ c.fm._ls.r_inv.T for c in cqas]  # rows of (X'X)^-1 X', transposed: n_i x p_i
     coef = [np.empty((len(c.beta), n)) for c in cqas]

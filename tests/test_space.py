@@ -251,7 +251,8 @@ def test_correlated_cqas_raise_the_joint_probability():
     pm = build_predictive(study, fits)
     assert pm.correlated and pm.correlation.loc["Y1", "Y2"] > 0.7
     p = probability(pm, frame)
-    for r in fits:  # every marginal is still exactly the Student t
+    for r in fits:  # the marginals: exactly t with n - p - 1 = 32 df here (same model and runs: exact joint
+        # posterior, tests/test_space_exact_joint.py), within these bounds of the n - p = 33 df t
         assert np.all(np.abs(p.per_cqa[r] - exact[r]) <= 4 * np.sqrt(exact[r] * (1 - exact[r]) / 4000) + 1e-3)
     product = exact["Y1"] * exact["Y2"]
     upper = np.minimum(exact["Y1"], exact["Y2"])  # Frechet bound: perfect correlation

@@ -1,0 +1,87 @@
+"""The exact joint posterior predictive (issue 16): when every CQA is fitted on the same runs with the same
+model, under the non-informative prior p(B, Sigma) ~ |Sigma|^-(m+1)/2 a new run y(x) is multivariate t with
+n - p - m + 1 df, location x'B_hat and shape (1 + x'(X'X)^-1 x) E'E / (n - p - m + 1) (Box & Tiao 1973,
+sec. 8.4; the matrix-variate t). The probability that it meets every spec is checked against scipy's
+multivariate t CDF, computed independently, for two and three correlated CQAs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from doe.fit import fit_model
+from doe.space import build_predictive, probability
+from tests.conftest import make_study
+
+SPECS = [{"name": "Y1", "lower": 11.0}, {"name": "Y2", "upper": 13.5}, {"name": "Y3", "lower": 10.5}]
+
+
+def _data(m: int, n_rep: int, rho: float, seed: int) -> tuple:
+    study = make_study([{"name": "A", "low": 0, "high": 10}, {"name": "B", "low": 0, "high": 10}], SPECS[:m])
+    levels = [0.0, 5.0, 10.0]
+    runs = pd.DataFrame([(a, b) for _ in range(n_rep) for a in levels for b in levels], columns=["A", "B"])
+    a, b = (runs.A - 5) / 5, (runs.B - 5) / 5
+    cov = np.full((m, m), rho) + (1 - rho) * np.eye(m)
+    e = np.random.default_rng(seed).multivariate_normal(np.zeros(m), cov, size=len(runs))
+    for i in range(m):
+        runs[f"Y{i + 1}"] = 12 + 2 * a + b - a**2 + 0.3 * i + e[:, i]
+    fits = {f"Y{i + 1}": fit_model(study, runs, f"Y{i + 1}", "linear") for i in range(m)}
+    return study, runs, fits
+
+
+def _exact(runs: pd.DataFrame, fits: dict, frame: pd.DataFrame, m: int) -> np.ndarray:
+    """P(every spec met) from scipy's multivariate t, built from the data with numpy alone."""
+    X = np.column_stack([np.ones(len(runs)), (runs.A - 5) / 5, (runs.B - 5) / 5])
+    Y = runs[[f"Y{i + 1}" for i in range(m)]].to_numpy()
+    B, *_ = np.linalg.lstsq(X, Y, rcond=None)
+    E = Y - X @ B
+    n, p = X.shape
+    df = n - p - m + 1
+    xtx = np.linalg.inv(X.T @ X)
+    # a lower limit L on Y_i is met when -Y_i <= -L: flip those coordinates
+    sign = np.array([-1.0 if "lower" in s else 1.0 for s in SPECS[:m]])
+    limit = np.array([s.get("lower", s.get("upper")) for s in SPECS[:m]])
+    out = []
+    for _, row in frame.iterrows():
+        x = np.array([1.0, (row.A - 5) / 5, (row.B - 5) / 5])
+        shape = (1 + x @ xtx @ x) * (E.T @ E) / df
+        dist = stats.multivariate_t(loc=sign * (x @ B), shape=shape * np.outer(sign, sign), df=df, seed=1)
+        out.append(float(dist.cdf(sign * limit, maxpts=200_000 * m)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("m", "rho"), [(2, 0.8), (3, 0.6)])
+def test_joint_probability_is_the_multivariate_t(m, rho):
+    study, runs, fits = _data(m, n_rep=1, rho=rho, seed=5)  # 9 runs, 3 coefficients: few df, where it matters
+    pm = build_predictive(study, fits)
+    assert pm.exact and pm.exact_df == 9 - 3 - m + 1 and "exact joint posterior" in pm.describe()
+    frame = pd.DataFrame({"A": [2.0, 5.0, 7.5, 9.0], "B": [3.0, 5.0, 6.0, 1.0]})
+    draws = 200_000
+    p = probability(pm, frame, draws=draws, seed=3).joint
+    exact = _exact(runs, fits, frame, m)
+    se = np.sqrt(exact * (1 - exact) / draws)
+    assert np.all(np.abs(p - exact) <= 4 * se + 2e-3), (p, exact)
+
+
+def test_each_marginal_has_n_minus_p_minus_m_plus_1_df():
+    m = 3
+    study, runs, fits = _data(m, n_rep=1, rho=0.5, seed=8)
+    pm = build_predictive(study, fits)
+    frame = pd.DataFrame({"A": [4.0], "B": [6.0]})
+    p = probability(pm, frame, draws=200_000, seed=4)
+    X = np.column_stack([np.ones(len(runs)), (runs.A - 5) / 5, (runs.B - 5) / 5])
+    x = np.array([1.0, -0.2, 0.2])
+    h = x @ np.linalg.inv(X.T @ X) @ x
+    fm = fits["Y1"]
+    df = fm.df_resid - m + 1
+    scale = np.sqrt(fm._ls.sse / df * (1 + h))
+    mean = float(fm.predict(frame, None)["mean"].iloc[0])
+    exact = stats.t.sf((SPECS[0]["lower"] - mean) / scale, df)
+    assert abs(p.per_cqa["Y1"][0] - exact) <= 4 * np.sqrt(exact * (1 - exact) / 200_000) + 1e-3
+
+
+def test_different_models_or_runs_are_not_called_exact():
+    study, runs, fits = _data(2, n_rep=2, rho=0.5, seed=2)
+    fits["Y2"] = fit_model(study, runs, "Y2", "quadratic")
+    pm = build_predictive(study, fits)
+    assert not pm.exact and "exact joint posterior" not in pm.describe()
