@@ -289,7 +289,8 @@ class PredictiveModel:
             text += (f"; exact joint posterior (multivariate t with {self.exact_df:g} df): every CQA fitted on "
                      f"the same {self.shared_runs} runs with the same model")
         elif self.correlated:
-            text += f", residual correlation from {self.shared_runs} shared runs"
+            text += (f", residual correlation from {self.shared_runs} shared runs (the CQAs' models or runs differ: "
+                     "covariance drawn by the SUR-style approximation, each marginal exact)")
         elif len(self.spec_cqas) > 1:
             text += ", CQAs independent"
         if self.not_modelled:

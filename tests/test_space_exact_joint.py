@@ -84,4 +84,4 @@ def test_different_models_or_runs_are_not_called_exact():
     study, runs, fits = _data(2, n_rep=2, rho=0.5, seed=2)
     fits["Y2"] = fit_model(study, runs, "Y2", "quadratic")
     pm = build_predictive(study, fits)
-    assert not pm.exact and "exact joint posterior" not in pm.describe()
+    assert not pm.exact and "exact joint posterior" not in pm.describe() and "SUR-style approximation" in pm.describe()
