@@ -568,3 +568,25 @@ def _edit_result_one_run(csvs: dict, docs: dict, others: dict) -> None:
             r["values_json"] = V.dumps({**json.loads(r["values_json"]), "Viability": FORGED})
     for v in csvs["runs/data_versions.csv"][1]:
         v["content_hash"] = V.content_hash({"1": json.loads(csvs["runs/runs.csv"][1][0]["values_json"])})
+
+
+def test_a_zip_needing_a_newer_zip_format_is_refused_with_a_message(tmp_path):
+    """Python's zipfile refuses a zip that needs a newer zip format version: a message, not an internal error."""
+    import io
+    import zipfile
+
+    from doe.errors import DoeError
+    from doe.store import Store, import_bundle
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", "{}")
+    data = bytearray(buf.getvalue())
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 6:central + 8] = (100).to_bytes(2, "little")  # version needed to extract: 10.0
+    store = Store.open(data_dir=str(tmp_path))
+    try:
+        with pytest.raises(DoeError, match=r"cannot be unpacked \(zip file version 10.0\)"):
+            import_bundle(store, bytes(data), "ana")
+    finally:
+        store.close()

@@ -316,7 +316,8 @@ def _unzip(data: bytes) -> dict[str, bytes]:
                 if total > MAX_TOTAL_BYTES:
                     raise DoeError(_too_big_total(total))
             return members
-    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, OSError) as exc:  # RuntimeError: also zipfile's
+        # "zip file version" and unsupported-compression errors (subclasses of it)
         raise DoeError(f"The bundle is damaged and cannot be unpacked ({exc}). {_AGAIN}") from None
 
 
