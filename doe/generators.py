@@ -54,9 +54,10 @@ TYPE_OPTIONS = {
     "lhs": ("model", "runs", "replicates", "blocks"),
     "optimal": ("model", "runs", "criterion", "center", "replicates", "blocks"),
 }
-# Centre points Design-Expert suggests for CCDs and BBDs, by number of continuous factors.
+# Centre points Design-Expert suggests for CCDs and BBDs, by number of continuous factors; for BBDs of
+# 9-12 and 16 factors, Box & Behnken's (1960) own number of centre points.
 _CCD_CENTRES = {1: 3, 2: 5, 3: 6, 4: 7, 5: 6, 6: 9}
-_BBD_CENTRES = {3: 5, 4: 5, 5: 6, 6: 6, 7: 6}
+_BBD_CENTRES = {3: 5, 4: 5, 5: 6, 6: 6, 7: 6, 9: 10, 10: 10, 11: 12, 12: 12, 16: 12}
 
 
 def new_seed() -> int:
@@ -528,21 +529,63 @@ def central_composite(study: Study, *, alpha: str | float = "rotatable", center:
 
 
 #: Box & Behnken (1960), Technometrics 2(4), 455-475: the factors varied together in each incomplete
-#: block of the designs for 6 and 7 factors (numbered from 1). Each block is a 2^3 factorial at +-1 in its
-#: factors with every other factor at 0. For 3 to 5 factors the blocks are every pair of factors.
+#: block of their designs for 6, 7, 9-12 and 16 factors (numbered from 1). Each
+#: block is a 2^m factorial at +-1 in its m factors with every other factor at 0 (m = 3 for 6, 7 and 9
+#: factors, 4 for 10, 12 and 16, 5 for 11, see :data:`BBD_HALF`). The blocks form a balanced (7, 11
+#: factors) or partially balanced incomplete block design, so every factor is varied in equally many
+#: blocks and every pair of factors together in at least one. For 3 to 5 factors the blocks are every
+#: pair of factors. The 9-factor design repeats its first three blocks (a group-divisible design: 15
+#: blocks, 120 runs), as both transcriptions used here give it (MathWorks' bbdesign, Stat-Ease's dexpy).
 BBD_BLOCKS: dict[int, tuple[tuple[int, ...], ...]] = {
     6: ((1, 2, 4), (2, 3, 5), (3, 4, 6), (1, 4, 5), (2, 5, 6), (1, 3, 6)),
     7: ((4, 5, 6), (1, 6, 7), (2, 5, 7), (1, 2, 4), (3, 4, 7), (1, 3, 5), (2, 3, 6)),
+    9: ((1, 4, 7), (2, 5, 8), (3, 6, 9), (1, 2, 3), (4, 5, 6), (7, 8, 9), (1, 5, 9), (3, 4, 8),
+        (2, 6, 7), (1, 6, 8), (2, 4, 9), (3, 5, 7), (1, 4, 7), (2, 5, 8), (3, 6, 9)),
+    10: ((2, 6, 7, 10), (1, 2, 5, 10), (2, 3, 7, 8), (2, 4, 6, 9), (1, 8, 9, 10), (3, 4, 5, 10),
+         (1, 4, 7, 8), (3, 5, 7, 9), (1, 3, 6, 9), (4, 5, 6, 8)),
+    11: ((3, 7, 8, 9, 11), (1, 4, 8, 9, 10), (2, 5, 9, 10, 11), (1, 3, 6, 10, 11), (1, 2, 4, 7, 11),
+         (1, 2, 3, 5, 8), (2, 3, 4, 6, 9), (3, 4, 5, 7, 10), (4, 5, 6, 8, 11), (1, 5, 6, 7, 9),
+         (2, 6, 7, 8, 10)),
+    12: ((1, 2, 5, 7), (2, 3, 6, 8), (3, 4, 7, 9), (4, 5, 8, 10), (5, 6, 9, 11), (6, 7, 10, 12),
+         (1, 7, 8, 11), (2, 8, 9, 12), (1, 3, 9, 10), (2, 4, 10, 11), (3, 5, 11, 12), (1, 4, 6, 12)),
+    16: ((1, 2, 6, 9), (3, 4, 8, 11), (5, 10, 13, 14), (7, 12, 15, 16), (2, 3, 7, 10), (1, 4, 5, 12),
+         (6, 11, 14, 15), (8, 9, 13, 16), (2, 5, 6, 13), (4, 7, 8, 15), (1, 9, 10, 14), (3, 11, 12, 16),
+         (3, 6, 7, 14), (1, 5, 8, 16), (2, 10, 11, 15), (4, 9, 12, 13), (1, 3, 13, 15), (2, 4, 14, 16),
+         (5, 7, 9, 11), (6, 8, 10, 12), (4, 6, 10, 16), (3, 5, 9, 15), (1, 7, 11, 13), (2, 8, 12, 14)),
 }
+#: Designs whose blocks are a half replicate, not the full 2^m: the sign the product of a point's m
+#: signs must have. Box & Behnken's 11-factor design runs the 2^(5-1) with I = +ABCDE in each block
+#: (16 of the 32 sign combinations, resolution V).
+BBD_HALF: dict[int, int] = {11: 1}
 
 
 def bbd_points(k: int) -> np.ndarray:
-    """The non-centre points of Box & Behnken's design for ``k`` = 6 or 7 factors (coded -1, 0, +1)."""
+    """The non-centre points of Box & Behnken's (1960) design for ``k`` factors.
+
+    Parameters
+    ----------
+    k : int
+        Number of factors; a key of :data:`BBD_BLOCKS` (6, 7, 9, 10, 11, 12 or 16).
+
+    Returns
+    -------
+    numpy.ndarray
+        Points coded -1, 0, +1, block by block, one row a run: 48, 56, 120,
+        160, 176, 192 and 384 rows for 6, 7, 9, 10, 11, 12 and 16 factors.
+
+    References
+    ----------
+    Box, G. E. P. and Behnken, D. W. (1960). Some new three level designs for the study of
+    quantitative variables. Technometrics 2(4), 455-475.
+    """
     import itertools
 
+    half = BBD_HALF.get(k)
     rows = []
     for block in BBD_BLOCKS[k]:
         for signs in itertools.product((-1.0, 1.0), repeat=len(block)):
+            if half is not None and np.prod(signs) != half:
+                continue
             row = np.zeros(k)
             row[[f - 1 for f in block]] = signs
             rows.append(row)
@@ -551,7 +594,11 @@ def bbd_points(k: int) -> np.ndarray:
 
 def box_behnken(study: Study, *, center: int | None = None, model: str | None = None,
                 **opts: Any) -> Design:
-    """Box-Behnken design: edge midpoints of the cube plus centre points (k >= 3)."""
+    """Box-Behnken design: edge midpoints of the cube plus centre points (k >= 3).
+
+    Box & Behnken's (1960) published designs for 3-7, 9-12 and 16 factors; for 8 and for 13-15 or
+    more than 16 factors (none published) every pair of factors in a 2^2, with a warning.
+    """
     cont, cats = _numeric_only(study, "Box-Behnken design")
     k = len(cont)
     if k < 3:
@@ -563,9 +610,10 @@ def box_behnken(study: Study, *, center: int | None = None, model: str | None = 
     else:
         D = fractional.load_pydoe().bbdesign(k, center=1)[:-1]
         if k > 5:
-            warnings.append(f"Box & Behnken (1960) published no design for {k} factors that this software builds: "
-                            "this is a three-level design on every pair of factors (edge midpoints), with "
-                            f"{len(D)} runs plus centres. Consider a D- or I-optimal design for a quadratic model.")
+            warnings.append(f"Box & Behnken (1960) published no design for {k} factors (only for 3-7, 9-12 "
+                            "and 16): this is a three-level design on every pair of factors (edge midpoints), "
+                            f"with {len(D)} runs plus centres. Consider a D- or I-optimal design for a "
+                            "quadratic model.")
     D = np.vstack([D, np.zeros((n0, k))])
     types = ["edge"] * (len(D) - n0) + ["centre"] * n0
     U, n_cross = _cross(study, D, cont, cats)
