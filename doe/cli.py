@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="quadratic", help="model for every CQA (default: quadratic)")
     p.add_argument("--reduce", action="store_true", help="hierarchical backward reduction of each model")
     p.add_argument("--threshold", type=float, default=0.9, help="probability that defines the design space")
+    p.add_argument("--assurance", type=float, metavar="GAMMA",
+                   help="assurance level (e.g. 0.95): the design space is where the lower GAMMA credible bound "
+                        "of P(all CQAs in spec) is >= --threshold; adds probability_lower_bound_at_set_point")
     p.add_argument("--x", help="factor on the map's x axis (default: first numeric factor)")
     p.add_argument("--y", help="factor on the map's y axis (default: second numeric factor)")
     p.add_argument("--fixed", nargs="+", default=[], metavar="NAME=VALUE",
@@ -402,7 +405,7 @@ def _space(args: argparse.Namespace) -> int:
         set_point = {**fixed, **_pairs(args.set_point, study, "--set-point")}
     else:
         set_point = robust_set_point(pm, fixed=fixed or None, **opts)["settings"]
-    out = summary_json(pm, set_point=set_point, x=args.x, y=args.y, **opts)
+    out = summary_json(pm, set_point=set_point, x=args.x, y=args.y, **opts, assurance=args.assurance)
     out["data_version"] = data_version(runs)
     out["desirability_optimum"] = None
     if not args.no_desirability:
@@ -415,13 +418,17 @@ def _space(args: argparse.Namespace) -> int:
     _write_json(out, args.json)
     if args.figure and out.get("grid"):
         g = out["grid"]
-        grid = space_grid(pm, g["x"], g["y"], g["fixed"], **opts)
+        grid = space_grid(pm, g["x"], g["y"], g["fixed"], **opts, assurance=args.assurance)
         par = {f: v for f, v in out["par"].items() if f in (g["x"], g["y"]) and len(v) == 2
                and not isinstance(v[0], str)}
         fig = probability_map(grid, study, set_point=out["set_point"], par=par or None,
                               note=footnote(study, out["data_version"]))
         _write_figure(fig, args.figure)
-    print(f"set point P(all CQAs in spec) = {out['probability_at_set_point']:.3f} -> {args.json}")
+    line = f"set point P(all CQAs in spec) = {out['probability_at_set_point']:.3f}"
+    if args.assurance is not None:
+        line += (f", lower {100 * args.assurance:g} % credible bound = "
+                 f"{out['probability_lower_bound_at_set_point']:.3f}")
+    print(f"{line} -> {args.json}")
     return 0
 
 

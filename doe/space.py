@@ -220,6 +220,7 @@ class _Draws:
     noise: np.ndarray  # (m x n) new-run errors on the fitted scale
     sigma: np.ndarray  # (m x n) residual SDs
     eta: np.ndarray | None = None  # (numeric factors x n) standard normals for set-point variation
+    chol: np.ndarray | None = None  # (n x m x m) Cholesky factors of the covariance draws (fitted scale)
     margins: dict = field(default_factory=dict, repr=False)  # combo -> float32 margins (no set-point SD)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -508,7 +509,7 @@ def _make_draws(pm: PredictiveModel, n: int, seed: int) -> _Draws:
     cqas = pm.spec_cqas
     m = len(cqas)
     if m == 0:
-        return _Draws(n, seed, [], np.zeros((0, n)), np.zeros((0, n)))
+        return _Draws(n, seed, [], np.zeros((0, n)), np.zeros((0, n)), chol=np.zeros((n, 0, 0)))
     if pm.exact:  # Sigma ~ inverse-Wishart(n - p, E'E): the exact posterior under |Sigma|^-(m+1)/2
         cov = _inverse_wishart(rng, pm.residual_df, pm._sscp, n)
         sigma = np.sqrt(np.einsum("nii->ni", cov))
@@ -531,7 +532,7 @@ def _make_draws(pm: PredictiveModel, n: int, seed: int) -> _Draws:
         for i, (c, rows) in enumerate(zip(cqas, pm._rows)):
             delta = np.einsum("nr,rp->pn", Z[:, rows, i], W[i], optimize=False)
             coef[i][:, sl] = c.beta[:, None] + delta
-    return _Draws(n, seed, coef, noise, sigma.T.copy())
+    return _Draws(n, seed, coef, noise, sigma.T.copy(), chol=L)
 
 
 def _correlation_draws(pm: PredictiveModel, rng: np.random.Generator, n: int
@@ -1060,11 +1061,32 @@ class SpaceGrid:
     setpoint_sd: dict | None
     method: str
     limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    #: Assurance level gamma, or None (the design space is then probability >= threshold).
+    assurance: float | None = None
+    #: With an assurance level: the lower gamma credible bound of P(all in spec | parameters) per point.
+    lower_bound: np.ndarray | None = None
+    #: Parameter draws the bound is taken over (see :mod:`doe.assurance`).
+    assurance_draws: int = 0
 
     @property
     def inside(self) -> np.ndarray:
-        """Design space: joint probability >= threshold at feasible settings."""
+        """Design space at feasible settings: joint probability >= threshold, or, with an assurance
+        level gamma, its lower gamma credible bound >= threshold."""
+        if self.assurance is not None and self.lower_bound is not None:
+            return (self.lower_bound >= self.threshold) & self.feasible
         return (self.probability >= self.threshold) & self.feasible
+
+    @property
+    def point_estimate_inside(self) -> np.ndarray:
+        """Where the posterior predictive probability (the point estimate) is >= threshold (and feasible)."""
+        return (self.probability >= self.threshold) & self.feasible
+
+    @property
+    def definition(self) -> str:
+        """Which design space is shown, in one sentence."""
+        from doe.assurance import describe_assurance
+
+        return describe_assurance(self.assurance, self.threshold)
 
     @property
     def fraction_inside(self) -> float:
@@ -1149,7 +1171,8 @@ def _numeric_factor(pm: PredictiveModel, name: str) -> Factor:
 
 def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | None = None, *,
                n: int = 50, threshold: float = 0.9, draws: int | None = None, seed: int = 0,
-               setpoint_sd: dict[str, float] | None = None, interval: Any = None) -> SpaceGrid:
+               setpoint_sd: dict[str, float] | None = None, interval: Any = None,
+               assurance: float | None = None) -> SpaceGrid:
     """Probability map of the design space over ``x`` and ``y`` within their study ranges.
 
     Parameters
@@ -1171,6 +1194,10 @@ def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | N
         'confidence', 'prediction' or 'tolerance', or ``{'kind', 'level',
         'proportion'}`` (defaults 0.95 and 0.99): interval bounds per CQA,
         one-sided for a one-sided spec, back-transformed.
+    assurance : float, optional
+        Assurance level gamma (e.g. 0.95): the design space is then where the lower gamma credible
+        bound of P(all in spec | parameters) is >= ``threshold`` (:mod:`doe.assurance`);
+        ``SpaceGrid.assured`` holds the posterior probability that it is.
 
     Returns
     -------
@@ -1190,12 +1217,19 @@ def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | N
     if n < 2:
         raise ModelError("Use at least 2 points per axis.")
     spec = _interval_spec(interval)
+    assurance = _check_assurance_opts(assurance, setpoint_sd)
     others = _fixed_settings(pm, fixed, [x, y])
     xs, ys = np.linspace(fx.low, fx.high, n), np.linspace(fy.low, fy.high, n)
     gx, gy = np.meshgrid(xs, ys)
     frame = pd.DataFrame({x: gx.ravel(), y: gy.ravel(), **{k: [v] * gx.size for k, v in others.items()}})
     res = probability(pm, frame, draws=draws, seed=seed, setpoint_sd=setpoint_sd)
     shape = gx.shape
+    bound, n_theta = None, 0
+    if assurance is not None:
+        from doe import assurance as _assurance
+
+        bound = _assurance.lower_bound(pm, frame, assurance, draws=draws, seed=seed).reshape(shape)
+        n_theta = _assurance._theta_count(pm.draws(draws, seed))
     lower = upper = None
     if spec is not None:
         U, L = _settings_arrays(pm, frame)
@@ -1208,8 +1242,18 @@ def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | N
         mean={k: v.reshape(shape) for k, v in res.mean.items()}, lower=lower, upper=upper,
         interval=spec, feasible=pm.study.feasible(frame).reshape(shape), threshold=float(threshold),
         draws=res.draws, seed=int(seed), mc_se=res.mc_se, setpoint_sd=res.setpoint_sd, method=pm.describe() + ".",
-        limits=pm.limits(),
+        limits=pm.limits(), assurance=assurance, lower_bound=bound, assurance_draws=n_theta,
     )
+
+
+def _check_assurance_opts(assurance: Any, setpoint_sd: dict[str, float] | None) -> float | None:
+    from doe.assurance import check_assurance
+
+    g = check_assurance(assurance)
+    if g is not None and setpoint_sd and any(float(v or 0) > 0 for v in setpoint_sd.values()):
+        raise ModelError("An assurance level and set-point variation cannot be combined: the assured design "
+                         "space is computed for settings held exactly. Remove one of them.")
+    return g
 
 
 # -- single points ---------------------------------------------------------------------------------
@@ -1272,10 +1316,21 @@ def _feasible(pm: PredictiveModel, settings: pd.DataFrame | _Points) -> np.ndarr
 
 def _ok(pm: PredictiveModel, frame: pd.DataFrame | _Points, threshold: float, opts: dict[str, Any]
         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probability, feasible, ok) at the rows of ``frame``."""
+    """(probability, feasible, ok) at the rows of ``frame``.
+
+    ``opts['assurance']`` (optional): ok is then the assured decision (:mod:`doe.assurance`); the
+    probability returned is still the posterior predictive probability.
+    """
+    opts = dict(opts)
+    gamma = opts.pop("assurance", None)
     p = _joint_probability(pm, frame, **opts)
     feas = _feasible(pm, frame)
-    return p, feas, (p >= threshold) & feas
+    if gamma is None:
+        return p, feas, (p >= threshold) & feas
+    from doe import assurance as _assurance
+
+    bound = _assurance.lower_bound(pm, frame, gamma, draws=opts.get("draws"), seed=opts.get("seed", 0))
+    return p, feas, (bound >= threshold) & feas
 
 
 # -- proven acceptable ranges ----------------------------------------------------------------------
@@ -1300,17 +1355,23 @@ class PARResult(dict):
         self.reason: str | None = info.get("reason")
         self.draws: int = info.get("draws", 0)
         self.mc_se: float = info.get("mc_se", math.nan)
+        self.assurance: float | None = info.get("assurance")
+        self.lower_bound: float | None = info.get("lower_bound")
 
     def to_json(self) -> dict[str, Any]:
-        return json_ready({"ranges": {k: list(v) for k, v in self.items()}, "limited_by": self.limited_by,
-                       "end_probability": self.end_probability, "set_point": self.set_point,
-                       "probability_at_set_point": self.probability, "threshold": self.threshold,
-                       "reason": self.reason, "draws": self.draws, "mc_se": self.mc_se})
+        out = {"ranges": {k: list(v) for k, v in self.items()}, "limited_by": self.limited_by,
+               "end_probability": self.end_probability, "set_point": self.set_point,
+               "probability_at_set_point": self.probability, "threshold": self.threshold,
+               "reason": self.reason, "draws": self.draws, "mc_se": self.mc_se}
+        if self.assurance is not None:
+            out.update(assurance=self.assurance, probability_lower_bound_at_set_point=self.lower_bound)
+        return json_ready(out)
 
 
 def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = 0.9,
                              draws: int | None = None, seed: int = 0,
-                             setpoint_sd: dict[str, float] | None = None, n: int = 201) -> PARResult:
+                             setpoint_sd: dict[str, float] | None = None, n: int = 201,
+                             assurance: float | None = None) -> PARResult:
     """Proven acceptable ranges (ICH Q8(R2)): one factor at a time, the others at the set point.
 
     For each continuous factor, the interval containing the set point where the
@@ -1320,7 +1381,10 @@ def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], 
     end at the study range is reported as limited by it: a PAR never
     extrapolates. For each categorical or discrete factor, the tested levels
     that keep the probability >= threshold. A PAR is one-factor-at-a-time: the design
-    space is not the box of the PARs.
+    space is not the box of the PARs. With ``assurance`` (gamma), "in the design space" means the
+    lower gamma credible bound of P(all in spec | parameters) is >= threshold (:mod:`doe.assurance`);
+    the probabilities reported stay the posterior predictive ones, and ``lower_bound`` is the bound
+    at the set point.
 
     Returns
     -------
@@ -1329,14 +1393,24 @@ def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], 
         ``end_probability``, ``probability`` at the set point and ``reason``.
     """
     sp = _fixed_settings(pm, set_point, [], complete=True)
+    gamma = _check_assurance_opts(assurance, setpoint_sd)
     opts = {"draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
-    p0, feas0, _ = _ok(pm, _points(pm, sp), threshold, opts)
+    if gamma is not None:
+        opts["assurance"] = gamma
+    p0, feas0, ok0 = _ok(pm, _points(pm, sp), threshold, opts)
     dr = pm.draws(draws, seed)
     info = {"set_point": sp, "probability": float(p0[0]), "threshold": threshold, "draws": dr.n,
-            "mc_se": float(math.sqrt(p0[0] * (1 - p0[0]) / dr.n))}
+            "mc_se": float(math.sqrt(p0[0] * (1 - p0[0]) / dr.n)), "assurance": gamma}
+    if gamma is not None:
+        info["lower_bound"] = _lower_bound_at(pm, sp, gamma, draws, seed)
     if not feas0[0]:
         return PARResult({}, reason="The set point violates a study constraint.", **info)
-    if p0[0] < threshold:
+    if gamma is not None and not ok0[0]:
+        return PARResult({}, reason=f"The set point is not in the design space with {100 * gamma:g} % assurance: "
+                                    f"the lower {100 * gamma:g} % credible bound of its probability is "
+                                    f"{info['lower_bound']:.3f} < {threshold:g}, so there is no proven acceptable "
+                                    "range.", **info)
+    if gamma is None and p0[0] < threshold:
         return PARResult({}, reason=f"The set point is not in the design space: P = {p0[0]:.3f} < "
                                     f"{threshold:g}, so there is no proven acceptable range.", **info)
     ranges, limited, ends = {}, {}, {}
@@ -1348,6 +1422,13 @@ def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], 
             continue
         ranges[f.name], limited[f.name], ends[f.name] = _par_numeric(pm, sp, f, threshold, opts, n)
     return PARResult(ranges, limited_by=limited, end_probability=ends, **info)
+
+
+def _lower_bound_at(pm: PredictiveModel, point: dict[str, Any], gamma: float, draws: int | None,
+                    seed: int) -> float:
+    from doe.assurance import lower_bound
+
+    return float(lower_bound(pm, _frame(pm, point), gamma, draws=draws, seed=seed)[0])
 
 
 def _par_numeric(pm: PredictiveModel, sp: dict[str, Any], f: Factor, threshold: float,
@@ -1391,7 +1472,8 @@ def _refine_end(pm: PredictiveModel, sp: dict[str, Any], f: Factor, good: float,
 # -- normal operating ranges ----------------------------------------------------------------------
 def check_nor(pm: PredictiveModel, set_point: Mapping[str, Any], nor: Mapping[str, tuple[float, float]], *,
               threshold: float = 0.9, draws: int | None = None, seed: int = 0,
-              setpoint_sd: dict[str, float] | None = None, points: int = 5) -> dict[str, Any]:
+              setpoint_sd: dict[str, float] | None = None, points: int = 5,
+              assurance: float | None = None) -> dict[str, Any]:
     """Whether a normal operating range (a box of numeric factors) lies inside the design space.
 
     The box is evaluated on a ``points``-per-factor grid including its corners,
@@ -1414,6 +1496,9 @@ def check_nor(pm: PredictiveModel, set_point: Mapping[str, Any], nor: Mapping[st
     box = _check_box(pm, nor)
     centre = {f: (sp[f] if lo <= sp[f] <= hi else (lo + hi) / 2) for f, (lo, hi) in box.items()}
     opts = {"draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
+    gamma = _check_assurance_opts(assurance, setpoint_sd)
+    if gamma is not None:  # every grid point must be in the assured design space
+        opts["assurance"] = gamma
     full = _box_eval(pm, sp, box, centre, 1.0, threshold, opts, points)
     out = {"inside": full["ok"], "min_probability": full["min"], "where": full["where"],
            "failing_points": full["failing"], "n_points": full["n"], "threshold": threshold,
@@ -1774,7 +1859,8 @@ def _combination_table(frame: pd.DataFrame, free_cat: list[str], score: np.ndarr
 
 def set_point_report(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = 0.9,
                      draws: int | None = None, seed: int = 0,
-                     setpoint_sd: dict[str, float] | None = None) -> dict[str, Any]:
+                     setpoint_sd: dict[str, float] | None = None,
+                     assurance: float | None = None) -> dict[str, Any]:
     """Everything about one set point: joint and per-CQA probability, predictions with 95 % PIs.
 
     Returns
@@ -1784,12 +1870,18 @@ def set_point_report(pm: PredictiveModel, set_point: Mapping[str, Any], *, thres
         (probability >= threshold and feasible), ``feasible``, ``predictions``
         (every CQA: ``mean``, ``lower_95pi``, ``upper_95pi`` from
         :meth:`~doe.fit.FittedModel.predict`, ``spec``, ``units``,
-        ``mean_in_spec``), ``threshold``, ``draws``, ``mc_se``.
+        ``mean_in_spec``), ``threshold``, ``draws``, ``mc_se``. With ``assurance`` (gamma) also
+        ``assurance`` and ``probability_lower_bound`` (the lower gamma credible bound of P(all in spec
+        | parameters), :mod:`doe.assurance`), and ``inside`` means that bound is >= threshold.
     """
     sp = _fixed_settings(pm, set_point, [], complete=True)
+    gamma = _check_assurance_opts(assurance, setpoint_sd)
     opts = {"draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
     out = _set_point_report(pm, sp, math.nan, threshold, opts, [])
     del out["distance_to_edge"], out["combinations"]
+    if gamma is not None:
+        lb = _lower_bound_at(pm, sp, gamma, draws, seed)
+        out.update(assurance=gamma, probability_lower_bound=lb, inside=bool(lb >= threshold and out["feasible"]))
     return out
 
 
@@ -1819,7 +1911,8 @@ def _set_point_report(pm: PredictiveModel, point: dict[str, Any], dist: float, t
 # -- summary for the CLI ----------------------------------------------------------------------------
 def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = None, threshold: float = 0.9,
                  draws: int | None = None, seed: int = 0, setpoint_sd: dict[str, float] | None = None,
-                 x: str | None = None, y: str | None = None, n: int = 50) -> dict[str, Any]:
+                 x: str | None = None, y: str | None = None, n: int = 50,
+                 assurance: float | None = None) -> dict[str, Any]:
     """JSON-ready design-space summary: set point, its probability, PARs and one map's share inside.
 
     Without ``set_point`` the robust set point (:func:`robust_set_point`) is used.
@@ -1827,14 +1920,20 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
     factors over which the probability varies most through the set point)
     with the other factors at the set point; ``grid.fraction_inside`` is the
     share of its feasible points inside the design space.
+
+    With ``assurance`` (gamma) the design space is the assured one (:mod:`doe.assurance`): ``inside``,
+    ``par`` and ``grid`` use the lower gamma credible bound, and the output adds ``assurance``,
+    ``probability_lower_bound_at_set_point`` and ``definition``. The robust set point is still the
+    maximum of the posterior predictive probability.
     """
     opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
+    gamma = _check_assurance_opts(assurance, setpoint_sd)
     source = "given"
     if set_point is None:
         set_point, source = robust_set_point(pm, **opts)["settings"], "robust (maximum probability)"
     sp = _fixed_settings(pm, set_point, [], complete=True)
-    par = proven_acceptable_ranges(pm, sp, **opts)
-    report = set_point_report(pm, sp, **opts)
+    par = proven_acceptable_ranges(pm, sp, **opts, assurance=gamma)
+    report = set_point_report(pm, sp, **opts, assurance=gamma)
     out: dict[str, Any] = {
         "method": pm.describe(), "cqas_with_specs": pm.spec_names, "not_modelled": pm.not_modelled,
         "set_point": {k: _plain(v) for k, v in sp.items()}, "set_point_source": source,
@@ -1844,6 +1943,11 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
         "correlation": None if pm.correlation is None else pm.correlation.round(4).to_dict(),
         "warnings": list(pm.warnings), "grid": None,
     }
+    if gamma is not None:
+        from doe.assurance import describe_assurance
+
+        out.update(assurance=gamma, probability_lower_bound_at_set_point=report["probability_lower_bound"],
+                   definition=describe_assurance(gamma, threshold))
     if x and y:
         axes = [x, y]
     else:  # the pair over which the probability varies most through the set point (as the page opens)
@@ -1851,9 +1955,13 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
 
         axes = list(view_axes(pm, sp, **opts) or ())
     if len(axes) == 2:
-        g = space_grid(pm, axes[0], axes[1], {k: v for k, v in sp.items() if k not in axes}, n=n, **opts)
+        g = space_grid(pm, axes[0], axes[1], {k: v for k, v in sp.items() if k not in axes}, n=n, **opts,
+                       assurance=gamma)
         out["grid"] = {"x": g.x, "y": g.y, "fixed": g.fixed, "fraction_inside": g.fraction_inside, "n": n,
                        "threshold": threshold, "draws": g.draws, "mc_se": g.mc_se}
+        if gamma is not None:
+            out["grid"].update(assurance=gamma, fraction_inside_point_estimate=float(
+                g.point_estimate_inside.sum() / max(1, int(g.feasible.sum()))), assurance_draws=g.assurance_draws)
     return json_ready(out)
 
 

@@ -198,13 +198,7 @@ def probability_map(grid: SpaceGrid, study: Study, *, set_point: dict[str, Any] 
         "colorbar": {"title": {"text": "P(all CQAs<br>in spec)"}, "tickformat": ".1f"},
         "customdata": customdata, "hovertemplate": hovertemplate,
     }]
-    if (grid.probability >= grid.threshold).any() and (grid.probability < grid.threshold).any():
-        data.append({
-            "type": "contour", "x": grid.xs, "y": grid.ys, "z": z, "showscale": False, "hoverinfo": "skip",
-            "contours": {"start": grid.threshold, "end": grid.threshold, "size": 1, "coloring": "none"},
-            "line": {"color": _EDGE, "width": 3}, "name": f"Design space edge (P = {grid.threshold:g})",
-            "showlegend": True,
-        })
+    data += _edge_dicts(grid, z)
     if (~grid.feasible).any():
         data.append({"type": "heatmap", "x": grid.xs, "y": grid.ys, "z": np.where(grid.feasible, np.nan, 1.0),
                      "showscale": False, "colorscale": [[0, _INFEASIBLE], [1, _INFEASIBLE]],
@@ -220,12 +214,53 @@ def probability_map(grid: SpaceGrid, study: Study, *, set_point: dict[str, Any] 
     sd = "" if not grid.setpoint_sd else "; set-point variation SD " + ", ".join(
         f"{k} {v:g}" for k, v in grid.setpoint_sd.items())
     specs = "; ".join(_spec_words(study, r.name) for r in study.responses if r.name in grid.per_cqa)
+    if grid.assurance is None:
+        space = f"design space: P >= {grid.threshold:g}{sd}"
+    else:
+        g = f"{100 * grid.assurance:g} %"
+        space = (f"design space with {g} assurance (bold): the lower {g} credible bound of P >= {grid.threshold:g} "
+                 f"({grid.assurance_draws:,} parameter draws); dashed: the point estimate P >= {grid.threshold:g}, "
+                 f"{100 * _share(grid.point_estimate_inside, grid.feasible):.0f} % of the region")
     subtitle = (f"{grid.method} {grid.draws:,} posterior draws (Monte Carlo SE <= {grid.mc_se:.3f}); "
-                f"design space: P >= {grid.threshold:g}{sd}. Inside: {100 * grid.fraction_inside:.0f} % "
+                f"{space}. Inside: {100 * grid.fraction_inside:.0f} % "
                 f"of the plotted feasible region. Specs: {specs}. Dots: the CQA that ends the design space there.")
     layout = _layout_dict(grid, study, "Design space: probability that every CQA meets its spec", subtitle, note,
                           _legend_rows(data))
     return go.Figure(data=data, layout=layout, _validate=False)
+
+
+def _share(mask: np.ndarray, feasible: np.ndarray) -> float:
+    n = int(feasible.sum())
+    return float((mask & feasible).sum() / n) if n else 0.0
+
+
+def _edge_dicts(grid: SpaceGrid, z: np.ndarray) -> list[dict[str, Any]]:
+    """The design-space edge (bold); with an assurance level, the assured edge (bold) and the
+    point-estimate edge (dashed), each where the map has points on both sides."""
+    out = []
+    point = grid.point_estimate_inside
+    if grid.assurance is not None and grid.lower_bound is not None:
+        inside = grid.inside
+        if inside.any() and (~inside & grid.feasible).any():
+            level = grid.threshold
+            out.append({
+                "type": "contour", "x": grid.xs, "y": grid.ys, "showscale": False, "hoverinfo": "skip",
+                "z": np.where(grid.feasible, grid.lower_bound, np.nan),
+                "contours": {"start": level, "end": level, "size": 1, "coloring": "none"},
+                "line": {"color": _EDGE, "width": 3},
+                "name": f"Design space edge ({100 * grid.assurance:g} % assurance of P >= {grid.threshold:g})",
+                "showlegend": True,
+            })
+        dash, width, name = "dash", 2, f"Point-estimate edge (P = {grid.threshold:g})"
+    else:
+        dash, width, name = "solid", 3, f"Design space edge (P = {grid.threshold:g})"
+    if point.any() and (~point & grid.feasible).any():
+        out.append({
+            "type": "contour", "x": grid.xs, "y": grid.ys, "z": z, "showscale": False, "hoverinfo": "skip",
+            "contours": {"start": grid.threshold, "end": grid.threshold, "size": 1, "coloring": "none"},
+            "line": {"color": _EDGE, "width": width, "dash": dash}, "name": name, "showlegend": True,
+        })
+    return out
 
 
 def _hover_text(text: str) -> str:
@@ -247,12 +282,17 @@ def _probability_hover(grid: SpaceGrid, study: Study) -> tuple[np.ndarray, str]:
     layers = [shown_digits(grid.probability, "f")]
     for k in names:
         layers += [shown_digits(grid.per_cqa[k], "f"), shown_digits(grid.mean[k], "g")]
+    if grid.lower_bound is not None:
+        layers.append(shown_digits(grid.lower_bound, "f"))
     customdata = np.ascontiguousarray(np.stack(layers, axis=-1), dtype=np.float32)
     lines = [f"{_hover_text(f'{fx.name} = ')}%{{x:.4~g}}{_hover_text(f' {fx.units}')}",
              f"{_hover_text(f'{fy.name} = ')}%{{y:.4~g}}{_hover_text(f' {fy.units}')}",
              "<b>P(all in spec) = %{customdata[0]:.3f}</b>"]
     lines += [f"{_hover_text(f'{k}: P = ')}%{{customdata[{1 + 2 * i}]:.3f}}, mean "
               f"%{{customdata[{2 + 2 * i}]:.3~g}}" for i, k in enumerate(names)]
+    if grid.lower_bound is not None:
+        lines.append(f"Lower {100 * grid.assurance:g}&#37; credible bound of P = "
+                     f"%{{customdata[{1 + 2 * len(names)}]:.3f}}")
     return customdata, "<br>".join(lines) + "<extra></extra>"
 
 
