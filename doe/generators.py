@@ -306,14 +306,15 @@ def fractional_factorial(study: Study, *, resolution: int | None = None, runs: i
     info = {
         "resolution": frac.resolution if frac.words else "full factorial (no aliasing)",
         "generators": "; ".join(frac.generators) or "none (full factorial)",
-        "defining relation": "I = " + " = ".join(frac.words) if frac.words else "",
+        "defining relation": frac.defining_relation,
         "letters": ", ".join(f"{k} = {v}" for k, v in legend.items()),
         "alias structure": "; ".join(fractional.aliases(frac, study.factor_names)),
         "word length pattern": str(frac.word_length_pattern),
     }
     warnings = []
-    if frac.search != "exhaustive":
+    if frac.search_note:  # the published catalogue it comes from, or what a greedy search does not guarantee
         info["generator search"] = frac.search_note
+    if frac.search == "greedy":
         warnings.append(frac.search_note)
     if frac.words and frac.resolution == 3:
         warnings.append("Resolution III: main effects are aliased with two-factor interactions.")
