@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assurance", type=float, metavar="GAMMA",
                    help="assurance level (e.g. 0.95): the design space is where the lower GAMMA credible bound "
                         "of P(all CQAs in spec) is >= --threshold; adds probability_lower_bound_at_set_point")
+    p.add_argument("--assurance-kind", default="simultaneous", choices=("simultaneous", "pointwise"),
+                   help="simultaneous (default): with probability GAMMA the whole region shown meets the "
+                        "threshold at once; pointwise: the lower bound at each point separately")
     p.add_argument("--x", help="factor on the map's x axis (default: first numeric factor)")
     p.add_argument("--y", help="factor on the map's y axis (default: second numeric factor)")
     p.add_argument("--fixed", nargs="+", default=[], metavar="NAME=VALUE",
@@ -405,7 +408,8 @@ def _space(args: argparse.Namespace) -> int:
         set_point = {**fixed, **_pairs(args.set_point, study, "--set-point")}
     else:
         set_point = robust_set_point(pm, fixed=fixed or None, **opts)["settings"]
-    out = summary_json(pm, set_point=set_point, x=args.x, y=args.y, **opts, assurance=args.assurance)
+    out = summary_json(pm, set_point=set_point, x=args.x, y=args.y, **opts, assurance=args.assurance,
+                       assurance_kind=args.assurance_kind)
     out["data_version"] = data_version(runs)
     out["desirability_optimum"] = None
     if not args.no_desirability:
@@ -418,7 +422,8 @@ def _space(args: argparse.Namespace) -> int:
     _write_json(out, args.json)
     if args.figure and out.get("grid"):
         g = out["grid"]
-        grid = space_grid(pm, g["x"], g["y"], g["fixed"], **opts, assurance=args.assurance)
+        grid = space_grid(pm, g["x"], g["y"], g["fixed"], **opts, assurance=args.assurance,
+                          assurance_kind=args.assurance_kind)
         par = {f: v for f, v in out["par"].items() if f in (g["x"], g["y"]) and len(v) == 2
                and not isinstance(v[0], str)}
         fig = probability_map(grid, study, set_point=out["set_point"], par=par or None,

@@ -106,7 +106,7 @@ from doe.study import Factor, Study
 __all__ = [
     "DEFAULT_DRAWS", "PARResult", "PredictiveModel", "ProbabilityResult", "SpaceGrid",
     "build_predictive", "check_nor", "closed_form_probability", "probability",
-    "proven_acceptable_ranges", "robust_set_point", "set_point_report", "space_grid", "summary_json",
+    "lower_bound_at", "proven_acceptable_ranges", "robust_set_point", "set_point_report", "space_grid", "summary_json",
     "tolerance_factor",
 ]
 
@@ -1063,17 +1063,22 @@ class SpaceGrid:
     limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     #: Assurance level gamma, or None (the design space is then probability >= threshold).
     assurance: float | None = None
-    #: With an assurance level: the lower gamma credible bound of P(all in spec | parameters) per point.
+    #: With an assurance level: the lower credible bound of P(all in spec | parameters) per point, at
+    #: the pointwise level ``assurance_level``.
     lower_bound: np.ndarray | None = None
     #: Parameter draws the bound is taken over (see :mod:`doe.assurance`).
     assurance_draws: int = 0
+    #: "simultaneous" (every point of the region at once, over this map's points) or "pointwise".
+    assurance_kind: str = "simultaneous"
+    #: The pointwise credible level the region uses (>= ``assurance``; equal for "pointwise").
+    assurance_level: float | None = None
 
     @property
     def inside(self) -> np.ndarray:
         """Design space at feasible settings: joint probability >= threshold, or, with an assurance
         level gamma, its lower gamma credible bound >= threshold."""
         if self.assurance is not None and self.lower_bound is not None:
-            return (self.lower_bound >= self.threshold) & self.feasible
+            return (self.lower_bound >= self.threshold) & self.feasible  # the bound is at assurance_level
         return (self.probability >= self.threshold) & self.feasible
 
     @property
@@ -1086,7 +1091,8 @@ class SpaceGrid:
         """Which design space is shown, in one sentence."""
         from doe.assurance import describe_assurance
 
-        return describe_assurance(self.assurance, self.threshold)
+        return describe_assurance(self.assurance, self.threshold, self.assurance_kind, self.assurance_level,
+                                  int(self.feasible.sum()))
 
     @property
     def fraction_inside(self) -> float:
@@ -1172,7 +1178,7 @@ def _numeric_factor(pm: PredictiveModel, name: str) -> Factor:
 def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | None = None, *,
                n: int = 50, threshold: float = 0.9, draws: int | None = None, seed: int = 0,
                setpoint_sd: dict[str, float] | None = None, interval: Any = None,
-               assurance: float | None = None) -> SpaceGrid:
+               assurance: float | None = None, assurance_kind: str = "simultaneous") -> SpaceGrid:
     """Probability map of the design space over ``x`` and ``y`` within their study ranges.
 
     Parameters
@@ -1195,9 +1201,14 @@ def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | N
         'proportion'}`` (defaults 0.95 and 0.99): interval bounds per CQA,
         one-sided for a one-sided spec, back-transformed.
     assurance : float, optional
-        Assurance level gamma (e.g. 0.95): the design space is then where the lower gamma credible
-        bound of P(all in spec | parameters) is >= ``threshold`` (:mod:`doe.assurance`);
-        ``SpaceGrid.assured`` holds the posterior probability that it is.
+        Assurance level gamma (e.g. 0.95): the design space is then where a lower credible bound of
+        P(all in spec | parameters) is >= ``threshold`` (:mod:`doe.assurance`), kept in
+        ``SpaceGrid.lower_bound``.
+    assurance_kind : {"simultaneous", "pointwise"}
+        "simultaneous" (default): with posterior probability >= gamma every feasible point of the
+        region meets the threshold at once (the pointwise level is raised to
+        ``SpaceGrid.assurance_level`` by :func:`doe.assurance.simultaneous_level` over this map's
+        points); "pointwise": the lower gamma bound at each point.
 
     Returns
     -------
@@ -1224,11 +1235,14 @@ def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | N
     frame = pd.DataFrame({x: gx.ravel(), y: gy.ravel(), **{k: [v] * gx.size for k, v in others.items()}})
     res = probability(pm, frame, draws=draws, seed=seed, setpoint_sd=setpoint_sd)
     shape = gx.shape
-    bound, n_theta = None, 0
+    bound, n_theta, level = None, 0, None
+    feasible = pm.study.feasible(frame)
     if assurance is not None:
         from doe import assurance as _assurance
 
-        bound = _assurance.lower_bound(pm, frame, assurance, draws=draws, seed=seed).reshape(shape)
+        level = _assurance.assurance_level(pm, frame[feasible], threshold, assurance, assurance_kind,
+                                           draws=draws, seed=seed)
+        bound = _assurance.lower_bound(pm, frame, level, draws=draws, seed=seed).reshape(shape)
         n_theta = _assurance._theta_count(pm.draws(draws, seed))
     lower = upper = None
     if spec is not None:
@@ -1240,9 +1254,10 @@ def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | N
         x=x, y=y, fixed=others, xs=xs, ys=ys, probability=res.joint.reshape(shape),
         per_cqa={k: v.reshape(shape) for k, v in res.per_cqa.items()},
         mean={k: v.reshape(shape) for k, v in res.mean.items()}, lower=lower, upper=upper,
-        interval=spec, feasible=pm.study.feasible(frame).reshape(shape), threshold=float(threshold),
+        interval=spec, feasible=feasible.reshape(shape), threshold=float(threshold),
         draws=res.draws, seed=int(seed), mc_se=res.mc_se, setpoint_sd=res.setpoint_sd, method=pm.describe() + ".",
         limits=pm.limits(), assurance=assurance, lower_bound=bound, assurance_draws=n_theta,
+        assurance_kind=assurance_kind, assurance_level=level,
     )
 
 
@@ -1424,11 +1439,19 @@ def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], 
     return PARResult(ranges, limited_by=limited, end_probability=ends, **info)
 
 
-def _lower_bound_at(pm: PredictiveModel, point: dict[str, Any], gamma: float, draws: int | None,
-                    seed: int) -> float:
+def lower_bound_at(pm: PredictiveModel, set_point: Mapping[str, Any], assurance: float, *,
+                   draws: int | None = None, seed: int = 0) -> float:
+    """The lower ``assurance`` credible bound of P(all CQAs in spec | parameters) at one set point
+    (:func:`doe.assurance.lower_bound`)."""
     from doe.assurance import lower_bound
 
-    return float(lower_bound(pm, _frame(pm, point), gamma, draws=draws, seed=seed)[0])
+    sp = _fixed_settings(pm, set_point, [], complete=True)
+    return float(lower_bound(pm, _frame(pm, sp), assurance, draws=draws, seed=seed)[0])
+
+
+def _lower_bound_at(pm: PredictiveModel, point: dict[str, Any], gamma: float, draws: int | None,
+                    seed: int) -> float:
+    return lower_bound_at(pm, point, gamma, draws=draws, seed=seed)
 
 
 def _par_numeric(pm: PredictiveModel, sp: dict[str, Any], f: Factor, threshold: float,
@@ -1912,7 +1935,7 @@ def _set_point_report(pm: PredictiveModel, point: dict[str, Any], dist: float, t
 def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = None, threshold: float = 0.9,
                  draws: int | None = None, seed: int = 0, setpoint_sd: dict[str, float] | None = None,
                  x: str | None = None, y: str | None = None, n: int = 50,
-                 assurance: float | None = None) -> dict[str, Any]:
+                 assurance: float | None = None, assurance_kind: str = "simultaneous") -> dict[str, Any]:
     """JSON-ready design-space summary: set point, its probability, PARs and one map's share inside.
 
     Without ``set_point`` the robust set point (:func:`robust_set_point`) is used.
@@ -1922,9 +1945,12 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
     share of its feasible points inside the design space.
 
     With ``assurance`` (gamma) the design space is the assured one (:mod:`doe.assurance`): ``inside``,
-    ``par`` and ``grid`` use the lower gamma credible bound, and the output adds ``assurance``,
-    ``probability_lower_bound_at_set_point`` and ``definition``. The robust set point is still the
-    maximum of the posterior predictive probability.
+    ``par`` and ``grid`` use a lower credible bound, and the output adds ``assurance``,
+    ``assurance_kind``, ``assurance_level`` (the pointwise level used: gamma for "pointwise", raised so
+    that the map's region holds simultaneously for "simultaneous", over the map's points, or over
+    the PAR scan lines when there is no map), ``probability_lower_bound_at_set_point`` (the lower
+    gamma bound) and ``definition``. The robust set point is still the maximum of the posterior
+    predictive probability.
     """
     opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
     gamma = _check_assurance_opts(assurance, setpoint_sd)
@@ -1932,8 +1958,23 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
     if set_point is None:
         set_point, source = robust_set_point(pm, **opts)["settings"], "robust (maximum probability)"
     sp = _fixed_settings(pm, set_point, [], complete=True)
-    par = proven_acceptable_ranges(pm, sp, **opts, assurance=gamma)
-    report = set_point_report(pm, sp, **opts, assurance=gamma)
+    if x and y:
+        axes = [x, y]
+    else:  # the pair over which the probability varies most through the set point (as the page opens)
+        from doe.space_view import view_axes
+
+        axes = list(view_axes(pm, sp, **opts) or ())
+    g = level = None
+    if len(axes) == 2:
+        g = space_grid(pm, axes[0], axes[1], {k: v for k, v in sp.items() if k not in axes}, n=n, **opts,
+                       assurance=gamma, assurance_kind=assurance_kind)
+        level = g.assurance_level
+    elif gamma is not None:
+        from doe.assurance import assurance_level
+
+        level = assurance_level(pm, _par_lines(pm, sp), threshold, gamma, assurance_kind, draws=draws, seed=seed)
+    par = proven_acceptable_ranges(pm, sp, **opts, assurance=level)
+    report = set_point_report(pm, sp, **opts, assurance=level)
     out: dict[str, Any] = {
         "method": pm.describe(), "cqas_with_specs": pm.spec_names, "not_modelled": pm.not_modelled,
         "set_point": {k: _plain(v) for k, v in sp.items()}, "set_point_source": source,
@@ -1946,23 +1987,33 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
     if gamma is not None:
         from doe.assurance import describe_assurance
 
-        out.update(assurance=gamma, probability_lower_bound_at_set_point=report["probability_lower_bound"],
-                   definition=describe_assurance(gamma, threshold))
-    if x and y:
-        axes = [x, y]
-    else:  # the pair over which the probability varies most through the set point (as the page opens)
-        from doe.space_view import view_axes
-
-        axes = list(view_axes(pm, sp, **opts) or ())
-    if len(axes) == 2:
-        g = space_grid(pm, axes[0], axes[1], {k: v for k, v in sp.items() if k not in axes}, n=n, **opts,
-                       assurance=gamma)
+        points = int(g.feasible.sum()) if g is not None else len(_par_lines(pm, sp))
+        out.update(assurance=gamma, assurance_kind=assurance_kind, assurance_level=level,
+                   probability_lower_bound_at_set_point=_lower_bound_at(pm, sp, gamma, draws, seed),
+                   definition=describe_assurance(gamma, threshold, assurance_kind, level, points))
+    if g is not None:
         out["grid"] = {"x": g.x, "y": g.y, "fixed": g.fixed, "fraction_inside": g.fraction_inside, "n": n,
                        "threshold": threshold, "draws": g.draws, "mc_se": g.mc_se}
         if gamma is not None:
-            out["grid"].update(assurance=gamma, fraction_inside_point_estimate=float(
-                g.point_estimate_inside.sum() / max(1, int(g.feasible.sum()))), assurance_draws=g.assurance_draws)
+            out["grid"].update(assurance=gamma, assurance_kind=assurance_kind, assurance_level=level,
+                               fraction_inside_point_estimate=float(
+                                   g.point_estimate_inside.sum() / max(1, int(g.feasible.sum()))),
+                               assurance_draws=g.assurance_draws)
     return json_ready(out)
+
+
+def _par_lines(pm: PredictiveModel, sp: dict[str, Any], n: int = 201) -> pd.DataFrame:
+    """The feasible settings of the PAR scans through ``sp``: each numeric factor over its range, the
+    others at the set point (the reference of a simultaneous assurance level when there is no map)."""
+    frames = [_frame(pm, sp)]
+    for name in pm.numeric:
+        f = pm.study.factor(name)
+        if f.kind == "discrete":
+            frames.append(_frame(pm, sp, len(f.levels), **{name: list(f.levels)}))
+        else:
+            frames.append(_frame(pm, sp, n, **{name: np.linspace(f.low, f.high, n)}))
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[pm.study.feasible(frame)].reset_index(drop=True)
 
 
 def _plain(v: Any) -> Any:

@@ -218,9 +218,16 @@ def probability_map(grid: SpaceGrid, study: Study, *, set_point: dict[str, Any] 
         space = f"design space: P >= {grid.threshold:g}{sd}"
     else:
         g = f"{100 * grid.assurance:g} %"
-        space = (f"design space with {g} assurance (bold): the lower {g} credible bound of P >= {grid.threshold:g} "
-                 f"({grid.assurance_draws:,} parameter draws); dashed: the point estimate P >= {grid.threshold:g}, "
-                 f"{100 * _share(grid.point_estimate_inside, grid.feasible):.0f} % of the region")
+        level = grid.assurance_level if grid.assurance_level is not None else grid.assurance
+        if grid.assurance_kind == "simultaneous":
+            space = (f"design space with {g} simultaneous assurance (bold line: with posterior probability "
+                     f"{grid.assurance:g}, P >= {grid.threshold:g} at every point inside at once; pointwise credible "
+                     f"level {level:.3f}")
+        else:
+            space = (f"design space with {g} assurance (bold line: the lower {g} credible bound of P >= "
+                     f"{grid.threshold:g}, point by point")
+        space += (f"; {grid.assurance_draws:,} parameter draws); dashed line: the point estimate P >= "
+                  f"{grid.threshold:g}, {100 * _share(grid.point_estimate_inside, grid.feasible):.0f} % of the map")
     subtitle = (f"{grid.method} {grid.draws:,} posterior draws (Monte Carlo SE <= {grid.mc_se:.3f}); "
                 f"{space}. Inside: {100 * grid.fraction_inside:.0f} % "
                 f"of the plotted feasible region. Specs: {specs}. Dots: the CQA that ends the design space there.")
@@ -248,7 +255,9 @@ def _edge_dicts(grid: SpaceGrid, z: np.ndarray) -> list[dict[str, Any]]:
                 "z": np.where(grid.feasible, grid.lower_bound, np.nan),
                 "contours": {"start": level, "end": level, "size": 1, "coloring": "none"},
                 "line": {"color": _EDGE, "width": 3},
-                "name": f"Design space edge ({100 * grid.assurance:g} % assurance of P >= {grid.threshold:g})",
+                "name": f"Design space edge ({100 * grid.assurance:g} % "
+                        f"{'simultaneous ' if grid.assurance_kind == 'simultaneous' else ''}assurance of "
+                        f"P >= {grid.threshold:g})",
                 "showlegend": True,
             })
         dash, width, name = "dash", 2, f"Point-estimate edge (P = {grid.threshold:g})"
@@ -291,7 +300,7 @@ def _probability_hover(grid: SpaceGrid, study: Study) -> tuple[np.ndarray, str]:
     lines += [f"{_hover_text(f'{k}: P = ')}%{{customdata[{1 + 2 * i}]:.3f}}, mean "
               f"%{{customdata[{2 + 2 * i}]:.3~g}}" for i, k in enumerate(names)]
     if grid.lower_bound is not None:
-        lines.append(f"Lower {100 * grid.assurance:g}&#37; credible bound of P = "
+        lines.append(f"Lower {100 * (grid.assurance_level or grid.assurance):.3g}&#37; credible bound of P = "
                      f"%{{customdata[{1 + 2 * len(names)}]:.3f}}")
     return customdata, "<br>".join(lines) + "<extra></extra>"
 

@@ -23,31 +23,87 @@ def as_json(value) -> str:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def grid(_pm, key: str, x: str, y: str, fixed_json: str, threshold: float, sd_json: str, interval_json: str):
-    """The map of ``x`` by ``y`` with the other factors fixed (doe.space.space_grid)."""
+def grid(_pm, key: str, x: str, y: str, fixed_json: str, threshold: float, sd_json: str, interval_json: str,
+         assurance_json: str = "null"):
+    """The map of ``x`` by ``y`` with the other factors fixed (doe.space.space_grid); ``assurance_json``:
+    null, or {"level": gamma, "kind": "simultaneous" | "pointwise"}."""
     from doe.space import space_grid
 
+    assure = json.loads(assurance_json) or {}
     return space_grid(_pm, x, y, json.loads(fixed_json), threshold=threshold,
-                      setpoint_sd=json.loads(sd_json) or None, interval=json.loads(interval_json))
+                      setpoint_sd=json.loads(sd_json) or None, interval=json.loads(interval_json),
+                      assurance=assure.get("level"), assurance_kind=assure.get("kind", "simultaneous"))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def par_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str):
-    """Proven acceptable ranges at a set point (its box is drawn on the map)."""
+def par_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str, level: float | None = None):
+    """Proven acceptable ranges at a set point (its box is drawn on the map); ``level``: the pointwise
+    credible level of an assured design space (SpaceGrid.assurance_level), or None."""
     from doe.space import proven_acceptable_ranges
 
     return proven_acceptable_ranges(_pm, json.loads(sp_json), threshold=threshold,
-                                    setpoint_sd=json.loads(sd_json) or None)
+                                    setpoint_sd=json.loads(sd_json) or None, assurance=level)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def report_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str, nor_json: str):
-    """The set point's predictions and probabilities, and the NOR check (None without a NOR)."""
+def report_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str, nor_json: str,
+              level: float | None = None):
+    """The set point's predictions and probabilities, and the NOR check (None without a NOR);
+    ``level`` as :func:`par_at`."""
     from doe.space import check_nor, set_point_report
 
     sp, sd, nor = json.loads(sp_json), json.loads(sd_json) or None, json.loads(nor_json)
-    nor_check = check_nor(_pm, sp, nor, threshold=threshold, setpoint_sd=sd) if nor else None
-    return set_point_report(_pm, sp, threshold=threshold, setpoint_sd=sd), nor_check
+    nor_check = check_nor(_pm, sp, nor, threshold=threshold, setpoint_sd=sd, assurance=level) if nor else None
+    return set_point_report(_pm, sp, threshold=threshold, setpoint_sd=sd, assurance=level), nor_check
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def bound_at(_pm, key: str, sp_json: str, gamma: float) -> float:
+    """The lower ``gamma`` credible bound of P(all in spec | parameters) at a set point."""
+    from doe.space import lower_bound_at
+
+    return lower_bound_at(_pm, json.loads(sp_json), gamma)
+
+
+def metrics(report: dict, g, assure: dict | None, bound: float | None) -> None:
+    """The four numbers under the map: probability at the set point, inside, share of the map, and the
+    posterior draws (or, with assurance, the lower credible bound at the set point)."""
+    m = st.columns(4)
+    m[0].metric("P(all CQAs in spec) at the set point", f"{report['probability']:.3f}",
+                help=f"Monte Carlo SE {report['mc_se']:.3f}")
+    m[1].metric("In the design space", "yes" if report["inside"] else "no")
+    m[2].metric("Share of this map inside", f"{100 * g.fraction_inside:.0f} %")
+    if assure:
+        m[3].metric(f"Lower {100 * assure['level']:g} % bound of P at the set point", f"{bound:.3f}",
+                    help=f"Over {g.assurance_draws:,} posterior draws of the model parameters; the region uses "
+                         f"the pointwise level {g.assurance_level:.3f}.")
+    else:
+        m[3].metric("Posterior draws", f"{g.draws:,}")
+
+
+#: Assurance levels offered (the default first).
+ASSURANCE_LEVELS = (0.95, 0.9, 0.99, 0.8)
+
+
+def assurance_controls(sd: dict) -> dict | None:
+    """The sidebar's assurance choice: None (the point estimate), or {"level", "kind"}."""
+    with st.expander("Assurance (a design space with stated confidence)"):
+        st.caption("The probability map is a point estimate. With assurance the design space is where, with "
+                   "posterior probability at least the level, a new run's probability of meeting every spec "
+                   "reaches the threshold.")
+        on = st.checkbox("Design space with assurance", key="use_assurance", disabled=bool(sd),
+                         help="Not with set-point variation: the assured space is for settings held exactly.")
+        level = st.selectbox("Assurance level", ASSURANCE_LEVELS, format_func=lambda v: f"{100 * v:g} %",
+                             key="assurance_level", disabled=not on or bool(sd))
+        kind = st.radio("Holds", ("simultaneous", "pointwise"), key="assurance_kind", disabled=not on or bool(sd),
+                        format_func={"simultaneous": "for the whole region at once",
+                                     "pointwise": "at each point separately"}.get,
+                        help="Whole region: with that probability every point of the outlined region meets the "
+                             "threshold together (more conservative). Each point: the lower credible bound "
+                             "point by point.")
+        if sd:
+            st.caption("Remove the set-point variation to use assurance.")
+    return {"level": float(level), "kind": kind} if on and not sd else None
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

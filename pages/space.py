@@ -25,7 +25,10 @@ from pages._persist import data_version_label, decision_panel
 from pages._spaces import (
     DEFAULT_THRESHOLD,
     as_json,
+    assurance_controls,
+    bound_at,
     grid,
+    metrics,
     open_view,
     opened_note,
     par_at,
@@ -117,6 +120,7 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
                                        (max(fac.low, set_point[f] - half), min(fac.high, set_point[f] + half)),
                                        key=f"nor_{f}")
                     nor[f] = (lo, hi)
+        assure = assurance_controls(sd)
 
     interval = None
     if view == "Interval overlay":
@@ -140,8 +144,10 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
     fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
     sd_json, nor_json, sp_json = as_json(sd), as_json(nor), as_json(set_point)
     try:
-        g = grid(pm, key, x, y, as_json(fixed), threshold, sd_json, json.dumps(interval))
-        par = par_at(pm, key, sp_json, threshold, sd_json)
+        with st.spinner("Computing the design space with assurance..." if assure else "Computing the map..."):
+            g = grid(pm, key, x, y, as_json(fixed), threshold, sd_json, json.dumps(interval), as_json(assure))
+            level = g.assurance_level
+            par = par_at(pm, key, sp_json, threshold, sd_json, level)
     except DoeError as exc:
         st.error(f"No design space: {exc}")
         st.stop()
@@ -162,24 +168,25 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
     else:
         fig = sf.interval_overlay_plot(g, study, note=note)
     live_chart(fig, key="space_fig")
+    if assure:
+        st.caption(g.definition + ("" if view == "Probability map" else " This view shows the point estimate; "
+                                   "the PARs and the set point use the assured design space."))
 
     try:  # after the map: the browser draws it while the set point's report is computed
-        report, nor_check = report_at(pm, key, sp_json, threshold, sd_json, nor_json)
+        report, nor_check = report_at(pm, key, sp_json, threshold, sd_json, nor_json, level)
+        bound = bound_at(pm, key, sp_json, assure["level"]) if assure else None
     except DoeError as exc:
         st.error(f"No set-point report: {exc}")
         st.stop()
 
     p = report["probability"]
-    m = st.columns(4)
-    m[0].metric("P(all CQAs in spec) at the set point", f"{p:.3f}", help=f"Monte Carlo SE {report['mc_se']:.3f}")
-    m[1].metric("In the design space", "yes" if report["inside"] else "no")
-    m[2].metric("Share of this map inside", f"{100 * g.fraction_inside:.0f} %")
-    m[3].metric("Posterior draws", f"{g.draws:,}")
+    metrics(report, g, assure, bound)
     if par.reason:
         st.warning(par.reason)
     if nor_check is not None:
         (st.success if nor_check["inside"] else st.error)(nor_check["message"])
-    decision_panel(study, threshold, set_point, par, nor, p, setpoint_sd=sd)
+    decision_panel(study, threshold, set_point, par, nor, p, setpoint_sd=sd, assurance=None if not assure else
+                   {**assure, "pointwise_level": level, "lower_bound_at_set_point": bound})
 
     tabs = lazy_tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"],
                      key="space_tab")
@@ -191,7 +198,7 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
                 show_table(edges)
     with tabs[1]:
         if shown(tabs[1]):
-            show_table(par_frame(study, par, par_ends(pm, key, sp_json, threshold, sd_json)))
+            show_table(par_frame(study, par, None if assure else par_ends(pm, key, sp_json, threshold, sd_json)))
             st.caption("One factor at a time, the others at the set point (ICH Q8(R2)); a PAR never extends "
                        "beyond the tested range. The design space is not the box of the PARs.")
     with tabs[2]:
@@ -224,7 +231,7 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
         if shown(tabs[3]):
             st.download_button("Figure as interactive HTML", lambda: sf.export_figure(fig, "html"),
                                "design_space.html", mime="text/html", key="dl_html")  # written when pressed
-            shown_now = json.dumps([view, x, y, set_point, threshold, sd, nor], default=str)
+            shown_now = json.dumps([view, x, y, set_point, threshold, sd, nor, assure], default=str)
             for fmt in ("png", "svg"):
                 if st.button(f"Prepare {fmt.upper()}", key=f"prep_{fmt}"):
                     try:
