@@ -39,6 +39,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from doe import _sur
 from doe._sur import drift_z, effective_sample_size, nested_rhat, sur_draws
 
 R2 = 1 / math.sqrt(2)
@@ -275,17 +276,46 @@ def test_different_models_match_a_long_textbook_chain(quad_linear):
 
 
 # -- missing responses (data augmentation) ----------------------------------------------------
-@pytest.mark.parametrize("missing, route", [
-    ({1: [0, 5, 9]}, "constrained"),  # Y2 (linear) missing on 3 runs: its rows extend from Y1's model
-    ({0: [1, 10], 1: [4, 7, 12]}, "direct"),  # neither CQA has every run: zero rows
+def _force_direct(prob):
+    prob.route, prob.G = "direct", prob.Qfull.T @ prob.Qfull
+
+
+MISSING = {"Y2 on 3 runs": {1: [0, 5, 9]}, "both": {0: [1, 10], 1: [4, 7, 12]}}
+
+
+@pytest.fixture(scope="module")
+def is_references():
+    out = {}
+    for name, missing in MISSING.items():
+        X, y, rows, F = _data(("quadratic", "linear"), missing)
+        out[name] = _is_reference(X, y, rows, F)
+    return out
+
+
+@pytest.mark.parametrize("name, route", [
+    ("Y2 on 3 runs", "constrained"),  # Y2's (linear) rows there extend from Y1's quadratic model
+    ("both", "constrained"),  # Y1 (quadratic) has zero rows on its 2 missing runs: a wider span
+    ("both", "direct"),  # the direct GLS coefficient step, forced
 ])
-def test_missing_responses_match_the_exact_marginal_posterior(missing, route):
+def test_missing_responses_match_the_exact_marginal_posterior(name, route, is_references, monkeypatch):
+    missing = MISSING[name]
     X, y, rows, F = _data(("quadratic", "linear"), missing)
-    ref, ref_se, kish = _is_reference(X, y, rows, F)
+    ref, ref_se, kish = is_references[name]
     assert kish > 2000
+    if route == "direct":
+        monkeypatch.setattr(_sur, "_choose_route", _force_direct)
     coef, sigma, diag = sur_draws(X, y, rows, len(DESIGN), 16_000, np.random.default_rng(8))
     assert diag["route"] == route and diag["missing_cells"] == sum(len(v) for v in missing.values())
     assert diag["converged"]
+    est, se = _chain_estimate(_draw_probability(coef, sigma, F), diag["chains"])
+    _agree(est, se, ref, ref_se)
+
+
+def test_direct_route_without_missing_responses(quad_linear, monkeypatch):
+    X, y, rows, F, ref, ref_se, _ = quad_linear
+    monkeypatch.setattr(_sur, "_choose_route", _force_direct)
+    coef, sigma, diag = sur_draws(X, y, rows, len(DESIGN), 16_000, np.random.default_rng(9))
+    assert diag["route"] == "direct" and diag["converged"]
     est, se = _chain_estimate(_draw_probability(coef, sigma, F), diag["chains"])
     _agree(est, se, ref, ref_se)
 
