@@ -180,8 +180,9 @@ def sur_draws(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], 
     ------
     ValueError
         Inconsistent shapes, a rank-deficient model matrix, a CQA without residual degrees of
-        freedom, or fewer than m + 1 runs on which every CQA was observed (the posterior of the
-        correlations could be improper).
+        freedom, N - max p_i < m (improper: with one model for every CQA the posterior of Sigma is
+        inverse-Wishart(N - p), which needs N - p >= m), or fewer than m + 1 runs on which every
+        CQA was observed (the posterior of the correlations could be improper).
 
     Notes
     -----
@@ -269,6 +270,10 @@ def _prepare(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], N
         Y[r, i] = v
     if not observed.any(axis=1).all():
         raise ValueError("every run in 0..n_runs-1 must be observed on at least one CQA")
+    if m > 1 and N - max(x.shape[1] for x in Xs) < m:
+        raise ValueError(f"{N} runs minus the {max(x.shape[1] for x in Xs)} coefficients of the largest model "
+                         f"leave fewer than {m} df for {m} CQAs: the posterior of Sigma is improper "
+                         "(with one model for all, Sigma ~ inverse-Wishart(n - p) needs n - p >= m)")
     complete = int(observed.all(axis=1).sum())
     if m > 1 and complete < m + 1:
         raise ValueError(f"only {complete} runs have every CQA: at least {m + 1} are needed "

@@ -355,12 +355,15 @@ def _bad_inputs(case: str):
         rows = [np.arange(4), np.arange(2, 13)]
         X = [_matrix(DESIGN[rows[0]], "linear"), _matrix(DESIGN[rows[1]], "linear")]
         y = [RESPONSES[rows[0], 0], RESPONSES[rows[1], 1]]
+    elif case == "too many CQAs":  # 13 runs - 6 coefficients = 7 df < 8 CQAs
+        X, y, rows = [X[0]] * 8, [RESPONSES[:, i % 3] + 0.1 * i for i in range(8)], [np.arange(13)] * 8
     return X, y, rows
 
 
 @pytest.mark.parametrize("case, message", [
     ("duplicate rows", "distinct"), ("rank deficient", "rank deficient"),
     ("no residual df", "no residual df"), ("few shared runs", "runs have every CQA"),
+    ("too many CQAs", "improper"),
 ])
 def test_bad_inputs_are_refused(case, message):
     X, y, rows = _bad_inputs(case)
