@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file, format by suffix; give --out twice for both PDF and HTML")
     p.add_argument("--draws", type=int, default=4000, help="posterior draws of the design space (default 4000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    p.add_argument("--assurance", type=float, metavar="GAMMA",
+                   help="report the design space with this assurance (default: the saved decision's, if any)")
+    p.add_argument("--assurance-kind", default="simultaneous", choices=("simultaneous", "pointwise"))
 
     p = sub.add_parser("export", help="export a whole study as one bundle zip (import it with import-bundle)")
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
@@ -602,13 +605,14 @@ def _report(args: argparse.Namespace) -> int:
 
         study = Study.load(args.inputs[0])
         content = build_report(study=study, runs=_read_runs(study, args.inputs[1]), draws=args.draws,
-                               seed=args.seed)
+                               seed=args.seed, assurance=args.assurance, assurance_kind=args.assurance_kind)
     else:
         if not args.study:
             raise DoeError("Name the study: --study NAME (with --db URL), or give STUDY.yaml RUNS.csv.")
         store = _open_store(args.db)
         try:
-            content = build_report(store, args.study, args.analysis, draws=args.draws, seed=args.seed)
+            content = build_report(store, args.study, args.analysis, draws=args.draws, seed=args.seed,
+                                   assurance=args.assurance, assurance_kind=args.assurance_kind)
         finally:
             store.close()
     for out in outs:

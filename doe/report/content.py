@@ -153,13 +153,15 @@ class _Inputs:
     store: Any = None
     warnings: list[str] = field(default_factory=list)
     design_record: Any = None  # doe.store DesignRecord of ``design`` when it is a stored design
+    assurance: dict | None = None  # {"level", "kind"}: the assured design space (overrides the decision's)
 
 
 def build_report(store=None, study_name: str | None = None, analysis_version: int | None = None, *,
                  study: Study | None = None, runs: pd.DataFrame | None = None,
                  choices: dict[str, Any] | None = None, draws: int = DRAWS, seed: int = SEED,
                  design: Any = None, design_record: Any = None, data_version_no: int | None = None,
-                 data_hash: str | None = None) -> ReportContent:
+                 data_hash: str | None = None, assurance: float | None = None,
+                 assurance_kind: str = "simultaneous") -> ReportContent:
     """The report of a stored analysis version (default: the latest), or of a study and its runs.
 
     Store mode (``store`` + ``study_name``): the analysis's own data version
@@ -171,6 +173,10 @@ def build_report(store=None, study_name: str | None = None, analysis_version: in
     ``design_record``, the runs' ``data_version_no`` and the store's ``data_hash`` of it, when the runs
     are a stored data version) is
     the design the runs were run on (default: the runs as performed).
+
+    ``assurance`` (gamma, with ``assurance_kind``): report the design space with stated confidence
+    (doe.assurance); without it, the decision's assurance if it was saved with one, else the
+    posterior predictive probability (the point estimate).
     """
     if store is not None:
         inputs = _store_inputs(store, study_name, analysis_version)
@@ -182,6 +188,8 @@ def build_report(store=None, study_name: str | None = None, analysis_version: in
                          design_record=design_record if design is not None else None)
     else:
         raise DoeError("A report needs a store and a study name, or a study and its runs.")
+    if assurance is not None:
+        inputs.assurance = {"level": float(assurance), "kind": assurance_kind}
     return _assemble(inputs, draws=draws, seed=seed)
 
 
@@ -273,6 +281,8 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         sd = decision_setpoint_sd(ranges)  # the set-point variation saved with the decision
         source = (f"decision {int(inp.decision['id'])} by {inp.decision['created_by']} "
                   f"({str(inp.decision['created_at'])[:10]})")
+    assure = inp.assurance or ranges.get("assurance") or {}
+    level, kind = assure.get("level"), assure.get("kind", "simultaneous")
     opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": sd or None}
     if set_point is None:  # the page's opening view: the robust set point, the informative slice
         view = opening_view(pm, robust=robust_set_point(pm, **opts), **opts)
@@ -280,13 +290,17 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
             set_point, source, axes = view.set_point, view.reason, {"x": view.x, "y": view.y}
         else:
             set_point = robust_set_point(pm, **opts)["settings"]
-    summary = summary_json(pm, set_point=set_point, **axes, **opts)
+    try:
+        summary = summary_json(pm, set_point=set_point, **axes, **opts, assurance=level, assurance_kind=kind)
+    except ModelError as exc:
+        return {**empty, "error": str(exc)}
     grid = None
     if summary.get("grid"):
         g = summary["grid"]
-        grid = space_grid(pm, g["x"], g["y"], g["fixed"], n=GRID_N, **opts)
+        grid = space_grid(pm, g["x"], g["y"], g["fixed"], n=GRID_N, **opts, assurance=level, assurance_kind=kind)
     return {"pm": pm, "summary": summary, "set_point": summary["set_point"], "source": source, "setpoint_sd": sd,
-            "threshold": threshold, "draws": draws, "seed": seed, "grid": grid, "ranges": ranges, "error": None}
+            "threshold": threshold, "draws": draws, "seed": seed, "grid": grid, "ranges": ranges, "error": None,
+            "assurance": level, "assurance_kind": kind}
 
 
 def _par_frame(study: Study, par: dict[str, Any]) -> pd.DataFrame:
@@ -322,18 +336,26 @@ def _summary_section(inp: _Inputs, space: dict[str, Any]) -> Section:
     g = s.get("grid") or {}
     inside = (f" In the map of {g['x']} by {g['y']} (other factors at the set point), "
               f"{100 * g['fraction_inside']:.0f} % of the feasible region is inside.") if g else ""
-    sec.add(Paragraph(
-        f"Design space statement: the design space is the set of factor settings, within the tested ranges "
-        f"and levels, where the posterior predictive probability that a new run meets every CQA specification "
-        f"is at least {space['threshold']:g}.{inside}"))
+    if s.get("assurance") is not None:
+        statement = (f"Design space statement (with stated confidence), within the tested ranges and levels: "
+                     f"{s['definition']}")
+        bound = (f" Lower {100 * s['assurance']:g} % credible bound of that probability at the set point: "
+                 f"{s['probability_lower_bound_at_set_point']:.3f}; the region uses the pointwise level "
+                 f"{s['assurance_level']:.3f}.")
+        par_rule = "the lower credible bound stays at or above the threshold"
+    else:
+        statement = (f"Design space statement: the design space is the set of factor settings, within the tested "
+                     f"ranges and levels, where the posterior predictive probability that a new run meets every "
+                     f"CQA specification is at least {space['threshold']:g}.")
+        bound, par_rule = "", "P stays at or above the threshold"
+    sec.add(Paragraph(statement + inside))
     sec.add(Paragraph(f"Joint probability at the set point that every CQA meets its specification: "
                       f"P = {'n/a' if p is None else format(p, '.3f')} (threshold {space['threshold']:g}; "
                       f"{space['draws']:,} posterior draws, "
                       f"seed {space['seed']}); the set point is "
-                      f"{'inside' if p is not None and p >= space['threshold'] else 'NOT inside'} the design space."))
+                      f"{'inside' if s.get('inside') else 'NOT inside'} the design space.{bound}"))
     sec.add(Table(_par_frame(inp.study, s.get("par") or {}),
-                  "Proven acceptable ranges: each factor moved alone from the set point while P stays at or above "
-                  "the threshold."))
+                  f"Proven acceptable ranges: each factor moved alone from the set point while {par_rule}."))
     for w in inp.warnings + list(s.get("warnings") or []):
         sec.add(Notice(w))
     return sec
@@ -466,7 +488,10 @@ def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
 
     sec.add(Paragraph(f"Method: {s.get('method')} {space['draws']:,} posterior draws, seed {space['seed']}; "
                       f"threshold P >= {space['threshold']:g}; set-point variation: "
-                      f"{describe_setpoint_sd(inp.study, space.get('setpoint_sd'))}. Set point: {space['source']}."))
+                      f"{describe_setpoint_sd(inp.study, space.get('setpoint_sd'))}. Set point: {space['source']}."
+                      + (f" {s['definition']} The assurance uses the first {space['grid'].assurance_draws:,} "
+                         "posterior draws of the model parameters (doe.assurance; README, Statistics checked)."
+                         if s.get("assurance") is not None and space["grid"] is not None else "")))
     grid = space["grid"]
     if grid is not None:
         par = {f: v for f, v in (s.get("par") or {}).items() if f in (grid.x, grid.y) and len(v) == 2
@@ -641,6 +666,8 @@ def recompute_commands(fits: dict[str, CQAFit], space: dict[str, Any], *, draws:
     if c is not None:
         cmds.append(f"python -m doe space study.yaml runs.csv --model {q(c.model)}{' --reduce' if c.reduce else ''}"
                     f" --threshold {space['threshold']!r} --draws {draws} --seed {seed} --set-point {sp}"
+                    + (f" --assurance {space['assurance']!r} --assurance-kind {space['assurance_kind']}"
+                       if space.get("assurance") is not None else "")
                     + (f" --x {q(g['x'])} --y {q(g['y'])}" if g else "")
                     + ("".join([" --setpoint-sd"] + [f" {q(f'{k}={v!r}')}" for k, v in space["setpoint_sd"].items()])
                        if space.get("setpoint_sd") else "")
