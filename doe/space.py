@@ -30,6 +30,7 @@ non-informative prior p(beta, Sigma) ~ |Sigma|^-(m+1)/2 one posterior draw is
    every variance keeps its exact univariate posterior (a Gaussian-copula-like
    construction; Peterson & Lief 2010 use Gibbs sampling of the SUR posterior
    instead).
+   (This approximation is used only when the Gibbs sampler below refuses the data.)
 2. **Coefficients given Sigma.** beta_i = beta_hat_i + (X_i'X_i)^-1 X_i' z_i
    where the pseudo-errors z (runs x CQAs) have rows ~ N(0, Sigma) on the
    union of the runs. This gives beta_i ~ N(beta_hat_i, Sigma_ii (X_i'X_i)^-1)
@@ -47,7 +48,12 @@ then multivariate t with n - p - m + 1 df, location x'B_hat and shape (1 + x'(X'
 (n - p - m + 1) (Box & Tiao 1973, sec. 8.4: the matrix-variate t); ``PredictiveModel.exact`` says
 which case applies and :meth:`PredictiveModel.describe` names it.
 
-Otherwise (different models or different runs): for one CQA this is exactly
+**Different models or runs.** When the CQAs are correlated but their models (or runs) differ,
+the exact posterior of the seemingly-unrelated regression is drawn by Gibbs sampling
+(:func:`doe._sur.sur_draws`: many chains side by side, missing responses imputed, convergence
+checked; ``PredictiveModel.gibbs``); steps 1-2 below are the fallback when it refuses the data.
+
+The SUR-style approximation: for one CQA this is exactly
 y_new | data ~ t_{n-p}(x'beta_hat, s^2 (1 + x'(X'X)^-1 x));
 with several CQAs every marginal is still exactly that Student t (see
 :func:`closed_form_probability`) and the joint carries the estimated residual
@@ -250,6 +256,14 @@ class PredictiveModel:
     #: the covariance is then drawn from its exact posterior, inverse-Wishart(n - p, E'E), and the joint
     #: predictive is the matrix-variate t (multivariate t with n - p - m + 1 df at each point).
     exact: bool = False
+    #: True when the CQAs are correlated but their models or runs differ: the exact posterior is then drawn by
+    #: Gibbs sampling of the seemingly-unrelated regression (doe._sur); False if the sampler refused the data
+    #: (the SUR-style approximation is used, with a warning).
+    gibbs: bool = False
+    #: The Gibbs sampler's diagnostics of the last draw set (chains, burn-in, R-hat, ESS, converged).
+    gibbs_diagnostics: dict = field(default_factory=dict, repr=False)
+    #: Why the exact (Gibbs) posterior is not used when the CQAs are correlated with different models ("" if it is).
+    gibbs_note: str = ""
     _sscp: np.ndarray | None = field(default=None, repr=False)
     _union_runs: list[Any] = field(default_factory=list, repr=False)
     _rows: list[np.ndarray] = field(default_factory=list, repr=False)
@@ -289,9 +303,13 @@ class PredictiveModel:
         if self.exact:
             text += (f"; exact joint posterior (multivariate t with {self.exact_df:g} df): every CQA fitted on "
                      f"the same {self.shared_runs} runs with the same model")
+        elif self.correlated and self.gibbs:
+            text += (f"; exact joint posterior of the seemingly-unrelated regression by Gibbs sampling (the CQAs' "
+                     f"models or runs differ; residual correlation from {self.shared_runs} shared runs)")
         elif self.correlated:
             text += (f", residual correlation from {self.shared_runs} shared runs (the CQAs' models or runs differ: "
-                     "covariance drawn by the SUR-style approximation, each marginal exact)")
+                     "covariance drawn by the SUR-style approximation, each marginal exact"
+                     + (f"; {self.gibbs_note}" if self.gibbs_note else "") + ")")
         elif len(self.spec_cqas) > 1:
             text += ", CQAs independent"
         if self.not_modelled:
@@ -477,6 +495,8 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
         pm.exact, pm.residual_df, pm.prior_df = True, float(cqas[0].fm.df_resid), 0.0
         resid = np.column_stack([c.fm._ls.resid for c in cqas])
         pm._sscp = resid.T @ resid
+    else:
+        pm.gibbs, pm.gibbs_note = _gibbs_affordable(pm)
 
 
 def _same_runs_and_model(pm: PredictiveModel) -> bool:
@@ -510,6 +530,10 @@ def _make_draws(pm: PredictiveModel, n: int, seed: int) -> _Draws:
     m = len(cqas)
     if m == 0:
         return _Draws(n, seed, [], np.zeros((0, n)), np.zeros((0, n)), chol=np.zeros((n, 0, 0)))
+    if pm.gibbs:
+        drawn = _gibbs_draws(pm, n, rng)
+        if drawn is not None:
+            return _Draws(n, seed, *drawn)
     if pm.exact:  # Sigma ~ inverse-Wishart(n - p, E'E): the exact posterior under |Sigma|^-(m+1)/2
         cov = _inverse_wishart(rng, pm.residual_df, pm._sscp, n)
         sigma = np.sqrt(np.einsum("nii->ni", cov))
@@ -533,6 +557,56 @@ def _make_draws(pm: PredictiveModel, n: int, seed: int) -> _Draws:
             delta = np.einsum("nr,rp->pn", Z[:, rows, i], W[i], optimize=False)
             coef[i][:, sl] = c.beta[:, None] + delta
     return _Draws(n, seed, coef, noise, sigma.T.copy(), chol=L)
+
+
+#: Largest linear system per Gibbs draw (doe._sur: K or P coefficients) for which the exact posterior is drawn;
+#: its cost grows with the cube: about 0.4 s for 4,000 draws at 60 (2 cores), several seconds at 100.
+GIBBS_MAX_SYSTEM = 60
+
+
+def _gibbs_affordable(pm: PredictiveModel) -> tuple[bool, str]:
+    """Whether the exact SUR posterior is drawn (its per-draw linear system is small enough), and if not why."""
+    from doe import _sur
+
+    cqas = pm.spec_cqas
+    try:
+        prob = _sur._prepare([c.fm._ls.X for c in cqas], [c.fm._ls.y for c in cqas], pm._rows, len(pm._union_runs))
+        _sur._choose_route(prob)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return False, f"the exact posterior cannot be drawn: {exc}"
+    size = prob.Nc.shape[1] if prob.route == "constrained" else int(sum(prob.p))
+    if size > GIBBS_MAX_SYSTEM:
+        return False, (f"the exact Gibbs posterior needs a {size}-coefficient system per draw, more than the "
+                       f"{GIBBS_MAX_SYSTEM} drawn interactively; in checks the approximation moved joint "
+                       "probabilities by up to 0.16 on a 13-run design and 0.23 on the bundled example "
+                       "(bench/bench_joint_posterior.py); the same model for every CQA gives the exact posterior")
+    return True, ""
+
+
+def _gibbs_draws(pm: PredictiveModel, n: int, rng: np.random.Generator
+                 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, None, np.ndarray] | None:
+    """(coef, noise, sigma, eta, chol) from the exact SUR posterior (doe._sur), or None when the sampler
+    refuses the data (then the SUR-style approximation is used and a warning says so)."""
+    from doe._sur import sur_draws
+
+    cqas = pm.spec_cqas
+    try:
+        coef, cov, diag = sur_draws([c.fm._ls.X for c in cqas], [c.fm._ls.y for c in cqas], pm._rows,
+                                    len(pm._union_runs), n, rng)
+    except ValueError as exc:
+        pm.gibbs, pm.gibbs_note = False, f"the exact posterior could not be drawn: {exc}"
+        pm.warnings.append(f"The exact joint posterior could not be drawn ({exc}): the covariance is drawn by the "
+                           "SUR-style approximation instead.")
+        return None
+    pm.gibbs_diagnostics = diag
+    if not diag.get("converged", True):
+        pm.warnings.append("The Gibbs sampler's convergence check did not pass after its extra rounds "
+                           f"(R-hat {diag.get('rhat_max', math.nan):.3f}): treat the probabilities as approximate "
+                           "and consider more runs or simpler models.")
+    L = np.linalg.cholesky(cov)
+    noise = np.einsum("nij,nj->in", L, rng.standard_normal((n, len(cqas))))
+    sigma = np.sqrt(np.einsum("nii->in", cov))
+    return coef, noise, sigma, None, L
 
 
 def _correlation_draws(pm: PredictiveModel, rng: np.random.Generator, n: int
