@@ -77,7 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-__all__ = ["drift_z", "effective_sample_size", "nested_rhat", "sur_draws"]
+__all__ = ["drift_z", "effective_sample_size", "nested_rhat", "sur_draws", "sur_draws_collapsed"]
 
 #: Chains run side by side by default (fewer when fewer draws are asked for).
 DEFAULT_CHAINS = 400
@@ -646,3 +646,310 @@ def effective_sample_size(draws: np.ndarray) -> np.ndarray:
         good = var_plus > 0
         out[good] = n * M / tau[good]
     return out.reshape(x.shape[2:]) if x.ndim > 2 else float(out[0])
+
+
+# -- the collapsed sampler ----------------------------------------------------------------------------
+#: Chains of the independence Metropolis-Hastings sampler of ``sur_draws_collapsed`` by default.
+COLLAPSED_CHAINS = 100
+#: Proposals drawn first to start the chains by sampling-importance-resampling (``sur_draws_collapsed``).
+PILOT = 1000
+#: Degrees of freedom of the multivariate t proposal (heavier tails than the Laplace approximation).
+PROPOSAL_DF = 5
+#: The proposal's scale matrix is this multiple of the Laplace covariance (wider than the posterior).
+PROPOSAL_SCALE = 1.5
+#: The effective sample size of log|Sigma| must reach this fraction of the draws (``converged``).
+ESS_OK = 0.1
+#: Sigma draws evaluated at once (memory: CHUNK x (P + 1)^2 doubles).
+CHUNK = 256
+
+
+@dataclass
+class _Marginal:
+    """The observed-data likelihood of Sigma with the coefficients integrated out, by missingness pattern.
+
+    In the orthonormal coordinates gamma of ``_Problem`` and for the own-model least-squares residuals
+    (the quadratic form is unchanged by a shift within each CQA's columns: gamma = gamma_hat + delta).
+    """
+
+    m: int
+    P: int
+    owner: np.ndarray
+    gamma_hat: np.ndarray  # (P,) least-squares estimates in orthonormal coordinates
+    obs: list[np.ndarray]  # per pattern: its observed CQAs
+    count: list[int]  # per pattern: its runs
+    G: list[np.ndarray]  # per pattern: Q' Q over its runs (P x P)
+    QE: list[np.ndarray]  # per pattern: Q' E over its runs (P x m), E the residuals (0 where missing)
+    EE: list[np.ndarray]  # per pattern: E' E over its runs (m x m)
+
+
+def _marginal_setup(prob: _Problem) -> _Marginal:
+    m, P = prob.m, int(prob.off[-1])
+    E = np.zeros((prob.N, m))
+    for i in range(m):
+        E[prob.rows[i], i] = prob.resid[i]
+    gamma_hat = np.concatenate([prob.R[i] @ prob.beta_hat[i] for i in range(m)])
+    full = np.flatnonzero(prob.observed.all(axis=1))
+    groups = [(np.arange(m), full)] + [(obs, runs) for _, obs, runs in prob.patterns]
+    lik = _Marginal(m, P, prob.owner, gamma_hat, [], [], [], [], [])
+    for obs, runs in groups:
+        Q = prob.Qfull[runs]
+        lik.obs.append(obs)
+        lik.count.append(len(runs))
+        lik.G.append(Q.T @ Q)
+        lik.QE.append(Q.T @ E[runs])
+        lik.EE.append(E[runs].T @ E[runs])
+    return lik
+
+
+def _log_marginal(lik: _Marginal, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log p(Sigma | Y) up to a constant, and the GLS factors, for a batch of Sigma (C x m x m).
+
+    log p = -(m+1)/2 log|Sigma| - 1/2 sum_runs log|Sigma_OO| - 1/2 log|A| - 1/2 S with
+    A = X' Omega^-1 X, c = X' Omega^-1 e and S = e' Omega^-1 e - c' A^-1 c (Zellner 1971, sec. 8.2),
+    all from one Cholesky factor of the bordered matrix [[A, c], [c', e' Omega^-1 e]]: its last row
+    is (u', sqrt(S)) with u = L^-1 c.
+
+    Returns
+    -------
+    logp : ndarray
+        (C,), -inf where a factor fails.
+    L : ndarray
+        (C x P x P) Cholesky factors of A (gamma | Sigma ~ N(gamma_hat + L^-T u, A^-1)).
+    u : ndarray
+        (C x P).
+    """
+    C, m, P, own = sigma.shape[0], lik.m, lik.P, lik.owner
+    aug = np.zeros((C, P + 1, P + 1))
+    logp = -(m + 1) / 2 * np.linalg.slogdet(sigma)[1]
+    for obs, k, G, QE, EE in zip(lik.obs, lik.count, lik.G, lik.QE, lik.EE):
+        if k == 0:
+            continue
+        so = sigma[:, obs][:, :, obs]
+        W = np.zeros((C, m, m))
+        W[:, obs[:, None], obs[None, :]] = np.linalg.inv(so)
+        logp -= k / 2 * np.linalg.slogdet(so)[1]
+        aug[:, :P, :P] += G[None] * W[:, own][:, :, own]
+        c = np.einsum("kj,ckj->ck", QE, W[:, own, :])
+        aug[:, :P, P] += c
+        aug[:, P, :P] += c
+        aug[:, P, P] += np.einsum("ij,cij->c", EE, W)
+    aug[:, P, P] *= 1 + 1e-12  # S >= 0 exactly; keep the factor real when the fit is perfect
+    try:
+        Lf = np.linalg.cholesky(aug)
+    except np.linalg.LinAlgError:  # a near-singular proposal: factor one by one
+        Lf = np.full_like(aug, np.nan)
+        for s in range(C):
+            try:
+                Lf[s] = np.linalg.cholesky(aug[s])
+            except np.linalg.LinAlgError:
+                pass
+    d = np.einsum("cii->ci", Lf[:, :P, :P])
+    with np.errstate(invalid="ignore"):
+        logp = logp - np.log(d).sum(axis=1) - Lf[:, P, P] ** 2 / 2
+    logp[~np.isfinite(logp)] = -np.inf
+    return logp, Lf[:, :P, :P], Lf[:, P, :P]
+
+
+def _theta_setup(m: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """Coordinates theta of Sigma: Sigma^-1 = U U', U lower triangular, theta = (log U_ii, U_ij).
+
+    Returns the lower-triangle indices, the positions of the diagonal in theta and the weights of
+    log U_ii in log |d Sigma / d theta|: (m - i + 1) (W = U U', Muirhead 1982, thm 2.1.9), - 2(m + 1)
+    (Sigma = W^-1, thm 2.1.8) and + 1 (U_ii = exp(theta)), i = 1..m.
+    """
+    il = np.tril_indices(m)
+    diag = np.flatnonzero(il[0] == il[1])
+    return il, diag, (m - np.arange(m)) + 1.0 - 2.0 * (m + 1)
+
+
+def _theta_to_sigma(theta: np.ndarray, m: int) -> np.ndarray:
+    il, diag, _ = _theta_setup(m)
+    v = theta.copy()
+    with np.errstate(over="ignore"):
+        v[..., diag] = np.exp(v[..., diag])
+    U = np.zeros(theta.shape[:-1] + (m, m))
+    U[..., il[0], il[1]] = v
+    with np.errstate(all="ignore"):
+        sigma = np.linalg.inv(U @ np.swapaxes(U, -1, -2))
+    return (sigma + np.swapaxes(sigma, -1, -2)) / 2
+
+
+def _sigma_to_theta(sigma: np.ndarray) -> np.ndarray:
+    m = sigma.shape[-1]
+    il, diag, _ = _theta_setup(m)
+    theta = np.linalg.cholesky(np.linalg.inv(sigma))[..., il[0], il[1]]
+    theta[..., diag] = np.log(theta[..., diag])
+    return theta
+
+
+def _log_target(lik: _Marginal, theta: np.ndarray, factors: bool = False):
+    """log p(theta | Y) (the marginal posterior of Sigma times the Jacobian), in chunks of ``CHUNK``.
+
+    With ``factors`` also the Cholesky factors L and vectors u of ``_log_marginal``.
+    """
+    _, diag, jac = _theta_setup(lik.m)
+    parts = []
+    for k in range(0, len(theta), CHUNK):
+        th = theta[k:k + CHUNK]
+        sigma = _theta_to_sigma(th, lik.m)
+        ok = np.all(np.isfinite(sigma), axis=(1, 2))
+        logp, L, u = np.full(len(th), -np.inf), np.zeros((len(th), lik.P, lik.P)), np.zeros((len(th), lik.P))
+        if ok.any():
+            logp[ok], L[ok], u[ok] = _log_marginal(lik, sigma[ok])
+        logp = logp + th[:, diag] @ jac
+        bad = ~np.isfinite(logp)  # a failed factor: never accepted; keep the arrays finite
+        logp[bad], L[bad], u[bad] = -np.inf, np.eye(lik.P), 0.0
+        parts.append((logp, sigma, L, u) if factors else (logp,))
+    out = [np.concatenate(z) for z in zip(*parts)]
+    return out if factors else out[0]
+
+
+def _laplace(lik: _Marginal, theta0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mode and covariance (inverse negative Hessian) of log p(theta | Y).
+
+    BFGS from ``theta0`` with central-difference gradients, then the Hessian by central differences;
+    every difference stencil is one batched evaluation.
+    """
+    from scipy import optimize
+
+    d = len(theta0)
+    eye = np.eye(d)
+
+    def objective(th: np.ndarray) -> tuple[float, np.ndarray]:
+        h = 1e-5
+        v = _log_target(lik, np.vstack([th, th + h * eye, th - h * eye]))
+        if not np.all(np.isfinite(v)):
+            return math.inf, np.zeros(d)
+        return -v[0], -(v[1:d + 1] - v[d + 1:]) / (2 * h)
+
+    res = optimize.minimize(objective, theta0, jac=True, method="BFGS", options={"gtol": 1e-4})
+    mode, h = res.x, 1e-3
+    ii, jj = np.triu_indices(d)
+    e = h * eye
+    v = _log_target(lik, np.concatenate([mode + e[ii] + e[jj], mode + e[ii] - e[jj],
+                                         mode - e[ii] + e[jj], mode - e[ii] - e[jj]])).reshape(4, -1)
+    H = np.zeros((d, d))
+    H[ii, jj] = (v[0] - v[1] - v[2] + v[3]) / (4 * h * h)
+    H[jj, ii] = H[ii, jj]
+    try:
+        cov = np.linalg.inv(-H)
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:  # not negative definite at the optimiser's end: its own curvature
+        cov = np.asarray(res.hess_inv)
+    return mode, (cov + cov.T) / 2
+
+
+def _t_draws(rng: np.random.Generator, mode: np.ndarray, root: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multivariate t (``PROPOSAL_DF``) draws around ``mode`` with scale root root', and log densities."""
+    nu, d = PROPOSAL_DF, len(mode)
+    z = rng.standard_normal((n, d))
+    g = np.sqrt(nu / rng.chisquare(nu, size=(n, 1)))
+    theta = mode + (z * g) @ root.T
+    q = np.sum(np.linalg.solve(root, (theta - mode).T) ** 2, axis=0)
+    return theta, -(nu + d) / 2 * np.log1p(q / nu)
+
+
+def _gls_draws(lik: _Marginal, L: np.ndarray, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """gamma | Sigma, Y ~ N(gamma_hat + L^-T u, (L L')^-1), batched."""
+    z = u + rng.standard_normal(u.shape)
+    return lik.gamma_hat + linalg.solve_triangular(L, z[..., None], lower=True, trans="T")[..., 0]
+
+
+def sur_draws_collapsed(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], n_runs: int, n: int,
+                        rng: np.random.Generator, *, chains: int | None = None
+                        ) -> tuple[list[np.ndarray], np.ndarray, dict]:
+    """Draws of the exact SUR posterior with the coefficients integrated out (collapsed sampler).
+
+    The same posterior and arguments as ``sur_draws``. Sigma is drawn from its marginal posterior
+    p(Sigma | Y) ~ |Sigma|^-(m+1)/2 |Omega|^-1/2 |A|^-1/2 exp(-S/2) (A = X' Omega^-1 X, S the GLS
+    residual quadratic form of the observed responses; Zellner 1971, sec. 8.2) by many independence
+    Metropolis-Hastings chains (Tierney 1994) whose proposal is a multivariate t around the Laplace
+    approximation (``PROPOSAL_DF`` df, scale ``PROPOSAL_SCALE`` times its covariance) in the coordinates theta = (log U_ii, U_ij) of Sigma^-1 = U U'; the chains start
+    from a sampling-importance-resampling draw (Rubin 1988) of ``PILOT`` proposals. With each
+    proposal the coefficients are drawn from their exact GLS normal given Sigma, so every kept state
+    is a joint posterior draw. The expensive work (one Cholesky factor of a (P + 1)-square matrix per
+    proposal) is batched; the accept/reject pass is a loop over the steps of all chains at once.
+
+    Parameters
+    ----------
+    X, y, rows, n_runs, n, rng
+        As in ``sur_draws``.
+    chains : int, optional
+        Chains run side by side (default ``COLLAPSED_CHAINS``, at most n).
+
+    Returns
+    -------
+    coef, sigma, diagnostics
+        As ``sur_draws``; diagnostics has ``method`` ("collapsed"), ``chains``, ``kept_per_chain``,
+        ``proposals``, ``acceptance`` (the chains' acceptance rate), ``kish_fraction`` (Kish's
+        effective fraction of the importance weights p / q of the proposals: near 1 when the proposal
+        fits), ``rhat``/``ess``/``drift_z`` as ``sur_draws`` and ``converged``: nested R-hat below
+        ``RHAT_OK``, drift below ``DRIFT_OK`` and the effective sample size of log|Sigma| and of every
+        coefficient at least ``ESS_OK`` n. When the proposal fits the posterior badly (large P for the
+        runs), acceptance and ESS are low: the draws are still from a valid Markov chain but worth few
+        independent ones, and ``converged`` is False.
+
+    Raises
+    ------
+    ValueError
+        As ``sur_draws``.
+
+    Notes
+    -----
+    Tierney, L. (1994) Markov chains for exploring posterior distributions. Ann. Statist. 22:1701-1762.
+    Rubin, D.B. (1988) Using the SIR algorithm to simulate posterior distributions. In Bayesian
+    Statistics 3 (J.M. Bernardo et al., eds.), Oxford University Press, 395-402.
+    Muirhead, R.J. (1982) Aspects of Multivariate Statistical Theory. Wiley, sec. 2.1.
+    """
+    prob = _prepare(X, y, rows, int(n_runs))
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n must be at least 1; got {n}")
+    C = min(n, COLLAPSED_CHAINS if chains is None else int(chains))
+    if C < 1:
+        raise ValueError("chains must be >= 1")
+    T = -(-n // C)
+    lik = _marginal_setup(prob)
+    m = prob.m
+    sd = np.sqrt(prob.sse / prob.df)
+    mode, cov = _laplace(lik, _sigma_to_theta(_residual_correlation(prob) * np.outer(sd, sd)))
+    root = np.linalg.cholesky(PROPOSAL_SCALE * cov)
+    # start: sampling-importance-resampling from a pilot batch
+    theta, logq = _t_draws(rng, mode, root, PILOT)
+    logp, sig, L, u = _log_target(lik, theta, factors=True)
+    lw = logp - logq
+    w = np.exp(lw - lw.max())
+    pick = rng.choice(PILOT, size=C, p=w / w.sum())
+    cur_lw, cur_sig, cur_g = lw[pick], sig[pick], _gls_draws(lik, L[pick], u[pick], rng)
+    kept_g = np.empty((T, C, lik.P))
+    kept_s = np.empty((T, C, m, m))
+    accepted, all_lw = 0, [lw]
+    steps = max(1, CHUNK // C)
+    for t0 in range(0, T, steps):
+        k = min(steps, T - t0)
+        theta, logq = _t_draws(rng, mode, root, k * C)
+        logp, sig, L, u = _log_target(lik, theta, factors=True)
+        g = _gls_draws(lik, L, u, rng)
+        lw = (logp - logq).reshape(k, C)
+        all_lw.append(lw.ravel())
+        sig, g = sig.reshape(k, C, m, m), g.reshape(k, C, -1)
+        for s in range(k):
+            acc = np.log(rng.random(C)) < lw[s] - cur_lw
+            cur_lw = np.where(acc, lw[s], cur_lw)
+            cur_sig = np.where(acc[:, None, None], sig[s], cur_sig)
+            cur_g = np.where(acc[:, None], g[s], cur_g)
+            kept_g[t0 + s], kept_s[t0 + s] = cur_g, cur_sig
+            accepted += int(acc.sum())
+    coef = _to_beta(prob, kept_g)
+    logdet = np.linalg.slogdet(kept_s)[1]
+    superchain = np.arange(C) % max(2, C // CHAINS_PER_SUPERCHAIN)
+    diag = _diagnostics(prob, coef, logdet, superchain) if T >= 4 else {"converged": False}
+    lw = np.concatenate(all_lw)
+    w = np.exp(lw - lw.max())
+    ess_ok = diag.get("ess_min", 0.0) >= ESS_OK * n and diag.get("ess", {}).get("log|Sigma|", 0.0) >= ESS_OK * n
+    diag.update(method="collapsed", chains=C, kept_per_chain=T, proposals=len(lw), route="collapsed",
+                acceptance=accepted / (T * C), kish_fraction=float(w.sum() ** 2 / np.sum(w ** 2) / len(w)),
+                missing_cells=int((~prob.observed).sum()), converged=bool(diag["converged"] and ess_ok))
+    flat = coef.reshape(T * C, -1)[:n]
+    out = [np.ascontiguousarray(flat[:, prob.off[i]:prob.off[i + 1]].T) for i in range(m)]
+    return out, kept_s.reshape(T * C, m, m)[:n].copy(), diag
