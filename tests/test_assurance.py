@@ -303,3 +303,20 @@ def test_calibration_of_the_assured_design_space():
     assert res.success["simultaneous"] >= 0.90
     assert res.success["pointwise"] >= 0.90
     assert res.success["point"] < res.success["pointwise"] <= res.success["simultaneous"]
+
+
+def test_bivariate_normal_cdf_against_scipy():
+    """Owen's (1956) T-function form of the bivariate normal CDF, used exactly when two CQAs are active."""
+    rng = np.random.default_rng(2)
+    h, k = rng.normal(0, 2, (2, 200))
+    h[:10], k[10:20] = np.inf, -np.inf
+    h[20:25] = 0.0
+    r = rng.uniform(-0.99, 0.99, 200)
+    ours = assurance.bvn(h, k, r)
+    ref = np.array([stats.multivariate_normal([0, 0], [[1, c], [c, 1]]).cdf([min(a, 40), max(b, -40)])
+                    for a, b, c in zip(h, k, r)])
+    np.testing.assert_allclose(ours, ref, atol=1e-7)
+    a = rng.normal(-1, 1, 50)
+    box = assurance._rectangle2(a, a + 2, -np.inf * np.ones(50), np.ones(50), np.full(50, 0.6))
+    ref = [stats.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]]).cdf([x + 2, 1.0], lower_limit=[x, -40]) for x in a]
+    np.testing.assert_allclose(box, ref, atol=1e-6)
