@@ -29,13 +29,13 @@ from doe.calibration import assurance_calibration  # noqa: E402
 def _time_example() -> str:
     import pandas as pd
 
-    from doe.analysis import ModelChoice, fit_all
+    from doe.analysis import default_choice, fit_all
     from doe.space import build_predictive, robust_set_point, space_grid
     from doe.study import Study
 
     study = Study.load(ROOT / "data" / "msc_expansion.yaml")
     runs = pd.read_csv(ROOT / "data" / "msc_example_results.csv")
-    fits = fit_all(study, runs, default=ModelChoice(model="quadratic"))
+    fits = fit_all(study, runs, default=default_choice())  # as the pages fit
     pm = build_predictive(study, {n: f.model for n, f in fits.items() if f.model is not None})
     sp = robust_set_point(pm)["settings"]
     fixed = {k: v for k, v in sp.items() if k not in ("Agitation", "Seeding density")}

@@ -74,9 +74,10 @@ def metrics(report: dict, g, assure: dict | None, bound: float | None) -> None:
     m[1].metric("In the design space", "yes" if report["inside"] else "no")
     m[2].metric("Share of this map inside", f"{100 * g.fraction_inside:.0f} %")
     if assure:
-        m[3].metric(f"Lower {100 * assure['level']:g} % bound of P at the set point", f"{bound:.3f}",
-                    help=f"Over {g.assurance_draws:,} posterior draws of the model parameters; the region uses "
-                         f"the pointwise level {g.assurance_level:.3f}.")
+        m[3].metric(f"Lower {100 * assure['level']:g} % bound of P", f"{bound:.3f}",
+                    help=f"At the set point: the lower {100 * assure['level']:g} % credible bound of P(all CQAs in "
+                         f"spec) over {g.assurance_draws:,} posterior draws of the model parameters; the region "
+                         f"uses the pointwise level {g.assurance_level:.3f}.")
     else:
         m[3].metric("Posterior draws", f"{g.draws:,}")
 

@@ -281,7 +281,7 @@ def test_design_space_page_with_assurance():
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     labels = {m.label: m.value for m in at.metric}
-    bound = float(labels["Lower 95 % bound of P at the set point"])
+    bound = float(labels["Lower 95 % bound of P"])
     assert 0 <= bound <= float(labels["P(all CQAs in spec) at the set point"])
     assert any("simultaneous assurance" in c.value for c in at.caption)
     at.radio(key="assurance_kind").set_value("pointwise").run()
