@@ -250,25 +250,39 @@ def _example() -> None:
                           for a in (35.0, 45.0, 57.0) for d in (1500.0, 2500.0, 3500.0)])
     approx_pm = space.build_predictive(study, models, draws=100)
     approx = space.probability(approx_pm, frame, draws=20_000, seed=3).joint
-    saved = space.GIBBS_MAX_SYSTEM
+    from doe import _sur
+
+    saved, gibbs_sampler = space.GIBBS_MAX_SYSTEM, _sur.sur_draws
     space.GIBBS_MAX_SYSTEM = 10**6
     try:
         exact_pm = space.build_predictive(study, models, draws=100)
         t = time.perf_counter()
         exact = space.probability(exact_pm, frame, draws=20_000, seed=3).joint
         took = time.perf_counter() - t
+        _sur.sur_draws = _sur.sur_draws_collapsed  # doe.space imports it when it draws
+        col_pm = space.build_predictive(study, models, draws=100)
+        t = time.perf_counter()
+        collapsed = space.probability(col_pm, frame, draws=20_000, seed=3).joint
+        took_c = time.perf_counter() - t
     finally:
         space.GIBBS_MAX_SYSTEM = saved
-    d = exact_pm.gibbs_diagnostics
+        _sur.sur_draws = gibbs_sampler
+    d, dc = exact_pm.gibbs_diagnostics, col_pm.gibbs_diagnostics
     print(f"\n## The bundled example ({study.name}: 6 CQAs, 40 runs, reduced models; {levels})\n")
     print(approx_pm.describe() + "\n")
-    print("| Agitation, seeding density | SUR-style approximation | doe._sur (Gibbs) | Difference |")
-    print("|---|---|---|---|")
-    for (_, row), a, e in zip(frame.iterrows(), approx, exact):
-        print(f"| {row['Agitation']:g}, {row['Seeding density']:g} | {a:.3f} | {e:.3f} | {e - a:+.3f} |")
+    print("| Agitation, seeding density | SUR-style approximation | doe._sur (Gibbs) | doe._sur (collapsed) | "
+          "Gibbs - approximation | collapsed - Gibbs |")
+    print("|---|---|---|---|---|---|")
+    for (_, row), a, e, c in zip(frame.iterrows(), approx, exact, collapsed):
+        print(f"| {row['Agitation']:g}, {row['Seeding density']:g} | {a:.3f} | {e:.3f} | {c:.3f} | {e - a:+.3f} | "
+              f"{c - e:+.3f} |")
     print(f"\nGibbs: 20,000 draws in {took:.1f} s; nested R-hat {d.get('rhat_max', float('nan')):.3f}, drift "
           f"|z| {d.get('drift_max', float('nan')):.1f}, converged: {d.get('converged')} (after {d.get('rounds')} "
           "rounds): the exact column is itself not fully converged.")
+    print(f"Collapsed: 20,000 draws in {took_c:.1f} s; acceptance {dc.get('acceptance', float('nan')):.2f}, Kish "
+          f"fraction {dc.get('kish_fraction', float('nan')):.3f}, ESS of log|Sigma| "
+          f"{dc.get('ess', {}).get('log|Sigma|', float('nan')):,.0f}, min ESS {dc.get('ess_min', float('nan')):,.0f}, "
+          f"nested R-hat {dc.get('rhat_max', float('nan')):.3f}, converged: {dc.get('converged')}.")
 
 
 if __name__ == "__main__":
