@@ -320,3 +320,26 @@ def test_bivariate_normal_cdf_against_scipy():
     box = assurance._rectangle2(a, a + 2, -np.inf * np.ones(50), np.ones(50), np.full(50, 0.6))
     ref = [stats.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]]).cdf([x + 2, 1.0], lower_limit=[x, -40]) for x in a]
     np.testing.assert_allclose(box, ref, atol=1e-6)
+
+
+def test_decision_saved_with_assurance_is_reported_with_it(tmp_path):
+    from doe.report.content import build_report
+    from doe.store import Store
+    from doe.versions import rerun_analysis
+
+    study, runs, fits, pm = _two_cqas(sd=0.3)
+    store = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    try:
+        store.save_study(study, "alice")
+        store.append_runs(study.name, runs.assign(Run=range(1, len(runs) + 1)), "alice")
+        out = rerun_analysis(store, study.name, "alice", draws=500)
+        sp = out["design_space"]["set_point"]
+        ranges = {"par": {}, "nor": {}, "assurance": {"level": 0.9, "kind": "pointwise"}}
+        store.save_decision(study.name, 0.8, sp, ranges, "bob", analysis_version=1, note="assured")
+        content = build_report(store, study.name, draws=1000)
+    finally:
+        store.close()
+    s = content.numbers["space"]
+    assert s["assurance"] == 0.9 and s["assurance_kind"] == "pointwise" and s["threshold"] == 0.8
+    text = " ".join(getattr(b, "text", "") for sec in content.sections for b in sec.blocks)
+    assert "Design space with 90 % assurance" in text and "Lower 90 % credible bound" in text
