@@ -576,8 +576,8 @@ def _gibbs_affordable(pm: PredictiveModel) -> tuple[bool, str]:
         return False, f"the exact posterior cannot be drawn: {exc}"
     size = prob.Nc.shape[1] if prob.route == "constrained" else int(sum(prob.p))
     if size > GIBBS_MAX_SYSTEM:
-        return False, (f"the exact posterior is too large to draw here, {size} coefficients per draw; the "
-                       "approximation can move joint probabilities by 0.1 to 0.2")
+        return False, (f"the exact posterior is too large to draw here, {size} coefficients per draw; against "
+                       "the exact posterior the approximation has moved joint probabilities by up to 0.4")
     return True, ""
 
 

@@ -113,3 +113,34 @@ def test_different_models_match_the_exact_marginal_posterior():
     tol = 4.5 * np.sqrt(se ** 2 + ref_se ** 2) + 1e-3
     assert np.all(np.abs(p - ref) <= tol), (p, ref, tol)
     assert np.max(tol) < 0.025  # teeth: the SUR-style approximation is 0.029 off here (first setting)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_approximation_stays_within_what_the_method_text_says(seed, monkeypatch):
+    """When the exact posterior is too large to draw, the method text says the SUR-style approximation has moved
+    joint probabilities by up to 0.4. Bound it where the exact posterior is known: a 13-run CCD, Y1 quadratic,
+    Y2 linear, residual correlation 0.7 (bench/bench_joint_posterior.py's data sets), over a 6 x 6 grid of the
+    study region, against the Gibbs draws (over 10 such data sets and an 11 x 11 grid the largest difference
+    was 0.398; here 0.32, 0.09, 0.10)."""
+    from doe import space
+
+    r = 2 ** 0.5
+    pts = [(-1, -1), (1, -1), (-1, 1), (1, 1), (-r, 0), (r, 0), (0, -r), (0, r)] + [(0, 0)] * 5
+    a, b = np.array(pts).T
+    runs = pd.DataFrame({"A": 5 + 5 * a / r, "B": 5 + 5 * b / r})
+    ca, cb = (runs.A - 5) / 5, (runs.B - 5) / 5
+    e = np.random.default_rng(seed).multivariate_normal([0, 0], [[1, 0.7], [0.7, 1]], size=len(runs))
+    runs["Y1"] = 12 + 2 * ca + cb - ca ** 2 + e[:, 0]
+    runs["Y2"] = 12.3 + 1.5 * ca + 0.5 * cb + e[:, 1]
+    study = make_study([{"name": "A", "low": 0, "high": 10}, {"name": "B", "low": 0, "high": 10}],
+                       [{"name": "Y1", "lower": 11.0}, {"name": "Y2", "lower": 11.5}])
+    fits = {"Y1": fit_model(study, runs, "Y1", "quadratic"), "Y2": fit_model(study, runs, "Y2", "linear")}
+    grid = pd.DataFrame({"A": np.repeat(np.linspace(0, 10, 6), 6), "B": np.tile(np.linspace(0, 10, 6), 6)})
+    exact_pm = build_predictive(study, fits)
+    assert exact_pm.gibbs and exact_pm.gibbs_diagnostics["converged"]
+    exact = probability(exact_pm, grid, draws=20_000, seed=1).joint
+    monkeypatch.setattr(space, "GIBBS_MAX_SYSTEM", 0)
+    approx_pm = build_predictive(study, fits)
+    assert not approx_pm.gibbs and "up to 0.4" in approx_pm.describe()
+    approx = probability(approx_pm, grid, draws=20_000, seed=1).joint
+    assert np.max(np.abs(approx - exact)) <= 0.4
