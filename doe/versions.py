@@ -86,11 +86,12 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
         return out
     out["warnings"] = list(pm.warnings)
     decisions = store.decisions(study_name)
-    set_point = None
+    set_point, assure = None, {}
     if len(decisions):
         last = decisions.iloc[-1]
         out["threshold"] = float(last["threshold"])
         set_point, out["set_point_source"] = dict(last["set_point"]), f"decision {int(last['id'])}"
+        assure = dict((last["ranges"] or {}).get("assurance") or {})  # saved with an assured design space
     threshold = out["threshold"]
     frame = None
     if set_point is not None:
@@ -110,10 +111,18 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
     out["probability_at_set_point"] = _num(res.joint[0])
     out["per_cqa_at_set_point"] = {k: _num(v[0]) for k, v in res.per_cqa.items()}
     out["draws"] = int(res.draws)
+    level, kind = assure.get("level"), assure.get("kind", "simultaneous")
+    if level is not None:
+        from doe.space import lower_bound_at
+
+        out.update(assurance=float(level), assurance_kind=kind,
+                   probability_lower_bound_at_set_point=_num(lower_bound_at(pm, set_point, level, draws=draws,
+                                                                            seed=seed)))
     if len(pm.numeric) >= 2:
         x, y = pm.numeric[:2]
         fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
-        g = space_grid(pm, x, y, fixed, n=GRID_N, threshold=threshold, draws=draws, seed=seed)
+        g = space_grid(pm, x, y, fixed, n=GRID_N, threshold=threshold, draws=draws, seed=seed, assurance=level,
+                       assurance_kind=kind)
         out["fraction_inside"] = _num(g.fraction_inside)
         out["grid"] = {"x": x, "y": y, "fixed": {k: _plain(v) for k, v in g.fixed.items()}, "n": GRID_N}
     return out

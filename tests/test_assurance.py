@@ -343,3 +343,24 @@ def test_decision_saved_with_assurance_is_reported_with_it(tmp_path):
     assert s["assurance"] == 0.9 and s["assurance_kind"] == "pointwise" and s["threshold"] == 0.8
     text = " ".join(getattr(b, "text", "") for sec in content.sections for b in sec.blocks)
     assert "Design space with 90 % assurance" in text and "Lower 90 % credible bound" in text
+
+
+def test_rerun_evaluates_an_assured_decision(tmp_path):
+    from doe.store import Store
+    from doe.versions import rerun_analysis
+
+    study, runs, fits, pm = _two_cqas(sd=0.3)
+    runs = runs.assign(Run=range(1, len(runs) + 1))
+    store = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")
+    try:
+        store.save_study(study, "alice")
+        store.append_runs(study.name, runs.iloc[:14], "alice")
+        first = rerun_analysis(store, study.name, "alice", draws=500)
+        sp = first["design_space"]["set_point"]
+        store.save_decision(study.name, 0.9, sp, {"par": {}, "nor": {}, "assurance": {"level": 0.95, "kind": "pointwise"}},
+                            "bob", analysis_version=1)
+        out = rerun_analysis(store, study.name, "alice", new_runs=runs.iloc[14:], draws=1000)["design_space"]
+    finally:
+        store.close()
+    assert out["assurance"] == 0.95 and out["assurance_kind"] == "pointwise"
+    assert 0 <= out["probability_lower_bound_at_set_point"] <= out["probability_at_set_point"] + 0.02
