@@ -78,6 +78,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
+from doe._format import plain
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.fit import parse_transform
 from doe.study import Study
@@ -985,7 +986,7 @@ def optimize_desirability(
     if D[best] == 0:
         warnings.append("No settings found where every CQA is within its limits: D = 0 everywhere "
                         "searched. Relax the limits or check the models.")
-    settings = {f: _plain(frame[f].iloc[best]) for f in study.factor_names}
+    settings = {f: plain(frame[f].iloc[best]) for f in study.factor_names}
     coded = {f.name: float(f.to_coded(float(settings[f.name]))) for f in study.factors
              if not f.is_categorical}
     return {
@@ -1038,12 +1039,6 @@ def _starting_points(space: _Space, starts: int, grid: int | None, seed: int) ->
     if not parts:
         raise DoeError("Give at least one starting point (starts > 0 or a grid).")
     return space.project(np.vstack(parts))
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
 
 
 # -- D over two factors, for contour plots -----------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
+from doe._format import fmt_rounded
 from doe._json import json_ready
 from doe.design import Design
 from doe.errors import DesignError
@@ -230,7 +231,7 @@ def alias_structure(
     aliases = _alias_list(_Fit(X[:, keep]), [mm.columns[i] for i in keep], X2, names)
     lines = []
     for a in aliases:
-        rhs = "".join(f" {'-' if c < 0 else '+'} {_num(abs(c))} {name}"
+        rhs = "".join(f" {'-' if c < 0 else '+'} {fmt_rounded(abs(c))} {name}"
                       for name, c in a["aliased_with"].items())
         lines.append(f"{a['term']} = {a['term']}{rhs}")
     return lines
@@ -350,7 +351,7 @@ def _reason(
     if words:
         return words, combo
     if np.ptp(x) <= 1e-12 * max(1.0, float(np.abs(x).max())):
-        what = "zero" if np.abs(x).max() <= 1e-12 else f"the constant {_num(float(x[0]))}"
+        what = "zero" if np.abs(x).max() <= 1e-12 else f"the constant {fmt_rounded(float(x[0]))}"
         return f"{col} is {what} in every run, so it cannot be separated from the intercept", combo
     if len(keep) >= n and np.sum(np.abs(coef) > 1e-6) > 3:
         return f"{n} runs cannot estimate {mm.p} model terms; add runs or drop terms", combo
@@ -423,7 +424,7 @@ def _combination(coefs: dict[str, float]) -> str:
         if abs(c) < 1e-6:
             continue
         sign = "-" if c < 0 else "+"
-        size = "" if abs(abs(c) - 1) < 1e-6 else f"{_num(abs(c))} "
+        size = "" if abs(abs(c) - 1) < 1e-6 else f"{fmt_rounded(abs(c))} "
         parts.append((sign, f"{size}{name}"))
     if not parts:
         return "zero"
@@ -634,10 +635,3 @@ def _vif_warnings(vif: dict[str, float]) -> list[str]:
     text = (f"VIF above 10 for {names}: these terms are strongly correlated with "
             "other terms, so their estimates will be imprecise.")
     return [text]
-
-
-# -- formatting ---------------------------------------------------------------------
-def _num(x: float) -> str:
-    """Short number for alias lines: 1.0, 0.5, -0.333."""
-    r = round(float(x), 3)
-    return f"{r:.1f}" if r == int(r) else f"{r:g}"

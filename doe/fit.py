@@ -73,6 +73,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, special, stats
 
+from doe._format import fmt_sig, plain_whole
 from doe._json import json_ready
 from doe.errors import ModelError, did_you_mean, quoted_list
 from doe.model import (
@@ -167,13 +168,13 @@ class Transform:
         if self.kind == "log10":
             return f"log10({name})"
         if self.kind == "power":
-            return f"sqrt({name})" if self.power == 0.5 else f"({name})^{_num(self.power)}"
+            return f"sqrt({name})" if self.power == 0.5 else f"({name})^{fmt_sig(self.power)}"
         if self.kind == "logit":
             if self.lower == 0 and self.upper == 100:
                 return f"logit({name}/100)"
             if self.lower == 0 and self.upper == 1:
                 return f"logit({name})"
-            return f"ln(({name} - {_num(self.lower)})/({_num(self.upper)} - {name}))"
+            return f"ln(({name} - {fmt_sig(self.lower)})/({fmt_sig(self.upper)} - {name}))"
         return name
 
     def check(self, y: np.ndarray, run_ids: list[Any], response: str) -> None:
@@ -184,7 +185,7 @@ class Transform:
             bad, need = y < 0, "0 or above"
         elif self.kind == "logit":
             bad = (y <= self.lower) | (y >= self.upper)
-            need = f"strictly between {_num(self.lower)} and {_num(self.upper)}"
+            need = f"strictly between {fmt_sig(self.lower)} and {fmt_sig(self.upper)}"
         else:
             return
         if bad.any():
@@ -193,7 +194,7 @@ class Transform:
                     "use 'logit:L:U' with bounds just outside the data, or another transform")
             raise ModelError(
                 f"The {self.spec} transform needs every result of {response} {need}; run "
-                f"{run_ids[i]} has {_num(float(y[i]))}. Check that result, or {hint}."
+                f"{run_ids[i]} has {fmt_sig(float(y[i]))}. Check that result, or {hint}."
             )
 
 
@@ -233,7 +234,7 @@ def parse_transform(spec: str | None, units: str = "") -> Transform | None:
             return Transform("log", spec="power:0")
         if lam == 1:
             return Transform("none", spec="power:1")
-        return Transform("power", lam, spec=f"power:{_num(lam)}")
+        return Transform("power", lam, spec=f"power:{fmt_sig(lam)}")
     if text == "logit":
         upper = 100.0 if "%" in (units or "") else 1.0
         return Transform("logit", lower=0.0, upper=upper, spec="logit")
@@ -245,7 +246,7 @@ def parse_transform(spec: str | None, units: str = "") -> Transform | None:
             lo, hi = math.nan, math.nan
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ModelError(f"Transform '{spec}': write 'logit:L:U' with numbers L < U, e.g. 'logit:0:100'.")
-        return Transform("logit", lower=lo, upper=hi, spec=f"logit:{_num(lo)}:{_num(hi)}")
+        return Transform("logit", lower=lo, upper=hi, spec=f"logit:{fmt_sig(lo)}:{fmt_sig(hi)}")
     raise ModelError(
         f"Unknown transform '{spec}'.{did_you_mean(str(spec), TRANSFORM_NAMES)} Transforms are "
         "none, log, log10, sqrt, logit (or logit:L:U), boxcox and power:L (e.g. power:-0.5)."
@@ -259,7 +260,7 @@ def _power_transform(lam: float) -> Transform:
         return Transform("none", spec="none")
     if lam == 0.5:
         return Transform("power", 0.5, spec="sqrt")
-    return Transform("power", float(lam), spec=f"power:{_num(lam)}")
+    return Transform("power", float(lam), spec=f"power:{fmt_sig(lam)}")
 
 
 # -- prepared data --------------------------------------------------------------------
@@ -288,21 +289,21 @@ def _prepare(study: Study, runs: pd.DataFrame, response: str, block_col: str | N
         )
     n_all = len(runs)
     run_ids = list(runs["Run"]) if "Run" in runs.columns else list(range(1, n_all + 1))
-    run_ids = [_plain(r) for r in run_ids]
+    run_ids = [plain_whole(r) for r in run_ids]
     y_all = _numeric_response(runs[response], run_ids, response)
     missing = ~np.isfinite(y_all)
     user = np.zeros(n_all, dtype=bool)
     if exclude is not None:
         wanted = [exclude] if isinstance(exclude, (str, int, float, np.integer)) else list(exclude)
         ids = {str(r): i for i, r in enumerate(run_ids)}
-        unknown = [w for w in wanted if str(_plain(w)) not in ids]
+        unknown = [w for w in wanted if str(plain_whole(w)) not in ids]
         if unknown:
             raise ModelError(
                 f"Run(s) {quoted_list(unknown)} to exclude are not in the run sheet; run ids are "
                 f"{_id_range(run_ids)}."
             )
         for w in wanted:
-            user[ids[str(_plain(w))]] = True
+            user[ids[str(plain_whole(w))]] = True
     excluded = [{"run": run_ids[i], "reason": "excluded by user"} for i in np.flatnonzero(user)]
     excluded += [{"run": run_ids[i], "reason": "no result"} for i in np.flatnonzero(missing & ~user)]
     used = ~missing & ~user
@@ -427,8 +428,8 @@ def _range_warnings(study: Study, U: np.ndarray) -> list[str]:
         if np.any(np.abs(col) > 1 + 1e-9):
             lo, hi = f.to_actual(col.min()), f.to_actual(col.max())
             out.append(
-                f"{f.name} runs from {_num(float(lo))} to {_num(float(hi))} {f.units}".rstrip()
-                + f", beyond the study range {_num(f.low)} to {_num(f.high)} (coded beyond -1/+1, "
+                f"{f.name} runs from {fmt_sig(float(lo))} to {fmt_sig(float(hi))} {f.units}".rstrip()
+                + f", beyond the study range {fmt_sig(f.low)} to {fmt_sig(f.high)} (coded beyond -1/+1, "
                 "e.g. axial points); that is allowed, but predictions outside the range are extrapolation."
             )
     return out
@@ -1026,7 +1027,7 @@ def fit_model(
     n, p = X.shape
     if np.ptp(y0) == 0:
         raise ModelError(
-            f"Every result of {response} is {_num(float(y0[0]))} ({n} runs): a constant response "
+            f"Every result of {response} is {fmt_sig(float(y0[0]))} ({n} runs): a constant response "
             "has nothing to model. Check the results; if they are right, report them without a model."
         )
     _check_estimable(study, mm, cols, X, data.U, response)
@@ -1040,9 +1041,9 @@ def fit_model(
         bc_lambda = bc_info["suggested"]
         tf = _power_transform(bc_lambda)
         warnings.append(
-            f"Box-Cox: best lambda {_num(bc_info['best'], 3)} (95 % interval "
-            f"{_num(bc_info['ci'][0], 3)} to {_num(bc_info['ci'][1], 3)}); fitted with lambda = "
-            f"{_num(bc_lambda)}, i.e. {tf.label(response)}."
+            f"Box-Cox: best lambda {fmt_sig(bc_info['best'], 3)} (95 % interval "
+            f"{fmt_sig(bc_info['ci'][0], 3)} to {fmt_sig(bc_info['ci'][1], 3)}); fitted with lambda = "
+            f"{fmt_sig(bc_lambda)}, i.e. {tf.label(response)}."
         )
     tf.check(y0, data.run_ids, response)
     y = tf.forward(y0)
@@ -1302,7 +1303,7 @@ def _fit_warnings(response: str, ls: _LS, lof: dict | None, r2: float, adj_r2: f
     out = []
     if lof is not None and lof["p"] < alpha:
         out.append(
-            f"Lack of fit is significant (p = {_num(lof['p'], 3)}): the model misses structure the "
+            f"Lack of fit is significant (p = {fmt_sig(lof['p'], 3)}): the model misses structure the "
             "replicates show (curvature, interactions); try a higher-order model or a transform."
         )
     if math.isfinite(pred_r2) and pred_r2 < 0:
@@ -1333,7 +1334,7 @@ def _equation(lhs: str, pairs: list[tuple[str, float]]) -> str:
     text = f"{lhs} ="
     for i, (name, b) in enumerate(pairs):
         sign = "-" if b < 0 else "+"
-        body = _num(abs(b)) if name == "Intercept" else f"{_num(abs(b))} * {name}"
+        body = fmt_sig(abs(b)) if name == "Intercept" else f"{fmt_sig(abs(b))} * {name}"
         text += f" {'-' if b < 0 else ''}{body}" if i == 0 else f" {sign} {body}"
     return text
 
@@ -1556,7 +1557,7 @@ def _box_cox_search(X: np.ndarray, y: np.ndarray, run_ids: list[Any], response: 
         i = int(np.flatnonzero(y <= 0)[0])
         raise ModelError(
             f"Box-Cox needs every result of {response} above 0; run {run_ids[i]} has "
-            f"{_num(float(y[i]))}. Use 'sqrt' (allows 0) or no transform."
+            f"{fmt_sig(float(y[i]))}. Use 'sqrt' (allows 0) or no transform."
         )
     Q, _ = np.linalg.qr(X)
     llf = _box_cox_curve(Q, y, LAMBDA_GRID)
@@ -1599,18 +1600,18 @@ def box_cox_advice(best: float, ci_low: float, ci_high: float, alpha: float = 0.
     best lambda; if none lies inside, the best lambda to 2 decimals. ``open_ends`` marks an
     interval end at the searched range's edge (printed as ≤ / ≥).
     """
-    ci = (f"{100 * (1 - alpha):.0f} % interval {'≤ ' if open_ends[0] else ''}{_num(ci_low, 3)} to "
-          f"{'≥ ' if open_ends[1] else ''}{_num(ci_high, 3)}")
+    ci = (f"{100 * (1 - alpha):.0f} % interval {'≤ ' if open_ends[0] else ''}{fmt_sig(ci_low, 3)} to "
+          f"{'≥ ' if open_ends[1] else ''}{fmt_sig(ci_high, 3)}")
     if ci_low <= 1.0 <= ci_high:
         return 1.0, (f"No transform recommended: the {ci} of lambda contains 1 "
-                     f"(best lambda {_num(best, 3)}).")
+                     f"(best lambda {fmt_sig(best, 3)}).")
     inside = [v for v in CONVENTIONAL_LAMBDAS if ci_low <= v <= ci_high]
     if inside:
         lam = min(inside, key=lambda v: abs(v - best))
-        return lam, (f"Recommended transform: {LAMBDA_NAMES[lam]}, lambda = {_num(lam)} (best lambda "
-                     f"{_num(best, 3)}; {ci}, which excludes 1).")
+        return lam, (f"Recommended transform: {LAMBDA_NAMES[lam]}, lambda = {fmt_sig(lam)} (best lambda "
+                     f"{fmt_sig(best, 3)}; {ci}, which excludes 1).")
     lam = round(best, 2)
-    return lam, (f"Recommended transform: power lambda = {_num(lam)} (best lambda {_num(best, 3)}; {ci} "
+    return lam, (f"Recommended transform: power lambda = {fmt_sig(lam)} (best lambda {fmt_sig(best, 3)}; {ci} "
                  "contains no conventional power and excludes 1).")
 
 
@@ -1910,7 +1911,7 @@ def analysis_status(result: Mapping[str, Any]) -> list[str]:
             lines.append(f"{name}: not fitted - {r['error']}")
             continue
         k = len([t for t in r.get("terms") or [] if t != "Intercept"])
-        stats_text = ", ".join(f"{label} = {_num(r[key], 4)}" for key, label in
+        stats_text = ", ".join(f"{label} = {fmt_sig(r[key], 4)}" for key, label in
                                (("r2", "R²"), ("adj_r2", "adjusted R²"), ("pred_r2", "predicted R²"))
                                if r.get(key) is not None)
         transform = "" if r.get("transform") in (None, "none") else f", {r.get('transform_label')}"
@@ -1929,23 +1930,6 @@ def _f_sf(F: float, d1: float, d2: float) -> float:
 def _t_two_sided(t: Any, df: float) -> np.ndarray:
     """Two-sided p-value of Student's t."""
     return 2.0 * special.stdtr(df, -np.abs(np.asarray(t, dtype=float)))
-
-
-# -- formatting ----------------------------------------------------------------------------------
-def _num(x: float, digits: int = 6) -> str:
-    """Short number: 6 significant digits, no '-0'."""
-    if x is None or not math.isfinite(float(x)):
-        return str(x)
-    text = f"{float(x):.{digits}g}"
-    return "0" if text in ("-0", "0") else text
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and x.is_integer():
-        return int(x)
-    return x
 
 
 def _ids(ids: list[Any]) -> str:

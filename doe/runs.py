@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from doe import limits
+from doe._format import plain_whole
 from doe.design import Design, unquote_formula
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.study import Factor, Response, Study
@@ -872,7 +873,7 @@ def _tidy(study: Study, frame: pd.DataFrame, decimal_comma: bool) -> tuple[pd.Da
     problems += found
     for c in ("StdOrder", _block(study), "PointType"):
         if c in frame:
-            cols[c] = [_plain(v) for v in frame[c]]
+            cols[c] = [_cell_value(v) for v in frame[c]]
     for f in study.factors:
         if f.name in frame:
             cols[f.name], found = _factor_column(f, frame[f.name], decimal_comma)
@@ -885,7 +886,7 @@ def _tidy(study: Study, frame: pd.DataFrame, decimal_comma: bool) -> tuple[pd.Da
                      if "Notes" in frame else [""] * len(frame))
     for c in frame.columns:
         if c not in cols:
-            cols[c] = [_plain(unquote_formula(v)) for v in frame[c]]
+            cols[c] = [_cell_value(unquote_formula(v)) for v in frame[c]]
     out = pd.DataFrame(cols, index=frame.index)
     order = {c: i for i, c in enumerate(frame.columns)}
     problems.sort(key=lambda p: (p.row or 0, order.get(p.column, -1)))
@@ -1135,12 +1136,9 @@ def _text(value: Any) -> str:
     return str(value).replace("\u00a0", " ").strip()
 
 
-def _plain(value: Any) -> Any:
-    if _blank(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    return int(value) if isinstance(value, float) and value.is_integer() else value
+def _cell_value(value: Any) -> Any:
+    """None for a blank cell (:func:`_blank`), else the cell as :func:`doe._format.plain_whole` gives it."""
+    return None if _blank(value) else plain_whole(value)
 
 
 def _show(value: Any) -> str:

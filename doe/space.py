@@ -102,6 +102,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from doe._format import plain
 from doe._json import json_ready
 from doe.constraints import feasible as _constraints_feasible
 from doe.errors import ModelError, did_you_mean, quoted_list
@@ -1995,7 +1996,7 @@ def _set_point_report(pm: PredictiveModel, point: dict[str, Any], dist: float, t
                                "mean_in_spec": bool(_within(np.array([pred["mean"]]), c.lower, c.upper)[0])}
     n = res.draws
     coded = {f: float(pm.study.factor(f).to_coded(point[f])) for f in pm.numeric}
-    return {"settings": {k: _plain(v) for k, v in point.items()}, "coded": coded,
+    return {"settings": {k: plain(v) for k, v in point.items()}, "coded": coded,
             "probability": float(res.joint[0]), "per_cqa": {k: float(v[0]) for k, v in res.per_cqa.items()},
             "inside": bool(res.joint[0] >= threshold and feasible), "feasible": feasible,
             "distance_to_edge": dist, "predictions": predictions,
@@ -2049,7 +2050,7 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
     report = set_point_report(pm, sp, **opts, assurance=level)
     out: dict[str, Any] = {
         "method": pm.describe(), "cqas_with_specs": pm.spec_names, "not_modelled": pm.not_modelled,
-        "set_point": {k: _plain(v) for k, v in sp.items()}, "set_point_source": source,
+        "set_point": {k: plain(v) for k, v in sp.items()}, "set_point_source": source,
         "probability_at_set_point": par.probability, "per_cqa_at_set_point": report["per_cqa"],
         "predictions_at_set_point": report["predictions"], "inside": report["inside"], "threshold": threshold,
         "par": {k: list(v) for k, v in par.items()}, "par_limited_by": par.limited_by, "par_reason": par.reason,
@@ -2086,9 +2087,3 @@ def _par_lines(pm: PredictiveModel, sp: dict[str, Any], n: int = 201) -> pd.Data
             frames.append(_frame(pm, sp, n, **{name: np.linspace(f.low, f.high, n)}))
     frame = pd.concat(frames, ignore_index=True)
     return frame[pm.study.feasible(frame)].reset_index(drop=True)
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v

@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 
 from doe import limits
+from doe._format import plain_whole
 from doe._recent import Recent
 from doe.constraints import KINDS, Constraint, feasible
 from doe.errors import StudyError, did_you_mean, quoted_list
@@ -104,9 +105,9 @@ class Factor:
     def to_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.kind == "continuous":
-            out["low"], out["high"] = _plain(self.low), _plain(self.high)
+            out["low"], out["high"] = plain_whole(self.low), plain_whole(self.high)
         else:
-            out["levels"] = [_plain(v) for v in self.levels]
+            out["levels"] = [plain_whole(v) for v in self.levels]
         if self.units:
             out["units"] = self.units
         if self.description:
@@ -151,11 +152,11 @@ class Response:
         out["goal"] = self.goal
         for key in ("lower", "upper", "target"):
             if getattr(self, key) is not None:
-                out[key] = _plain(getattr(self, key))
+                out[key] = plain_whole(getattr(self, key))
         if self.weight != 1.0:
-            out["weight"] = _plain(self.weight)
+            out["weight"] = plain_whole(self.weight)
         if self.importance != 1.0:
-            out["importance"] = _plain(self.importance)
+            out["importance"] = plain_whole(self.importance)
         if self.description:
             out["description"] = self.description
         return out
@@ -441,15 +442,6 @@ def _fmt(x: Any) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def _plain(x: Any) -> Any:
-    """numpy scalars -> Python scalars; integral floats -> int for tidy YAML."""
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and x.is_integer():
-        return int(x)
-    return x
-
-
 def _text(value: Any, what: str) -> str:
     if value is None:
         return ""
@@ -662,7 +654,7 @@ def _validate_factor(f: Factor) -> None:
         _check_finite(v, f"A level of discrete factor '{f.name}'")
     if len(set(values)) != len(values):
         raise StudyError(f"Discrete factor '{f.name}' has duplicate levels.")
-    f.levels = [_plain(v) for v in values]
+    f.levels = [plain_whole(v) for v in values]
     f.low, f.high = values[0], values[-1]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from doe._format import blank_as_none
 from doe.constraints import Constraint
 from doe.errors import StudyError
 from doe.study import Factor, Response, Study, number_or_none
@@ -60,7 +61,7 @@ def parse_number(value: Any, what: str) -> float | None:
             f"{what}: '{text}' contains a comma. Type numbers with a decimal point and no thousands "
             f"separator: '{text.replace(',', '.', 1)}' if the comma is a decimal comma, "
             f"'{text.replace(',', '')}' if it separates thousands.")
-    return number_or_none(_num(value), what)
+    return number_or_none(blank_as_none(value), what)
 
 
 def factors_table(study: Study) -> pd.DataFrame:
@@ -90,10 +91,6 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (
         isinstance(value, str) and not value.strip()
     )
-
-
-def _num(value: Any) -> float | None:
-    return None if _blank(value) else value
 
 
 def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -9,13 +9,12 @@ the fits and the design space) and compares it with the previous version.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from doe._format import json_number, json_value
 from doe.analysis import CQAFit, ModelChoice, default_choice, fit_all
 from doe.errors import DoeError, ModelError
 
@@ -23,25 +22,8 @@ ALPHA = 0.05  # significance level of "became / stopped being significant"
 STATS = ("r2", "adj_r2", "pred_r2", "rmse")
 COEF_FIELDS = ("estimate", "std_error", "ci_low", "ci_high", "p")
 GRID_N = 25  # points per axis of the design-space map whose fraction is stored
-
-
-def _num(value: Any) -> float | None:
-    """A finite float, or None (JSON-safe)."""
-    if value is None:
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return _num(value)
-    return value
+# The old private names, still imported by doe.space_compare (issue 17 removes that private import).
+_num, _plain = json_number, json_value
 
 
 # -- summaries ----------------------------------------------------------------------------
@@ -59,11 +41,11 @@ def analysis_summary(fits: Mapping[str, CQAFit]) -> dict[str, Any]:
             continue
         coefs = []
         for row in fm.coefficients.to_dict(orient="records"):
-            coefs.append({"term": str(row["term"]), **{k: _num(row.get(k)) for k in COEF_FIELDS}})
+            coefs.append({"term": str(row["term"]), **{k: json_number(row.get(k)) for k in COEF_FIELDS}})
         entry.update({
             "model": fm.model_spec, "transform": fm.transform, "transform_label": fm.transform_label,
             "n": int(fm.n), "p": int(fm.p), "df_resid": int(fm.df_resid),
-            **{k: _num(getattr(fm, k)) for k in STATS},
+            **{k: json_number(getattr(fm, k)) for k in STATS},
             "coefficients": coefs,
         })
         out[name] = entry
@@ -107,24 +89,24 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
         set_point, out["set_point_source"] = dict(rsp["settings"]), "robust (maximum probability)"
         frame = pd.DataFrame([{f: set_point[f] for f in study.factor_names}])
     res = probability(pm, frame, draws=draws, seed=seed)
-    out["set_point"] = {k: _plain(v) for k, v in set_point.items()}
-    out["probability_at_set_point"] = _num(res.joint[0])
-    out["per_cqa_at_set_point"] = {k: _num(v[0]) for k, v in res.per_cqa.items()}
+    out["set_point"] = {k: json_value(v) for k, v in set_point.items()}
+    out["probability_at_set_point"] = json_number(res.joint[0])
+    out["per_cqa_at_set_point"] = {k: json_number(v[0]) for k, v in res.per_cqa.items()}
     out["draws"] = int(res.draws)
     level, kind = assure.get("level"), assure.get("kind", "simultaneous")
     if level is not None:
         from doe.space import lower_bound_at
 
+        bound = lower_bound_at(pm, set_point, level, draws=draws, seed=seed)
         out.update(assurance=float(level), assurance_kind=kind,
-                   probability_lower_bound_at_set_point=_num(lower_bound_at(pm, set_point, level, draws=draws,
-                                                                            seed=seed)))
+                   probability_lower_bound_at_set_point=json_number(bound))
     if len(pm.numeric) >= 2:
         x, y = pm.numeric[:2]
         fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
         g = space_grid(pm, x, y, fixed, n=GRID_N, threshold=threshold, draws=draws, seed=seed, assurance=level,
                        assurance_kind=kind)
-        out["fraction_inside"] = _num(g.fraction_inside)
-        out["grid"] = {"x": x, "y": y, "fixed": {k: _plain(v) for k, v in g.fixed.items()}, "n": GRID_N}
+        out["fraction_inside"] = json_number(g.fraction_inside)
+        out["grid"] = {"x": x, "y": y, "fixed": {k: json_value(v) for k, v in g.fixed.items()}, "n": GRID_N}
     return out
 
 
@@ -186,7 +168,7 @@ def rerun_analysis(store, study_name: str, user, *, new_runs: pd.DataFrame | Non
 
 # -- comparison -------------------------------------------------------------------------------
 def _before_after(old: Any, new: Any) -> dict[str, Any]:
-    o, n = _num(old), _num(new)
+    o, n = json_number(old), json_number(new)
     return {"old": o, "new": n, "change": None if o is None or n is None else n - o}
 
 
@@ -212,7 +194,7 @@ def _compare_cqa(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -
         o, n = oc.get(t, {}), nc.get(t, {})
         row: dict[str, Any] = {"term": t, "in_old": t in oc, "in_new": t in nc}
         for k in COEF_FIELDS:
-            row[f"old_{k}"], row[f"new_{k}"] = _num(o.get(k)), _num(n.get(k))
+            row[f"old_{k}"], row[f"new_{k}"] = json_number(o.get(k)), json_number(n.get(k))
         row["change"] = _before_after(o.get("estimate"), n.get("estimate"))["change"]
         row["significance"] = _significance(row["old_p"], row["new_p"])
         rows.append(row)
