@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from doe.study import Study
+from pages._compat import leave_legacy_pages_mode
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "data" / "msc_expansion.yaml"
 
@@ -16,17 +17,10 @@ def _run_through_app() -> None:
 
     Streamlit treats a folder named pages/ as a legacy multipage app until the
     first st.navigation call in the process; a deep link opened right after a
-    server start would otherwise run the page without app.py's navigation.
+    server start would otherwise run the page without app.py's navigation
+    (pages/_compat.leave_legacy_pages_mode).
     """
-    try:
-        from streamlit.runtime import Runtime
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without the legacy mode
-        return
-    if type(Runtime._instance) is not Runtime:  # AppTest's mock runtime resets the flag each run
-        return
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    if leave_legacy_pages_mode():
         st.rerun()
 
 

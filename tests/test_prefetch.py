@@ -85,14 +85,14 @@ def test_no_prefetch_thread_outside_a_server():
 def test_server_start_does_the_first_pages_work_ahead(monkeypatch):
     """At server start (app.py), a background thread loads the Home page's modules, opens the
     database and runs Streamlit's once-per-process check (inspect.stack over every module, about 0.3 s
-    here), so the first page a user opens does none of it."""
+    here), so the first page a user opens does none of it. That the check then is done for the
+    process, in Streamlit's own terms, is tests/test_compat.py's business."""
     import types
-
-    from streamlit import delta_generator
 
     from pages._db import default_url, open_store
 
-    monkeypatch.setattr(delta_generator, "_use_warning_has_been_displayed", False)
+    checked = []
+    monkeypatch.setattr(speed, "run_direct_execution_check", lambda: checked.append(True))
     started = []
     monkeypatch.setattr(speed.threading, "Thread",  # run the thread's work here, now
                         lambda target, **kw: types.SimpleNamespace(start=lambda: (started.append(kw), target())))
@@ -105,18 +105,11 @@ def test_server_start_does_the_first_pages_work_ahead(monkeypatch):
     open_store.clear()
     speed.prepare_first_page()
     assert [kw["name"] for kw in started] == ["doe-first-page"]
-    assert delta_generator._use_warning_has_been_displayed  # Streamlit does not check again
+    assert checked == [True]  # pages/_compat.run_direct_execution_check: Streamlit does not check again
     assert opened == [default_url()]
     open_store(default_url())  # what the first page asks for: already open
     assert opened == [default_url()]
     open_store.clear()
-
-
-def test_the_once_per_process_check_tolerates_a_streamlit_without_it(monkeypatch):
-    from streamlit import delta_generator
-
-    monkeypatch.delattr(delta_generator, "_maybe_print_use_warning")
-    speed._check_direct_execution_once()  # nothing to do ahead, and no error
 
 
 def test_background_imports_wait_while_a_page_runs():
