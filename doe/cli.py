@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from doe._json import json_ready
+from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError
 
 EXIT_INPUT = 2
@@ -107,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", help="run sheet with results (CSV or XLSX)")
     p.add_argument("--model", default="quadratic", help="model for every CQA (default: quadratic)")
     p.add_argument("--reduce", action="store_true", help="hierarchical backward reduction of each model")
-    p.add_argument("--threshold", type=float, default=0.9, help="probability that defines the design space")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"probability that defines the design space (default {DEFAULT_THRESHOLD:g})")
     p.add_argument("--assurance", type=float, metavar="GAMMA",
                    help="assurance level (e.g. 0.95): the design space is where the lower GAMMA credible bound "
                         "of P(all CQAs in spec) is >= --threshold; adds probability_lower_bound_at_set_point")

@@ -105,13 +105,14 @@ from scipy import special, stats
 from doe._format import plain
 from doe._json import json_ready
 from doe.constraints import feasible as _constraints_feasible
+from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import ModelError, did_you_mean, quoted_list
 from doe.fit import FittedModel, Transform
 from doe.model import effect_codes
 from doe.study import Factor, Study
 
 __all__ = [
-    "DEFAULT_DRAWS", "PARResult", "PredictiveModel", "ProbabilityResult", "SpaceGrid",
+    "DEFAULT_DRAWS", "DEFAULT_THRESHOLD", "PARResult", "PredictiveModel", "ProbabilityResult", "SpaceGrid",
     "build_predictive", "check_nor", "closed_form_probability", "probability",
     "lower_bound_at", "proven_acceptable_ranges", "robust_set_point", "set_point_report", "space_grid", "summary_json",
     "tolerance_factor",
@@ -1249,7 +1250,7 @@ def _numeric_factor(pm: PredictiveModel, name: str) -> Factor:
 
 
 def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | None = None, *,
-               n: int = 50, threshold: float = 0.9, draws: int | None = None, seed: int = 0,
+               n: int = 50, threshold: float = DEFAULT_THRESHOLD, draws: int | None = None, seed: int = 0,
                setpoint_sd: dict[str, float] | None = None, interval: Any = None,
                assurance: float | None = None, assurance_kind: str = "simultaneous") -> SpaceGrid:
     """Probability map of the design space over ``x`` and ``y`` within their study ranges.
@@ -1456,7 +1457,7 @@ class PARResult(dict):
         return json_ready(out)
 
 
-def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = 0.9,
+def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = DEFAULT_THRESHOLD,
                              draws: int | None = None, seed: int = 0,
                              setpoint_sd: dict[str, float] | None = None, n: int = 201,
                              assurance: float | None = None) -> PARResult:
@@ -1567,7 +1568,7 @@ def _refine_end(pm: PredictiveModel, sp: dict[str, Any], f: Factor, good: float,
 
 # -- normal operating ranges ----------------------------------------------------------------------
 def check_nor(pm: PredictiveModel, set_point: Mapping[str, Any], nor: Mapping[str, tuple[float, float]], *,
-              threshold: float = 0.9, draws: int | None = None, seed: int = 0,
+              threshold: float = DEFAULT_THRESHOLD, draws: int | None = None, seed: int = 0,
               setpoint_sd: dict[str, float] | None = None, points: int = 5,
               assurance: float | None = None) -> dict[str, Any]:
     """Whether a normal operating range (a box of numeric factors) lies inside the design space.
@@ -1655,7 +1656,7 @@ def _box_eval(pm: PredictiveModel, sp: dict[str, Any], box: dict[str, tuple[floa
 
 
 # -- robust set point -----------------------------------------------------------------------------
-def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = None, threshold: float = 0.9,
+def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = None, threshold: float = DEFAULT_THRESHOLD,
                      draws: int | None = None, seed: int = 0, setpoint_sd: dict[str, float] | None = None,
                      grid: int = 21) -> dict[str, Any]:
     """The settings that maximise the joint probability of meeting every spec (Peterson 2004).
@@ -1953,7 +1954,7 @@ def _combination_table(frame: pd.DataFrame, free_cat: list[str], score: np.ndarr
             for k, v in best.items()]
 
 
-def set_point_report(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = 0.9,
+def set_point_report(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = DEFAULT_THRESHOLD,
                      draws: int | None = None, seed: int = 0,
                      setpoint_sd: dict[str, float] | None = None,
                      assurance: float | None = None) -> dict[str, Any]:
@@ -2005,7 +2006,7 @@ def _set_point_report(pm: PredictiveModel, point: dict[str, Any], dist: float, t
 
 
 # -- summary for the CLI ----------------------------------------------------------------------------
-def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = None, threshold: float = 0.9,
+def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = None, threshold: float = DEFAULT_THRESHOLD,
                  draws: int | None = None, seed: int = 0, setpoint_sd: dict[str, float] | None = None,
                  x: str | None = None, y: str | None = None, n: int = 50,
                  assurance: float | None = None, assurance_kind: str = "simultaneous") -> dict[str, Any]:

@@ -27,6 +27,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from doe.analysis import CQAFit, default_choice, fit_all
+from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError, ModelError
 from doe.figures import PALETTE, TEMPLATE
 from doe.space import PredictiveModel, SpaceGrid, build_predictive, probability, robust_set_point, space_grid
@@ -266,7 +267,7 @@ def _map(rebuilt: RebuiltAnalysis, study_name: str, x: str, y: str, set_point: M
 def _stored_defaults(new: RebuiltAnalysis, threshold: float | None, draws: int | None) -> tuple[float, int | None]:
     ds = new.summary.get("design_space") or {}
     if threshold is None:
-        threshold = float(ds.get("threshold") or 0.9)
+        threshold = float(ds.get("threshold") or DEFAULT_THRESHOLD)
     if draws is None and ds.get("draws"):
         draws = int(ds["draws"])
     return threshold, draws

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from doe.decision import DEFAULT_THRESHOLD, Decision
 from doe.space import PredictiveModel, SpaceGrid, robust_set_point, space_grid
 from doe.study import Study
 
@@ -60,7 +61,7 @@ def _spread(pm: PredictiveModel, x: str, y: str, point: Mapping[str, Any], opts:
     return float(p.std()) if p.size else 0.0
 
 
-def view_axes(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = 0.9,
+def view_axes(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = DEFAULT_THRESHOLD,
               draws: int | None = None, seed: int = 0,
               setpoint_sd: dict[str, float] | None = None) -> tuple[str, str] | None:
     """The pair of numeric factors over which the probability varies most through ``set_point``
@@ -75,7 +76,7 @@ def view_axes(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: f
     return pairs[int(np.argmax(scores))]
 
 
-def opening_view(pm: PredictiveModel, *, threshold: float = 0.9, draws: int | None = None, seed: int = 0,
+def opening_view(pm: PredictiveModel, *, threshold: float = DEFAULT_THRESHOLD, draws: int | None = None, seed: int = 0,
                  setpoint_sd: dict[str, float] | None = None, robust: Mapping[str, Any] | None = None,
                  set_point: Mapping[str, Any] | None = None) -> OpeningView | None:
     """The informative first view of the design space (None with fewer than two numeric factors).
@@ -209,9 +210,9 @@ class SavedView:
 
 
 def decision_setpoint_sd(ranges: Mapping[str, Any] | None) -> dict[str, float]:
-    """The set-point variation (factor -> SD) saved in a decision's ranges JSON; {} when none."""
-    sd = (ranges or {}).get("setpoint_sd") or {}
-    return {str(k): float(v) for k, v in sd.items() if v is not None and float(v) > 0}
+    """The set-point variation (factor -> SD) saved in a decision's ranges JSON; {} when none
+    (:attr:`doe.decision.Decision.setpoint_sd`)."""
+    return Decision(DEFAULT_THRESHOLD, {}, dict(ranges or {})).setpoint_sd
 
 
 def describe_setpoint_sd(study: Study, sd: Mapping[str, float] | None) -> str:
@@ -231,8 +232,9 @@ def saved_view(study: Study, decision: Mapping[str, Any]) -> SavedView:
     outside the tested range or an untested level makes the set point unusable (None) with a
     message; an SD of a factor the study no longer has is dropped with a message."""
     problems: list[str] = []
-    did = decision.get("id")
-    saved = dict(decision.get("set_point") or {})
+    saved_decision = Decision.from_row(decision)
+    did = saved_decision.id
+    saved = dict(saved_decision.set_point)
     point: dict[str, Any] | None = {}
     for f in study.factors:
         if f.name not in saved:
@@ -257,17 +259,16 @@ def saved_view(study: Study, decision: Mapping[str, Any]) -> SavedView:
     if problems:
         point = None
     sd = {}
-    for k, v in decision_setpoint_sd(decision.get("ranges")).items():
+    for k, v in saved_decision.setpoint_sd.items():
         if k in study.factor_names and not study.factor(k).is_categorical:
             sd[k] = v
         else:
             problems.append(f"the set-point variation of {k} is dropped: the study has no numeric factor {k}")
-    threshold = float(decision.get("threshold") or 0.9)
-    return SavedView(None if did is None else int(did), threshold, point, sd, problems)
+    return SavedView(did, saved_decision.threshold, point, sd, problems)
 
 
 # -- PAR ends: which CQA ends each proven acceptable range ---------------------------------------------
-def par_limits(pm: PredictiveModel, par: Any, *, threshold: float = 0.9, draws: int | None = None, seed: int = 0,
+def par_limits(pm: PredictiveModel, par: Any, *, threshold: float = DEFAULT_THRESHOLD, draws: int | None = None, seed: int = 0,
                setpoint_sd: dict[str, float] | None = None) -> dict[str, tuple[str | None, str | None]]:
     """Per numeric factor of a :class:`doe.space.PARResult`, the CQA with the lowest probability just
     beyond each end that the probability limits (None for an end at the study range or a constraint)."""

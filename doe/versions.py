@@ -16,6 +16,7 @@ import pandas as pd
 
 from doe._format import json_number, json_value
 from doe.analysis import CQAFit, ModelChoice, default_choice, fit_all
+from doe.decision import DEFAULT_ASSURANCE_KIND, DEFAULT_THRESHOLD, latest_decision
 from doe.errors import DoeError, ModelError
 
 ALPHA = 0.05  # significance level of "became / stopped being significant"
@@ -58,7 +59,7 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
     from doe.space import build_predictive, probability, robust_set_point, space_grid
 
     models = {n: f.model for n, f in fits.items() if f.model is not None}
-    out: dict[str, Any] = {"threshold": 0.9, "set_point": None, "set_point_source": None,
+    out: dict[str, Any] = {"threshold": DEFAULT_THRESHOLD, "set_point": None, "set_point_source": None,
                            "probability_at_set_point": None, "fraction_inside": None, "grid": None,
                            "draws": draws, "seed": seed, "warnings": [], "error": None}
     try:
@@ -67,13 +68,12 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
         out["error"] = str(exc)
         return out
     out["warnings"] = list(pm.warnings)
-    decisions = store.decisions(study_name)
-    set_point, assure = None, {}
-    if len(decisions):
-        last = decisions.iloc[-1]
-        out["threshold"] = float(last["threshold"])
-        set_point, out["set_point_source"] = dict(last["set_point"]), f"decision {int(last['id'])}"
-        assure = dict((last["ranges"] or {}).get("assurance") or {})  # saved with an assured design space
+    decision = latest_decision(store, study_name)
+    set_point, level, kind = None, None, DEFAULT_ASSURANCE_KIND
+    if decision is not None:
+        out["threshold"] = decision.threshold
+        set_point, out["set_point_source"] = dict(decision.set_point), f"decision {decision.id}"
+        level, kind = decision.assurance, decision.assurance_kind  # saved with an assured design space
     threshold = out["threshold"]
     frame = None
     if set_point is not None:
@@ -93,7 +93,6 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
     out["probability_at_set_point"] = json_number(res.joint[0])
     out["per_cqa_at_set_point"] = {k: json_number(v[0]) for k, v in res.per_cqa.items()}
     out["draws"] = int(res.draws)
-    level, kind = assure.get("level"), assure.get("kind", "simultaneous")
     if level is not None:
         from doe.space import lower_bound_at
 

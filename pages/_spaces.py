@@ -13,8 +13,7 @@ import json
 
 import streamlit as st
 
-#: The page's first view: probability threshold, no set-point variation, no interval.
-DEFAULT_THRESHOLD = 0.9
+from doe.decision import DEFAULT_THRESHOLD  # the page's first view: this threshold, no set-point variation
 
 
 def as_json(value) -> str:

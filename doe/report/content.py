@@ -25,6 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from doe.analysis import CQAFit, ModelChoice, data_version, default_choice, fit_all
+from doe.decision import DEFAULT_ASSURANCE_KIND, DEFAULT_THRESHOLD
 from doe.errors import DoeError
 from doe.study import Study
 
@@ -262,7 +263,7 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
     from doe.space import build_predictive, robust_set_point, space_grid, summary_json
 
     models = {n: f.model for n, f in inp.fits.items() if f.model is not None}
-    empty = {"pm": None, "summary": {}, "set_point": {}, "source": "none", "threshold": 0.9, "draws": draws,
+    empty = {"pm": None, "summary": {}, "set_point": {}, "source": "none", "threshold": DEFAULT_THRESHOLD, "draws": draws,
              "seed": seed, "grid": None, "ranges": {}}
     if not models:
         return {**empty, "error": "no CQA model could be fitted (see section 5)"}
@@ -270,19 +271,19 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         pm = build_predictive(inp.study, models, seed=seed)
     except ModelError as exc:
         return {**empty, "error": str(exc)}
-    from doe.space_view import decision_setpoint_sd, opening_view
+    from doe.decision import Decision
+    from doe.space_view import opening_view
 
-    threshold, source, ranges = 0.9, "robust (maximum probability)", {}
+    threshold, source, ranges = DEFAULT_THRESHOLD, "robust (maximum probability)", {}
     set_point, sd, axes = None, {}, {}
+    level, kind = None, DEFAULT_ASSURANCE_KIND
     if inp.decision is not None:
-        threshold = float(inp.decision["threshold"])
-        set_point = dict(inp.decision["set_point"])
-        ranges = dict(inp.decision["ranges"] or {})
-        sd = decision_setpoint_sd(ranges)  # the set-point variation saved with the decision
-        source = (f"decision {int(inp.decision['id'])} by {inp.decision['created_by']} "
-                  f"({str(inp.decision['created_at'])[:10]})")
-    assure = inp.assurance or ranges.get("assurance") or {}
-    level, kind = assure.get("level"), assure.get("kind", "simultaneous")
+        decision = Decision.from_row(inp.decision)
+        threshold, set_point, ranges = decision.threshold, dict(decision.set_point), dict(decision.ranges)
+        sd, source = decision.setpoint_sd, decision.source  # the set-point variation saved with the decision
+        level, kind = decision.assurance, decision.assurance_kind
+    if inp.assurance:  # report --assurance overrides the decision's
+        level, kind = inp.assurance.get("level"), inp.assurance.get("kind", DEFAULT_ASSURANCE_KIND)
     opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": sd or None}
     if set_point is None:  # the page's opening view: the robust set point, the informative slice
         view = opening_view(pm, robust=robust_set_point(pm, **opts), **opts)
