@@ -29,7 +29,7 @@ from doe.calibration import assurance_calibration  # noqa: E402
 def _time_example() -> str:
     import pandas as pd
 
-    from doe.analysis import default_choice, fit_all
+    from doe.analysis import default_choice, fit_all, fitted_models
     from doe.space import build_predictive, robust_set_point, space_grid
     from doe.space_view import opening_view
     from doe.study import Study
@@ -37,7 +37,7 @@ def _time_example() -> str:
     study = Study.load(ROOT / "data" / "msc_expansion.yaml")
     runs = pd.read_csv(ROOT / "data" / "msc_example_results.csv")
     fits = fit_all(study, runs, default=default_choice())  # as the pages fit
-    pm = build_predictive(study, {n: f.model for n, f in fits.items() if f.model is not None})
+    pm = build_predictive(study, fitted_models(fits))
     view = opening_view(pm, robust=robust_set_point(pm))  # the slice the Design space page opens on
     fixed = {k: v for k, v in view.set_point.items() if k not in (view.x, view.y)}
     lines = [f"| Example map, 50 x 50 ({view.x} by {view.y}; {fixed}) | Seconds | Share of the map inside |",

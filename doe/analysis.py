@@ -8,6 +8,7 @@ so that "re-run analysis" refits the same choices on new data.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -104,6 +105,13 @@ def fit_all(study: Study, runs: pd.DataFrame, choices: dict[str, ModelChoice] | 
 
 
 _RECENT_FITS = Recent(8)
+
+
+def fitted_models(fits: Mapping[str, CQAFit]) -> dict[str, FittedModel]:
+    """The fitted model (:class:`~doe.fit.FittedModel`) of every CQA whose fit succeeded, by CQA name:
+    what the design space, desirability and comparisons use (CQAs whose fit failed keep their reason in
+    ``fits``)."""
+    return {n: f.model for n, f in fits.items() if f.model is not None}
 
 
 def data_version(runs: pd.DataFrame) -> str:

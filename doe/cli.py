@@ -394,7 +394,7 @@ def _pairs(items: list[str] | None, study, what: str, numeric: bool = False) -> 
 
 
 def _space(args: argparse.Namespace) -> int:
-    from doe.analysis import ModelChoice, data_version, fit_all
+    from doe.analysis import ModelChoice, data_version, fit_all, fitted_models
     from doe.space import build_predictive, robust_set_point, space_grid, summary_json
     from doe.space_figures import footnote, probability_map
     from doe.study import Study
@@ -405,7 +405,7 @@ def _space(args: argparse.Namespace) -> int:
     for name, fit in fits.items():
         if fit.error:
             print(f"warning: {name} left out: {fit.error}", file=sys.stderr)
-    pm = build_predictive(study, {n: f.model for n, f in fits.items() if f.model is not None}, seed=args.seed)
+    pm = build_predictive(study, fitted_models(fits), seed=args.seed)
     fixed = _pairs(args.fixed, study, "--fixed")
     sd = _pairs(args.setpoint_sd, study, "--setpoint-sd", numeric=True) or None
     opts = {"threshold": args.threshold, "draws": args.draws, "seed": args.seed, "setpoint_sd": sd}
@@ -420,7 +420,7 @@ def _space(args: argparse.Namespace) -> int:
     if not args.no_desirability:
         from doe.desirability import optimize_desirability
 
-        opt = optimize_desirability({n: f.model for n, f in fits.items() if f.model is not None}, study,
+        opt = optimize_desirability(fitted_models(fits), study,
                                     fixed=fixed or None, seed=args.seed)
         out["desirability_optimum"] = {"settings": opt["settings"], "desirability": opt["desirability"],
                                        "predictions": opt.get("predictions")}

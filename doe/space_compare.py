@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from doe.analysis import CQAFit, default_choice, fit_all
+from doe.analysis import CQAFit, default_choice, fit_all, fitted_models
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError, ModelError
 from doe.figures import PALETTE, TEMPLATE
@@ -121,7 +121,7 @@ def rebuild_analysis(store, study_name: str, version: int) -> RebuiltAnalysis:
 
 def _predictive(rebuilt: RebuiltAnalysis, study_name: str, draws: int | None, seed: int) -> PredictiveModel:
     """The posterior predictive of a rebuilt analysis, or a DoeError saying why there is none."""
-    models = {n: f.model for n, f in rebuilt.fits.items() if f.model is not None}
+    models = fitted_models(rebuilt.fits)
     try:
         pm = build_predictive(rebuilt.study, models, seed=seed, draws=draws)
     except ModelError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from doe._format import json_number, json_value
-from doe.analysis import CQAFit, ModelChoice, default_choice, fit_all
+from doe.analysis import CQAFit, ModelChoice, default_choice, fit_all, fitted_models
 from doe.decision import DEFAULT_ASSURANCE_KIND, DEFAULT_THRESHOLD, latest_decision
 from doe.errors import DoeError, ModelError
 
@@ -58,7 +58,7 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
     """Design-space figures of the fits: set-point probability and the map's fraction inside."""
     from doe.space import build_predictive, probability, robust_set_point, space_grid
 
-    models = {n: f.model for n, f in fits.items() if f.model is not None}
+    models = fitted_models(fits)
     out: dict[str, Any] = {"threshold": DEFAULT_THRESHOLD, "set_point": None, "set_point_source": None,
                            "probability_at_set_point": None, "fraction_inside": None, "grid": None,
                            "draws": draws, "seed": seed, "warnings": [], "error": None}

@@ -180,11 +180,11 @@ def prefetch_fits(study: Study, runs):
         return None
 
     def work() -> None:  # the statistics modules are imported here, not in the page's script run
-        from doe.analysis import responses_with_results
+        from doe.analysis import fitted_models, responses_with_results
         from pages._spaces import DEFAULT_THRESHOLD, first_view
 
         fits = fits_with(study_yaml, runs_csv, choices, responses_with_results(study, runs))
-        models = {n: f.model for n, f in fits.items() if f.model is not None}
+        models = fitted_models(fits)
         if models:
             key = space_key(study, runs, models, choices)
             pm = predictive(study, models, key)

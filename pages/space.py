@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from doe import space_figures as sf
-from doe.analysis import responses_with_results
+from doe.analysis import fitted_models, responses_with_results
 from doe.errors import DoeError
 from doe.space import robust_set_point, set_point_report
 from doe.space_view import edge_limits, par_frame, set_point_frame
@@ -50,7 +50,7 @@ fits = current_fits(study, runs, responses_with_results(study, runs))
 failed = {n: f.error for n, f in fits.items() if f.error}
 for n, err in failed.items():
     st.warning(f"{n} is left out: its model cannot be fitted ({err}).")
-models = {n: f.model for n, f in fits.items() if f.model is not None}
+models = fitted_models(fits)
 key = space_key(study, runs, models)
 try:
     with st.spinner("Drawing from the posterior of every CQA model..."):

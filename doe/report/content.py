@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from doe.analysis import CQAFit, ModelChoice, data_version, default_choice, fit_all
+from doe.analysis import CQAFit, ModelChoice, data_version, default_choice, fit_all, fitted_models
 from doe.decision import DEFAULT_ASSURANCE_KIND, DEFAULT_THRESHOLD
 from doe.errors import DoeError
 from doe.study import Study
@@ -262,7 +262,7 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
     from doe.errors import ModelError
     from doe.space import build_predictive, robust_set_point, space_grid, summary_json
 
-    models = {n: f.model for n, f in inp.fits.items() if f.model is not None}
+    models = fitted_models(inp.fits)
     empty = {"pm": None, "summary": {}, "set_point": {}, "source": "none", "threshold": DEFAULT_THRESHOLD, "draws": draws,
              "seed": seed, "grid": None, "ranges": {}}
     if not models:
