@@ -1602,8 +1602,11 @@ def check_nor(pm: PredictiveModel, set_point: Mapping[str, Any], nor: Mapping[st
            "draws": pm.draws(draws, seed).n, "nor": {f: tuple(v) for f, v in box.items()}}
     if full["ok"]:
         return {**out, "largest_box": out["nor"], "shrink": 1.0, "box_min_probability": full["min"],
-                "message": f"The NOR lies inside the design space: the lowest probability on its "
-                           f"{full['n']}-point grid is {full['min']:.3f} >= {threshold:g}."}
+                "message": (f"The NOR lies inside the design space: the lowest probability on its "
+                            f"{full['n']}-point grid is {full['min']:.3f} >= {threshold:g}." if gamma is None else
+                            f"The NOR lies inside the design space with assurance: at every point of its "
+                            f"{full['n']}-point grid the lower credible bound of the probability is >= {threshold:g} "
+                            f"(lowest point-estimate probability {full['min']:.3f}).")}
     lo_s, hi_s, best = 0.0, 1.0, None
     if _box_eval(pm, sp, box, centre, 0.0, threshold, opts, points)["ok"]:
         for _ in range(14):
@@ -1612,8 +1615,9 @@ def check_nor(pm: PredictiveModel, set_point: Mapping[str, Any], nor: Mapping[st
             lo_s, hi_s = (mid, hi_s) if res["ok"] else (lo_s, mid)
             best = res if res["ok"] else best
     where = ", ".join(f"{f} = {v:.4g}" for f, v in full["where"].items())
-    head = (f"The NOR is not inside the design space: {full['failing']} of its {full['n']} grid points fail "
-            f"(lowest probability {full['min']:.3f} at {where}).")
+    fail = "fail" if gamma is None else "have a lower credible bound below the threshold"
+    head = (f"The NOR is not inside the design space: {full['failing']} of its {full['n']} grid points {fail} "
+            f"(lowest {'' if gamma is None else 'point-estimate '}probability {full['min']:.3f} at {where}).")
     if best is None:
         return {**out, "largest_box": None, "shrink": 0.0, "box_min_probability": math.nan,
                 "message": head + " Even its centre is not in the design space."}

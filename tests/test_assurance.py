@@ -364,3 +364,25 @@ def test_rerun_evaluates_an_assured_decision(tmp_path):
         store.close()
     assert out["assurance"] == 0.95 and out["assurance_kind"] == "pointwise"
     assert 0 <= out["probability_lower_bound_at_set_point"] <= out["probability_at_set_point"] + 0.02
+
+
+def test_nor_check_with_assurance_uses_the_bound_at_every_grid_point():
+    from doe.space import check_nor
+
+    study, runs, fits, pm = _two_cqas(sd=0.3)
+    g = space_grid(pm, "A", "B", n=15, assurance=0.95, assurance_kind="pointwise")
+    j = np.unravel_index(np.argmax(g.lower_bound), g.lower_bound.shape)
+    sp = {"A": float(g.xs[j[1]]), "B": float(g.ys[j[0]])}
+    for half in (0.3, 2.5):
+        nor = {"A": (max(0.0, sp["A"] - half), min(10.0, sp["A"] + half)),
+               "B": (max(0.0, sp["B"] - half), min(10.0, sp["B"] + half))}
+        res = check_nor(pm, sp, nor, assurance=0.95)
+        corners = pd.DataFrame([(a, b) for a in np.linspace(*nor["A"], 5) for b in np.linspace(*nor["B"], 5)],
+                               columns=["A", "B"])
+        bounds = assurance.lower_bound(pm, corners, 0.95)  # the same 5 x 5 grid, independently
+        assert res["inside"] == bool(np.all(bounds >= 0.9)), (half, bounds.min())
+        assert res["failing_points"] == int(np.sum(bounds < 0.9))
+        if not res["inside"]:
+            assert "lower credible bound below the threshold" in res["message"]
+        else:
+            assert "with assurance" in res["message"]
