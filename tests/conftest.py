@@ -1,10 +1,8 @@
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent  # importable: pyproject.toml sets pytest's pythonpath = ["."]
 REFERENCE = ROOT / "tests" / "reference_cases"
 EXAMPLE = ROOT / "data" / "msc_expansion.yaml"
 
@@ -110,9 +108,24 @@ def pg_url(pg_required):
         yield url
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "postgres: needs PostgreSQL (DOE_TEST_POSTGRES_URL); runs in the "
-                                       "normal suite when it is set")
+# -- markers (registered in pyproject.toml) ---------------------------------------------------
+#: Fixtures that need PostgreSQL, and parameter values that select it (test_tamper's ``store``,
+#: test_store_faults' ``db_url``, test_store's ``backend``).
+POSTGRES_FIXTURES = {"pg_url", "pg_required"}
+POSTGRES_PARAMS = {"postgres", "postgresql"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``postgres`` every test that uses a PostgreSQL fixture or parameter, and ``browser`` every
+    test that uses the ``browser`` fixture (tests/test_e2e_store.py); tests that start Playwright
+    themselves carry ``@pytest.mark.browser``. Marking selects (``-m "not browser"``), never skips."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if names & POSTGRES_FIXTURES or any(isinstance(v, str) and v in POSTGRES_PARAMS for v in params.values()):
+            item.add_marker(pytest.mark.postgres)
+        if "browser" in names:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -230,6 +230,7 @@ def test_report_html_escapes_user_text(hostile_report_html):
             assert re.search(r"(\\u003c|&lt;)script(\\u003e|&gt;)alert\(1\)", body)
 
 
+@pytest.mark.browser
 def test_report_figures_draw_user_text_as_text_in_a_browser(hostile_report_html, tmp_path):
     """plotly.js's pseudo-HTML makes no <img>, no on* handler and no javascript: link from user text."""
     try:

@@ -202,6 +202,7 @@ def test_concurrent_writers_and_two_servers_lose_nothing(cluster):
             assert resp.status == 200
 
 
+@pytest.mark.browser
 def test_both_servers_render_the_app_in_a_browser(cluster):
     try:
         from playwright.sync_api import sync_playwright

@@ -160,6 +160,7 @@ def test_html_is_self_contained(report):
     assert html.count('id="figure-') >= len(content.figures)
 
 
+@pytest.mark.browser
 def test_html_opens_offline_and_draws_every_figure(report, tmp_path):
     content, _, html = report
     try:

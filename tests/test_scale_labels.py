@@ -11,6 +11,8 @@ from tests.test_scale import ISSUE, supply
 SUPPLIES = [supply(), supply(seeding_density_cells_per_cm2=3000, fold_expansion_per_passage=5.189,
                              harvest_density_cells_per_cm2=15570)]
 
+pytestmark = pytest.mark.browser
+
 
 def _overlap(a, b, pad=0.0):
     return (a["x"] < b["x"] + b["width"] - pad and b["x"] < a["x"] + a["width"] - pad

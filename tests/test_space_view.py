@@ -147,6 +147,7 @@ def _overlap(a: dict, b: dict) -> bool:
             and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 900])
 def test_legend_is_clear_of_the_colour_bar_in_chromium(example, width):
     study, pm = example
