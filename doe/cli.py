@@ -395,7 +395,7 @@ def _pairs(items: list[str] | None, study, what: str, numeric: bool = False) -> 
 
 def _space(args: argparse.Namespace) -> int:
     from doe.analysis import ModelChoice, data_version, fit_all, fitted_models
-    from doe.space import build_predictive, robust_set_point, space_grid, summary_json
+    from doe.design_space import DesignSpace
     from doe.space_figures import footnote, probability_map
     from doe.study import Study
 
@@ -405,16 +405,15 @@ def _space(args: argparse.Namespace) -> int:
     for name, fit in fits.items():
         if fit.error:
             print(f"warning: {name} left out: {fit.error}", file=sys.stderr)
-    pm = build_predictive(study, fitted_models(fits), seed=args.seed)
     fixed = _pairs(args.fixed, study, "--fixed")
-    sd = _pairs(args.setpoint_sd, study, "--setpoint-sd", numeric=True) or None
-    opts = {"threshold": args.threshold, "draws": args.draws, "seed": args.seed, "setpoint_sd": sd}
+    sd = _pairs(args.setpoint_sd, study, "--setpoint-sd", numeric=True) or {}
+    ds = DesignSpace.of(study, fitted_models(fits), seed=args.seed, draws=args.draws, threshold=args.threshold,
+                        setpoint_sd=sd, assurance=args.assurance, assurance_kind=args.assurance_kind)
     if args.set_point is not None:
         set_point = {**fixed, **_pairs(args.set_point, study, "--set-point")}
     else:
-        set_point = robust_set_point(pm, fixed=fixed or None, **opts)["settings"]
-    out = summary_json(pm, set_point=set_point, x=args.x, y=args.y, **opts, assurance=args.assurance,
-                       assurance_kind=args.assurance_kind)
+        set_point = ds.robust_set_point(fixed=fixed or None)["settings"]
+    out = ds.summary(set_point, x=args.x, y=args.y)
     out["data_version"] = data_version(runs)
     out["desirability_optimum"] = None
     if not args.no_desirability:
@@ -427,8 +426,7 @@ def _space(args: argparse.Namespace) -> int:
     _write_json(out, args.json)
     if args.figure and out.get("grid"):
         g = out["grid"]
-        grid = space_grid(pm, g["x"], g["y"], g["fixed"], **opts, assurance=args.assurance,
-                          assurance_kind=args.assurance_kind)
+        grid = ds.grid(g["x"], g["y"], g["fixed"])
         par = {f: v for f, v in out["par"].items() if f in (g["x"], g["y"]) and len(v) == 2
                and not isinstance(v[0], str)}
         fig = probability_map(grid, study, set_point=out["set_point"], par=par or None,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from doe._format import json_number, json_value
 from doe.analysis import CQAFit, ModelChoice, default_choice, fit_all, fitted_models
-from doe.decision import DEFAULT_ASSURANCE_KIND, DEFAULT_THRESHOLD, latest_decision
+from doe.decision import DEFAULT_THRESHOLD, latest_decision
 from doe.errors import DoeError, ModelError
 
 ALPHA = 0.05  # significance level of "became / stopped being significant"
@@ -56,25 +56,29 @@ def analysis_summary(fits: Mapping[str, CQAFit]) -> dict[str, Any]:
 def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, draws: int | None,
                   seed: int) -> dict[str, Any]:
     """Design-space figures of the fits: set-point probability and the map's fraction inside."""
-    from doe.space import build_predictive, probability, robust_set_point, space_grid
+    from dataclasses import replace
+
+    from doe.design_space import DesignSpace
+    from doe.space import probability
 
     models = fitted_models(fits)
     out: dict[str, Any] = {"threshold": DEFAULT_THRESHOLD, "set_point": None, "set_point_source": None,
                            "probability_at_set_point": None, "fraction_inside": None, "grid": None,
                            "draws": draws, "seed": seed, "warnings": [], "error": None}
     try:
-        pm = build_predictive(study, models, seed=seed, draws=draws)
+        ds = DesignSpace.of(study, models, seed=seed, draws=draws)
     except ModelError as exc:
         out["error"] = str(exc)
         return out
+    pm = ds.pm
     out["warnings"] = list(pm.warnings)
     decision = latest_decision(store, study_name)
-    set_point, level, kind = None, None, DEFAULT_ASSURANCE_KIND
-    if decision is not None:
+    set_point = None
+    if decision is not None:  # its threshold and assurance (set-point variation is not applied to re-runs)
+        ds = replace(ds, threshold=decision.threshold, assurance=decision.assurance,
+                     assurance_kind=decision.assurance_kind)
         out["threshold"] = decision.threshold
         set_point, out["set_point_source"] = dict(decision.set_point), f"decision {decision.id}"
-        level, kind = decision.assurance, decision.assurance_kind  # saved with an assured design space
-    threshold = out["threshold"]
     frame = None
     if set_point is not None:
         try:
@@ -85,7 +89,7 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
                                    "the robust set point is used instead.")
             frame = None
     if frame is None:
-        rsp = robust_set_point(pm, threshold=threshold, draws=draws, seed=seed)
+        rsp = ds.robust_set_point()
         set_point, out["set_point_source"] = dict(rsp["settings"]), "robust (maximum probability)"
         frame = pd.DataFrame([{f: set_point[f] for f in study.factor_names}])
     res = probability(pm, frame, draws=draws, seed=seed)
@@ -93,17 +97,13 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
     out["probability_at_set_point"] = json_number(res.joint[0])
     out["per_cqa_at_set_point"] = {k: json_number(v[0]) for k, v in res.per_cqa.items()}
     out["draws"] = int(res.draws)
-    if level is not None:
-        from doe.space import lower_bound_at
-
-        bound = lower_bound_at(pm, set_point, level, draws=draws, seed=seed)
-        out.update(assurance=float(level), assurance_kind=kind,
-                   probability_lower_bound_at_set_point=json_number(bound))
+    if ds.assurance is not None:
+        out.update(assurance=ds.assurance, assurance_kind=ds.assurance_kind,
+                   probability_lower_bound_at_set_point=json_number(ds.lower_bound(set_point)))
     if len(pm.numeric) >= 2:
         x, y = pm.numeric[:2]
         fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
-        g = space_grid(pm, x, y, fixed, n=GRID_N, threshold=threshold, draws=draws, seed=seed, assurance=level,
-                       assurance_kind=kind)
+        g = ds.grid(x, y, fixed, n=GRID_N)
         out["fraction_inside"] = json_number(g.fraction_inside)
         out["grid"] = {"x": x, "y": y, "fixed": {k: json_value(v) for k, v in g.fixed.items()}, "n": GRID_N}
     return out

@@ -259,21 +259,16 @@ def _assemble(inp: _Inputs, *, draws: int, seed: int) -> ReportContent:
 
 # -- design space (the same calls as 'python -m doe space', so its command reproduces the numbers) -----
 def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
-    from doe.errors import ModelError
-    from doe.space import build_predictive, robust_set_point, space_grid, summary_json
-
-    models = fitted_models(inp.fits)
-    empty = {"pm": None, "summary": {}, "set_point": {}, "source": "none", "threshold": DEFAULT_THRESHOLD, "draws": draws,
-             "seed": seed, "grid": None, "ranges": {}}
-    if not models:
-        return {**empty, "error": "no CQA model could be fitted (see section 5)"}
-    try:
-        pm = build_predictive(inp.study, models, seed=seed)
-    except ModelError as exc:
-        return {**empty, "error": str(exc)}
     from doe.decision import Decision
+    from doe.design_space import DesignSpace
+    from doe.errors import ModelError
     from doe.space_view import opening_view
 
+    models = fitted_models(inp.fits)
+    empty = {"pm": None, "summary": {}, "set_point": {}, "source": "none", "threshold": DEFAULT_THRESHOLD,
+             "draws": draws, "seed": seed, "grid": None, "ranges": {}}
+    if not models:
+        return {**empty, "error": "no CQA model could be fitted (see section 5)"}
     threshold, source, ranges = DEFAULT_THRESHOLD, "robust (maximum probability)", {}
     set_point, sd, axes = None, {}, {}
     level, kind = None, DEFAULT_ASSURANCE_KIND
@@ -284,24 +279,28 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         level, kind = decision.assurance, decision.assurance_kind
     if inp.assurance:  # report --assurance overrides the decision's
         level, kind = inp.assurance.get("level"), inp.assurance.get("kind", DEFAULT_ASSURANCE_KIND)
-    opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": sd or None}
+    try:
+        ds = DesignSpace.of(inp.study, models, seed=seed, draws=draws, threshold=threshold, setpoint_sd=sd,
+                            assurance=level, assurance_kind=kind)
+    except ModelError as exc:
+        return {**empty, "error": str(exc)}
     if set_point is None:  # the page's opening view: the robust set point, the informative slice
-        view = opening_view(pm, robust=robust_set_point(pm, **opts), **opts)
+        view = opening_view(ds.pm, robust=ds.robust_set_point(), **ds.options)
         if view is not None:
             set_point, source, axes = view.set_point, view.reason, {"x": view.x, "y": view.y}
         else:
-            set_point = robust_set_point(pm, **opts)["settings"]
+            set_point = ds.robust_set_point()["settings"]
     try:
-        summary = summary_json(pm, set_point=set_point, **axes, **opts, assurance=level, assurance_kind=kind)
+        summary = ds.summary(set_point, **axes)
     except ModelError as exc:
         return {**empty, "error": str(exc)}
     grid = None
     if summary.get("grid"):
         g = summary["grid"]
-        grid = space_grid(pm, g["x"], g["y"], g["fixed"], n=GRID_N, **opts, assurance=level, assurance_kind=kind)
-    return {"pm": pm, "summary": summary, "set_point": summary["set_point"], "source": source, "setpoint_sd": sd,
-            "threshold": threshold, "draws": draws, "seed": seed, "grid": grid, "ranges": ranges, "error": None,
-            "assurance": level, "assurance_kind": kind}
+        grid = ds.grid(g["x"], g["y"], g["fixed"], n=GRID_N)
+    return {"pm": ds.pm, "design_space": ds, "summary": summary, "set_point": summary["set_point"],
+            "source": source, "setpoint_sd": sd, "threshold": threshold, "draws": draws, "seed": seed, "grid": grid,
+            "ranges": ranges, "error": None, "assurance": level, "assurance_kind": kind}
 
 
 def _par_frame(study: Study, par: dict[str, Any]) -> pd.DataFrame:
