@@ -1491,7 +1491,7 @@ def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], 
     info = {"set_point": sp, "probability": float(p0[0]), "threshold": threshold, "draws": dr.n,
             "mc_se": float(math.sqrt(p0[0] * (1 - p0[0]) / dr.n)), "assurance": gamma}
     if gamma is not None:
-        info["lower_bound"] = _lower_bound_at(pm, sp, gamma, draws, seed)
+        info["lower_bound"] = lower_bound_at(pm, sp, gamma, draws=draws, seed=seed)
     if not feas0[0]:
         return PARResult({}, reason="The set point violates a study constraint.", **info)
     if gamma is not None and not ok0[0]:
@@ -1522,10 +1522,6 @@ def lower_bound_at(pm: PredictiveModel, set_point: Mapping[str, Any], assurance:
     sp = _fixed_settings(pm, set_point, [], complete=True)
     return float(lower_bound(pm, _frame(pm, sp), assurance, draws=draws, seed=seed)[0])
 
-
-def _lower_bound_at(pm: PredictiveModel, point: dict[str, Any], gamma: float, draws: int | None,
-                    seed: int) -> float:
-    return lower_bound_at(pm, point, gamma, draws=draws, seed=seed)
 
 
 def _par_numeric(pm: PredictiveModel, sp: dict[str, Any], f: Factor, threshold: float,
@@ -1981,7 +1977,7 @@ def set_point_report(pm: PredictiveModel, set_point: Mapping[str, Any], *, thres
     out = _set_point_report(pm, sp, math.nan, threshold, opts, [])
     del out["distance_to_edge"], out["combinations"]
     if gamma is not None:
-        lb = _lower_bound_at(pm, sp, gamma, draws, seed)
+        lb = lower_bound_at(pm, sp, gamma, draws=draws, seed=seed)
         out.update(assurance=gamma, probability_lower_bound=lb, inside=bool(lb >= threshold and out["feasible"]))
     return out
 
@@ -2067,7 +2063,7 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
 
         points = int(g.feasible.sum()) if g is not None else len(_par_lines(pm, sp))
         out.update(assurance=gamma, assurance_kind=assurance_kind, assurance_level=level,
-                   probability_lower_bound_at_set_point=_lower_bound_at(pm, sp, gamma, draws, seed),
+                   probability_lower_bound_at_set_point=lower_bound_at(pm, sp, gamma, draws=draws, seed=seed),
                    definition=describe_assurance(gamma, threshold, assurance_kind, level, points))
     if g is not None:
         out["grid"] = {"x": g.x, "y": g.y, "fixed": g.fixed, "fraction_inside": g.fraction_inside, "n": n,
