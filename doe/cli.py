@@ -533,7 +533,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from doe.store._engine import shown
+    from doe.store import shown
     from doe.versions import rerun_analysis
 
     store = _open_store(args.db)
@@ -644,8 +644,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _keys(args: argparse.Namespace) -> int:
     """Print this site's public key line and key id, or create a new key file (--new FILE)."""
-    from doe.store import default_url
-    from doe.store._signing import load_site_key, new_key_file
+    from doe.store import default_url, load_site_key, new_key_file
 
     if args.new:
         key = new_key_file(args.new)
@@ -724,8 +723,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import_bundle(args: argparse.Namespace) -> int:
-    from doe.store import import_bundle
-    from doe.store._bundle import MAX_TOTAL_BYTES
+    from doe.store import MAX_TOTAL_BYTES, import_bundle
 
     path = Path(args.bundle)
     if path.is_file() and path.stat().st_size > MAX_TOTAL_BYTES:  # refused before it is read
@@ -748,7 +746,7 @@ def _health(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DBAPIError
 
     from doe.identity import startup_problem
-    from doe.store._engine import shown
+    from doe.store import shown
 
     if (refused := startup_problem()) is not None:  # DOE_DEPLOYMENT=site without sign-in (compose: migrate)
         raise DoeError(refused)

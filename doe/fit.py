@@ -936,6 +936,10 @@ def _complete(study: Study, terms: list[Term], frame: pd.DataFrame) -> pd.DataFr
     return out
 
 
+#: Public name of :func:`_complete` (the design space builds model rows with it).
+complete_settings = _complete
+
+
 # -- fitting -------------------------------------------------------------------------------
 def fit_model(
     study: Study,

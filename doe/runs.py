@@ -228,7 +228,8 @@ def run_sheet_addition(stored: pd.DataFrame | None, design: Design) -> RunSheetA
     whose id a stored run with other settings holds is added under the next free number instead
     of changing that run, so results are never moved to settings they were not measured at.
     """
-    from doe.store._values import cell, same
+    from doe.store import same_value as same
+    from doe.store import stored_cell as cell
 
     sheet = results_template(design)
     factors = [f.name for f in design.study.factors]
@@ -261,7 +262,8 @@ def run_sheet_addition(stored: pd.DataFrame | None, design: Design) -> RunSheetA
 def runs_not_in_design(table: pd.DataFrame, design: Design) -> list[str]:
     """Run ids of ``table`` that are not runs of ``design``: an id the design lacks, or other factor
     settings than the design's run of that id. Empty when every run was run on the design."""
-    from doe.store._values import cell, same
+    from doe.store import same_value as same
+    from doe.store import stored_cell as cell
 
     sheet = {_label(rec["Run"]): rec for rec in design.run_sheet().to_dict("records")}
     factors = [f.name for f in design.study.factors]
@@ -1171,7 +1173,8 @@ def changed_runs(before: pd.DataFrame | None, after: pd.DataFrame, key: str = "R
     1    2  2.5          3.0
     2    3  4.0          NaN
     """
-    from doe.store._values import cell, same
+    from doe.store import same_value as same
+    from doe.store import stored_cell as cell
 
     versions: dict[str, Any] = {}
     old_rows: dict[str, dict] = {}

@@ -1009,7 +1009,7 @@ def closed_form_probability(fm: FittedModel, settings: pd.DataFrame, lower: floa
     lower, upper : float, optional
         Spec limits on the original scale (None: no limit).
     """
-    from doe.fit import _complete
+    from doe.fit import complete_settings as _complete
 
     if fm.df_resid < 1:
         raise ModelError(f"The model of {fm.response} has no residual degrees of freedom.")

@@ -26,13 +26,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from doe._format import json_number as _num
+from doe._format import json_value as _plain
 from doe.analysis import CQAFit, default_choice, fit_all, fitted_models
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError, ModelError
 from doe.figures import PALETTE, TEMPLATE
 from doe.space import PredictiveModel, SpaceGrid, build_predictive, probability, robust_set_point, space_grid
 from doe.study import Study
-from doe.versions import _choices, _num, _plain, compare_analyses
+from doe.versions import compare_analyses, model_choices
 
 __all__ = ["RebuiltAnalysis", "SpaceComparison", "before_after_figure", "comparison_report",
            "fraction_table", "rebuild_analysis", "space_before_after", "volume_fraction"]
@@ -112,7 +114,7 @@ def rebuild_analysis(store, study_name: str, version: int) -> RebuiltAnalysis:
         raise DoeError(f"Analysis version {version} of '{study_name}' has no saved model choices, so its "
                        "models cannot be rebuilt; re-run the analysis to store a version that has them.")
     runs = store.runs(study_name, int(row["data_version"]))
-    chosen = _choices(store, study_name, study, row["choices"])
+    chosen = model_choices(store, study_name, study, row["choices"])
     fits = fit_all(study, runs, chosen, default=default_choice())
     summary = dict(row["summary"] or {})
     warnings = ([note] if note else []) + _model_changes(int(version), summary, fits)

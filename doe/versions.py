@@ -24,7 +24,6 @@ STATS = ("r2", "adj_r2", "pred_r2", "rmse")
 COEF_FIELDS = ("estimate", "std_error", "ci_low", "ci_high", "p")
 GRID_N = 25  # points per axis of the design-space map whose fraction is stored
 # The old private names, still imported by doe.space_compare (issue 17 removes that private import).
-_num, _plain = json_number, json_value
 
 
 # -- summaries ----------------------------------------------------------------------------
@@ -110,7 +109,7 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
 
 
 # -- re-run ---------------------------------------------------------------------------------
-def _choices(store, study_name: str, study, choices: Mapping[str, Any] | None) -> dict[str, ModelChoice]:
+def model_choices(store, study_name: str, study, choices: Mapping[str, Any] | None) -> dict[str, ModelChoice]:
     """Given choices, else those of the latest analysis, else the default, for every CQA."""
     source: Mapping[str, Any] = choices or {}
     if not source:
@@ -145,7 +144,7 @@ def rerun_analysis(store, study_name: str, user, *, new_runs: pd.DataFrame | Non
                        "analysis.")
     dv = int(versions["version"].iloc[-1])
     runs = store.runs(study_name, dv)
-    chosen = _choices(store, study_name, study, choices)
+    chosen = model_choices(store, study_name, study, choices)
     fits = fit_all(study, runs, chosen, default=default_choice())
     if not fits:
         raise DoeError(f"Study '{study_name}' has no CQA results to analyse in data version {dv}.")

@@ -8,8 +8,8 @@
   imports the importer back, at import time) are listed in :data:`LAZY_CYCLES`, which may only shrink.
 - No ``_private`` name crosses the module that owns it: ``from doe.fit import _complete`` in
   ``doe/space.py`` is counted; a private module used inside its own package (``doe._json`` by any
-  ``doe`` module, ``doe.store._values`` by ``doe.store._store``) is not. Today's crossings are
-  :data:`PRIVATE_IMPORTS`, an allowlist that may only shrink (issue 17 empties it).
+  ``doe`` module, ``doe.store._values`` by ``doe.store._store``) is not. There are none
+  (:data:`PRIVATE_IMPORTS` is empty since issue 17 made the ten of its first step public).
 - ``doe`` never brings in ``streamlit``, even through another package: every module is imported in a
   fresh interpreter (tests/test_compat.py scans ``doe/`` for an ``import streamlit`` statement).
 - pyproject.toml's dependencies are requirements.txt's (and its ``dev`` extra requirements-dev.txt's);
@@ -48,19 +48,8 @@ LAZY_CYCLES = {
 }
 
 #: ``_private`` names imported from outside the module (or package) that owns them, as
-#: (importer, imported path), 10 today. Issue 17 empties this list; a new entry fails.
-PRIVATE_IMPORTS = {
-    ("doe.cli", "doe.store._bundle.MAX_TOTAL_BYTES"),
-    ("doe.cli", "doe.store._engine.shown"),  # doe.store exports shown: import it from there
-    ("doe.cli", "doe.store._signing.load_site_key"),
-    ("doe.cli", "doe.store._signing.new_key_file"),
-    ("doe.runs", "doe.store._values.cell"),
-    ("doe.runs", "doe.store._values.same"),
-    ("doe.space", "doe.fit._complete"),
-    ("doe.space_compare", "doe.versions._choices"),
-    ("doe.space_compare", "doe.versions._num"),  # doe._format.json_number since issue 17's first step
-    ("doe.space_compare", "doe.versions._plain"),  # doe._format.json_value
-}
+#: (importer, imported path): none since issue 17 made them public; a new entry fails.
+PRIVATE_IMPORTS: set[tuple[str, str]] = set()
 
 
 # -- the scan --------------------------------------------------------------------------------------------
