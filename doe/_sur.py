@@ -77,7 +77,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
-__all__ = ["drift_z", "effective_sample_size", "nested_rhat", "sur_draws", "sur_draws_collapsed"]
+__all__ = ["drift_z", "effective_sample_size", "nested_rhat", "sur_draws", "system_size", "sur_draws_collapsed"]
 
 #: Chains run side by side by default (fewer when fewer draws are asked for).
 DEFAULT_CHAINS = 400
@@ -234,6 +234,16 @@ def sur_draws(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], 
 
 
 # -- set-up ---------------------------------------------------------------------------------------
+def system_size(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], n_runs: int) -> int:
+    """Coefficients in the linear system :func:`sur_draws` solves per draw (K for the constrained step,
+    P for the direct one, whichever is smaller): its cost per draw grows with the cube of this.
+
+    Raises ValueError for data :func:`sur_draws` refuses."""
+    prob = _prepare(X, y, rows, n_runs)
+    _choose_route(prob)
+    return int(prob.Nc.shape[1]) if prob.route == "constrained" else int(sum(prob.p))
+
+
 def _prepare(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], N: int) -> _Problem:
     m = len(X)
     if m == 0 or len(y) != m or len(rows) != m:

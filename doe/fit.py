@@ -721,6 +721,28 @@ class FittedModel:
     def residuals(self) -> np.ndarray:
         return self._ls.resid
 
+    # -- what the design space reads (public surface of the fit) ----------------------------
+    @property
+    def least_squares(self) -> _LS:
+        """The least-squares fit on the fitted scale: ``X``, ``y`` (runs used, in order), ``Q`` and
+        ``r_inv`` (X = QR), ``coef``, ``resid``, ``sse``, ``mse``, ``cov_unscaled`` ((X'X)^-1) and
+        ``pred_var(F)`` (rows of F (X'X)^-1 F'). Read-only."""
+        return self._ls
+
+    @property
+    def fitted_transform(self) -> Transform:
+        """The response transform the model was fitted on (``forward``/``inverse``)."""
+        return self._tf
+
+    @property
+    def model_columns(self) -> list[_Col]:
+        """The model matrix's columns: numeric exponents, categorical codes, blocks."""
+        return self._cols
+
+    def model_matrix(self, frame: pd.DataFrame, block: Any = None) -> np.ndarray:
+        """Model rows (coded) for settings in actual units, blocks averaged unless ``block`` is given."""
+        return self._predict_matrix(frame, block)
+
     # -- prediction ---------------------------------------------------------------------
     def predict(self, frame: pd.DataFrame, interval: str | None = "confidence", level: float = 0.95,
                 *, block: Any = None) -> pd.DataFrame:

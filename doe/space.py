@@ -187,7 +187,7 @@ class _CQAModel:
 
     @property
     def beta(self) -> np.ndarray:
-        return self.fm._ls.coef
+        return self.fm.least_squares.coef
 
     def cat_weights(self, combo: tuple[int, ...], cat_sizes: list[int]) -> np.ndarray:
         """Effect-code product of every model column at one categorical combination (0 for blocks)."""
@@ -413,7 +413,7 @@ def _monomial_basis(study: Study, models: dict[str, FittedModel], numeric: list[
     """Exponent vectors of every numeric monomial the models use, closed downwards (A^2 brings A, 1)."""
     seen: set[tuple[int, ...]] = set()
     for fm in models.values():
-        for c in fm._cols:
+        for c in fm.model_columns:
             if not c.is_block:
                 seen.add(_exponent(c.num, numeric))
     closed: set[tuple[int, ...]] = set()
@@ -434,14 +434,14 @@ def _exponent(parts: tuple[tuple[str, int], ...], numeric: list[str]) -> tuple[i
 def _cqa_model(study: Study, name: str, fm: FittedModel, exps: np.ndarray, numeric: list[str],
                categorical: list[str]) -> _CQAModel:
     index = {tuple(e): i for i, e in enumerate(exps.tolist())}
-    used = {_exponent(c.num, numeric) for c in fm._cols if not c.is_block}
+    used = {_exponent(c.num, numeric) for c in fm.model_columns if not c.is_block}
     closed = {tuple(e) for u in used for e in itertools.product(*[range(k + 1) for k in u])}
     basis = np.array(sorted(index[e] for e in closed), dtype=int)
     pos = {b: i for i, b in enumerate(basis.tolist())}
-    col_pos = np.array([-1 if c.is_block else pos[index[_exponent(c.num, numeric)]] for c in fm._cols])
-    col_cat = [tuple((categorical.index(f), k) for f, k in c.cat) for c in fm._cols]
+    col_pos = np.array([-1 if c.is_block else pos[index[_exponent(c.num, numeric)]] for c in fm.model_columns])
+    col_cat = [tuple((categorical.index(f), k) for f, k in c.cat) for c in fm.model_columns]
     r = study.response(name)
-    zl, zu = _fitted_limits(fm._tf, r.lower, r.upper)
+    zl, zu = _fitted_limits(fm.fitted_transform, r.lower, r.upper)
     return _CQAModel(name, fm, r.lower, r.upper, zl, zu, basis, col_pos, col_cat)
 
 
@@ -477,9 +477,9 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
     for c, rows in zip(cqas, pm._rows):
         local = {u: i for i, u in enumerate(rows.tolist())}
         pick = np.array([local[u] for u in shared_rows])
-        Q = c.fm._ls.Q[pick]
+        Q = c.fm.least_squares.Q[pick]
         Ms.append(np.eye(len(pick)) - Q @ Q.T)
-        E.append(c.fm._ls.resid[pick])
+        E.append(c.fm.least_squares.resid[pick])
     D = np.array([[float(np.sum(Ms[i] * Ms[j])) for j in range(m)] for i in range(m)])
     d = float(np.min(np.diag(D)))
     if d < 1:
@@ -495,7 +495,7 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
     pm.prior_df = max(1.0, m + 1 - d)
     if _same_runs_and_model(pm) and d - m + 1 >= 1:
         pm.exact, pm.residual_df, pm.prior_df = True, float(cqas[0].fm.df_resid), 0.0
-        resid = np.column_stack([c.fm._ls.resid for c in cqas])
+        resid = np.column_stack([c.fm.least_squares.resid for c in cqas])
         pm._sscp = resid.T @ resid
     else:
         pm.gibbs, pm.gibbs_note = _gibbs_affordable(pm)
@@ -504,9 +504,9 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
 def _same_runs_and_model(pm: PredictiveModel) -> bool:
     """Whether every CQA with a spec was fitted on the same runs (same order) with the same column space."""
     cqas = pm.spec_cqas
-    first, q0 = pm._rows[0], cqas[0].fm._ls.Q
+    first, q0 = pm._rows[0], cqas[0].fm.least_squares.Q
     for c, rows in zip(cqas[1:], pm._rows[1:]):
-        q = c.fm._ls.Q
+        q = c.fm.least_squares.Q
         if len(rows) != len(first) or not np.array_equal(rows, first) or q.shape != q0.shape:
             return False
         if not np.isclose(float(np.sum((q0.T @ q) ** 2)), q0.shape[1], rtol=0, atol=1e-8 * q0.shape[1]):
@@ -542,10 +542,10 @@ def _make_draws(pm: PredictiveModel, n: int, seed: int) -> _Draws:
         corr = cov / (sigma[:, :, None] * sigma[:, None, :])
     else:
         corr, g = _correlation_draws(pm, rng, n)  # (n x m x m), (n x m) chi-square variates per CQA
-        sse = np.array([c.fm._ls.sse for c in cqas])
+        sse = np.array([c.fm.least_squares.sse for c in cqas])
         sigma = np.sqrt(sse[None, :] / g)  # exact marginal: sigma_i^2 = SSE_i / chi2(df_i)
     L = np.linalg.cholesky(corr * sigma[:, :, None] * sigma[:, None, :])
-    W = [c.fm._ls.Q @ c.fm._ls.r_inv.T for c in cqas]  # rows of (X'X)^-1 X', transposed: n_i x p_i
+    W = [c.fm.least_squares.Q @ c.fm.least_squares.r_inv.T for c in cqas]  # rows of (X'X)^-1 X', transposed: n_i x p_i
     coef = [np.empty((len(c.beta), n)) for c in cqas]
     noise = np.empty((m, n))
     runs = len(pm._union_runs)
@@ -568,15 +568,14 @@ GIBBS_MAX_SYSTEM = 60
 
 def _gibbs_affordable(pm: PredictiveModel) -> tuple[bool, str]:
     """Whether the exact SUR posterior is drawn (its per-draw linear system is small enough), and if not why."""
-    from doe import _sur
+    from doe._sur import system_size
 
     cqas = pm.spec_cqas
     try:
-        prob = _sur._prepare([c.fm._ls.X for c in cqas], [c.fm._ls.y for c in cqas], pm._rows, len(pm._union_runs))
-        _sur._choose_route(prob)
+        size = system_size([c.fm.least_squares.X for c in cqas], [c.fm.least_squares.y for c in cqas], pm._rows,
+                           len(pm._union_runs))
     except (ValueError, np.linalg.LinAlgError) as exc:
         return False, f"the exact posterior cannot be drawn: {exc}"
-    size = prob.Nc.shape[1] if prob.route == "constrained" else int(sum(prob.p))
     if size > GIBBS_MAX_SYSTEM:
         return False, (f"the exact posterior is too large to draw here, {size} coefficients per draw; against "
                        "the exact posterior the approximation has moved joint probabilities by up to 0.4")
@@ -591,7 +590,7 @@ def _gibbs_draws(pm: PredictiveModel, n: int, rng: np.random.Generator
 
     cqas = pm.spec_cqas
     try:
-        coef, cov, diag = sur_draws([c.fm._ls.X for c in cqas], [c.fm._ls.y for c in cqas], pm._rows,
+        coef, cov, diag = sur_draws([c.fm.least_squares.X for c in cqas], [c.fm.least_squares.y for c in cqas], pm._rows,
                                     len(pm._union_runs), n, rng)
     except ValueError as exc:
         pm.gibbs, pm.gibbs_note = False, f"the exact posterior could not be drawn: {exc}"
@@ -863,7 +862,7 @@ def _evaluate_group(pm: PredictiveModel, dr: _Draws, combo: tuple[int, ...], U: 
         A = c.basis_map(combo, sizes)
         Mi = M[:, c.basis]
         if not joint_only:
-            mean[c.name] = c.fm._tf.inverse(Mi @ (A.T @ c.beta))
+            mean[c.name] = c.fm.fitted_transform.inverse(Mi @ (A.T @ c.beta))
         if not c.has_spec:
             continue
         mats.append(np.ascontiguousarray(Mi, dtype=np.float32))
@@ -1013,10 +1012,10 @@ def closed_form_probability(fm: FittedModel, settings: pd.DataFrame, lower: floa
 
     if fm.df_resid < 1:
         raise ModelError(f"The model of {fm.response} has no residual degrees of freedom.")
-    X = fm._predict_matrix(_complete(fm.study, fm.model_terms, settings))
-    z = X @ fm._ls.coef
-    s = np.sqrt(fm._ls.mse * (1.0 + fm._ls.pred_var(X)))
-    zl, zu = _fitted_limits(fm._tf, lower, upper)
+    X = fm.model_matrix(_complete(fm.study, fm.model_terms, settings))
+    z = X @ fm.least_squares.coef
+    s = np.sqrt(fm.least_squares.mse * (1.0 + fm.least_squares.pred_var(X)))
+    zl, zu = _fitted_limits(fm.fitted_transform, lower, upper)
     if zl == math.inf or zu == -math.inf:
         return np.zeros(len(z))
     df = fm.df_resid
@@ -1074,10 +1073,10 @@ def _interval_bounds(pm: PredictiveModel, U: np.ndarray, L: np.ndarray, spec: di
             A = c.basis_map(combo, sizes)
             Mi = M[:, c.basis]
             z = Mi @ (A.T @ c.beta)
-            h = np.einsum("pk,kl,pl->p", Mi, A.T @ c.fm._ls.cov_unscaled @ A, Mi)
+            h = np.einsum("pk,kl,pl->p", Mi, A.T @ c.fm.least_squares.cov_unscaled @ A, Mi)
             lo, hi = _bounds_fitted(c, z, np.clip(h, 1e-12, None), spec)
-            a, b = c.fm._tf.inverse(lo), c.fm._tf.inverse(hi)
-            if _decreasing(c.fm._tf):
+            a, b = c.fm.fitted_transform.inverse(lo), c.fm.fitted_transform.inverse(hi)
+            if _decreasing(c.fm.fitted_transform):
                 a, b = b, a
             lower[c.name][rows], upper[c.name][rows] = a, b
     return lower, upper
@@ -1086,7 +1085,7 @@ def _interval_bounds(pm: PredictiveModel, U: np.ndarray, L: np.ndarray, spec: di
 def _bounds_fitted(c: _CQAModel, z: np.ndarray, h: np.ndarray, spec: dict[str, Any]
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) on the fitted scale; the side a one-sided spec does not need is NaN."""
-    df, s = c.fm.df_resid, math.sqrt(c.fm._ls.mse) if c.fm.df_resid > 0 else math.nan
+    df, s = c.fm.df_resid, math.sqrt(c.fm.least_squares.mse) if c.fm.df_resid > 0 else math.nan
     one_lower = c.lower is not None and c.upper is None
     one_upper = c.upper is not None and c.lower is None
     two = not (one_lower or one_upper)
@@ -1102,7 +1101,7 @@ def _bounds_fitted(c: _CQAModel, z: np.ndarray, h: np.ndarray, spec: dict[str, A
     lo, hi = z - k * s, z + k * s
     if two:
         return lo, hi
-    want_low_z = one_lower != _decreasing(c.fm._tf)  # the bound on z that maps to the needed side
+    want_low_z = one_lower != _decreasing(c.fm.fitted_transform)  # the bound on z that maps to the needed side
     nan = np.full(len(z), np.nan)
     return (lo, nan) if want_low_z else (nan, hi)
 
