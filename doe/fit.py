@@ -690,7 +690,6 @@ class FittedModel:
     block_labels: list[str]
     box_cox: dict[str, Any] | None
     alpha: float
-    fit_summary: pd.DataFrame | None = None
     #: Blocked data only: predicted R² as Design-Expert reports it, 1 - PRESS / (total SS - block SS);
     #: ``pred_r2`` divides by the total SS including the blocks. None without blocks.
     pred_r2_excluding_blocks: float | None = None
@@ -934,8 +933,6 @@ class FittedModel:
             "box_cox": self.box_cox,
             "warnings": list(self.warnings),
         }
-        if self.fit_summary is not None:
-            out["fit_summary"] = self.fit_summary.to_dict(orient="records")
         return json_ready(out)
 
 

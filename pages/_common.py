@@ -134,12 +134,6 @@ def current_runs():
     return st.session_state.get("runs")
 
 
-def set_runs(table) -> None:
-    """Make ``table`` the current results; fitted models refit from the new data on demand."""
-    st.session_state["runs"] = table.reset_index(drop=True)
-    st.session_state["runs_version"] = st.session_state.get("runs_version", 0) + 1
-
-
 @st.cache_resource(max_entries=128, show_spinner=False)
 def fitted(study_yaml: str, runs_csv: str, response: str, choice_json: str):
     """One CQA's fit (doe.analysis.CQAFit), computed once per study, data and model choice."""
