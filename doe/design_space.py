@@ -25,6 +25,7 @@ from doe.space import (
     robust_set_point,
     set_point_report,
     space_grid,
+    summary_and_grid,
     summary_json,
 )
 
@@ -104,3 +105,9 @@ class DesignSpace:
         """The JSON summary of ``python -m doe space``: :func:`doe.space.summary_json` with these terms."""
         return summary_json(self.pm, set_point=point, x=x, y=y, n=n, **self.options, assurance=self.assurance,
                             assurance_kind=self.assurance_kind)
+
+    def summary_and_grid(self, point: Mapping[str, Any] | None = None, *, x: str | None = None,
+                         y: str | None = None, n: int = 50) -> tuple[dict[str, Any], SpaceGrid | None]:
+        """:meth:`summary` and the map it summarises (``n`` points per axis), computed once."""
+        return summary_and_grid(self.pm, set_point=point, x=x, y=y, n=n, **self.options, assurance=self.assurance,
+                                assurance_kind=self.assurance_kind)

@@ -114,7 +114,8 @@ from doe.study import Factor, Study
 __all__ = [
     "DEFAULT_DRAWS", "DEFAULT_THRESHOLD", "PARResult", "PredictiveModel", "ProbabilityResult", "SpaceGrid",
     "build_predictive", "check_nor", "closed_form_probability", "probability",
-    "lower_bound_at", "proven_acceptable_ranges", "robust_set_point", "set_point_report", "space_grid", "summary_json",
+    "lower_bound_at", "proven_acceptable_ranges", "robust_set_point", "set_point_report", "space_grid",
+    "summary_and_grid", "summary_json",
     "tolerance_factor",
 ]
 
@@ -2025,6 +2026,18 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
     gamma bound) and ``definition``. The robust set point is still the maximum of the posterior
     predictive probability.
     """
+    return summary_and_grid(pm, set_point=set_point, threshold=threshold, draws=draws, seed=seed,
+                            setpoint_sd=setpoint_sd, x=x, y=y, n=n, assurance=assurance,
+                            assurance_kind=assurance_kind)[0]
+
+
+def summary_and_grid(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = None,
+                     threshold: float = DEFAULT_THRESHOLD, draws: int | None = None, seed: int = 0,
+                     setpoint_sd: dict[str, float] | None = None, x: str | None = None, y: str | None = None,
+                     n: int = 50, assurance: float | None = None, assurance_kind: str = "simultaneous"
+                     ) -> tuple[dict[str, Any], SpaceGrid | None]:
+    """:func:`summary_json` and the map it summarises (None without two numeric factors), so a caller that
+    draws the map (the report) does not compute it again."""
     opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
     gamma = _check_assurance_opts(assurance, setpoint_sd)
     source = "given"
@@ -2072,7 +2085,7 @@ def summary_json(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None = N
                                fraction_inside_point_estimate=float(
                                    g.point_estimate_inside.sum() / max(1, int(g.feasible.sum()))),
                                assurance_draws=g.assurance_draws)
-    return json_ready(out)
+    return json_ready(out), g
 
 
 def _par_lines(pm: PredictiveModel, sp: dict[str, Any], n: int = 201) -> pd.DataFrame:

@@ -244,23 +244,24 @@ def test_cli_assurance_keys(tmp_path):
     assert bad.returncode != 0 and "assurance level must be" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_report_states_assurance_and_its_command_reproduces_it(tmp_path):
+@pytest.mark.parametrize("kind", ["pointwise", "simultaneous"])
+def test_report_states_assurance_and_its_command_reproduces_it(tmp_path, kind):
     import shlex
 
     from doe.report.content import Code, build_report
 
     study, runs, fits, pm = _two_cqas(sd=0.3)
-    content = build_report(study=study, runs=runs, draws=1000, assurance=0.95, assurance_kind="pointwise")
+    content = build_report(study=study, runs=runs, draws=1000, assurance=0.95, assurance_kind=kind)
     text = " ".join(getattr(b, "text", "") for s in content.sections for b in s.blocks)
     assert "Design space statement (with stated confidence)" in text
     assert "Lower 95 % credible bound of that probability at the set point" in text
     s = content.numbers["space"]
-    assert s["assurance"] == 0.95 and s["assurance_kind"] == "pointwise"
+    assert s["assurance"] == 0.95 and s["assurance_kind"] == kind
     (tmp_path / "study.yaml").write_text(content.study_yaml, encoding="utf-8")
     (tmp_path / "runs.csv").write_text(content.runs_csv, encoding="utf-8")
     code = [b for sec in content.sections for b in sec.blocks if isinstance(b, Code)][-1].text.splitlines()
     space_cmd = next(c for c in code if " space " in c)
-    assert "--assurance 0.95 --assurance-kind pointwise" in space_cmd
+    assert f"--assurance 0.95 --assurance-kind {kind}" in space_cmd
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run([sys.executable, *shlex.split(space_cmd)[1:]], capture_output=True, text=True,
                          cwd=tmp_path, timeout=600, env=env)
@@ -269,6 +270,7 @@ def test_report_states_assurance_and_its_command_reproduces_it(tmp_path):
     assert again["probability_lower_bound_at_set_point"] == pytest.approx(
         s["probability_lower_bound_at_set_point"], abs=1e-12)
     assert again["par"] == s["par"] and again["inside"] == s["inside"]
+    assert again["assurance_level"] == s["assurance_level"] and again["grid"] == s["grid"]
 
 
 def test_design_space_page_with_assurance():

@@ -31,7 +31,7 @@ from doe.study import Study
 
 DRAWS = 4000  # posterior draws: Monte Carlo SE of any probability <= 0.008
 SEED = 0
-GRID_N = 41  # map points per axis
+GRID_N = 50  # map points per axis: the map `python -m doe space` summarises, so the appendix command reproduces it
 PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "plotly", "pydoe", "sqlalchemy", "kaleido", "weasyprint")
 
 
@@ -291,13 +291,9 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         else:
             set_point = ds.robust_set_point()["settings"]
     try:
-        summary = ds.summary(set_point, **axes)
+        summary, grid = ds.summary_and_grid(set_point, n=GRID_N, **axes)  # the map drawn is the one summarised
     except ModelError as exc:
         return {**empty, "error": str(exc)}
-    grid = None
-    if summary.get("grid"):
-        g = summary["grid"]
-        grid = ds.grid(g["x"], g["y"], g["fixed"], n=GRID_N)
     return {"pm": ds.pm, "design_space": ds, "summary": summary, "set_point": summary["set_point"],
             "source": source, "setpoint_sd": sd, "threshold": threshold, "draws": draws, "seed": seed, "grid": grid,
             "ranges": ranges, "error": None, "assurance": level, "assurance_kind": kind}
