@@ -65,7 +65,7 @@ from doe.errors import ModelError
 
 __all__ = ["ASSURANCE_DRAWS", "INNER_POINTS", "bvn", "check_assurance", "conditional_probability", "meets",
            "simultaneous_level", "assurance_level",
-           "describe_assurance", "lower_bound"]
+           "describe_assurance", "lower_bound", "parameter_draws"]
 
 #: Parameter draws the lower bound is taken over (the first of the predictive model's draws).
 ASSURANCE_DRAWS = 1000
@@ -120,6 +120,11 @@ def assurance_level(pm: Any, settings: pd.DataFrame, threshold: float, assurance
 
 def _theta_count(dr: Any) -> int:
     return min(dr.n, ASSURANCE_DRAWS)
+
+
+def parameter_draws(pm: Any, draws: int | None = None, seed: int = 0) -> int:
+    """How many posterior draws of the parameters the bound is taken over (the first of ``pm``'s draws)."""
+    return _theta_count(pm.draws(draws, seed))
 
 
 def conditional_probability(pm: Any, settings: pd.DataFrame, *, draws: int | None = None, seed: int = 0

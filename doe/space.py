@@ -1317,7 +1317,7 @@ def space_grid(pm: PredictiveModel, x: str, y: str, fixed: Mapping[str, Any] | N
         level = _assurance.assurance_level(pm, frame[feasible], threshold, assurance, assurance_kind,
                                            draws=draws, seed=seed)
         bound = _assurance.lower_bound(pm, frame, level, draws=draws, seed=seed).reshape(shape)
-        n_theta = _assurance._theta_count(pm.draws(draws, seed))
+        n_theta = _assurance.parameter_draws(pm, draws, seed)
     lower = upper = None
     if spec is not None:
         U, L = _settings_arrays(pm, frame)
@@ -2050,7 +2050,7 @@ def summary_and_grid(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None
         from doe.space_view import view_axes
 
         axes = list(view_axes(pm, sp, **opts) or ())
-    g = level = None
+    g = level = lines = None
     if len(axes) == 2:
         g = space_grid(pm, axes[0], axes[1], {k: v for k, v in sp.items() if k not in axes}, n=n, **opts,
                        assurance=gamma, assurance_kind=assurance_kind)
@@ -2058,7 +2058,8 @@ def summary_and_grid(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None
     elif gamma is not None:
         from doe.assurance import assurance_level
 
-        level = assurance_level(pm, _par_lines(pm, sp), threshold, gamma, assurance_kind, draws=draws, seed=seed)
+        lines = _par_lines(pm, sp)
+        level = assurance_level(pm, lines, threshold, gamma, assurance_kind, draws=draws, seed=seed)
     par = proven_acceptable_ranges(pm, sp, **opts, assurance=level)
     report = set_point_report(pm, sp, **opts, assurance=level)
     out: dict[str, Any] = {
@@ -2073,7 +2074,7 @@ def summary_and_grid(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None
     if gamma is not None:
         from doe.assurance import describe_assurance
 
-        points = int(g.feasible.sum()) if g is not None else len(_par_lines(pm, sp))
+        points = int(g.feasible.sum()) if g is not None else len(lines)
         out.update(assurance=gamma, assurance_kind=assurance_kind, assurance_level=level,
                    probability_lower_bound_at_set_point=lower_bound_at(pm, sp, gamma, draws=draws, seed=seed),
                    definition=describe_assurance(gamma, threshold, assurance_kind, level, points))
