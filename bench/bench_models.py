@@ -72,8 +72,8 @@ def page_rerun_times() -> list[float]:
 
 def figure_times(study, runs) -> list[tuple[str, float, float]]:
     """Best-of-3 time of every model figure of the example's Viability model."""
-    from doe import model_figures as mf
     from doe.fit import fit_model
+    from doe.plots import model as mf
 
     fm = fit_model(study, runs, "Viability", "quadratic")
     cases = {

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from doe.fit import fit_model  # noqa: E402
+from doe.plots.space import probability_map  # noqa: E402
 from doe.runs import read_results  # noqa: E402
 from doe.space import (  # noqa: E402
     build_predictive,
@@ -49,7 +50,6 @@ from doe.space import (  # noqa: E402
     set_point_report,
     space_grid,
 )
-from doe.space_figures import probability_map  # noqa: E402
 from doe.study import Study  # noqa: E402
 
 PANEL = {"Medium": "hPL 5%", "Surface": "CellBIND", "Harvest reagent": "Accutase"}

@@ -396,7 +396,7 @@ def _pairs(items: list[str] | None, study, what: str, numeric: bool = False) -> 
 def _space(args: argparse.Namespace) -> int:
     from doe.analysis import ModelChoice, data_version, fit_all, fitted_models
     from doe.design_space import DesignSpace
-    from doe.space_figures import footnote, probability_map
+    from doe.plots.space import footnote, probability_map
     from doe.study import Study
 
     study = Study.load(args.study)
@@ -441,8 +441,8 @@ def _space(args: argparse.Namespace) -> int:
 
 
 def _scale(args: argparse.Namespace) -> int:
+    from doe.plots.scale import plan_figure
     from doe.scale import PlanFile, read_catalogue, run_plan, supply_from_models
-    from doe.scale_figures import plan_figure
 
     plan = PlanFile.load(args.plan)
     if (args.study is None) != (args.runs is None):
@@ -477,7 +477,7 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 def _write_figure(fig, target: str) -> None:
-    from doe.space_figures import export_figure
+    from doe.plots.space import export_figure
 
     fmt = Path(target).suffix.lower().lstrip(".")
     Path(target).write_bytes(export_figure(fig, fmt))
@@ -574,7 +574,7 @@ def _compare(args: argparse.Namespace) -> int:
         store.close()
     _write_json(out, args.json)
     if args.figure:
-        from doe.space_figures import export_figure
+        from doe.plots.space import export_figure
 
         fmt = Path(args.figure).suffix.lower().lstrip(".")
         Path(args.figure).write_bytes(export_figure(before_after_figure(comparison), fmt, width=900, height=600))

@@ -5,7 +5,7 @@ Everything here is computed in **coded units**: continuous and discrete factors
 at -1..+1, categorical factors in effect (sum-to-zero) coding, blocks as fixed
 effects in effect coding (see :mod:`doe.model`). One call,
 :func:`evaluate_design`, returns a :class:`DesignEvaluation` that pages,
-figures (:mod:`doe.figures`), reports and the CLI read; none of them
+figures (:mod:`doe.plots.design`), reports and the CLI read; none of them
 recompute statistics.
 
 Conventions (JMP documentation, "Design Diagnostics" and "Evaluate Design";

@@ -31,7 +31,7 @@ from doe._format import json_value as _plain
 from doe.analysis import CQAFit, default_choice, fit_all, fitted_models
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError, ModelError
-from doe.figures import PALETTE, TEMPLATE
+from doe.plots.theme import PALETTE, TEMPLATE
 from doe.space import PredictiveModel, SpaceGrid, build_predictive, probability, robust_set_point, space_grid
 from doe.study import Study
 from doe.versions import compare_analyses, model_choices
@@ -446,7 +446,7 @@ def _probability_trace(c: SpaceComparison) -> go.Heatmap:
 
 
 def _footnote(c: SpaceComparison) -> str:
-    from doe.space_figures import footnote
+    from doe.plots.space import footnote
 
     dv = (f"{c.old_data_version} (analysis {c.old_version}) and {c.new_data_version} "
           f"(analysis {c.new_version})")

@@ -18,9 +18,9 @@ from pages._common import fits_with, predictive, robust, space_key
 from pages._compat import exclude_from_post_run_gc, run_direct_execution_check, served_by_streamlit_server
 
 #: What the pages import and build on first use, in the order a new user meets them.
-_WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.figures", "doe.analysis",
-            "doe.fit", "doe.model_figures", "doe.space", "doe.space_figures", "doe.versions",
-            "doe.space_compare", "doe.audit_view", "doe.scale", "doe.scale_figures")
+_WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.plots.design", "doe.analysis",
+            "doe.fit", "doe.plots.model", "doe.space", "doe.plots.space", "doe.versions",
+            "doe.space_compare", "doe.audit_view", "doe.scale", "doe.plots.scale")
 _warm = {"started": False, "first": []}  # first: jobs the warm-up runs before its imports
 _profiling = {"on": False}
 #: Seconds between the first page and the warm-up: the server stays free to serve the frontend's

@@ -29,7 +29,7 @@ def keep(new_design) -> None:
 @st.cache_resource(max_entries=64, show_spinner=False)
 def evaluation_figure(_ev, key: str, which: str):
     """One figure of an evaluation (correlations, FDS or VIF), made when its tab is first shown."""
-    from doe import figures
+    from doe.plots import design as figures
 
     return {"corr": figures.correlation_map, "fds": figures.fds_plot, "vif": figures.vif_chart}[which](_ev)
 
@@ -37,8 +37,8 @@ def evaluation_figure(_ev, key: str, which: str):
 @st.cache_resource(max_entries=64, show_spinner=False)
 def power(_ev, key: str, snr: float):
     """Power at another signal-to-noise ratio (rescaled noncentrality) and its chart."""
-    from doe import figures
     from doe.evaluate import power_at
+    from doe.plots import design as figures
 
     ev = power_at(_ev, snr, 0.05)
     return ev.power, figures.power_chart(ev, snr, 0.05)
@@ -47,7 +47,7 @@ def power(_ev, key: str, snr: float):
 @st.cache_resource(max_entries=16, show_spinner=False)
 def design_plot(_design, key: str):
     """The design plot, made once per design."""
-    from doe import figures
+    from doe.plots import design as figures
 
     return figures.design_matrix_plot(_design)
 

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from doe import model_figures as mf
 from doe.analysis import responses_with_results
+from doe.plots import model as mf
 from pages._common import current_fit, current_runs, require_study
 
 study = require_study()

@@ -5,11 +5,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from doe import model_figures as mf
 from doe.analysis import REDUCE_METHODS, ModelChoice, default_choice, responses_with_results
 from doe.errors import DoeError
 from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
+from doe.plots import model as mf
 from doe.present import lenth_table
 from doe.store import study_digest
 from pages._common import current_runs, fitted, lazy_tabs, require_study, show_table, shown

@@ -9,6 +9,7 @@ import streamlit as st
 from doe._json import json_ready
 from doe.analysis import responses_with_results
 from doe.errors import DoeError
+from doe.plots.scale import plan_figure
 from doe.scale import (
     EXAMPLE_PLAN,
     FROM_MODELS,
@@ -22,7 +23,6 @@ from doe.scale import (
     supply_frame,
     supply_from_models,
 )
-from doe.scale_figures import plan_figure
 from pages._common import current_fits, current_runs, require_study, show_table
 from pages._persist import latest
 

@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import streamlit as st
 
-from doe import space_figures as sf
 from doe.analysis import fitted_models, responses_with_results
 from doe.errors import DoeError
+from doe.plots import space as sf
 from doe.space import robust_set_point, set_point_report
 from doe.space_view import edge_limits, par_frame, set_point_frame
 from pages._common import (

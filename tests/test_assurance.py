@@ -30,6 +30,7 @@ from scipy import optimize, special, stats
 from doe import assurance
 from doe.errors import ModelError
 from doe.fit import _complete, fit_model
+from doe.plots.space import probability_map
 from doe.space import (
     build_predictive,
     closed_form_probability,
@@ -37,7 +38,6 @@ from doe.space import (
     set_point_report,
     space_grid,
 )
-from doe.space_figures import probability_map
 from tests.conftest import EXAMPLE, ROOT, make_study
 
 LEVELS = [0.0, 5.0, 10.0]

@@ -12,10 +12,10 @@ import plotly.graph_objects as go
 import pytest
 from scipy import stats
 
-from doe import figures
 from doe.design import make_design
 from doe.evaluate import alias_structure, evaluate_design
 from doe.model import ModelMatrix, parse_model
+from doe.plots import design as figures
 from doe.region import moment_matrix
 from doe.study import Factor, Study
 

@@ -10,9 +10,9 @@ import plotly.io as pio
 import plotly.offline
 import pytest
 
+from doe.plots.space import overlay_plot, probability_map
 from doe.runs import read_results
 from doe.space import build_predictive, space_grid
-from doe.space_figures import overlay_plot, probability_map
 from doe.study import Study
 from pages._live_plot import APP_FONT, chart_data
 from pages._plotly_asset import ASSETS, PLOTLY_FILE, PLOTLY_ROUTE

@@ -1,4 +1,4 @@
-"""Figures of fitted models (doe.model_figures).
+"""Figures of fitted models (doe.plots.model).
 
 Plotted predictions are checked against an independent evaluation of the coded model:
 the coefficient names of ``fm.coefficients`` are parsed and each model column is built
@@ -20,8 +20,8 @@ import plotly.graph_objects as go
 import pytest
 from scipy import stats
 
-from doe import model_figures as mf
 from doe.fit import box_cox, fit_model
+from doe.plots import model as mf
 from doe.runs import read_results
 from doe.study import Factor, Response, Study
 

@@ -298,7 +298,7 @@ def test_plan_frame_has_units(catalogue):
 
 
 def test_figure_has_both_strategies(catalogue):
-    from doe.scale_figures import plan_figure
+    from doe.plots.scale import plan_figure
 
     plans = [plan_seed_train(ISSUE, supply(), catalogue, s) for s in ("scale-out", "scale-up")]
     fig = plan_figure(plans)

@@ -3,8 +3,8 @@
 import pytest
 from playwright.sync_api import sync_playwright
 
+from doe.plots.scale import plan_figure
 from doe.scale import plan_seed_train, read_catalogue
-from doe.scale_figures import plan_figure
 from tests.test_scale import ISSUE, supply
 
 #: The supply of the test suite's issue, and the example's (fold and densities from its models at the set point).

@@ -4,8 +4,8 @@ import html
 
 import pytest
 
-from doe import space_figures as sf
 from doe.analysis import ModelChoice, fit_all
+from doe.plots import space as sf
 from doe.runs import read_results
 from doe.space import build_predictive, space_grid
 from tests.conftest import ROOT

@@ -7,8 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from doe import space_figures as sf
 from doe.analysis import ModelChoice, fit_all
+from doe.plots import space as sf
 from doe.runs import read_results
 from doe.space import SpaceGrid, build_predictive, space_grid
 from doe.study import Factor, Response, Study

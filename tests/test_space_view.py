@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from doe import space_figures as sf
 from doe.analysis import default_choice, fit_all
+from doe.plots import space as sf
 from doe.runs import read_results
 from doe.space import SpaceGrid, build_predictive, robust_set_point, space_grid
 from doe.space_view import edge_limits, limiting_cqa, opening_view, saved_view

@@ -377,10 +377,10 @@ def _study_section(study: Study) -> Section:
 
 
 def _design_section(inp: _Inputs) -> Section:
-    from doe import figures
     from doe.design import read_design
     from doe.evaluate import evaluate_design
     from doe.model import parse_model
+    from doe.plots import design as figures
 
     sec = Section("3. Design")
     design, record = inp.design, inp.design_record
@@ -437,7 +437,7 @@ def _data_section(inp: _Inputs, csv_text: str) -> Section:
 
 
 def _model_sections(inp: _Inputs) -> list[Section]:
-    from doe.model_figures import residual_plots
+    from doe.plots.model import residual_plots
 
     out = []
     for i, (name, fit) in enumerate(inp.fits.items(), start=1):
@@ -474,7 +474,7 @@ def _model_sections(inp: _Inputs) -> list[Section]:
 
 
 def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
-    from doe.space_figures import footnote, probability_map
+    from doe.plots.space import footnote, probability_map
 
     s = space["summary"]
     sec = Section("6. Design space")

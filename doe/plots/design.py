@@ -15,10 +15,10 @@ import math
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from doe.design import Design
 from doe.evaluate import DesignEvaluation
+from doe.plots.theme import PALETTE, TEMPLATE
 
 __all__ = [
     "TEMPLATE",
@@ -29,22 +29,8 @@ __all__ = [
     "vif_chart",
 ]
 
-#: Okabe & Ito (2008) colour-blind-safe palette.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 _DARK = "#08306b"
 _REFERENCE = "#D55E00"
-
-#: House template: white background, font size 14, light grid, Okabe-Ito colours.
-TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
-TEMPLATE.layout.update(
-    font={"size": 14, "family": "Arial, Helvetica, sans-serif", "color": "#222222"},
-    title={"font": {"size": 17}, "x": 0.0, "xanchor": "left"},
-    paper_bgcolor="white",
-    plot_bgcolor="white",
-    colorway=PALETTE,
-    margin={"l": 80, "r": 40, "t": 80, "b": 70},
-    hoverlabel={"font": {"size": 13}},
-)
 
 
 def correlation_map(ev: DesignEvaluation) -> go.Figure:

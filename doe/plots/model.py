@@ -5,8 +5,8 @@ Pure functions: each takes a :class:`~doe.fit.FittedModel` (``fm``) and returns 
 :class:`plotly.graph_objects.Figure`. Statistics are read from ``fm`` (coefficients,
 diagnostics, effects, Lenth's margins, Box-Cox curve, steepest-ascent path); predicted
 values and their intervals come from :meth:`FittedModel.predict`, one call per figure on
-the whole grid. Every figure uses the house :data:`doe.figures.TEMPLATE` and
-:data:`doe.figures.PALETTE`, names factors with their units (:meth:`Factor.label`), and
+the whole grid. Every figure uses the house :data:`doe.plots.theme.TEMPLATE` and
+:data:`doe.plots.theme.PALETTE`, names factors with their units (:meth:`Factor.label`), and
 says in its title what is shown and in which units.
 
 Conventions
@@ -37,9 +37,9 @@ import plotly.graph_objects as go
 from scipy import stats
 
 from doe.errors import ModelError, did_you_mean, quoted_list
-from doe.figures import PALETTE, TEMPLATE
 from doe.fit import EXT_STUDENT_LIMIT, FittedModel
 from doe.model import actual_frame
+from doe.plots.theme import PALETTE, TEMPLATE
 
 __all__ = [
     "RUN_MATCH_TOL",

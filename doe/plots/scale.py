@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from doe.figures import PALETTE, TEMPLATE
+from doe.plots.theme import PALETTE, TEMPLATE
 from doe.scale import ScalePlan
 
 _DASH = {"scale-out": "solid", "scale-up": "dash"}

@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from doe.errors import DoeError
-from doe.figures import PALETTE, TEMPLATE
+from doe.plots.theme import PALETTE, TEMPLATE
 
 if TYPE_CHECKING:
     from doe.space import SpaceGrid
