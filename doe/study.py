@@ -21,6 +21,7 @@ levels) likewise over [min, max]; categorical factors use effect
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -73,11 +74,20 @@ class Factor:
 
     @property
     def center(self) -> float:
-        return (self.low + self.high) / 2.0
+        low, high = self._numeric_range()
+        return (low + high) / 2.0
 
     @property
     def half_range(self) -> float:
-        return (self.high - self.low) / 2.0
+        low, high = self._numeric_range()
+        return (high - low) / 2.0
+
+    def _numeric_range(self) -> tuple[float, float]:
+        """(low, high) of a numeric factor; a categorical factor has none (TypeError, as arithmetic on
+        its missing bounds raised before)."""
+        if self.low is None or self.high is None:
+            raise TypeError(f"Factor '{self.name}' has no numeric range (kind {self.kind}).")
+        return self.low, self.high
 
     def to_coded(self, values: Any) -> np.ndarray:
         """Actual -> coded -1..+1 (numeric factors) or level index (categorical)."""
@@ -166,9 +176,13 @@ class Response:
 CQA = Response
 
 
-@dataclass
+@dataclass(frozen=True)
 class Study:
-    """Factors, CQAs, optional block column name and constraints of one study."""
+    """Factors, CQAs, optional block column name and constraints of one study.
+
+    Frozen: a changed study is a new object (``Study.from_dict``, :func:`dataclasses.replace`), so a
+    cache keyed by :attr:`digest` never holds a study that changed under it.
+    """
 
     name: str
     factors: list[Factor]
@@ -238,8 +252,8 @@ class Study:
                 f"The factors and their levels give a quadratic model of {columns:,} columns; the limit is "
                 f"{limits.MAX_STUDY_MODEL_COLUMNS:,}. Use fewer levels of the categorical factors (each "
                 "pair of them multiplies their levels), or fewer factors.")
-        if self.blocks is not None:
-            self.blocks = str(self.blocks).strip() or None
+        if self.blocks is not None:  # normalised once, while the study is made (frozen afterwards)
+            object.__setattr__(self, "blocks", str(self.blocks).strip() or None)
         if self.blocks:
             _check_text(self.blocks, "The block column name", limits.MAX_NAME_CHARS)
         if self.blocks and self.blocks.lower() in {f.name.lower() for f in self.factors}:
@@ -273,10 +287,11 @@ class Study:
         axes = []
         for f in self.factors:
             if f.kind == "continuous":
-                axes.append(list(np.linspace(f.low, f.high, levels)))
+                axes.append(list(np.linspace(*f._numeric_range(), levels)))
             else:
                 axes.append(list(f.levels))
         total = math.prod(len(a) for a in axes)
+        data: dict[str, Any]
         if limit is not None and total > limit:
             rng = np.random.default_rng(seed)
             idx = [rng.integers(0, len(a), size=limit) for a in axes]
@@ -302,6 +317,12 @@ class Study:
         if self.constraints:
             out["constraints"] = [c.to_yaml() for c in self.constraints]
         return out
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 (hex) of :meth:`to_yaml`: equal exactly when the study text is, the content hash the
+        store saves a study version with (doe.store.study_digest), and the key of the app's caches."""
+        return hashlib.sha256(self.to_yaml().encode("utf-8")).hexdigest()
 
     def to_yaml(self) -> str:
         data = self.to_dict()

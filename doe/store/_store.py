@@ -44,7 +44,7 @@ from doe.study import Study
 
 def study_digest(study: Study) -> str:
     """The content hash a study version is saved with (SHA-256 of its YAML): equal when the text is."""
-    return _text_digest(study.to_yaml())
+    return study.digest
 
 
 def _text_digest(text: str) -> str:
