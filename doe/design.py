@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from doe.cells import safe_text
 from doe.errors import DesignError, DoeError
 from doe.model import actual_frame, coded_array
+from doe.runs import canonical_names, read_table, unmark_levels
 from doe.study import Study
 
 POINT_TYPES = (
@@ -120,40 +122,14 @@ def _safe_cells(frame: pd.DataFrame) -> pd.DataFrame:
     cell with a bare CR, which a spreadsheet reads as a new row that could start
     with a formula; a cell with a line feed is quoted and stays one cell. Headers are
     written by the same writers as cells (a factor named '=cmd|...' would otherwise be a
-    live formula in the header row); :func:`unquote_formula` reads either back.
+    live formula in the header row); :func:`doe.cells.unquote_formula` reads either back.
     """
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(_safe_text)
-    out.columns = [_safe_text(c) if isinstance(c, str) else c for c in out.columns]
+            out[col] = out[col].map(safe_text)
+    out.columns = [safe_text(c) if isinstance(c, str) else c for c in out.columns]
     return out
-
-
-#: First characters a spreadsheet reads as the start of a formula (or a new cell).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _safe_text(v: Any) -> Any:
-    if not isinstance(v, str):
-        return v
-    if v[:1] in _FORMULA_START:
-        v = "'" + v
-    return v.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def unquote_formula(v: Any) -> Any:
-    """Text as it was before :func:`_safe_text` marked it: a leading apostrophe before = + - @ or a
-    tab is dropped (the mark our downloads put on text a spreadsheet would run as a formula), so the
-    tool reads its own run sheets back: "'-80C" -> "-80C". Anything else is returned unchanged.
-    Readers that know the expected values (levels, column names) try the text as it stands first.
-
-    >>> unquote_formula("'-80C"), unquote_formula("'quoted"), unquote_formula(3)
-    ('-80C', "'quoted", 3)
-    """
-    if isinstance(v, str) and v[:1] == "'" and v[1:2] in ("=", "+", "-", "@", "\t"):
-        return v[1:]
-    return v
 
 
 def safe_csv(frame: pd.DataFrame) -> str:
@@ -224,8 +200,6 @@ def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: s
     if frame.empty:
         raise DesignError(f"The design file '{name}' has no runs: it needs one row per run.")
     frame.columns = [str(c).strip() for c in frame.columns]
-    from doe.runs import canonical_names, unmark_levels  # doe.runs builds on Design: imported here
-
     frame = frame.rename(columns=canonical_names(study, frame.columns))
     frame = unmark_levels(study, frame)
     dupes = frame.columns[frame.columns.duplicated()].tolist()
@@ -268,7 +242,6 @@ def _read_table(source: str | Path | bytes, name: str) -> pd.DataFrame:
         raise DesignError(f"Design file '{name}' is over {MAX_DESIGN_BYTES // 2**20} MB.")
     if not data.strip():
         raise DesignError(f"The design file '{name}' is empty.")
-    from doe.runs import read_table  # doe.runs builds on Design: imported here, not at the top
 
     try:
         return read_table(bytes(data), str(name or "design"))

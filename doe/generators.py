@@ -22,7 +22,7 @@ import numpy as np
 from doe import fractional, limits
 from doe.design import Design, make_design
 from doe.errors import DesignError
-from doe.model import ModelMatrix, Term, parse_model
+from doe.model import DEFAULT_MODEL, ModelMatrix, Term, default_model, parse_model
 from doe.study import Factor, Study
 
 DESIGN_TYPES = ("full", "fractional", "pb", "dsd", "ccd", "bbd", "lhs", "optimal")
@@ -35,11 +35,6 @@ TYPE_LABELS = {
     "bbd": "Box-Behnken (response surface)",
     "lhs": "Latin hypercube (space-filling)",
     "optimal": "D- or I-optimal (custom)",
-}
-#: The model each design type is evaluated with unless the user names one.
-DEFAULT_MODEL = {
-    "full": "interactions", "fractional": "linear", "pb": "linear", "dsd": "linear",
-    "ccd": "quadratic", "bbd": "quadratic", "lhs": "quadratic", "optimal": "quadratic",
 }
 ALPHAS = ("rotatable", "orthogonal", "face", "inscribed")
 #: The options each design type takes (besides ``seed``), in the order a form shows them; a form
@@ -69,20 +64,6 @@ def type_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``options`` that design type ``kind`` takes (:data:`TYPE_OPTIONS`, plus the seed)."""
     keep = (*TYPE_OPTIONS[str(kind).strip().lower()], "seed")
     return {k: v for k, v in options.items() if k in keep}
-
-
-def default_model(study: Study, kind: str = "optimal") -> str:
-    """The model a design of ``kind`` is built and evaluated for unless the user names one.
-
-    :data:`DEFAULT_MODEL` for the type, except that the quadratic model leaves out the square of a
-    discrete factor with fewer than 3 levels (a square needs 3 levels to be estimated), so the
-    default design always estimates its default model.
-    """
-    model = DEFAULT_MODEL.get(str(kind).strip().lower(), "quadratic")
-    if model != "quadratic":
-        return model
-    two = [f.name for f in study.factors if f.kind == "discrete" and len(set(f.levels)) < 3]
-    return " - ".join([model, *(f"{name}^2" for name in two)])
 
 
 def generate(study: Study, kind: str, **options: Any) -> Design:

@@ -20,6 +20,7 @@ import zipfile
 from typing import TYPE_CHECKING, Any
 
 from doe.errors import DesignError, DoeError
+from doe.model import ModelMatrix, default_model, max_power, parse_model
 
 if TYPE_CHECKING:
     from doe.study import Study
@@ -211,8 +212,6 @@ def _candidates(study: Study, terms: list | None = None) -> int:
     levels of each categorical or discrete factor; for a continuous factor 2, 5 for a squared term
     or 21 (the fine grid) for a cubic term or a factor named in a constraint. Without the model
     terms, 21 per continuous factor (the most)."""
-    from doe.model import max_power
-
     constrained = {n for c in study.constraints for n in getattr(c, "_names", {}).values()}
     out = 0
     for f in study.factors:
@@ -274,9 +273,6 @@ def check_design_work(study: Study, kind: str, options: dict[str, Any] | None = 
     if estimate > 50 * MAX_MODEL_COLUMNS:  # not even built: the level counts alone are too many
         p, terms = estimate, None
     else:
-        from doe.generators import default_model
-        from doe.model import ModelMatrix, parse_model
-
         terms = parse_model(study, options.get("model") or default_model(study, "optimal"))
         p = ModelMatrix(study, terms, n_blocks=max(1, _whole(options.get("blocks"), 1))).p
     if p > MAX_MODEL_COLUMNS:

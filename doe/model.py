@@ -351,3 +351,24 @@ def actual_frame(study: Study, U: np.ndarray) -> pd.DataFrame:
 def _nearest(levels: list, value: float) -> float:
     arr = np.asarray(levels, dtype=float)
     return float(arr[np.argmin(np.abs(arr - value))])
+
+
+#: The model each design type is evaluated with unless the user names one.
+DEFAULT_MODEL = {
+    "full": "interactions", "fractional": "linear", "pb": "linear", "dsd": "linear",
+    "ccd": "quadratic", "bbd": "quadratic", "lhs": "quadratic", "optimal": "quadratic",
+}
+
+
+def default_model(study: Study, kind: str = "optimal") -> str:
+    """The model a design of ``kind`` is built and evaluated for unless the user names one.
+
+    :data:`DEFAULT_MODEL` for the type, except that the quadratic model leaves out the square of a
+    discrete factor with fewer than 3 levels (a square needs 3 levels to be estimated), so the
+    default design always estimates its default model.
+    """
+    model = DEFAULT_MODEL.get(str(kind).strip().lower(), "quadratic")
+    if model != "quadratic":
+        return model
+    two = [f.name for f in study.factors if f.kind == "discrete" and len(set(f.levels)) < 3]
+    return " - ".join([model, *(f"{name}^2" for name in two)])

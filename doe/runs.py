@@ -35,16 +35,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from doe import limits
 from doe._format import plain_whole
-from doe.design import Design, unquote_formula
+from doe.cells import same_value, stored_cell, unquote_formula
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.study import Factor, Response, Study
+
+if TYPE_CHECKING:
+    from doe.design import Design
 
 __all__ = [
     "MAX_BYTES", "MAX_ROWS", "Problem", "RunsUpload", "merge_results", "read_results",
@@ -228,9 +231,6 @@ def run_sheet_addition(stored: pd.DataFrame | None, design: Design) -> RunSheetA
     whose id a stored run with other settings holds is added under the next free number instead
     of changing that run, so results are never moved to settings they were not measured at.
     """
-    from doe.store import same_value as same
-    from doe.store import stored_cell as cell
-
     sheet = results_template(design)
     factors = [f.name for f in design.study.factors]
     cqas = [r.name for r in design.study.responses]
@@ -247,7 +247,7 @@ def run_sheet_addition(stored: pd.DataFrame | None, design: Design) -> RunSheetA
         old = stored_rows.get(label)
         if old is None:
             keep.append(i)
-        elif all(same(cell(rec[f]), cell(old.get(f))) for f in factors):
+        elif all(same_value(stored_cell(rec[f]), stored_cell(old.get(f))) for f in factors):
             already += 1
         else:
             renumbered[label] = str(next_id)
@@ -262,8 +262,6 @@ def run_sheet_addition(stored: pd.DataFrame | None, design: Design) -> RunSheetA
 def runs_not_in_design(table: pd.DataFrame, design: Design) -> list[str]:
     """Run ids of ``table`` that are not runs of ``design``: an id the design lacks, or other factor
     settings than the design's run of that id. Empty when every run was run on the design."""
-    from doe.store import same_value as same
-    from doe.store import stored_cell as cell
 
     sheet = {_label(rec["Run"]): rec for rec in design.run_sheet().to_dict("records")}
     factors = [f.name for f in design.study.factors]
@@ -271,7 +269,7 @@ def runs_not_in_design(table: pd.DataFrame, design: Design) -> list[str]:
     for rec in table.to_dict("records"):
         label = _label(rec["Run"])
         mine = sheet.get(label)
-        if mine is None or not all(same(cell(rec.get(f)), cell(mine[f])) for f in factors):
+        if mine is None or not all(same_value(stored_cell(rec.get(f)), stored_cell(mine[f])) for f in factors):
             off.append(label)
     return off
 
@@ -1173,8 +1171,6 @@ def changed_runs(before: pd.DataFrame | None, after: pd.DataFrame, key: str = "R
     1    2  2.5          3.0
     2    3  4.0          NaN
     """
-    from doe.store import same_value as same
-    from doe.store import stored_cell as cell
 
     versions: dict[str, Any] = {}
     old_rows: dict[str, dict] = {}
@@ -1187,7 +1183,7 @@ def changed_runs(before: pd.DataFrame | None, after: pd.DataFrame, key: str = "R
     for i, rec in enumerate(after.to_dict("records")):
         label = _label(rec[key])
         old = old_rows.get(label)
-        if old is None or any(not same(cell(v), cell(old.get(c))) for c, v in rec.items()
+        if old is None or any(not same_value(stored_cell(v), stored_cell(old.get(c))) for c, v in rec.items()
                               if c not in (key, "row_version", "run_id")):
             keep.append(i)
             row_versions.append(versions.get(label))

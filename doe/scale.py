@@ -405,7 +405,7 @@ def read_catalogue(source: str | Path | pd.DataFrame | None = None) -> list[Vess
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise ScaleError(f"Vessel catalogue '{path}' is not a readable UTF-8 CSV file ({exc}).") from None
         where = path.name
-    from doe.design import unquote_formula
+    from doe.cells import unquote_formula
 
     frame = frame.rename(columns=lambda c: str(unquote_formula(c)).strip()).map(unquote_formula)
     missing = [c for c in _REQUIRED_COLUMNS if c not in frame.columns]

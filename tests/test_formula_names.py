@@ -10,7 +10,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from doe.design import read_design, safe_csv, unquote_formula
+from doe.cells import safe_text, unquote_formula
+from doe.design import read_design, safe_csv
 from doe.generators import augment, generate
 from doe.runs import read_results
 from doe.study import Study
@@ -132,9 +133,8 @@ def test_results_with_formula_like_notes_read_back(study, design):
 
 @pytest.mark.parametrize("text", ["-80C", "=1", "@a", "+4C", "\tx", "plain", "'plain", ""])
 def test_unquote_reverses_the_mark(text):
-    from doe.design import _safe_text
 
-    assert unquote_formula(_safe_text(text)) == text
+    assert unquote_formula(safe_text(text)) == text
 
 
 def test_a_level_that_starts_with_the_mark_reads_as_it_stands(study, design):

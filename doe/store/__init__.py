@@ -14,6 +14,7 @@ from a newer version of the software, or a file that is not a workbench
 database, is refused with a :class:`~doe.errors.DoeError`.
 """
 
+from doe.cells import same_value, stored_cell
 from doe.store._audit import AuditCheck, User
 from doe.store._bundle import MAX_TOTAL_BYTES, export_bundle, import_bundle
 from doe.store._designs import DesignRecord, default_design_name, designs_table, with_design_names
@@ -21,8 +22,6 @@ from doe.store._engine import default_url, shown
 from doe.store._signing import load_site_key, new_key_file
 from doe.store._store import ConcurrentEditError, Store, StudyConflictError, study_digest, verify_audit
 from doe.store._values import META as RUN_META
-from doe.store._values import cell as stored_cell
-from doe.store._values import same as same_value
 
 __all__ = ["MAX_TOTAL_BYTES", "RUN_META", "AuditCheck", "ConcurrentEditError", "DesignRecord", "Store", "StudyConflictError", "User", "default_design_name",
            "default_url", "designs_table", "export_bundle", "import_bundle", "load_site_key", "new_key_file",

@@ -4,37 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from doe.cells import same_value as same  # noqa: F401 (the store compares with V.same)
+from doe.cells import stored_cell as cell
 from doe.errors import DoeError
 
 RUN = "Run"
 #: Columns runs() adds for editing; never stored as values.
 META = ("run_id", "row_version")
-
-
-def cell(value: Any) -> Any:
-    """A cell as a JSON value: None for blank/NaN, Python int/float/bool/str otherwise."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            raise DoeError(f"'{value}' is not a finite number: enter a measured value or leave it empty.")
-        return value
-    if isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    raise DoeError(f"The value {value!r} cannot be stored: use numbers or text.")
 
 
 def run_label(value: Any) -> str:
@@ -45,16 +27,6 @@ def run_label(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as stored data: blanks equal; numbers by value (60 == 60.0); text exactly."""
-    if a is None or b is None:
-        return a is None and b is None
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
-        return float(a) == float(b)
-    return a == b
 
 
 def batch_rows(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
