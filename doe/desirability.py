@@ -72,7 +72,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -165,7 +165,7 @@ class Desirability:
             raise DoeError(f"CQA '{name}': goal 'range' needs a lower or an upper limit.")
         if lo is not None and hi is not None and lo > hi:
             raise DoeError(f"CQA '{name}': the lower limit {lo:g} is above the upper limit {hi:g}.")
-        if self.goal == "target" and not lo <= t <= hi:
+        if self.goal == "target" and lo is not None and hi is not None and t is not None and not lo <= t <= hi:
             raise DoeError(f"CQA '{name}': the target {t:g} lies outside the limits {lo:g} to {hi:g}.")
 
     @property
@@ -178,13 +178,17 @@ class Desirability:
         y = np.asarray(y, dtype=float)
         lo, hi, t, s = self.lower, self.upper, self.target, self.weight
         with np.errstate(invalid="ignore"):
-            if self.goal == "maximize":
-                d = _ramp(y, lo, hi) ** s
-            elif self.goal == "minimize":
-                d = _ramp(-y, -hi, -lo) ** s
-            elif self.goal == "target":
-                s2 = s if self.weight_upper is None else self.weight_upper
-                d = np.where(y <= t, _ramp(y, lo, t) ** s, _ramp(-y, -hi, -t) ** s2)
+            if self.goal in ("maximize", "minimize", "target"):
+                # __post_init__ requires both limits for these goals (and a target for 'target')
+                a, b = cast(float, lo), cast(float, hi)
+                if self.goal == "maximize":
+                    d = _ramp(y, a, b) ** s
+                elif self.goal == "minimize":
+                    d = _ramp(-y, -b, -a) ** s
+                else:
+                    m = cast(float, t)
+                    s2 = s if self.weight_upper is None else self.weight_upper
+                    d = np.where(y <= m, _ramp(y, a, m) ** s, _ramp(-y, -b, -m) ** s2)
             else:
                 inside = np.ones(y.shape, dtype=bool)
                 if lo is not None:
@@ -429,8 +433,10 @@ def quadratic_predictor(coefs: Mapping[str, float] | Mapping[str, Mapping[str, f
     """
     names = list(names)
     several = bool(coefs) and all(isinstance(v, Mapping) for v in coefs.values())
+    groups = (cast(Mapping[str, Mapping[str, float]], coefs) if several
+              else {"": cast(Mapping[str, float], coefs)})
     models = {resp: [(_parse_term(str(t), names), float(b)) for t, b in c.items()]
-              for resp, c in (coefs.items() if several else [("", coefs)])}
+              for resp, c in groups.items()}
 
     def predict(frame: pd.DataFrame) -> Any:
         missing = [n for n in names if n not in frame.columns]
@@ -710,7 +716,10 @@ class _Surrogate:
         self.C = np.linalg.solve(self._basis(nodes), Z.T).T
         spec = f"power:{fm.boxcox_lambda!r}" if fm.boxcox_lambda is not None else fm.transform
         units = space.study.response(fm.response).units if fm.response in space.study.response_names else ""
-        self.tf = parse_transform(spec, units)
+        tf = parse_transform(spec, units)
+        if tf is None:  # "boxcox" without its estimated lambda: no fitted model is left like that
+            raise _NoSurrogate
+        self.tf = tf
         mean = pred["mean"].to_numpy(dtype=float)
         if not np.allclose(self.tf.inverse(Z.ravel()), mean, rtol=1e-9, atol=1e-12, equal_nan=True):
             raise _NoSurrogate

@@ -51,10 +51,12 @@ Designs, with SAS. Oxford University Press.
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -62,13 +64,18 @@ from doe.errors import DesignError, did_you_mean, quoted_list
 from doe.model import ModelMatrix, Term, actual_frame, effect_codes, max_power
 from doe.region import moment_matrix
 
-try:  # np.einsum without its Python wrapper (same routine, same numbers)
-    from numpy._core.multiarray import c_einsum as _einsum
-except ImportError:  # pragma: no cover - numpy < 2
-    try:
-        from numpy.core.multiarray import c_einsum as _einsum
-    except ImportError:
-        _einsum = np.einsum
+
+def _c_einsum() -> Callable[..., np.ndarray]:
+    """np.einsum without its Python wrapper (same routine, same numbers); np.einsum if it moved."""
+    for name in ("numpy._core.multiarray", "numpy.core.multiarray"):  # numpy >= 2, numpy < 2
+        try:
+            return cast("Callable[..., np.ndarray]", importlib.import_module(name).c_einsum)
+        except (ImportError, AttributeError):  # pragma: no cover - another numpy layout
+            continue
+    return np.einsum  # pragma: no cover
+
+
+_einsum = _c_einsum()
 
 if TYPE_CHECKING:
     from doe.study import Factor, Study
@@ -517,8 +524,9 @@ class _Moves:
         self.ok = np.zeros((n, c), dtype=bool) if space.constrained else None
         if problem.bcodes is not None:
             self.Y[:, :, self.p1:] = problem.bcodes[:, None, :]
-        self.grid = isinstance(space, _GridSpace)
-        if self.grid:
+        #: the in-memory grid, or None when candidates are built on demand
+        self.grid: _GridSpace | None = space if isinstance(space, _GridSpace) else None
+        if isinstance(space, _GridSpace):
             self.idx = space.indices(K)
             self.Y[:, :, :self.p1] = space.X[self.idx]
             if self.ok is not None:
@@ -536,10 +544,10 @@ class _Moves:
 
     def change(self, i: int, f: int, step: int) -> None:
         """Factor f of run i moved by ``step`` level indices (``K`` updated): rebuild its candidates."""
-        if not self.grid:
+        space = self.grid
+        if space is None:
             self._build(self.K, i)
             return
-        space = self.problem.space
         idx = self.idx[i]
         idx += step * space.shift[f]
         if self.rows is not None:
@@ -597,16 +605,20 @@ def _search(problem: _Problem, n_starts: int, rounds: int, seed: int | None,
     Start s draws from its own generator (``SeedSequence(seed).spawn``), so
     the first s starts of a longer search are the same as those of a shorter one.
     """
-    best_K, best_score, done = None, -np.inf, 0
+    best_K: np.ndarray | None = None
+    best_score, done, stopped = -np.inf, 0, False
     root = np.random.SeedSequence(seed)
     for _ in range(n_starts):
         if done and time.perf_counter() > deadline:
-            return best_K, done, True
+            stopped = True
+            break
         K, score = _one_start(problem, np.random.default_rng(root.spawn(1)[0]), rounds, deadline)
         done += 1
         if best_K is None or score > best_score:
             best_K, best_score = K, score
-    return best_K, done, False
+    if best_K is None:  # only for n_starts < 1, which the callers never ask for
+        raise ValueError("the search needs at least one start")
+    return best_K, done, stopped
 
 
 def _one_start(problem: _Problem, rng: np.random.Generator, rounds: int,
@@ -656,7 +668,7 @@ def _inverse(A: np.ndarray) -> np.ndarray:
     # eigenvalue is at least 1 / ||A^-1||_F and the largest at most ||A||_F, so
     # a condition bound 100 times below the 1e-9 cut-off (far above rounding
     # errors) means the test passes and the answer is inv(A).
-    if Ainv is not None and np.linalg.norm(Ainv) * max(np.linalg.norm(A), 1.0) < 1e7:
+    if Ainv is not None and np.linalg.norm(Ainv) * max(float(np.linalg.norm(A)), 1.0) < 1e7:
         return Ainv
     w = np.linalg.eigvalsh(A)
     top = max(w[-1], 1.0)

@@ -80,6 +80,7 @@ from doe.store._models import (
     RunRow,
     StudyRow,
     StudyVersionRow,
+    study_row,
 )
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def _rows(s: Session, model: Any, sid: int, order: Any) -> list[Any]:
 
 
 def _study_part(s: Session, sid: int) -> dict[str, bytes]:
-    study = s.get(StudyRow, sid)
+    study = study_row(s, sid)
     rows = _rows(s, StudyVersionRow, sid, StudyVersionRow.version)
     versions = [{"version": r.version, "file": f"study/v{r.version:04d}.yaml", "content_hash": r.content_hash,
                  "created_at": r.created_at, "created_by": r.created_by} for r in rows]
@@ -227,7 +228,7 @@ def _decision_part(s: Session, sid: int) -> dict[str, bytes]:
 
 def _audit_part(s: Session, sid: int) -> dict[str, bytes]:
     """This store's audit records of the study, and those earlier bundles brought in."""
-    name = s.get(StudyRow, sid).name
+    name = study_row(s, sid).name
     own = s.execute(select(AuditRow).where(AuditRow.study == name).order_by(AuditRow.seq)).scalars()
     earlier = _rows(s, ImportedAuditRow, sid, ImportedAuditRow.id)
     kept = ("bundle", *AUDIT_COLUMNS)

@@ -186,7 +186,7 @@ def grant_app_role(conn: Connection) -> None:
         raise DoeError(f"DOE_APP_ROLE names the role '{role}', which this PostgreSQL server does not have: "
                        "create it first (CREATE ROLE ... LOGIN), or unset DOE_APP_ROLE.")
     quoted = f'"{role}"'
-    schema = '"' + conn.execute(text("SELECT current_schema()")).scalar().replace('"', '""') + '"'
+    schema = '"' + conn.execute(text("SELECT current_schema()")).scalar_one().replace('"', '""') + '"'
     audit = ", ".join(APPEND_ONLY)
     for sql in (f"GRANT USAGE ON SCHEMA {schema} TO {quoted}",
                 f"REVOKE UPDATE, DELETE, TRUNCATE ON {audit} FROM {quoted}",

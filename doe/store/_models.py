@@ -11,7 +11,9 @@ back identically on every database.
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint, false
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from doe.errors import DoeError
 
 GENESIS_HASH = "0" * 64
 
@@ -28,6 +30,14 @@ class StudyRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[str] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+def study_row(s: Session, sid: int) -> StudyRow:
+    """The study with id ``sid``, which a stored row's ``study_id`` names (a foreign key: it exists)."""
+    row = s.get(StudyRow, sid)
+    if row is None:  # only a database edited outside the workbench gets here
+        raise DoeError(f"The store has no study with id {sid}: the database was changed outside the workbench.")
+    return row
 
 
 class StudyVersionRow(Base):

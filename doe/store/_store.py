@@ -37,6 +37,7 @@ from doe.store._models import (
     RunRow,
     StudyRow,
     StudyVersionRow,
+    study_row,
 )
 from doe.store._signing import SiteKey, load_site_key
 from doe.study import Study
@@ -235,7 +236,7 @@ class Store:
                 final = given
             else:
                 final = default_design_name(design.kind, design.n_runs, taken, design.info.get("criterion"))
-            row = DesignRow(study_id=sid, study_version=_latest_version(s, sid).version, kind=design.kind,
+            row = DesignRow(study_id=sid, study_version=_current_version(s, sid).version, kind=design.kind,
                             seed=design.seed, model=design.model, run_sheet=sheet, frozen=False,
                             created_at=audit.ts, created_by=audit.user.name, name=final, current=False,
                             deleted=False)
@@ -273,7 +274,7 @@ class Store:
         """A stored design, read against the study version it was made for."""
         with self._session() as s:
             row = _design_row(s, design_id)
-            name = s.get(StudyRow, row.study_id).name
+            name = study_row(s, row.study_id).name
             label = row.name or f"design {design_id}"
         design = read_design(self.load_study(name, row.study_version), row.run_sheet.encode("utf-8"),
                              name=label)
@@ -431,7 +432,7 @@ class Store:
         When the data version records no design, every design of the study is frozen (as before
         designs were recorded with the data).
         """
-        cqas = _response_names(_latest_version(s, sid).yaml)
+        cqas = _response_names(_current_version(s, sid).yaml)
         if not any(values.get(c) is not None for values in batch.values() for c in cqas):
             return
         design_id = s.execute(select(DataVersionRow.design_id).where(
@@ -473,7 +474,7 @@ class Store:
         """
         with self._write(user) as (s, audit):
             row, study = _live_run(s, run_id, expected_row_version)
-            cqas = _response_names(_latest_version(s, row.study_id).yaml)
+            cqas = _response_names(_current_version(s, row.study_id).yaml)
             if cqa not in cqas:
                 raise DoeError(f"'{cqa}' is not a CQA of study '{study}'.{did_you_mean(cqa, cqas)} "
                                f"CQAs: {quoted_list(cqas)}.")
@@ -627,7 +628,7 @@ def _study_conflict(s: Session, name: str, row: StudyRow | None, expected: Any,
     """Who saved which versions of the study since ``expected``, and what they changed."""
     from doe.store._study_changes import study_changes
 
-    if last is None:
+    if last is None or row is None:  # row is None only when last is
         return (f"Study '{name}' is no longer in the database (it was expected at version {expected}). "
                 "Your change was not saved.")
     if expected is None:
@@ -653,6 +654,15 @@ def _latest_version(s: Session, sid: int) -> StudyVersionRow | None:
                      .order_by(StudyVersionRow.version.desc()).limit(1)).scalar_one_or_none()
 
 
+def _current_version(s: Session, sid: int) -> StudyVersionRow:
+    """The latest version of a stored study (a study is saved with its first version, in one transaction)."""
+    row = _latest_version(s, sid)
+    if row is None:  # only a database edited outside the workbench gets here
+        raise DoeError(f"The store has no version of the study with id {sid}: the database was changed "
+                       "outside the workbench.")
+    return row
+
+
 def _last_data_version(s: Session, sid: int) -> int:
     return s.execute(select(func.max(DataVersionRow.version))
                      .where(DataVersionRow.study_id == sid)).scalar() or 0
@@ -670,7 +680,7 @@ def _live_design(s: Session, design_id: int) -> tuple[DesignRow, str]:
     row = _design_row(s, design_id)
     if row.deleted:
         raise DoeError(f"Design {design_id} \"{row.name}\" was deleted; choose another design.")
-    return row, s.get(StudyRow, row.study_id).name
+    return row, study_row(s, row.study_id).name
 
 
 def _record(row: DesignRow) -> DesignRecord:
@@ -737,7 +747,7 @@ def _live_run(s: Session, run_id: int, expected_row_version: int) -> tuple[RunRo
         raise ConcurrentEditError(_conflict_message(s, row, expected_row_version))
     if row.deleted:
         raise DoeError(f"Run {row.label} was deleted: reload the runs.")
-    return row, s.get(StudyRow, row.study_id).name
+    return row, study_row(s, row.study_id).name
 
 
 def _edit_run(audit: AuditWriter, study: str, row: RunRow, new: dict[str, Any], reason: str | None) -> bool:
