@@ -1,79 +1,28 @@
-"""Model choices per CQA and fitting every CQA with them.
+"""An analysis: every CQA of a study fitted with its model choice, as one result object.
 
-A :class:`ModelChoice` is what the scientist decided for one CQA (model,
-transform, reduction, ANOVA type, excluded runs). It is saved with an analysis
-so that "re-run analysis" refits the same choices on new data.
+:func:`fit_all` fits every CQA that has results with its :class:`ModelChoice` and returns an
+:class:`Analysis`: the fit of each CQA (:class:`CQAFit`, read like a dict), the fitted models, the
+failures with their reasons, the data version and a content digest. The choice and the fit of one CQA
+(:class:`ModelChoice`, :class:`CQAFit`, :func:`fit_choice`) live in :mod:`doe.fit` and are re-exported
+here, where the app and the CLI have always imported them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 import pandas as pd
 
 from doe._recent import Recent
-from doe.errors import ModelError
-from doe.fit import FittedModel, fit_model, reduce_model
+from doe.fit import REDUCE_METHODS, CQAFit, FittedModel, ModelChoice, default_choice, fit_choice
 from doe.study import Study
 
-REDUCE_METHODS = ("p", "aicc")
-
-
-@dataclass
-class ModelChoice:
-    """The analysis settings of one CQA."""
-
-    model: str = "quadratic"
-    transform: str = "none"
-    reduce: bool = False
-    reduce_method: str = "p"
-    reduce_alpha: float = 0.1
-    anova_type: int = 2
-    exclude: list[Any] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelChoice:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-def default_choice() -> ModelChoice:
-    """What the app starts each CQA with: the quadratic, reduced hierarchically by p-value."""
-    return ModelChoice(reduce=True)
-
-
-@dataclass
-class CQAFit:
-    """One CQA's fit: the model, the reduction steps, or the reason it could not be fitted."""
-
-    response: str
-    choice: ModelChoice
-    model: FittedModel | None = None
-    steps: list[dict] | None = None
-    error: str | None = None
-
-
-def fit_choice(study: Study, runs: pd.DataFrame, response: str, choice: ModelChoice, *,
-               block_col: str | None = None, alpha: float = 0.05) -> CQAFit:
-    """Fit one CQA with its choice; a model that cannot be fitted gives ``error``, not an exception."""
-    try:
-        spec, steps = choice.model, None
-        if choice.reduce:
-            spec, steps = reduce_model(study, runs, response, choice.model, method=choice.reduce_method,
-                                       alpha=choice.reduce_alpha, transform=choice.transform,
-                                       exclude=choice.exclude or None, block_col=block_col)
-        fm = fit_model(study, runs, response, spec, transform=choice.transform, alpha=alpha,
-                       anova_type=choice.anova_type, exclude=choice.exclude or None,
-                       block_col=block_col)
-    except ModelError as exc:
-        return CQAFit(response, choice, error=str(exc))
-    return CQAFit(response, choice, model=fm, steps=steps)
+__all__ = [
+    "REDUCE_METHODS", "Analysis", "CQAFit", "ModelChoice", "data_version", "default_choice", "fit_all",
+    "fit_choice", "fitted_models", "responses_with_results",
+]
 
 
 def responses_with_results(study: Study, runs: pd.DataFrame) -> list[str]:
@@ -82,13 +31,80 @@ def responses_with_results(study: Study, runs: pd.DataFrame) -> list[str]:
             if r.name in runs and pd.to_numeric(runs[r.name], errors="coerce").notna().any()]
 
 
-def fit_all(study: Study, runs: pd.DataFrame, choices: dict[str, ModelChoice] | None = None,
-            default: ModelChoice | None = None) -> dict[str, CQAFit]:
+class Analysis(Mapping[str, CQAFit]):
+    """Every CQA with results fitted with its choice: a read-only mapping CQA name -> :class:`CQAFit`.
+
+    Read like the dict it replaces (``analysis[name]``, ``.items()``, ``len``), in the study's CQA
+    order, plus what every reader of an analysis needs:
+
+    Attributes
+    ----------
+    study : Study
+        The study fitted.
+    runs : DataFrame
+        The results fitted (a copy taken when fitting; shared between readers: do not change it).
+    digest : str
+        SHA-256 of the study (YAML), the data (CSV) and the choices: the same digest means the same
+        fits.
+    """
+
+    def __init__(self, study: Study, runs: pd.DataFrame, fits: Mapping[str, CQAFit], digest: str) -> None:
+        self.study = study
+        self.runs = runs
+        self.digest = digest
+        self._fits = dict(fits)
+        self._data_version = data_version(runs)
+
+    def __getitem__(self, name: str) -> CQAFit:
+        return self._fits[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fits)
+
+    def __len__(self) -> int:
+        return len(self._fits)
+
+    def __repr__(self) -> str:
+        return (f"Analysis({self.study.name!r}, {len(self.models)} fitted"
+                + (f", failed: {sorted(self.failures)}" if self.failures else "") + f", digest {self.digest[:12]})")
+
+    @property
+    def choices(self) -> dict[str, ModelChoice]:
+        """The model choice each CQA was fitted with, by CQA name."""
+        return {n: f.choice for n, f in self._fits.items()}
+
+    @property
+    def models(self) -> dict[str, FittedModel]:
+        """The fitted model of every CQA whose fit succeeded, by CQA name: what the design space,
+        desirability and comparisons use."""
+        return {n: f.model for n, f in self._fits.items() if f.model is not None}
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Why each CQA that could not be fitted was not (the :class:`~doe.errors.ModelError` text)."""
+        return {n: f.error for n, f in self._fits.items() if f.error is not None}
+
+    @property
+    def data_version(self) -> str:
+        """Short content hash of the results fitted (:func:`data_version`)."""
+        return self._data_version
+
+
+def _digest(study_yaml: str, runs_csv: str, choices_json: str) -> str:
+    h = hashlib.sha256()
+    for part in (study_yaml, runs_csv, choices_json):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def fit_all(study: Study, runs: pd.DataFrame, choices: Mapping[str, ModelChoice] | None = None,
+            default: ModelChoice | None = None) -> Analysis:
     """Fit every CQA with results, each with its own choice (or ``default``).
 
-    The fits of the last few (study, data, choices) are kept: saving an analysis, comparing it
+    The analyses of the last few (study, data, choices) are kept: saving an analysis, comparing it
     with the one before and building the report refit the same data with the same choices.
-    The fits returned are shared and must not be changed.
+    The analysis returned is shared and read-only (its fits must not be changed).
     """
     choices = choices or {}
     default = default or ModelChoice()
@@ -96,27 +112,25 @@ def fit_all(study: Study, runs: pd.DataFrame, choices: dict[str, ModelChoice] | 
     wanted = {name: choices.get(name, default) for name in names}
     key = (study.to_yaml(), runs.to_csv(index=False), json.dumps({n: c.to_dict() for n, c in wanted.items()},
                                                                  sort_keys=True, default=str))
-    kept = _RECENT_FITS.get(key)
+    kept = _RECENT_ANALYSES.get(key)
     if kept is not None:
-        return dict(kept)
+        return kept
     fits = {name: fit_choice(study, runs, name, choice) for name, choice in wanted.items()}
-    _RECENT_FITS.put(key, fits)
-    return dict(fits)
+    analysis = Analysis(study, runs.copy(), fits, _digest(*key))
+    _RECENT_ANALYSES.put(key, analysis)
+    return analysis
 
 
-_RECENT_FITS = Recent(8)
+_RECENT_ANALYSES = Recent(8)
 
 
 def fitted_models(fits: Mapping[str, CQAFit]) -> dict[str, FittedModel]:
-    """The fitted model (:class:`~doe.fit.FittedModel`) of every CQA whose fit succeeded, by CQA name:
-    what the design space, desirability and comparisons use (CQAs whose fit failed keep their reason in
-    ``fits``)."""
+    """The fitted model (:class:`~doe.fit.FittedModel`) of every CQA whose fit succeeded, by CQA name
+    (:attr:`Analysis.models` for any mapping of fits; CQAs whose fit failed keep their reason in ``fits``)."""
     return {n: f.model for n, f in fits.items() if f.model is not None}
 
 
 def data_version(runs: pd.DataFrame) -> str:
     """Short content hash of a results table (same data, same version)."""
-    import hashlib
-
     text = runs.sort_index(axis=1).to_csv(index=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

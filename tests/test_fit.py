@@ -25,7 +25,6 @@ from statsmodels.stats.outliers_influence import OLSInfluence
 
 from doe.errors import ModelError
 from doe.fit import (
-    _contains,
     analyze,
     box_cox,
     effects_two_level,
@@ -36,6 +35,7 @@ from doe.fit import (
     reduce_model,
     sequential_anova,
 )
+from doe.fit import term_contains as _contains
 from doe.model import ModelMatrix, Term, parse_model
 from doe.study import Factor, Response, Study
 
