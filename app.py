@@ -32,16 +32,16 @@ PAGES = [
 
 def main() -> None:
     """One script run of a session: page config, navigation, the sidebar and the chosen page."""
-    from pages._speed import profiled, script_run  # profiled: with DOE_PROFILE_DIR, a cProfile per run
+    from pages._app.speed import profiled, script_run  # profiled: with DOE_PROFILE_DIR, a cProfile per run
 
     with script_run(), profiled("start") as run:
         from doe.identity import deployment_problem
-        from pages._common import open_example_on_first_visit
-        from pages._persist import _secret, identity_sidebar
-        from pages._speed import prefetch_default_design, warm_up_in_background
+        from pages._app.common import open_example_on_first_visit
+        from pages._app.persist import identity_sidebar, secret
+        from pages._app.speed import prefetch_default_design, warm_up_in_background
 
         st.set_page_config(page_title="QbD DoE workbench", page_icon=PAGE_ICON, layout="wide")
-        refused = deployment_problem(auth_configured=bool(_secret("auth")))  # also when the server starts (below)
+        refused = deployment_problem(auth_configured=bool(secret("auth")))  # also when the server starts (below)
         if refused:
             st.error(refused)
             st.stop()
@@ -76,8 +76,8 @@ else:  # imported by `streamlit run app.py` to serve it
     async def _start(_app):
         import threading
 
-        def prepare() -> None:  # importing pages._speed loads pandas: not before the server answers
-            from pages._speed import prepare_first_page
+        def prepare() -> None:  # importing pages._app.speed loads pandas: not before the server answers
+            from pages._app.speed import prepare_first_page
 
             prepare_first_page()
 
@@ -87,10 +87,10 @@ else:  # imported by `streamlit run app.py` to serve it
     from starlette.responses import FileResponse
     from starlette.routing import Route
 
-    from pages._plotly_asset import PLOTLY_FILE, PLOTLY_ROUTE
+    from pages._app.plotly_asset import PLOTLY_FILE, PLOTLY_ROUTE
 
     async def _plotly_map_js(_request):
-        """plotly.js for the design-space map (pages/_live_plot.py); versioned address: cached for good."""
+        """plotly.js for the design-space map (pages/_app/live_plot.py); versioned address: cached for good."""
         return FileResponse(PLOTLY_FILE, media_type="text/javascript",
                             headers={"Cache-Control": "public, max-age=31536000, immutable"})
 

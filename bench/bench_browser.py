@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 IDLE_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')
                && !document.querySelector('[data-stale="true"]')"""
-#: Figures the design-space map has drawn (pages/_live_plot.js counts them on its element).
+#: Figures the design-space map has drawn (pages/_app/live_plot.js counts them on its element).
 DRAWN_JS = "Number(document.querySelector('.doe-live-plot')?.dataset.doeDrawn || 0)"
 
 

@@ -5,7 +5,8 @@ import streamlit as st
 
 from doe.audit_view import audit_csv, audit_frame, audit_jsonl, head_frame
 from doe.present import present
-from pages._db import read, store
+from pages._app.db import read, store
+from pages._app.state import state
 
 st.title("Audit trail")
 st.caption("Append-only record of every change (21 CFR 11.10(e), ALCOA+): who, when (UTC), what, the old and "
@@ -30,7 +31,7 @@ if check.head is not None:
                 "earlier record, or another hash at this record, means the trail was rolled back or rewritten)")
     st.dataframe(present(head_frame(check.head)), hide_index=True, width="stretch")
 
-study = st.session_state.get("study")
+study = state.study
 trail = read("audit_trail")
 if not len(trail):
     st.info("No changes recorded yet.")

@@ -6,9 +6,9 @@ import streamlit as st
 from doe.design import read_design
 from doe.errors import DoeError
 from doe.generators import ALPHAS, TYPE_LABELS, add_axial, augment, default_model, default_runs, fold_over
-from pages._common import lazy_tabs, require_study, show_table, shown
-from pages._design_records import designs_section, save_area
-from pages._designs import (
+from pages._app.common import lazy_tabs, require_study, show_table, shown
+from pages._app.design_records import designs_section, save_area
+from pages._app.designs import (
     FORM_DEFAULTS,
     design_form,
     evaluation,
@@ -17,39 +17,15 @@ from pages._designs import (
     next_seed,
     used_seed,
 )
+from pages._app.services import design_digest, design_plot, evaluation_figure, power
+from pages._app.state import state
 
 
 def keep(new_design) -> None:
-    """Show ``new_design``; it is not saved until the user names it and presses Save (see _design_records)."""
-    st.session_state["design"] = new_design
-    st.session_state.pop("design_id", None)
-    st.session_state["design_gen"] = st.session_state.get("design_gen", 0) + 1
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def evaluation_figure(_ev, key: str, which: str):
-    """One figure of an evaluation (correlations, FDS or VIF), made when its tab is first shown."""
-    from doe.plots import design as figures
-
-    return {"corr": figures.correlation_map, "fds": figures.fds_plot, "vif": figures.vif_chart}[which](_ev)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def power(_ev, key: str, snr: float):
-    """Power at another signal-to-noise ratio (rescaled noncentrality) and its chart."""
-    from doe.evaluate import power_at
-    from doe.plots import design as figures
-
-    ev = power_at(_ev, snr, 0.05)
-    return ev.power, figures.power_chart(ev, snr, 0.05)
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def design_plot(_design, key: str):
-    """The design plot, made once per design."""
-    from doe.plots import design as figures
-
-    return figures.design_matrix_plot(_design)
+    """Show ``new_design``; it is not saved until the user names it and presses Save (pages/_app/design_records.py)."""
+    state.design = new_design
+    del state.design_id
+    state.design_gen += 1
 
 
 study = require_study()
@@ -63,7 +39,7 @@ if go:
     options["seed"] = next_seed() if blank_seed else options["seed"]
     try:
         with st.spinner("Generating the design..."):
-            new_design = generate_design(study.to_yaml(), kind, options)
+            new_design = generate_design(study, kind, options)
         if blank_seed:
             used_seed()
         keep(new_design)
@@ -81,7 +57,7 @@ with st.expander("Import or augment an existing design"):
             keep(read_design(study, upload.getvalue(), upload.name))
         except DoeError as exc:
             st.error(f"Could not read the design: {exc}")
-    current = st.session_state.get("design")
+    current = state.design
     if current is not None:
         c1, c2, c3 = st.columns(3)
         add_n = c1.number_input("Runs to add", min_value=1, value=4, step=1)
@@ -97,7 +73,7 @@ with st.expander("Import or augment an existing design"):
             st.error(f"Not augmented: {exc}")
 
 designs_section(study)
-design = st.session_state.get("design")
+design = state.design
 if design is None:
     st.info(f"Press **Generate design**. The default is a D-optimal design for the model "
             f"'{default_model(study)}' in {default_runs(study)} runs.")
@@ -116,9 +92,9 @@ else:
 
 eval_model = st.text_input("Evaluate for model", evaluation_model(design))
 try:
-    design_csv = design.to_csv(with_responses=False)
-    ev = evaluation(study.to_yaml(), design_csv, eval_model)
-    ev_key = f"{eval_model}|{design_csv}"
+    design_key = design_digest(design)
+    ev = evaluation(study, design, eval_model)
+    ev_key = f"{eval_model}|{design_key}"
 except DoeError as exc:
     st.error(f"Cannot evaluate: {exc}")
     st.stop()
@@ -146,7 +122,7 @@ with tabs[0]:
                            width="stretch")  # the workbook is written when the button is pressed
 with tabs[1]:
     if shown(tabs[1]):
-        st.plotly_chart(design_plot(design, f"{design.kind}|{design.seed}|{design_csv}"), width="stretch")
+        st.plotly_chart(design_plot(design, f"{design.kind}|{design.seed}|{design_key}"), width="stretch")
 with tabs[2]:
     if shown(tabs[2]):
         st.plotly_chart(evaluation_figure(ev, ev_key, "corr"), width="stretch")

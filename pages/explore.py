@@ -4,7 +4,7 @@ import streamlit as st
 
 from doe.analysis import responses_with_results
 from doe.plots import model as mf
-from pages._common import current_fit, current_runs, require_study
+from pages._app.common import current_fit, current_runs, require_study
 
 study = require_study()
 runs = current_runs()

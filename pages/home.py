@@ -6,10 +6,10 @@ from doe.errors import DoeError
 from doe.store import export_bundle, import_bundle, shown
 from doe.study import Study
 from doe.tables import blank_study
-from pages._common import current_study, load_example, open_stored, set_study, show_table
-from pages._db import read, store
-from pages._first_visit import MISSING
-from pages._persist import current_access, editor
+from pages._app.common import current_study, load_example, open_stored, set_study, show_table
+from pages._app.db import read, store
+from pages._app.persist import current_access, editor
+from pages._app.state import state
 
 st.title("QbD design-of-experiments workbench")
 st.markdown(
@@ -20,8 +20,8 @@ st.markdown(
     "download the run sheet."
 )
 
-if current_study() is None:  # a new session opens no one else's study (pages/_first_visit.py)
-    missing = st.session_state.get(MISSING)
+if current_study() is None:  # a new session opens no one else's study (pages/_app/first_visit.py)
+    missing = state.missing_link_study
     if missing:
         st.warning(f"The link asks for the study '{missing}', which is not in this database: check its "
                    "spelling, or choose a study below.")
@@ -69,8 +69,8 @@ if len(stored):
                    "decisions (JSON), the audit trail (CSV) and SHA-256 checksums, signed with this site's key "
                    f"{store().key.key_id} (another site imports it when it trusts that key).")
         if st.button("Prepare the bundle", key="prepare_bundle"):
-            st.session_state["_bundle"] = (name, export_bundle(store(), name, user=current_access().user))
-        ready = st.session_state.get("_bundle")
+            state.bundle = (name, export_bundle(store(), name, user=current_access().user))
+        ready = state.bundle
         if ready and ready[0] == name:
             st.download_button(f"Download {name}.zip", ready[1], file_name=f"{name}.zip",
                                mime="application/zip", key="download_bundle")

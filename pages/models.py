@@ -1,50 +1,21 @@
 """Models: fit a response-surface model to each CQA; ANOVA, coefficients, diagnostics."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from doe.analysis import REDUCE_METHODS, ModelChoice, default_choice, responses_with_results
 from doe.errors import DoeError
-from doe.fit import box_cox, fit_summary
 from doe.model import preset_terms
 from doe.plots import model as mf
 from doe.present import lenth_table
-from doe.store import study_digest
-from pages._common import current_runs, fitted, lazy_tabs, require_study, show_table, shown
-from pages._live_plot import preload_live_charts
-from pages._persist import analysis_panel
-from pages._speed import prefetch_fits
+from pages._app.common import current_runs, lazy_tabs, require_study, show_table, shown
+from pages._app.live_plot import preload_live_charts
+from pages._app.persist import analysis_panel
+from pages._app.services import box_cox_figure, diagnostic_figures, fit, fits, summary_table
+from pages._app.speed import prefetch_fits
+from pages._app.state import MODEL_TAB, state
 
 TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def summary_table(_fm, key: str):
-    return fit_summary(_fm.study, _runs_frame(key), _fm.response, transform=_fm.transform)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def diagnostic_figures(_fm, key: str):
-    """Residual and influence figures, made once per fit."""
-    return mf.residual_plots(_fm), mf.influence_plot(_fm)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def box_cox_figure(_fm, key: str):
-    """Box-Cox profile of the current model and its advice (the message when it cannot be drawn)."""
-    try:
-        profile = box_cox(_fm.study, _runs_frame(key), _fm.response, _fm.model_terms,
-                          transform=_fm.transform, exclude=[e["run"] for e in _fm.excluded
-                                                            if e["reason"] == "excluded by user"] or None)
-    except DoeError as exc:
-        return str(exc)
-    return mf.box_cox_plot(profile), profile["advice"]
-
-
-def _runs_frame(key: str) -> pd.DataFrame:
-    return pd.read_csv(pd.io.common.StringIO(key.split("\x00", 1)[1]))
 
 
 study = require_study()
@@ -57,12 +28,11 @@ if runs is None or not responses_with_results(study, runs):
     st.stop()
 
 names = responses_with_results(study, runs)
-choices = st.session_state.setdefault("model_choices", {})
+choices = state.model_choices
 default = default_choice()
 cqa = st.selectbox("CQA", names, key="cqa",
                    format_func=lambda n: study.response(n).described())
 choice = ModelChoice.from_dict(choices.get(cqa, default.to_dict()))
-runs_csv = runs.to_csv(index=False)
 run_ids = runs["Run"].tolist() if "Run" in runs else list(range(1, len(runs) + 1))
 
 with st.form(f"choice_{cqa}"):
@@ -85,13 +55,8 @@ with st.form(f"choice_{cqa}"):
                              reduce_alpha=alpha_out, anova_type=anova_type, exclude=exclude)
         choices[cqa] = choice.to_dict()
 
-study_yaml = study.to_yaml()
-for other in names:  # fit every CQA once, so switching the displayed CQA reads cached fits
-    if other != cqa:
-        fitted(study_yaml, runs_csv, other, json.dumps(choices.get(other, default.to_dict())))
-res = fitted(study_yaml, runs_csv, cqa, json.dumps(choice.to_dict()))
-study_tag = study_digest(study)  # the caches below follow the study too (coding, factors), not only the runs
-fit_key = f"{cqa}|{study_tag}|{json.dumps(choice.to_dict())}\x00{runs_csv}"
+fits(study, runs, choices, [n for n in names if n != cqa])  # every CQA once: switching the CQA reads cached fits
+res = fit(study, runs, cqa, choice.to_dict())
 if res.error:
     st.error(f"{cqa} cannot be fitted with this model: {res.error}")
     st.stop()
@@ -128,7 +93,7 @@ with st.expander("Add or remove terms by hand"):
         st.rerun()
 
 tabs = lazy_tabs(["ANOVA", "Coefficients", "Equation", "Fit summary", "Diagnostics", "Effects",
-                  "Box-Cox", "Canonical analysis"], key="model_tab")
+                  "Box-Cox", "Canonical analysis"], key=MODEL_TAB)
 with tabs[0]:
     if shown(tabs[0]):
         show_table(fm.anova)
@@ -146,12 +111,12 @@ with tabs[2]:
         st.code(fm.equation_actual, language=None)
 with tabs[3]:
     if shown(tabs[3]):
-        show_table(summary_table(fm, f"{cqa}|{study_tag}|{fm.transform}\x00{runs_csv}"))
+        show_table(summary_table(study, runs, fm))
         st.caption("Each order is tested against the previous one; the suggested order has significant "
                    "added terms and, where it can be tested, no significant lack of fit.")
 with tabs[4]:
     if shown(tabs[4]):
-        residual_fig, influence_fig = diagnostic_figures(fm, fit_key)
+        residual_fig, influence_fig = diagnostic_figures(study, runs, fm, choice.to_dict())
         st.plotly_chart(residual_fig, width="stretch")
         st.plotly_chart(influence_fig, width="stretch")
         show_table(fm.diagnostics)
@@ -165,7 +130,7 @@ with tabs[5]:
             show_table(lenth_table(fm.lenth))
 with tabs[6]:
     if shown(tabs[6]):
-        fig = box_cox_figure(fm, f"{cqa}|{study_tag}|{fm.model_spec}|{fm.transform}\x00{runs_csv}")
+        fig = box_cox_figure(study, runs, fm)
         if isinstance(fig, str):
             st.info(f"No Box-Cox plot: {fig}")
         else:

@@ -3,9 +3,10 @@
 import streamlit as st
 
 from doe.errors import DoeError
-from pages._common import current_runs, require_study
-from pages._db import read, store
-from pages._persist import latest, stored_data_version
+from pages._app.common import current_runs, require_study
+from pages._app.db import read, store
+from pages._app.persist import latest, stored_data_version
+from pages._app.state import state
 
 study = require_study()
 st.title("Report")
@@ -56,14 +57,13 @@ def _content_key() -> tuple:
     import json
 
     from doe.analysis import data_version
-    from doe.store import study_digest
 
     if version is not None:
         records = "".join(read(what, study.name).to_csv(index=False) for what in ("decisions", "designs"))
         return study.name, version, hashlib.sha256(records.encode("utf-8")).hexdigest()
-    choices = json.dumps(st.session_state.get("model_choices") or {}, sort_keys=True, default=str)
+    choices = json.dumps(state.model_choices or {}, sort_keys=True, default=str)
     design = _data_design().get("design_record")
-    return study.name, study_digest(study), data_version(session_runs), choices, repr(design)
+    return study.name, study.digest, data_version(session_runs), choices, repr(design)
 
 
 key = _content_key()
@@ -78,7 +78,7 @@ def _build() -> dict:
         content = build_report(store(), study.name, version)
     else:
         content = build_report(study=study, runs=session_runs,
-                               choices=st.session_state.get("model_choices") or None, **_data_design())
+                               choices=state.model_choices or None, **_data_design())
     html = render_html(content)
     try:
         pdf, pdf_error = render_pdf(content), None
@@ -88,7 +88,7 @@ def _build() -> dict:
             "missing": content.numbers.get("figures_only_in_html") or [], "header": content.header}
 
 
-cache = st.session_state.setdefault("report_cache", {})
+cache = state.report_cache
 if st.button("Build the report", type="primary", key="build_report"):
     try:
         with st.spinner("Refitting the models, mapping the design space and laying out the report "

@@ -14,12 +14,13 @@ from doe.runs import (
     validate_runs,
 )
 from doe.store import RUN_META, ConcurrentEditError, StudyConflictError
-from pages._common import is_example, require_study
-from pages._db import read, store
-from pages._persist import current_access, editor, stored_data_version, stored_runs
-from pages._runs_example import load_example
-from pages._speed import prefetch_fits
-from pages._study_sync import base_version, show_conflict
+from pages._app.common import is_example, require_study
+from pages._app.db import read, store
+from pages._app.persist import current_access, editor, stored_data_version, stored_runs
+from pages._app.runs_example import load_example
+from pages._app.speed import prefetch_fits
+from pages._app.state import DELETE_REASON, DELETE_RUN, EDIT_REASON, SHEET_REASON, UPLOAD_REASON, state
+from pages._app.study_sync import base_version, show_conflict
 
 study = require_study()
 st.title("Runs and results")
@@ -47,26 +48,24 @@ def save(batch, what: str, reason: str | None = None, design_id: int | None = No
     except DoeError as exc:
         st.error(f"Not saved: {exc}")
         return
-    st.session_state["_runs_saved"] = (version, f"{what}: saved as data version {version}.")
+    state.runs_saved = (version, f"{what}: saved as data version {version}.")
     _fresh_editor()
     st.rerun()
 
 
 def _fresh_editor() -> None:
     """Start a new editing session on the newest stored runs (edits in progress are discarded)."""
-    gen = st.session_state.get("runs_editor_gen", 0)
-    st.session_state.pop(f"_runs_snapshot_{gen}", None)
-    st.session_state["runs_editor_gen"] = gen + 1
+    state.new_runs_editor()
 
 
 stored = stored_runs(study)
 view = None if stored is None else stored.drop(columns=list(RUN_META))
 acc = current_access()
-last_saved = st.session_state.get("_runs_saved")
+last_saved = state.runs_saved
 if last_saved and stored is not None and int(stored_data_version(study)) == last_saved[0]:
     st.success(last_saved[1])  # shown until the data moves on
 
-design, design_id = st.session_state.get("design"), st.session_state.get("design_id")
+design, design_id = state.design, state.design_id
 try:
     record = None if design_id is None else read("design_record", int(design_id))
 except DoeError:  # removed from the database meanwhile
@@ -80,7 +79,7 @@ if design is not None and design_id is None:
 elif design is not None:
     add = run_sheet_addition(stored, design)
     sheet_reason = c1.text_input("Reason for adding runs to results already measured (kept in the audit "
-                                 "trail)", key="sheet_reason") if add.has_results and len(add.batch) else None
+                                 "trail)", key=SHEET_REASON) if add.has_results and len(add.batch) else None
     if c1.button(f"Add the current design's run sheet: \"{record.name}\" ({record.runs} runs)", key="from_design",
                  help="Adds the design's runs (results empty) to the study; the data version records the design. "
                       "A stored run is never changed: a run id already taken gets the next free number."):
@@ -120,7 +119,7 @@ if upload_file is not None:
                            f"runs of the design \"{record.name}\" (another run id or other settings): the results "
                            "are saved without naming a design. To record the design they were run on, import its "
                            "run sheet on the Design page and save it first.")
-            reason = st.text_input("Reason (needed when the file changes saved results)", key="upload_reason")
+            reason = st.text_input("Reason (needed when the file changes saved results)", key=UPLOAD_REASON)
             if len(batch) and st.button("Save the upload", type="primary", key="save_upload"):
                 # the first runs of a study are recorded against the saved design on screen when they are its
                 # runs; later batches keep the design of the data version before
@@ -136,10 +135,11 @@ if is_example(study):
                "(data/simulate_example.py), not measured.")
 # Edits apply to the runs as they were when this table was opened: a run somebody else changes meanwhile
 # is refused on save (optimistic concurrency), never silently overwritten.
-gen = st.session_state.get("runs_editor_gen", 0)
-snapshot = st.session_state.get(f"_runs_snapshot_{gen}")
+gen = state.runs_editor_gen
+snapshot = state.runs_snapshot(gen)
 if snapshot is None:
-    snapshot = st.session_state[f"_runs_snapshot_{gen}"] = stored
+    snapshot = stored
+    state.set_runs_snapshot(gen, stored)
 elif not (snapshot["run_id"].tolist() == stored["run_id"].tolist()
           and snapshot["row_version"].tolist() == stored["row_version"].tolist()):
     c1, c2 = st.columns([3, 1])
@@ -168,7 +168,7 @@ if len(batch):
         st.error("Edits with errors are not saved; fix them first.")
     else:
         reason = st.text_input("Reason for the change (needed when you change a saved result)",
-                               key="edit_reason")
+                               key=EDIT_REASON)
         if st.button("Save edits", type="primary", key="save_edits"):
             save(batch, "Edits", reason)
 
@@ -180,13 +180,13 @@ st.download_button("Download results (CSV)", safe_csv(view), file_name="results.
 with st.expander("Delete a run"):
     st.caption("A deleted run leaves the data and later analyses; it stays in the record (earlier data "
                "versions and the audit trail keep its values).")
-    label = st.selectbox("Run", stored["Run"].tolist(), key="delete_run")
-    why = st.text_input("Reason (required)", key="delete_reason")
+    label = st.selectbox("Run", stored["Run"].tolist(), key=DELETE_RUN)
+    why = st.text_input("Reason (required)", key=DELETE_REASON)
     if st.button("Delete this run", key="delete_run_button", disabled=not acc.can_edit):
         row = stored[stored["Run"] == label].iloc[0]
         try:
             version = store().delete_run(int(row["run_id"]), int(row["row_version"]), acc.user, why)
-            st.session_state["_runs_saved"] = (version, f"Run {label} deleted: data version {version}.")
+            state.runs_saved = (version, f"Run {label} deleted: data version {version}.")
             st.rerun()
         except DoeError as exc:
             st.error(f"Not deleted: {exc}")

@@ -1,9 +1,7 @@
 """Scale planner: the seed train from the dose back to the cell-bank vial, scale-out against scale-up."""
 
-import io
 import json
 
-import pandas as pd
 import streamlit as st
 
 from doe._json import json_ready
@@ -11,39 +9,18 @@ from doe.analysis import responses_with_results
 from doe.errors import DoeError
 from doe.plots.scale import plan_figure
 from doe.scale import (
-    EXAMPLE_PLAN,
     FROM_MODELS,
-    PlanFile,
     catalogue_csv,
     catalogue_frame,
     complete_set_point,
     plan_frame,
     read_catalogue,
-    run_plan,
     supply_frame,
     supply_from_models,
 )
-from pages._common import current_fits, current_runs, require_study, show_table
-from pages._persist import latest
-
-
-@st.cache_data(max_entries=1)
-def default_plan() -> dict:
-    import yaml
-
-    return yaml.safe_load(EXAMPLE_PLAN.read_text(encoding="utf-8"))
-
-
-@st.cache_data(max_entries=1)
-def default_catalogue() -> pd.DataFrame:
-    return catalogue_frame(read_catalogue())
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def compute(plan_json: str, catalogue_csv: str, models_json: str):
-    catalogue = read_catalogue(pd.read_csv(io.StringIO(catalogue_csv), dtype=str, keep_default_na=False))
-    return run_plan(PlanFile.from_dict(json.loads(plan_json)), catalogue, json.loads(models_json) or None)
-
+from pages._app.common import current_fits, current_runs, require_study, show_table
+from pages._app.persist import latest
+from pages._app.services import compute_plan, default_catalogue, default_plan
 
 study = require_study()
 runs = current_runs()
@@ -135,7 +112,7 @@ try:
     catalogue = read_catalogue(table)
     plan = {"schema": 1, "name": study.name, "demand": demand, "supply": s,
             "strategies": ["scale-out", "scale-up"], "min_fill": min_fill / 100}
-    result = compute(json.dumps(plan, sort_keys=True), catalogue_frame(catalogue).to_csv(index=False),
+    result = compute_plan(json.dumps(plan, sort_keys=True), catalogue_frame(catalogue).to_csv(index=False),
                      json.dumps(json_ready(models or {}), sort_keys=True))
 except DoeError as exc:
     st.error(f"No plan: {exc}")

@@ -8,34 +8,22 @@ import streamlit as st
 from doe.analysis import fitted_models, responses_with_results
 from doe.errors import DoeError
 from doe.plots import space as sf
-from doe.space import robust_set_point, set_point_report
-from doe.space_view import edge_limits, par_frame, set_point_frame
-from pages._common import (
+from doe.space import edge_limits, par_frame, robust_set_point, set_point_frame, set_point_report
+from pages._app.common import (
     current_fits,
     current_runs,
     lazy_tabs,
-    predictive,
     require_study,
     show_table,
     shown,
     space_key,
 )
-from pages._live_plot import live_chart
-from pages._persist import data_version_label, decision_panel
-from pages._spaces import (
-    DEFAULT_THRESHOLD,
-    as_json,
-    assurance_controls,
-    bound_at,
-    grid,
-    metrics,
-    open_view,
-    opened_note,
-    par_at,
-    par_ends,
-    report_at,
-)
-from pages._speed import profiled, script_run
+from pages._app.live_plot import live_chart
+from pages._app.persist import data_version_label, decision_panel
+from pages._app.services import as_json, bound_at, grid, par_at, par_ends, predictive, report_at
+from pages._app.spaces import DEFAULT_THRESHOLD, assurance_controls, metrics, open_view, opened_note
+from pages._app.speed import profiled, script_run
+from pages._app.state import SPACE_THRESHOLD, SPACE_X, SPACE_Y, state
 
 VIEWS = ("Probability map", "Panels by level", "Overlay (means)", "Interval overlay")
 
@@ -63,7 +51,7 @@ st.caption(pm.describe())
 
 def _use(settings: dict) -> None:
     for name, value in settings.items():
-        st.session_state[f"sp_{name}"] = value
+        state.set_point_value(name, value)
 
 
 @st.fragment
@@ -83,32 +71,34 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
     opened_note()
     c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
     view = c1.radio("View", VIEWS, horizontal=True, key="space_view")
-    st.session_state.setdefault("space_threshold", DEFAULT_THRESHOLD)
-    threshold = c2.slider("Probability threshold", 0.5, 0.99, step=0.01, key="space_threshold")
-    x = c3.selectbox("X axis", numeric, 0, key="space_x")
-    y = c4.selectbox("Y axis", [n for n in numeric if n != x], 0, key="space_y")
+    if state.space_threshold is None:
+        state.space_threshold = DEFAULT_THRESHOLD
+    threshold = c2.slider("Probability threshold", 0.5, 0.99, step=0.01, key=SPACE_THRESHOLD)
+    x = c3.selectbox("X axis", numeric, 0, key=SPACE_X)
+    y = c4.selectbox("Y axis", [n for n in numeric if n != x], 0, key=SPACE_Y)
 
-    if "_apply_set_point" in st.session_state:  # applied before the set-point widgets exist
-        _use(st.session_state.pop("_apply_set_point"))
+    apply = state.take("apply_set_point")
+    if apply is not None:  # applied before the set-point widgets exist
+        _use(apply)
     with st.sidebar:
         st.markdown("**Set point** (the map shows the slice through it)")
         set_point = {}
         for f in study.factors:
             if f.is_categorical:
-                set_point[f.name] = st.selectbox(f.label(), f.levels, key=f"sp_{f.name}")
+                set_point[f.name] = st.selectbox(f.label(), f.levels, key=state.set_point_key(f.name))
             else:
-                st.session_state.setdefault(f"sp_{f.name}", float(f.center))
+                state.default_set_point(f.name, float(f.center))
                 set_point[f.name] = st.slider(f.label(), float(f.low), float(f.high), step=(f.high - f.low) / 200,
-                                              key=f"sp_{f.name}")
+                                              key=state.set_point_key(f.name))
         if st.button("Find the robust set point", key="find_robust", help="Maximum probability over all factors"):
             with st.spinner("Searching every level combination..."):
                 best = robust_set_point(pm, threshold=threshold)
-            st.session_state["robust_result"] = best
-            st.session_state["_apply_set_point"] = best["settings"]
+            state.robust_result = best
+            state.apply_set_point = best["settings"]
             st.rerun()
         with st.expander("Set-point variation"):
             sd = {f: st.number_input(f"SD of {study.factor(f).label()}", 0.0, float(study.factor(f).high -
-                                     study.factor(f).low), key=f"sd_{f}") for f in numeric}
+                                     study.factor(f).low), key=state.setpoint_sd_key(f)) for f in numeric}
             sd = {k: v for k, v in sd.items() if v > 0}
         with st.expander("Normal operating ranges (NOR)"):
             nor = {}
@@ -203,7 +193,7 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
                        "beyond the tested range. The design space is not the box of the PARs.")
     with tabs[2]:
         if shown(tabs[2]):
-            best = st.session_state.get("robust_result")
+            best = state.robust_result
             if best:
                 st.markdown(f"**Robust set point** (maximum probability {best['probability']:.3f}): " +
                             ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
@@ -214,8 +204,8 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
             if st.button("Find the desirability optimum (Derringer-Suich)", key="find_desirability"):
                 from doe.desirability import optimize_desirability
 
-                st.session_state["desirability_result"] = optimize_desirability(models, study)
-            opt = st.session_state.get("desirability_result")
+                state.desirability_result = optimize_desirability(models, study)
+            opt = state.desirability_result
             if opt:
                 st.markdown(f"**Desirability optimum** D = {opt['desirability']:.3f}: " + ", ".join(
                     f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in opt["settings"].items()))
@@ -225,7 +215,7 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
                                           v["lower_95pi"], "95 % PI high": v["upper_95pi"],
                                           "d": opt["individual"].get(k)} for k, v in at_opt["predictions"].items()]))
                 if st.button("Use it as the set point", key="use_desirability"):
-                    st.session_state["_apply_set_point"] = opt["settings"]
+                    state.apply_set_point = opt["settings"]
                     st.rerun()
     with tabs[3]:
         if shown(tabs[3]):
@@ -235,10 +225,10 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
             for fmt in ("png", "svg"):
                 if st.button(f"Prepare {fmt.upper()}", key=f"prep_{fmt}"):
                     try:
-                        st.session_state[f"img_{fmt}"] = (shown_now, sf.export_figure(fig, fmt))
+                        state.set_image(fmt, (shown_now, sf.export_figure(fig, fmt)))
                     except sf.ExportError as exc:
                         st.error(str(exc))
-                made = st.session_state.get(f"img_{fmt}")
+                made = state.image(fmt)
                 if made and made[0] == shown_now:  # an image of another view or set point is not offered
                     st.download_button(f"Download {fmt.upper()}", made[1], f"design_space.{fmt}", key=f"dl_{fmt}")
 

@@ -13,8 +13,9 @@ from doe.tables import (
     responses_table,
     study_from_tables,
 )
-from pages._common import require_study, set_study
-from pages._persist import current_access, save_study, stored_version
+from pages._app.common import require_study, set_study
+from pages._app.persist import current_access, save_study, stored_version
+from pages._app.state import state
 
 
 def _number(label: str, help: str = "") -> st.column_config.TextColumn:
@@ -28,7 +29,7 @@ st.title("Study")
 st.caption("Edit the tables, then press **Apply changes**: the study is saved to the database as a new "
            "version (earlier versions are kept; designs with results keep the version they were made "
            "for). Continuous factors are coded -1 (low) to +1 (high); levels are separated by ';'.")
-last_saved = st.session_state.get("_study_saved")
+last_saved = state.study_saved
 if last_saved and last_saved[0] == (study.name, stored_version(study)):
     st.success(last_saved[1])  # shown while the open study is that saved version
 
@@ -90,7 +91,7 @@ if applied:
         acc = current_access()
         version = save_study(new, acc.user) if acc.can_edit else None
         if version is not None:
-            st.session_state["_study_saved"] = ((new.name, version), f"Saved as version {version} of '{new.name}'.")
+            state.study_saved = ((new.name, version), f"Saved as version {version} of '{new.name}'.")
             st.rerun()
         st.warning("Applied in this session only, **not saved** (the reason is above)." if acc.can_edit
                    else f"Applied in this session only, **not saved**. {acc.why}")
@@ -101,8 +102,8 @@ c1.download_button("Download study file (YAML)", study.to_yaml(), file_name="stu
 if c2.button("Next: generate a design", width="stretch"):
     st.switch_page("pages/design.py")
 upload = c3.file_uploader("Open a study file (YAML)", type=["yaml", "yml"], key="study_upload")
-if upload is not None and st.session_state.get("_study_upload_id") != upload.file_id:
-    st.session_state["_study_upload_id"] = upload.file_id
+if upload is not None and state.study_upload_id != upload.file_id:
+    state.study_upload_id = upload.file_id
     try:
         set_study(Study.from_yaml(upload.getvalue().decode("utf-8-sig")))
         st.rerun()

@@ -5,21 +5,13 @@ import streamlit as st
 from doe.errors import DoeError
 from doe.store import with_design_names
 from doe.versions import compare_analyses, comparison_frame, significance_frame, stats_frame
-from pages._common import lazy_tabs, require_study, show_table, shown
-from pages._db import open_store, read, store
-from pages._live_plot import live_chart, preload_live_charts
-from pages._persist import current_access, editor
-from pages._speed import in_background
-
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def space_comparison(url: str, study_name: str, old: int, new: int):
-    """Design space of two analysis versions on the same axes, set point and threshold (and its figure)."""
-    from doe.space_compare import before_after_figure, fraction_table, space_before_after
-
-    comparison = space_before_after(open_store(url), study_name, old, new)  # no session: may run in a thread
-    return comparison, before_after_figure(comparison), fraction_table(comparison)
-
+from pages._app.common import lazy_tabs, require_study, show_table, shown
+from pages._app.db import read, store
+from pages._app.live_plot import live_chart, preload_live_charts
+from pages._app.persist import current_access, editor
+from pages._app.services import space_comparison
+from pages._app.speed import in_background
+from pages._app.state import state
 
 study = require_study()
 st.title("Versions")
@@ -57,8 +49,8 @@ if newest is not None and st.button("Re-run the analysis on the newest data", ty
         try:
             with st.spinner("Refitting every CQA with the saved model choices..."):
                 out = rerun_analysis(store(), study.name, user)
-            st.session_state["model_choices"] = dict(read("analyses", study.name)["choices"].iloc[-1])
-            st.session_state["_compare"] = (out["analysis_version"] - 1, out["analysis_version"])
+            state.model_choices = dict(read("analyses", study.name)["choices"].iloc[-1])
+            state.compare = (out["analysis_version"] - 1, out["analysis_version"])
             st.rerun()
         except DoeError as exc:
             st.error(f"Not re-run: {exc}")
@@ -70,7 +62,7 @@ if len(analyses) < 2:
 
 st.subheader("Compare two analysis versions")
 numbers = analyses["version"].astype(int).tolist()
-old_default, new_default = st.session_state.pop("_compare", (numbers[-2], numbers[-1]))
+old_default, new_default = state.take("compare") or (numbers[-2], numbers[-1])
 c1, c2 = st.columns(2)
 old = c1.selectbox("Before", numbers, numbers.index(max(old_default, numbers[0])), key="cmp_old")
 new = c2.selectbox("After", numbers, numbers.index(new_default), key="cmp_new")

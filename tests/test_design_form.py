@@ -34,7 +34,7 @@ from doe.generators import (
 from doe.model import parse_model
 from doe.study import Factor, Response, Study
 from doe.tables import blank_study
-from pages._designs import FORM_DEFAULTS, evaluation_model
+from pages._app.designs import FORM_DEFAULTS, evaluation_model
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")

@@ -1,4 +1,4 @@
-"""The default design generated ahead of the press (pages/_designs.py, pages/_speed.py).
+"""The default design generated ahead of the press (pages/_app/designs.py, pages/_app/speed.py).
 
 Pressing **Generate design** with a blank seed uses the seed the session drew when it offered the
 form; the same seed always gives the same design, so a design generated in the background with that
@@ -13,8 +13,9 @@ import json
 from streamlit.testing.v1 import AppTest
 
 import doe.generators
-import pages._designs as designs
-import pages._speed as speed
+import pages._app.designs as designs
+import pages._app.services as services
+import pages._app.speed as speed
 from doe.generators import generate
 from doe.study import Study
 from tests.conftest import ROOT
@@ -26,17 +27,16 @@ def _example() -> Study:
 
 def test_the_background_design_is_the_one_the_press_computes(monkeypatch):
     study = _example()
-    study_yaml, seed = study.to_yaml(), 123456
-    designs._generated.clear()
-    designs.evaluation.clear()
+    seed = 123456
+    services.clear_designs()
     calls = []
     real = doe.generators.generate
     monkeypatch.setattr(doe.generators, "generate", lambda *a, **k: calls.append(k) or real(*a, **k))
 
-    designs.default_design(study_yaml, seed)  # what the background thread runs
+    designs.default_design(study, seed)  # what the background thread runs
     assert len(calls) == 1
     options = {k: v for k, v in designs.FORM_DEFAULTS.items() if k != "kind"} | {"seed": seed}
-    pressed = designs.generate_design(study_yaml, "optimal", options)  # what the press then asks for
+    pressed = designs.generate_design(study, "optimal", options)  # what the press then asks for
     assert len(calls) == 1  # found ready: not generated again
 
     direct = generate(study, "optimal", seed=seed)  # the library, called directly with the same seed
@@ -45,10 +45,10 @@ def test_the_background_design_is_the_one_the_press_computes(monkeypatch):
     assert pressed.n_runs == 40 and pressed.kind == "optimal"
     # the evaluation the page shows next is cached too, for the model the page evaluates by default
     assert designs.evaluation_model(pressed) == "quadratic"
-    ev = designs.evaluation(study_yaml, pressed.to_csv(with_responses=False), "quadratic")
+    ev = designs.evaluation(study, pressed, "quadratic")
     assert ev.estimable
     # each caller gets its own copy: keeping or changing one never changes the cached design
-    assert designs.generate_design(study_yaml, "optimal", options) is not pressed
+    assert designs.generate_design(study, "optimal", options) is not pressed
     assert json.dumps(options, sort_keys=True)  # the options are a plain JSON cache key
 
 

@@ -493,7 +493,7 @@ def test_design_page_deletes_an_unused_design_and_says_why_not_for_a_frozen_one(
         store.close()
     import time
 
-    time.sleep(0.6)  # past the page's read-cache window (pages._db.MARK_SECONDS): the change is seen
+    time.sleep(0.6)  # past the page's read-cache window (pages._app.db.MARK_SECONDS): the change is seen
     at.run()
     assert any(f"Design {second} is frozen" in c.value for c in at.caption)
     assert not any(b.key == "records_delete" for b in at.button)

@@ -51,7 +51,7 @@ USABLE_JS = """(() => {
   };
   requestAnimationFrame(check);
 })()"""
-#: How many figures the design-space map (pages/_live_plot.js) has drawn so far.
+#: How many figures the design-space map (pages/_app/live_plot.js) has drawn so far.
 MAP_DRAWN_JS = "() => Number(document.querySelector('.doe-live-plot')?.dataset.doeDrawn || 0)"
 
 

@@ -1,5 +1,5 @@
 """Which study a new session opens: the one in the link, or the user's own last study; never the latest
-study of anyone (pages/_first_visit.py). The bundled example opens only while the database is empty."""
+study of anyone (pages/_app/first_visit.py). The bundled example opens only while the database is empty."""
 
 from streamlit.testing.v1 import AppTest
 

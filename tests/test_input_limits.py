@@ -160,7 +160,7 @@ def test_prefetch_is_allowed_only_for_small_studies():
 def test_the_page_does_not_start_the_background_design_for_a_big_study(monkeypatch):
     import streamlit as st
 
-    import pages._speed as speed
+    import pages._app.speed as speed
 
     started = []
     monkeypatch.setattr(speed, "_served", lambda: True)

@@ -1,6 +1,6 @@
-"""The design-space map's in-place chart (pages/_live_plot.py): what is sent to the browser.
+"""The design-space map's in-place chart (pages/_app/live_plot.py): what is sent to the browser.
 
-The browser side (pages/_live_plot.js: only changed traces parsed, Plotly.react, the map showing the
+The browser side (pages/_app/live_plot.js: only changed traces parsed, Plotly.react, the map showing the
 moved set point) is checked in Chromium by tests/test_e2e_journey.py.
 """
 
@@ -14,8 +14,8 @@ from doe.plots.space import overlay_plot, probability_map
 from doe.runs import read_results
 from doe.space import build_predictive, space_grid
 from doe.study import Study
-from pages._live_plot import APP_FONT, chart_data
-from pages._plotly_asset import ASSETS, PLOTLY_FILE, PLOTLY_ROUTE
+from pages._app.live_plot import APP_FONT, chart_data
+from pages._app.plotly_asset import ASSETS, PLOTLY_FILE, PLOTLY_ROUTE
 from tests.conftest import ROOT
 
 

@@ -114,3 +114,45 @@ def test_design_space_page_journey():
     assert not at.exception, at.exception
     at.checkbox(key="use_nor").check().run()
     assert not at.exception and (at.success or at.error)
+
+
+# -- the pages' structure (issue 17): one session-state facade, one services module -------------------
+def _attribute_uses(path, name: str, shown_as: str) -> list[str]:
+    """Where ``path``'s code (comments and strings left out) reads the attribute ``.name``, as
+    'FILE:LINE: name' with FILE given as ``shown_as``."""
+    import io
+    import tokenize
+
+    tokens = [(t.start[0], t.string) for t in
+              tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
+              if t.type not in (tokenize.COMMENT, tokenize.STRING)]
+    return [f"{shown_as}:{line}: {name}" for (line, text), (_, after) in zip(tokens, tokens[1:])
+            if text == "." and after == name]
+
+
+def _app_uses(name: str, allowed: str) -> list[str]:
+    sources = [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py"))]
+    return [hit for path in sources if path != ROOT / allowed
+            for hit in _attribute_uses(path, name, path.relative_to(ROOT).as_posix())]
+
+
+def test_session_state_is_read_and_written_only_through_the_facade():
+    """Every session key is a typed attribute of pages/_app/state.SessionState: no page or helper reads or
+    writes ``st.session_state`` itself (a failure names the file and line)."""
+    found = _app_uses("session_state", "pages/_app/state.py")
+    assert not found, ("st.session_state used outside pages/_app/state.py; add a typed attribute to "
+                       "SessionState and use it:\n" + "\n".join(found))
+
+
+def test_every_cache_is_in_the_services_module():
+    """Every st.cache_data / st.cache_resource of the app is in pages/_app/services.py."""
+    found = _app_uses("cache_data", "pages/_app/services.py") + _app_uses("cache_resource", "pages/_app/services.py")
+    assert not found, "cached functions outside pages/_app/services.py:\n" + "\n".join(found)
+
+
+def test_the_source_checks_see_a_use(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text('import streamlit as st\n"st.session_state in a string"  # st.session_state in a comment\n'
+                     'x = st.session_state.get("a")\n\n\n@st.cache_data\ndef f():\n    return 1\n', encoding="utf-8")
+    assert _attribute_uses(probe, "session_state", "probe.py") == ["probe.py:3: session_state"]
+    assert _attribute_uses(probe, "cache_data", "probe.py") == ["probe.py:6: cache_data"]

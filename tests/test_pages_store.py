@@ -6,7 +6,7 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from doe.store import Store, default_url
-from pages._db import MARK_SECONDS
+from pages._app.db import MARK_SECONDS
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -102,7 +102,7 @@ def test_second_save_of_the_same_run_is_refused_showing_the_other_change():
     bob.text_input(key="edit_reason").set_value("re-count").run()
     bob.button(key="save_edits").click().run()
     assert any("saved as data version 2" in s.value for s in bob.success)
-    # a session reads the change mark at most once per MARK_SECONDS (pages/_db.py): bob's save shows in
+    # a session reads the change mark at most once per MARK_SECONDS (pages/_app/db.py): bob's save shows in
     # ana's first rerun after that, so wait it out (without this, the test depended on its own speed)
     time.sleep(MARK_SECONDS + 0.05)
     edit_cell(ana, 0, "Viability", 99.0)  # ana's table still shows the value before bob's save

@@ -1,5 +1,5 @@
 """Background prefetch: the fits, the predictive and the robust set point a page will ask for are
-computed once, in a thread (pages/_speed.py), into the same caches the pages read (pages/_common.py)."""
+computed once, in a thread (pages/_app/speed.py), into the same caches the pages read (pages/_app/services.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 import doe.analysis
 import doe.space
-import pages._common as common
-import pages._spaces as spaces
-import pages._speed as speed
+import pages._app.common as common
+import pages._app.services as services
+import pages._app.speed as speed
 from doe.study import Study
 from tests.conftest import ROOT
 
@@ -29,8 +29,9 @@ def _counted(monkeypatch, module, name: str, counts: Counter) -> None:
 
 def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
     monkeypatch.setattr(speed, "_served", lambda: True)
-    for cached in (common.fitted, common.predictive, common.robust, spaces.grid, spaces.par_at, spaces.report_at,
-                   spaces.opening):
+    services.clear_fits()
+    for cached in (services.predictive, services.robust, services.grid, services.par_at,
+                   services.report_at, services.opening):
         cached.clear()  # other tests in this process may have filled them
     speed._prefetched.clear()
     counts: Counter = Counter()
@@ -60,18 +61,18 @@ def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
     fits = common.current_fits(study, runs, cqas)
     models = {n: f.model for n, f in fits.items() if f.model is not None}
     key = common.space_key(study, runs, models)
-    pm = common.predictive(study, models, key)
-    best = common.robust(pm, key, 0.9)
-    # the Design space page's first view, asked for the way the page asks (pages/_spaces.open_view):
+    pm = services.predictive(study, models, key)
+    best = services.robust(pm, key, 0.9)
+    # the Design space page's first view, asked for the way the page asks (pages/_app/spaces.open_view):
     # its set-point widgets hold the opening view's settings, the map shows the opening view's axes
-    view = spaces.opening(pm, key, 0.9)
+    view = services.opening(pm, key, 0.9)
     set_point = {f.name: view.set_point[f.name] if f.is_categorical else float(view.set_point[f.name])
                  for f in study.factors}
     x, y = view.x, view.y
     fixed = {k: v for k, v in set_point.items() if k not in (x, y)}
-    spaces.grid(pm, key, x, y, spaces.as_json(fixed), 0.9, spaces.as_json({}), "null")
-    spaces.par_at(pm, key, spaces.as_json(set_point), 0.9, spaces.as_json({}))
-    spaces.report_at(pm, key, spaces.as_json(set_point), 0.9, spaces.as_json({}), spaces.as_json({}))
+    services.grid(pm, key, x, y, services.as_json(fixed), 0.9, services.as_json({}), "null")
+    services.par_at(pm, key, services.as_json(set_point), 0.9, services.as_json({}))
+    services.report_at(pm, key, services.as_json(set_point), 0.9, services.as_json({}), services.as_json({}))
     assert dict(counts) == once
     assert len(models) == len(cqas) and set(best["settings"]) == set(study.factor_names)
 
@@ -89,7 +90,7 @@ def test_server_start_does_the_first_pages_work_ahead(monkeypatch):
     process, in Streamlit's own terms, is tests/test_compat.py's business."""
     import types
 
-    from pages._db import default_url, open_store
+    from pages._app.db import default_url, open_store
 
     checked = []
     monkeypatch.setattr(speed, "run_direct_execution_check", lambda: checked.append(True))
@@ -105,7 +106,7 @@ def test_server_start_does_the_first_pages_work_ahead(monkeypatch):
     open_store.clear()
     speed.prepare_first_page()
     assert [kw["name"] for kw in started] == ["doe-first-page"]
-    assert checked == [True]  # pages/_compat.run_direct_execution_check: Streamlit does not check again
+    assert checked == [True]  # pages/_app/compat.run_direct_execution_check: Streamlit does not check again
     assert opened == [default_url()]
     open_store(default_url())  # what the first page asks for: already open
     assert opened == [default_url()]

@@ -11,7 +11,7 @@ from doe.cli import main
 from doe.errors import DoeError
 from doe.store import Store, StudyConflictError, default_url
 from doe.study import Study
-from pages._db import MARK_SECONDS
+from pages._app.db import MARK_SECONDS
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / "data" / "msc_expansion.yaml"

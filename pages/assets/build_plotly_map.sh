@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild plotly-map.min.js: plotly.js's core with heatmap and contour traces only, which loads in
-# about a tenth of the time of the full bundle (see pages/_live_plot.py). Needs node and npm.
+# about a tenth of the time of the full bundle (see pages/_app/live_plot.py). Needs node and npm.
 # The plotly.js version is the one plotly.py bundles, so both draw a figure the same way.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -6,8 +6,9 @@ import streamlit as st
 
 from doe.errors import DoeError
 from doe.example import load_example_results
-from pages._db import store
-from pages._persist import editor, save_study
+from pages._app.db import store
+from pages._app.persist import editor, save_study
+from pages._app.state import state
 
 
 def load_example(study) -> None:
@@ -22,10 +23,8 @@ def load_example(study) -> None:
     except DoeError as exc:
         st.error(f"Not saved: {exc}")
         return
-    st.session_state["design"], st.session_state["design_id"] = design, design_id
-    st.session_state["_runs_saved"] = (version, f"Example results: saved as data version {version}, run on "
+    state.design, state.design_id = design, design_id
+    state.runs_saved = (version, f"Example results: saved as data version {version}, run on "
                                                 f"design {design_id} \"{name}\" (now the study's current design).")
-    gen = st.session_state.get("runs_editor_gen", 0)
-    st.session_state.pop(f"_runs_snapshot_{gen}", None)
-    st.session_state["runs_editor_gen"] = gen + 1
+    state.new_runs_editor()
     st.rerun()

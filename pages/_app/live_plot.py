@@ -3,11 +3,11 @@
 ``st.plotly_chart`` builds a new chart whenever its figure changes, and the design-space map changes
 with every move of the set point: that rebuild was most of a move's time in the browser. This
 component keeps one chart per key and sends each trace as its own JSON text; the browser parses only
-the traces whose text changed and redraws with ``Plotly.react`` (pages/_live_plot.js).
+the traces whose text changed and redraws with ``Plotly.react`` (pages/_app/live_plot.js).
 
 It draws with plotly.js's core plus heatmap and contour traces (pages/assets/plotly-map.min.js,
 built by pages/assets/build_plotly_map.sh from the plotly.js version plotly.py bundles), which loads
-in a fraction of the time of the full bundle. app.py serves it (pages/_plotly_asset.py); pages shown
+in a fraction of the time of the full bundle. app.py serves it (pages/_app/plotly_asset.py); pages shown
 before the design space call ``preload_live_charts`` so it is loaded while the user reads them.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._plotly_asset import PLOTLY_ROUTE
+from pages._app.plotly_asset import PLOTLY_ROUTE
 
 #: The app's own font (Streamlit's theme), as st.plotly_chart would draw with.
 APP_FONT = '"Source Sans", sans-serif'

@@ -11,13 +11,10 @@ import streamlit as st
 
 from doe.errors import DoeError
 from doe.store import Store, default_url
+from pages._app.services import open_store, read_at
+from pages._app.state import state
 
-
-@st.cache_resource(show_spinner=False)
-def open_store(url: str) -> Store:
-    """The store at ``url``, opened once per server; without touching the session (so cached
-    functions run in a thread may use it)."""
-    return Store.open(url)
+__all__ = ["MARK_SECONDS", "default_url", "open_store", "read", "store"]
 
 
 def _store() -> Store:
@@ -34,13 +31,8 @@ def store() -> Store:
     Use :func:`read` for reads: a caller of ``store()`` may write, so the reads after it look at the
     database's change mark again.
     """
-    st.session_state.pop("_change_mark", None)
+    del state.change_mark
     return _store()
-
-
-@st.cache_resource(max_entries=64, ttl=600, show_spinner=False)  # reads at an old mark are never asked again
-def _read_at(url: str, mark: int, method: str, args: tuple) -> Any:
-    return getattr(open_store(url), method)(*args)
 
 
 def read(method: str, *args: Any) -> Any:
@@ -50,7 +42,7 @@ def read(method: str, *args: Any) -> Any:
     someone (this session or another) saved something since. Each caller gets its own copy.
     """
     s = _store()
-    out = _read_at(s.url, _mark(s), method, tuple(args))
+    out = read_at(s.url, _mark(s), method, tuple(args))
     return out.copy() if isinstance(out, (pd.DataFrame, pd.Series)) else copy.deepcopy(out)
 
 
@@ -62,9 +54,9 @@ MARK_SECONDS = 0.5
 def _mark(s: Store) -> int:
     """The store's change mark, read at most once per MARK_SECONDS per session (and after any store())."""
     now = time.monotonic()
-    kept = st.session_state.get("_change_mark")
+    kept = state.change_mark
     if kept is not None and now - kept[1] < MARK_SECONDS:
         return kept[0]
     mark = s.change_mark()
-    st.session_state["_change_mark"] = (mark, now)
+    state.change_mark = (mark, now)
     return mark

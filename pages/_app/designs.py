@@ -1,6 +1,6 @@
 """The Design page's computations, cached: a generated design and its evaluation.
 
-Shared by the page and by pages/_speed.py, which generates the default design (and evaluates it) in
+Shared by the page and by pages/_app/speed.py, which generates the default design (and evaluates it) in
 a background thread while a new user is still reading, so pressing **Generate design** finds it
 ready. A blank seed means a random one, recorded with the design: the seed is drawn when the page
 offers the form (:func:`next_seed`) rather than when the button is pressed, and the same seed always
@@ -9,13 +9,16 @@ gives the same design, so the result is exactly what the press would have comput
 
 from __future__ import annotations
 
-import copy
-import json
-
 import streamlit as st
 
 from doe.errors import DoeError
 from doe.generators import ALPHAS, DESIGN_TYPES, TYPE_LABELS, TYPE_OPTIONS, ccd_axial_check, type_options
+from pages._app import services
+from pages._app.services import evaluation
+from pages._app.state import DESIGN_ALPHA, DESIGN_BLOCKS, DESIGN_CENTER, state
+
+__all__ = ["FORM_DEFAULTS", "default_design", "design_form", "evaluation", "evaluation_model", "generate_design",
+           "next_seed", "used_seed"]
 
 #: The Design form's defaults (the page's widgets start at these): a D-optimal design for the
 #: quadratic model in the default number of runs.
@@ -37,7 +40,7 @@ def design_form(study) -> tuple[str, dict, bool]:
     options: dict = {}
     if kind == "ccd":
         options["alpha"] = c2.selectbox("Axial distance (CCD)", ALPHAS, index=ALPHAS.index(FORM_DEFAULTS["alpha"]),
-                                        key="design_alpha", format_func=_ALPHA_LABELS.get)
+                                        key=DESIGN_ALPHA, format_func=_ALPHA_LABELS.get)
         _axial_check(study, options["alpha"])
     with st.form("design_form"):
         shown = [name for name in TYPE_OPTIONS[kind] if name != "alpha"] + ["seed"]
@@ -51,8 +54,7 @@ def design_form(study) -> tuple[str, dict, bool]:
 def _axial_check(study, alpha: str) -> None:
     """Before generating: a CCD whose axial points leave the study ranges says so, offering the fixes."""
     try:
-        check = ccd_axial_check(study, alpha, st.session_state.get("design_center") or None,
-                                st.session_state.get("design_blocks", 1))
+        check = ccd_axial_check(study, alpha, state.design_center or None, state.design_blocks)
     except DoeError as exc:
         st.warning(f"A central composite design cannot be made for this study: {exc}")
         return
@@ -65,7 +67,7 @@ def _axial_check(study, alpha: str) -> None:
 
 
 def _set_alpha(alpha: str) -> None:
-    st.session_state["design_alpha"] = alpha
+    state.design_alpha = alpha
 
 
 _WIDGETS = {
@@ -85,12 +87,12 @@ _WIDGETS = {
         help="III: main effects aliased with two-factor interactions; IV: two-factor interactions aliased "
              "with each other; V: none of these aliased"),
     "center": lambda col, kind: col.number_input(
-        "Centre points", min_value=0, value=0, step=1, key="design_center",
+        "Centre points", min_value=0, value=0, step=1, key=DESIGN_CENTER,
         help="0 = the type's default (CCD/BBD) or none") or None,
     "replicates": lambda col, kind: col.number_input(
         "Replicates (copies of the design)", min_value=1, value=1, step=1, key="design_replicates"),
     "blocks": lambda col, kind: col.number_input(
-        "Blocks", min_value=1, value=1, step=1, key="design_blocks",
+        "Blocks", min_value=1, value=1, step=1, key=DESIGN_BLOCKS,
         help="Runs in equal blocks (e.g. days, donors); a CCD takes 1 or 2 (factorial and axial portions)"),
     "seed": lambda col, kind: col.text_input("Seed (blank: random, recorded)", "", key="design_seed").strip() or None,
 }
@@ -100,40 +102,20 @@ def next_seed() -> int:
     """The seed a blank seed field stands for in this session, until a design is generated with it."""
     from doe.generators import new_seed
 
-    return st.session_state.setdefault("_next_seed", new_seed())
+    if state.next_seed is None:
+        state.next_seed = new_seed()
+    return state.next_seed
 
 
 def used_seed() -> None:
     """A design was generated with :func:`next_seed`: the next blank-seed design gets a new one."""
-    st.session_state.pop("_next_seed", None)
+    del state.next_seed
 
 
-def generate_design(study_yaml: str, kind: str, options: dict):
+def generate_design(study, kind: str, options: dict):
     """The design of ``kind`` with ``options`` (as doe.generators.generate), computed once per study,
     type and the options that type takes (seed included); a copy, so the caller may keep it."""
-    options = type_options(kind, options)
-    return copy.deepcopy(_generated(study_yaml, kind, json.dumps(options, sort_keys=True, default=str)))
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _generated(study_yaml: str, kind: str, options_json: str):
-    from doe.generators import generate
-    from doe.study import Study
-
-    return generate(Study.from_yaml(study_yaml), kind, **json.loads(options_json))
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def evaluation(study_yaml: str, design_csv: str, model: str):
-    """Evaluation (doe.evaluate.evaluate_design), computed once per design and model."""
-    from doe.design import read_design
-    from doe.evaluate import evaluate_design  # scipy: loaded once a design is there to evaluate
-    from doe.model import parse_model
-    from doe.study import Study
-
-    study = Study.from_yaml(study_yaml)
-    design = read_design(study, design_csv.encode(), "design.csv")
-    return evaluate_design(study, design, parse_model(study, model))
+    return services.generate_design(study, kind, type_options(kind, options))
 
 
 def evaluation_model(design) -> str:
@@ -143,10 +125,10 @@ def evaluation_model(design) -> str:
     return design.model or default_model(design.study, design.kind)
 
 
-def default_design(study_yaml: str, seed: int):
+def default_design(study, seed: int):
     """Generate the form's default design with ``seed`` and evaluate it (what pressing Generate design
     with an unchanged form computes and then shows): for a background thread."""
     options = type_options(FORM_DEFAULTS["kind"], {k: v for k, v in FORM_DEFAULTS.items() if k != "kind"})
     options["seed"] = seed
-    design = _generated(study_yaml, FORM_DEFAULTS["kind"], json.dumps(options, sort_keys=True, default=str))
-    evaluation(study_yaml, design.to_csv(with_responses=False), evaluation_model(design))
+    design = services.generated(study, FORM_DEFAULTS["kind"], options)
+    evaluation(study, design, evaluation_model(design))

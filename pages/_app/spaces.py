@@ -1,9 +1,10 @@
-"""The Design space page's computations at a set point, cached: the map, the PARs and the report.
+"""The Design space page's parts: the numbers under the map, the assurance controls, and the view the
+page opens with (its computations are cached in pages/_app/services.py).
 
-Shared by the page and by pages/_speed.py, which computes the page's first view (the map of the first
-two numeric factors through the robust set point, at the default threshold) in the background once
-the fits are ready, so opening the page finds it drawn. Arguments are JSON strings, so the background
-and the page ask for the same cache entries.
+:func:`first_view` is shared by the page and by pages/_app/speed.py, which computes the page's first view
+(the map of the first two numeric factors through the robust set point, at the default threshold) in
+the background once the fits are ready, so opening the page finds it drawn. Arguments are JSON
+strings, so the background and the page ask for the same cache entries.
 """
 
 from __future__ import annotations
@@ -14,54 +15,11 @@ import json
 import streamlit as st
 
 from doe.decision import DEFAULT_THRESHOLD  # the page's first view: this threshold, no set-point variation
+from pages._app.services import as_json, grid, opening, par_at, report_at, robust
+from pages._app.state import state
 
-
-def as_json(value) -> str:
-    """The cache-key form of a set point, its fixed part or its SDs."""
-    return json.dumps(value, sort_keys=True)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def grid(_pm, key: str, x: str, y: str, fixed_json: str, threshold: float, sd_json: str, interval_json: str,
-         assurance_json: str = "null"):
-    """The map of ``x`` by ``y`` with the other factors fixed (doe.space.space_grid); ``assurance_json``:
-    null, or {"level": gamma, "kind": "simultaneous" | "pointwise"}."""
-    from doe.space import space_grid
-
-    assure = json.loads(assurance_json) or {}
-    return space_grid(_pm, x, y, json.loads(fixed_json), threshold=threshold,
-                      setpoint_sd=json.loads(sd_json) or None, interval=json.loads(interval_json),
-                      assurance=assure.get("level"), assurance_kind=assure.get("kind", "simultaneous"))
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def par_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str, level: float | None = None):
-    """Proven acceptable ranges at a set point (its box is drawn on the map); ``level``: the pointwise
-    credible level of an assured design space (SpaceGrid.assurance_level), or None."""
-    from doe.space import proven_acceptable_ranges
-
-    return proven_acceptable_ranges(_pm, json.loads(sp_json), threshold=threshold,
-                                    setpoint_sd=json.loads(sd_json) or None, assurance=level)
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def report_at(_pm, key: str, sp_json: str, threshold: float, sd_json: str, nor_json: str,
-              level: float | None = None):
-    """The set point's predictions and probabilities, and the NOR check (None without a NOR);
-    ``level`` as :func:`par_at`."""
-    from doe.space import check_nor, set_point_report
-
-    sp, sd, nor = json.loads(sp_json), json.loads(sd_json) or None, json.loads(nor_json)
-    nor_check = check_nor(_pm, sp, nor, threshold=threshold, setpoint_sd=sd, assurance=level) if nor else None
-    return set_point_report(_pm, sp, threshold=threshold, setpoint_sd=sd, assurance=level), nor_check
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def bound_at(_pm, key: str, sp_json: str, gamma: float) -> float:
-    """The lower ``gamma`` credible bound of P(all in spec | parameters) at a set point."""
-    from doe.space import lower_bound_at
-
-    return lower_bound_at(_pm, json.loads(sp_json), gamma)
+__all__ = ["ASSURANCE_LEVELS", "DEFAULT_THRESHOLD", "assurance_controls", "first_view", "metrics", "open_view",
+           "opened_note"]
 
 
 def metrics(report: dict, g, assure: dict | None, bound: float | None) -> None:
@@ -106,24 +64,6 @@ def assurance_controls(sd: dict) -> dict | None:
     return {"level": float(level), "kind": kind} if on and not sd else None
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def opening(_pm, key: str, threshold: float):
-    """The informative first view (doe.space_view.opening_view) from the cached robust set point."""
-    from doe.space_view import opening_view
-    from pages._common import robust
-
-    return opening_view(_pm, threshold=threshold, robust=robust(_pm, key, threshold))
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def par_ends(_pm, key: str, sp_json: str, threshold: float, sd_json: str):
-    """Which CQA ends each PAR (doe.space_view.par_limits) at a set point."""
-    from doe.space_view import par_limits
-
-    par = par_at(_pm, key, sp_json, threshold, sd_json)
-    return par_limits(_pm, par, threshold=threshold, setpoint_sd=json.loads(sd_json) or None)
-
-
 def first_view(study, pm, key: str, settings: dict | None = None) -> None:
     """Compute what the page shows when first opened (its opening view, see :func:`open_view`);
     ``settings`` (the robust set point) is used when the study has no categorical factors to choose."""
@@ -142,17 +82,16 @@ def first_view(study, pm, key: str, settings: dict | None = None) -> None:
 def open_view(study, pm, key: str) -> None:
     """When the study is opened (a new session, or another study than the page last showed), set the
     page's widgets: the latest saved design-space decision's set point, threshold and set-point
-    variation (doe.space_view.saved_view), else the opening view (the robust set point, the
+    variation (doe.space.saved_view), else the opening view (the robust set point, the
     informative slice). Call before the widgets exist; what was done is shown by :func:`opened_note`."""
-    from doe.space_view import describe_setpoint_sd, saved_view, view_axes
-    from pages._common import robust
-    from pages._persist import latest
+    from doe.space import describe_setpoint_sd, saved_view, view_axes
+    from pages._app.persist import latest
 
-    if st.session_state.get("_space_opened") == study.name and f"sp_{study.factors[0].name}" in st.session_state:
+    if state.space_opened == study.name and state.has_set_point(study.factors[0].name):
         return
-    st.session_state["_space_opened"] = study.name
+    state.space_opened = study.name
     with st.spinner("Finding the robust set point..."):
-        st.session_state["robust_result"] = copy.deepcopy(robust(pm, key, DEFAULT_THRESHOLD))  # shared: copied
+        state.robust_result = copy.deepcopy(robust(pm, key, DEFAULT_THRESHOLD))  # shared: copied
     numeric = [f.name for f in study.factors if not f.is_categorical]
     decision = latest("decisions", study.name)
     saved = saved_view(study, decision.to_dict()) if decision is not None else None
@@ -170,22 +109,22 @@ def open_view(study, pm, key: str) -> None:
     else:
         view = opening(pm, key, DEFAULT_THRESHOLD)
         threshold, sd = DEFAULT_THRESHOLD, {}
-        set_point = view.set_point if view is not None else st.session_state["robust_result"]["settings"]
+        set_point = view.set_point if view is not None else state.robust_result["settings"]
         axes = (view.x, view.y) if view is not None else None
         if view is not None:
             notes.insert(0, f"Opened at {view.reason}.")
-    st.session_state["space_threshold"] = threshold
+    state.space_threshold = threshold
     for f in numeric:
-        st.session_state[f"sd_{f}"] = float(sd.get(f, 0.0))
+        state.set_setpoint_sd(f, float(sd.get(f, 0.0)))
     if axes is not None:
-        st.session_state["space_x"], st.session_state["space_y"] = axes
-    st.session_state["_apply_set_point"] = dict(set_point)
-    st.session_state["_space_opened_note"] = notes
+        state.space_x, state.space_y = axes
+    state.apply_set_point = dict(set_point)
+    state.space_opened_note = notes
 
 
 def opened_note() -> None:
     """Say once how the page was opened (saved decision, or the opening view), and what of a saved
     decision could not be restored."""
-    notes = st.session_state.pop("_space_opened_note", [])
+    notes = state.take("space_opened_note") or []
     for i, note in enumerate(notes):
         (st.caption if i == 0 and not note.startswith("Decision") else st.warning)(note)

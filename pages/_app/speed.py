@@ -1,7 +1,7 @@
 """Work done before a page asks for it: loading modules at server start and after the first page,
 and computing the fits and design spaces a page is likely to open next, in background threads.
 
-Everything goes through the same cached functions the pages call (pages/_common.py), so a page that
+Everything goes through the same cached functions the pages call (pages/_app/services.py), so a page that
 needs a result still being computed waits for that computation instead of starting its own. Under
 AppTest nothing runs in the background, so the page tests stay deterministic.
 """
@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import threading
 
-import streamlit as st
-
 from doe._recent import Recent
 from doe.study import Study
-from pages._common import fits_with, predictive, robust, space_key
-from pages._compat import exclude_from_post_run_gc, run_direct_execution_check, served_by_streamlit_server
+from pages._app.compat import exclude_from_post_run_gc, run_direct_execution_check, served_by_streamlit_server
+from pages._app.services import fits, predictive, robust, space_key
+from pages._app.state import state
 
 #: What the pages import and build on first use, in the order a new user meets them.
 _WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.plots.design", "doe.analysis",
             "doe.fit", "doe.plots.model", "doe.space", "doe.plots.space", "doe.versions",
-            "doe.space_compare", "doe.audit_view", "doe.scale", "doe.plots.scale")
+            "doe.space.compare", "doe.audit_view", "doe.scale", "doe.plots.scale")
 _warm = {"started": False, "first": []}  # first: jobs the warm-up runs before its imports
 _profiling = {"on": False}
 #: Seconds between the first page and the warm-up: the server stays free to serve the frontend's
@@ -57,7 +56,7 @@ def warm_up_in_background() -> None:
 
         go.Figure(layout={"template": "plotly"})  # loads plotly's template JSON once
         # Streamlit's full garbage collection after every script run scans only the objects made
-        # from now on (pages/_compat.exclude_from_post_run_gc): about 1 ms instead of 0.2-0.4 s.
+        # from now on (pages/_app/compat.exclude_from_post_run_gc): about 1 ms instead of 0.2-0.4 s.
         exclude_from_post_run_gc(collect_first=True)
 
     threading.Thread(target=work, name="doe-warm-up", daemon=True).start()
@@ -97,9 +96,9 @@ def prepare_first_page() -> None:
     imports and cached resources lock)."""
     def work() -> None:
         try:
-            import doe.tables  # noqa: F401  (with pages._persist: what the Home page imports)
-            import pages._persist  # noqa: F401
-            from pages._db import default_url, open_store
+            import doe.tables  # noqa: F401  (with pages._app.persist: what the Home page imports)
+            import pages._app.persist  # noqa: F401
+            from pages._app.db import default_url, open_store
 
             open_store(default_url())
         except Exception:  # noqa: BLE001 - the first page reports a database it cannot open
@@ -131,25 +130,25 @@ def _thread(work, name: str) -> threading.Thread:
 
 def prefetch_default_design() -> None:
     """While a study has no design yet: generate and evaluate the Design form's default design in the
-    background, with the seed a blank seed field stands for (pages/_designs.py), so pressing
+    background, with the seed a blank seed field stands for (pages/_app/designs.py), so pressing
     **Generate design** finds it ready. Only for a study under doe.limits.PREFETCH_MAX_WORK: work
     nobody asked for never takes a server's memory. In a new server process the warm-up runs it after the first
     page's delay and before loading the other modules; later in its own thread."""
-    study = st.session_state.get("study")
-    if study is None or st.session_state.get("design") is not None or not _served():
+    study = state.study
+    if study is None or state.design is not None or not _served():
         return
     from doe.limits import prefetch_allowed
 
     if not prefetch_allowed(study):  # a big study is designed only when asked (and checked then)
         return
-    from pages._designs import default_design, next_seed
+    from pages._app.designs import default_design, next_seed
 
-    study_yaml, seed = study.to_yaml(), next_seed()
-    if not _prefetched.add(("default design", study_yaml, seed)):
+    seed = next_seed()
+    if not _prefetched.add(("default design", study.digest, seed)):
         return
 
     def work() -> None:
-        default_design(study_yaml, seed)
+        default_design(study, seed)
 
     with _lock:
         if _warm["first"] is not None:
@@ -172,19 +171,19 @@ def prefetch_fits(study: Study, runs):
     when there is nothing new to do)."""
     import json
 
+    from pages._app.services import data_digest
+
     if runs is None or not _served():
         return None
-    study_yaml, runs_csv = study.to_yaml(), runs.to_csv(index=False)
-    choices = dict(st.session_state.get("model_choices", {}))
-    if not _prefetched.add(hash((study_yaml, runs_csv, json.dumps(choices, sort_keys=True, default=str)))):
+    choices = dict(state.model_choices)
+    if not _prefetched.add((study.digest, data_digest(runs), json.dumps(choices, sort_keys=True, default=str))):
         return None
 
     def work() -> None:  # the statistics modules are imported here, not in the page's script run
         from doe.analysis import fitted_models, responses_with_results
-        from pages._spaces import DEFAULT_THRESHOLD, first_view
+        from pages._app.spaces import DEFAULT_THRESHOLD, first_view
 
-        fits = fits_with(study_yaml, runs_csv, choices, responses_with_results(study, runs))
-        models = fitted_models(fits)
+        models = fitted_models(fits(study, runs, choices, responses_with_results(study, runs)))
         if models:
             key = space_key(study, runs, models, choices)
             pm = predictive(study, models, key)

@@ -7,13 +7,14 @@ import streamlit as st
 
 from doe.errors import DoeError
 from doe.store import default_design_name, designs_table
-from pages._db import read, store
-from pages._persist import current_access, save_study
+from pages._app.db import read, store
+from pages._app.persist import current_access, save_study
+from pages._app.state import state
 
 
 def save_area(study, design) -> None:
     """Whether the design on screen is saved (and as which); if not, a name box and a Save button."""
-    design_id = st.session_state.get("design_id")
+    design_id = state.design_id
     if design_id is not None:
         try:
             record = read("design_record", int(design_id))
@@ -24,11 +25,11 @@ def save_area(study, design) -> None:
             st.caption(f":green[Saved in the database as design {record.id} \"{record.name}\".]{current} "
                        "Add its run sheet on the **Runs** page to enter results against it.")
             return
-        st.session_state.pop("design_id", None)
+        del state.design_id
     acc = current_access()
     st.markdown(f":orange[**Design not saved.**] Give it a name and press **Save this design**: runs and "
                 f"results are entered against a saved design. {'' if acc.can_edit else acc.why}")
-    gen = st.session_state.get("design_gen", 0)
+    gen = state.design_gen
     c1, c2 = st.columns([3, 1])
     try:
         taken = read("designs", study.name)["name"].tolist()
@@ -43,7 +44,7 @@ def save_area(study, design) -> None:
         if save_study(study, acc.user) is None:
             return
         try:
-            st.session_state["design_id"] = store().save_design(study.name, design, acc.user, name)
+            state.design_id = store().save_design(study.name, design, acc.user, name)
         except DoeError as exc:
             st.error(f"Design not saved: {exc}")
             return
@@ -57,7 +58,7 @@ def designs_section(study) -> None:
         data_design = read("design_of_data_version", study.name)
     except DoeError:  # the study is not in the database yet
         frame, data_design = None, None
-    done = st.session_state.pop("_records_done", None)
+    done = state.take("records_done")
     with st.expander("Designs of this study", expanded=done is not None):
         if done:
             st.success(done)
@@ -75,8 +76,8 @@ def designs_section(study) -> None:
         acc = current_access()
         c1, c2, c3 = st.columns(3)
         if c1.button("Open this design", key="records_open"):
-            st.session_state["design"] = read("load_design", int(chosen))
-            st.session_state["design_id"] = int(chosen)
+            state.design = read("load_design", int(chosen))
+            state.design_id = int(chosen)
             st.rerun()
         if c2.button("Mark as current", key="records_current", disabled=not acc.can_edit or bool(row["current"]),
                      help="The study opens with its current design."):
@@ -99,5 +100,5 @@ def _act(change, done: str) -> None:
     except DoeError as exc:
         st.error(f"Not changed: {exc}")
         return
-    st.session_state["_records_done"] = done
+    state.records_done = done
     st.rerun()

@@ -12,11 +12,10 @@ from __future__ import annotations
 import streamlit as st
 
 from doe.errors import DoeError
-from doe.store import StudyConflictError, User, study_digest
+from doe.store import StudyConflictError, User
 from doe.study import Study
-from pages._db import read, store
-
-BASE = "_study_base"
+from pages._app.db import read, store
+from pages._app.state import state
 
 
 def track(study: Study | None) -> int | None:
@@ -27,17 +26,17 @@ def track(study: Study | None) -> int | None:
         versions = read("study_versions", study.name)
     except DoeError:  # not in the database
         return None
-    same = versions[versions["content_hash"] == study_digest(study)]
+    same = versions[versions["content_hash"] == study.digest]
     if not len(same):
         return None
     version = int(same["version"].max())
-    st.session_state[BASE] = (study.name, version)
+    state.study_base = (study.name, version)
     return version
 
 
 def base_version(study: Study) -> int | None:
     """The stored version this session's copy of ``study`` was made from (None: a study new to the database)."""
-    kept = st.session_state.get(BASE)
+    kept = state.study_base
     if kept is not None and kept[0] == study.name:
         return int(kept[1])
     return track(study)
@@ -57,7 +56,7 @@ def save_on_base(study: Study, user: User) -> int | None:
     except DoeError as exc:
         st.error(f"Not saved: {exc}")
         return None
-    st.session_state[BASE] = (study.name, version)
+    state.study_base = (study.name, version)
     return version
 
 
@@ -70,7 +69,7 @@ def show_conflict(study: Study, exc: StudyConflictError) -> None:
 
 
 def _reload(name: str) -> None:
-    from pages._common import open_stored
+    from pages._app.common import open_stored
 
     open_stored(name)
-    track(st.session_state.get("study"))  # now made on the newest version
+    track(state.study)  # now made on the newest version

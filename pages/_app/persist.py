@@ -9,12 +9,14 @@ from streamlit.errors import StreamlitSecretNotFoundError
 
 from doe.errors import DoeError
 from doe.identity import Access, access, sign_in_required
-from doe.store import User, study_digest
+from doe.store import User
 from doe.study import Study
-from pages._db import read, store
+from pages._app.db import read, store
+from pages._app.state import DECISION_NOTE, USER_NAME_INPUT, state
 
 
-def _secret(key: str) -> Any:
+def secret(key: str) -> Any:
+    """The app secret ``key`` (.streamlit/secrets.toml), or None when it is not configured."""
     try:
         return st.secrets.get(key)
     except (FileNotFoundError, StreamlitSecretNotFoundError):  # no secrets.toml: nothing configured
@@ -24,35 +26,35 @@ def _secret(key: str) -> Any:
 def current_access() -> Access:
     """Who is using the app and whether they may save changes (doe.identity.access: with sign-in, the
     role lists are matched only against an e-mail address the identity provider verified)."""
-    auth = bool(_secret("auth"))
+    auth = bool(secret("auth"))
     claims = st.user.to_dict() if auth and st.user.get("is_logged_in") else None
-    return access(roles=_secret("roles"), auth_configured=auth, claims=claims,
-                  entered_name=st.session_state.get("_user_name"),
-                  require_sign_in=sign_in_required(_secret("require_sign_in")))
+    return access(roles=secret("roles"), auth_configured=auth, claims=claims,
+                  entered_name=state.user_name,
+                  require_sign_in=sign_in_required(secret("require_sign_in")))
 
 
 def _remember_name() -> None:
     """Keep the typed name for this session; with no study open, open the study this person last changed."""
-    name = st.session_state.get("user_name_input", "").strip()
-    st.session_state["_user_name"] = name
-    if name and st.session_state.get("study") is None:
-        from pages._first_visit import open_last_study
+    name = state.user_name_input.strip()
+    state.user_name = name
+    if name and state.study is None:
+        from pages._app.first_visit import open_last_study
 
         open_last_study(name)
 
 
 def identity_sidebar() -> None:
     """Sign in/out (OIDC) or the name typed once per session, and the saved state of the open study."""
-    auth = bool(_secret("auth"))
+    auth = bool(secret("auth"))
     with st.sidebar:
         if auth:
             if st.user.get("is_logged_in"):
                 st.button("Sign out", key="logout", on_click=st.logout)
             else:
                 st.button("Sign in", key="login", type="primary", on_click=st.login)
-        elif not sign_in_required(_secret("require_sign_in")):  # else nobody may edit: no name to ask for
-            st.text_input("Your name (recorded with every change)", value=st.session_state.get("_user_name", ""),
-                          key="user_name_input", on_change=_remember_name,
+        elif not sign_in_required(secret("require_sign_in")):  # else nobody may edit: no name to ask for
+            st.text_input("Your name (recorded with every change)", value=state.user_name or "",
+                          key=USER_NAME_INPUT, on_change=_remember_name,
                           help="Without sign-in the name is recorded as unauthenticated in the audit trail.")
         acc = current_access()
         (st.caption if acc.user else st.warning)(acc.why)
@@ -80,13 +82,13 @@ def stored_version(study: Study | None) -> int | None:
     except DoeError:
         return None
     last = versions.iloc[-1]
-    return int(last["version"]) if last["content_hash"] == study_digest(study) else None
+    return int(last["version"]) if last["content_hash"] == study.digest else None
 
 
 def save_study(study: Study, user: User) -> int | None:
     """Save ``study`` if this session changed it, on the version it was made from (unchanged: nothing
-    written); a stale copy is refused with who changed what and an offer to reload (pages/_study_sync.py)."""
-    from pages._study_sync import save_on_base
+    written); a stale copy is refused with who changed what and an offer to reload (pages/_app/study_sync.py)."""
+    from pages._app.study_sync import save_on_base
 
     return save_on_base(study, user)
 
@@ -134,10 +136,10 @@ def latest(frame_name: str, study_name: str):
 
 def saved_state_panel(acc: Access) -> None:
     """Sidebar lines saying exactly what of the open study is in the database."""
-    study = st.session_state.get("study")
+    study = state.study
     if study is None:
         return
-    from pages._study_sync import track
+    from pages._app.study_sync import track
 
     track(study)  # the version a later save is made on
     version = stored_version(study)
@@ -156,8 +158,8 @@ def saved_state_panel(acc: Access) -> None:
     lines.append(f"data version {int(dv['version'])}, {int(dv['n_runs'])} runs" if dv is not None
                  else "no runs stored yet")
     if an is not None:
-        changed = st.session_state.get("model_choices", {}) and any(
-            st.session_state["model_choices"].get(k) != v for k, v in (an["choices"] or {}).items())
+        choices = state.model_choices
+        changed = choices and any(choices.get(k) != v for k, v in (an["choices"] or {}).items())
         lines.append(f"analysis version {int(an['version'])} (data version {int(an['data_version'])})"
                      + (" - model choices changed since, not saved" if changed else ""))
     st.markdown("  \n".join(lines))
@@ -172,7 +174,7 @@ def analysis_panel(study: Study) -> None:
     from doe.versions import rerun_analysis
 
     analysis = latest("analyses", study.name)
-    session = st.session_state.get("model_choices") or {}
+    session = state.model_choices or {}
     c1, c2 = st.columns([3, 1])
     if analysis is None or _choices_changed(analysis["choices"], session):
         c1.markdown(":orange[**These model choices are not saved as an analysis version yet.**] Saving refits "
@@ -192,7 +194,7 @@ def analysis_panel(study: Study) -> None:
         except DoeError as exc:
             st.error(f"Not saved: {exc}")
             return
-        st.session_state["model_choices"] = dict(latest("analyses", study.name)["choices"])
+        state.model_choices = dict(latest("analyses", study.name)["choices"])
         st.toast(f"Saved as analysis version {out['analysis_version']}.")
         st.rerun()
 
@@ -206,14 +208,14 @@ def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, no
     last = latest("decisions", study.name)
     with st.expander("Save this design-space decision" + (f" (last saved: decision {int(last['id'])})"
                                                            if last is not None else " (none saved yet)")):
-        if st.session_state.get("_decision_saved") is not None:
-            st.success(f"Saved as decision {st.session_state.pop('_decision_saved')}. Re-running the analysis "
+        if state.decision_saved is not None:
+            st.success(f"Saved as decision {state.take('decision_saved')}. Re-running the analysis "
                        "later evaluates this set point.")
         if last is not None:
             st.caption(f"Decision {int(last['id'])}: threshold {last['threshold']:.2f}, set point "
                        + ", ".join(f"{k} = {v}" for k, v in last["set_point"].items())
                        + f"; by {last['created_by']} at {last['created_at'][:16].replace('T', ' ')} UTC.")
-        note = st.text_input("Note (why this set point and these ranges)", key="decision_note")
+        note = st.text_input("Note (why this set point and these ranges)", key=DECISION_NOTE)
         if st.button("Save decision", key="save_decision", type="primary"):
             user = editor()
             if user is None or save_study(study, user) is None:
@@ -229,5 +231,5 @@ def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, no
             except DoeError as exc:
                 st.error(f"Not saved: {exc}")
                 return
-            st.session_state["_decision_saved"] = did  # shown after the rerun, which updates the expander's label
+            state.decision_saved = did  # shown after the rerun, which updates the expander's label
             st.rerun()

@@ -45,14 +45,14 @@ def _degraded(function: str, internal: str, error: BaseException) -> None:
         return
     _reported.add(function)
     _log.warning("Streamlit %s changed %s (%s: %s): the app runs without this optimisation; "
-                 "pages/_compat.py:%s must be updated (checked on Streamlit %s)", _streamlit_version(),
+                 "pages/_app/compat.py:%s must be updated (checked on Streamlit %s)", _streamlit_version(),
                  internal, type(error).__name__, error, function, ", ".join(CHECKED_ON))
 
 
 def served_by_streamlit_server() -> bool:
     """True in a real Streamlit server (``streamlit run``); False under AppTest or plain Python.
 
-    Background work (pages/_speed.py) and the legacy-mode rerun (``leave_legacy_pages_mode``) run
+    Background work (pages/_app/speed.py) and the legacy-mode rerun (``leave_legacy_pages_mode``) run
     only in a server: under ``streamlit.testing.v1.AppTest`` the page tests stay deterministic,
     without threads.
 
@@ -113,7 +113,7 @@ def run_direct_execution_check() -> None:
 
     Streamlit checks on the first element any page sends whether it runs in a REPL:
     ``inspect.stack()``, which resolves the file of every loaded module (0.3 s here). Called in a
-    background thread at server start (pages/_speed.py), the first page a user opens does not wait
+    background thread at server start (pages/_app/speed.py), the first page a user opens does not wait
     for it. It prints nothing under ``streamlit run``.
 
     Notes

@@ -10,7 +10,7 @@ opens, in this order:
 3. when the database holds no study at all, the bundled example: the first visit has something to explore;
 4. else nothing: Home says so and lists the studies to open.
 
-Typing a name in the sidebar later (pages/_persist._remember_name) opens that person's last study when
+Typing a name in the sidebar later (pages/_app/persist._remember_name) opens that person's last study when
 no study is open yet.
 """
 
@@ -18,20 +18,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-#: Session key holding a study name from the link that is not in the database (Home says so).
-MISSING = "_link_study_missing"
+from pages._app.state import state
 
 
 def open_first_study() -> None:
     """Once per session: open the study the rules above choose (nothing when a study is open already)."""
-    if st.session_state.get("_started"):
+    if state.started:
         return
-    st.session_state["_started"] = True
-    if st.session_state.get("study") is not None:
+    state.started = True
+    if state.study is not None:
         return
-    from pages._common import load_example, open_stored
-    from pages._db import read
-    from pages._persist import current_access
+    from pages._app.common import load_example, open_stored
+    from pages._app.db import read
+    from pages._app.persist import current_access
 
     names = set(read("list_studies")["name"])
     wanted = str(st.query_params.get("study") or "").strip()
@@ -39,7 +38,7 @@ def open_first_study() -> None:
         open_stored(wanted)
         return
     if wanted:
-        st.session_state[MISSING] = wanted
+        state.missing_link_study = wanted  # Home says so
     user = current_access().user
     if user is not None and open_last_study(user.name):
         return
@@ -49,8 +48,8 @@ def open_first_study() -> None:
 
 def open_last_study(user_name: str) -> bool:
     """Open the study ``user_name`` last changed; False (nothing opened) when they changed none."""
-    from pages._common import open_stored
-    from pages._db import read
+    from pages._app.common import open_stored
+    from pages._app.db import read
 
     name = read("last_study_of", user_name)
     if name is None:

@@ -1,4 +1,4 @@
-// A plotly figure that stays mounted across reruns (pages/_live_plot.py). Each rerun sends the
+// A plotly figure that stays mounted across reruns (pages/_app/live_plot.py). Each rerun sends the
 // figure's traces and layout as JSON text; only the traces whose text changed are parsed again, and
 // Plotly.react redraws the chart in place instead of building it anew.
 //
