@@ -112,7 +112,7 @@ def fit_all(study: Study, runs: pd.DataFrame, choices: Mapping[str, ModelChoice]
     wanted = {name: choices.get(name, default) for name in names}
     key = (study.to_yaml(), runs.to_csv(index=False), json.dumps({n: c.to_dict() for n, c in wanted.items()},
                                                                  sort_keys=True, default=str))
-    kept = _RECENT_ANALYSES.get(key)
+    kept: Analysis | None = _RECENT_ANALYSES.get(key)
     if kept is not None:
         return kept
     fits = {name: fit_choice(study, runs, name, choice) for name, choice in wanted.items()}

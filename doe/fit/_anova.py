@@ -86,9 +86,9 @@ def anova_table(cols: list[ModelColumn], terms: list[Term], X: np.ndarray, y: np
         rows.append(_anova_row("Block", len(block_cols), sst - sse_base, ls.mse, ls.df))
     if terms:
         rows.append(_anova_row("Model", ls.p - len(base), sse_base - ls.sse, ls.mse, ls.df))
-    cache: dict[frozenset, float] = {frozenset(range(len(terms))): ls.sse}
+    cache: dict[frozenset[int], float] = {frozenset(range(len(terms))): ls.sse}
 
-    def sse_of(which: frozenset) -> float:
+    def sse_of(which: frozenset[int]) -> float:
         if which not in cache:
             idx = base + [j for i in sorted(which) for j in term_cols[i]]
             cache[which] = residual_ss(X[:, sorted(idx)], y)
@@ -180,7 +180,7 @@ def diagnostics_table(run_ids: list[Any], y0: np.ndarray, y: np.ndarray, ls: Lea
     return table, warn
 
 
-def fit_warnings(response: str, ls: LeastSquares, lof: dict | None, r2: float, adj_r2: float, pred_r2: float,
+def fit_warnings(response: str, ls: LeastSquares, lof: dict[str, float] | None, r2: float, adj_r2: float, pred_r2: float,
                   adeq: float, coef: pd.DataFrame, alpha: float) -> list[str]:
     out = []
     if lof is not None and lof["p"] < alpha:

@@ -44,7 +44,8 @@ def _box_cox_curve(Q: np.ndarray, y: np.ndarray, lambdas: np.ndarray) -> np.ndar
     resid = T - Q @ (Q.T @ T)
     sse = np.sum(resid ** 2, axis=0)
     with np.errstate(divide="ignore"):
-        return -n * lgm - n / 2 * np.log(sse / n)
+        llf: np.ndarray = -n * lgm - n / 2 * np.log(sse / n)
+    return llf
 
 
 def box_cox_search(X: np.ndarray, y: np.ndarray, run_ids: list[Any], response: str,

@@ -169,7 +169,7 @@ def block_text(v: Any) -> str:
     return str(v).strip()
 
 
-def _natural(label: str) -> tuple:
+def _natural(label: str) -> tuple[Any, ...]:
     try:
         return (0, float(label), label)
     except ValueError:

@@ -102,7 +102,7 @@ def _actual_poly(study: Study, parts: tuple[tuple[str, int], ...], index: dict[s
     return poly
 
 
-def _mono_key(m: tuple[int, ...]) -> tuple:
+def _mono_key(m: tuple[int, ...]) -> tuple[Any, ...]:
     deg = sum(m)
     used = [i for i, e in enumerate(m) if e]
     kind = 0 if deg == 1 else (2 if len(used) == 1 else 1)

@@ -67,6 +67,19 @@ def term_contains(big: Term, small: Term) -> bool:
 class LeastSquares:
     """Full-rank least squares through X = QR."""
 
+    X: np.ndarray
+    y: np.ndarray
+    n: int
+    p: int
+    Q: np.ndarray
+    R: np.ndarray
+    coef: np.ndarray
+    fitted: np.ndarray
+    df: int
+    resid: np.ndarray
+    sse: float
+    mse: float
+
     def __init__(self, X: np.ndarray, y: np.ndarray):
         self.X, self.y = X, y
         self.n, self.p = X.shape
@@ -91,17 +104,20 @@ class LeastSquares:
     @cached_property
     def cov_unscaled(self) -> np.ndarray:
         """(X'X)^-1."""
-        return self.r_inv @ self.r_inv.T
+        out: np.ndarray = self.r_inv @ self.r_inv.T
+        return out
 
     @cached_property
     def leverage(self) -> np.ndarray:
         """Diagonal of the hat matrix, one per run."""
-        return np.einsum("ij,ij->i", self.Q, self.Q)
+        out: np.ndarray = np.einsum("ij,ij->i", self.Q, self.Q)
+        return out
 
     def pred_var(self, F: np.ndarray) -> np.ndarray:
         """x'(X'X)^-1 x for each row x of F."""
         z = F @ self.r_inv
-        return np.einsum("ij,ij->i", z, z)
+        out: np.ndarray = np.einsum("ij,ij->i", z, z)
+        return out
 
 
 def residual_ss(X: np.ndarray, y: np.ndarray) -> float:
@@ -231,5 +247,6 @@ def f_sf(F: float, d1: float, d2: float) -> float:
 
 def t_two_sided(t: Any, df: float) -> np.ndarray:
     """Two-sided p-value of Student's t."""
-    return 2.0 * special.stdtr(df, -np.abs(np.asarray(t, dtype=float)))
+    p: np.ndarray = 2.0 * special.stdtr(df, -np.abs(np.asarray(t, dtype=float)))
+    return p
 

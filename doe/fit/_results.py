@@ -87,7 +87,8 @@ class _readonly(Generic[_T]):  # noqa: N801 - used as a decorator, like property
         kept = obj.__dict__
         if self.name not in kept:
             kept[self.name] = self.func(obj)
-        return kept[self.name]
+        value: _T = kept[self.name]
+        return value
 
     def __set__(self, obj: object, value: Any) -> None:
         raise AttributeError(f"{self.name} is computed from the fit and cannot be set")
@@ -532,7 +533,8 @@ class FittedModel:
             "box_cox": self.box_cox,
             "warnings": list(self.warnings),
         }
-        return json_ready(out)
+        ready: dict[str, Any] = json_ready(out)
+        return ready
 
     # -- what the design space reads (public surface of the fit) ----------------------------
     @property

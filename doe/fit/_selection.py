@@ -149,7 +149,7 @@ def fit_summary(study: Study, runs: pd.DataFrame, response: str, *, transform: s
 # -- model reduction ---------------------------------------------------------------------------------
 def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "quadratic", *,
                  method: str = "p", alpha: float = 0.1, transform: str | None = "none",
-                 block_col: str | None = None, exclude: Any = None) -> tuple[list[Term], list[dict]]:
+                 block_col: str | None = None, exclude: Any = None) -> tuple[list[Term], list[dict[str, Any]]]:
     """Backward elimination that keeps the model hierarchical.
 
     A term is eligible for removal only when no remaining term contains it
@@ -190,7 +190,7 @@ def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "
         if n - k - 1 <= 0:
             return math.inf
         sse = residual_ss(Xs, y)
-        return n * math.log(2 * math.pi * sse / n) + n + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+        return float(n * math.log(2 * math.pi * sse / n) + n + 2 * k + 2 * k * (k + 1) / (n - k - 1))
 
     current = aicc(terms)
     while len(terms) > 1:
@@ -262,7 +262,7 @@ class CQAFit:
     response: str
     choice: ModelChoice
     model: FittedModel | None = None
-    steps: list[dict] | None = None
+    steps: list[dict[str, Any]] | None = None
     error: str | None = None
 
 
@@ -271,7 +271,7 @@ def fit_choice(study: Study, runs: pd.DataFrame, response: str, choice: ModelCho
     """Fit one CQA with its choice; a model that cannot be fitted gives ``error``, not an exception."""
     try:
         spec: Any = choice.model
-        steps: list[dict] | None = None
+        steps: list[dict[str, Any]] | None = None
         if choice.reduce:
             spec, steps = reduce_model(study, runs, response, choice.model, method=choice.reduce_method,
                                        alpha=choice.reduce_alpha, transform=choice.transform,

@@ -49,32 +49,38 @@ class Transform:
     def forward(self, y: Any) -> np.ndarray:
         """y' = f(y) (a new array)."""
         y = np.asarray(y, dtype=float)
+        out: np.ndarray
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.kind == "log":
-                return np.log(y)
-            if self.kind == "log10":
-                return np.log10(y)
-            if self.kind == "power":
-                return y ** self.power
-            if self.kind == "logit":
-                return np.log((y - self.lower) / (self.upper - y))
-        return y.copy()
+                out = np.log(y)
+            elif self.kind == "log10":
+                out = np.log10(y)
+            elif self.kind == "power":
+                out = y ** self.power
+            elif self.kind == "logit":
+                out = np.log((y - self.lower) / (self.upper - y))
+            else:
+                out = y.copy()
+        return out
 
     def inverse(self, z: Any) -> np.ndarray:
         """y = f^-1(y') (a new array)."""
         z = np.asarray(z, dtype=float)
+        out: np.ndarray
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if self.kind == "log":
-                return np.exp(z)
-            if self.kind == "log10":
-                return 10.0 ** z
-            if self.kind == "power":
-                if self.power > 0:
-                    return np.maximum(z, 0.0) ** (1.0 / self.power)
-                return np.where(z > 0, np.abs(z) ** (1.0 / self.power), np.inf)
-            if self.kind == "logit":
-                return self.lower + (self.upper - self.lower) / (1.0 + np.exp(-z))
-        return z.copy()
+                out = np.exp(z)
+            elif self.kind == "log10":
+                out = 10.0 ** z
+            elif self.kind == "power" and self.power > 0:
+                out = np.maximum(z, 0.0) ** (1.0 / self.power)
+            elif self.kind == "power":
+                out = np.where(z > 0, np.abs(z) ** (1.0 / self.power), np.inf)
+            elif self.kind == "logit":
+                out = self.lower + (self.upper - self.lower) / (1.0 + np.exp(-z))
+            else:
+                out = z.copy()
+        return out
 
     def label(self, name: str) -> str:
         """The transformed response as written on the left of an equation."""
