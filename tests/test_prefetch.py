@@ -59,7 +59,7 @@ def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
 
     # What the pages then ask for is all in the cache: nothing is computed again.
     fits = common.current_fits(study, runs, cqas)
-    models = {n: f.model for n, f in fits.items() if f.model is not None}
+    models = doe.analysis.fitted_models(fits)
     key = common.space_key(study, runs, models)
     pm = services.predictive(study, models, key)
     best = services.robust(pm, key, 0.9)
