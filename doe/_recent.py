@@ -10,7 +10,9 @@ class Recent:
     """The last ``size`` values by key; the oldest is dropped first."""
 
     def __init__(self, size: int) -> None:
-        self._size, self._items, self._lock = size, {}, threading.Lock()
+        self._size = size
+        self._items: dict[Any, Any] = {}
+        self._lock = threading.Lock()
 
     def get(self, key: Any) -> Any:
         """The value kept for ``key``, or None."""

@@ -56,6 +56,7 @@ class Constraint:
     _names: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def to_yaml(self) -> str | dict[str, str]:
+        """The constraint as written in a study file: the bare expression, or ``{kind: expr, reason: ...}``."""
         if self.kind == "exclude" and not self.reason:
             return self.expr
         out = {self.kind: self.expr}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -48,14 +48,17 @@ class Design:
 
     @property
     def block_column(self) -> str:
+        """The name of the block column: the study's ``blocks`` name, else 'Block'."""
         return self.study.blocks or "Block"
 
     @property
     def n_runs(self) -> int:
+        """The number of runs (rows of the table)."""
         return len(self.table)
 
     @property
     def n_blocks(self) -> int:
+        """The number of distinct blocks (1 without a block column)."""
         if self.block_column not in self.table:
             return 1
         return int(self.table[self.block_column].nunique())
@@ -87,6 +90,10 @@ class Design:
         return sheet
 
     def to_csv(self, path: str | Path | None = None, *, with_responses: bool = True) -> str:
+        """The run sheet (or the design table alone) as CSV text for download, also written to ``path``.
+
+        Text cells a spreadsheet would run as formulas are neutralised (see :func:`safe_csv`).
+        """
         text = _safe_cells(self.run_sheet() if with_responses else self.table).to_csv(index=False)
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
@@ -108,7 +115,7 @@ class Design:
         return buf.getvalue()
 
 
-def _natural(label: str) -> tuple:
+def _natural(label: str) -> tuple[int, float, str]:
     try:
         return (0, float(label), label)
     except ValueError:
@@ -258,9 +265,10 @@ def _range_warnings(study: Study, table: pd.DataFrame) -> list[str]:
             continue
         values = table[f.name].astype(float)
         lo, hi = values.min(), values.max()
-        if lo < f.low - 1e-9 or hi > f.high + 1e-9:
+        low, high = cast(float, f.low), cast(float, f.high)  # a numeric factor: both bounds are set
+        if lo < low - 1e-9 or hi > high + 1e-9:
             out.append(
                 f"{f.name} runs from {lo:g} to {hi:g} {f.units}, outside the study range "
-                f"{f.low:g} to {f.high:g}: coded values go beyond -1/+1."
+                f"{low:g} to {high:g}: coded values go beyond -1/+1."
             )
     return out

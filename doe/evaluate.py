@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -263,8 +263,8 @@ def _inputs(
 
 def _as_terms(study: Study, terms: list[Term] | str | list[str] | None) -> list[Term]:
     if isinstance(terms, (list, tuple)) and terms and all(isinstance(t, Term) for t in terms):
-        return list(terms)
-    return parse_model(study, terms)
+        return list(cast("list[Term]", terms))
+    return parse_model(study, cast("str | list[str] | None", terms))
 
 
 # -- linear algebra -----------------------------------------------------------------

@@ -333,7 +333,7 @@ def _greedy_v(candidates: list[int], base: int, p: int) -> list[int] | None:
     pairs = {a ^ b for a, b in itertools.combinations(cols, 2)}
     triples = {a ^ b ^ c for a, b, c in itertools.combinations(cols, 3)}
     blocked |= pairs | triples
-    chosen = []
+    chosen: list[int] = []
     for m in sorted(candidates, key=lambda m: -bin(m).count("1")):
         if len(chosen) == p:
             break

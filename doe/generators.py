@@ -179,11 +179,13 @@ def _drop_infeasible(study, U, types, rep, block_of, warnings):
     return U[keep], [types[i] for i in keep], rep[keep], None if block_of is None else block_of[keep]
 
 
-def assign_blocks(study: Study, U: np.ndarray, n_blocks: int, terms: list[Term], seed: int) -> np.ndarray:
+def assign_blocks(study: Study, U: np.ndarray, n_blocks: int, terms: list[Term],
+                  seed: int) -> np.ndarray | None:
     """Assign runs to equal-size blocks maximising det(X'X) with block effects.
 
     Pairwise-swap exchange (Cook & Nachtsheim 1989) from a few random balanced
     starts; finds the orthogonal blocking of 2-level factorials when one exists.
+    None when X'X is singular at every start (the runs cannot estimate the model with blocks).
     """
     n = len(U)
     mm = ModelMatrix(study, terms, n_blocks=n_blocks)
@@ -486,13 +488,13 @@ def central_composite(study: Study, *, alpha: str | float = "rotatable", center:
     axial = np.vstack([v * a_value * np.eye(k)[i] for i in range(k) for v in (-1, 1)])
     D = np.vstack([fact, axial, np.zeros((n0, k))])
     types = ["factorial"] * F + ["axial"] * (2 * k) + ["centre"] * n0
-    block_of = np.array([0] * F + [1] * (2 * k) + [0] * n0f + [1] * n0a)
+    halves = np.array([0] * F + [1] * (2 * k) + [0] * n0f + [1] * n0a)
     inscribed = str(alpha).lower() in ("inscribed", "cci")
     if inscribed:
         D = D / a_value
     U, n_cross = _cross(study, D, cont, cats)
     types = types * n_cross
-    block_of = np.tile(block_of, n_cross) if blocks == 2 else None
+    block_of = np.tile(halves, n_cross) if blocks == 2 else None
     info = {"alpha": round(a_value, 6), "alpha rule": str(alpha), "factorial points": F,
             "axial points": 2 * k, "centre points": n0}
     warnings = []

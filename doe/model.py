@@ -50,18 +50,22 @@ class Term:
 
     @property
     def name(self) -> str:
+        """The term as written in a model spec: 'A', 'A^2', 'A:B'."""
         return ":".join(f if p == 1 else f"{f}^{p}" for f, p in self.parts)
 
     @property
     def factors(self) -> tuple[str, ...]:
+        """The factor names of the term, in order."""
         return tuple(f for f, _ in self.parts)
 
     @property
     def degree(self) -> int:
+        """The sum of the powers (1 for a main effect, 2 for a square or a two-factor interaction)."""
         return sum(p for _, p in self.parts)
 
     @property
     def is_main(self) -> bool:
+        """True for a main effect (one factor, power 1)."""
         return len(self.parts) == 1 and self.parts[0][1] == 1
 
     def __str__(self) -> str:
@@ -209,6 +213,7 @@ def model_spec_text(terms: list[Term]) -> str:
 
 
 def max_power(terms: list[Term], factor: str) -> int:
+    """The highest power of ``factor`` in any of the terms (0 when no term has it)."""
     return max((p for t in terms for f, p in t.parts if f == factor), default=0)
 
 
@@ -249,6 +254,7 @@ class ModelMatrix:
 
     @property
     def p(self) -> int:
+        """The number of model columns (intercept and block codes included)."""
         return len(self.columns)
 
     def _factor_labels(self, name: str, power: int) -> list[str]:
@@ -276,10 +282,11 @@ class ModelMatrix:
             b = np.zeros(n, dtype=int) if blocks is None else np.asarray(blocks, dtype=int)
             cols.append(effect_codes(self.n_blocks)[b])
         for t in self.terms:
-            block = None
-            for f, p in t.parts:
+            (f0, p0), *rest = t.parts  # a term has at least one factor
+            block = self._factor_basis(U, f0, p0)
+            for f, p in rest:
                 basis = self._factor_basis(U, f, p)
-                block = basis if block is None else (block[:, :, None] * basis[:, None, :]).reshape(n, -1)
+                block = (block[:, :, None] * basis[:, None, :]).reshape(n, -1)
             cols.append(block)
         return np.hstack(cols)
 
@@ -288,6 +295,7 @@ class ModelMatrix:
         return coded_array(self.study, frame)
 
     def from_frame(self, frame: pd.DataFrame, block_col: str | None = None) -> np.ndarray:
+        """Model matrix of a run sheet in actual units; blocks numbered in order of first appearance."""
         blocks = None
         if self.n_blocks > 1 and block_col and block_col in frame:
             labels = list(dict.fromkeys(frame[block_col].astype(str)))

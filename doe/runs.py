@@ -32,10 +32,10 @@ import difflib
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -116,10 +116,12 @@ class RunsUpload:
 
     @property
     def errors(self) -> list[Problem]:
+        """The problems that stop the upload."""
         return [p for p in self.problems if p.severity == "error"]
 
     @property
     def warnings(self) -> list[Problem]:
+        """The problems reported without stopping the upload."""
         return [p for p in self.problems if p.severity == "warning"]
 
     @property
@@ -161,6 +163,7 @@ def read_results(study: Study, source: bytes | str | Path | pd.DataFrame, name: 
     RunsUpload
         The tidy table (actual units) and every problem found; never raises for bad input.
     """
+    problems: list[Problem]
     if isinstance(source, pd.DataFrame):
         frame, rows, decimal_comma, problems = source.copy(), None, False, []
         name = name or "table"
@@ -804,7 +807,7 @@ def _duplicate_columns(frame: pd.DataFrame) -> list[Problem]:
     return out
 
 
-def canonical_names(study: Study, columns: Sequence[str]) -> dict[str, str]:
+def canonical_names(study: Study, columns: Iterable[str]) -> dict[str, str]:
     """File header -> study name, ignoring case and spacing and a '(units)' suffix.
 
     The one header matcher for run sheets: results uploads here and design imports
@@ -812,7 +815,8 @@ def canonical_names(study: Study, columns: Sequence[str]) -> dict[str, str]:
     """
     known: dict[str, tuple[str, str]] = {_norm(n): (n, "") for n in ("Run", "StdOrder", "PointType", "Notes")}
     known[_norm(_block(study))] = (_block(study), "")
-    for item in [*study.factors, *study.responses]:
+    items: list[Factor | Response] = [*study.factors, *study.responses]
+    for item in items:
         known[_norm(item.name)] = (item.name, item.units)
     out = {}
     for c in columns:
@@ -859,11 +863,12 @@ def _column_problems(study: Study, columns: list[str]) -> list[Problem]:
 def _drop_blank_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
     blank = frame.apply(lambda r: all(_blank(v) for v in r), axis=1) if len(frame) else pd.Series([], dtype=bool)
     out = []
-    last = frame.index[~blank.to_numpy()].max() if (~blank).any() else None
-    for r in frame.index[blank.to_numpy()]:
+    mask = blank.to_numpy(dtype=bool)
+    last = frame.index[~mask].max() if (~blank).any() else None
+    for r in frame.index[mask]:
         if last is not None and r < last:
             out.append(Problem("warning", int(r), None, f"Row {r} is empty; it was skipped."))
-    return frame.loc[~blank.to_numpy()], out
+    return frame.loc[~mask], out
 
 
 def _tidy(study: Study, frame: pd.DataFrame, decimal_comma: bool) -> tuple[pd.DataFrame, list[Problem]]:
@@ -888,7 +893,7 @@ def _tidy(study: Study, frame: pd.DataFrame, decimal_comma: bool) -> tuple[pd.Da
         if c not in cols:
             cols[c] = [_cell_value(unquote_formula(v)) for v in frame[c]]
     out = pd.DataFrame(cols, index=frame.index)
-    order = {c: i for i, c in enumerate(frame.columns)}
+    order: dict[Any, int] = {c: i for i, c in enumerate(frame.columns)}
     problems.sort(key=lambda p: (p.row or 0, order.get(p.column, -1)))
     return out.reset_index(drop=True), problems
 
@@ -896,8 +901,10 @@ def _tidy(study: Study, frame: pd.DataFrame, decimal_comma: bool) -> tuple[pd.Da
 def _run_ids(frame: pd.DataFrame) -> tuple[list[Any], list[Problem]]:
     if "Run" not in frame:
         return list(range(1, len(frame) + 1)), []
-    ids, problems, first = [], [], {}
-    for r, v in frame["Run"].items():
+    ids: list[Any] = []
+    problems: list[Problem] = []
+    first: dict[Any, int] = {}
+    for r, v in zip(frame.index, frame["Run"], strict=True):  # r: the 1-based data row
         key = _run_key(v)
         ids.append(key)
         if key is None:
@@ -928,7 +935,7 @@ def _run_key(value: Any) -> Any:
 
 def _factor_column(f: Factor, col: pd.Series, decimal_comma: bool) -> tuple[list[Any], list[Problem]]:
     values, problems = [], []
-    for r, v in col.items():
+    for r, v in zip(col.index, col, strict=True):  # r: the 1-based data row
         value, severity, message = _factor_cell(f, v, decimal_comma)
         values.append(value)
         if message:
@@ -954,7 +961,7 @@ def _factor_cell(f: Factor, v: Any, decimal_comma: bool) -> tuple[Any, str, str]
 def _response_column(r: Response, col: pd.Series, decimal_comma: bool) -> tuple[np.ndarray, list[Problem]]:
     values, problems = [], []
     percent = r.units.strip().startswith("%")
-    for i, v in col.items():
+    for i, v in zip(col.index, col, strict=True):  # i: the 1-based data row
         where = f"Row {i}, column '{r.name}'"
         x, message = _number(v, decimal_comma)
         values.append(x)
@@ -986,9 +993,10 @@ def _level(f: Factor, value: Any) -> tuple[str | None, str]:
 
 def _range_warning(f: Factor, x: float) -> str:
     u = f" {f.units}" if f.units else ""
-    if x < f.low - 1e-9 * max(1, abs(f.low)) or x > f.high + 1e-9 * max(1, abs(f.high)):
+    low, high = cast(float, f.low), cast(float, f.high)  # a numeric factor: both bounds are set
+    if x < low - 1e-9 * max(1, abs(low)) or x > high + 1e-9 * max(1, abs(high)):
         coded = (x - f.center) / f.half_range
-        return (f"{_fmt(x)}{u} is outside the study range {_fmt(f.low)} to {_fmt(f.high)}{u} "
+        return (f"{_fmt(x)}{u} is outside the study range {_fmt(low)} to {_fmt(high)}{u} "
                 f"(coded {coded:+.2f}); kept, but models extrapolate there.")
     if f.kind == "discrete" and not any(math.isclose(x, float(lv), rel_tol=1e-9, abs_tol=1e-12)
                                         for lv in f.levels):
@@ -1038,7 +1046,8 @@ def _not_a_number(text: str, decimal_comma: bool) -> str:
 def _key_problems(frame: pd.DataFrame, key: str, what: str) -> list[Problem]:
     if key not in frame.columns:
         return [Problem("error", None, key, f"The {what} has no '{key}' column: runs are matched by it.")]
-    out, first = [], {}
+    out: list[Problem] = []
+    first: dict[Any, int] = {}
     for i, v in enumerate(frame[key], start=1):
         k = _run_key(v)
         if k is None:

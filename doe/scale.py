@@ -39,7 +39,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 import pandas as pd
 
@@ -110,12 +110,14 @@ class Supply:
 
     @property
     def harvest_density(self) -> float:
+        """Cells per cm^2 at harvest: the given density, else seeding density x fold expansion."""
         if self.harvest_density_cells_per_cm2 is not None:
             return self.harvest_density_cells_per_cm2
         return self.seeding_density_cells_per_cm2 * self.fold_expansion_per_passage
 
     @property
     def doublings_per_passage(self) -> float:
+        """Population doublings in one passage: log2 of the fold expansion."""
         return math.log2(self.fold_expansion_per_passage)
 
     def describe(self) -> dict[str, Any]:
@@ -186,35 +188,43 @@ class ScalePlan:
 
     @property
     def final(self) -> Stage:
+        """The last stage (the harvest)."""
         return self.stages[-1]
 
     @property
     def total_vessels(self) -> int:
+        """Vessels over all stages."""
         return sum(s.vessels for s in self.stages)
 
     @property
     def open_manipulations(self) -> float:
+        """Open manipulations over all stages."""
         return sum(s.open_manipulations for s in self.stages)
 
     @property
     def days(self) -> float:
+        """Days from thawing the vial to the harvest (0 without stages)."""
         return self.stages[-1].day_end if self.stages else 0.0
 
     @property
     def cumulative_pdl(self) -> float:
+        """Population doublings at harvest, counted from the master cell bank."""
         return self.stages[-1].cumulative_pdl if self.stages else self.supply.mcb_population_doublings
 
     @property
     def vial_cells_used(self) -> float:
+        """Cells seeded into the first stage (0 without stages)."""
         return self.stages[0].cells_in if self.stages else 0.0
 
     @property
     def footprint_cm2(self) -> float | None:
         """Largest stage footprint (vessels in the incubator at once), None when any is unknown."""
         prints = [s.footprint_cm2 for s in self.stages]
-        return None if not prints or any(p is None for p in prints) else max(prints)
+        known = [p for p in prints if p is not None]
+        return None if not prints or len(known) < len(prints) else max(known)
 
     def totals(self) -> dict[str, Any]:
+        """The plan's totals (stages, vessels, manipulations, days, doublings, cells), for JSON and display."""
         return {"stages": len(self.stages), "vessels": self.total_vessels,
                 "final_stage_vessels": self.final.vessels if self.stages else 0,
                 "final_stage_vessel": self.final.vessel if self.stages else None,
@@ -223,6 +233,7 @@ class ScalePlan:
                 "vial_cells_used": self.vial_cells_used, "footprint_cm2": self.footprint_cm2}
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as JSON-ready values: strategy, totals, every stage and the warnings."""
         return {"strategy": self.strategy, "totals": self.totals(),
                 "stages": [asdict(s) for s in self.stages], "warnings": list(self.warnings)}
 
@@ -350,10 +361,10 @@ def _warnings(plan: ScalePlan, catalogue: Sequence[Vessel], s_eff: float) -> lis
         limit = by_name[s.vessel].max_practical_count
         if limit is not None and s.vessels > limit:
             out.append(f"Stage {s.number}: {s.vessels} x {s.vessel} exceeds the practical count of {limit}.")
-    s = supply.seeding_density_cells_per_cm2
-    if supply.harvest_density_cells_per_cm2 is not None and abs(s_eff - s) > 0.1 * s:
+    seeding = supply.seeding_density_cells_per_cm2
+    if supply.harvest_density_cells_per_cm2 is not None and abs(s_eff - seeding) > 0.1 * seeding:
         out.append(f"Harvest density / fold expansion = {s_eff:,.0f} cells/cm^2 differs from the seeding "
-                   f"density {s:,.0f} cells/cm^2 by more than 10 %: the plan seeds at {s_eff:,.0f}.")
+                   f"density {seeding:,.0f} cells/cm^2 by more than 10 %: the plan seeds at {s_eff:,.0f}.")
     return out
 
 
@@ -418,7 +429,8 @@ def read_catalogue(source: str | Path | pd.DataFrame | None = None) -> list[Vess
         raise ScaleError(f"{where}: unknown column '{c}'.{did_you_mean(c, VESSEL_COLUMNS)} "
                          f"Columns: {', '.join(VESSEL_COLUMNS)}.")
     vessels: list[Vessel] = []
-    for i, row in enumerate(frame.to_dict("records"), start=1):
+    records = cast("list[dict[str, Any]]", frame.to_dict("records"))  # columns are the CSV's headers (text)
+    for i, row in enumerate(records, start=1):
         if all(_blank(v) for v in row.values()):
             continue
         vessels.append(_vessel_from(row, f"{where} row {i}"))
@@ -446,6 +458,7 @@ def catalogue_frame(vessels: Sequence[Vessel]) -> pd.DataFrame:
 
 
 def find_vessel(catalogue: Sequence[Vessel], name: str) -> Vessel:
+    """The vessel called ``name``; a ScaleError naming the close matches when there is none."""
     names = [v.name for v in catalogue]
     for v in catalogue:
         if v.name == name:
@@ -480,6 +493,16 @@ def _vessel_from(row: Mapping[str, Any], where: str) -> Vessel:
     source = "" if _blank(row.get("source")) else str(row["source"]).strip()
     return Vessel(name, family, mode, float(area), float(manip), None if layers is None else int(layers),
                   volume, footprint, None if count is None else int(count), source)
+
+
+@overload
+def _number(value: Any, what: str, *, required: Literal[True], positive: bool = False,
+            whole: bool = False) -> float: ...
+
+
+@overload
+def _number(value: Any, what: str, *, required: bool = False, positive: bool = False,
+            whole: bool = False) -> float | None: ...
 
 
 def _number(value: Any, what: str, *, required: bool = False, positive: bool = False,
@@ -594,8 +617,8 @@ def supply_from_models(study: Any, runs_or_fits: Any, set_point: Mapping[str, An
         from doe.analysis import default_choice, fit_all
 
         fits = fit_all(study, runs_or_fits, default=default_choice())
-    models = {n: getattr(f, "model", f) for n, f in dict(fits).items()}
-    models = {n: m for n, m in models.items() if m is not None and hasattr(m, "predict")}
+    found = {n: getattr(f, "model", f) for n, f in dict(fits).items()}
+    models: dict[str, Any] = {n: m for n, m in found.items() if m is not None and hasattr(m, "predict")}
     frame = pd.DataFrame([sp])
     out: dict[str, dict[str, Any]] = {}
     fold = _find(list(models), "fold")
@@ -643,16 +666,19 @@ class PlanFile:
 
     @property
     def uses_models(self) -> bool:
+        """True when a supply value is to be predicted from the study's fitted models."""
         return FROM_MODELS in self.supply.values()
 
     @classmethod
     def load(cls, path: str | Path) -> PlanFile:
+        """Read a plan file (YAML) from ``path``."""
         from doe.study import read_yaml_file
 
         return cls.from_yaml(read_yaml_file(path, "Plan file", ScaleError))
 
     @classmethod
     def from_yaml(cls, text: str) -> PlanFile:
+        """Read a plan from YAML text."""
         from doe.study import safe_yaml_load
 
         try:
@@ -663,6 +689,7 @@ class PlanFile:
 
     @classmethod
     def from_dict(cls, data: Any) -> PlanFile:
+        """Read and check a plan from parsed YAML; a ScaleError names the first problem."""
         data = _mapping(data, "The plan file", "schema: 1, demand: {...}, supply: {...}")
         _keys(data, _PLAN_KEYS, "the plan file")
         if data.get("schema", 1) != 1:
@@ -671,7 +698,7 @@ class PlanFile:
         _keys(d, _DEMAND_KEYS, "'demand'")
         num = {k: _number(d.get(k), f"demand: {k}", required=k in _DEMAND_KEYS[:2], positive=k != "overage")
                for k in _DEMAND_KEYS}
-        demand = Demand(num["dose_cells_per_kg"], num["patient_weight_kg"],
+        demand = Demand(cast(float, num["dose_cells_per_kg"]), cast(float, num["patient_weight_kg"]),  # required
                         num["doses_per_patient"] if num["doses_per_patient"] is not None else 1,
                         num["patients_per_batch"] if num["patients_per_batch"] is not None else 1,
                         num["overage"] or 0.0)

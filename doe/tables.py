@@ -8,7 +8,7 @@ The page shows factors, CQAs and constraints as DataFrames in data editors;
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -65,6 +65,7 @@ def parse_number(value: Any, what: str) -> float | None:
 
 
 def factors_table(study: Study) -> pd.DataFrame:
+    """The study's factors as the editable table (levels joined by '; '), one row per factor."""
     rows = []
     for f in study.factors:
         rows.append({
@@ -78,11 +79,13 @@ def factors_table(study: Study) -> pd.DataFrame:
 
 
 def responses_table(study: Study) -> pd.DataFrame:
+    """The study's responses (CQAs) as the editable table, one row per response."""
     rows = [{c: getattr(r, c) for c in RESPONSE_COLUMNS} for r in study.responses]
     return _floats(pd.DataFrame(rows, columns=RESPONSE_COLUMNS), RESPONSE_NUMBERS)
 
 
 def constraints_table(study: Study) -> pd.DataFrame:
+    """The study's constraints as the editable table (kind, expression, reason)."""
     rows = [{"kind": c.kind, "expression": c.expr, "reason": c.reason} for c in study.constraints]
     return pd.DataFrame(rows, columns=CONSTRAINT_COLUMNS)
 
@@ -95,7 +98,8 @@ def _blank(value: Any) -> bool:
 
 def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows with at least one filled cell (the editor's empty new rows are skipped)."""
-    return [r for r in frame.to_dict("records") if not all(_blank(v) for v in r.values())]
+    records = cast("list[dict[str, Any]]", frame.to_dict("records"))  # the editors' columns are text
+    return [r for r in records if not all(_blank(v) for v in r.values())]
 
 
 def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
@@ -110,7 +114,7 @@ def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
         kind = str(r.get("kind") or "continuous").strip().lower()
         text = "" if _blank(r.get("levels")) else str(r["levels"])
         sep = ";" if ";" in text else ","
-        levels = [t.strip() for t in text.split(sep) if t.strip()]
+        levels: list[Any] = [t.strip() for t in text.split(sep) if t.strip()]
         if kind == "discrete":
             try:
                 levels = [float(t) for t in levels]

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -248,8 +248,8 @@ def _predict_blocks(fm: FittedModel, s: dict[str, Any], blocks: list[dict[str, n
     the fitted scale; the interval half-widths are averaged on the fitted scale too (a
     conservative band: the exact interval of the averaged prediction is never wider).
     """
-    per_block = (list(average) if average and isinstance(average[0], (list, tuple))
-                 else [list(average)] * len(blocks))
+    per_block = cast("list[list[str]]", list(average) if average and isinstance(average[0], (list, tuple))
+                     else [list(average)] * len(blocks))
     columns: dict[str, list[np.ndarray]] = {f.name: [] for f in fm.study.factors}
     plan = []
     for block, avg in zip(blocks, per_block):
@@ -442,8 +442,8 @@ def residual_plots(fm: FittedModel) -> go.Figure:
     resid_flag = np.array(["studentized" in f for f in flags], dtype=bool)
     lim = diagnostic_limits(fm)
     finite = np.isfinite(t_ext)
-    run_x, run_type = _run_axis(runs)
-    run_x = np.array(run_x, dtype=object if run_type == "category" else float)
+    axis_values, run_type = _run_axis(runs)
+    run_x = np.array(axis_values, dtype=object if run_type == "category" else float)
     hover_flag = np.array([f"<br>{f}" if f else "" for f in flags], dtype=object)
     run_text = np.array([str(r) for r in runs], dtype=object)
     cv = _Canvas(2, 2, hspace=0.12, vspace=0.17, titles=[
@@ -542,8 +542,8 @@ def influence_plot(fm: FittedModel) -> go.Figure:
     """
     d = fm.diagnostics
     runs = d["run"].tolist()
-    run_x, run_type = _run_axis(runs)
-    run_x = np.array(run_x, dtype=object if run_type == "category" else float)
+    axis_values, run_type = _run_axis(runs)
+    run_x = np.array(axis_values, dtype=object if run_type == "category" else float)
     flags = d["flag"].fillna("").astype(str).to_numpy()
     lim = diagnostic_limits(fm)
     run_text = np.array([str(r) for r in runs], dtype=object)
@@ -887,7 +887,8 @@ def interaction_plot(fm: FittedModel, a: str, b: str, settings: Any = None, *, c
         raise ModelError("An interaction plot needs two different factors.")
     s = resolve_settings(fm, settings)
     xa = _factor_grid(fa)
-    levels_b = list(fb.levels) if fb.is_categorical else [float(fb.low), float(fb.high)]
+    # a numeric factor has both bounds
+    levels_b = list(fb.levels) if fb.is_categorical else [float(cast(float, fb.low)), float(cast(float, fb.high))]
     kind = object if fb.is_categorical else float
     blocks = [{a: xa, b: np.full(len(xa), lv, dtype=kind)} for lv in levels_b]
     avg = ([f.name for f in _model_factors(fm) if f.is_categorical and f.name not in (a, b)]
