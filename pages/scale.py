@@ -18,7 +18,7 @@ from doe.scale import (
     supply_frame,
     supply_from_models,
 )
-from pages._app.common import current_fits, current_runs, require_study, show_table
+from pages._app.common import current_analysis, current_runs, require_study, show_table
 from pages._app.persist import latest
 from pages._app.services import compute_plan, default_catalogue, default_plan
 
@@ -72,7 +72,7 @@ if source == options[0] and has_models:
                                           key=f"sc_sp_{f.name}")
     conservative = st.toggle("Conservative: lower 95 % prediction bound (off: predicted mean)", True,
                              key="sc_conservative")
-    fits = current_fits(study, runs, responses_with_results(study, runs))
+    fits = current_analysis(study, runs)
     try:
         models = supply_from_models(study, fits, sp, conservative=conservative)
     except DoeError as exc:

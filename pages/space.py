@@ -5,12 +5,12 @@ import json
 import pandas as pd
 import streamlit as st
 
-from doe.analysis import fitted_models, responses_with_results
+from doe.analysis import responses_with_results
 from doe.errors import DoeError
 from doe.plots import space as sf
 from doe.space import edge_limits, par_frame, robust_set_point, set_point_frame, set_point_report
 from pages._app.common import (
-    current_fits,
+    current_analysis,
     current_runs,
     lazy_tabs,
     require_study,
@@ -34,11 +34,10 @@ st.title("Design space")
 if runs is None or not responses_with_results(study, runs):
     st.info("No fitted models yet: enter results on the Runs page and check the models first.")
     st.stop()
-fits = current_fits(study, runs, responses_with_results(study, runs))
-failed = {n: f.error for n, f in fits.items() if f.error}
-for n, err in failed.items():
+analysis = current_analysis(study, runs)
+for n, err in analysis.failures.items():
     st.warning(f"{n} is left out: its model cannot be fitted ({err}).")
-models = fitted_models(fits)
+models = analysis.models
 key = space_key(study, runs, models)
 try:
     with st.spinner("Drawing from the posterior of every CQA model..."):

@@ -58,8 +58,9 @@ def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
     assert speed.prefetch_fits(study, runs) is None  # the same data again: nothing new to do
 
     # What the pages then ask for is all in the cache: nothing is computed again.
-    fits = common.current_fits(study, runs, cqas)
-    models = doe.analysis.fitted_models(fits)
+    analysis = common.current_analysis(study, runs)  # as the Design space page asks
+    models = analysis.models
+    assert models == doe.analysis.fitted_models(common.current_fits(study, runs, cqas))
     key = common.space_key(study, runs, models)
     pm = services.predictive(study, models, key)
     best = services.robust(pm, key, 0.9)

@@ -118,6 +118,14 @@ def current_fits(study: Study, runs, cqas) -> dict:
     return services.fits(study, runs, state.model_choices, cqas)
 
 
+def current_analysis(study: Study, runs):
+    """Every CQA with results fitted with the session's model choices (doe.analysis.Analysis: its
+    ``models``, ``failures`` and data version)."""
+    from doe.analysis import responses_with_results
+
+    return services.analysis(study, runs, state.model_choices, responses_with_results(study, runs))
+
+
 def space_key(study: Study, runs, models: dict) -> str:
     """Cache key of the design space of these fits, with the session's model choices
     (pages/_app/services.space_key)."""

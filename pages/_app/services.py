@@ -27,7 +27,7 @@ from doe.store import Store
 from doe.study import Study
 
 if TYPE_CHECKING:
-    from doe.analysis import CQAFit
+    from doe.analysis import Analysis, CQAFit
     from doe.design import Design
     from doe.fit import FittedModel
 
@@ -109,6 +109,25 @@ def fits(study: Study, runs: pd.DataFrame, choices: dict[str, Any], cqas: Any) -
     """The fit of each CQA with its choice in ``choices`` (default: reduced quadratic)."""
     s, d = study.digest, data_digest(runs)
     return {cqa: _fitted(s, d, cqa, choice_json(choices, cqa), study, runs) for cqa in cqas}
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _analysis(digest: str, study_digest: str, data_digest: str, wanted: tuple[tuple[str, str], ...], _study: Study,
+              _runs: pd.DataFrame) -> Analysis:
+    from doe.analysis import Analysis
+
+    study, runs = _parsed(study_digest, data_digest, _study, _runs)
+    fitted = {cqa: _fitted(study_digest, data_digest, cqa, choice, _study, _runs) for cqa, choice in wanted}
+    return Analysis(study, runs, fitted, digest)
+
+
+def analysis(study: Study, runs: pd.DataFrame, choices: dict[str, Any], cqas: Any) -> Analysis:
+    """Every CQA in ``cqas`` fitted with its choice in ``choices`` (default: reduced quadratic), as one
+    doe.analysis.Analysis (its models, failures and data version) made of the cached fits of :func:`fit`;
+    its digest is SHA-256 of the study digest, the data version and the choices."""
+    s, d = study.digest, data_digest(runs)
+    wanted = tuple((cqa, choice_json(choices, cqa)) for cqa in cqas)
+    return _analysis(_sha256("\x00".join((s, d, json.dumps(wanted)))), s, d, wanted, study, runs)
 
 
 def space_key(study: Study, runs: pd.DataFrame, models: dict[str, Any], choices: dict[str, Any]) -> str:

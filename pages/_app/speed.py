@@ -13,7 +13,7 @@ import threading
 from doe._recent import Recent
 from doe.study import Study
 from pages._app.compat import exclude_from_post_run_gc, run_direct_execution_check, served_by_streamlit_server
-from pages._app.services import fits, predictive, robust, space_key
+from pages._app.services import analysis, predictive, robust, space_key
 from pages._app.state import state
 
 #: What the pages import and build on first use, in the order a new user meets them.
@@ -180,10 +180,10 @@ def prefetch_fits(study: Study, runs):
         return None
 
     def work() -> None:  # the statistics modules are imported here, not in the page's script run
-        from doe.analysis import fitted_models, responses_with_results
+        from doe.analysis import responses_with_results
         from pages._app.spaces import DEFAULT_THRESHOLD, first_view
 
-        models = fitted_models(fits(study, runs, choices, responses_with_results(study, runs)))
+        models = analysis(study, runs, choices, responses_with_results(study, runs)).models
         if models:
             key = space_key(study, runs, models, choices)
             pm = predictive(study, models, key)
