@@ -86,8 +86,8 @@ def test_no_prefetch_thread_outside_a_server():
 
 def test_server_start_does_the_first_pages_work_ahead(monkeypatch):
     """At server start (app.py), a background thread loads the Home page's modules, opens the
-    database and runs Streamlit's once-per-process check (inspect.stack over every module, about 0.3 s
-    here), so the first page a user opens does none of it. That the check then is done for the
+    database and runs Streamlit's once-per-process check (inspect.stack over every module), so the
+    first page a user opens does none of it. That the check then is done for the
     process, in Streamlit's own terms, is tests/test_compat.py's business."""
     import types
 

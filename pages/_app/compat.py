@@ -112,7 +112,7 @@ def run_direct_execution_check() -> None:
     """Run Streamlit's once-per-process "not run with ``streamlit run``" check now.
 
     Streamlit checks on the first element any page sends whether it runs in a REPL:
-    ``inspect.stack()``, which resolves the file of every loaded module (0.3 s here). Called in a
+    ``inspect.stack()``, which resolves the file of every loaded module. Called in a
     background thread at server start (pages/_app/speed.py), the first page a user opens does not wait
     for it. It prints nothing under ``streamlit run``.
 
@@ -135,9 +135,9 @@ def exclude_from_post_run_gc(collect_first: bool = False) -> None:
 
     Streamlit runs a full garbage collection after every script run (hidden config option
     ``runner.postScriptGC``, default True) and holds up the "finished" message while it runs: with
-    scipy, statsmodels and plotly loaded, that scan of ~200,000 long-lived objects takes 0.2-0.4 s per
-    interaction. Freezing what exists (modules, classes: kept for the life of the process) leaves only
-    the objects made later to scan, about 1 ms.
+    scipy, statsmodels and plotly loaded, that scan of ~200,000 long-lived objects is a noticeable
+    part of every interaction. Freezing what exists (modules, classes: kept for the life of the
+    process) leaves only the objects made later to scan.
 
     Parameters
     ----------

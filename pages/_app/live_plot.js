@@ -104,7 +104,7 @@ async function draw(chart, Plotly) {
 }
 
 // Run f once the user has not clicked, typed, scrolled or focused a widget for `ms` and the browser is idle:
-// the work then does not hold up a click (loading and warming up plotly.js takes the main thread ~0.3 s).
+// the work then does not hold up a click (loading and warming up plotly.js occupies the main thread).
 let preloading = false;
 function whenQuiet(ms, f) {
   const events = ["pointerdown", "keydown", "wheel", "input", "focusin"];

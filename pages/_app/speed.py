@@ -30,7 +30,7 @@ WARM_UP_DELAY = 1.0
 def warm_up_in_background() -> None:
     """Once per server process, after the first page is shown: import the statistics and figure
     modules in a background thread, so the first visit to Design, Models or Design space does not
-    wait for scipy, statsmodels and plotly to load (several seconds on a small machine); then take
+    wait for scipy, statsmodels and plotly to load; then take
     the long-lived objects out of the garbage collector's scans (see the comment in ``work``)."""
     if _warm["started"] or not _served():
         return
@@ -56,7 +56,7 @@ def warm_up_in_background() -> None:
 
         go.Figure(layout={"template": "plotly"})  # loads plotly's template JSON once
         # Streamlit's full garbage collection after every script run scans only the objects made
-        # from now on (pages/_app/compat.exclude_from_post_run_gc): about 1 ms instead of 0.2-0.4 s.
+        # from now on (pages/_app/compat.exclude_from_post_run_gc), not the long-lived modules.
         exclude_from_post_run_gc(collect_first=True)
 
     threading.Thread(target=work, name="doe-warm-up", daemon=True).start()
@@ -103,7 +103,7 @@ def prepare_first_page() -> None:
             open_store(default_url())
         except Exception:  # noqa: BLE001 - the first page reports a database it cannot open
             return
-        run_direct_execution_check()  # Streamlit's once-per-process check (0.3 s), ahead of the first page
+        run_direct_execution_check()  # Streamlit's once-per-process check, ahead of the first page
 
     threading.Thread(target=work, name="doe-first-page", daemon=True).start()
 
