@@ -7,7 +7,7 @@ Run from the repository root::
 
 Two correlated CQAs with known quadratic means, a face-centred central composite design
 (4 corners, 4 face centres, 5 centre points: 13 runs), both fitted with the full quadratic model;
-per data set the design space on a 21 x 21 map (see doe/calibration.py). A data set succeeds for
+per data set the design space on a 21 x 21 map (see doe/space/_calibration.py). A data set succeeds for
 a definition when the TRUE probability of meeting both specs is >= the threshold at every point of
 the region it declares. Target (issue 16): the 95 % assured region succeeds in at least 90 % of
 data sets. Also timed: the assured map of the bundled example (6 CQAs, 40 runs, 50 x 50).
@@ -23,15 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from doe.calibration import assurance_calibration  # noqa: E402
+from doe.space import assurance_calibration  # noqa: E402
 
 
 def _time_example() -> str:
     import pandas as pd
 
     from doe.analysis import default_choice, fit_all, fitted_models
-    from doe.space import build_predictive, robust_set_point, space_grid
-    from doe.space_view import opening_view
+    from doe.space import build_predictive, opening_view, robust_set_point, space_grid
     from doe.study import Study
 
     study = Study.load(ROOT / "data" / "msc_expansion.yaml")

@@ -18,7 +18,7 @@ probability that a new run meets both specs:
 
 - ``doe.space`` (its SUR-style approximation: equation-by-equation least squares, see the module
   docstring; 100,000 draws),
-- ``doe._sur.sur_draws``: the same exact posterior by 400 batched Gibbs chains (40,000 draws), and
+- ``doe.space.sur_draws``: the same exact posterior by 400 batched Gibbs chains (40,000 draws), and
 - the single-chain Gibbs sampler above (the reference).
 
 As a check of the sampler, the same comparison with the SAME model for both CQAs (where
@@ -50,7 +50,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from doe._sur import sur_draws, sur_draws_collapsed  # noqa: E402
+from doe.space import sur_draws, sur_draws_collapsed  # noqa: E402
 from doe.fit import fit_model  # noqa: E402
 from doe.space import build_predictive, probability  # noqa: E402
 from doe.study import Study  # noqa: E402
@@ -113,7 +113,7 @@ def gibbs(runs: pd.DataFrame, models: dict[str, str], n_iter: int, burn: int = 2
 
 
 def batched(runs: pd.DataFrame, models: dict[str, str], n: int = 40_000, seed: int = 0) -> np.ndarray:
-    """P(both specs met) at SETTINGS from ``doe._sur.sur_draws`` (10 new runs per posterior draw)."""
+    """P(both specs met) at SETTINGS from ``doe.space.sur_draws`` (10 new runs per posterior draw)."""
     rng = np.random.default_rng(seed)
     X = [_matrix(runs, models[c]) for c in LOWER]
     y = [runs[c].to_numpy() for c in LOWER]
@@ -250,10 +250,10 @@ def _example() -> None:
                           for a in (35.0, 45.0, 57.0) for d in (1500.0, 2500.0, 3500.0)])
     approx_pm = space.build_predictive(study, models, draws=100)
     approx = space.probability(approx_pm, frame, draws=20_000, seed=3).joint
-    from doe import _sur
+    from doe.space import _posterior, _sur
 
-    saved, gibbs_sampler = space.GIBBS_MAX_SYSTEM, _sur.sur_draws
-    space.GIBBS_MAX_SYSTEM = 10**6
+    saved, gibbs_sampler = _posterior.GIBBS_MAX_SYSTEM, _sur.sur_draws
+    _posterior.GIBBS_MAX_SYSTEM = 10**6
     try:
         exact_pm = space.build_predictive(study, models, draws=100)
         t = time.perf_counter()
@@ -265,7 +265,7 @@ def _example() -> None:
         collapsed = space.probability(col_pm, frame, draws=20_000, seed=3).joint
         took_c = time.perf_counter() - t
     finally:
-        space.GIBBS_MAX_SYSTEM = saved
+        _posterior.GIBBS_MAX_SYSTEM = saved
         _sur.sur_draws = gibbs_sampler
     d, dc = exact_pm.gibbs_diagnostics, col_pm.gibbs_diagnostics
     print(f"\n## The bundled example ({study.name}: 6 CQAs, 40 runs, reduced models; {levels})\n")

@@ -1,10 +1,10 @@
-"""doe.design_space.DesignSpace: one object holding the predictive model and the terms it is judged on; each
+"""doe.space.DesignSpace: one object holding the predictive model and the terms it is judged on; each
 method gives exactly what the doe.space function gives with those terms."""
 
 import numpy as np
 
 from doe.decision import Decision
-from doe.design_space import DesignSpace
+from doe.space import DesignSpace
 from doe.space import proven_acceptable_ranges, set_point_report, space_grid, summary_json
 from tests.test_assurance import _two_cqas
 

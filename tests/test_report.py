@@ -66,7 +66,7 @@ def _text(pdf: bytes) -> tuple[list[str], object]:
 
 def test_pdf_text_has_set_point_anova_and_design_space(stored, report):
     from doe.report.content import fmt
-    from doe.space_compare import rebuild_analysis
+    from doe.space.compare import rebuild_analysis
 
     content, pdf, _ = report
     pages, _reader = _text(pdf)

@@ -27,9 +27,6 @@ from doe.fit import Transform, fit_model, parse_transform
 from doe.model import ModelMatrix, parse_model
 from doe.runs import read_results
 from doe.space import (
-    _fitted_limits,
-    _monomials,
-    _shift_matrix,
     build_predictive,
     check_nor,
     closed_form_probability,
@@ -40,6 +37,9 @@ from doe.space import (
     summary_json,
     tolerance_factor,
 )
+from doe.space._kernels import _shift_matrix
+from doe.space._kernels import monomials as _monomials
+from doe.space._posterior import fitted_limits as _fitted_limits
 from doe.study import Study
 from tests.conftest import EXAMPLE, ROOT, make_study
 

@@ -46,7 +46,7 @@ def _stored(store, version):
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_rebuild_reproduces_stored_numbers_exactly(two_versions, version):
-    from doe.space_compare import space_before_after
+    from doe.space.compare import space_before_after
 
     store = two_versions["store"]
     ds = _stored(store, version)
@@ -59,7 +59,7 @@ def test_rebuild_reproduces_stored_numbers_exactly(two_versions, version):
 
 
 def test_old_version_at_its_own_set_point_matches_stored(two_versions):
-    from doe.space_compare import space_before_after
+    from doe.space.compare import space_before_after
 
     store = two_versions["store"]
     old = _stored(store, 1)
@@ -71,7 +71,7 @@ def test_old_version_at_its_own_set_point_matches_stored(two_versions):
 
 
 def test_version_with_itself_has_no_change(two_versions):
-    from doe.space_compare import fraction_table, space_before_after
+    from doe.space.compare import fraction_table, space_before_after
 
     c = space_before_after(two_versions["store"], NAME, 2, 2, n=21)
     assert c.fraction_change == 0 and c.probability_change == 0
@@ -83,7 +83,7 @@ def test_version_with_itself_has_no_change(two_versions):
 
 
 def test_comparison_uses_new_set_point_and_warns(two_versions):
-    from doe.space_compare import fraction_table, space_before_after
+    from doe.space.compare import fraction_table, space_before_after
 
     store = two_versions["store"]
     c = space_before_after(store, NAME, 1, 2, n=21)
@@ -99,7 +99,8 @@ def test_comparison_uses_new_set_point_and_warns(two_versions):
 
 
 def test_figure_outlines_legend_and_axes(two_versions):
-    from doe.space_compare import before_after_figure, space_before_after
+    from doe.plots.compare import before_after_figure
+    from doe.space.compare import space_before_after
 
     fixed = {"Medium": "FBS 10%", "Surface": "CellBIND", "Harvest reagent": "TrypLE"}
     c = space_before_after(two_versions["store"], NAME, 1, 2, fixed=fixed, n=21)
@@ -121,7 +122,7 @@ def test_figure_outlines_legend_and_axes(two_versions):
 
 def test_unknown_version_names_available(two_versions):
     from doe.errors import DoeError
-    from doe.space_compare import space_before_after
+    from doe.space.compare import space_before_after
 
     with pytest.raises(DoeError, match=r"no analysis version 7.*available are 1, 2"):
         space_before_after(two_versions["store"], NAME, 1, 7)
@@ -130,7 +131,7 @@ def test_unknown_version_names_available(two_versions):
 def test_version_without_models_explains(tmp_path):
     from doe.errors import DoeError
     from doe.runs import read_results
-    from doe.space_compare import space_before_after
+    from doe.space.compare import space_before_after
     from doe.store import Store
     from doe.study import Study
     from doe.versions import rerun_analysis
@@ -183,7 +184,7 @@ def test_cli_compare_unknown_version(two_versions):
 
 
 def test_volume_fraction_in_unit_interval(two_versions):
-    from doe.space_compare import fraction_table, space_before_after
+    from doe.space.compare import fraction_table, space_before_after
 
     c = space_before_after(two_versions["store"], NAME, 1, 2, n=21, volume=True)
     assert 0 <= c.volume_old <= 1 and 0 <= c.volume_new <= 1

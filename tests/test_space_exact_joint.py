@@ -81,7 +81,7 @@ def test_each_marginal_has_n_minus_p_minus_m_plus_1_df():
 
 
 def test_different_models_are_drawn_by_gibbs_or_named_an_approximation(monkeypatch):
-    from doe import space
+    from doe.space import _posterior as space
 
     study, runs, fits = _data(2, n_rep=2, rho=0.5, seed=2)
     fits["Y2"] = fit_model(study, runs, "Y2", "quadratic")
@@ -122,7 +122,7 @@ def test_the_approximation_stays_within_what_the_method_text_says(seed, monkeypa
     Y2 linear, residual correlation 0.7 (bench/bench_joint_posterior.py's data sets), over a 6 x 6 grid of the
     study region, against the Gibbs draws (over 10 such data sets and an 11 x 11 grid the largest difference
     was 0.398; here 0.32, 0.09, 0.10)."""
-    from doe import space
+    from doe.space import _posterior as space
 
     r = 2 ** 0.5
     pts = [(-1, -1), (1, -1), (-1, 1), (1, 1), (-r, 0), (r, 0), (0, -r), (0, r)] + [(0, 0)] * 5

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from doe import space as S
+from doe.space import _kernels, _ranges, _search, _settings
 from doe.fit import fit_model
 from doe.runs import read_results
 from doe.study import Study
@@ -69,7 +70,7 @@ def test_robust_set_point_equals_the_plain_search(example, monkeypatch, kwargs):
     study, pm = example
     fast = S.robust_set_point(pm, **kwargs)
     with monkeypatch.context() as m:
-        m.setattr(S, "_search_probability", _plain_search_probability)
+        m.setattr(_search, "_search_probability", _plain_search_probability)
         plain = S.robust_set_point(pm, **kwargs)
     assert fast == plain
 
@@ -77,9 +78,9 @@ def test_robust_set_point_equals_the_plain_search(example, monkeypatch, kwargs):
 def test_search_probability_is_exact_where_it_matters(example):
     study, pm = example
     opts = {"draws": None, "seed": 0, "setpoint_sd": None}
-    frame, coded = S._search_grid(pm, {}, pm.numeric, pm.categorical, 21)
+    frame, coded = _search._search_grid(pm, {}, pm.numeric, pm.categorical, 21)
     feas = study.feasible(frame)
-    fast = S._search_probability(pm, frame, feas, 0.9, opts, coded)
+    fast = _search._search_probability(pm, frame, feas, 0.9, opts, coded)
     exact = _plain_search_probability(pm, frame, feas, 0.9, opts)
     stopped = fast != exact
     assert stopped.mean() > 0.3, "the early stops should save work on the example"
@@ -104,22 +105,22 @@ def test_search_probability_is_exact_where_it_matters(example):
 @pytest.mark.parametrize("draws", [100, 101, 1007, 2047, 2048, 4000])
 def test_counts_equal_the_plain_counts(example, draws):
     study, pm = example
-    frame = S._frame(pm, SET_POINT, 37, Agitation=np.linspace(30, 60, 37))
+    frame = _settings.settings_frame(pm, SET_POINT, 37, Agitation=np.linspace(30, 60, 37))
     frame["Surface"] = (["ULA", "CellBIND", "Standard TC"] * 13)[:37]
-    U, L = S._settings_arrays(pm, frame)
+    U, L = _settings.settings_arrays(pm, frame)
     dr = pm.draws(draws, 1)
     sizes = [len(study.factor(f).levels) for f in pm.categorical]
-    for combo, rows in S._groups(L):
-        M = S._monomials(U[rows], pm.exponents)
+    for combo, rows in _kernels.level_groups(L):
+        M = _kernels.monomials(U[rows], pm.exponents)
         mats = [np.ascontiguousarray(M[:, c.basis], dtype=np.float32) for c in pm.spec_cqas]
-        sides = S._group_margins(pm, dr, combo, sizes, None)
-        joint, per = S._count_in_spec(mats, sides, len(rows), draws)
+        sides = _kernels.group_margins(pm, dr, combo, sizes, None)
+        joint, per = _kernels.count_in_spec(mats, sides, len(rows), draws)
         joint0, per0 = _plain_count_in_spec(mats, sides, len(rows), draws)
         assert np.array_equal(joint, joint0)
         assert all(np.array_equal(a, b) for a, b in zip(per, per0))
-        only, _ = S._count_in_spec(mats, sides, len(rows), draws, joint_only=True)
+        only, _ = _kernels.count_in_spec(mats, sides, len(rows), draws, joint_only=True)
         assert np.array_equal(only, joint0)
-        pruned, early = S._pruned_joint(mats, sides, list(range(len(sides))), draws, None)  # no stop
+        pruned, early = _search._pruned_joint(mats, sides, list(range(len(sides))), draws, None)  # no stop
         assert np.array_equal(pruned, joint0) and not early.any()
 
 
@@ -128,7 +129,7 @@ def test_row_counts_of_wide_rows():
     for width in (8, 2040, 2048, 4096, 8192, 40000):
         b = rng.random((5, width)) < rng.random((5, 1))
         b[0] = True
-        assert np.array_equal(S._row_counts(b), b.sum(axis=1))
+        assert np.array_equal(_kernels.row_counts(b), b.sum(axis=1))
 
 
 def test_groups_match_unique_rows():
@@ -137,10 +138,10 @@ def test_groups_match_unique_rows():
         L = rng.integers(0, high, size=shape)
         combos, inverse = np.unique(L, axis=0, return_inverse=True) if len(L) else (np.zeros((0, 2)), [])
         plain = [(tuple(int(v) for v in c), np.flatnonzero(np.ravel(inverse) == i)) for i, c in enumerate(combos)]
-        fast = S._groups(L)
+        fast = _kernels.level_groups(L)
         assert [c for c, _ in fast] == [c for c, _ in plain]
         assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(fast, plain))
-    assert [c for c, _ in S._groups(np.zeros((4, 0), dtype=int))] == [()]
+    assert [c for c, _ in _kernels.level_groups(np.zeros((4, 0), dtype=int))] == [()]
 
 
 def test_edge_distances_match_one_at_a_time():
@@ -150,26 +151,26 @@ def test_edge_distances_match_one_at_a_time():
     keys = rng.integers(0, 4, size=600)
     edge[keys == 3] = False  # a combination with no edge point: the study range decides
     cand = np.flatnonzero(rng.random(600) < 0.2)
-    fast = S._edge_distances(coded, edge, keys, cand)
-    plain = np.array([S._edge_distance(coded, edge, keys, i) for i in cand])
+    fast = _search._edge_distances(coded, edge, keys, cand)
+    plain = np.array([_search._edge_distance(coded, edge, keys, i) for i in cand])
     assert np.array_equal(fast, plain)
-    assert np.array_equal(S._edge_distances(np.zeros((5, 0)), edge[:5], keys[:5], np.arange(5)), np.zeros(5))
+    assert np.array_equal(_search._edge_distances(np.zeros((5, 0)), edge[:5], keys[:5], np.arange(5)), np.zeros(5))
 
 
 def test_points_give_the_dataframe_results(example, monkeypatch):
     study, pm = example
-    pts = S._points(pm, SET_POINT, 5, Agitation=np.linspace(30, 60, 5))
-    frame = S._frame(pm, SET_POINT, 5, Agitation=np.linspace(30, 60, 5))
-    assert isinstance(pts, S._Points)
-    for a, b in zip(S._settings_arrays(pm, pts), S._settings_arrays(pm, frame)):
+    pts = _settings.settings_points(pm, SET_POINT, 5, Agitation=np.linspace(30, 60, 5))
+    frame = _settings.settings_frame(pm, SET_POINT, 5, Agitation=np.linspace(30, 60, 5))
+    assert isinstance(pts, _settings.Points)
+    for a, b in zip(_settings.settings_arrays(pm, pts), _settings.settings_arrays(pm, frame)):
         assert np.array_equal(a, b)
     assert np.array_equal(pts.feasible(study), study.feasible(frame))
-    level_pts = S._points(pm, SET_POINT, 3, Surface=list(study.factor("Surface").levels))
+    level_pts = _settings.settings_points(pm, SET_POINT, 3, Surface=list(study.factor("Surface").levels))
     assert np.array_equal(level_pts.feasible(study), study.feasible(
-        S._frame(pm, SET_POINT, 3, Surface=list(study.factor("Surface").levels))))
+        _settings.settings_frame(pm, SET_POINT, 3, Surface=list(study.factor("Surface").levels))))
     fast = S.proven_acceptable_ranges(pm, SET_POINT, threshold=0.8)
     with monkeypatch.context() as m:
-        m.setattr(S, "_points", S._frame)
+        m.setattr(_ranges, "settings_points", _settings.settings_frame)
         plain = S.proven_acceptable_ranges(pm, SET_POINT, threshold=0.8)
     assert dict(fast) == dict(plain)
     assert fast.limited_by == plain.limited_by and fast.end_probability == plain.end_probability

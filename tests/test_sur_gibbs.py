@@ -1,4 +1,4 @@
-"""The batched SUR Gibbs sampler (doe._sur.sur_draws) against independently derived posteriors.
+"""The batched SUR Gibbs sampler (doe.space.sur_draws) against independently derived posteriors.
 
 References the tests compare to (none of them is the sampler itself):
 
@@ -39,8 +39,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from doe import _sur
-from doe._sur import drift_z, effective_sample_size, nested_rhat, sur_draws, sur_draws_collapsed
+from doe.space import _sur, drift_z, effective_sample_size, nested_rhat, sur_draws, sur_draws_collapsed
 
 R2 = 1 / math.sqrt(2)
 DESIGN = np.array([(-R2, -R2), (R2, -R2), (-R2, R2), (R2, R2), (-1, 0), (1, 0), (0, -1), (0, 1)]

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from doe.errors import DoeError
 from doe.plots.theme import PALETTE, TEMPLATE
+from doe.space import edge_limits
 
 if TYPE_CHECKING:
     from doe.space import SpaceGrid
@@ -336,9 +337,7 @@ def shown_digits(values: np.ndarray, kind: str) -> np.ndarray:
 
 
 def _edge_limit_dicts(grid: SpaceGrid, study: Study) -> list[dict[str, Any]]:
-    """Dots along the design-space edge, one trace per limiting CQA (doe.space_view.edge_limits)."""
-    from doe.space_view import edge_limits
-
+    """Dots along the design-space edge, one trace per limiting CQA (doe.space.edge_limits)."""
     points = edge_limits(grid, study).points
     out = []
     for i, r in enumerate(r for r in study.responses if r.name in grid.per_cqa):

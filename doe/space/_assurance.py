@@ -1,6 +1,6 @@
 """Assurance: a design space with stated confidence.
 
-The posterior predictive probability of :mod:`doe.space` is the posterior *mean* of
+The posterior predictive probability of :func:`doe.space.probability` is the posterior *mean* of
 
     pi(x | theta) = P(a new run at x meets every CQA spec | theta),
 
@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -63,8 +63,11 @@ from scipy import special
 
 from doe.errors import ModelError
 
-__all__ = ["ASSURANCE_DRAWS", "INNER_POINTS", "bvn", "check_assurance", "conditional_probability", "meets",
-           "simultaneous_level", "assurance_level",
+from ._kernels import level_groups, monomials
+from ._settings import Points, settings_arrays
+
+__all__ = ["ASSURANCE_DRAWS", "INNER_POINTS", "bvn", "check_assurance", "check_assurance_options",
+           "conditional_probability", "meets", "simultaneous_level", "assurance_level",
            "describe_assurance", "lower_bound", "parameter_draws"]
 
 #: Parameter draws the lower bound is taken over (the first of the predictive model's draws).
@@ -75,6 +78,10 @@ INNER_POINTS = 64
 _CHUNK = 2_000_000
 
 
+@overload
+def check_assurance(assurance: None) -> None: ...
+@overload
+def check_assurance(assurance: float) -> float: ...
 def check_assurance(assurance: Any) -> float | None:
     """The assurance level as a float in (0.5, 1), None for none; a clear message otherwise."""
     if assurance is None:
@@ -143,7 +150,7 @@ def conditional_probability(pm: Any, settings: pd.DataFrame, *, draws: int | Non
     return _by_group(pm, settings, draws, seed, "probability", None)
 
 
-def lower_bound(pm: Any, settings: pd.DataFrame, assurance: float, *, draws: int | None = None,
+def lower_bound(pm: Any, settings: pd.DataFrame | Points, assurance: float, *, draws: int | None = None,
                 seed: int = 0) -> np.ndarray:
     """Lower ``assurance`` credible bound of pi(x | theta) at each row of ``settings``.
 
@@ -199,12 +206,10 @@ def _needed(s: int, assurance: float) -> int:
     return math.ceil(assurance * s - 1e-9)
 
 
-def _by_group(pm: Any, settings: pd.DataFrame, draws: int | None, seed: int, mode: str, value: float | None
+def _by_group(pm: Any, settings: pd.DataFrame | Points, draws: int | None, seed: int, mode: str, value: float | None
               ) -> np.ndarray:
     """Per categorical combination: see :func:`_group`."""
-    from doe import space
-
-    U, L = space._settings_arrays(pm, settings)
+    U, L = settings_arrays(pm, settings)
     dr = pm.draws(draws, seed)
     s = _theta_count(dr)
     out = {"probability": lambda: np.ones((len(U), s)), "bound": lambda: np.ones(len(U)),
@@ -212,7 +217,7 @@ def _by_group(pm: Any, settings: pd.DataFrame, draws: int | None, seed: int, mod
     if not pm.spec_cqas or not len(U):
         return out
     sizes = [len(pm.study.factor(f).levels) for f in pm.categorical]
-    for combo, rows in space._groups(L):
+    for combo, rows in level_groups(L):
         out[rows] = _group(pm, dr, combo, sizes, U[rows], s, mode, value)
     return out
 
@@ -222,9 +227,7 @@ def _group(pm: Any, dr: Any, combo: tuple[int, ...], sizes: list[int], U: np.nda
     """At points of one categorical combination: pi(x | theta) (points x draws, mode "probability"),
     its lower ``value`` credible bound (points, "bound") or whether it is >= ``value`` (points x
     draws, "meets")."""
-    from doe import space
-
-    M = space._monomials(U, pm.exponents)
+    M = monomials(U, pm.exponents)
     chol = dr.chol[:s]
     sd = np.sqrt(np.einsum("nij,nij->in", chol, chol))  # m x draws
     mus, fail = [], []
@@ -238,6 +241,7 @@ def _group(pm: Any, dr: Any, combo: tuple[int, ...], sizes: list[int], U: np.nda
         prob = np.prod([1.0 - q for q in fail], axis=0)
         if mode == "probability":
             return prob
+        assert value is not None  # "meets" and "bound" have a value
         if mode == "meets":
             return prob >= value
         k = s - _needed(s, value)
@@ -251,6 +255,7 @@ def _group(pm: Any, dr: Any, combo: tuple[int, ...], sizes: list[int], U: np.nda
     if mode == "probability":
         pts, draw = np.divmod(np.arange(len(U) * s), s)
         return joint(pts, draw).reshape(len(U), s)
+    assert value is not None  # "meets" and "bound" have a value
     if mode == "meets":
         ok = bonferroni >= value
         pts, draw = np.nonzero((upper >= value) & ~ok)
@@ -421,3 +426,12 @@ def _sov(lo: list[np.ndarray], hi: list[np.ndarray], chol: np.ndarray) -> np.nda
                 d, e = special.ndtr(a), special.ndtr(b)
         out[sl] = f.mean(axis=1)
     return out
+
+
+def check_assurance_options(assurance: Any, setpoint_sd: dict[str, float] | None) -> float | None:
+    """The checked assurance level (:func:`check_assurance`); refused with set-point variation."""
+    g = check_assurance(assurance)
+    if g is not None and setpoint_sd and any(float(v or 0) > 0 for v in setpoint_sd.values()):
+        raise ModelError("An assurance level and set-point variation cannot be combined: the assured design "
+                         "space is computed for settings held exactly. Remove one of them.")
+    return g

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import linalg
@@ -241,7 +242,10 @@ def system_size(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray]
     Raises ValueError for data :func:`sur_draws` refuses."""
     prob = _prepare(X, y, rows, n_runs)
     _choose_route(prob)
-    return int(prob.Nc.shape[1]) if prob.route == "constrained" else int(sum(prob.p))
+    if prob.route == "constrained":
+        assert prob.Nc is not None  # _choose_route sets it on this route
+        return int(prob.Nc.shape[1])
+    return int(sum(prob.p))
 
 
 def _prepare(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], N: int) -> _Problem:
@@ -412,7 +416,7 @@ def _start(prob: _Problem, C: int, rng: np.random.Generator, beta0: list[np.ndar
 
 def _residual_correlation(prob: _Problem) -> np.ndarray:
     """Correlation of the own-model residuals on the runs every CQA has, shrunk 10 % towards I."""
-    full = prob.observed.all(axis=1)
+    full = np.asarray(prob.observed.all(axis=1))
     E = np.column_stack([prob.resid[i][full[prob.rows[i]]] for i in range(prob.m)])
     S = E.T @ E
     d = np.sqrt(np.clip(np.diag(S), 1e-300, None))
@@ -459,6 +463,7 @@ def _gamma_step(prob: _Problem, Y: np.ndarray, sigma: np.ndarray, root: np.ndarr
 
 def _gamma_direct(prob: _Problem, Y: np.ndarray, wroot: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """gamma | Sigma, Y ~ N(A^-1 c, A^-1), A = [w_ij Q_i'Q_j], c_i = Q_i' sum_j w_ij y_j."""
+    assert prob.G is not None  # the direct route's
     C, P = wroot.shape[0], prob.off[-1]
     W = wroot @ np.swapaxes(wroot, 1, 2)
     A = prob.G[None] * W[:, prob.owner][:, :, prob.owner]
@@ -475,11 +480,13 @@ def _gamma_constrained(prob: _Problem, Y: np.ndarray, sigma: np.ndarray, root: n
 
     b = b* - V N (N'V N)^-1 N'b* with V = Sigma kron I_q (Hoffman & Ribak 1991).
     """
+    assert prob.Z is not None and prob.H is not None and prob.Nc is not None  # the constrained route's
     C, q, m = sigma.shape[0], prob.Z.shape[1], prob.m
     Bhat = np.einsum("nq,cnj->cqj", prob.Z, Y) if Y.ndim == 3 else (prob.Z.T @ Y)[None]
     B = Bhat + rng.standard_normal((C, q, m)) @ np.swapaxes(root, 1, 2)  # rows ~ N(0, Sigma)
     if prob.Nc.shape[1]:
         noff, own = prob.Noff, prob.Nowner
+        assert noff is not None and own is not None and prob.GN is not None
         r = np.empty((C, prob.Nc.shape[1]))
         for i in range(m):
             r[:, noff[i]:noff[i + 1]] = B[:, :, i] @ prob.Nc[:, noff[i]:noff[i + 1]]
@@ -532,9 +539,9 @@ def _diagnostics(prob: _Problem, coef: np.ndarray, logdet: np.ndarray, superchai
     names = ["log|Sigma|"] + [f"beta[{prob.owner[k]}][{k - prob.off[prob.owner[k]]}]"
                               for k in range(coef.shape[2])]
     series = np.concatenate([logdet[:, :, None], coef], axis=2)
-    rh = nested_rhat(series, superchain)
-    es = effective_sample_size(series)
-    dz = drift_z(series)
+    rh = np.asarray(nested_rhat(series, superchain))  # arrays: series is 3-D
+    es = np.asarray(effective_sample_size(series))
+    dz = np.asarray(drift_z(series))
     out: dict = {"rhat": {names[0]: float(rh[0])}, "ess": {names[0]: float(es[0])},
                  "drift_z": {names[0]: float(dz[0])}, "rhat_max": math.nan, "ess_min": math.nan,
                  "drift_max": math.nan}
@@ -548,7 +555,7 @@ def _diagnostics(prob: _Problem, coef: np.ndarray, logdet: np.ndarray, superchai
     return out
 
 
-def drift_z(draws: np.ndarray) -> np.ndarray:
+def drift_z(draws: np.ndarray) -> np.ndarray | float:
     """z of the change between the first and the second half of the kept draws (Geweke 1992).
 
     Each chain contributes the difference of its two halves' means; the chains being independent,
@@ -578,7 +585,7 @@ def drift_z(draws: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape[2:]) if x.ndim > 2 else float(out[0])
 
 
-def nested_rhat(draws: np.ndarray, superchain: np.ndarray) -> np.ndarray:
+def nested_rhat(draws: np.ndarray, superchain: np.ndarray) -> np.ndarray | float:
     """Nested R-hat (Margossian et al. 2024, eqs. 4-8).
 
     Parameters
@@ -617,7 +624,7 @@ def nested_rhat(draws: np.ndarray, superchain: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape[2:]) if x.ndim > 2 else float(out[0])
 
 
-def effective_sample_size(draws: np.ndarray) -> np.ndarray:
+def effective_sample_size(draws: np.ndarray) -> np.ndarray | float:
     """Effective sample size over several chains (Gelman et al. 2013, sec. 11.5).
 
     Autocorrelations combine the chains' autocovariances with the between-chain variance
@@ -953,7 +960,7 @@ def sur_draws_collapsed(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.
     coef = _to_beta(prob, kept_g)
     logdet = np.linalg.slogdet(kept_s)[1]
     superchain = np.arange(C) % max(2, C // CHAINS_PER_SUPERCHAIN)
-    diag = _diagnostics(prob, coef, logdet, superchain) if T >= 4 else {"converged": False}
+    diag: dict[str, Any] = _diagnostics(prob, coef, logdet, superchain) if T >= 4 else {"converged": False}
     lw = np.concatenate(all_lw)
     w = np.exp(lw - lw.max())
     ess_ok = diag.get("ess_min", 0.0) >= ESS_OK * n and diag.get("ess", {}).get("log|Sigma|", 0.0) >= ESS_OK * n

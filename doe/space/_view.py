@@ -23,8 +23,17 @@ import numpy as np
 import pandas as pd
 
 from doe.decision import DEFAULT_THRESHOLD, Decision
-from doe.space import PredictiveModel, SpaceGrid, robust_set_point, space_grid
 from doe.study import Study
+
+from ._grid import SpaceGrid, space_grid
+from ._kernels import probability
+from ._posterior import PredictiveModel
+from ._search import robust_set_point
+from ._settings import factor_range
+
+__all__ = ["MAX_CANDIDATES", "VIEW_GRID", "EdgeLimits", "OpeningView", "SavedView", "decision_setpoint_sd",
+           "describe_setpoint_sd", "edge_limits", "limiting_cqa", "limiting_map", "opening_view", "par_frame",
+           "par_limits", "saved_view", "set_point_frame", "view_axes"]
 
 #: Points per axis of the coarse maps that score a candidate view.
 VIEW_GRID = 21
@@ -71,7 +80,7 @@ def view_axes(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: f
         return None
     if len(pairs) == 1:
         return pairs[0]
-    opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
+    opts: dict[str, Any] = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
     scores = [_spread(pm, x, y, set_point, opts) for x, y in pairs]
     return pairs[int(np.argmax(scores))]
 
@@ -94,9 +103,11 @@ def opening_view(pm: PredictiveModel, *, threshold: float = DEFAULT_THRESHOLD, d
     pairs = _pairs(pm)
     if not pairs:
         return None
-    opts = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
+    opts: dict[str, Any] = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
     if set_point is not None:
-        x, y = view_axes(pm, set_point, **opts)
+        axes = view_axes(pm, set_point, **opts)
+        assert axes is not None  # the study has a pair of numeric factors
+        x, y = axes
         spread = _spread(pm, x, y, set_point, opts)
         return OpeningView(x, y, dict(set_point), math.nan, spread, "the saved set point; axes: the pair of "
                            "factors over which the probability varies most through it")
@@ -235,7 +246,7 @@ def saved_view(study: Study, decision: Mapping[str, Any]) -> SavedView:
     saved_decision = Decision.from_row(decision)
     did = saved_decision.id
     saved = dict(saved_decision.set_point)
-    point: dict[str, Any] | None = {}
+    point: dict[str, Any] = {}
     for f in study.factors:
         if f.name not in saved:
             problems.append(f"the decision has no setting for {f.name}")
@@ -252,19 +263,18 @@ def saved_view(study: Study, decision: Mapping[str, Any]) -> SavedView:
         except (TypeError, ValueError):
             problems.append(f"{f.name} = {v!r} is not a number")
             continue
-        if not f.low <= x <= f.high:
+        low, high = factor_range(f)
+        if not low <= x <= high:
             problems.append(f"{f.name} = {x:g} is outside the tested range {f.describe_range()}")
             continue
         point[f.name] = x
-    if problems:
-        point = None
     sd = {}
     for k, v in saved_decision.setpoint_sd.items():
         if k in study.factor_names and not study.factor(k).is_categorical:
             sd[k] = v
         else:
             problems.append(f"the set-point variation of {k} is dropped: the study has no numeric factor {k}")
-    return SavedView(did, saved_decision.threshold, point, sd, problems)
+    return SavedView(did, saved_decision.threshold, None if problems else point, sd, problems)
 
 
 # -- PAR ends: which CQA ends each proven acceptable range ---------------------------------------------
@@ -272,19 +282,18 @@ def par_limits(pm: PredictiveModel, par: Any, *, threshold: float = DEFAULT_THRE
                setpoint_sd: dict[str, float] | None = None) -> dict[str, tuple[str | None, str | None]]:
     """Per numeric factor of a :class:`doe.space.PARResult`, the CQA with the lowest probability just
     beyond each end that the probability limits (None for an end at the study range or a constraint)."""
-    from doe.space import probability
-
     out: dict[str, tuple[str | None, str | None]] = {}
     for name, reasons in (getattr(par, "limited_by", None) or {}).items():
         f = pm.study.factor(name)
-        step = 1e-3 * (f.high - f.low)
+        f_low, f_high = factor_range(f)
+        step = 1e-3 * (f_high - f_low)
         low, high = par[name]
-        ends = []
+        ends: list[str | None] = []
         for value, reason, sign in ((low, reasons[0], -1), (high, reasons[1], 1)):
             if reason != "probability":
                 ends.append(None)
                 continue
-            x = min(max(value + sign * step, f.low), f.high)
+            x = min(max(value + sign * step, f_low), f_high)
             frame = pd.DataFrame([{**par.set_point, name: x}], columns=pm.study.factor_names)
             res = probability(pm, frame, draws=draws, seed=seed, setpoint_sd=setpoint_sd)
             ends.append(limiting_cqa({k: v[0] for k, v in res.per_cqa.items()}))

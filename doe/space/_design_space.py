@@ -14,23 +14,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from doe.decision import DEFAULT_ASSURANCE_KIND, DEFAULT_THRESHOLD, Decision
-from doe.space import (
-    PARResult,
-    PredictiveModel,
-    SpaceGrid,
-    build_predictive,
-    check_nor,
-    lower_bound_at,
-    proven_acceptable_ranges,
-    robust_set_point,
-    set_point_report,
-    space_grid,
-    summary_and_grid,
-    summary_json,
-)
+
+from ._grid import SpaceGrid, space_grid
+from ._posterior import PredictiveModel, build_predictive
+from ._ranges import PARResult, check_nor, lower_bound_at, proven_acceptable_ranges
+from ._search import robust_set_point, set_point_report
+from ._summary import summary_and_grid, summary_json
 
 __all__ = ["DesignSpace"]
-
 
 @dataclass(frozen=True)
 class DesignSpace:
@@ -51,8 +42,14 @@ class DesignSpace:
     @classmethod
     def of(cls, study: Any, models: Mapping[str, Any], *, seed: int = 0, draws: int | None = None,
            **terms: Any) -> DesignSpace:
-        """Build the predictive model of ``models`` (CQA -> FittedModel or CQAFit) and the design space."""
-        return cls(build_predictive(study, models, seed=seed, draws=draws), draws=draws, seed=seed, **terms)
+        """Build the predictive model of ``models`` and the design space on ``terms``.
+
+        ``models`` is CQA -> FittedModel or CQAFit, or an analysis (:class:`doe.analysis.Analysis`, or
+        any object with ``.models``): its fitted models are used, the CQAs whose fit failed left out.
+        """
+        fitted = getattr(models, "models", None)
+        return cls(build_predictive(study, models if fitted is None else fitted, seed=seed, draws=draws),
+                   draws=draws, seed=seed, **terms)
 
     def on_decision(self, decision: Decision) -> DesignSpace:
         """The same predictive judged on a saved decision's terms (threshold, set-point variation, assurance)."""

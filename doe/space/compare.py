@@ -8,42 +8,35 @@ draws and seed, so the two maps differ only because the models differ. With
 the settings an analysis was stored with it reproduces that analysis's stored
 ``fraction_inside`` and ``probability_at_set_point`` exactly.
 
-:func:`before_after_figure` draws the new probability map with both design
-space outlines; :func:`fraction_table` puts the numbers side by side;
+:func:`doe.plots.compare.before_after_figure` draws the new probability map with
+both design space outlines; :func:`fraction_table` puts the numbers side by side;
 :func:`comparison_report` adds the coefficient and fit-statistic comparison of
 :func:`doe.versions.compare_analyses` (the JSON of ``python -m doe compare``).
 """
 
 from __future__ import annotations
 
-import html
-import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from doe._format import json_number as _num
 from doe._format import json_value as _plain
 from doe.analysis import CQAFit, default_choice, fit_all, fitted_models
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError, ModelError
-from doe.plots.theme import PALETTE, TEMPLATE
 from doe.space import PredictiveModel, SpaceGrid, build_predictive, probability, robust_set_point, space_grid
 from doe.study import Study
 from doe.versions import compare_analyses, model_choices
 
-__all__ = ["RebuiltAnalysis", "SpaceComparison", "before_after_figure", "comparison_report",
+__all__ = ["RebuiltAnalysis", "SpaceComparison", "comparison_report",
            "fraction_table", "rebuild_analysis", "space_before_after", "volume_fraction"]
 
 #: Points of the whole factor region sampled for :func:`volume_fraction`.
 VOLUME_POINTS = 2000
-_NEW_EDGE = PALETTE[7]  # black: the edge lies next to yellow-green (P near the threshold)
-_OLD_EDGE = PALETTE[3]  # vermillion, dashed
-_SET_POINT = PALETTE[0]
 
 
 # -- rebuilding one analysis version ---------------------------------------------------------------
@@ -55,7 +48,7 @@ class RebuiltAnalysis:
     data_version: int
     study: Study
     study_version: int | None
-    fits: dict[str, CQAFit]
+    fits: Mapping[str, CQAFit]
     summary: dict[str, Any]
     pm: PredictiveModel | None = None
     warnings: list[str] = field(default_factory=list)
@@ -168,32 +161,36 @@ class SpaceComparison:
     new_grid: SpaceGrid
     probability_old: float
     probability_new: float
-    per_cqa_old: dict[str, float | None]
-    per_cqa_new: dict[str, float | None]
+    per_cqa_old: Mapping[str, float | None]
+    per_cqa_new: Mapping[str, float | None]
     volume_old: float | None = None
     volume_new: float | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
     def fraction_old(self) -> float:
+        """Share of the old map's feasible points inside the old design space."""
         return self.old_grid.fraction_inside
 
     @property
     def fraction_new(self) -> float:
+        """Share of the new map's feasible points inside the new design space."""
         return self.new_grid.fraction_inside
 
     @property
     def fraction_change(self) -> float:
+        """New minus old share inside."""
         return self.fraction_new - self.fraction_old
 
     @property
     def probability_change(self) -> float:
+        """New minus old probability at the set point."""
         return self.probability_new - self.probability_old
 
     def to_json(self) -> dict[str, Any]:
         """The ``design_space`` block of ``python -m doe compare``: settings, old, new and change."""
         names = list(self.per_cqa_old) + [k for k in self.per_cqa_new if k not in self.per_cqa_old]
-        side = {}
+        side: dict[str, dict[str, Any]] = {}
         for which in ("old", "new"):
             per = getattr(self, f"per_cqa_{which}")
             side[which] = {"version": getattr(self, f"{which}_version"),
@@ -203,7 +200,7 @@ class SpaceComparison:
                            "probability_at_set_point": _num(getattr(self, f"probability_{which}")),
                            "per_cqa": {k: _num(per.get(k)) for k in names},
                            "volume_fraction": _num(getattr(self, f"volume_{which}"))}
-        change = {k: _diff(side["old"][k], side["new"][k])
+        change: dict[str, Any] = {k: _diff(side["old"][k], side["new"][k])
                   for k in ("fraction_inside", "probability_at_set_point", "volume_fraction")}
         change["per_cqa"] = {k: _diff(side["old"]["per_cqa"][k], side["new"]["per_cqa"][k]) for k in names}
         return {"x": self.x, "y": self.y, "fixed": {k: _plain(v) for k, v in self.fixed.items()},
@@ -253,6 +250,7 @@ def _map(rebuilt: RebuiltAnalysis, study_name: str, x: str, y: str, set_point: M
          opts: dict[str, Any], n: int) -> tuple[SpaceGrid, float, dict[str, float]]:
     """One version's map and set-point probabilities, a DoeError naming the version if the settings fail."""
     pm = rebuilt.pm
+    assert pm is not None  # set by _predictive before the maps
     missing = [f for f in pm.study.factor_names if f not in set_point]
     if missing:
         raise DoeError(f"The set point has no setting for {', '.join(missing)} (factors of version "
@@ -317,6 +315,7 @@ def space_before_after(store, study_name: str, old_version: int, new_version: in
     old_grid, p_old, per_old = (new_grid, p_new, per_new) if old is new else _map(
         old, study_name, x, y, set_point, opts, n)
     warnings = _warnings(old, new, set_point)
+    assert old.pm is not None and new.pm is not None  # set by _predictive above
     vol = (volume_fraction(old.pm, threshold, draws, seed), volume_fraction(new.pm, threshold, draws, seed)) \
         if volume else (None, None)
     return SpaceComparison(
@@ -328,7 +327,7 @@ def space_before_after(store, study_name: str, old_version: int, new_version: in
 
 def _warnings(old: RebuiltAnalysis, new: RebuiltAnalysis, set_point: Mapping[str, Any]) -> list[str]:
     both = [old] if old is new else [old, new]
-    out = [f"Version {r.version}: {w}" for r in both for w in r.pm.warnings]
+    out = [f"Version {r.version}: {w}" for r in both if r.pm is not None for w in r.pm.warnings]
     out += old.warnings + (new.warnings if new is not old else [])
     if old.study_version != new.study_version:
         out.append(f"The study changed between the versions (study version {old.study_version} -> "
@@ -359,7 +358,8 @@ def fraction_table(comparison: SpaceComparison) -> pd.DataFrame:
     Columns: ``version OLD``, ``version NEW``, ``change`` (new - old).
     """
     c = comparison
-    rows = [("Share of the map inside the design space", c.fraction_old, c.fraction_new)]
+    rows: list[tuple[str, float | None, float | None]] = [
+        ("Share of the map inside the design space", c.fraction_old, c.fraction_new)]
     if c.volume_old is not None or c.volume_new is not None:
         rows.append(("Share of the whole factor region inside", c.volume_old, c.volume_new))
     rows.append(("P(all CQAs in spec) at the set point", c.probability_old, c.probability_new))
@@ -408,91 +408,3 @@ def comparison_report(store, study_name: str, old_version: int, new_version: int
         "stored_design_space": comp["design_space"],
         "design_space": comparison.to_json(),
     }
-
-
-# -- the figure ------------------------------------------------------------------------------------
-def _outline_z(grid: SpaceGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The probability framed by a ring of zeros just outside the map, so the outline closes at its edges."""
-    z = np.where(grid.feasible, grid.probability, 0.0)
-    dx = 1e-6 * (grid.xs[-1] - grid.xs[0])
-    dy = 1e-6 * (grid.ys[-1] - grid.ys[0])
-    xs = np.concatenate([[grid.xs[0] - dx], grid.xs, [grid.xs[-1] + dx]])
-    ys = np.concatenate([[grid.ys[0] - dy], grid.ys, [grid.ys[-1] + dy]])
-    return xs, ys, np.pad(z, 1, constant_values=0.0)
-
-
-def _outline(grid: SpaceGrid, name: str, color: str, dash: str, width: float) -> go.Contour:
-    xs, ys, z = _outline_z(grid)
-    return go.Contour(x=xs, y=ys, z=z, showscale=False, hoverinfo="skip", name=name, showlegend=True,
-                      contours={"start": grid.threshold, "end": grid.threshold, "size": 1, "coloring": "none"},
-                      line={"color": color, "width": width, "dash": dash})
-
-
-def _legend_name(version: int, grid: SpaceGrid, label: str) -> str:
-    return f"{label}: version {version} (fraction {100 * grid.fraction_inside:.0f} %)"
-
-
-def _probability_trace(c: SpaceComparison) -> go.Heatmap:
-    g = c.new_grid
-    z = np.where(g.feasible, g.probability, np.nan)
-    return go.Heatmap(
-        x=g.xs, y=g.ys, z=z, zmin=0, zmax=1, colorscale="Viridis", showlegend=False,
-        name=f"P(all CQAs in spec), version {c.new_version}",
-        colorbar={"title": {"text": f"P(all CQAs<br>in spec),<br>version {c.new_version}", "font": {"size": 12}},
-                  "tickformat": ".1f", "len": 0.8, "thickness": 14},
-        hovertemplate=f"{html.escape(c.x)} = %{{x:.4g}}<br>{html.escape(c.y)} = %{{y:.4g}}<br>"
-                      "P = %{z:.3f}<extra></extra>",
-    )
-
-
-def _footnote(c: SpaceComparison) -> str:
-    from doe.plots.space import footnote
-
-    dv = (f"{c.old_data_version} (analysis {c.old_version}) and {c.new_data_version} "
-          f"(analysis {c.new_version})")
-    fixed = ", ".join(f"{k} = {_plain(v)}" for k, v in c.fixed.items()) or "none"
-    return (f"{footnote(c.study, dv)} | Other factors: {fixed} | {c.draws:,} posterior draws, seed {c.seed}, "
-            f"{c.n} x {c.n} map")
-
-
-def before_after_figure(comparison: SpaceComparison) -> go.Figure:
-    """The new probability map with the new (solid) and old (dashed) design-space outlines and the set point.
-
-    Legend entries name each version and its share of the map inside; the
-    footnote gives the study, data versions, fixed factors and draws. 600 px
-    high; laid out to read at 900 x 600 (export with ``width=900, height=600``).
-    """
-    c = comparison
-    fig = go.Figure(_probability_trace(c))
-    fig.add_trace(_outline(c.new_grid, _legend_name(c.new_version, c.new_grid, "after"), _NEW_EDGE, "solid", 4))
-    fig.add_trace(_outline(c.old_grid, _legend_name(c.old_version, c.old_grid, "before"), _OLD_EDGE, "dash", 3))
-    if c.x in c.set_point and c.y in c.set_point:
-        fig.add_trace(go.Scatter(
-            x=[c.set_point[c.x]], y=[c.set_point[c.y]], mode="markers",
-            marker={"symbol": "star", "size": 17, "color": _SET_POINT, "line": {"color": "white", "width": 1.5}},
-            name=f"Set point: P {c.probability_old:.2f} -> {c.probability_new:.2f}"))
-    return _before_after_layout(fig, c)
-
-
-def _before_after_layout(fig: go.Figure, c: SpaceComparison) -> go.Figure:
-    fx, fy = c.study.factor(c.x), c.study.factor(c.y)
-    xs = np.concatenate([c.old_grid.xs, c.new_grid.xs])
-    ys = np.concatenate([c.old_grid.ys, c.new_grid.ys])
-    padx, pady = 0.005 * (xs.max() - xs.min()), 0.005 * (ys.max() - ys.min())
-    title = (f"Design space before vs after: analysis version {c.old_version} vs {c.new_version} "
-             f"(P >= {c.threshold:g})")
-    sub = ("Colour: probability that a new run meets every CQA spec (version "
-           f"{c.new_version}); solid: version {c.new_version} design space, dashed: version {c.old_version}.")
-    note = "<br>".join(html.escape(t) for t in textwrap.wrap(_footnote(c), 150))
-    fig.update_layout(
-        template=TEMPLATE, height=600,
-        title={"text": f"{html.escape(title)}<br><sup>{html.escape(sub)}</sup>", "x": 0.01, "font": {"size": 16}},
-        xaxis={"title": {"text": html.escape(fx.label())}, "range": [xs.min() - padx, xs.max() + padx]},
-        yaxis={"title": {"text": html.escape(fy.label())}, "range": [ys.min() - pady, ys.max() + pady]},
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.14, "yanchor": "top",
-                "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0.8)"},
-        margin={"t": 80, "b": 135, "l": 80, "r": 40},
-    )
-    fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=-0.27, showarrow=False,
-                       xanchor="left", yanchor="top", align="left", font={"size": 10, "color": "#555555"})
-    return fig
