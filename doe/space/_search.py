@@ -30,13 +30,12 @@ from ._kernels import (
     monomials,
     probability,
     row_counts,
-    settings_arrays,
     shift_draws,
     within,
 )
 from ._posterior import PredictiveModel
 from ._ranges import lower_bound_at, meets_threshold
-from ._settings import fixed_settings, settings_frame, settings_points
+from ._settings import fixed_settings, settings_arrays, settings_frame, settings_points
 
 __all__ = ["robust_set_point", "set_point_report"]
 

@@ -25,9 +25,11 @@ import pandas as pd
 
 from doe._format import json_number as _num
 from doe._format import json_value as _plain
-from doe.analysis import CQAFit, default_choice, fit_all, fitted_models
+from doe.analysis import Analysis, CQAFit, default_choice, fit_all
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError, ModelError
+from doe.model import actual_frame
+from doe.region import sample_region
 from doe.space import PredictiveModel, SpaceGrid, build_predictive, probability, robust_set_point, space_grid
 from doe.study import Study
 from doe.versions import compare_analyses, model_choices
@@ -48,7 +50,7 @@ class RebuiltAnalysis:
     data_version: int
     study: Study
     study_version: int | None
-    fits: Mapping[str, CQAFit]
+    fits: Analysis
     summary: dict[str, Any]
     pm: PredictiveModel | None = None
     warnings: list[str] = field(default_factory=list)
@@ -116,7 +118,7 @@ def rebuild_analysis(store, study_name: str, version: int) -> RebuiltAnalysis:
 
 def _predictive(rebuilt: RebuiltAnalysis, study_name: str, draws: int | None, seed: int) -> PredictiveModel:
     """The posterior predictive of a rebuilt analysis, or a DoeError saying why there is none."""
-    models = fitted_models(rebuilt.fits)
+    models = rebuilt.fits.models
     try:
         pm = build_predictive(rebuilt.study, models, seed=seed, draws=draws)
     except ModelError as exc:
@@ -343,9 +345,6 @@ def volume_fraction(pm: PredictiveModel, threshold: float, draws: int | None = N
     continuous factors uniform, discrete and categorical levels equally
     likely, constraints honoured), the same points for the same ``seed``.
     """
-    from doe.model import actual_frame
-    from doe.region import sample_region
-
     U, _, _ = sample_region(pm.study, 1, seed, int(n_points))
     res = probability(pm, actual_frame(pm.study, U), draws=draws, seed=seed)
     return float(np.mean(res.joint >= threshold))
