@@ -12,8 +12,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from doe.store import SignedHead
 
 COLUMNS = {"seq": "seq", "ts": "time (UTC)", "user_name": "user", "authenticated": "signed in",
            "action": "action", "entity": "entity", "field": "field", "old_value": "old value",
@@ -67,10 +71,10 @@ def audit_jsonl(trail: pd.DataFrame) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def head_frame(head) -> pd.DataFrame:
-    """The signed head (:class:`doe.store._audit.SignedHead`) as a one-row table to read and write down.
+def head_frame(head: SignedHead) -> pd.DataFrame:
+    """The signed head (:class:`doe.store.SignedHead`) as a one-row table to read and write down.
 
-    >>> from doe.store._audit import SignedHead
+    >>> from doe.store import SignedHead
     >>> row = head_frame(SignedHead(12, "ab" * 32, "4b6ed5742d21dcaa", "c2ln", "2026-12-06T17:22:05.197150Z")).iloc[0]
     >>> int(row["last record"]), row["hash"][:8], row["site key id"], row["signed at (UTC)"]
     (12, 'abababab', '4b6ed5742d21dcaa', '2026-12-06 17:22:05')

@@ -19,6 +19,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
 
@@ -30,9 +31,9 @@ _MAX_COMBINATIONS = 70_000
 _MAX_LISTED_P = 12  # the defining relation is listed in full up to 2^12 - 1 words
 
 
-def load_pydoe():
-    """pydoe, imported on first use (here and in doe.generators): importing it loads scipy.stats
-    (about a second), which the Design page does not need before a design is generated."""
+def load_pydoe() -> ModuleType:
+    """pydoe, imported on first use (here and in doe.generators): importing it loads scipy.stats,
+    which the Design page does not need before a design is generated."""
     import pydoe
 
     return pydoe

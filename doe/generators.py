@@ -159,7 +159,8 @@ def _finish(
                        model=model, info=info, warnings=warnings)
 
 
-def _drop_infeasible(study, U, types, rep, block_of, warnings):
+def _drop_infeasible(study: Study, U: np.ndarray, types: list[str], rep: np.ndarray, block_of: np.ndarray | None,
+                     warnings: list[str]) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray | None]:
     from doe.model import actual_frame
 
     if not study.constraints:
@@ -446,7 +447,8 @@ class AxialCheck:
                 "limits, 5 levels).")
 
 
-def _ccd_layout(study: Study, alpha: str | float, center: int | None, blocks: int):
+def _ccd_layout(study: Study, alpha: str | float, center: int | None,
+                blocks: int) -> tuple[list[int], list[int], np.ndarray, tuple[int, int, int], float]:
     """Continuous and categorical factor indices, factorial part, centre points (all, factorial
     block, axial block) and the axial distance of a CCD for the study."""
     cont, cats = _numeric_only(study, "central composite design")
@@ -647,7 +649,7 @@ def latin_hypercube(study: Study, *, runs: int | None = None, model: str | None 
                    model=model, **opts)
 
 
-def _maximin_subset(pool: np.ndarray, runs: int, numeric: list[int], rng) -> np.ndarray:
+def _maximin_subset(pool: np.ndarray, runs: int, numeric: list[int], rng: np.random.Generator) -> np.ndarray:
     """Greedy maximin selection of ``runs`` points from a pool (numeric coordinates)."""
     P = pool[:, numeric] if numeric else pool
     chosen = [int(rng.integers(len(P)))]

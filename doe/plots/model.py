@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ from doe.errors import ModelError, did_you_mean, quoted_list
 from doe.fit import EXT_STUDENT_LIMIT, FittedModel
 from doe.model import actual_frame
 from doe.plots.theme import PALETTE, TEMPLATE
+
+if TYPE_CHECKING:
+    from doe.study import Response
 
 __all__ = [
     "RUN_MATCH_TOL",
@@ -151,7 +154,7 @@ def _g(x: Any, digits: int = 4) -> str:
     return "0" if text in ("-0", "0") else text
 
 
-def _response_obj(fm: FittedModel):
+def _response_obj(fm: FittedModel) -> Response | None:
     return next((r for r in fm.study.responses if r.name == fm.response), None)
 
 

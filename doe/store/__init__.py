@@ -15,7 +15,7 @@ database, is refused with a :class:`~doe.errors.DoeError`.
 """
 
 from doe.cells import same_value, stored_cell
-from doe.store._audit import AuditCheck, User
+from doe.store._audit import AuditCheck, SignedHead, User
 from doe.store._bundle import MAX_TOTAL_BYTES, export_bundle, import_bundle
 from doe.store._designs import DesignRecord, default_design_name, designs_table, with_design_names
 from doe.store._engine import default_url, shown
@@ -23,6 +23,7 @@ from doe.store._signing import load_site_key, new_key_file
 from doe.store._store import ConcurrentEditError, Store, StudyConflictError, study_digest, verify_audit
 from doe.store._values import META as RUN_META
 
-__all__ = ["MAX_TOTAL_BYTES", "RUN_META", "AuditCheck", "ConcurrentEditError", "DesignRecord", "Store", "StudyConflictError", "User", "default_design_name",
+__all__ = ["MAX_TOTAL_BYTES", "RUN_META", "AuditCheck", "ConcurrentEditError", "DesignRecord", "SignedHead", "Store",
+           "StudyConflictError", "User", "default_design_name",
            "default_url", "designs_table", "export_bundle", "import_bundle", "load_site_key", "new_key_file",
            "same_value", "shown", "stored_cell", "study_digest", "verify_audit", "with_design_names"]
