@@ -15,7 +15,7 @@ import functools
 import html
 import math
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import plotly.graph_objects as go
@@ -154,7 +154,8 @@ def overlay_plot(grid: SpaceGrid, study: Study, *, note: str = "") -> go.Figure:
 
 def interval_overlay_plot(grid: SpaceGrid, study: Study, *, note: str = "") -> go.Figure:
     """Overlay with each CQA's interval bound required inside its limits (Design-Expert style)."""
-    if grid.interval is None or grid.lower is None:
+    inside, lower, upper = grid.interval_inside, grid.lower, grid.upper
+    if grid.interval is None or inside is None or lower is None or upper is None:
         raise DoeError("This grid has no interval bounds: compute it with an interval kind.")
     info = grid.interval
     kind = info.get("kind", "interval")
@@ -163,15 +164,15 @@ def interval_overlay_plot(grid: SpaceGrid, study: Study, *, note: str = "") -> g
     if kind == "tolerance":
         words = (f"tolerance interval ({100 * info.get('proportion', 0):g} % of runs, "
                  f"{100 * (level or 0):g} % confidence)")
-    fig = go.Figure(_region_trace(grid, grid.interval_inside, "all CQA intervals in spec"))
+    fig = go.Figure(_region_trace(grid, inside, "all CQA intervals in spec"))
     bounds = {}
     for r in study.responses:
         if r.name not in grid.per_cqa:
             continue
         if r.lower is not None:
-            bounds[r.name] = grid.lower[r.name]
+            bounds[r.name] = lower[r.name]
         elif r.upper is not None:
-            bounds[r.name] = grid.upper[r.name]
+            bounds[r.name] = upper[r.name]
     _limit_lines(fig, grid, study, bounds, "interval bound")
     _legend_swatches(fig, f"Every CQA's {kind} bound in spec", "At least one bound out of spec")
     return _layout(fig, grid, study, f"Interval overlay: {words}",
@@ -300,8 +301,9 @@ def _probability_hover(grid: SpaceGrid, study: Study) -> tuple[np.ndarray, str]:
              "<b>P(all in spec) = %{customdata[0]:.3f}</b>"]
     lines += [f"{_hover_text(f'{k}: P = ')}%{{customdata[{1 + 2 * i}]:.3f}}, mean "
               f"%{{customdata[{2 + 2 * i}]:.3~g}}" for i, k in enumerate(names)]
-    if grid.lower_bound is not None:
-        lines.append(f"Lower {100 * (grid.assurance_level or grid.assurance):.3g}&#37; credible bound of P = "
+    if grid.lower_bound is not None:  # a map with an assurance level: grid.assurance is set
+        level = cast(float, grid.assurance_level or grid.assurance)
+        lines.append(f"Lower {100 * level:.3g}&#37; credible bound of P = "
                      f"%{{customdata[{1 + 2 * len(names)}]:.3f}}")
     return customdata, "<br>".join(lines) + "<extra></extra>"
 
