@@ -55,7 +55,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, overload
+from collections.abc import Callable
+from typing import Any, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -126,7 +127,7 @@ def assurance_level(pm: Any, settings: pd.DataFrame, threshold: float, assurance
 
 
 def _theta_count(dr: Any) -> int:
-    return min(dr.n, ASSURANCE_DRAWS)
+    return cast(int, min(dr.n, ASSURANCE_DRAWS))
 
 
 def parameter_draws(pm: Any, draws: int | None = None, seed: int = 0) -> int:
@@ -198,7 +199,7 @@ def simultaneous_level(pm: Any, settings: pd.DataFrame, threshold: float, assura
     worst = np.where(~ok, count[:, None], -1).max(axis=0)  # per draw: count of its worst failing point
     k = _needed(s, g) - 1
     c = int(np.sort(worst)[k])  # the region {count > c} is inside >= ceil(g s) draws' regions
-    return max(g, min(1.0 - 1e-12, (c + 1) / s))
+    return cast(float, max(g, min(1.0 - 1e-12, (c + 1) / s)))
 
 
 def _needed(s: int, assurance: float) -> int:
@@ -212,8 +213,10 @@ def _by_group(pm: Any, settings: pd.DataFrame | Points, draws: int | None, seed:
     U, L = settings_arrays(pm, settings)
     dr = pm.draws(draws, seed)
     s = _theta_count(dr)
-    out = {"probability": lambda: np.ones((len(U), s)), "bound": lambda: np.ones(len(U)),
-           "meets": lambda: np.ones((len(U), s), dtype=bool)}[mode]()
+    empty: dict[str, Callable[[], np.ndarray]] = {
+        "probability": lambda: np.ones((len(U), s)), "bound": lambda: np.ones(len(U)),
+        "meets": lambda: np.ones((len(U), s), dtype=bool)}
+    out = empty[mode]()
     if not pm.spec_cqas or not len(U):
         return out
     sizes = [len(pm.study.factor(f).levels) for f in pm.categorical]
@@ -240,17 +243,17 @@ def _group(pm: Any, dr: Any, combo: tuple[int, ...], sizes: list[int], U: np.nda
     if len(fail) == 1 or not pm.correlated:  # exact: independent given the parameters
         prob = np.prod([1.0 - q for q in fail], axis=0)
         if mode == "probability":
-            return prob
+            return cast(np.ndarray, prob)
         assert value is not None  # "meets" and "bound" have a value
         if mode == "meets":
-            return prob >= value
+            return cast(np.ndarray, prob >= value)
         k = s - _needed(s, value)
         return np.partition(prob, k, axis=1)[:, k]
     upper = 1.0 - np.max(fail, axis=0)
     bonferroni = np.clip(1.0 - np.sum(fail, axis=0), 0.0, 1.0)
 
     def joint(pts: np.ndarray, draw: np.ndarray) -> np.ndarray:  # kept within the exact bounds
-        return np.clip(_joint(limits, mus, fail, chol, pts, draw), bonferroni[pts, draw], upper[pts, draw])
+        return cast(np.ndarray, np.clip(_joint(limits, mus, fail, chol, pts, draw), bonferroni[pts, draw], upper[pts, draw]))
 
     if mode == "probability":
         pts, draw = np.divmod(np.arange(len(U) * s), s)
@@ -260,7 +263,7 @@ def _group(pm: Any, dr: Any, combo: tuple[int, ...], sizes: list[int], U: np.nda
         ok = bonferroni >= value
         pts, draw = np.nonzero((upper >= value) & ~ok)
         ok[pts, draw] = joint(pts, draw) >= value
-        return ok
+        return cast(np.ndarray, ok)
     k = s - _needed(s, value)  # 0-based order statistic
     k_lo = np.partition(bonferroni, k, axis=1)[:, k:k + 1]
     k_hi = np.partition(upper, k, axis=1)[:, k:k + 1]
@@ -289,11 +292,11 @@ def _outside(zl: float, zu: float, mu: np.ndarray, sd: np.ndarray) -> np.ndarray
             z *= inv
             q += special.ndtr(z, out=z)
             np.minimum(q, 1.0, out=q)
-        return q
+        return cast(np.ndarray, q)
     if zu < math.inf:
         q = np.subtract(mu, mu.dtype.type(zu))
         q *= inv
-        return special.ndtr(q, out=q)
+        return cast(np.ndarray, special.ndtr(q, out=q))
     return np.zeros_like(mu)
 
 
@@ -375,26 +378,26 @@ def _rectangle2(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, 
     both = low1 & low2
     if both.any():
         out += np.where(both, bvn(np.where(both, a1, 0.0), np.where(both, a2, 0.0), r), 0.0)
-    return np.clip(out, 0.0, 1.0)
+    return cast(np.ndarray, np.clip(out, 0.0, 1.0))
 
 
 def _interval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Phi(b) - Phi(a), accurate in both tails (one CDF when a side is unbounded)."""
     if np.all(np.isneginf(a)):
-        return special.ndtr(b)
+        return cast(np.ndarray, special.ndtr(b))
     if np.all(np.isposinf(b)):
-        return special.ndtr(-a)
+        return cast(np.ndarray, special.ndtr(-a))
     with np.errstate(invalid="ignore"):
         upper = special.ndtr(b) - special.ndtr(a)
         lower = special.ndtr(-a) - special.ndtr(-b)
-    return np.clip(np.where(a > 0, lower, upper), 0.0, 1.0)
+    return cast(np.ndarray, np.clip(np.where(a > 0, lower, upper), 0.0, 1.0))
 
 
 @functools.lru_cache(maxsize=16)
 def _sobol(m: int) -> np.ndarray:
     from scipy.stats import qmc
 
-    return qmc.Sobol(d=max(m - 1, 1), scramble=True, seed=20261206).random(INNER_POINTS)
+    return cast(np.ndarray, qmc.Sobol(d=max(m - 1, 1), scramble=True, seed=20261206).random(INNER_POINTS))
 
 
 def _sov(lo: list[np.ndarray], hi: list[np.ndarray], chol: np.ndarray) -> np.ndarray:
@@ -434,4 +437,4 @@ def check_assurance_options(assurance: Any, setpoint_sd: dict[str, float] | None
     if g is not None and setpoint_sd and any(float(v or 0) > 0 for v in setpoint_sd.values()):
         raise ModelError("An assurance level and set-point variation cannot be combined: the assured design "
                          "space is computed for settings held exactly. Remove one of them.")
-    return g
+    return cast(float | None, g)

@@ -53,7 +53,7 @@ def true_probability(a: np.ndarray, b: np.ndarray, rho: float, sd: float = 0.5) 
     return np.atleast_1d(mvn.cdf(np.column_stack([m1 - LOWER_Y1, UPPER_Y2 - m2])))
 
 
-def _study():
+def _study() -> Study:
     return Study.from_dict({
         "name": "Assurance calibration",
         "factors": [{"name": "A", "low": -1, "high": 1}, {"name": "B", "low": -1, "high": 1}],

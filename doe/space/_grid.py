@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -39,13 +39,13 @@ class SpaceGrid:
     mean: dict[str, np.ndarray]
     lower: dict[str, np.ndarray] | None
     upper: dict[str, np.ndarray] | None
-    interval: dict | None
+    interval: dict[str, Any] | None
     feasible: np.ndarray
     threshold: float
     draws: int
     seed: int
     mc_se: float
-    setpoint_sd: dict | None
+    setpoint_sd: dict[str, Any] | None
     method: str
     limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     #: Assurance level gamma, or None (the design space is then probability >= threshold).
@@ -65,13 +65,13 @@ class SpaceGrid:
         """Design space at feasible settings: joint probability >= threshold, or, with an assurance
         level gamma, its lower gamma credible bound >= threshold."""
         if self.assurance is not None and self.lower_bound is not None:
-            return (self.lower_bound >= self.threshold) & self.feasible  # the bound is at assurance_level
-        return (self.probability >= self.threshold) & self.feasible
+            return cast(np.ndarray, (self.lower_bound >= self.threshold) & self.feasible)  # the bound is at assurance_level
+        return cast(np.ndarray, (self.probability >= self.threshold) & self.feasible)
 
     @property
     def point_estimate_inside(self) -> np.ndarray:
         """Where the posterior predictive probability (the point estimate) is >= threshold (and feasible)."""
-        return (self.probability >= self.threshold) & self.feasible
+        return cast(np.ndarray, (self.probability >= self.threshold) & self.feasible)
 
     @property
     def definition(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -216,7 +216,7 @@ def group_margins(pm: PredictiveModel, dr: Draws, combo: tuple[int, ...], sizes:
     """Per CQA with a spec: the float32 margins of :func:`_margins` at one combination (cached without shift)."""
     key = (tuple(combo), tuple(sizes))
     if shift is None and key in dr.margins:
-        return dr.margins[key]
+        return cast(list[list[np.ndarray] | None], dr.margins[key])
     sides = []
     for s, c in enumerate(pm.spec_cqas):
         A = c.basis_map(combo, sizes)
@@ -322,7 +322,7 @@ def row_counts(b: np.ndarray) -> np.ndarray:
     if blocks * size != n_words:
         words = np.concatenate([words, np.zeros((rows, blocks * size - n_words), dtype=np.uint64)], axis=1)
     sums = np.add.reduce(words.reshape(rows, blocks, size), axis=2)
-    return sums.view(np.uint8).reshape(rows, -1).sum(axis=1, dtype=np.int64)
+    return cast(np.ndarray, sums.view(np.uint8).reshape(rows, -1).sum(axis=1, dtype=np.int64))
 
 
 # -- closed form (one CQA) -------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def closed_form_probability(fm: FittedModel, settings: pd.DataFrame, lower: floa
         return np.zeros(len(z))
     df = fm.df_resid
     with np.errstate(invalid="ignore"):
-        return special.stdtr(df, (zu - z) / s) - special.stdtr(df, (zl - z) / s)
+        return cast(np.ndarray, special.stdtr(df, (zu - z) / s) - special.stdtr(df, (zl - z) / s))
 
 
 # -- intervals ------------------------------------------------------------------------------------
@@ -376,8 +376,8 @@ def tolerance_factor(h: Any, df: float, proportion: float = 0.99, confidence: fl
     if not (0 < proportion < 1 and 0 < confidence < 1):
         raise ModelError("Tolerance proportion and confidence must be between 0 and 1.")
     if two_sided:
-        return np.sqrt(df * stats.ncx2.ppf(proportion, 1, h) / stats.chi2.ppf(1 - confidence, df))
-    return stats.nct.ppf(confidence, df, stats.norm.ppf(proportion) / np.sqrt(h)) * np.sqrt(h)
+        return cast(np.ndarray, np.sqrt(df * stats.ncx2.ppf(proportion, 1, h) / stats.chi2.ppf(1 - confidence, df)))
+    return cast(np.ndarray, stats.nct.ppf(confidence, df, stats.norm.ppf(proportion) / np.sqrt(h)) * np.sqrt(h))
 
 
 def interval_spec(interval: Any) -> dict[str, Any] | None:
@@ -445,4 +445,4 @@ def within(values: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray
         ok &= values >= lo
     if hi is not None:
         ok &= values <= hi
-    return ok
+    return cast(np.ndarray, ok)

@@ -92,7 +92,7 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -165,7 +165,7 @@ class CQAModel:
     basis: np.ndarray  # indices into the study's monomial basis (downward closed)
     col_pos: np.ndarray  # per model column: position in ``basis``, -1 for block columns
     col_cat: list[tuple[tuple[int, int], ...]]  # per model column: (categorical factor #, code column)
-    _maps: dict = field(default_factory=dict, repr=False)  # combo -> basis_map (small; one per combination)
+    _maps: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = field(default_factory=dict, repr=False)  # combo -> basis_map (small; one per combination)
 
     @property
     def has_spec(self) -> bool:
@@ -215,7 +215,7 @@ class Draws:
     sigma: np.ndarray  # (m x n) residual SDs
     eta: np.ndarray | None = None  # (numeric factors x n) standard normals for set-point variation
     chol: np.ndarray | None = None  # (n x m x m) Cholesky factors of the covariance draws (fitted scale)
-    margins: dict = field(default_factory=dict, repr=False)  # combo -> float32 margins (no set-point SD)
+    margins: dict[Any, Any] = field(default_factory=dict, repr=False)  # combo -> float32 margins (no set-point SD)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "margins": {}}  # a cache: not pickled
@@ -249,7 +249,7 @@ class PredictiveModel:
     #: (the SUR-style approximation is used, with a warning).
     gibbs: bool = False
     #: The Gibbs sampler's diagnostics of the last draw set (chains, burn-in, R-hat, ESS, converged).
-    gibbs_diagnostics: dict = field(default_factory=dict, repr=False)
+    gibbs_diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
     #: Why the exact (Gibbs) posterior is not used when the CQAs are correlated with different models ("" if it is).
     gibbs_note: str = ""
     _sscp: np.ndarray | None = field(default=None, repr=False)
@@ -634,7 +634,7 @@ def _chi2_quantile_map(g: np.ndarray, df_from: float, df_to: np.ndarray) -> np.n
         lo = lower[:, i] < 0.5
         out[lo, i] = 2 * special.gammaincinv(df / 2, lower[lo, i])
         out[~lo, i] = 2 * special.gammainccinv(df / 2, upper[~lo, i])
-    return np.clip(out, 1e-300, None)
+    return cast(np.ndarray, np.clip(out, 1e-300, None))
 
 
 def setpoint_normals(pm: PredictiveModel, dr: Draws) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -54,7 +54,7 @@ def meets_threshold(pm: PredictiveModel, frame: pd.DataFrame | Points, threshold
 
 
 # -- proven acceptable ranges ----------------------------------------------------------------------
-class PARResult(dict):
+class PARResult(dict[str, Any]):
     """Proven acceptable ranges: factor -> (low, high) for numeric factors, [levels] for categorical.
 
     Extra attributes: ``set_point``, ``probability`` (at the set point),
@@ -85,7 +85,7 @@ class PARResult(dict):
                "reason": self.reason, "draws": self.draws, "mc_se": self.mc_se}
         if self.assurance is not None:
             out.update(assurance=self.assurance, probability_lower_bound_at_set_point=self.lower_bound)
-        return json_ready(out)
+        return cast(dict[str, Any], json_ready(out))
 
 
 def proven_acceptable_ranges(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: float = DEFAULT_THRESHOLD,

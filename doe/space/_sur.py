@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import linalg
@@ -129,7 +129,7 @@ class _Problem:
 def sur_draws(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], n_runs: int, n: int,
               rng: np.random.Generator, *, beta0: list[np.ndarray] | None = None, chains: int | None = None,
               burn_in: int | None = None, thin: int | None = None
-              ) -> tuple[list[np.ndarray], np.ndarray, dict]:
+              ) -> tuple[list[np.ndarray], np.ndarray, dict[str, Any]]:
     """Draws of the exact SUR posterior (non-informative prior) by many Gibbs chains in parallel.
 
     Parameters
@@ -420,7 +420,7 @@ def _residual_correlation(prob: _Problem) -> np.ndarray:
     E = np.column_stack([prob.resid[i][full[prob.rows[i]]] for i in range(prob.m)])
     S = E.T @ E
     d = np.sqrt(np.clip(np.diag(S), 1e-300, None))
-    return 0.9 * S / np.outer(d, d) + 0.1 * np.eye(prob.m)
+    return cast(np.ndarray, 0.9 * S / np.outer(d, d) + 0.1 * np.eye(prob.m))
 
 
 # -- the Gibbs steps ------------------------------------------------------------------------------
@@ -534,7 +534,7 @@ def _to_beta(prob: _Problem, gamma: np.ndarray) -> np.ndarray:
 
 
 # -- convergence ----------------------------------------------------------------------------------
-def _diagnostics(prob: _Problem, coef: np.ndarray, logdet: np.ndarray, superchain: np.ndarray) -> dict:
+def _diagnostics(prob: _Problem, coef: np.ndarray, logdet: np.ndarray, superchain: np.ndarray) -> dict[str, Any]:
     """Nested R-hat and ESS of log|Sigma| and of every coefficient ((draws x chains) arrays)."""
     names = ["log|Sigma|"] + [f"beta[{prob.owner[k]}][{k - prob.off[prob.owner[k]]}]"
                               for k in range(coef.shape[2])]
@@ -542,7 +542,7 @@ def _diagnostics(prob: _Problem, coef: np.ndarray, logdet: np.ndarray, superchai
     rh = np.asarray(nested_rhat(series, superchain))  # arrays: series is 3-D
     es = np.asarray(effective_sample_size(series))
     dz = np.asarray(drift_z(series))
-    out: dict = {"rhat": {names[0]: float(rh[0])}, "ess": {names[0]: float(es[0])},
+    out: dict[str, Any] = {"rhat": {names[0]: float(rh[0])}, "ess": {names[0]: float(es[0])},
                  "drift_z": {names[0]: float(dz[0])}, "rhat_max": math.nan, "ess_min": math.nan,
                  "drift_max": math.nan}
     for key, values, pick, best in (("rhat", rh, np.nanargmax, "rhat_max"), ("ess", es, np.nanargmin, "ess_min"),
@@ -799,7 +799,7 @@ def _sigma_to_theta(sigma: np.ndarray) -> np.ndarray:
     return theta
 
 
-def _log_target(lik: _Marginal, theta: np.ndarray, factors: bool = False):
+def _log_target(lik: _Marginal, theta: np.ndarray, factors: bool = False) -> Any:
     """log p(theta | Y) (the marginal posterior of Sigma times the Jacobian), in chunks of ``CHUNK``.
 
     With ``factors`` also the Cholesky factors L and vectors u of ``_log_marginal``.
@@ -869,12 +869,12 @@ def _t_draws(rng: np.random.Generator, mode: np.ndarray, root: np.ndarray, n: in
 def _gls_draws(lik: _Marginal, L: np.ndarray, u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """gamma | Sigma, Y ~ N(gamma_hat + L^-T u, (L L')^-1), batched."""
     z = u + rng.standard_normal(u.shape)
-    return lik.gamma_hat + linalg.solve_triangular(L, z[..., None], lower=True, trans="T")[..., 0]
+    return cast(np.ndarray, lik.gamma_hat + linalg.solve_triangular(L, z[..., None], lower=True, trans="T")[..., 0])
 
 
 def sur_draws_collapsed(X: list[np.ndarray], y: list[np.ndarray], rows: list[np.ndarray], n_runs: int, n: int,
                         rng: np.random.Generator, *, chains: int | None = None
-                        ) -> tuple[list[np.ndarray], np.ndarray, dict]:
+                        ) -> tuple[list[np.ndarray], np.ndarray, dict[str, Any]]:
     """Draws of the exact SUR posterior with the coefficients integrated out (collapsed sampler).
 
     The same posterior and arguments as ``sur_draws``. Sigma is drawn from its marginal posterior

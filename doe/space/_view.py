@@ -17,7 +17,7 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -155,7 +155,7 @@ def limiting_map(grid: SpaceGrid) -> np.ndarray:
     names = list(grid.per_cqa)
     if not names:
         return np.full(grid.probability.shape, -1)
-    return np.argmin(np.stack([grid.per_cqa[k] for k in names]), axis=0)
+    return cast(np.ndarray, np.argmin(np.stack([grid.per_cqa[k] for k in names]), axis=0))
 
 
 @dataclass

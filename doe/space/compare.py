@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from doe.region import sample_region
 from doe.space import PredictiveModel, SpaceGrid, build_predictive, probability, robust_set_point, space_grid
 from doe.study import Study
 from doe.versions import compare_analyses, model_choices
+
+if TYPE_CHECKING:
+    from doe.store import Store
 
 __all__ = ["RebuiltAnalysis", "SpaceComparison", "comparison_report",
            "fraction_table", "rebuild_analysis", "space_before_after", "volume_fraction"]
@@ -56,7 +59,7 @@ class RebuiltAnalysis:
     warnings: list[str] = field(default_factory=list)
 
 
-def _analysis_row(store, study_name: str, version: int) -> pd.Series:
+def _analysis_row(store: Store, study_name: str, version: int) -> pd.Series:
     """The stored analysis ``version``, or a DoeError naming the versions there are."""
     rows = store.analyses(study_name)
     if not len(rows):
@@ -71,7 +74,7 @@ def _analysis_row(store, study_name: str, version: int) -> pd.Series:
     return match.iloc[0]
 
 
-def _study_at(store, study_name: str, created_at: str) -> tuple[Study, int | None, str | None]:
+def _study_at(store: Store, study_name: str, created_at: str) -> tuple[Study, int | None, str | None]:
     """The study version saved last before the analysis (timestamps are ISO UTC text), else the latest."""
     versions = store.study_versions(study_name)
     before = versions[versions["saved_at"].astype(str) <= str(created_at)] if len(versions) else versions
@@ -96,7 +99,7 @@ def _model_changes(version: int, summary: Mapping[str, Any], fits: Mapping[str, 
     return out
 
 
-def rebuild_analysis(store, study_name: str, version: int) -> RebuiltAnalysis:
+def rebuild_analysis(store: Store, study_name: str, version: int) -> RebuiltAnalysis:
     """Refit every CQA of analysis ``version`` on its data version with its saved model choices.
 
     The study is the version saved last before the analysis (else the latest,
@@ -287,7 +290,7 @@ def _settings_text(settings: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} = {_plain(v)}" for k, v in settings.items())
 
 
-def space_before_after(store, study_name: str, old_version: int, new_version: int, *, x: str | None = None,
+def space_before_after(store: Store, study_name: str, old_version: int, new_version: int, *, x: str | None = None,
                        y: str | None = None, fixed: Mapping[str, Any] | None = None,
                        threshold: float | None = None, n: int = 41, draws: int | None = None, seed: int = 0,
                        volume: bool = False) -> SpaceComparison:
@@ -378,7 +381,7 @@ def _version_columns(c: SpaceComparison) -> tuple[str, str]:
     return f"version {c.old_version}", f"version {c.new_version}"
 
 
-def comparison_report(store, study_name: str, old_version: int, new_version: int,
+def comparison_report(store: Store, study_name: str, old_version: int, new_version: int,
                       comparison: SpaceComparison | None = None, **space_options: Any) -> dict[str, Any]:
     """Everything ``python -m doe compare`` writes: coefficients, statistics, significance, design space.
 
