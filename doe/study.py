@@ -65,6 +65,7 @@ class Factor:
 
     @property
     def is_categorical(self) -> bool:
+        """True for a categorical factor (effect-coded levels, no numeric range)."""
         return self.kind == "categorical"
 
     @property
@@ -74,11 +75,13 @@ class Factor:
 
     @property
     def center(self) -> float:
+        """Midpoint of the numeric range (coded 0)."""
         low, high = self._numeric_range()
         return (low + high) / 2.0
 
     @property
     def half_range(self) -> float:
+        """Half the numeric range (one coded unit)."""
         low, high = self._numeric_range()
         return (high - low) / 2.0
 
@@ -108,11 +111,13 @@ class Factor:
         return f"{self.name} ({self.units})" if self.units else self.name
 
     def describe_range(self) -> str:
+        """The factor's range or levels as text, with units: '30 to 90 rpm'."""
         if self.kind == "continuous":
             return f"{_fmt(self.low)} to {_fmt(self.high)} {self.units}".strip()
         return ", ".join(str(v) for v in self.levels) + (f" {self.units}" if self.units else "")
 
     def to_yaml(self) -> dict[str, Any]:
+        """The factor as the study file writes it (a mapping)."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.kind == "continuous":
             out["low"], out["high"] = plain_whole(self.low), plain_whole(self.high)
@@ -156,6 +161,7 @@ class Response:
         return f"{self.name} ({spec})" if spec == "no spec" else f"{self.name} (spec {spec})"
 
     def to_yaml(self) -> dict[str, Any]:
+        """The response as the study file writes it (a mapping)."""
         out: dict[str, Any] = {"name": self.name}
         if self.units:
             out["units"] = self.units
@@ -198,13 +204,16 @@ class Study:
     # -- look-ups -------------------------------------------------------------
     @property
     def factor_names(self) -> list[str]:
+        """The factor names, in the study order."""
         return [f.name for f in self.factors]
 
     @property
     def response_names(self) -> list[str]:
+        """The response (CQA) names, in the study order."""
         return [r.name for r in self.responses]
 
     def factor(self, name: str) -> Factor:
+        """The factor called ``name`` (StudyError naming the factors when there is none)."""
         for f in self.factors:
             if f.name == name:
                 return f
@@ -214,6 +223,7 @@ class Study:
         )
 
     def response(self, name: str) -> Response:
+        """The response called ``name`` (StudyError naming the responses when there is none)."""
         for r in self.responses:
             if r.name == name:
                 return r
@@ -307,6 +317,7 @@ class Study:
 
     # -- persistence -----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The study as a mapping, in the order the study file writes it."""
         out: dict[str, Any] = {"schema": self.schema, "name": self.name}
         if self.description:
             out["description"] = self.description
@@ -325,6 +336,7 @@ class Study:
         return hashlib.sha256(self.to_yaml().encode("utf-8")).hexdigest()
 
     def to_yaml(self) -> str:
+        """The study file text (YAML)."""
         data = self.to_dict()
         key = repr(data)  # exact: types and order show in the repr
         text = _YAML_TEXT.get(key)
@@ -334,10 +346,12 @@ class Study:
         return text
 
     def save(self, path: str | Path) -> None:
+        """Write the study file (YAML, UTF-8) to ``path``."""
         Path(path).write_text(self.to_yaml(), encoding="utf-8")
 
     @classmethod
     def from_dict(cls, data: Any) -> Study:
+        """A study from a parsed study file (StudyError naming the first problem)."""
         if data is None:
             raise StudyError("The study file is empty: it needs 'name', 'factors' and 'responses'.")
         if not isinstance(data, dict):
@@ -371,6 +385,7 @@ class Study:
 
     @classmethod
     def from_yaml(cls, text: str) -> Study:
+        """A study from study file text (a copy the caller may change; the parse is remembered)."""
         study = _PARSED.get(text)
         if study is None:
             study = cls.from_dict(safe_yaml_load(text))
@@ -379,6 +394,7 @@ class Study:
 
     @classmethod
     def load(cls, path: str | Path) -> Study:
+        """A study from the study file at ``path``."""
         return cls.from_yaml(read_yaml_file(path, "Study file", StudyError))
 
 
@@ -395,7 +411,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     _depth = 0
 
-    def compose_node(self, parent, index):  # type: ignore[override]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise StudyError(
@@ -414,7 +430,7 @@ class _NoAliasLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+    def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:

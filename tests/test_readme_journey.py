@@ -52,7 +52,7 @@ def test_the_journey_names_the_seed_that_made_the_example_design():
 
 def test_the_journey_names_controls_that_exist():
     """Every bold control the journey names (``**Page → Button**`` or ``**Label**``) is in the app."""
-    sources = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))])
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py"))])
     named = re.findall(r"\*\*(.+?)\*\*", journey().replace("\n", " "))
     assert len(named) >= 4
     for item in named:
