@@ -87,9 +87,10 @@ def _fitted(study_digest: str, data_digest: str, response: str, choice_json: str
 
 
 def clear_fits() -> None:
-    """Forget every cached fit (tests start from an empty cache)."""
+    """Forget every cached fit and analysis (tests start from an empty cache)."""
     _parsed.clear()
     _fitted.clear()
+    _analysis.clear()
 
 
 def choice_json(choices: dict[str, Any], cqa: str) -> str:
