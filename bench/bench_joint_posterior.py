@@ -50,9 +50,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from doe.space import sur_draws, sur_draws_collapsed  # noqa: E402
 from doe.fit import fit_model  # noqa: E402
-from doe.space import build_predictive, probability  # noqa: E402
+from doe.space import build_predictive, probability, sur_draws, sur_draws_collapsed  # noqa: E402
 from doe.study import Study  # noqa: E402
 
 LOWER = {"Y1": 11.0, "Y2": 11.5}

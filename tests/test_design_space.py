@@ -4,8 +4,7 @@ method gives exactly what the doe.space function gives with those terms."""
 import numpy as np
 
 from doe.decision import Decision
-from doe.space import DesignSpace
-from doe.space import proven_acceptable_ranges, set_point_report, space_grid, summary_json
+from doe.space import DesignSpace, proven_acceptable_ranges, set_point_report, space_grid, summary_json
 from tests.test_assurance import _two_cqas
 
 

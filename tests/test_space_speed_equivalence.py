@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from doe import space as S
-from doe.space import _kernels, _ranges, _search, _settings
 from doe.fit import fit_model
 from doe.runs import read_results
+from doe.space import _kernels, _ranges, _search, _settings
 from doe.study import Study
 from tests.conftest import EXAMPLE, ROOT
 
