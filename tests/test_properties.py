@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from doe.analysis import CQAFit, ModelChoice, fit_all
-from doe.errors import DoeError, StudyError
+from doe.errors import DoeError, ModelError, StudyError
 from doe.evaluate import evaluate_design
 from doe.fit import fit_model
 from doe.generators import DESIGN_TYPES, generate
@@ -311,3 +311,40 @@ def test_box_cox_without_residuals_is_refused():
     with pytest.raises(DoeError, match="Box-Cox needs residuals"):
         fit_model(study, runs, "Y", "mean", transform="boxcox")
     assert fit_all(study, runs, default=ModelChoice(model="mean", transform="boxcox"))["Y"].error
+
+
+def _dependent_study_runs():
+    study = Study("dep", [Factor("A", low=0, high=1), Factor("B", low=0, high=1)],
+                  [Response("Y1", goal="maximize", lower=40), Response("Y2", goal="maximize", lower=40),
+                   Response("Y3", goal="maximize", lower=80)])
+    design = generate(study, "full", seed=0, replicates=2)
+    runs, U = design.run_sheet(), design.coded()
+    rng = np.random.default_rng(3)
+    runs["Y1"] = 50 + U @ np.array([2.0, 1.0]) + rng.normal(0, 1, len(U))
+    runs["Y2"] = 50 + U @ np.array([1.0, -1.0]) + rng.normal(0, 1, len(U))
+    return study, runs
+
+
+def test_perfectly_correlated_cqas_are_refused_with_a_reason():
+    """Found by the properties above: two CQAs with the same residuals (the same results entered twice)
+    made the exact posterior's inverse-Wishart draw fail with numpy's "Singular matrix"."""
+    study, runs = _dependent_study_runs()
+    runs["Y3"] = runs["Y1"] + 30.0  # the same residuals as Y1 under the same linear model
+    fits = fit_all(study, runs, default=ModelChoice(model="linear"))
+    with pytest.raises(ModelError, match="'Y1' and 'Y3' are perfectly correlated"):
+        build_predictive(study, fits, draws=500)
+
+
+def test_a_cqa_computed_from_others_is_refused_with_a_reason():
+    study, runs = _dependent_study_runs()
+    runs["Y3"] = runs["Y1"] + runs["Y2"] - 20.0  # residuals Y1 + Y2: linearly dependent, no pair at r = 1
+    fits = fit_all(study, runs, default=ModelChoice(model="linear"))
+    with pytest.raises(ModelError, match="linearly dependent"):
+        build_predictive(study, fits, draws=500)
+
+
+def test_strongly_but_not_perfectly_correlated_cqas_are_estimated():
+    study, runs = _dependent_study_runs()
+    runs["Y3"] = runs["Y1"] + 30.0 + np.random.default_rng(9).normal(0, 0.05, len(runs))
+    pm = build_predictive(study, fit_all(study, runs, default=ModelChoice(model="linear")), draws=500)
+    assert pm.correlation.loc["Y1", "Y3"] > 0.99

@@ -475,6 +475,8 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
     resid_shared = np.column_stack(E)
     S = (resid_shared.T @ resid_shared) / D
     sd = np.sqrt(np.clip(np.diag(S), 1e-300, None))
+    if np.all(np.diag(S) > 0):
+        _refuse_dependent_residuals(pm.spec_names, S / np.outer(sd, sd))
     R = _nearest_correlation(S / np.outer(sd, sd))
     pm.correlation = pd.DataFrame(R, index=pm.spec_names, columns=pm.spec_names)
     pm.shared_runs, pm.residual_df = len(shared_rows), d
@@ -485,6 +487,28 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
         pm._sscp = resid.T @ resid
     else:
         pm.gibbs, pm.gibbs_note = _gibbs_affordable(pm)
+
+
+def _refuse_dependent_residuals(names: list[str], R: np.ndarray) -> None:
+    """Refuse CQAs whose residuals are linearly dependent on their shared runs (a correlation of +-1, or
+    one CQA's residuals a combination of others'): the residual covariance is singular, so no posterior
+    predictive exists; it happens when one CQA is computed from others or the same results are entered
+    twice. Correlations short of that (0.999) are estimated as usual."""
+    vals = np.linalg.eigvalsh((R + R.T) / 2)
+    if vals.min() > 1e-10 * max(float(vals.max()), 1.0):
+        return
+    off = np.abs(R - np.eye(len(R)))
+    i, j = np.unravel_index(int(np.argmax(off)), off.shape)
+    if off[i, j] > 1 - 1e-8:
+        raise ModelError(
+            f"The residuals of {names[i]!r} and {names[j]!r} are perfectly correlated (r = {R[i, j]:+.3f} on "
+            "the runs they share): one carries no information the other lacks, as when one CQA is computed "
+            "from the other or the same results were entered twice. Give a specification to only one of "
+            "them, or check their results.")
+    raise ModelError(
+        f"The residuals of the CQAs {quoted_list(names)} are linearly dependent on the runs they share: one "
+        "is a combination of the others, as when a CQA is computed from other CQAs. Remove the "
+        "specification of the computed CQA, or check the results.")
 
 
 def _same_runs_and_model(pm: PredictiveModel) -> bool:
