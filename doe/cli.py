@@ -25,11 +25,18 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doe._json import json_ready
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError
+
+if TYPE_CHECKING:  # imported where used, so that `python -m doe --help` starts without them
+    import pandas as pd
+
+    from doe.design import Design
+    from doe.store import Store
+    from doe.study import Study
 
 EXIT_INPUT = 2
 EXIT_BUG = 3
@@ -43,6 +50,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m doe``: one subcommand per task, each with its ``--help``."""
     from doe.generators import DESIGN_TYPES
 
     parser = _Parser(prog="python -m doe", description="Design of experiments for QbD, headless.")
@@ -238,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``python -m doe`` with ``argv`` (default: the command line); returns the exit status.
+
+    0 on success; EXIT_INPUT when the input is refused (one ``error:`` line on stderr); EXIT_BUG for an
+    internal error (its traceback with DOE_DEBUG=1); 1 when ``analyze`` could fit no CQA.
+    """
     args = build_parser().parse_args(argv)
     try:
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
@@ -257,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BUG
 
 
-def _write_design(design, out: str) -> None:
+def _write_design(design: Design, out: str) -> None:
     path = Path(out)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         path.write_bytes(design.to_xlsx())
@@ -273,7 +286,7 @@ def _write_json(data: dict[str, Any], target: str | None) -> None:
         print(text)
 
 
-def _evaluation_json(design, model: str | None, snr: float, alpha: float = 0.05) -> dict[str, Any]:
+def _evaluation_json(design: Design, model: str | None, snr: float, alpha: float = 0.05) -> dict[str, Any]:
     from doe.evaluate import evaluate_design
     from doe.generators import default_model
     from doe.model import parse_model
@@ -362,7 +375,7 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_runs(study, path: str):
+def _read_runs(study: Study, path: str) -> pd.DataFrame:
     from doe.runs import read_results
 
     upload = read_results(study, Path(path))
@@ -375,7 +388,7 @@ def _read_runs(study, path: str):
     return upload.table
 
 
-def _pairs(items: list[str] | None, study, what: str, numeric: bool = False) -> dict[str, Any]:
+def _pairs(items: list[str] | None, study: Study, what: str, numeric: bool = False) -> dict[str, Any]:
     """NAME=VALUE arguments -> settings, checked against the study."""
     out: dict[str, Any] = {}
     for item in items or []:
@@ -394,9 +407,9 @@ def _pairs(items: list[str] | None, study, what: str, numeric: bool = False) -> 
 
 
 def _space(args: argparse.Namespace) -> int:
-    from doe.analysis import ModelChoice, data_version, fit_all, fitted_models
-    from doe.design_space import DesignSpace
+    from doe.analysis import ModelChoice, data_version, fit_all
     from doe.plots.space import footnote, probability_map
+    from doe.space import DesignSpace
     from doe.study import Study
 
     study = Study.load(args.study)
@@ -407,7 +420,7 @@ def _space(args: argparse.Namespace) -> int:
             print(f"warning: {name} left out: {fit.error}", file=sys.stderr)
     fixed = _pairs(args.fixed, study, "--fixed")
     sd = _pairs(args.setpoint_sd, study, "--setpoint-sd", numeric=True) or {}
-    ds = DesignSpace.of(study, fitted_models(fits), seed=args.seed, draws=args.draws, threshold=args.threshold,
+    ds = DesignSpace.of(study, fits.models, seed=args.seed, draws=args.draws, threshold=args.threshold,
                         setpoint_sd=sd, assurance=args.assurance, assurance_kind=args.assurance_kind)
     if args.set_point is not None:
         set_point = {**fixed, **_pairs(args.set_point, study, "--set-point")}
@@ -419,7 +432,7 @@ def _space(args: argparse.Namespace) -> int:
     if not args.no_desirability:
         from doe.desirability import optimize_desirability
 
-        opt = optimize_desirability(fitted_models(fits), study,
+        opt = optimize_desirability(fits.models, study,
                                     fixed=fixed or None, seed=args.seed)
         out["desirability_optimum"] = {"settings": opt["settings"], "desirability": opt["desirability"],
                                        "predictions": opt.get("predictions")}
@@ -476,7 +489,7 @@ def _scale(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_figure(fig, target: str) -> None:
+def _write_figure(fig: Any, target: str) -> None:  # a plotly Figure
     from doe.plots.space import export_figure
 
     fmt = Path(target).suffix.lower().lstrip(".")
@@ -508,7 +521,7 @@ def _cli_user(name: str | None) -> str:
         return "cli"
 
 
-def _open_store(url: str | None):
+def _open_store(url: str | None) -> Store:
     from doe.store import Store
 
     return Store.open(url)
@@ -561,7 +574,8 @@ def _rerun(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from doe.space_compare import before_after_figure, comparison_report, space_before_after
+    from doe.plots.compare import before_after_figure
+    from doe.space.compare import comparison_report, space_before_after
 
     store = _open_store(args.db)
     try:

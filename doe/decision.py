@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DEFAULT_ASSURANCE_KIND", "DEFAULT_THRESHOLD", "Decision", "latest_decision"]
 
@@ -35,7 +38,7 @@ class Decision:
     created_at: str = ""
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Decision:
+    def from_row(cls, row: Mapping[str, Any] | pd.Series) -> Decision:
         """From a row of ``Store.decisions`` (a pandas Series or a dict); a missing threshold is the default."""
         def get(key: str, default: Any = None) -> Any:
             value = row.get(key, default) if hasattr(row, "get") else default

@@ -10,20 +10,23 @@ the fits and the design space) and compares it with the previous version.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from doe._format import json_number, json_value
-from doe.analysis import CQAFit, ModelChoice, default_choice, fit_all, fitted_models
+from doe.analysis import Analysis, CQAFit, ModelChoice, default_choice, fit_all
 from doe.decision import DEFAULT_THRESHOLD, latest_decision
 from doe.errors import DoeError, ModelError
+
+if TYPE_CHECKING:
+    from doe.store import Store, User
+    from doe.study import Study
 
 ALPHA = 0.05  # significance level of "became / stopped being significant"
 STATS = ("r2", "adj_r2", "pred_r2", "rmse")
 COEF_FIELDS = ("estimate", "std_error", "ci_low", "ci_high", "p")
 GRID_N = 25  # points per axis of the design-space map whose fraction is stored
-# The old private names, still imported by doe.space_compare (issue 17 removes that private import).
 
 
 # -- summaries ----------------------------------------------------------------------------
@@ -52,15 +55,14 @@ def analysis_summary(fits: Mapping[str, CQAFit]) -> dict[str, Any]:
     return out
 
 
-def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, draws: int | None,
+def _design_space(store: Store, study_name: str, study: Study, fits: Analysis, *, draws: int | None,
                   seed: int) -> dict[str, Any]:
     """Design-space figures of the fits: set-point probability and the map's fraction inside."""
     from dataclasses import replace
 
-    from doe.design_space import DesignSpace
-    from doe.space import probability
+    from doe.space import DesignSpace, probability
 
-    models = fitted_models(fits)
+    models = fits.models
     out: dict[str, Any] = {"threshold": DEFAULT_THRESHOLD, "set_point": None, "set_point_source": None,
                            "probability_at_set_point": None, "fraction_inside": None, "grid": None,
                            "draws": draws, "seed": seed, "warnings": [], "error": None}
@@ -72,7 +74,7 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
     pm = ds.pm
     out["warnings"] = list(pm.warnings)
     decision = latest_decision(store, study_name)
-    set_point = None
+    set_point: dict[str, Any] | None = None
     if decision is not None:  # its threshold and assurance (set-point variation is not applied to re-runs)
         ds = replace(ds, threshold=decision.threshold, assurance=decision.assurance,
                      assurance_kind=decision.assurance_kind)
@@ -87,7 +89,7 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
             out["warnings"].append(f"The saved decision's set point cannot be used ({exc}); "
                                    "the robust set point is used instead.")
             frame = None
-    if frame is None:
+    if frame is None or set_point is None:  # set_point is None only when frame is
         rsp = ds.robust_set_point()
         set_point, out["set_point_source"] = dict(rsp["settings"]), "robust (maximum probability)"
         frame = pd.DataFrame([{f: set_point[f] for f in study.factor_names}])
@@ -109,7 +111,7 @@ def _design_space(store, study_name: str, study, fits: Mapping[str, CQAFit], *, 
 
 
 # -- re-run ---------------------------------------------------------------------------------
-def model_choices(store, study_name: str, study, choices: Mapping[str, Any] | None) -> dict[str, ModelChoice]:
+def model_choices(store: Store, study_name: str, study: Study, choices: Mapping[str, Any] | None) -> dict[str, ModelChoice]:
     """Given choices, else those of the latest analysis, else the default, for every CQA."""
     source: Mapping[str, Any] = choices or {}
     if not source:
@@ -123,7 +125,7 @@ def model_choices(store, study_name: str, study, choices: Mapping[str, Any] | No
     return out
 
 
-def rerun_analysis(store, study_name: str, user, *, new_runs: pd.DataFrame | None = None,
+def rerun_analysis(store: Store, study_name: str, user: User | str, *, new_runs: pd.DataFrame | None = None,
                    reason: str | None = None, choices: Mapping[str, Any] | None = None,
                    draws: int | None = None, seed: int = 0) -> dict[str, Any]:
     """Append ``new_runs`` (if any), refit every CQA and store a new analysis version.

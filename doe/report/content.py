@@ -16,18 +16,22 @@ import json
 import platform
 import shlex
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 import plotly.graph_objects as go
 
-from doe.analysis import CQAFit, ModelChoice, data_version, default_choice, fit_all, fitted_models
+from doe.analysis import Analysis, CQAFit, ModelChoice, data_version, default_choice, fit_all
 from doe.decision import DEFAULT_ASSURANCE_KIND, DEFAULT_THRESHOLD
 from doe.errors import DoeError
 from doe.study import Study
+
+if TYPE_CHECKING:
+    from doe.store import Store
 
 DRAWS = 4000  # posterior draws: Monte Carlo SE of any probability <= 0.008
 SEED = 0
@@ -38,17 +42,23 @@ PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "plotly", "pydoe", "sqlal
 # -- the content model --------------------------------------------------------------------------
 @dataclass
 class Paragraph:
+    """A paragraph of plain text."""
+
     text: str
 
 
 @dataclass
 class Table:
+    """A table, formatted as the pages show it, with its caption."""
+
     frame: pd.DataFrame
     caption: str = ""
 
 
 @dataclass
 class Figure:
+    """A plotly figure with its caption and the size it is rendered at (pixels)."""
+
     figure: go.Figure
     caption: str
     width: int = 1000
@@ -57,11 +67,15 @@ class Figure:
 
 @dataclass
 class Code:
+    """Preformatted text: a command or a file, shown verbatim."""
+
     text: str
 
 
 @dataclass
 class Notice:
+    """A highlighted note: something the reader must not miss (simulated data, a missing part)."""
+
     text: str
 
 
@@ -70,11 +84,14 @@ Block = Paragraph | Table | Figure | Code | Notice
 
 @dataclass
 class Section:
+    """A numbered section: its heading, its blocks in order and its heading level."""
+
     heading: str
     blocks: list[Block] = field(default_factory=list)
     level: int = 2
 
     def add(self, *blocks: Block) -> Section:
+        """Append ``blocks`` and return the section (so a builder can ``return sec.add(...)``)."""
         self.blocks.extend(blocks)
         return self
 
@@ -96,11 +113,13 @@ class ReportContent:
 
     @property
     def header(self) -> str:
+        """The running header: study, analysis version (or 'from files') and date."""
         version = f"analysis v{self.analysis_version}" if self.analysis_version is not None else "from files"
         return f"{self.study_name} · {version} · {self.date}"
 
     @property
     def figures(self) -> list[Figure]:
+        """Every figure of the report, in order."""
         return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
 
 
@@ -120,10 +139,12 @@ def _formatted(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
 
 
 def settings_text(settings: dict[str, Any]) -> str:
+    """Factor settings as 'A = 1, B = 2' with numbers formatted as the report prints them."""
     return ", ".join(f"{k} = {fmt(v)}" for k, v in settings.items())
 
 
 def sha256(text: str) -> str:
+    """SHA-256 of the UTF-8 text, hex (the digests the report prints for its embedded inputs)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -143,7 +164,7 @@ def runs_csv(runs: pd.DataFrame) -> str:
 class _Inputs:
     study: Study
     runs: pd.DataFrame
-    fits: dict[str, CQAFit]
+    fits: Analysis
     analysis_version: int | None = None
     data_version: int | None = None
     data_hash: str = ""
@@ -157,7 +178,7 @@ class _Inputs:
     assurance: dict | None = None  # {"level", "kind"}: the assured design space (overrides the decision's)
 
 
-def build_report(store=None, study_name: str | None = None, analysis_version: int | None = None, *,
+def build_report(store: Store | None = None, study_name: str | None = None, analysis_version: int | None = None, *,
                  study: Study | None = None, runs: pd.DataFrame | None = None,
                  choices: dict[str, Any] | None = None, draws: int = DRAWS, seed: int = SEED,
                  design: Any = None, design_record: Any = None, data_version_no: int | None = None,
@@ -194,8 +215,8 @@ def build_report(store=None, study_name: str | None = None, analysis_version: in
     return _assemble(inputs, draws=draws, seed=seed)
 
 
-def _store_inputs(store, study_name: str | None, version: int | None) -> _Inputs:
-    from doe.space_compare import rebuild_analysis
+def _store_inputs(store: Store, study_name: str | None, version: int | None) -> _Inputs:
+    from doe.space.compare import rebuild_analysis
 
     if not study_name:
         raise DoeError("Name the study to report on.")
@@ -246,9 +267,8 @@ def _assemble(inp: _Inputs, *, draws: int, seed: int) -> ReportContent:
         _audit_section(inp),
         _appendix(inp, space, yaml_text, csv_text, draws=draws, seed=seed),
     ]
-    numbers = {"coefficients": {n: dict(zip(f.model.coefficients["term"], f.model.coefficients["estimate"],
-                                            strict=True))
-                                for n, f in inp.fits.items() if f.model is not None},
+    numbers = {"coefficients": {n: dict(zip(m.coefficients["term"], m.coefficients["estimate"], strict=True))
+                                for n, m in inp.fits.models.items()},
                "space": space["summary"]}
     return ReportContent(
         title=f"Design-space report: {study.name}", study_name=study.name, analysis_version=inp.analysis_version,
@@ -260,12 +280,11 @@ def _assemble(inp: _Inputs, *, draws: int, seed: int) -> ReportContent:
 # -- design space (the same calls as 'python -m doe space', so its command reproduces the numbers) -----
 def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
     from doe.decision import Decision
-    from doe.design_space import DesignSpace
     from doe.errors import ModelError
-    from doe.space_view import opening_view
+    from doe.space import DesignSpace, opening_view
 
-    models = fitted_models(inp.fits)
-    empty = {"pm": None, "summary": {}, "set_point": {}, "source": "none", "threshold": DEFAULT_THRESHOLD,
+    models = inp.fits.models
+    empty: dict[str, Any] = {"pm": None, "summary": {}, "set_point": {}, "source": "none", "threshold": DEFAULT_THRESHOLD,
              "draws": draws, "seed": seed, "grid": None, "ranges": {}}
     if not models:
         return {**empty, "error": "no CQA model could be fitted (see section 5)"}
@@ -428,7 +447,7 @@ def _data_section(inp: _Inputs, csv_text: str) -> Section:
     if "Notes" in inp.runs and inp.runs["Notes"].astype(str).str.contains("SIMULATED", case=False).any():
         sec.add(Notice("These results are SIMULATED (see the Notes column of the runs), not measured."))
     rows = [{"CQA": n, "run": e["run"], "reason": e["reason"]}
-            for n, f in inp.fits.items() if f.model is not None for e in f.model.excluded]
+            for n, m in inp.fits.models.items() for e in m.excluded]
     if rows:
         sec.add(Table(pd.DataFrame(rows), "Runs left out of a CQA's model, with the reason."))
     else:
@@ -480,7 +499,7 @@ def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
     sec = Section("6. Design space")
     if space["error"]:
         return sec.add(Notice(f"There is no design space for this analysis: {space['error']}."))
-    from doe.space_view import describe_setpoint_sd, edge_limits
+    from doe.space import describe_setpoint_sd, edge_limits
 
     sec.add(Paragraph(f"Method: {s.get('method')} {space['draws']:,} posterior draws, seed {space['seed']}; "
                       f"threshold P >= {space['threshold']:g}; set-point variation: "
@@ -537,8 +556,7 @@ def _par_section(inp: _Inputs, space: dict[str, Any]) -> Section:
 
 def _par_ends(study: Study, space: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Per factor label, what limits the low and the high end of its PAR (as the page's PAR table)."""
-    from doe.space import PARResult
-    from doe.space_view import par_frame, par_limits
+    from doe.space import PARResult, par_frame, par_limits
 
     s = space["summary"]
     par = PARResult({k: list(v) if study.factor(k).is_categorical else tuple(v) for k, v in (s.get("par") or {}).items()},
@@ -547,18 +565,20 @@ def _par_ends(study: Study, space: dict[str, Any]) -> dict[str, dict[str, str]]:
     ends = par_limits(space["pm"], par, threshold=space["threshold"], draws=space["draws"], seed=space["seed"],
                       setpoint_sd=space.get("setpoint_sd") or None)
     table = par_frame(study, par, ends)
-    return {row["Factor"]: row for row in table.to_dict("records")}
+    records = cast("list[dict[str, str]]", table.to_dict("records"))  # par_frame's columns and cells are text
+    return {row["Factor"]: row for row in records}
 
 
 def _comparison_section(inp: _Inputs, *, draws: int, seed: int) -> Section:
-    from doe.space_compare import before_after_figure, fraction_table, space_before_after
+    from doe.plots.compare import before_after_figure
+    from doe.space.compare import fraction_table, space_before_after
     from doe.versions import compare_analyses, significance_frame, stats_frame
 
     sec = Section("8. Comparison with the previous analysis version")
     if inp.store is None:
         return sec.add(Paragraph("Not applicable: this report was built from a study file and a run sheet, "
                                  "which carry no analysis versions."))
-    if inp.previous_version is None:
+    if inp.previous_version is None or inp.analysis_version is None:  # a previous version implies this one
         return sec.add(Paragraph(f"Analysis version {inp.analysis_version} is the first; there is no previous "
                                  "version to compare with."))
     old, new = inp.previous_version, inp.analysis_version
@@ -622,6 +642,7 @@ def _commit() -> str:
 
 
 def software_versions() -> pd.DataFrame:
+    """Python, the doe git commit and the version of each package the results depend on, as a table."""
     rows = [{"software": "python", "version": platform.python_version()}, {"software": "doe (git commit)",
                                                                            "version": _commit()}]
     for name in PACKAGES:
@@ -633,7 +654,7 @@ def software_versions() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _uniform_choice(fits: dict[str, CQAFit]) -> ModelChoice | None:
+def _uniform_choice(fits: Mapping[str, CQAFit]) -> ModelChoice | None:
     """The one choice every CQA shares, when 'python -m doe space' (one model for all CQAs) can repeat it."""
     choices = {json.dumps(f.choice.to_dict(), sort_keys=True, default=str) for f in fits.values()}
     if len(choices) != 1:
@@ -643,7 +664,7 @@ def _uniform_choice(fits: dict[str, CQAFit]) -> ModelChoice | None:
     return c if c.to_dict() == plain.to_dict() else None
 
 
-def recompute_commands(fits: dict[str, CQAFit], space: dict[str, Any], *, draws: int, seed: int) -> list[str]:
+def recompute_commands(fits: Mapping[str, CQAFit], space: dict[str, Any], *, draws: int, seed: int) -> list[str]:
     """The commands that regenerate the models and the design space from the embedded study.yaml and runs.csv."""
     q = shlex.quote
     cmds = []
