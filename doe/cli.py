@@ -288,8 +288,7 @@ def _write_json(data: dict[str, Any], target: str | None) -> None:
 
 def _evaluation_json(design: Design, model: str | None, snr: float, alpha: float = 0.05) -> dict[str, Any]:
     from doe.evaluate import evaluate_design
-    from doe.generators import default_model
-    from doe.model import parse_model
+    from doe.model import default_model, parse_model
 
     terms = parse_model(design.study, model or design.model or default_model(design.study, design.kind))
     ev = evaluate_design(design.study, design, terms, snr=snr, alpha=alpha)

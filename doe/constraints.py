@@ -137,7 +137,7 @@ def _substitute_names(expr: str, factors: list[Factor]) -> tuple[str, dict[str, 
     return "".join(out), names
 
 
-def _check_tree(node: ast.AST, expr: str, names: dict[str, str], by_name: dict) -> None:
+def _check_tree(node: ast.AST, expr: str, names: dict[str, str], by_name: dict[str, Any]) -> None:
     """Allow only comparisons, boolean logic and arithmetic on factors and constants."""
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name):

@@ -398,7 +398,8 @@ def _observed_range(name: str, observed: Mapping[str, Any] | None) -> tuple[Call
         v = v[np.isfinite(v)]
         if v.empty:
             raise DoeError(f"CQA '{name}' has no finite observed values to take its limits from.")
-        return v.to_numpy(dtype=float)
+        out: np.ndarray = v.to_numpy(dtype=float)
+        return out
 
     return (lambda: float(values().min())), (lambda: float(values().max()))
 
@@ -488,8 +489,8 @@ class _Models:
     def __init__(self, models: Any, study: Study):
         self.study = study
         self.fits: dict[str, Any] = {}
-        self.functions: dict[str, Callable] = {}
-        self.joint: Callable | None = None
+        self.functions: dict[str, Callable[..., Any]] = {}
+        self.joint: Callable[..., Any] | None = None
         self.unusable: dict[str, str] = {}
         if callable(models) and not isinstance(models, Mapping):
             self.joint = models
@@ -682,7 +683,7 @@ def _level_of(f: Any, value: Any) -> Any:
                    f"Levels are {quoted_list(f.levels)}.")
 
 
-def _nearest_level(levels: list, value: Any) -> Any:
+def _nearest_level(levels: list[Any], value: Any) -> Any:
     arr = np.asarray(levels, dtype=float)
     return levels[int(np.argmin(np.abs(arr - float(value))))]
 
@@ -732,7 +733,8 @@ class _Surrogate:
             raise _NoSurrogate
 
     def _basis(self, X: np.ndarray) -> np.ndarray:
-        return np.prod(X[:, None, :] ** self.E[None, :, :], axis=2)
+        basis: np.ndarray = np.prod(X[:, None, :] ** self.E[None, :, :], axis=2)
+        return basis
 
     def __call__(self, X: np.ndarray, ci: np.ndarray) -> np.ndarray:
         z = np.einsum("nm,nm->n", self._basis(X), self.C[ci])

@@ -116,7 +116,8 @@ class DesignEvaluation:
             "region": dict(self.region),
             "warnings": list(self.warnings),
         }
-        return json_ready(out)
+        ready: dict[str, Any] = json_ready(out)
+        return ready
 
 
 # -- public functions ---------------------------------------------------------------
@@ -301,11 +302,13 @@ class _Fit:
     def pred_var(self, F: np.ndarray) -> np.ndarray:
         """x'(X'X)^-1 x for each row x of F (columns as in X)."""
         z = linalg.solve_triangular(self.R, F.T, trans="T")
-        return np.einsum("ij,ij->j", z, z)
+        var: np.ndarray = np.einsum("ij,ij->j", z, z)
+        return var
 
     def project(self, Y: np.ndarray) -> np.ndarray:
         """Least-squares coefficients (X'X)^-1 X'Y."""
-        return linalg.solve_triangular(self.R, self.Q.T @ Y)
+        coefs: np.ndarray = linalg.solve_triangular(self.R, self.Q.T @ Y)
+        return coefs
 
 
 # -- estimability -------------------------------------------------------------------

@@ -36,7 +36,8 @@ def load_pydoe() -> ModuleType:
     which the Design page does not need before a design is generated."""
     import pydoe
 
-    return pydoe
+    module: ModuleType = pydoe
+    return module
 
 
 def factor_letters(k: int) -> list[str]:

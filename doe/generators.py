@@ -115,14 +115,15 @@ def _centre_rows(study: Study, n: int) -> np.ndarray:
 def _snap(f: Factor, coded: np.ndarray) -> np.ndarray:
     """Coded values of a discrete factor moved to its nearest level."""
     levels = f.to_coded(f.levels)
-    return levels[np.argmin(np.abs(np.asarray(coded)[:, None] - levels[None, :]), axis=1)]
+    snapped: np.ndarray = levels[np.argmin(np.abs(np.asarray(coded)[:, None] - levels[None, :]), axis=1)]
+    return snapped
 
 
 def _finish(
     study: Study, U: np.ndarray, types: list[str], kind: str, *, seed: int,
     center: int = 0, replicates: int = 1, blocks: int = 1, randomize: bool = True,
     block_of: np.ndarray | None = None, model_terms: list[Term] | None = None,
-    info: dict | None = None, warnings: list[str] | None = None, model: str | None = None,
+    info: dict[str, Any] | None = None, warnings: list[str] | None = None, model: str | None = None,
     **_: Any,
 ) -> Design:
     """Replicate, add centre points, drop infeasible runs (with a warning), block, randomise."""
@@ -269,7 +270,8 @@ def full_factorial(study: Study, *, levels: int = 2, model: str | None = None, *
                    model=model, block_of=block_of, **opts)
 
 
-def _confounded_blocks(study: Study, U: np.ndarray, counts: list[int], opts: dict, info: dict) -> np.ndarray | None:
+def _confounded_blocks(study: Study, U: np.ndarray, counts: list[int], opts: dict[str, Any],
+                       info: dict[str, Any]) -> np.ndarray | None:
     """Blocks of a 2^k full factorial from the published confounding scheme (doe.blocking), or None."""
     from doe import blocking
 
@@ -749,7 +751,7 @@ def add_axial(design: Design, alpha: str | float = "rotatable", center: int = 2)
 
 
 def _append(design: Design, new_U: np.ndarray, types: list[str], kind: str, seed: int,
-            info: dict, model: str | None = None, new_block: bool = True) -> Design:
+            info: dict[str, Any], model: str | None = None, new_block: bool = True) -> Design:
     """Existing runs keep their run numbers; new runs follow in a new block, randomised."""
     import pandas as pd
 

@@ -20,7 +20,7 @@ import zipfile
 from typing import TYPE_CHECKING, Any
 
 from doe.errors import DesignError, DoeError
-from doe.model import ModelMatrix, default_model, max_power, parse_model
+from doe.model import ModelMatrix, Term, default_model, max_power, parse_model
 
 if TYPE_CHECKING:
     from doe.study import Study
@@ -207,7 +207,7 @@ def quadratic_columns(study: Study) -> int:
     return 1 + sum(sizes) + numeric + pairs
 
 
-def _candidates(study: Study, terms: list | None = None) -> int:
+def _candidates(study: Study, terms: list[Term] | None = None) -> int:
     """Candidate settings of one run in the optimal search (doe.optimal._candidate_levels): the
     levels of each categorical or discrete factor; for a continuous factor 2, 5 for a squared term
     or 21 (the fine grid) for a cubic term or a factor named in a constraint. Without the model

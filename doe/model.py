@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ def _term(study: Study, parts: dict[str, int]) -> Term:
 def _sort_terms(study: Study, terms: list[Term]) -> list[Term]:
     order = {n: i for i, n in enumerate(study.factor_names)}
 
-    def key(t: Term) -> tuple:
+    def key(t: Term) -> tuple[int, int, list[int], list[int]]:
         kind = 0 if t.is_main else (2 if len(t.parts) == 1 else 1)
         return (kind if t.degree <= 2 else 3, t.degree, [order[f] for f in t.factors], [p for _, p in t.parts])
 
@@ -270,7 +270,8 @@ class ModelMatrix:
     def _factor_basis(self, U: np.ndarray, name: str, power: int) -> np.ndarray:
         col = U[:, self._index[name]]
         if name in self._codes:
-            return self._codes[name][col.astype(int)]
+            codes: np.ndarray = self._codes[name][col.astype(int)]
+            return codes
         return (col ** power)[:, None]
 
     def build(self, U: np.ndarray, blocks: np.ndarray | None = None) -> np.ndarray:
@@ -356,7 +357,7 @@ def actual_frame(study: Study, U: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _nearest(levels: list, value: float) -> float:
+def _nearest(levels: list[Any], value: float) -> float:
     arr = np.asarray(levels, dtype=float)
     return float(arr[np.argmin(np.abs(arr - value))])
 

@@ -361,7 +361,8 @@ def _allocate_blocks(n_new: int, n_blocks: int, fixed_b: np.ndarray, new_blocks:
 def _internal_order(mm: ModelMatrix) -> np.ndarray:
     """Column permutation ModelMatrix order -> internal order (block columns last)."""
     nb = mm.n_blocks - 1
-    return np.r_[0, np.arange(1 + nb, mm.p), np.arange(1, 1 + nb)].astype(int)
+    order: np.ndarray = np.r_[0, np.arange(1 + nb, mm.p), np.arange(1, 1 + nb)].astype(int)
+    return order
 
 
 # -- candidate levels ---------------------------------------------------------------------
@@ -463,7 +464,9 @@ class _GridSpace(_Space):
         return np.array(np.unravel_index(pick, self.shape)).T.astype(int)
 
     def rows(self, K: np.ndarray) -> np.ndarray:
-        return self.X[K @ self.strides]
+        """Model rows of the grid points K (level indices)."""
+        rows: np.ndarray = self.X[K @ self.strides]
+        return rows
 
     def candidates(self, krow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pos = krow * self.strides
@@ -476,7 +479,8 @@ class _GridSpace(_Space):
         Row i holds the indices of :meth:`candidates` of ``K[i]``.
         """
         pos = K * self.strides
-        return (pos.sum(axis=1)[:, None] - pos[:, self.cj]) + self.moves
+        index: np.ndarray = (pos.sum(axis=1)[:, None] - pos[:, self.cj]) + self.moves
+        return index
 
 
 class _LazySpace(_Space):

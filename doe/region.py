@@ -58,7 +58,8 @@ def moment_matrix(study: Study, mm: ModelMatrix, n_mc: int = 20000, seed: int = 
             M = X.T @ X / len(X)
             M = (M + M.T) / 2.0
         _RECENT.put(key, M)  # generating and evaluating a design need the same matrix: compute it once
-    return M.copy()
+    out: np.ndarray = M.copy()
+    return out
 
 
 _RECENT = Recent(16)
@@ -146,5 +147,6 @@ def _contributions(mm: ModelMatrix, U: np.ndarray, name: str) -> np.ndarray:
 
 def _basis(f: Factor, col: np.ndarray, power: int) -> np.ndarray:
     if f.is_categorical:
-        return effect_codes(len(f.levels))[col.astype(int)]
+        codes: np.ndarray = effect_codes(len(f.levels))[col.astype(int)]
+        return codes
     return (col ** power)[:, None]

@@ -579,11 +579,11 @@ def _open_workbook(data: bytes, data_only: bool) -> Any:
     from openpyxl.reader.excel import ExcelReader
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-    class Sheet(ReadOnlyWorksheet):
+    class Sheet(ReadOnlyWorksheet):  # type: ignore[misc]  # openpyxl has no type information
         def _get_size(self) -> None:
             return None
 
-    class Reader(ExcelReader):
+    class Reader(ExcelReader):  # type: ignore[misc]  # openpyxl has no type information
         def read_worksheets(self) -> None:
             for sheet, rel in self.parser.find_sheets():
                 if rel.target in self.valid_files and "chartsheet" not in rel.Type:
@@ -1182,7 +1182,7 @@ def changed_runs(before: pd.DataFrame | None, after: pd.DataFrame, key: str = "R
     """
 
     versions: dict[str, Any] = {}
-    old_rows: dict[str, dict] = {}
+    old_rows: dict[str, dict[Any, Any]] = {}
     if before is not None and len(before):
         for rec in before.to_dict("records"):
             label = _label(rec[key])

@@ -42,7 +42,7 @@ from doe.model import actual_frame
 from doe.plots.theme import PALETTE, TEMPLATE
 
 if TYPE_CHECKING:
-    from doe.study import Response
+    from doe.study import Factor, Response
 
 __all__ = [
     "RUN_MATCH_TOL",
@@ -196,7 +196,7 @@ def _spec_limits(fm: FittedModel) -> list[tuple[str, float]]:
     return out
 
 
-def _model_factors(fm: FittedModel) -> list:
+def _model_factors(fm: FittedModel) -> list[Factor]:
     used = {f for t in fm.model_terms for f in t.factors}
     return [f for f in fm.study.factors if f.name in used]
 
@@ -236,7 +236,7 @@ def _frame(fm: FittedModel, base: dict[str, Any], n: int, varying: dict[str, np.
     return pd.DataFrame(data)
 
 
-def _level_combos(fm: FittedModel, names: list[str]) -> list[tuple]:
+def _level_combos(fm: FittedModel, names: list[str]) -> list[tuple[Any, ...]]:
     return list(itertools.product(*[fm.study.factor(f).levels for f in names])) or [()]
 
 
@@ -301,13 +301,13 @@ def _axis_suffix(i: int) -> str:
     return "" if i == 1 else str(i)
 
 
-def _hline(y: float, axis: int, color: str, dash: str = "dash", width: float = 1.5) -> dict:
+def _hline(y: float, axis: int, color: str, dash: str = "dash", width: float = 1.5) -> dict[str, Any]:
     s = _axis_suffix(axis)
     return {"type": "line", "xref": f"x{s} domain", "x0": 0, "x1": 1, "yref": f"y{s}", "y0": y, "y1": y,
             "line": {"color": color, "dash": dash, "width": width}, "layer": "below"}
 
 
-def _vline(x: float, axis: int, color: str, dash: str = "dash", width: float = 1.5) -> dict:
+def _vline(x: float, axis: int, color: str, dash: str = "dash", width: float = 1.5) -> dict[str, Any]:
     s = _axis_suffix(axis)
     return {"type": "line", "yref": f"y{s} domain", "y0": 0, "y1": 1, "xref": f"x{s}", "x0": x, "x1": x,
             "line": {"color": color, "dash": dash, "width": width}, "layer": "below"}
@@ -315,14 +315,14 @@ def _vline(x: float, axis: int, color: str, dash: str = "dash", width: float = 1
 
 def _label(text: str, axis: int, x: float = 1.0, y: float = 1.0, xanchor: str = "right",
            yanchor: str = "bottom", color: str = _GREY, size: int = 12, xdata: bool = False,
-           ydata: bool = False) -> dict:
+           ydata: bool = False) -> dict[str, Any]:
     s = _axis_suffix(axis)
     return {"text": text, "xref": f"x{s}" if xdata else f"x{s} domain",
             "yref": f"y{s}" if ydata else f"y{s} domain", "x": x, "y": y, "xanchor": xanchor,
             "yanchor": yanchor, "showarrow": False, "font": {"size": size, "color": color}}
 
 
-def _note(text: str, axis: int | None = None) -> dict:
+def _note(text: str, axis: int | None = None) -> dict[str, Any]:
     """A grey message in the middle of a panel (or of the figure)."""
     if axis is None:
         ref = {"xref": "paper", "yref": "paper"}
@@ -345,10 +345,10 @@ class _Canvas:
                  vspace: float = 0.12, share_x: bool = False, share_y: bool = False,
                  titles: list[str] | None = None):
         self.n = n or rows * cols
-        self.traces: list[dict] = []
-        self.shapes: list[dict] = []
-        self.annotations: list[dict] = []
-        self.axes: dict[str, dict] = {}
+        self.traces: list[dict[str, Any]] = []
+        self.shapes: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []
+        self.axes: dict[str, dict[str, Any]] = {}
         w = (1 - hspace * (cols - 1)) / cols
         h = (1 - vspace * (rows - 1)) / rows
         for i in range(1, self.n + 1):
@@ -371,7 +371,7 @@ class _Canvas:
                     "text": titles[i - 1], "x": x0 + w / 2, "y": top, "xref": "paper", "yref": "paper",
                     "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 15}})
 
-    def add(self, trace: dict, axis: int = 1) -> None:
+    def add(self, trace: dict[str, Any], axis: int = 1) -> None:
         if axis != 1:
             sfx = _axis_suffix(axis)
             trace["xaxis"], trace["yaxis"] = f"x{sfx}", f"y{sfx}"
@@ -389,7 +389,7 @@ class _Canvas:
         return go.Figure(data=self.traces, layout=full)
 
 
-def _title(text: str) -> dict:
+def _title(text: str) -> dict[str, Any]:
     return {"title": {"text": text}}
 
 
@@ -400,7 +400,7 @@ def _run_axis(runs: list[Any]) -> tuple[list[Any], str]:
 
 
 def _band(x: np.ndarray, lower: np.ndarray, upper: np.ndarray, name: str, color: str = _BAND,
-          legendgroup: str = "ci") -> dict:
+          legendgroup: str = "ci") -> dict[str, Any]:
     """A filled confidence band (one closed polygon)."""
     x = np.asarray(x, dtype=float)
     return {"type": "scatter", "x": np.concatenate([x, x[::-1]]), "y": np.concatenate([upper, lower[::-1]]),

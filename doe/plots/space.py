@@ -104,7 +104,8 @@ def _layout(fig: go.Figure, grid: SpaceGrid, study: Study, title: str, subtitle:
 
 @functools.lru_cache(maxsize=1)
 def _template_json_cached() -> dict[str, Any]:
-    return TEMPLATE.to_plotly_json()
+    template: dict[str, Any] = TEMPLATE.to_plotly_json()
+    return template
 
 
 def _template_json() -> dict[str, Any]:
@@ -356,7 +357,7 @@ def _edge_limit_dicts(grid: SpaceGrid, study: Study) -> list[dict[str, Any]]:
     return out
 
 
-def _box_dicts(grid: SpaceGrid, par: dict | None, nor: dict | None) -> list[dict[str, Any]]:
+def _box_dicts(grid: SpaceGrid, par: dict[str, Any] | None, nor: dict[str, Any] | None) -> list[dict[str, Any]]:
     out = []
     for ranges, name, dash in ((par, "PAR (proven acceptable ranges)", "dash"),
                                (nor, "NOR (normal operating ranges)", "solid")):
@@ -393,9 +394,11 @@ def export_figure(fig: go.Figure, fmt: str, *, width: int = 1100, height: int = 
     if fmt not in EXPORT_FORMATS:
         raise DoeError(f"Export format '{fmt}' is not supported; use png, svg or html.")
     if fmt == "html":
-        return fig.to_html(full_html=True, include_plotlyjs=True).encode("utf-8")
+        html: str = fig.to_html(full_html=True, include_plotlyjs=True)
+        return html.encode("utf-8")
     try:
-        return fig.to_image(format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
+        image: bytes = fig.to_image(format=fmt, width=width, height=height, scale=PNG_SCALE if fmt == "png" else 1)
+        return image
     except Exception as exc:  # kaleido missing, or no browser it can drive
         raise ExportError(
             f"A {fmt.upper()} image needs the kaleido package and Chromium or Chrome "

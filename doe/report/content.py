@@ -175,7 +175,7 @@ class _Inputs:
     store: Any = None
     warnings: list[str] = field(default_factory=list)
     design_record: Any = None  # doe.store DesignRecord of ``design`` when it is a stored design
-    assurance: dict | None = None  # {"level", "kind"}: the assured design space (overrides the decision's)
+    assurance: dict[str, Any] | None = None  # {"level", "kind"}: the assured design space (overrides the decision's)
 
 
 def build_report(store: Store | None = None, study_name: str | None = None, analysis_version: int | None = None, *,

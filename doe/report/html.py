@@ -83,7 +83,7 @@ def render_html(content: ReportContent) -> str:
 
     def figure(f: Figure, n: int) -> str:
         fig = f.figure
-        div = fig.to_html(full_html=False, include_plotlyjs=first[0], include_mathjax=False,
+        div: str = fig.to_html(full_html=False, include_plotlyjs=first[0], include_mathjax=False,
                           default_width="100%", default_height=f"{f.height}px", div_id=f"figure-{n}",
                           config={"displaylogo": False, "responsive": True})
         first[0] = False

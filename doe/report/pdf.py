@@ -75,7 +75,8 @@ def _server_alive() -> bool:
     except ImportError:
         return False
     server = GlobalKaleidoServer()
-    return server.is_running() and server._thread.is_alive()  # noqa: SLF001  (a dead thread would hang)
+    alive: bool = server.is_running() and server._thread.is_alive()  # noqa: SLF001  (a dead thread would hang)
+    return alive
 
 
 def _export_all(content: ReportContent) -> dict[int, bytes]:
@@ -133,5 +134,6 @@ def render_pdf(content: ReportContent) -> bytes:
     doc = render_print_html(content, images, missing, font_url())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return HTML(string=doc, base_url=None).write_pdf(pdf_variant=PDF_VARIANT, pdf_forms=False,
-                                                        uncompressed_pdf=False)
+        pdf: bytes = HTML(string=doc, base_url=None).write_pdf(pdf_variant=PDF_VARIANT, pdf_forms=False,
+                                                               uncompressed_pdf=False)
+        return pdf

@@ -916,7 +916,8 @@ def _signature_doc(data: bytes, flag: str) -> dict[str, str]:
         ok = False
     if not ok:
         raise DoeError(_invalid_signature(f"{SIGNATURE} is not an {ALGORITHM} signature of {MANIFEST}", flag))
-    return doc
+    checked: dict[str, str] = doc
+    return checked
 
 
 # -- import ----------------------------------------------------------------------------------

@@ -202,7 +202,8 @@ class RowReader:
         """The rows of ``entity`` (all, or the wanted ones) with their digests, in a fixed order."""
         if self.wanted is not None and not self.wanted.get(entity):
             return iter(())
-        return getattr(self, f"_{entity}")()
+        rows: Iterator[StoredRow] = getattr(self, f"_{entity}")()
+        return rows
 
     def _select(self, model: Any, order: Iterable[Any], by_id: bool) -> Iterator[Any]:
         """Rows of ``model``: all, or the wanted ones by id or by (study_id, version)."""
@@ -261,10 +262,10 @@ class RowReader:
             yield StoredRow("data_version", key, row_digest("data_version", fields),
                             describe("data_version", key, study), study)
 
-    def _revisions(self, sids: set[int], keys: set[tuple[int, int]]) -> dict[tuple[int, int], list[dict]]:
+    def _revisions(self, sids: set[int], keys: set[tuple[int, int]]) -> dict[tuple[int, int], list[dict[str, Any]]]:
         """The run revisions of the given data versions, by (study id, data version)."""
         M = self.M
-        out: dict[tuple[int, int], list[dict]] = {}
+        out: dict[tuple[int, int], list[dict[str, Any]]] = {}
         query = (select(M.RunRow.study_id, M.RunRow.label, M.RunRevisionRow.data_version,
                         M.RunRevisionRow.row_version, M.RunRevisionRow.deleted, M.RunRevisionRow.values_json)
                  .join(M.RunRow, M.RunRow.id == M.RunRevisionRow.run_id))

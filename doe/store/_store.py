@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from doe.cells import same_value, stored_cell
 from doe.design import Design, read_design
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.store import _values as V
@@ -478,7 +479,7 @@ class Store:
             if cqa not in cqas:
                 raise DoeError(f"'{cqa}' is not a CQA of study '{study}'.{did_you_mean(cqa, cqas)} "
                                f"CQAs: {quoted_list(cqas)}.")
-            if not _edit_run(audit, study, row, {cqa: V.cell(value)}, reason):
+            if not _edit_run(audit, study, row, {cqa: stored_cell(value)}, reason):
                 return _last_data_version(s, row.study_id)
             return self._new_data_version(s, audit, study, row.study_id, [row], reason)
 
@@ -726,7 +727,7 @@ def _check_data_version(s: Session, sid: int, study: str, version: int) -> None:
                        + (f"versions run from 1 to {last}." if last else "no runs are stored yet."))
 
 
-def _runs_as_of(s: Session, sid: int, study: str, version: int) -> list[tuple[int, str, int, dict]]:
+def _runs_as_of(s: Session, sid: int, study: str, version: int) -> list[tuple[int, str, int, dict[str, Any]]]:
     """Each run's latest revision at or before ``version`` (runs deleted by then left out)."""
     _check_data_version(s, sid, study, version)
     rows = s.execute(select(RunRow.id, RunRow.label, RunRevisionRow.row_version, RunRevisionRow.values_json,
@@ -753,7 +754,7 @@ def _live_run(s: Session, run_id: int, expected_row_version: int) -> tuple[RunRo
 def _edit_run(audit: AuditWriter, study: str, row: RunRow, new: dict[str, Any], reason: str | None) -> bool:
     """Apply non-blank changed values to a run with one audit record each; True if anything changed."""
     values = json.loads(row.values_json)
-    changes = {k: v for k, v in new.items() if v is not None and not V.same(values.get(k), v)}
+    changes = {k: v for k, v in new.items() if v is not None and not same_value(values.get(k), v)}
     if not changes:
         return False
     saved = [k for k in changes if values.get(k) is not None]

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from doe.cells import same_value as same  # noqa: F401 (the store compares with V.same)
 from doe.cells import stored_cell as cell
 from doe.errors import DoeError
 

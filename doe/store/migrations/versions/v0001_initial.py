@@ -8,6 +8,8 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -19,12 +21,12 @@ depends_on = None
 GENESIS_HASH = "0" * 64
 
 
-def _stamp() -> list[sa.Column]:
+def _stamp() -> list[sa.Column[Any]]:
     return [sa.Column("created_at", sa.String(32), nullable=False),
             sa.Column("created_by", sa.String(200), nullable=False)]
 
 
-def _study_fk() -> sa.Column:
+def _study_fk() -> sa.Column[Any]:
     return sa.Column("study_id", sa.Integer, sa.ForeignKey("studies.id"), nullable=False, index=True)
 
 
