@@ -40,12 +40,7 @@ KNOWN_CYCLES: set[frozenset[str]] = set()
 #: Function-level imports that would close a cycle at module level: (importer, imported module). Allowed
 #: (the import runs when the function does, after both modules exist), listed so that the cycles are seen
 #: and may be removed by issue 17's packages. Remove an entry when its import goes.
-LAZY_CYCLES = {
-    ("doe.design", "doe.runs"),  # design.read_design reads sheets with runs.read_table; runs imports design
-    ("doe.fit", "doe.analysis"),  # fit's CLI summary refits with analysis.fit_choice; analysis imports fit
-    ("doe.limits", "doe.generators"),  # limits names the default model; generators -> study -> limits
-    ("doe.space", "doe.space_view"),  # space.summary_json asks space_view for the map axes; view imports space
-}
+LAZY_CYCLES: set[tuple[str, str]] = set()
 
 #: ``_private`` names imported from outside the module (or package) that owns them, as
 #: (importer, imported path): none since issue 17 made them public; a new entry fails.

@@ -1,7 +1,7 @@
 """The design space with stated confidence (assurance, issue 16).
 
 pi(x | theta) = P(a new run at x meets every spec | parameters); the assured design space is where its
-lower credible bound over the posterior of theta reaches the threshold (doe.assurance).
+lower credible bound over the posterior of theta reaches the threshold (doe.space.lower_bound).
 
 Independent checks:
 
@@ -27,10 +27,11 @@ import pandas as pd
 import pytest
 from scipy import optimize, special, stats
 
-from doe import assurance
 from doe.errors import ModelError
-from doe.fit import _complete, fit_model
+from doe.fit import complete_settings as _complete
+from doe.fit import fit_model
 from doe.plots.space import probability_map
+from doe.space import _assurance as assurance
 from doe.space import (
     build_predictive,
     closed_form_probability,
@@ -298,8 +299,8 @@ def test_design_space_page_with_assurance():
 @pytest.mark.skipif(__import__("os").environ.get("DOE_SLOW") != "1", reason="long calibration: set DOE_SLOW=1")
 def test_calibration_of_the_assured_design_space():
     """Issue 16: with 95 % assurance the declared region is truly >= the threshold everywhere in at least
-    90 % of simulated data sets (doe/calibration.py; bench/bench_assurance.py prints the table)."""
-    from doe.calibration import assurance_calibration
+    90 % of simulated data sets (doe/space/_calibration.py; bench/bench_assurance.py prints the table)."""
+    from doe.space import assurance_calibration
 
     res = assurance_calibration(200)
     assert res.success["simultaneous"] >= 0.90

@@ -19,8 +19,16 @@ from streamlit.testing.v1 import AppTest
 from doe.analysis import default_choice, fit_all
 from doe.plots import space as sf
 from doe.runs import read_results
-from doe.space import SpaceGrid, build_predictive, robust_set_point, space_grid
-from doe.space_view import edge_limits, limiting_cqa, opening_view, saved_view
+from doe.space import (
+    SpaceGrid,
+    build_predictive,
+    edge_limits,
+    limiting_cqa,
+    opening_view,
+    robust_set_point,
+    saved_view,
+    space_grid,
+)
 from doe.study import Study
 from tests.conftest import EXAMPLE, ROOT, make_study
 
@@ -33,7 +41,7 @@ def example():
     study = Study.load(EXAMPLE)
     runs = read_results(study, ROOT / "data" / "msc_example_results.csv").table
     fits = fit_all(study, runs, {}, default=default_choice())
-    pm = build_predictive(study, {n: f.model for n, f in fits.items() if f.model is not None})
+    pm = build_predictive(study, fits.models)
     return study, pm
 
 
@@ -164,7 +172,7 @@ def test_legend_is_clear_of_the_colour_bar_in_chromium(example, width):
 
 # -- 7. the saved decision: restored on opening the study, reported --------------------------------------
 def test_set_point_table_has_blanks_not_none():
-    from doe.space_view import set_point_frame
+    from doe.space import set_point_frame
 
     report = {"per_cqa": {"A": 0.97, "B": 0.999}, "predictions": {
         k: {"spec": s, "mean": 1.0, "lower_95pi": 0.5, "upper_95pi": 1.5} for k, s in
@@ -262,8 +270,7 @@ def test_report_states_the_saved_set_point_variation(tmp_path):
 def test_map_axes_are_the_factors_the_probability_depends_on():
     """Y depends on B and C only: the map (page, report and CLI summary) is B by C, not the first two."""
     from doe.fit import fit_model
-    from doe.space import summary_json
-    from doe.space_view import view_axes
+    from doe.space import summary_json, view_axes
 
     study = make_study([{"name": n, "low": -1, "high": 1} for n in ("A", "B", "C")], [{"name": "Y", "upper": 12}])
     levels = [-1.0, 0.0, 1.0]

@@ -475,8 +475,6 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
     resid_shared = np.column_stack(E)
     S = (resid_shared.T @ resid_shared) / D
     sd = np.sqrt(np.clip(np.diag(S), 1e-300, None))
-    if np.all(np.diag(S) > 0):
-        _refuse_dependent_residuals(pm.spec_names, S / np.outer(sd, sd))
     R = _nearest_correlation(S / np.outer(sd, sd))
     pm.correlation = pd.DataFrame(R, index=pm.spec_names, columns=pm.spec_names)
     pm.shared_runs, pm.residual_df = len(shared_rows), d
@@ -485,15 +483,19 @@ def _estimate_correlation(pm: PredictiveModel) -> None:
         pm.exact, pm.residual_df, pm.prior_df = True, float(cqas[0].fm.df_resid), 0.0
         resid = np.column_stack([c.fm.least_squares.resid for c in cqas])
         pm._sscp = resid.T @ resid
+        scale = np.sqrt(np.diag(pm._sscp))
+        if np.all(scale > 0):  # a CQA fitted exactly has no residual spread to correlate
+            _refuse_dependent_residuals(pm.spec_names, pm._sscp / np.outer(scale, scale))
     else:
         pm.gibbs, pm.gibbs_note = _gibbs_affordable(pm)
 
 
 def _refuse_dependent_residuals(names: list[str], R: np.ndarray) -> None:
-    """Refuse CQAs whose residuals are linearly dependent on their shared runs (a correlation of +-1, or
-    one CQA's residuals a combination of others'): the residual covariance is singular, so no posterior
-    predictive exists; it happens when one CQA is computed from others or the same results are entered
-    twice. Correlations short of that (0.999) are estimated as usual."""
+    """Refuse CQAs whose residuals are linearly dependent (a correlation of +-1, or one CQA's residuals a
+    combination of others') although there are at least as many residual degrees of freedom as CQAs: the
+    exact posterior's inverse-Wishart scale is then singular, so no posterior predictive exists; it
+    happens when one CQA is computed from others or the same results are entered twice. Correlations
+    short of that (0.999) are estimated as usual."""
     vals = np.linalg.eigvalsh((R + R.T) / 2)
     if vals.min() > 1e-10 * max(float(vals.max()), 1.0):
         return
