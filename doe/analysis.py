@@ -15,13 +15,13 @@ from collections.abc import Iterator, Mapping
 
 import pandas as pd
 
-from doe._recent import Recent
 from doe.fit import REDUCE_METHODS, CQAFit, FittedModel, ModelChoice, default_choice, fit_choice
+from doe.recent import Recent
 from doe.study import Study
 
 __all__ = [
-    "REDUCE_METHODS", "Analysis", "CQAFit", "ModelChoice", "data_version", "default_choice", "fit_all",
-    "fit_choice", "fitted_models", "responses_with_results",
+    "REDUCE_METHODS", "Analysis", "CQAFit", "ModelChoice", "analysis_digest", "data_digest", "data_version",
+    "default_choice", "fit_all", "fit_choice", "fitted_models", "responses_with_results",
 ]
 
 
@@ -44,8 +44,8 @@ class Analysis(Mapping[str, CQAFit]):
     runs : DataFrame
         The results fitted (a copy taken when fitting; shared between readers: do not change it).
     digest : str
-        SHA-256 of the study (YAML), the data (CSV) and the choices: the same digest means the same
-        fits.
+        :func:`analysis_digest` of the study, the data and the choices: the same digest means the
+        same fits.
     """
 
     def __init__(self, study: Study, runs: pd.DataFrame, fits: Mapping[str, CQAFit], digest: str) -> None:
@@ -90,12 +90,13 @@ class Analysis(Mapping[str, CQAFit]):
         return self._data_version
 
 
-def _digest(study_yaml: str, runs_csv: str, choices_json: str) -> str:
-    h = hashlib.sha256()
-    for part in (study_yaml, runs_csv, choices_json):
-        h.update(part.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()
+def analysis_digest(study: Study, runs: pd.DataFrame, choices: Mapping[str, ModelChoice]) -> str:
+    """The content digest of an analysis: SHA-256 of the study's digest (:attr:`Study.digest`), the data's
+    (:func:`data_digest`) and the choices per CQA. Equal digests, equal fits: the app's caches and
+    :func:`fit_all`'s memo are keyed by it."""
+    text = "\0".join((study.digest, data_digest(runs),
+                       json.dumps({n: c.to_dict() for n, c in choices.items()}, sort_keys=True, default=str)))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def fit_all(study: Study, runs: pd.DataFrame, choices: Mapping[str, ModelChoice] | None = None,
@@ -110,13 +111,12 @@ def fit_all(study: Study, runs: pd.DataFrame, choices: Mapping[str, ModelChoice]
     default = default or ModelChoice()
     names = responses_with_results(study, runs)
     wanted = {name: choices.get(name, default) for name in names}
-    key = (study.to_yaml(), runs.to_csv(index=False), json.dumps({n: c.to_dict() for n, c in wanted.items()},
-                                                                 sort_keys=True, default=str))
+    key = analysis_digest(study, runs, wanted)
     kept: Analysis | None = _RECENT_ANALYSES.get(key)
     if kept is not None:
         return kept
     fits = {name: fit_choice(study, runs, name, choice) for name, choice in wanted.items()}
-    analysis = Analysis(study, runs.copy(), fits, _digest(*key))
+    analysis = Analysis(study, runs.copy(), fits, key)
     _RECENT_ANALYSES.put(key, analysis)
     return analysis
 
@@ -130,7 +130,14 @@ def fitted_models(fits: Mapping[str, CQAFit]) -> dict[str, FittedModel]:
     return {n: f.model for n, f in fits.items() if f.model is not None}
 
 
-def data_version(runs: pd.DataFrame) -> str:
-    """Short content hash of a results table (same data, same version)."""
+def data_digest(runs: pd.DataFrame) -> str:
+    """SHA-256 of a results table's content (columns in name order, the index left out): same data, same
+    digest."""
     text = runs.sort_index(axis=1).to_csv(index=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def data_version(runs: pd.DataFrame) -> str:
+    """Short content hash of a results table (same data, same version): the first 12 characters of
+    :func:`data_digest`, as analyses are saved with."""
+    return data_digest(runs)[:12]

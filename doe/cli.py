@@ -27,9 +27,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from doe._json import json_ready
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import DoeError
+from doe.jsonable import json_ready
 
 if TYPE_CHECKING:  # imported where used, so that `python -m doe --help` starts without them
     import pandas as pd

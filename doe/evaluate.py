@@ -35,9 +35,9 @@ import pandas as pd
 from scipy import linalg, stats
 
 from doe._format import fmt_rounded
-from doe._json import json_ready
 from doe.design import Design
 from doe.errors import DesignError
+from doe.jsonable import json_ready
 from doe.model import (
     ModelMatrix,
     Term,

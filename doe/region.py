@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from doe._recent import Recent
 from doe.errors import DesignError
 from doe.model import ModelMatrix, actual_frame, effect_codes, max_power
+from doe.recent import Recent
 from doe.study import Factor, Study
 
 

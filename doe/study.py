@@ -34,9 +34,9 @@ import yaml
 
 from doe import limits
 from doe._format import plain_whole
-from doe._recent import Recent
 from doe.constraints import KINDS, Constraint, feasible
 from doe.errors import StudyError, did_you_mean, quoted_list
+from doe.recent import Recent
 
 SCHEMA_VERSION = 1
 FACTOR_KINDS = ("continuous", "categorical", "discrete")

@@ -4,9 +4,9 @@ import json
 
 import streamlit as st
 
-from doe._json import json_ready
 from doe.analysis import responses_with_results
 from doe.errors import DoeError
+from doe.jsonable import json_ready
 from doe.plots.scale import plan_figure
 from doe.scale import (
     FROM_MODELS,

@@ -7,7 +7,7 @@
 - Function-level ("lazy") imports are allowed; those that stand in for a cycle (the imported module
   imports the importer back, at import time) are listed in :data:`LAZY_CYCLES`, which may only shrink.
 - No ``_private`` name crosses the module that owns it: ``from doe.fit import _complete`` in
-  ``doe/space.py`` is counted; a private module used inside its own package (``doe._json`` by any
+  ``doe/space.py`` is counted; a private module used inside its own package (``doe._format`` by any
   ``doe`` module, ``doe.store._values`` by ``doe.store._store``) is not. There are none
   (:data:`PRIVATE_IMPORTS` is empty since issue 17 made the ten of its first step public).
 - ``doe`` never brings in ``streamlit``, even through another package: every module is imported in a
@@ -237,6 +237,23 @@ def test_private_imports_across_modules_do_not_grow():
         "a _private name is imported from outside the module that owns it; make it public (or move the "
         f"code): {sorted(found - PRIVATE_IMPORTS)}")
     assert not PRIVATE_IMPORTS - found, f"gone: remove from PRIVATE_IMPORTS: {sorted(PRIVATE_IMPORTS - found)}"
+
+
+def private_doe_imports_of_the_app() -> list[str]:
+    """Imports of a ``doe`` path with a ``_private`` part by app.py or pages/ (``file:line path``)."""
+    found = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py"))]:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for imp in imports_of(name, path):
+            parts = imp.path.split(".")
+            if parts[0] == "doe" and any(p.startswith("_") and not p.startswith("__") for p in parts[1:]):
+                found.append(f"{path.relative_to(ROOT)}:{imp.line} {imp.path}")
+    return found
+
+
+def test_the_app_uses_only_the_engines_public_names():
+    """The pages are thin callers of the engine's public API: no ``doe._module`` or ``_name``."""
+    assert private_doe_imports_of_the_app() == []
 
 
 def test_importing_every_doe_module_never_imports_streamlit():

@@ -40,3 +40,20 @@ def test_fit_summary_follows_a_study_change_with_the_same_runs():
     column = next(c for c in after.columns if str(c).lower().startswith("residual"))
     assert [int(v) for v in after[column]][1] == df_linear, after
     assert [int(v) for v in before[column]][1] == df_linear - 2  # Harvest reagent: 3 levels, 2 df
+
+
+def test_the_apps_analysis_has_the_engines_digest():
+    """The pages' cached analysis (pages/_app/services.analysis) and doe.analysis.fit_all give the same
+    content the same digest, and the same fits: one formula, doe.analysis.analysis_digest."""
+    from doe.analysis import default_choice, fit_all
+    from doe.runs import read_results
+    from pages._app import services
+
+    study = Study.load(ROOT / "data" / "msc_expansion.yaml")
+    runs = read_results(study, ROOT / "data" / "msc_example_results.csv").table
+    engine = fit_all(study, runs, default=default_choice())
+    app = services.analysis(study, runs, {}, list(engine))
+    assert app.digest == engine.digest
+    assert sorted(app.models) == sorted(engine.models)
+    for name, fm in engine.models.items():
+        assert app.models[name].coefficients.equals(fm.coefficients), name

@@ -109,7 +109,7 @@ def test_saved_results_survive_a_killed_server(browser, tmp_path):
         sidebar = page.locator('[data-testid="stSidebar"]')
         sidebar.get_by_text("MSC expansion: saved").wait_for(timeout=30_000)
         assert "data version 1, 40 runs" in sidebar.inner_text()
-        assert "40 runs saved" in page.locator("main").inner_text()
+        page.locator("main").get_by_text("40 runs saved", exact=False).wait_for(timeout=30_000)  # drawn after the sidebar
     finally:
         restarted.kill()
     store = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}")

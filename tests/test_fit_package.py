@@ -200,3 +200,22 @@ def test_data_version_and_digest(example):
     other_runs = fit_all(study, other_data, default=ModelChoice())
     assert len({a.digest, other_choice.digest, other_runs.digest}) == 3
     assert other_runs.data_version != a.data_version and other_choice.data_version == a.data_version
+
+
+def test_the_digest_is_one_formula_over_the_content(example):
+    """Analysis.digest is analysis_digest: SHA-256 of the study digest, the data digest and the choices, in
+    that order (recomputed here with hashlib); column order and the table's index do not change it."""
+    import hashlib
+    import json
+
+    from doe.analysis import analysis_digest, data_digest
+
+    study, runs = example
+    a = fit_all(study, runs, default=ModelChoice())
+    wanted = {n: ModelChoice() for n in a}
+    text = "\0".join((study.digest, hashlib.sha256(runs.sort_index(axis=1).to_csv(index=False).encode()).hexdigest(),
+                      json.dumps({n: c.to_dict() for n, c in wanted.items()}, sort_keys=True, default=str)))
+    assert a.digest == analysis_digest(study, runs, wanted) == hashlib.sha256(text.encode()).hexdigest()
+    shuffled = runs[list(reversed(runs.columns))].set_index(runs.index + 100)
+    assert data_digest(shuffled) == data_digest(runs) and data_version(runs) == data_digest(runs)[:12]
+    assert fit_all(study, shuffled, default=ModelChoice()).digest == a.digest

@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from doe._format import fmt_sig
-from doe._json import json_ready
 from doe.errors import ModelError
 from doe.fit._selection import ModelChoice, fit_choice, fit_summary
 from doe.fit._transforms import power_transform
+from doe.jsonable import json_ready
 from doe.study import Study
 
 __all__ = ["analysis_status", "analyze"]

@@ -20,7 +20,6 @@ import pandas as pd
 from scipy import stats
 
 from doe._format import fmt_sig
-from doe._json import json_ready
 from doe.errors import ModelError, quoted_list
 from doe.fit._anova import (
     anova_table,
@@ -55,6 +54,7 @@ from doe.fit._least_squares import (
     suggest_drop,
 )
 from doe.fit._transforms import Transform, parse_transform, power_transform
+from doe.jsonable import json_ready
 from doe.model import ModelMatrix, Term, effect_codes
 from doe.study import Study
 

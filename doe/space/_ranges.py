@@ -15,9 +15,9 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from doe._json import json_ready
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import ModelError
+from doe.jsonable import json_ready
 from doe.study import Factor
 
 from . import _assurance

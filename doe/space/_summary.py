@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from doe._format import plain
-from doe._json import json_ready
 from doe.decision import DEFAULT_THRESHOLD
+from doe.jsonable import json_ready
 
 from ._assurance import assurance_level, check_assurance_options, describe_assurance
 from ._grid import SpaceGrid, space_grid

@@ -203,7 +203,7 @@ def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, no
                    setpoint_sd: dict | None = None, assurance: dict | None = None) -> None:
     """Save the design-space decision shown (threshold, set point, set-point variation, PAR and NOR, and the
     assurance when one is used) with a note."""
-    from doe._json import json_ready
+    from doe.jsonable import json_ready
 
     last = latest("decisions", study.name)
     with st.expander("Save this design-space decision" + (f" (last saved: decision {int(last['id'])})"

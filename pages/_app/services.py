@@ -37,10 +37,10 @@ def _sha256(text: str) -> str:
 
 
 def data_digest(runs: pd.DataFrame) -> str:
-    """The cache key of a results table: its content hash (doe.analysis.data_version)."""
-    from doe.analysis import data_version
+    """The cache key of a results table: its content hash (doe.analysis.data_digest)."""
+    from doe.analysis import data_digest as digest
 
-    return data_version(runs)
+    return digest(runs)
 
 
 def design_digest(design: Design) -> str:
@@ -125,10 +125,13 @@ def _analysis(digest: str, study_digest: str, data_digest: str, wanted: tuple[tu
 def analysis(study: Study, runs: pd.DataFrame, choices: dict[str, Any], cqas: Any) -> Analysis:
     """Every CQA in ``cqas`` fitted with its choice in ``choices`` (default: reduced quadratic), as one
     doe.analysis.Analysis (its models, failures and data version) made of the cached fits of :func:`fit`;
-    its digest is SHA-256 of the study digest, the data version and the choices."""
+    its digest is doe.analysis.analysis_digest, the same as fit_all gives the same analysis."""
+    from doe.analysis import ModelChoice, analysis_digest
+
     s, d = study.digest, data_digest(runs)
     wanted = tuple((cqa, choice_json(choices, cqa)) for cqa in cqas)
-    return _analysis(_sha256("\x00".join((s, d, json.dumps(wanted)))), s, d, wanted, study, runs)
+    digest = analysis_digest(study, runs, {cqa: ModelChoice.from_dict(json.loads(c)) for cqa, c in wanted})
+    return _analysis(digest, s, d, wanted, study, runs)
 
 
 def space_key(study: Study, runs: pd.DataFrame, models: dict[str, Any], choices: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from doe._recent import Recent
+from doe.recent import Recent
 from doe.study import Study
 from pages._app.compat import exclude_from_post_run_gc, run_direct_execution_check, served_by_streamlit_server
 from pages._app.services import analysis, predictive, robust, space_key

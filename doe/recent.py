@@ -20,6 +20,7 @@ class Recent:
             return self._items.get(key)
 
     def put(self, key: Any, value: Any) -> None:
+        """Keep ``value`` for ``key``, dropping the oldest beyond ``size``."""
         with self._lock:
             self._put(key, value)
 
@@ -37,5 +38,6 @@ class Recent:
             self._items.pop(next(iter(self._items)))
 
     def clear(self) -> None:
+        """Forget every value."""
         with self._lock:
             self._items.clear()

@@ -1,4 +1,4 @@
-"""Strict JSON values: numpy scalars and arrays to Python, NaN and infinity to None."""
+"""Strict JSON values: numpy scalars and arrays to Python, NaN and infinity to None (:func:`json_ready`)."""
 
 from __future__ import annotations
 
