@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -942,6 +942,32 @@ def _grid_predict(fm: FittedModel, fx: Any, fy: Any, s: dict[str, Any], n: int
     return xs, ys, z
 
 
+class _Slice(NamedTuple):
+    """The predicted surface over two factors, and the labels contour and surface plots share."""
+
+    fx: Any
+    fy: Any
+    settings: dict[str, Any]
+    xs: np.ndarray
+    ys: np.ndarray
+    z: np.ndarray
+    resp: str
+    xu: str
+    yu: str
+    zu: str
+
+
+def _surface_slice(fm: FittedModel, x: str, y: str, settings: Any, n: int) -> _Slice:
+    """The n x n grid of predicted means over ``x`` and ``y`` (other factors at ``settings``), with the
+    response label and the units each hover text appends."""
+    fx, fy = _xy_factors(fm, x, y)
+    s = resolve_settings(fm, settings)
+    xs, ys, z = _grid_predict(fm, fx, fy, s, int(n))
+    xu, yu = (f" {fx.units}" if fx.units else ""), (f" {fy.units}" if fy.units else "")
+    zu = f" {_units(fm)}" if _units(fm) else ""
+    return _Slice(fx, fy, s, xs, ys, z, _resp_label(fm), xu, yu, zu)
+
+
 def _fm_runs(fm: FittedModel) -> pd.DataFrame | None:
     """The runs used in the fit, in actual units, with Run ids and the observed response."""
     U = getattr(fm, "_U", None)
@@ -1012,12 +1038,7 @@ def contour_plot(fm: FittedModel, x: str, y: str, settings: Any = None, n: int =
     model factors match the slice within :data:`RUN_MATCH_TOL` coded units are overlaid
     as white circles labelled with their run id (hover: observed response).
     """
-    fx, fy = _xy_factors(fm, x, y)
-    s = resolve_settings(fm, settings)
-    xs, ys, z = _grid_predict(fm, fx, fy, s, int(n))
-    resp = _resp_label(fm)
-    xu, yu = (f" {fx.units}" if fx.units else ""), (f" {fy.units}" if fy.units else "")
-    zu = f" {_units(fm)}" if _units(fm) else ""
+    fx, fy, s, xs, ys, z, resp, xu, yu, zu = _surface_slice(fm, x, y, settings, n)
     cv = _Canvas()
     cv.add({"type": "contour", "x": xs, "y": ys, "z": z, "colorscale": "Viridis", "ncontours": 14,
             "line": {"width": 1}, "name": fm.response,
@@ -1067,12 +1088,7 @@ def surface_plot(fm: FittedModel, x: str, y: str, settings: Any = None, n: int =
     are drawn at their *observed* response (above or below the surface). Spec limits are
     bold black contour lines on the surface (named in the subtitle).
     """
-    fx, fy = _xy_factors(fm, x, y)
-    s = resolve_settings(fm, settings)
-    xs, ys, z = _grid_predict(fm, fx, fy, s, int(n))
-    resp = _resp_label(fm)
-    xu, yu = (f" {fx.units}" if fx.units else ""), (f" {fy.units}" if fy.units else "")
-    zu = f" {_units(fm)}" if _units(fm) else ""
+    fx, fy, s, xs, ys, z, resp, xu, yu, zu = _surface_slice(fm, x, y, settings, n)
     specs = [v for _, v in _spec_limits(fm)]
     contours: dict[str, Any] = {"z": {"show": True, "usecolormap": True, "project": {"z": False}}}
     if specs:
