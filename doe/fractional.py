@@ -282,7 +282,7 @@ def _make(gens: list[int], base: int, k: int, search: str, note: str) -> Fractio
     """The Fraction from its generators (Yates column numbers of the added factors)."""
     columns = [1 << i for i in range(base)] + list(gens)
     letters = factor_letters(k)
-    full = _full(base)
+    full = full_matrix(base)
     cols = [full[:, i] for i in range(base)]
     for g in gens:
         cols.append(np.prod(full[:, [i for i in range(base) if g >> i & 1]], axis=1))
@@ -350,8 +350,12 @@ def _greedy_v(candidates: list[int], base: int, p: int) -> list[int] | None:
     return chosen if len(chosen) == p else None
 
 
-def _full(k: int) -> np.ndarray:
-    """2^k full factorial in standard (Yates) order, first factor changing fastest."""
+def full_matrix(k: int) -> np.ndarray:
+    """2^k full factorial in standard (Yates) order, first factor changing fastest, in -1/+1 coding.
+
+    >>> full_matrix(2).tolist()
+    [[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]]
+    """
     bits = np.arange(2 ** k)[:, None] >> np.arange(k)[None, :] & 1
     return 2.0 * bits - 1.0
 

@@ -459,7 +459,7 @@ def _ccd_layout(study: Study, alpha: str | float, center: int | None,
         raise DesignError("A central composite design needs at least 2 continuous factors.")
     if blocks not in (1, 2):
         raise DesignError("A central composite design takes 1 or 2 blocks (factorial, axial).")
-    fact = fractional.fraction(k, resolution=5).matrix if k >= 5 else fractional._full(k)
+    fact = fractional.fraction(k, resolution=5).matrix if k >= 5 else fractional.full_matrix(k)
     n0 = _CCD_CENTRES.get(k, 6) if center is None else _whole(center, "center", 0)
     n0f, n0a = (n0 - n0 // 2, n0 // 2) if blocks == 2 else (n0, 0)
     a_value = ccd_alpha(k, len(fact), alpha, n0f if blocks == 2 else n0, blocks == 2, n0a)

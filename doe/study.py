@@ -26,7 +26,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -103,8 +103,8 @@ class Factor:
         """Coded -1..+1 (or level index) -> actual values."""
         coded = np.asarray(coded, dtype=float)
         if self.is_categorical:
-            return np.array(self.levels, dtype=object)[coded.astype(int)]
-        return self.center + coded * self.half_range
+            return cast(np.ndarray, np.array(self.levels, dtype=object)[coded.astype(int)])
+        return cast(np.ndarray, self.center + coded * self.half_range)
 
     def label(self) -> str:
         """Name with units, for axis titles and tables."""
@@ -339,7 +339,7 @@ class Study:
         """The study file text (YAML)."""
         data = self.to_dict()
         key = repr(data)  # exact: types and order show in the repr
-        text = _YAML_TEXT.get(key)
+        text: str | None = _YAML_TEXT.get(key)
         if text is None:
             text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
             _YAML_TEXT.put(key, text)
@@ -386,7 +386,7 @@ class Study:
     @classmethod
     def from_yaml(cls, text: str) -> Study:
         """A study from study file text (a copy the caller may change; the parse is remembered)."""
-        study = _PARSED.get(text)
+        study: Study | None = _PARSED.get(text)
         if study is None:
             study = cls.from_dict(safe_yaml_load(text))
             _PARSED.put(text, study)
@@ -411,15 +411,15 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     _depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event: Any = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML's stubs leave it untyped
             raise StudyError(
                 f"YAML aliases ('*{event.anchor}') are not allowed in a study file "
                 f"(line {event.start_mark.line + 1}): write the values out."
             )
         if self._depth >= limits.MAX_NESTING:
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise StudyError(
                 f"The study file is nested more than {limits.MAX_NESTING} levels deep (line "
                 f"{event.start_mark.line + 1}); a study is a few levels deep: check the brackets "
@@ -430,7 +430,7 @@ class _NoAliasLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
@@ -495,7 +495,7 @@ def _as_list(value: Any, what: str) -> list[Any]:
     return value
 
 
-def _check_keys(data: dict, allowed: tuple[str, ...], what: str) -> None:
+def _check_keys(data: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
     for key in data:
         if key not in allowed:
             raise StudyError(
