@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,13 @@ class Design:
     def n_runs(self) -> int:
         """The number of runs (rows of the table)."""
         return len(self.table)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the design table as downloaded (:meth:`to_csv` without the empty response columns):
+        equal when the tables are (the cache key of a design, as :attr:`doe.study.Study.digest` is a
+        study's)."""
+        return hashlib.sha256(self.to_csv(with_responses=False).encode("utf-8")).hexdigest()
 
     @property
     def n_blocks(self) -> int:

@@ -17,7 +17,7 @@ from pages._app.designs import (
     next_seed,
     used_seed,
 )
-from pages._app.services import design_digest, design_plot, evaluation_figure, power
+from pages._app.services import design_plot, evaluation_figure, power
 from pages._app.state import state
 
 
@@ -92,7 +92,7 @@ else:
 
 eval_model = st.text_input("Evaluate for model", evaluation_model(design))
 try:
-    design_key = design_digest(design)
+    design_key = design.digest
     ev = evaluation(study, design, eval_model)
     ev_key = f"{eval_model}|{design_key}"
 except DoeError as exc:

@@ -1,4 +1,4 @@
-"""The Streamlit internals the pages rely on (pages/_app/compat.py), each checked against the installed
+"""The Streamlit internals the pages rely on (pages/_app/streamlit_compat.py), each checked against the installed
 Streamlit: a failure names the Streamlit version and the compat function to update (issue 17).
 
 What each test expects is read from Streamlit's own source (checked on 1.67.0):
@@ -24,12 +24,12 @@ import pytest
 import streamlit
 from streamlit.testing.v1 import AppTest
 
-import pages._app.compat as compat
+import pages._app.streamlit_compat as compat
 from tests.conftest import ROOT
 
 
 def _changed(internal: str, function: str) -> str:
-    return (f"Streamlit {streamlit.__version__} changed {internal}: pages/_app/compat.py:{function} must be "
+    return (f"Streamlit {streamlit.__version__} changed {internal}: pages/_app/streamlit_compat.py:{function} must be "
             f"updated (checked on Streamlit {', '.join(compat.CHECKED_ON)})")
 
 
@@ -66,7 +66,7 @@ def test_a_streamlit_server_runtime_counts_as_served(monkeypatch):
 
 def test_apptest_does_not_count_as_served():
     """Under AppTest the pages start no background threads (tests stay deterministic)."""
-    at = AppTest.from_string("import streamlit as st\nfrom pages._app.compat import served_by_streamlit_server\n"
+    at = AppTest.from_string("import streamlit as st\nfrom pages._app.streamlit_compat import served_by_streamlit_server\n"
                              "st.session_state['served'] = served_by_streamlit_server()\n")
     at.run()
     assert not at.exception, at.exception
@@ -215,7 +215,7 @@ def test_exclude_from_post_run_gc_degrades_without_freeze(monkeypatch, fresh_log
     assert len(_warnings(fresh_log, "exclude_from_post_run_gc")) == 1
 
 
-# -- only pages/_app/compat.py touches Streamlit internals; doe/ never imports streamlit -----------------
+# -- only pages/_app/streamlit_compat.py touches Streamlit internals; doe/ never imports streamlit -----------------
 #: Streamlit modules the pages may import: the public API (``st``), its exceptions and its config
 #: (``streamlit.config.get_option`` is ``st.get_option``). Anything else is an internal.
 PUBLIC_MODULES = {"streamlit", "streamlit.errors", "streamlit.config", "streamlit.components.v1"}
@@ -227,7 +227,7 @@ INTERNAL_NAMES = {"Runtime", "PagesManager", "uses_pages_directory", "_instance"
 
 def _app_sources() -> list[Path]:
     return [ROOT / "app.py", *sorted(p for p in (ROOT / "pages").rglob("*.py")
-                                     if p != ROOT / "pages" / "_app" / "compat.py")]
+                                     if p != ROOT / "pages" / "_app" / "streamlit_compat.py")]
 
 
 def _internal_uses(path: Path) -> list[str]:
@@ -261,12 +261,12 @@ def _internal_uses(path: Path) -> list[str]:
 def test_only_the_compat_module_touches_streamlit_internals():
     found = [hit for path in _app_sources() for hit in _internal_uses(path)]
     assert not found, ("Streamlit internals (or the garbage collector Streamlit runs after each script run) "
-                       "outside pages/_app/compat.py; move them behind a function there, with a test here:\n"
+                       "outside pages/_app/streamlit_compat.py; move them behind a function there, with a test here:\n"
                        + "\n".join(found))
 
 
 def test_the_source_check_sees_an_internal():
-    probe = ROOT / "pages" / "_app" / "compat.py"  # the one file allowed to: the check must flag it
+    probe = ROOT / "pages" / "_app" / "streamlit_compat.py"  # the one file allowed to: the check must flag it
     hits = _internal_uses(probe)
     assert any("Runtime" in h for h in hits) and any("PagesManager" in h for h in hits)
     assert any(": gc" in h for h in hits) and any("_maybe_print_use_warning" in h for h in hits)

@@ -107,7 +107,7 @@ def test_server_start_does_the_first_pages_work_ahead(monkeypatch):
     open_store.clear()
     speed.prepare_first_page()
     assert [kw["name"] for kw in started] == ["doe-first-page"]
-    assert checked == [True]  # pages/_app/compat.run_direct_execution_check: Streamlit does not check again
+    assert checked == [True]  # pages/_app/streamlit_compat.run_direct_execution_check: Streamlit does not check again
     assert opened == [default_url()]
     open_store(default_url())  # what the first page asks for: already open
     assert opened == [default_url()]

@@ -55,3 +55,20 @@ def test_importing_doe_loads_no_heavy_library():
 def test_the_result_objects_are_public():
     for name in ("Study", "Design", "FittedModel", "Analysis", "DesignSpace", "Decision"):
         assert isinstance(getattr(doe, name), type), name
+
+
+def test_study_and_design_digests_follow_their_content():
+    """The app's cache keys: SHA-256 of the study's YAML and of the design table's CSV, recomputed here with
+    hashlib; a copy has the same digest, a changed setting another."""
+    import hashlib
+
+    from doe.example import DESIGN_FILE, STUDY_FILE
+
+    study = doe.Study.load(STUDY_FILE)
+    design = doe.read_design(study, DESIGN_FILE)
+    assert study.digest == hashlib.sha256(study.to_yaml().encode()).hexdigest()
+    assert design.digest == hashlib.sha256(design.to_csv(with_responses=False).encode()).hexdigest()
+    assert doe.Design(study, design.table.copy(), design.kind).digest == design.digest
+    changed = design.table.copy()
+    changed.loc[0, "Agitation"] = float(changed.loc[0, "Agitation"]) + 1
+    assert doe.Design(study, changed, design.kind).digest != design.digest

@@ -20,7 +20,7 @@ One module per concern; a page imports what it needs from the module that owns i
 - ``speed``: work done before a page asks for it (warm-up, prefetch threads), and profiling.
 - ``live_plot`` (with ``live_plot.js``) and ``plotly_asset``: the design-space map updated in place, and
   the plotly.js bundle app.py serves for it (pages/assets).
-- ``compat``: every use of a Streamlit internal, each checked by tests/test_compat.py.
+- ``streamlit_compat``: every use of a Streamlit internal, each checked by tests/test_compat.py.
 
 Nothing here is imported by ``doe``; nothing outside ``pages/`` and ``app.py`` imports it (tests aside).
 """

@@ -9,8 +9,8 @@ import streamlit as st
 
 from doe.study import Study
 from pages._app import services
-from pages._app.compat import leave_legacy_pages_mode
 from pages._app.state import state
+from pages._app.streamlit_compat import leave_legacy_pages_mode
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "msc_expansion.yaml"
 
@@ -21,7 +21,7 @@ def _run_through_app() -> None:
     Streamlit treats a folder named pages/ as a legacy multipage app until the
     first st.navigation call in the process; a deep link opened right after a
     server start would otherwise run the page without app.py's navigation
-    (pages/_app/compat.leave_legacy_pages_mode).
+    (pages/_app/streamlit_compat.leave_legacy_pages_mode).
     """
     if leave_legacy_pages_mode():
         st.rerun()

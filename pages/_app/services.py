@@ -2,8 +2,8 @@
 twice is computed once per server.
 
 Keys are content digests, never serialised study or data text: the study by :attr:`doe.study.Study.digest`
-(SHA-256 of its YAML), a results table by :func:`doe.analysis.data_version`, a design by
-:func:`design_digest`. A cached function takes the digests as hashed arguments and the objects as
+(SHA-256 of its YAML), a results table by :func:`doe.analysis.data_digest`, a design by
+:attr:`doe.design.Design.digest`. A cached function takes the digests as hashed arguments and the objects as
 ``_underscore`` arguments, which Streamlit does not hash: equal digests mean equal content, so the
 objects of the first call stand for those of any later one. No function here reads the session, so a
 background thread (pages/_app/speed.py) asks for the same cache entries as the page.
@@ -41,11 +41,6 @@ def data_digest(runs: pd.DataFrame) -> str:
     from doe.analysis import data_digest as digest
 
     return digest(runs)
-
-
-def design_digest(design: Design) -> str:
-    """The cache key of a design: SHA-256 of its run sheet without results."""
-    return _sha256(design.to_csv(with_responses=False))
 
 
 # -- the database --------------------------------------------------------------------------------
@@ -323,7 +318,7 @@ def _evaluation(study_digest: str, design_digest: str, model: str, _study: Study
 def evaluation(study: Study, design: Design, model: str) -> Any:
     """Evaluation (doe.evaluate.evaluate_design) of the design's run sheet for ``model``, once per design
     and model."""
-    return _evaluation(study.digest, design_digest(design), model, study, design)
+    return _evaluation(study.digest, design.digest, model, study, design)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

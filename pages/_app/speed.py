@@ -12,9 +12,13 @@ import threading
 
 from doe.recent import Recent
 from doe.study import Study
-from pages._app.compat import exclude_from_post_run_gc, run_direct_execution_check, served_by_streamlit_server
 from pages._app.services import analysis, predictive, robust, space_key
 from pages._app.state import state
+from pages._app.streamlit_compat import (
+    exclude_from_post_run_gc,
+    run_direct_execution_check,
+    served_by_streamlit_server,
+)
 
 #: What the pages import and build on first use, in the order a new user meets them.
 _WARM_UP = ("doe.tables", "doe.runs", "doe.evaluate", "doe.generators", "doe.plots.design", "doe.analysis",
@@ -56,7 +60,7 @@ def warm_up_in_background() -> None:
 
         go.Figure(layout={"template": "plotly"})  # loads plotly's template JSON once
         # Streamlit's full garbage collection after every script run scans only the objects made
-        # from now on (pages/_app/compat.exclude_from_post_run_gc), not the long-lived modules.
+        # from now on (pages/_app/streamlit_compat.exclude_from_post_run_gc), not the long-lived modules.
         exclude_from_post_run_gc(collect_first=True)
 
     threading.Thread(target=work, name="doe-warm-up", daemon=True).start()

@@ -45,7 +45,7 @@ def _degraded(function: str, internal: str, error: BaseException) -> None:
         return
     _reported.add(function)
     _log.warning("Streamlit %s changed %s (%s: %s): the app runs without this optimisation; "
-                 "pages/_app/compat.py:%s must be updated (checked on Streamlit %s)", _streamlit_version(),
+                 "pages/_app/streamlit_compat.py:%s must be updated (checked on Streamlit %s)", _streamlit_version(),
                  internal, type(error).__name__, error, function, ", ".join(CHECKED_ON))
 
 
