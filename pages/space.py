@@ -16,7 +16,6 @@ from pages._app.common import (
     require_study,
     show_table,
     shown,
-    space_key,
 )
 from pages._app.live_plot import live_chart
 from pages._app.persist import data_version_label, decision_panel
@@ -38,7 +37,7 @@ analysis = current_analysis(study, runs)
 for n, err in analysis.failures.items():
     st.warning(f"{n} is left out: its model cannot be fitted ({err}).")
 models = analysis.models
-key = space_key(study, runs, models)
+key = analysis.digest  # the design space of these fits: study, data and model choices
 try:
     with st.spinner("Drawing from the posterior of every CQA model..."):
         pm = predictive(study, models, key)

@@ -219,3 +219,18 @@ def test_the_digest_is_one_formula_over_the_content(example):
     shuffled = runs[list(reversed(runs.columns))].set_index(runs.index + 100)
     assert data_digest(shuffled) == data_digest(runs) and data_version(runs) == data_digest(runs)[:12]
     assert fit_all(study, shuffled, default=ModelChoice()).digest == a.digest
+
+
+def test_box_cox_profile_of_a_fit_is_box_cox_of_its_model(example):
+    """The Models page's Box-Cox plot: the fitted model's terms and transform, its user-excluded runs left
+    out, the same profile as doe.fit.box_cox called by hand."""
+    from doe.fit import box_cox, box_cox_profile
+
+    study, runs = example
+    fm = fit_model(study, runs, "Viability", "quadratic", exclude=[3, 17])
+    by_hand = box_cox(study, runs, "Viability", fm.model_terms, transform="none", exclude=[3, 17])
+    profile = box_cox_profile(fm, runs)
+    assert profile["best"] == by_hand["best"] and profile["ci"] == by_hand["ci"]
+    assert np.array_equal(profile["log_likelihood"], by_hand["log_likelihood"])
+    assert not np.array_equal(profile["log_likelihood"],
+                              box_cox(study, runs, "Viability", fm.model_terms)["log_likelihood"])

@@ -61,7 +61,7 @@ def test_prefetch_fills_the_caches_the_pages_read(monkeypatch):
     analysis = common.current_analysis(study, runs)  # as the Design space page asks
     models = analysis.models
     assert models == doe.analysis.fitted_models(common.current_fits(study, runs, cqas))
-    key = common.space_key(study, runs, models)
+    key = analysis.digest
     pm = services.predictive(study, models, key)
     best = services.robust(pm, key, 0.9)
     # the Design space page's first view, asked for the way the page asks (pages/_app/spaces.open_view):

@@ -57,7 +57,7 @@ The package re-exports its public names; the implementation lives in private mod
 - ``_anova``: coefficient and ANOVA tables, lack of fit, grouped sequential ANOVA, diagnostics.
 - ``_equations``: coded and actual-unit equations, stationary point and canonical analysis.
 - ``_effects``: two-level effects and :func:`lenth`.
-- ``_box_cox``: :func:`box_cox`, :func:`box_cox_advice`.
+- ``_box_cox``: :func:`box_cox`, :func:`box_cox_advice`, :func:`box_cox_profile` (of a fitted model).
 - ``_results``: :class:`FittedModel` (lazily computed, read-only statistics), :func:`fit_model`,
   :func:`effects_two_level`, :func:`sequential_anova`.
 - ``_selection``: :func:`fit_summary`, :func:`reduce_model`, :class:`ModelChoice`, :class:`CQAFit`,
@@ -78,7 +78,14 @@ Lenth, R.V. (2009) Response-surface methods in R, using rsm. J. Stat. Softw. 32(
 
 from doe.fit._analyze import analysis_status, analyze
 from doe.fit._anova import EXT_STUDENT_LIMIT
-from doe.fit._box_cox import CONVENTIONAL_LAMBDAS, LAMBDA_GRID, LAMBDA_NAMES, box_cox, box_cox_advice
+from doe.fit._box_cox import (
+    CONVENTIONAL_LAMBDAS,
+    LAMBDA_GRID,
+    LAMBDA_NAMES,
+    box_cox,
+    box_cox_advice,
+    box_cox_profile,
+)
 from doe.fit._data import complete_settings
 from doe.fit._effects import lenth
 from doe.fit._equations import MAX_EQUATIONS
@@ -98,7 +105,7 @@ from doe.fit._transforms import TRANSFORM_NAMES, Transform, parse_transform
 __all__ = [
     "CONVENTIONAL_LAMBDAS", "CQAFit", "EXT_STUDENT_LIMIT", "FittedModel", "LAMBDA_GRID", "LAMBDA_NAMES",
     "LeastSquares", "MAX_EQUATIONS", "ModelChoice", "ModelColumn", "RANK_TOL", "REDUCE_METHODS",
-    "TRANSFORM_NAMES", "Transform", "analysis_status", "analyze", "box_cox", "box_cox_advice",
+    "TRANSFORM_NAMES", "Transform", "analysis_status", "analyze", "box_cox", "box_cox_advice", "box_cox_profile",
     "complete_settings", "default_choice", "effects_two_level", "fit_choice", "fit_model", "fit_summary",
     "lenth", "parse_transform", "reduce_model", "sequential_anova", "term_contains",
 ]

@@ -3,7 +3,7 @@ power (Design-Expert's rule)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,10 @@ from doe.fit._transforms import parse_transform
 from doe.model import ModelMatrix
 from doe.study import Study
 
-__all__ = ["CONVENTIONAL_LAMBDAS", "LAMBDA_GRID", "LAMBDA_NAMES", "box_cox", "box_cox_advice"]
+if TYPE_CHECKING:
+    from doe.fit._results import FittedModel
+
+__all__ = ["CONVENTIONAL_LAMBDAS", "LAMBDA_GRID", "LAMBDA_NAMES", "box_cox", "box_cox_advice", "box_cox_profile"]
 
 #: Box-Cox search grid (Box & Cox 1964; Design-Expert's -3..3).
 LAMBDA_GRID = np.round(np.linspace(-3.0, 3.0, 121), 10)
@@ -137,3 +140,9 @@ def box_cox(study: Study, runs: pd.DataFrame, response: str, model: Any = "quadr
     current = None if tf is None else tf.lam
     return box_cox_search(X, data.y, data.run_ids, response, alpha, current)
 
+
+def box_cox_profile(fm: FittedModel, runs: pd.DataFrame) -> dict[str, Any]:
+    """:func:`box_cox` of a fitted model: its study, response, terms and transform, on ``runs`` without the
+    runs its user excluded (the Models page's Box-Cox plot of the model on screen)."""
+    excluded = [e["run"] for e in fm.excluded if e["reason"] == "excluded by user"]
+    return box_cox(fm.study, runs, fm.response, fm.model_terms, transform=fm.transform, exclude=excluded or None)

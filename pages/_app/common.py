@@ -126,12 +126,6 @@ def current_analysis(study: Study, runs):
     return services.analysis(study, runs, state.model_choices, responses_with_results(study, runs))
 
 
-def space_key(study: Study, runs, models: dict) -> str:
-    """Cache key of the design space of these fits, with the session's model choices
-    (pages/_app/services.space_key)."""
-    return services.space_key(study, runs, models, state.model_choices)
-
-
 def current_fit(study: Study, runs, cqa: str):
     """The fit of one CQA (see current_fits)."""
     return current_fits(study, runs, [cqa])[cqa]

@@ -129,15 +129,6 @@ def analysis(study: Study, runs: pd.DataFrame, choices: dict[str, Any], cqas: An
     return _analysis(digest, s, d, wanted, study, runs)
 
 
-def space_key(study: Study, runs: pd.DataFrame, models: dict[str, Any], choices: dict[str, Any]) -> str:
-    """Cache key of the design space of these fits: the study, the data and the model choices behind
-    them."""
-    from doe.analysis import default_choice
-
-    return "|".join((study.digest, data_digest(runs), json.dumps(
-        {n: choices.get(n, default_choice().to_dict()) for n in models}, sort_keys=True)))
-
-
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _summary_table(study_digest: str, data_digest: str, response: str, transform: str, _study: Study,
                    _runs: pd.DataFrame) -> pd.DataFrame:
@@ -168,14 +159,12 @@ def diagnostic_figures(study: Study, runs: pd.DataFrame, fm: FittedModel, choice
 def _box_cox_figure(study_digest: str, data_digest: str, response: str, model_spec: str, transform: str,
                     _fm: FittedModel, _study: Study, _runs: pd.DataFrame) -> Any:
     from doe.errors import DoeError
-    from doe.fit import box_cox
+    from doe.fit import box_cox_profile
     from doe.plots import model as mf
 
     _, runs = _parsed(study_digest, data_digest, _study, _runs)
     try:
-        profile = box_cox(_fm.study, runs, _fm.response, _fm.model_terms,
-                          transform=_fm.transform, exclude=[e["run"] for e in _fm.excluded
-                                                            if e["reason"] == "excluded by user"] or None)
+        profile = box_cox_profile(_fm, runs)
     except DoeError as exc:
         return str(exc)
     return mf.box_cox_plot(profile), profile["advice"]
@@ -190,7 +179,7 @@ def box_cox_figure(study: Study, runs: pd.DataFrame, fm: FittedModel) -> Any:
 # -- the design space ----------------------------------------------------------------------------------
 @st.cache_resource(max_entries=8, show_spinner=False)
 def predictive(_study: Study, _models: dict[str, Any], key: str) -> Any:
-    """The posterior predictive of every fitted CQA (doe.space.build_predictive), once per :func:`space_key`."""
+    """The posterior predictive of every fitted CQA (doe.space.build_predictive), once per analysis digest (doe.analysis.Analysis.digest)."""
     from doe.space import build_predictive
 
     return build_predictive(_study, _models)

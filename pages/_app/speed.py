@@ -12,7 +12,7 @@ import threading
 
 from doe.recent import Recent
 from doe.study import Study
-from pages._app.services import analysis, predictive, robust, space_key
+from pages._app.services import analysis, predictive, robust
 from pages._app.state import state
 from pages._app.streamlit_compat import (
     exclude_from_post_run_gc,
@@ -187,9 +187,9 @@ def prefetch_fits(study: Study, runs):
         from doe.analysis import responses_with_results
         from pages._app.spaces import DEFAULT_THRESHOLD, first_view
 
-        models = analysis(study, runs, choices, responses_with_results(study, runs)).models
+        fitted = analysis(study, runs, choices, responses_with_results(study, runs))
+        models, key = fitted.models, fitted.digest
         if models:
-            key = space_key(study, runs, models, choices)
             pm = predictive(study, models, key)
             first_view(study, pm, key, robust(pm, key, DEFAULT_THRESHOLD)["settings"])
 
