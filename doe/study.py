@@ -42,11 +42,20 @@ SCHEMA_VERSION = 1
 FACTOR_KINDS = ("continuous", "categorical", "discrete")
 GOALS = ("maximize", "minimize", "target", "range", "none")
 #: Columns a run sheet reserves for itself; no factor or response may take these names.
-RESERVED = ("Run", "StdOrder", "Block", "PointType", "Notes", "Intercept")
+RESERVED = ("Run", "StdOrder", "Block", "PointType", "Notes", "Intercept", "Whole plot", "Subplot")
+#: The run-sheet column a split-plot design writes: runs that share a setting of the hard-to-change factors.
+WHOLE_PLOT = "Whole plot"
+#: The run-sheet column of a split-split-plot design: subplots nested in whole plots.
+SUBPLOT = "Subplot"
+#: Values of a factor's ``hard_to_change`` key: False (default, changes run to run), True (changes only
+#: between whole plots) and "very" (split-split-plot: changes only between whole plots, while the True ones
+#: change only between the subplots nested in them).
+HARD_TO_CHANGE = (False, True, "very")
 _FORBIDDEN_CHARS = set("+:*^[]~`\n\r\t")
 
-_STUDY_KEYS = ("schema", "name", "description", "factors", "responses", "blocks", "constraints")
-_FACTOR_KEYS = ("name", "kind", "low", "high", "levels", "units", "description")
+_STUDY_KEYS = ("schema", "name", "description", "factors", "responses", "blocks", "random_effects",
+               "constraints")
+_FACTOR_KEYS = ("name", "kind", "low", "high", "levels", "units", "hard_to_change", "description")
 _RESPONSE_KEYS = ("name", "units", "goal", "lower", "upper", "target", "weight",
                   "importance", "description")
 
@@ -62,6 +71,8 @@ class Factor:
     levels: list[Any] = field(default_factory=list)
     units: str = ""
     description: str = ""
+    #: False, True (changes only between whole plots) or "very" (split-split-plot): see HARD_TO_CHANGE.
+    hard_to_change: bool | str = False
 
     @property
     def is_categorical(self) -> bool:
@@ -125,6 +136,8 @@ class Factor:
             out["levels"] = [plain_whole(v) for v in self.levels]
         if self.units:
             out["units"] = self.units
+        if self.hard_to_change:
+            out["hard_to_change"] = self.hard_to_change
         if self.description:
             out["description"] = self.description
         return out
@@ -197,6 +210,9 @@ class Study:
     constraints: list[Constraint] = field(default_factory=list)
     description: str = ""
     schema: int = SCHEMA_VERSION
+    #: Run-sheet columns whose levels are random draws (donors, hPL or serum lots, incubators): each is a
+    #: random intercept in the mixed-model analysis and its variance enters the design-space probability.
+    random_effects: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -211,6 +227,26 @@ class Study:
     def response_names(self) -> list[str]:
         """The response (CQA) names, in the study order."""
         return [r.name for r in self.responses]
+
+    @property
+    def hard_to_change_factors(self) -> list[str]:
+        """Factors that change only between whole plots or subplots (both tiers), in the study order."""
+        return [f.name for f in self.factors if f.hard_to_change]
+
+    @property
+    def very_hard_to_change_factors(self) -> list[str]:
+        """Factors marked ``hard_to_change: very`` (split-split-plot whole-plot factors)."""
+        return [f.name for f in self.factors if f.hard_to_change == "very"]
+
+    @property
+    def split_plot(self) -> bool:
+        """True when some factor is hard to change: designs have whole plots, analyses a whole-plot error."""
+        return any(f.hard_to_change for f in self.factors)
+
+    @property
+    def has_random_effects(self) -> bool:
+        """True when the analysis has a random effect: a listed one or the whole plots of hard-to-change factors."""
+        return bool(self.random_effects) or self.split_plot
 
     def factor(self, name: str) -> Factor:
         """The factor called ``name`` (StudyError naming the factors when there is none)."""
@@ -268,6 +304,7 @@ class Study:
             _check_text(self.blocks, "The block column name", limits.MAX_NAME_CHARS)
         if self.blocks and self.blocks.lower() in {f.name.lower() for f in self.factors}:
             raise StudyError(f"Block column '{self.blocks}' has the name of a factor; rename one.")
+        _validate_random_effects(self)
         for c in self.constraints:
             if c.kind not in KINDS:
                 raise StudyError(f"Constraint kind '{c.kind}' is unknown; use 'exclude' or 'require'.")
@@ -325,6 +362,8 @@ class Study:
         out["responses"] = [r.to_yaml() for r in self.responses]
         if self.blocks:
             out["blocks"] = self.blocks
+        if self.random_effects:
+            out["random_effects"] = list(self.random_effects)
         if self.constraints:
             out["constraints"] = [c.to_yaml() for c in self.constraints]
         return out
@@ -373,6 +412,12 @@ class Study:
         blocks = data.get("blocks")
         if blocks is not None and not isinstance(blocks, str):
             raise StudyError("'blocks' must be the name of the block column, e.g. 'blocks: Block'.")
+        random_effects = data.get("random_effects") or []
+        if isinstance(random_effects, str):
+            random_effects = [random_effects]
+        if not isinstance(random_effects, list) or not all(isinstance(r, str) for r in random_effects):
+            raise StudyError("'random_effects' must be a list of run-sheet column names, e.g. "
+                             "'random_effects: [Donor, hPL lot]'.")
         return cls(
             name=_text(data.get("name", ""), "name"),
             description=_text(data.get("description", ""), "description"),
@@ -381,6 +426,7 @@ class Study:
             blocks=blocks,
             constraints=constraints,
             schema=schema,
+            random_effects=[r.strip() for r in random_effects],
         )
 
     @classmethod
@@ -536,7 +582,47 @@ def _factor_from(d: Any, i: int) -> Factor:
         levels=levels,
         units=_text(d.get("units", ""), f"factor '{name}' units"),
         description=_text(d.get("description", ""), f"factor '{name}' description"),
+        hard_to_change=_hard_to_change(d.get("hard_to_change", False), name),
     )
+
+
+def _hard_to_change(value: Any, name: str) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("very", "true", "false", "yes", "no"):
+        word = value.strip().lower()
+        return "very" if word == "very" else word in ("true", "yes")
+    raise StudyError(f"Factor '{name}': 'hard_to_change' must be true, false or 'very' (split-split-plot: "
+                     f"changes only between whole plots); got '{value}'.")
+
+
+def _validate_random_effects(study: Study) -> None:
+    """Random-effect columns: named once, not a factor, response or the block column; the tiers make sense."""
+    seen: set[str] = set()
+    taken = {n.lower(): what for what, names in (("factor", study.factor_names),
+                                                 ("response", study.response_names)) for n in names}
+    for name in study.random_effects:
+        _check_text(name, "A random-effect column name", limits.MAX_NAME_CHARS)
+        if not name.strip():
+            raise StudyError("A random-effect column name is empty: name the run-sheet column (e.g. Donor).")
+        if name.lower() in seen:
+            raise StudyError(f"Random effect '{name}' is listed twice in 'random_effects'.")
+        seen.add(name.lower())
+        if name.lower() in taken:
+            raise StudyError(f"Random effect '{name}' has the name of a {taken[name.lower()]}: a random effect is "
+                             "a run-sheet column of its own (e.g. Donor), rename one.")
+        if study.blocks and name.lower() == study.blocks.lower():
+            raise StudyError(f"'{name}' is both the block column and a random effect: list it in one place "
+                             "only ('random_effects' treats its levels as random draws, 'blocks' as fixed).")
+        if name.lower() in (WHOLE_PLOT.lower(), SUBPLOT.lower()):
+            raise StudyError(f"'{name}' need not be listed in 'random_effects': a split-plot design's "
+                             f"'{WHOLE_PLOT}' and '{SUBPLOT}' columns are random effects already.")
+    for f in study.factors:
+        if f.hard_to_change not in HARD_TO_CHANGE:
+            raise StudyError(f"Factor '{f.name}': 'hard_to_change' must be true, false or 'very'.")
+    if study.very_hard_to_change_factors and not any(f.hard_to_change is True for f in study.factors):
+        raise StudyError("Some factors are 'very' hard to change but none is 'hard_to_change: true': a "
+                         "split-split-plot needs both tiers; mark the very-hard-to-change ones 'true' instead.")
 
 
 def _response_from(d: Any, i: int) -> Response:
