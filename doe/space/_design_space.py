@@ -41,15 +41,23 @@ class DesignSpace:
 
     @classmethod
     def of(cls, study: Any, models: Mapping[str, Any], *, seed: int = 0, draws: int | None = None,
-           **terms: Any) -> DesignSpace:
+           random_effects: str | None = None, **terms: Any) -> DesignSpace:
         """Build the predictive model of ``models`` and the design space on ``terms``.
 
         ``models`` is CQA -> FittedModel or CQAFit, or an analysis (:class:`doe.analysis.Analysis`, or
         any object with ``.models``): its fitted models are used, the CQAs whose fit failed left out.
+        ``random_effects`` ("new", the default when a CQA with a spec has random effects, or "average"):
+        the probability for a run with a new donor, lot and whole plot, or for the average ones
+        (:func:`doe.space.build_predictive`).
         """
         fitted = getattr(models, "models", None)
-        return cls(build_predictive(study, models if fitted is None else fitted, seed=seed, draws=draws),
-                   draws=draws, seed=seed, **terms)
+        return cls(build_predictive(study, models if fitted is None else fitted, seed=seed, draws=draws,
+                                    random_effects=random_effects), draws=draws, seed=seed, **terms)
+
+    @property
+    def random_effects(self) -> str | None:
+        """"new" or "average" when CQAs have random effects (which run the probability is about), else None."""
+        return self.pm.random_effects
 
     def on_decision(self, decision: Decision) -> DesignSpace:
         """The same predictive judged on a saved decision's terms (threshold, set-point variation, assurance)."""

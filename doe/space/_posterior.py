@@ -101,7 +101,7 @@ from scipy import special
 from doe.errors import ModelError, quoted_list
 from doe.fit import FittedModel, Transform
 from doe.model import effect_codes
-from doe.space import _sur
+from doe.space import _random, _sur
 from doe.study import Study
 
 __all__ = ["DEFAULT_DRAWS", "GIBBS_MAX_SYSTEM", "MIN_DRAWS", "CQAModel", "Draws", "PredictiveModel", "build_predictive",
@@ -173,7 +173,15 @@ class CQAModel:
 
     @property
     def beta(self) -> np.ndarray:
-        return self.fm.least_squares.coef
+        """The fixed-effect coefficients: GLS for a CQA with random effects (``fm.mixed``), else least squares."""
+        mixed = _random.mixed_of(self.fm)
+        return self.fm.least_squares.coef if mixed is None else np.asarray(mixed.coef, dtype=float)
+
+    @property
+    def random_components(self) -> dict[str, float]:
+        """Variance components {random effect: variance, ..., "Residual": variance}; {} when fully randomised."""
+        mixed = _random.mixed_of(self.fm)
+        return {} if mixed is None else {str(k): float(v) for k, v in mixed.components.items()}
 
     def cat_weights(self, combo: tuple[int, ...], cat_sizes: list[int]) -> np.ndarray:
         """Effect-code product of every model column at one categorical combination (0 for blocks)."""
@@ -252,6 +260,11 @@ class PredictiveModel:
     gibbs_diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
     #: Why the exact (Gibbs) posterior is not used when the CQAs are correlated with different models ("" if it is).
     gibbs_note: str = ""
+    #: With random effects (a CQA with a spec fitted as a mixed model, ``fm.mixed``): "new" (a run with a new donor,
+    #: lot and whole plot) or "average" (the average ones); None when every CQA with a spec is fully randomised.
+    random_effects: str | None = None
+    #: The random-effect structure the draws use (doe.space._random.RandomStructure), None when fully randomised.
+    random: _random.RandomStructure | None = field(default=None, repr=False)
     _sscp: np.ndarray | None = field(default=None, repr=False)
     _union_runs: list[Any] = field(default_factory=list, repr=False)
     _rows: list[np.ndarray] = field(default_factory=list, repr=False)
@@ -286,9 +299,23 @@ class PredictiveModel:
     def describe(self) -> str:
         """One sentence naming the method, for plots and reports."""
         names = ", ".join(self.spec_names) or "none"
-        text = (f"Posterior predictive probability that a new run meets every CQA spec ({names}): "
+        rs = self.random
+        who = "a new run" if rs is None else _random.describe_mode(self.random_effects, rs.names)
+        text = (f"Posterior predictive probability that {who} meets every CQA spec ({names}): "
                 "Bayesian, non-informative prior (Peterson 2004; Peterson & Lief 2010)")
-        if self.exact:
+        if rs is not None:
+            mixed = [c.name for c in self.spec_cqas if c.random_components]
+            text += (f"; random effects ({', '.join(rs.names) or 'none estimated'}) of {', '.join(mixed)} from the "
+                     "mixed models: GLS coefficients, variance components drawn from scaled inverse chi-squares "
+                     "with their Satterthwaite df")
+            if self.random_effects == "new":
+                text += ", a new level of every random effect added to the new run"
+            else:
+                text += ", the random effects at 0 (the average level): the new run carries the residual only"
+            if len(self.spec_cqas) > 1:
+                text += (", correlated across CQAs (from the BLUPs and conditional residuals)" if self.correlated
+                         else ", CQAs independent")
+        elif self.exact:
             text += (f"; exact joint posterior (multivariate t with {self.exact_df:g} df): every CQA fitted on "
                      f"the same {self.shared_runs} runs with the same model")
         elif self.correlated and self.gibbs:
@@ -323,7 +350,7 @@ def _check_draws(n: int | None) -> int:
 
 
 def build_predictive(study: Study, fits: Mapping[str, Any], *, seed: int = 0, draws: int | None = None,
-                     correlated: bool = True) -> PredictiveModel:
+                     correlated: bool = True, random_effects: str | None = None) -> PredictiveModel:
     """Bayesian posterior predictive of the fitted CQA models (Peterson 2004; Peterson & Lief 2010).
 
     Parameters
@@ -341,6 +368,11 @@ def build_predictive(study: Study, fits: Mapping[str, Any], *, seed: int = 0, dr
     correlated : bool
         Draw the residual covariance jointly when the CQAs share runs (default);
         False treats the CQAs as independent.
+    random_effects : {"new", "average"}, optional
+        For CQAs fitted as mixed models (``fm.mixed``: donors, hPL lots, whole plots): "new" (default when
+        any CQA with a spec has random effects) is the probability that a run with a new donor, lot and
+        whole plot meets every spec; "average" the probability for the average ones (the random effects
+        at 0). Ignored when every CQA with a spec is fully randomised. See :mod:`doe.space._random`.
 
     Returns
     -------
@@ -360,7 +392,11 @@ def build_predictive(study: Study, fits: Mapping[str, Any], *, seed: int = 0, dr
                     if (r.lower is not None or r.upper is not None) and r.name not in models]
     pm = PredictiveModel(study, cqas, numeric, categorical, exps, None, 0, math.nan, math.nan, not_modelled)
     _setup_runs(pm)
-    if correlated:
+    mixed = any(_random.mixed_of(c.fm) is not None for c in pm.spec_cqas)
+    pm.random_effects = _random.check_mode(random_effects, mixed)
+    if mixed:
+        _setup_random(pm, correlated)
+    elif correlated:
         _estimate_correlation(pm)
     for c in pm.spec_cqas:
         if c.zl == math.inf or c.zu == -math.inf:
@@ -443,6 +479,27 @@ def _setup_runs(pm: PredictiveModel) -> None:
     where = {r: i for i, r in enumerate(union)}
     pm._union_runs = union
     pm._rows = [np.array([where[r] for r in run], dtype=int) for run in ids]
+
+
+def _setup_random(pm: PredictiveModel, correlated: bool) -> None:
+    """The random-effect structure of the CQAs with specs (some fitted as mixed models) and the correlation of
+    a new run's deviation across them (:mod:`doe.space._random`)."""
+    cqas = pm.spec_cqas
+    assert pm.random_effects is not None  # set with mixed CQAs
+    rs = _random.random_structure(pm.spec_names, [c.fm for c in cqas], pm._rows, len(pm._union_runs),
+                                  pm.random_effects, correlated=correlated)
+    pm.random = rs
+    pm.warnings.extend(rs.warnings)
+    shared = set(range(len(pm._union_runs)))
+    for rows in pm._rows:
+        shared &= set(rows.tolist())
+    pm.shared_runs = len(shared)
+    cov = rs.new_run_covariance()
+    sd = np.sqrt(np.diag(cov))
+    if len(cqas) > 1 and np.all(sd > 0):
+        R = cov / np.outer(sd, sd)
+        if np.max(np.abs(R - np.eye(len(R)))) > 0:
+            pm.correlation = pd.DataFrame(R, index=pm.spec_names, columns=pm.spec_names)
 
 
 def _estimate_correlation(pm: PredictiveModel) -> None:
@@ -544,6 +601,9 @@ def _make_draws(pm: PredictiveModel, n: int, seed: int) -> Draws:
     m = len(cqas)
     if m == 0:
         return Draws(n, seed, [], np.zeros((0, n)), np.zeros((0, n)), chol=np.zeros((n, 0, 0)))
+    if pm.random is not None:
+        coef_r, noise_r, sigma_r, chol_r = _random.random_draws(pm.random, n, rng)
+        return Draws(n, seed, coef_r, noise_r, sigma_r, chol=chol_r)
     if pm.gibbs:
         drawn = _gibbs_draws(pm, n, rng)
         if drawn is not None:

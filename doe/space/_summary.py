@@ -15,6 +15,7 @@ from doe.jsonable import json_ready
 from ._assurance import assurance_level, check_assurance_options, describe_assurance
 from ._grid import SpaceGrid, space_grid
 from ._posterior import PredictiveModel
+from ._random import components_json, correlations_json
 from ._ranges import lower_bound_at, proven_acceptable_ranges
 from ._search import robust_set_point, set_point_report
 from ._settings import factor_range, fixed_settings, settings_frame
@@ -82,7 +83,7 @@ def summary_and_grid(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None
         "predictions_at_set_point": report["predictions"], "inside": report["inside"], "threshold": threshold,
         "par": {k: list(v) for k, v in par.items()}, "par_limited_by": par.limited_by, "par_reason": par.reason,
         "correlation": None if pm.correlation is None else pm.correlation.round(4).to_dict(),
-        "warnings": list(pm.warnings), "grid": None,
+        "warnings": list(pm.warnings), "grid": None, "random_effects": _random_effects(pm),
     }
     if gamma is not None:
         if g is not None:
@@ -102,6 +103,21 @@ def summary_and_grid(pm: PredictiveModel, *, set_point: Mapping[str, Any] | None
                                    g.point_estimate_inside.sum() / max(1, int(g.feasible.sum()))),
                                assurance_draws=g.assurance_draws)
     return json_ready(out), g
+
+
+def _random_effects(pm: PredictiveModel) -> dict[str, Any]:
+    """Which run the probability is about when CQAs have random effects ("new" or "average" donor, lot and
+    whole plot), the variance components of each mixed CQA, and the cross-CQA correlations used."""
+    out: dict[str, Any] = {"mode": pm.random_effects,
+                           "components": components_json(pm.spec_names, [c.fm for c in pm.spec_cqas])}
+    if pm.random is not None:
+        out["description"] = pm.describe().split(" meets every CQA spec")[0].replace(
+            "Posterior predictive probability that ", "")
+        out["component_df"] = {c.name: {k: float(pm.random.df[i, j]) for j, k in
+                                        enumerate([*pm.random.names, "Residual"]) if pm.random.variance[i, j] > 0}
+                               for i, c in enumerate(pm.spec_cqas)}
+        out["correlations"] = correlations_json(pm.random, pm.spec_names) if len(pm.spec_cqas) > 1 else None
+    return out
 
 
 def _par_lines(pm: PredictiveModel, sp: dict[str, Any], n: int = 201) -> pd.DataFrame:
