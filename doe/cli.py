@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set-point variation: SD of continuous factors in actual units")
     p.add_argument("--draws", type=int, help="posterior draws (default keeps the Monte Carlo SE < 0.01)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--random-effects", choices=("new", "average"), default=None,
+                   help="CQAs with random effects (donors, hPL lots, whole plots): the probability for a run with a "
+                        "new donor, lot and whole plot (new, the default) or for the average ones (average)")
     p.add_argument("--no-desirability", action="store_true", help="skip the desirability optimum")
     p.add_argument("--json", required=True)
     p.add_argument("--figure", help="probability map as .png, .svg or .html")
@@ -420,7 +423,8 @@ def _space(args: argparse.Namespace) -> int:
     fixed = _pairs(args.fixed, study, "--fixed")
     sd = _pairs(args.setpoint_sd, study, "--setpoint-sd", numeric=True) or {}
     ds = DesignSpace.of(study, fits.models, seed=args.seed, draws=args.draws, threshold=args.threshold,
-                        setpoint_sd=sd, assurance=args.assurance, assurance_kind=args.assurance_kind)
+                        random_effects=args.random_effects, setpoint_sd=sd, assurance=args.assurance,
+                        assurance_kind=args.assurance_kind)
     if args.set_point is not None:
         set_point = {**fixed, **_pairs(args.set_point, study, "--set-point")}
     else:
