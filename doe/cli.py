@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--blocks", type=int, default=1, help="number of blocks")
     p.add_argument("--levels", type=int, help="levels of continuous factors in a full factorial (default 2)")
     p.add_argument("--starts", type=int, help="random starts of the optimal-design search")
+    p.add_argument("--whole-plots", type=int, dest="whole_plots",
+                   help="optimal split-plot design: number of whole plots (hard-to-change factors constant in each)")
+    p.add_argument("--subplots", type=int,
+                   help="split-split-plot: total number of subplots ('very' hard-to-change factors change between "
+                        "whole plots, the other hard-to-change ones between subplots)")
+    p.add_argument("--donors", type=int,
+                   help="optimal design in this many random donor blocks (column: the study's first random effect, "
+                        "else Donor)")
+    p.add_argument("--variance-ratio", type=float, dest="variance_ratio",
+                   help="whole-plot (donor) variance / residual variance for split-plot and donor designs (default 1)")
     p.add_argument("--seed", type=int, help="random seed (recorded; same seed, same design)")
     p.add_argument("--no-randomize", action="store_true", help="keep standard order")
     p.add_argument("--snr", type=float, default=1.0, help="signal-to-noise ratio for power")
@@ -313,7 +323,7 @@ def _design(args: argparse.Namespace) -> int:
         study, args.kind, model=args.model, runs=args.runs, criterion=args.criterion,
         resolution=args.resolution, alpha=args.alpha, center=args.center,
         replicates=args.replicates, blocks=args.blocks, levels=args.levels, starts=args.starts,
-        seed=args.seed, randomize=not args.no_randomize,
+        seed=args.seed, randomize=not args.no_randomize, **_split_options(args),
     )
     _write_design(design, args.out)
     if args.json:
@@ -322,6 +332,16 @@ def _design(args: argparse.Namespace) -> int:
     for w in design.warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0
+
+
+def _split_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The split-plot / donor options of ``design`` that were given (optimal designs only)."""
+    given = {k: getattr(args, k) for k in ("whole_plots", "subplots", "donors", "variance_ratio")
+             if getattr(args, k) is not None}
+    if given and args.kind != "optimal":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise DoeError(f"{flags} apply to optimal designs only: use --type optimal.")
+    return given
 
 
 def _evaluate(args: argparse.Namespace) -> int:

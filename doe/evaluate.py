@@ -21,6 +21,10 @@ chapters 10-11):
 - Average prediction variance I = trace(M (X'X)^-1) with M the moment matrix of
   the region (uniform over the region; unit error variance).
 - Prediction variances average, and are maximised, over blocks too.
+- Split-plot, split-split-plot and donor-block designs (a ``Whole plot`` / ``Subplot`` column, or the
+  donor column) are also evaluated under ``V = I + eta Z Z'`` (:mod:`doe.split_plot`): D-criterion
+  ``det(X'V^-1X/N)^(1/p)``, I-criterion ``trace(M (X'V^-1X)^-1)`` and GLS power with each term's
+  stratum degrees of freedom (``df_den``, ``stratum`` in the power table).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from scipy import linalg, stats
 
 from doe._format import fmt_rounded
 from doe.design import Design
-from doe.errors import DesignError
+from doe.errors import DesignError, quoted_list
 from doe.jsonable import json_ready
 from doe.model import (
     ModelMatrix,
@@ -47,7 +51,14 @@ from doe.model import (
     settings_shortfall,
 )
 from doe.region import moment_matrix, sample_region
-from doe.study import Study
+from doe.split_plot import (
+    PlotStructure,
+    factor_tiers,
+    plot_structure,
+    split_plot_criteria,
+    split_plot_power,
+)
+from doe.study import SUBPLOT, WHOLE_PLOT, Study
 
 __all__ = ["DesignEvaluation", "alias_structure", "evaluate_design"]
 
@@ -89,6 +100,9 @@ class DesignEvaluation:
     alpha: float = 0.05
     n_blocks: int = 1
     region: dict[str, Any] = field(default_factory=dict)
+    #: Split-plot / donor-block evaluation (:func:`_split_plot_metrics`): whole plots, variance ratio,
+    #: criteria under ``V = I + eta Z Z'``; empty for a completely randomised design.
+    split_plot: dict[str, Any] = field(default_factory=dict)
 
     @property
     def error_df(self) -> int:
@@ -116,6 +130,7 @@ class DesignEvaluation:
             "region": dict(self.region),
             "warnings": list(self.warnings),
         }
+        out.update(self.split_plot)
         ready: dict[str, Any] = json_ready(out)
         return ready
 
@@ -131,6 +146,8 @@ def evaluate_design(
     snr: float = 1.0,
     alpha: float = 0.05,
     seed: int = 0,
+    plots: PlotStructure | None = None,
+    variance_ratio: float | None = None,
 ) -> DesignEvaluation:
     """Evaluate a design for a model, in coded units.
 
@@ -152,6 +169,14 @@ def evaluate_design(
         Significance level of the power analysis.
     seed : int
         Seed of the Monte Carlo sample of the region (fixed: same answer every call).
+    plots : PlotStructure, optional
+        Whole plot (subplot) of each run for an array (a Design's ``Whole plot`` / ``Subplot`` column,
+        or its donor column -- the study's first random effect or ``Donor`` -- is read). The evaluation
+        then adds the criteria under ``V = I + eta Z Z'`` and gives power by GLS with the degrees of
+        freedom of each term's stratum (:mod:`doe.split_plot`).
+    variance_ratio : float, optional
+        ``eta``, whole-plot (donor) variance over residual variance: default the Design's recorded
+        ratio, else 1.
 
     Returns
     -------
@@ -176,6 +201,7 @@ def evaluate_design(
     100.0
     """
     U, blocks, n_blocks = _inputs(study, U_or_design, blocks, n_blocks)
+    plots, plot_column = _plots(study, U_or_design, plots, variance_ratio, len(U))
     if not 0.0 < alpha < 1.0:
         raise DesignError(f"The significance level alpha must be between 0 and 1; got {alpha}.")
     if not math.isfinite(snr) or snr < 0:
@@ -197,15 +223,22 @@ def evaluate_design(
     aliases = _alias_list(fit, [mm.columns[i] for i in keep], np.hstack([X2, X[:, dropped]]),
                           omitted.columns[1:] + [mm.columns[i] for i in dropped])
     vif = _vif(mm, fit, keep, X)
-    warnings += _power_warnings(n, fit.rank) + _vif_warnings(vif)
+    power = _power(mm, fit, keep, n, snr, alpha)
+    split: dict[str, Any] = {}
+    if plots is not None:
+        split, power, split_warnings = _split_plot_metrics(study, mm, U, plots, plot_column, snr, alpha)
+        warnings += split_warnings
+    else:
+        warnings += _power_warnings(n, fit.rank)
+    warnings += _vif_warnings(vif)
     return DesignEvaluation(
         runs=n, terms=["Intercept"] + [t.name for t in terms], columns=list(mm.columns),
         rank=fit.rank, p=p, estimable=estimable, inestimable=inestimable,
         d_efficiency=None if d_crit is None else 100.0 * d_crit, d_criterion=d_crit,
         a_efficiency=a_eff, g_efficiency=g_eff, avg_prediction_variance=avg_var, vif=vif,
         aliases=aliases, correlation=_correlation(X[:, 1:], mm.columns[1:], X2, omitted.columns[1:]),
-        power=_power(mm, fit, keep, n, snr, alpha), fds=fds, warnings=warnings,
-        snr=float(snr), alpha=float(alpha), n_blocks=n_blocks, region=region,
+        power=power, fds=fds, warnings=warnings,
+        snr=float(snr), alpha=float(alpha), n_blocks=n_blocks, region=region, split_plot=split,
     )
 
 
@@ -260,6 +293,77 @@ def _inputs(
         n_blocks = int(blocks.max()) + 1 if n_blocks is None else int(n_blocks)
     n_blocks = 1 if n_blocks is None else int(n_blocks)
     return U, (blocks if n_blocks > 1 else None), n_blocks
+
+
+def _plots(study: Study, source: np.ndarray | Design, plots: PlotStructure | None, ratio: float | None,
+           n: int) -> tuple[PlotStructure | None, str]:
+    """The split-plot structure to evaluate under, and the name of its whole-plot (donor) column."""
+    column = WHOLE_PLOT
+    if plots is None and isinstance(source, Design):
+        table = source.table
+        donor = next((c for c in (*study.random_effects, "Donor") if c in table), None)
+        column = WHOLE_PLOT if WHOLE_PLOT in table else donor or WHOLE_PLOT
+        if column in table:
+            wp = _labels(table[column], column)
+            sp = _labels(table[SUBPLOT], SUBPLOT) if SUBPLOT in table and column == WHOLE_PLOT else None
+            if ratio is None:
+                ratio = float(source.info.get("variance ratio", 1.0))
+            plots = PlotStructure(wp, sp, 1.0)
+    if plots is None:
+        return None, column
+    if len(plots.whole_plot) != n:
+        raise DesignError(f"Give one whole plot per run ({n}); got {len(plots.whole_plot)}.")
+    if ratio is not None:
+        checked = plot_structure(1, 1, variance_ratio=ratio)  # validates the ratio
+        plots = replace(plots, variance_ratio=checked.variance_ratio, subplot_ratio=checked.variance_ratio)
+    return plots, column
+
+
+def _labels(values: pd.Series, column: str) -> np.ndarray:
+    """Whole plot (subplot) labels as 0.. in order of first appearance; DesignError on a blank cell."""
+    if values.isna().any():
+        raise DesignError(f"The '{column}' column has empty cells: give every run its {column.lower()}.")
+    return np.unique(values.astype(str).to_numpy(), return_inverse=True)[1].astype(int)
+
+
+def _split_plot_metrics(study: Study, mm: ModelMatrix, U: np.ndarray, plots: PlotStructure, column: str,
+                        snr: float, alpha: float) -> tuple[dict[str, Any], pd.DataFrame, list[str]]:
+    """Criteria under the split-plot covariance, GLS power by stratum, and warnings (doe.split_plot)."""
+    two = plots.subplot is not None
+    donors = column != WHOLE_PLOT
+    wp, sp = ([], []) if donors else factor_tiers(study, two)
+    X = mm.build(U)
+    d, i = split_plot_criteria(study, mm, U, plots)
+    power = split_plot_power(mm, X, plots, wp, sp, snr, alpha)
+    warnings = []
+    index = {name: j for j, name in enumerate(study.factor_names)}
+    for names, units, what in ((wp, plots.whole_plot, "whole plot"),
+                               (sp, plots.subplot if two else None, "subplot")):
+        if units is None:
+            continue
+        moving = [f for f in names if any(np.ptp(U[units == g, index[f]]) > 1e-9 for g in np.unique(units))]
+        if moving:
+            warnings.append(f"{quoted_list(moving)} change within a {what}: the design does not hold "
+                            f"{'it' if len(moving) == 1 else 'them'} constant as a split-plot design should, "
+                            "and the split-plot criteria and power assume it does.")
+    short = power[(power["reason"] != "") & power["reason"].str.startswith("no ")]
+    if len(short):
+        warnings.append(f"No degrees of freedom are left for the {short['stratum'].iloc[0]} error "
+                        f"({', '.join(short['term'])}): power cannot be computed for "
+                        f"{'it' if len(short) == 1 else 'them'}; add {'whole plots' if short['stratum'].iloc[0] == 'whole plot' else 'runs'}.")
+    out: dict[str, Any] = {
+        "whole_plots": plots.n_whole_plots, "variance_ratio": plots.variance_ratio, "plot_column": column,
+        "d_criterion_split_plot": d if d > 0 else None,
+        "d_efficiency_split_plot": 100.0 * d if d > 0 else None,
+        "i_criterion_split_plot": i if math.isfinite(i) else None,
+        "whole_plot_factors": list(wp), "subplot_factors": list(sp),
+    }
+    if donors:
+        out["donors"] = plots.n_whole_plots
+    if two:
+        out["subplots"] = plots.n_subplots
+        out["subplot_variance_ratio"] = plots.subplot_ratio
+    return out, power, warnings
 
 
 def _as_terms(study: Study, terms: list[Term] | str | list[str] | None) -> list[Term]:
@@ -612,13 +716,15 @@ def power_at(ev: DesignEvaluation, snr: float, alpha: float = 0.05) -> DesignEva
         raise DesignError("The signal-to-noise ratio must be positive and alpha between 0 and 1.")
     table = ev.power.copy()
     lam = table["noncentrality"] * (snr / ev.snr) ** 2
-    dfe = ev.runs - ev.rank
-    ok = lam.notna() & (dfe > 0)
+    # split-plot tables carry each term's stratum df; otherwise the residual df N - rank
+    dfe = (table["df_den"].to_numpy(dtype=float) if "df_den" in table
+           else np.full(len(table), float(ev.runs - ev.rank)))
+    ok = lam.notna().to_numpy() & (dfe > 0)
     table["noncentrality"] = lam
     if ok.any():
         df1 = table.loc[ok, "df"].to_numpy(dtype=float)
-        crit = stats.f.ppf(1.0 - alpha, df1, dfe)
-        table.loc[ok, "power"] = stats.ncf.sf(crit, df1, dfe, lam[ok].to_numpy())
+        crit = stats.f.ppf(1.0 - alpha, df1, dfe[ok])
+        table.loc[ok, "power"] = stats.ncf.sf(crit, df1, dfe[ok], lam[ok].to_numpy())
     return replace(ev, power=table, snr=snr, alpha=alpha)
 
 

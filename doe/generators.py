@@ -23,7 +23,7 @@ from doe import fractional, limits
 from doe.design import Design, make_design
 from doe.errors import DesignError
 from doe.model import DEFAULT_MODEL, ModelMatrix, Term, default_model, parse_model
-from doe.study import Factor, Study
+from doe.study import SUBPLOT, WHOLE_PLOT, Factor, Study
 
 DESIGN_TYPES = ("full", "fractional", "pb", "dsd", "ccd", "bbd", "lhs", "optimal")
 TYPE_LABELS = {
@@ -671,8 +671,13 @@ def default_runs(study: Study, model: str | None = None, blocks: int = 1) -> int
 
 def optimal(study: Study, *, model: str | None = None, runs: int | None = None,
             criterion: str = "D", seed: int = 0, blocks: int = 1, starts: int | None = None,
-            **opts: Any) -> Design:
-    """D- or I-optimal design by coordinate exchange (see doe.optimal)."""
+            whole_plots: int | None = None, subplots: int | None = None, donors: int | None = None,
+            variance_ratio: float | None = None, **opts: Any) -> Design:
+    """D- or I-optimal design by coordinate exchange (see doe.optimal).
+
+    A study with hard-to-change factors, or ``whole_plots``, ``subplots`` or ``donors`` given, gets an
+    optimal split-plot, split-split-plot or random-block design instead (:func:`split_plot_optimal`).
+    """
     from doe.optimal import optimal_design
 
     criterion = str(criterion).strip().upper()
@@ -681,12 +686,127 @@ def optimal(study: Study, *, model: str | None = None, runs: int | None = None,
     model = model or default_model(study, "optimal")
     terms = parse_model(study, model)
     runs = runs or default_runs(study, model, blocks)
+    if study.split_plot or whole_plots is not None or subplots is not None or donors is not None:
+        return split_plot_optimal(study, model=model, runs=runs, criterion=criterion, seed=seed, blocks=blocks,
+                                  starts=starts, whole_plots=whole_plots, subplots=subplots, donors=donors,
+                                  variance_ratio=variance_ratio, **opts)
     res = optimal_design(study, terms, runs, criterion, seed=seed, n_blocks=blocks, starts=starts)
     info = {"criterion": criterion, "random starts": res.starts,
             "D-efficiency (%)": round(100 * res.d_criterion, 3), "seconds": round(res.seconds, 2)}
     return _finish(study, res.U, ["optimal"] * len(res.U), "optimal", seed=seed,
                    block_of=res.blocks if blocks > 1 else None, info=info,
                    model=model, **opts)
+
+
+def split_plot_optimal(study: Study, *, model: str | None = None, runs: int | None = None, criterion: str = "D",
+                       seed: int = 0, blocks: int = 1, starts: int | None = None, whole_plots: int | None = None,
+                       subplots: int | None = None, donors: int | None = None, variance_ratio: float | None = None,
+                       center: int | None = None, replicates: int = 1, randomize: bool = True,
+                       levels: Any = None, **_: Any) -> Design:
+    """D- or I-optimal split-plot, split-split-plot or donor-block design (see :mod:`doe.split_plot`).
+
+    - ``whole_plots`` W: the study's hard-to-change factors are constant within each whole plot
+      (``V = I + eta Z Z'``); with hard-to-change factors and no W, a default W is chosen and a warning
+      says so.
+    - ``subplots`` S (with W): split-split-plot; the factors marked ``hard_to_change: very`` change
+      between whole plots, those marked ``true`` between subplots.
+    - ``donors`` D: D random blocks (the study's first random effect, else a ``Donor`` column); no
+      factor is held constant within a donor.
+
+    ``variance_ratio`` (default 1) is the whole-plot (donor, and subplot) variance over the residual
+    variance. The run sheet has a ``Whole plot`` column (and ``Subplot``), or the donor column, sorted by
+    whole plot in random order, runs random within.
+    """
+    from doe.split_plot import default_whole_plots, split_plot_design
+
+    model = model or default_model(study, "optimal")
+    terms = parse_model(study, model)
+    runs = runs or default_runs(study, model)
+    warnings: list[str] = []
+    if int(blocks) > 1:
+        raise DesignError("Fixed blocks cannot be combined with whole plots or donors: leave blocks at 1 (use "
+                          "donors for random donor blocks, whole plots for hard-to-change factors).")
+    if center or int(replicates) > 1:
+        raise DesignError("Centre points and replicates are not added to an optimal split-plot or donor design: "
+                          "ask for more runs instead (the search places replicates where they help).")
+    ratio = 1.0 if variance_ratio is None else variance_ratio
+    plot_column = WHOLE_PLOT
+    wp_factors: list[str] | None = None
+    sp_factors: list[str] | None = None
+    if donors is not None:
+        if study.hard_to_change_factors:
+            raise DesignError(f"Donor blocks with hard-to-change factors ({', '.join(study.hard_to_change_factors)}) "
+                              "are not supported: give whole plots instead of donors, or unmark the factors.")
+        if whole_plots is not None or subplots is not None:
+            raise DesignError("Give either donors (random blocks) or whole plots (hard-to-change factors), not both.")
+        whole_plots, wp_factors, sp_factors = _whole(donors, "donors", 1), [], []
+        plot_column = study.random_effects[0] if study.random_effects else "Donor"
+    elif subplots is not None:
+        if not study.very_hard_to_change_factors:
+            raise DesignError("Subplots (a split-split-plot) need factors marked 'hard_to_change: very' (changed "
+                              "only between whole plots) besides those marked 'true' (changed between subplots).")
+        if whole_plots is None:
+            raise DesignError("A split-split-plot design needs the number of whole plots too (--whole-plots).")
+    elif study.very_hard_to_change_factors:
+        raise DesignError(f"{', '.join(study.very_hard_to_change_factors)} "
+                          f"{'is' if len(study.very_hard_to_change_factors) == 1 else 'are'} 'very' hard to change: "
+                          "give the number of subplots (--subplots) for the split-split-plot design.")
+    if whole_plots is None:
+        whole_plots = default_whole_plots(study, terms, runs)
+        warnings.append(f"No number of whole plots was given: the {runs} runs were put in {whole_plots} whole plots "
+                        f"(about {runs / whole_plots:.3g} runs each, enough to test the whole-plot terms). Give "
+                        "the number of whole plots (--whole-plots) to choose.")
+    res = split_plot_design(study, terms, runs, _whole(whole_plots, "whole_plots", 1), criterion,
+                            subplots=None if subplots is None else _whole(subplots, "subplots", 1),
+                            variance_ratio=ratio, whole_plot_factors=wp_factors, subplot_factors=sp_factors,
+                            seed=seed, starts=starts, levels=levels)
+    st = res.structure
+    info: dict[str, Any] = {"criterion": criterion, "random starts": res.starts,
+                            "whole plots" if donors is None else "donors": st.n_whole_plots}
+    if st.subplot is not None:
+        info["subplots"] = st.n_subplots
+    info.update({"variance ratio": ratio, "D-efficiency (%, split-plot covariance)": round(res.d_efficiency, 3),
+                 "I-criterion (split-plot covariance)": round(res.i_criterion, 6), "seconds": round(res.seconds, 2)})
+    if res.whole_plot_factors:
+        info["whole-plot factors"] = ", ".join(res.whole_plot_factors)
+    if res.subplot_factors:
+        info["subplot factors"] = ", ".join(res.subplot_factors)
+    return finish_split_plot(study, res.U, st.whole_plot, "optimal", ["optimal"] * len(res.U),
+                             subplot=st.subplot, plot_column=plot_column, seed=seed, randomize=randomize,
+                             model=model, info=info, warnings=warnings)
+
+
+def finish_split_plot(study: Study, U: np.ndarray, whole_plot: np.ndarray, kind: str, point_types: list[str], *,
+                      subplot: np.ndarray | None = None, plot_column: str = WHOLE_PLOT, seed: int | None = None,
+                      randomize: bool = True, model: str | None = None, info: dict[str, Any] | None = None,
+                      warnings: list[str] | None = None) -> Design:
+    """A Design from a coded split-plot array in standard order and the whole plot (subplot) of each run.
+
+    Columns ``Run, StdOrder, <plot_column>[, Subplot], PointType,`` factors. With ``randomize`` the rows
+    are in the bench order of :func:`doe.split_plot.run_order` (whole plots in random order, subplots and
+    runs random within); whole plots (subplots) are numbered 1.. in that order.
+    """
+    from doe.split_plot import PlotStructure, run_order
+
+    U = np.asarray(U, dtype=float)
+    wp = np.unique(np.asarray(whole_plot, dtype=int), return_inverse=True)[1]
+    sp = None if subplot is None else np.unique(np.asarray(subplot, dtype=int), return_inverse=True)[1]
+    n = len(U)
+    order = run_order(PlotStructure(wp, sp), seed) if randomize else np.lexsort(
+        (np.arange(n), np.zeros(n) if sp is None else sp, wp))
+    table = make_design(study, U[order], kind, [point_types[i] for i in order], randomize=False, seed=seed,
+                        model=model, info=info, warnings=warnings).table
+    table["StdOrder"] = order + 1
+    first: dict[int, int] = {}
+    for w in wp[order]:
+        first.setdefault(int(w), len(first) + 1)
+    table.insert(2, plot_column, [first[int(w)] for w in wp[order]])
+    if sp is not None:
+        first_s: dict[int, int] = {}
+        for s in sp[order]:
+            first_s.setdefault(int(s), len(first_s) + 1)
+        table.insert(3, SUBPLOT, [first_s[int(s)] for s in sp[order]])
+    return Design(study, table, kind, model=model, seed=seed, info=dict(info or {}), warnings=list(warnings or []))
 
 
 # -- augmentation -----------------------------------------------------------------
