@@ -22,11 +22,13 @@ from scipy import stats
 
 from doe.errors import ModelError
 from doe.fit import fit_model
-from doe.space import DesignSpace, build_predictive, probability
-from doe.space._random import (
-    check_mode,
+from doe.space import (
+    DesignSpace,
+    build_predictive,
+    check_random_effects,
     component_draws,
-    describe_mode,
+    describe_random_effects,
+    probability,
     shrunk_correlation,
 )
 from doe.study import Study
@@ -133,14 +135,14 @@ def test_shrunk_correlation() -> None:
 
 
 def test_mode_words_and_check() -> None:
-    assert check_mode(None, True) == "new"
-    assert check_mode("average", True) == "average"
-    assert check_mode("new", False) is None
+    assert check_random_effects(None, True) == "new"
+    assert check_random_effects("average", True) == "average"
+    assert check_random_effects("new", False) is None
     with pytest.raises(ModelError, match="'new'.*'average'"):
-        check_mode("typical", True)
+        check_random_effects("typical", True)
     names = ["Donor", "hPL lot", "Whole plot"]
-    assert describe_mode("new", names) == "a run with a new donor, a new hPL lot and a new whole plot"
-    assert describe_mode("average", names) == "a run with the average donor, hPL lot and whole plot"
+    assert describe_random_effects("new", names) == "a run with a new donor, a new hPL lot and a new whole plot"
+    assert describe_random_effects("average", names) == "a run with the average donor, hPL lot and whole plot"
 
 
 # -- one CQA, known components (huge df): closed-form normal probabilities ----------------------

@@ -13,6 +13,10 @@ Which module owns what (the implementation modules are private; import from ``do
 - ``_posterior``: the posterior predictive (:class:`PredictiveModel`, :func:`build_predictive`):
   the CQA models on a monomial basis, the residual correlation, the cached draws (exact
   matrix-variate t, Gibbs sampling of the SUR posterior or the SUR-style approximation).
+- ``_random``: random effects (donors, hPL lots, whole plots) of CQAs fitted as mixed models
+  (``fm.mixed``): the probability for a run with a new donor, lot and whole plot ("new") or the
+  average ones ("average"); variance components drawn with their uncertainty, cross-CQA correlation
+  from the BLUPs (:func:`random_draws`, :func:`random_structure`, :func:`component_draws`).
 - ``_sur``: the Gibbs samplers of the seemingly-unrelated regression posterior
   (:func:`sur_draws`, :func:`sur_draws_collapsed`) and their convergence diagnostics.
 - ``_settings``: set points checked and completed against the study, settings as coded arrays.
@@ -33,7 +37,7 @@ Which module owns what (the implementation modules are private; import from ``do
 - :mod:`doe.space.compare` (public, imported on demand: it reads the store and refits): the design
   space of two saved analyses, before and after (its figure is :mod:`doe.plots.compare`).
 
-The modules import each other in this order, at module level: ``_sur`` -> ``_posterior`` ->
+The modules import each other in this order, at module level: ``_random``, ``_sur`` -> ``_posterior`` ->
 ``_settings`` -> ``_kernels`` -> ``_assurance`` -> ``_grid`` -> ``_ranges`` -> ``_search`` -> ``_view``
 -> ``_summary`` -> ``_design_space``.
 """
@@ -66,6 +70,16 @@ from ._kernels import (
     tolerance_factor,
 )
 from ._posterior import DEFAULT_DRAWS, GIBBS_MAX_SYSTEM, MIN_DRAWS, PredictiveModel, build_predictive
+from ._random import (
+    RANDOM_EFFECTS_MODES,
+    RandomStructure,
+    check_random_effects,
+    component_draws,
+    describe_random_effects,
+    random_draws,
+    random_structure,
+    shrunk_correlation,
+)
 from ._ranges import PARResult, check_nor, lower_bound_at, proven_acceptable_ranges
 from ._search import robust_set_point, set_point_report
 from ._summary import summary_and_grid, summary_json
@@ -90,6 +104,9 @@ from ._view import (
 __all__ = [
     # posterior predictive
     "DEFAULT_DRAWS", "DEFAULT_THRESHOLD", "GIBBS_MAX_SYSTEM", "MIN_DRAWS", "PredictiveModel", "build_predictive",
+    # random effects (donors, lots, whole plots)
+    "RANDOM_EFFECTS_MODES", "RandomStructure", "check_random_effects", "component_draws", "describe_random_effects",
+    "random_draws", "random_structure", "shrunk_correlation",
     # Gibbs sampling of the SUR posterior
     "drift_z", "effective_sample_size", "nested_rhat", "sur_draws", "sur_draws_collapsed", "system_size",
     # kernels

@@ -300,7 +300,7 @@ class PredictiveModel:
         """One sentence naming the method, for plots and reports."""
         names = ", ".join(self.spec_names) or "none"
         rs = self.random
-        who = "a new run" if rs is None else _random.describe_mode(self.random_effects, rs.names)
+        who = "a new run" if rs is None else _random.describe_random_effects(self.random_effects, rs.names)
         text = (f"Posterior predictive probability that {who} meets every CQA spec ({names}): "
                 "Bayesian, non-informative prior (Peterson 2004; Peterson & Lief 2010)")
         if rs is not None:
@@ -393,7 +393,7 @@ def build_predictive(study: Study, fits: Mapping[str, Any], *, seed: int = 0, dr
     pm = PredictiveModel(study, cqas, numeric, categorical, exps, None, 0, math.nan, math.nan, not_modelled)
     _setup_runs(pm)
     mixed = any(_random.mixed_of(c.fm) is not None for c in pm.spec_cqas)
-    pm.random_effects = _random.check_mode(random_effects, mixed)
+    pm.random_effects = _random.check_random_effects(random_effects, mixed)
     if mixed:
         _setup_random(pm, correlated)
     elif correlated:

@@ -61,23 +61,24 @@ import numpy as np
 
 from doe.errors import ModelError
 
-__all__ = ["MODES", "RandomStructure", "check_mode", "component_draws", "describe_mode", "mixed_of",
-           "random_draws", "random_structure", "shrunk_correlation"]
+__all__ = ["RANDOM_EFFECTS_MODES", "RandomStructure", "check_random_effects", "component_draws", "components_json",
+           "correlations_json", "describe_random_effects", "mixed_of", "random_draws", "random_structure",
+           "shrunk_correlation"]
 
 #: The questions the design space can answer when CQAs have random effects.
-MODES = ("new", "average")
+RANDOM_EFFECTS_MODES = ("new", "average")
 #: Name of the residual component (as :attr:`doe.mixed.MixedFit.components`).
 RESIDUAL = "Residual"
 #: Fewer shared levels (or runs) than this: the pair of CQAs is treated as independent.
 MIN_SHARED = 3
 
 
-def check_mode(mode: str | None, any_random: bool) -> str | None:
+def check_random_effects(mode: str | None, any_random: bool) -> str | None:
     """The random-effects mode to use: ``mode`` checked, "new" by default when there are random effects.
 
     None when no CQA with a spec has random effects (the mode is then irrelevant).
     """
-    if mode is not None and mode not in MODES:
+    if mode is not None and mode not in RANDOM_EFFECTS_MODES:
         raise ModelError(f"random_effects must be 'new' (a run with a new donor, lot and whole plot) or 'average' "
                          f"(the average donor, lot and whole plot); got {mode!r}.")
     if not any_random:
@@ -97,7 +98,7 @@ def _label(name: str) -> str:
     return name
 
 
-def describe_mode(mode: str | None, names: Sequence[str]) -> str:
+def describe_random_effects(mode: str | None, names: Sequence[str]) -> str:
     """In words, which run the probability is about: 'a run with a new donor, a new hPL lot and a new
     whole plot' or 'a run with the average donor, hPL lot and whole plot'."""
     if mode is None or not names:
