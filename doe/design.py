@@ -5,6 +5,8 @@
 - ``Run``: run order (1..N, randomised within blocks when asked);
 - ``StdOrder``: standard order (1..N, the generator's order);
 - the block column (``study.blocks`` or ``Block``) when the design has blocks;
+- the plot columns of a design with hard-to-change factors or random blocks, outer to inner:
+  ``Whole plot`` (and ``Subplot`` for a split-split-plot), or a random-effect column such as ``Donor``;
 - ``PointType``: factorial, axial, centre, optimal, edge (Box-Behnken),
   space-filling, screening, augmented or existing;
 - one column per factor in actual units (level names for categorical factors).
@@ -25,7 +27,7 @@ from doe.cells import safe_text
 from doe.errors import DesignError, DoeError
 from doe.model import actual_frame, coded_array
 from doe.runs import canonical_names, read_table, unmark_levels
-from doe.study import Study
+from doe.study import SUBPLOT, WHOLE_PLOT, Study
 
 POINT_TYPES = (
     "factorial", "axial", "centre", "edge", "optimal", "space-filling", "screening",
@@ -70,6 +72,17 @@ class Design:
         if self.block_column not in self.table:
             return 1
         return int(self.table[self.block_column].nunique())
+
+    @property
+    def plot_columns(self) -> list[str]:
+        """The design's grouping columns that the analysis treats as random effects, outer to inner:
+        ``Whole plot``, ``Subplot`` and the study's random-effect columns present in the table."""
+        return [c for c in (WHOLE_PLOT, SUBPLOT, *self.study.random_effects) if c in self.table]
+
+    @property
+    def n_whole_plots(self) -> int | None:
+        """The number of whole plots, or None for a design without a ``Whole plot`` column."""
+        return int(self.table[WHOLE_PLOT].nunique()) if WHOLE_PLOT in self.table else None
 
     def settings(self) -> pd.DataFrame:
         """Factor columns only, in actual units, in run order."""
@@ -163,6 +176,7 @@ def make_design(
     point_types: list[str] | np.ndarray,
     *,
     blocks: np.ndarray | None = None,
+    plots: dict[str, np.ndarray] | None = None,
     randomize: bool = True,
     seed: int | None = None,
     model: str | None = None,
@@ -172,18 +186,27 @@ def make_design(
     """Assemble a Design from a coded array in standard order.
 
     Runs are randomised within blocks with ``numpy.random.default_rng(seed)``;
-    the same seed gives the same run order.
+    the same seed gives the same run order. ``plots``: grouping columns, outer to inner (e.g.
+    ``{"Whole plot": w, "Subplot": s}`` or ``{"Donor": d}``), labels 0-based and written 1-based; the run
+    sheet is sorted by them for the bench, with the groups in random order and the runs randomised within
+    (restricted randomisation: a whole plot's hard-to-change settings are made once).
     """
     U = np.asarray(U, dtype=float)
     n = U.shape[0]
     table = actual_frame(study, U)
     table.insert(0, "PointType", list(point_types))
     block_col = study.blocks or "Block"
+    plot_items = list((plots or {}).items())
+    for position, (col, labels) in enumerate(plot_items):
+        table.insert(position, col, np.asarray(labels, dtype=int) + 1)
     if blocks is not None and len(np.unique(blocks)) > 1:
         table.insert(0, block_col, np.asarray(blocks, dtype=int) + 1)
     table.insert(0, "StdOrder", np.arange(1, n + 1))
     rng = np.random.default_rng(seed)
-    if randomize:
+    if plot_items:
+        order = _plot_order(table, [block_col] if block_col in table else [], [c for c, _ in plot_items],
+                            rng if randomize else None)
+    elif randomize:
         if block_col in table:
             order = np.concatenate(
                 [rng.permutation(np.flatnonzero(table[block_col].to_numpy() == b))
@@ -197,6 +220,21 @@ def make_design(
     table.insert(0, "Run", np.arange(1, n + 1))
     return Design(study, table, kind, model=model, seed=seed, info=dict(info or {}),
                   warnings=list(warnings or []))
+
+
+def _plot_order(table: pd.DataFrame, blocks: list[str], plots: list[str],
+                rng: np.random.Generator | None) -> np.ndarray:
+    """Run order sorted by block, then by each plot column (outer first), each group's position random
+    (or by label without ``rng``), runs random within the innermost group."""
+    keys = []
+    for col in [*blocks, *plots]:
+        labels = table[col].to_numpy()
+        levels = np.unique(labels)
+        rank = dict(zip(levels, rng.permutation(len(levels)) if rng is not None and col not in blocks
+                        else np.arange(len(levels))))
+        keys.append(np.array([rank[v] for v in labels]))
+    keys.append(rng.permutation(len(table)) if rng is not None else np.arange(len(table)))
+    return np.lexsort(keys[::-1])
 
 
 def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: str = "") -> Design:
@@ -226,14 +264,18 @@ def read_design(study: Study, source: str | Path | bytes | pd.DataFrame, name: s
         if not f.is_categorical:
             table[f.name] = pd.to_numeric(frame[f.name]).to_numpy(dtype=float)
     n = len(frame)
-    extra = [c for c in frame.columns if c not in study.factor_names and c not in (*META_COLUMNS, study.blocks or "Block")]
     block_col = study.blocks or "Block"
+    plot_cols = [c for c in (WHOLE_PLOT, SUBPLOT, *study.random_effects) if c in frame]
+    extra = [c for c in frame.columns
+             if c not in study.factor_names and c not in (*META_COLUMNS, block_col, *plot_cols)]
     out = pd.DataFrame({
         "Run": frame["Run"].to_numpy() if "Run" in frame else np.arange(1, n + 1),
         "StdOrder": frame["StdOrder"].to_numpy() if "StdOrder" in frame else np.arange(1, n + 1),
     })
     if block_col in frame:
         out[block_col] = frame[block_col].to_numpy()
+    for c in plot_cols:
+        out[c] = frame[c].to_numpy()
     out["PointType"] = frame["PointType"].to_numpy() if "PointType" in frame else "existing"
     out = pd.concat([out, table.reset_index(drop=True), frame[extra].reset_index(drop=True)], axis=1)
     warnings = _range_warnings(study, table)

@@ -44,7 +44,7 @@ from doe import limits
 from doe._format import plain_whole
 from doe.cells import same_value, stored_cell, unquote_formula
 from doe.errors import DoeError, did_you_mean, quoted_list
-from doe.study import Factor, Response, Study
+from doe.study import SUBPLOT, WHOLE_PLOT, Factor, Response, Study
 
 if TYPE_CHECKING:
     from doe.design import Design
@@ -768,7 +768,47 @@ def _check(study: Study, frame: pd.DataFrame, *, decimal_comma: bool,
     if len(frame) > MAX_ROWS:
         return _empty_table(study), problems + [Problem("error", None, None, _too_many(len(frame)))]
     table, found = _tidy(study, frame, decimal_comma)
-    return table, problems + found
+    return table, problems + found + _plot_problems(study, table)
+
+
+def random_columns(study: Study) -> list[str]:
+    """Run-sheet columns whose levels are random draws: ``Whole plot``, ``Subplot`` (written by split-plot
+    designs) and the study's ``random_effects`` (e.g. Donor, hPL lot)."""
+    return [WHOLE_PLOT, SUBPLOT, *study.random_effects]
+
+
+def _plot_problems(study: Study, table: pd.DataFrame) -> list[Problem]:
+    """Warnings about the random-effect columns: a listed one missing, blank cells where results are,
+    and hard-to-change factors that change inside a whole plot."""
+    out = []
+    measured = (table[study.response_names].notna().any(axis=1) if study.response_names and
+                set(study.response_names) <= set(table.columns) else pd.Series(True, index=table.index))
+    for name in study.random_effects:
+        if name not in table:
+            out.append(Problem("warning", None, name, (
+                f"No column for random effect '{name}': add it (which {name.lower()} each run used), or the "
+                f"analysis cannot separate {name.lower()}-to-{name.lower()} variation from the residual.")))
+    for name in random_columns(study):
+        if name not in table:
+            continue
+        blank = [int(i) + 1 for i, v in table[name].items() if _blank(v) and bool(measured.loc[i])]
+        if blank:
+            out.append(Problem("warning", None, name, (
+                f"{_count(len(blank), 'run')} with results {'has' if len(blank) == 1 else 'have'} no "
+                f"'{name}' (row{'s' if len(blank) > 1 else ''} {', '.join(map(str, blank[:10]))}"
+                f"{', ...' if len(blank) > 10 else ''}): fill it in; the mixed-model analysis leaves such runs "
+                "out and says so.")))
+    htc = [f for f in study.hard_to_change_factors if f in table]
+    if WHOLE_PLOT in table and htc:
+        for f in htc:
+            counts = table.dropna(subset=[WHOLE_PLOT]).groupby(WHOLE_PLOT)[f].nunique(dropna=True)
+            bad = [str(k) for k, v in counts.items() if v > 1]
+            if bad:
+                out.append(Problem("warning", None, f, (
+                    f"Hard-to-change factor '{f}' changes inside whole plot{'s' if len(bad) > 1 else ''} "
+                    f"{', '.join(bad[:10])}: a whole plot keeps one setting of it. Check the run sheet; the "
+                    "analysis uses the settings as entered.")))
+    return out
 
 
 def _empty_table(study: Study) -> pd.DataFrame:
@@ -815,6 +855,8 @@ def canonical_names(study: Study, columns: Iterable[str]) -> dict[str, str]:
     """
     known: dict[str, tuple[str, str]] = {_norm(n): (n, "") for n in ("Run", "StdOrder", "PointType", "Notes")}
     known[_norm(_block(study))] = (_block(study), "")
+    for name in random_columns(study):
+        known[_norm(name)] = (name, "")
     items: list[Factor | Response] = [*study.factors, *study.responses]
     for item in items:
         known[_norm(item.name)] = (item.name, item.units)
@@ -834,7 +876,7 @@ def canonical_names(study: Study, columns: Iterable[str]) -> dict[str, str]:
 
 
 def _column_problems(study: Study, columns: list[str]) -> list[Problem]:
-    reserved = {"Run", "StdOrder", "PointType", "Notes", _block(study)}
+    reserved = {"Run", "StdOrder", "PointType", "Notes", _block(study), *random_columns(study)}
     names = study.factor_names + study.response_names
     unknown = [c for c in columns if c not in names and c not in reserved]
     out = []
@@ -876,7 +918,7 @@ def _tidy(study: Study, frame: pd.DataFrame, decimal_comma: bool) -> tuple[pd.Da
     cols: dict[str, Any] = {}  # built first, made a table once: adding columns one by one is quadratic
     cols["Run"], found = _run_ids(frame)
     problems += found
-    for c in ("StdOrder", _block(study), "PointType"):
+    for c in ("StdOrder", _block(study), *random_columns(study), "PointType"):
         if c in frame:
             cols[c] = [_cell_value(v) for v in frame[c]]
     for f in study.factors:

@@ -64,3 +64,43 @@ def test_whole_plot_columns_are_reserved() -> None:
     assert WHOLE_PLOT in RESERVED and SUBPLOT in RESERVED
     with pytest.raises(StudyError):
         Study.from_yaml(BASE.replace("name: Agitation", "name: Whole plot") % "false")
+
+
+def _split_study() -> Study:
+    return Study.from_yaml(BASE % "true" + "random_effects: [Donor]\n")
+
+
+def test_run_sheet_sorted_by_whole_plot_randomised_within() -> None:
+    import numpy as np
+
+    from doe.design import make_design, read_design
+
+    study = _split_study()
+    U = np.array([[0, -1], [0, 1], [0, 0], [1, -1], [1, 1], [1, 0]] * 3, float)
+    plots = np.repeat(np.arange(6), 3)
+    d = make_design(study, U, "optimal", ["optimal"] * 18, plots={WHOLE_PLOT: plots}, seed=11)
+    wp = d.table[WHOLE_PLOT].to_numpy()
+    assert (np.diff(np.flatnonzero(np.diff(wp) != 0)) == 3).all() and len(set(wp)) == 6  # contiguous groups
+    assert d.table.groupby(WHOLE_PLOT)["Surface"].nunique().max() == 1
+    assert list(wp[::3]) != sorted(wp[::3]) or list(d.table["StdOrder"]) != sorted(d.table["StdOrder"])
+    again = read_design(study, d.to_csv().encode(), "sheet.csv")
+    assert again.plot_columns == [WHOLE_PLOT] and again.n_whole_plots == 6
+    assert (again.table[WHOLE_PLOT].to_numpy() == wp).all()
+
+
+def test_results_upload_warns_about_random_effect_columns() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from doe.runs import read_results
+
+    study = _split_study()
+    table = pd.DataFrame({"Run": [1, 2, 3, 4], WHOLE_PLOT: [1, 1, 2, 2],
+                          "Surface": ["Standard TC", "CellBIND", "CellBIND", "CellBIND"],
+                          "Agitation": [30, 90, 30, 90], "Viability": [85.0, 88.0, np.nan, 90.0]})
+    text = read_results(study, table).summary()
+    assert "No column for random effect 'Donor'" in text
+    assert "'Surface' changes inside whole plot 1" in text
+    table["Donor"] = ["D1", None, "D2", "D2"]
+    text = read_results(study, table).summary()
+    assert "1 run with results has no 'Donor' (row 2)" in text
