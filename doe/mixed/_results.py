@@ -1,0 +1,162 @@
+"""``MixedFit``: one REML fit of a linear mixed model, read-only, with its tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from doe.errors import ModelError
+from doe.jsonable import json_ready
+from doe.mixed._ddf import (
+    FTest,
+    kenward_roger_nu,
+    kenward_roger_test,
+    satterthwaite_nu,
+    satterthwaite_test,
+)
+from doe.mixed._inference import Inference
+
+DDF_METHODS: tuple[str, ...] = ("kr", "satterthwaite")
+
+_ALIASES = {
+    "kr": "kr",
+    "kenward-roger": "kr",
+    "kenward_roger": "kr",
+    "kenwardroger": "kr",
+    "satterthwaite": "satterthwaite",
+    "sat": "satterthwaite",
+}
+
+INTERCEPT_TERMS = ("Intercept", "(Intercept)")
+
+
+def normalise_ddf(ddf: str) -> str:
+    """``"kr"`` or ``"satterthwaite"`` for ``ddf`` (also accepts ``"Kenward-Roger"``, ``"sat"``)."""
+    key = str(ddf).strip().lower()
+    if key not in _ALIASES:
+        raise ModelError(
+            f"Unknown denominator-df method '{ddf}'. Use one of: 'kr' (Kenward-Roger) or 'satterthwaite'."
+        )
+    return _ALIASES[key]
+
+
+@dataclass(frozen=True)
+class MixedFit:
+    """A linear mixed model fitted by REML, with Kenward-Roger or Satterthwaite tests.
+
+    Built by :func:`doe.mixed.fit_mixed`. Variance components are in response units squared, in the
+    order of the ``random`` mapping, then ``"Residual"``.
+    """
+
+    names: list[str]
+    terms: list[str]
+    n: int
+    ddf: str
+    coef: np.ndarray
+    cov_beta: np.ndarray
+    cov_beta_kr: np.ndarray
+    components: dict[str, float]
+    component_cov: np.ndarray
+    component_df: dict[str, float]
+    blups: dict[str, pd.Series]
+    levels: dict[str, list[Any]]
+    groups: dict[str, np.ndarray]
+    W: np.ndarray
+    conditional_residuals: np.ndarray
+    loglik: float
+    converged: bool
+    warnings: list[str]
+    inference: Inference = field(repr=False, compare=False)
+
+    # ----------------------------------------------------------------- tests
+    def _method(self, ddf: str | None) -> str:
+        return self.ddf if ddf is None else normalise_ddf(ddf)
+
+    def contrast_test(self, L: np.ndarray, ddf: str | None = None) -> FTest:
+        """Wald F test of ``L b = 0`` (``L``: q x p, rows linearly independent).
+
+        Kenward-Roger: the scaled F (``lambda F``, pbkrtest's ``Ftest``) with ``FTest.scaling`` = lambda;
+        Satterthwaite: lmerTest's ``contestMD``.
+        """
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        if L.shape[1] != len(self.names):
+            raise ModelError(f"The contrast has {L.shape[1]} columns; the model has {len(self.names)}.")
+        if np.linalg.matrix_rank(L) < L.shape[0]:
+            raise ModelError("The contrast rows are linearly dependent; drop the redundant rows.")
+        if self._method(ddf) == "kr":
+            return kenward_roger_test(L, self.inference)
+        return satterthwaite_test(L, self.inference)
+
+    def anova(self, ddf: str | None = None) -> pd.DataFrame:
+        """Type III tests, one row per model term except the intercept.
+
+        Columns ``term, df, df_den, F, p``: each term's columns jointly zero (lmerTest's Type III with
+        effect coding of categorical factors and centred continuous factors).
+        """
+        rows = []
+        seen: list[str] = []
+        for t in self.terms:
+            if t not in seen and t not in INTERCEPT_TERMS:
+                seen.append(t)
+        for t in seen:
+            cols = [i for i, tt in enumerate(self.terms) if tt == t]
+            L = np.zeros((len(cols), len(self.names)))
+            L[np.arange(len(cols)), cols] = 1.0
+            res = self.contrast_test(L, ddf)
+            rows.append({"term": t, "df": res.df, "df_den": res.df_den, "F": res.F, "p": res.p})
+        return pd.DataFrame(rows, columns=["term", "df", "df_den", "F", "p"])
+
+    def coefficients(self, ddf: str | None = None) -> pd.DataFrame:
+        """Fixed effects with t tests: columns ``name, term, estimate, se, df, t, p``.
+
+        Kenward-Roger: ``se`` from the adjusted covariance ``cov_beta_kr`` and Kenward-Roger df (lmerTest's
+        ``summary(ddf = "Kenward-Roger")``); Satterthwaite: ``se`` from ``cov_beta`` and Satterthwaite df.
+        """
+        kr = self._method(ddf) == "kr"
+        cov = self.cov_beta_kr if kr else self.cov_beta
+        rows = []
+        for i, (name, term) in enumerate(zip(self.names, self.terms)):
+            l = np.zeros(len(self.names))
+            l[i] = 1.0
+            se = float(np.sqrt(cov[i, i]))
+            df = kenward_roger_nu(l, self.inference) if kr else satterthwaite_nu(l, self.inference)
+            t = float(self.coef[i]) / se if se > 0 else float("nan")
+            p = float(2 * stats.t.sf(abs(t), df)) if np.isfinite(t) else float("nan")
+            rows.append({"name": name, "term": term, "estimate": float(self.coef[i]), "se": se, "df": df,
+                         "t": t, "p": p})
+        return pd.DataFrame(rows, columns=["name", "term", "estimate", "se", "df", "t", "p"])
+
+    # ----------------------------------------------------------------- summaries
+    @property
+    def icc(self) -> dict[str, float]:
+        """Each random effect's share of the total variance (all components, residual included)."""
+        total = float(sum(self.components.values()))
+        return {k: (v / total if total > 0 else float("nan")) for k, v in self.components.items()
+                if k != "Residual"}
+
+    @property
+    def reml_criterion(self) -> float:
+        """``-2 * loglik``: lme4's "REML criterion at convergence"."""
+        return -2.0 * self.loglik
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary: method, variance components, df method, ANOVA, coefficients, ICC."""
+        anova = self.anova()
+        coefs = self.coefficients()
+        return dict(json_ready({
+            "method": "REML",
+            "df_method": "Kenward-Roger" if self.ddf == "kr" else "Satterthwaite",
+            "n": self.n,
+            "variance_components": dict(self.components),
+            "variance_component_df": dict(self.component_df),
+            "reml_loglik": self.loglik,
+            "converged": self.converged,
+            "warnings": list(self.warnings),
+            "anova": anova.to_dict(orient="records"),
+            "coefficients": coefs.to_dict(orient="records"),
+            "icc": self.icc,
+        }))
