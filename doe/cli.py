@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reduce", action="store_true", help="backward elimination, kept hierarchical")
     p.add_argument("--reduce-method", default="p", choices=("p", "aicc"))
     p.add_argument("--anova-type", type=int, default=2, choices=(1, 2, 3))
+    p.add_argument("--ddf", default="kr", choices=("kr", "satterthwaite"),
+                   help="denominator df of the mixed model's tests, for CQAs with whole plots, donors or lots: "
+                        "Kenward-Roger (default) or Satterthwaite")
     p.add_argument("--json", help="write the analysis as JSON (default: print it)")
 
     p = sub.add_parser("space", help="design space: probability of meeting every CQA spec, PAR, set point")
@@ -383,7 +386,8 @@ def _analyze(args: argparse.Namespace) -> int:
     study = Study.load(args.study)
     runs = _read_runs(study, args.runs)
     result = analyze(study, runs, args.response, model=args.model, transform=args.transform,
-                     reduce=args.reduce, reduce_method=args.reduce_method, anova_type=args.anova_type)
+                     reduce=args.reduce, reduce_method=args.reduce_method, anova_type=args.anova_type,
+                     ddf=args.ddf)
     _write_json(result, args.json)
     fitted = [n for n, r in result["responses"].items() if not r.get("error")]
     status = sys.stdout if args.json else sys.stderr  # without --json, stdout holds only the JSON

@@ -21,13 +21,17 @@ __all__ = ["analysis_status", "analyze"]
 def analyze(study: Study, runs: pd.DataFrame, responses: list[str] | None = None, *,
             model: Any = "quadratic", transform: Any = "none", reduce: bool = False,
             reduce_method: str = "p", anova_type: int | str = 2, block_col: str | None = None,
-            alpha: float = 0.05) -> dict[str, Any]:
+            alpha: float = 0.05, ddf: str = "kr") -> dict[str, Any]:
     """Fit every CQA that has at least one result; JSON-ready (used by ``python -m doe analyze``).
 
     ``model`` and ``transform`` may be dicts keyed by response name. Returns
     ``{"study", "responses": {name: fm.to_json() + {"fit_summary", "reduction"}}}``;
     a response whose model cannot be fitted gets ``{"error": message}`` instead,
-    so one bad CQA does not hide the others.
+    so one bad CQA does not hide the others. A CQA whose runs carry random effects (whole
+    plots, donors, lots) is a mixed model fitted by REML: its ``method`` is "REML" and it has
+    ``variance_components``, ``df_method`` (``ddf``: "kr" or "satterthwaite"), ``icc``, Type III
+    ``anova`` rows with ``df_den`` and ``coefficients`` with ``df``; the least-squares analysis
+    of the same runs, as if completely randomised, is kept under ``fully_randomised``.
     """
     if responses is None:
         names = [r for r in study.response_names if r in runs.columns
@@ -41,7 +45,7 @@ def analyze(study: Study, runs: pd.DataFrame, responses: list[str] | None = None
         spec = model.get(name, "quadratic") if isinstance(model, dict) else model
         tr = transform.get(name, "none") if isinstance(transform, dict) else transform
         choice = ModelChoice(model=spec, transform=tr, reduce=reduce, reduce_method=reduce_method,
-                             anova_type=anova_type)
+                             anova_type=anova_type, ddf=ddf)
         result = fit_choice(study, runs, name, choice, block_col=block_col, alpha=alpha)
         fm, steps = result.model, result.steps
         if result.error or fm is None:
@@ -84,6 +88,10 @@ def analysis_status(result: Mapping[str, Any]) -> list[str]:
         stats_text = ", ".join(f"{label} = {fmt_sig(r[key], 4)}" for key, label in
                                (("r2", "R²"), ("adj_r2", "adjusted R²"), ("pred_r2", "predicted R²"))
                                if r.get(key) is not None)
+        if r.get("method") == "REML":
+            components = ", ".join(f"{k} {fmt_sig(v, 3)}" for k, v in (r.get("variance_components") or {}).items())
+            stats_text = (f"mixed model by REML, {r.get('df_method')} df; variance components {components}"
+                          + (f"; least squares as if randomised: {stats_text}" if stats_text else ""))
         transform = "" if r.get("transform") in (None, "none") else f", {r.get('transform_label')}"
         lines.append(f"{name}: fitted (intercept + {k} term{'s' if k != 1 else ''}{transform}, n = {r.get('n')}"
                      + (f", {stats_text}" if stats_text else "") + ")")

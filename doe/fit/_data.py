@@ -14,7 +14,7 @@ import pandas as pd
 from doe._format import fmt_sig, plain_whole
 from doe.errors import ModelError, did_you_mean, quoted_list
 from doe.model import Term, coded_array, parse_model
-from doe.study import Study
+from doe.study import SUBPLOT, WHOLE_PLOT, Study
 
 __all__ = ["complete_settings"]
 
@@ -34,6 +34,8 @@ class _Data:
     block_col: str | None
     excluded: list[dict[str, Any]]
     warnings: list[str]
+    #: Random-effect column -> label per used run (outer to inner; a subplot's label names its whole plot).
+    groups: dict[str, list[str]]
 
 
 def prepare(study: Study, runs: pd.DataFrame, response: str, block_col: str | None,
@@ -65,6 +67,12 @@ def prepare(study: Study, runs: pd.DataFrame, response: str, block_col: str | No
     excluded = [{"run": run_ids[i], "reason": "excluded by user"} for i in np.flatnonzero(user)]
     excluded += [{"run": run_ids[i], "reason": "no result"} for i in np.flatnonzero(missing & ~user)]
     used = ~missing & ~user
+    random_cols = [c for c in (WHOLE_PLOT, SUBPLOT, *study.random_effects) if c in runs.columns]
+    unlabelled = {}
+    for c in random_cols:
+        unlabelled[c] = np.array([_blank_label(v) for v in runs[c]], dtype=bool) & used
+        excluded += [{"run": run_ids[i], "reason": f"no {c}"} for i in np.flatnonzero(unlabelled[c])]
+        used &= ~unlabelled[c]
     if not used.any():
         raise ModelError(
             f"There are no results for {response} to fit: enter them in the run sheet column "
@@ -86,7 +94,12 @@ def prepare(study: Study, runs: pd.DataFrame, response: str, block_col: str | No
     if user.any():
         warnings.append(f"Run(s) {format_ids([d['run'] for d in excluded if d['reason'] == 'excluded by user'])} "
                         "excluded by the user.")
+    for c, blank in unlabelled.items():
+        if blank.any():
+            warnings.append(f"{int(blank.sum())} run(s) with a result for {response} have no '{c}' and were left out: "
+                            f"{format_ids([run_ids[i] for i in np.flatnonzero(blank)])}. Fill in '{c}' to use them.")
     warnings += _range_warnings(study, U)
+    groups = _random_groups(runs, random_cols, used)
     bcol = _block_column(study, runs, block_col)
     blocks, labels = None, []
     if bcol is not None:
@@ -102,7 +115,20 @@ def prepare(study: Study, runs: pd.DataFrame, response: str, block_col: str | No
         else:
             labels = []
     return _Data(U, y_all[used], [run_ids[i] for i in np.flatnonzero(used)], blocks, labels,
-                 bcol if blocks is not None else None, excluded, warnings)
+                 bcol if blocks is not None else None, excluded, warnings, groups)
+
+
+def _blank_label(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
+
+
+def _random_groups(runs: pd.DataFrame, columns: list[str], used: np.ndarray) -> dict[str, list[str]]:
+    """Labels per used run of each random-effect column; a subplot's label is prefixed by its whole plot's
+    (subplots are nested in whole plots even when numbered 1, 2 in each)."""
+    out = {c: [block_text(v) for v in runs.loc[used, c]] for c in columns}
+    if SUBPLOT in out and WHOLE_PLOT in out:
+        out[SUBPLOT] = [f"{w}/{s}" for w, s in zip(out[WHOLE_PLOT], out[SUBPLOT])]
+    return out
 
 
 def code_settings(study: Study, frame: pd.DataFrame) -> np.ndarray:

@@ -55,6 +55,7 @@ from doe.fit._least_squares import (
 )
 from doe.fit._transforms import Transform, parse_transform, power_transform
 from doe.jsonable import json_ready
+from doe.mixed import MixedFit, fit_mixed, normalise_ddf
 from doe.model import ModelMatrix, Term, effect_codes
 from doe.study import Study
 
@@ -137,6 +138,10 @@ class FittedModel:
     _two_level: bool = field(repr=False)
     #: Warnings known when fitting (data, Box-Cox, saturated model): the first of ``warnings``.
     _fit_notes: list[str] = field(repr=False)
+    #: The mixed model (REML) of a CQA with random effects (whole plots, donors, lots), else None.
+    _mixed: MixedFit | None = field(default=None, repr=False)
+    #: Random-effect column -> label per run used (empty for a fully randomised CQA).
+    _groups: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         # A pickled copy (Streamlit's caches, worker processes) carries every statistic, so a copy
@@ -532,9 +537,37 @@ class FittedModel:
             "block_labels": list(self.block_labels),
             "box_cox": self.box_cox,
             "warnings": list(self.warnings),
+            "method": self.method,
         }
+        if self._mixed is not None:  # the mixed model's tests replace the least-squares ones; those stay beside
+            mixed = self._mixed.to_json()
+            out["fully_randomised"] = {"method": "OLS", "anova": out["anova"], "coefficients": out["coefficients"],
+                                       "df_resid": out["df_resid"]}
+            out.update({k: mixed[k] for k in ("method", "df_method", "variance_components", "anova",
+                                               "coefficients", "icc")})
+            out["variance_component_df"] = mixed.get("variance_component_df")
+            out["reml_loglik"] = mixed.get("reml_loglik")
+            out["random_effects"] = {k: len(set(v)) for k, v in self._groups.items()}
         ready: dict[str, Any] = json_ready(out)
         return ready
+
+    # -- the mixed model (random effects) ---------------------------------------------------
+    @property
+    def mixed(self) -> MixedFit | None:
+        """The REML mixed model of this CQA (the correct analysis when runs share whole plots, donors or
+        lots; :mod:`doe.mixed`), or None when the runs are analysed as completely randomised. The least-squares
+        statistics of this object are then the fully randomised analysis, shown beside it for contrast."""
+        return self._mixed
+
+    @property
+    def random_groups(self) -> dict[str, list[str]]:
+        """Random-effect column -> its label per run used (empty without random effects)."""
+        return {k: list(v) for k, v in self._groups.items()}
+
+    @property
+    def method(self) -> str:
+        """``"REML"`` for a mixed model, ``"OLS"`` (least squares) otherwise."""
+        return "REML" if self._mixed is not None else "OLS"
 
     # -- what the design space reads (public surface of the fit) ----------------------------
     @property
@@ -572,6 +605,8 @@ def fit_model(
     alpha: float = 0.05,
     block_col: str | None = None,
     exclude: Any = None,
+    ddf: str = "kr",
+    random_effects: bool = True,
 ) -> FittedModel:
     """Fit a polynomial model to one CQA by least squares (coded units).
 
@@ -604,6 +639,11 @@ def fit_model(
         Name of the block column.
     exclude : list, optional
         Run ids to leave out; listed in ``excluded`` ('excluded by user').
+    ddf : {"kr", "satterthwaite"}
+        Denominator degrees of freedom of the mixed model's tests: Kenward-Roger (default) or Satterthwaite.
+    random_effects : bool
+        Fit the mixed model (REML, :mod:`doe.mixed`) when the runs carry random-effect columns (``Whole
+        plot``, ``Subplot``, the study's ``random_effects``); False analyses them as completely randomised.
 
     Returns
     -------
@@ -689,6 +729,8 @@ def fit_model(
             "R² statistics cannot be computed. Judge the effects with the half-normal plot and "
             "Lenth's margin of error (ME/SME), then refit without the inactive terms."
         )
+    groups = data.groups if random_effects else {}
+    mixed, groups = _fit_random(ls, list(mm.columns), [c.term for c in cols], groups, ddf, response, notes)
     # The tables and statistics are computed when first read (FittedModel's read-only attributes).
     return FittedModel(
         study=study, response=response, model_terms=terms,
@@ -696,7 +738,36 @@ def fit_model(
         anova_type=atype, alpha=alpha, excluded=data.excluded, block_column=data.block_col,
         block_labels=list(data.block_labels), _tf=tf, _mm=mm, _cols=cols, _ls=ls, _U=data.U,
         _blocks=data.blocks, _run_ids=data.run_ids, _y0=y0, _two_level=two_level, _fit_notes=notes,
+        _mixed=mixed, _groups=groups,
     )
+
+
+def _fit_random(ls: LeastSquares, names: list[str], terms: list[str], groups: dict[str, list[str]], ddf: str,
+                response: str, notes: list[str]) -> tuple[MixedFit | None, dict[str, list[str]]]:
+    """The REML fit of the random-effect columns that can be estimated; notes say which were dropped and why."""
+    normalise_ddf(ddf)  # a bad name fails here, even without random effects
+    usable = {}
+    for name, labels in groups.items():
+        k = len(set(labels))
+        if k < 2:
+            notes.append(f"'{name}' has one level in every run with a result for {response}: its variance cannot "
+                         "be estimated, so it is left out of the mixed model.")
+        elif k == len(labels):
+            notes.append(f"Every run with a result for {response} has its own '{name}': its variance cannot be told "
+                         "apart from the residual, so it is left out of the mixed model.")
+        else:
+            usable[name] = labels
+    if not usable:
+        return None, {}
+    try:
+        mixed = fit_mixed(ls.X, ls.y, names, terms, usable, ddf=ddf)
+    except ModelError as exc:
+        notes.append(f"The mixed model (REML) with random {', '.join(usable)} could not be fitted ({exc}): the "
+                     "tests shown treat the runs as completely randomised, which overstates the evidence for "
+                     "whole-plot factors.")
+        return None, {}
+    notes.extend(mixed.warnings)
+    return mixed, usable
 
 
 def effects_two_level(fm_or_study: FittedModel | Study, runs: pd.DataFrame | None = None,

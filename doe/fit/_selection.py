@@ -18,6 +18,7 @@ from doe.fit._data import prepare, response_units
 from doe.fit._least_squares import LeastSquares, f_sf, pure_error, rank_fit, residual_ss, term_contains
 from doe.fit._results import FittedModel, fit_model
 from doe.fit._transforms import parse_transform, power_transform
+from doe.mixed import fit_mixed
 from doe.model import ModelMatrix, Term, preset_terms
 from doe.study import Study
 
@@ -149,7 +150,8 @@ def fit_summary(study: Study, runs: pd.DataFrame, response: str, *, transform: s
 # -- model reduction ---------------------------------------------------------------------------------
 def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "quadratic", *,
                  method: str = "p", alpha: float = 0.1, transform: str | None = "none",
-                 block_col: str | None = None, exclude: Any = None) -> tuple[list[Term], list[dict[str, Any]]]:
+                 block_col: str | None = None, exclude: Any = None, ddf: str = "kr"
+                 ) -> tuple[list[Term], list[dict[str, Any]]]:
     """Backward elimination that keeps the model hierarchical.
 
     A term is eligible for removal only when no remaining term contains it
@@ -160,14 +162,17 @@ def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "
     improves; AICc = n ln(2 pi SSE/n) + n + 2k + 2k(k+1)/(n-k-1) with k the
     number of coefficients plus one for the error variance (JMP's convention).
     Blocks are never removed; at least one term is kept. A ``boxcox`` transform
-    is resolved once on the starting model.
+    is resolved once on the starting model. When the runs carry random effects
+    (whole plots, donors, lots), ``method='p'`` uses the mixed model's Type III
+    p-values (REML, ``ddf`` denominator df), refitted after each removal, so a
+    whole-plot factor is judged against the whole-plot error.
 
     Returns the final terms and the steps ``{removed, p}`` or ``{removed, aicc}``.
     """
     if method not in ("p", "aicc"):
         raise ModelError(f"The reduction method must be 'p' or 'aicc'; got {method!r}.")
     start = fit_model(study, runs, response, model, transform=transform, block_col=block_col,
-                      exclude=exclude)
+                      exclude=exclude, ddf=ddf)
     if start.df_resid == 0:
         raise ModelError(
             "The model has no residual degrees of freedom, so terms cannot be tested for removal: "
@@ -195,7 +200,21 @@ def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "
     current = aicc(terms)
     while len(terms) > 1:
         eligible = [t for t in terms if not any(term_contains(u, t) for u in terms)]
-        if method == "p":
+        if method == "p" and start.mixed is not None:
+            keep = sorted(base + [j for t in terms for j in term_cols[t.name]])
+            try:
+                mixed = fit_mixed(X[:, keep], y, [start.columns[j] for j in keep], [cols[j].term for j in keep],
+                                  start.random_groups, ddf=ddf)
+            except ModelError:
+                break
+            table = mixed.anova().set_index("term")
+            pvals = {t: float(table.loc[t.name, "p"]) for t in eligible}
+            worst = max(eligible, key=lambda t: pvals[t])
+            if not pvals[worst] > alpha:
+                break
+            terms.remove(worst)
+            steps.append({"removed": worst.name, "p": pvals[worst]})
+        elif method == "p":
             Xs = design(terms)
             ls = LeastSquares(Xs, y)
             if ls.df <= 0:
@@ -238,6 +257,8 @@ class ModelChoice:
     reduce_alpha: float = 0.1
     anova_type: int | str = 2
     exclude: list[Any] = field(default_factory=list)
+    #: Denominator df of a mixed model's tests (CQAs with whole plots, donors or lots): "kr" or "satterthwaite".
+    ddf: str = "kr"
 
     def to_dict(self) -> dict[str, Any]:
         """The choice as a plain dict (JSON-ready when its values are)."""
@@ -275,10 +296,10 @@ def fit_choice(study: Study, runs: pd.DataFrame, response: str, choice: ModelCho
         if choice.reduce:
             spec, steps = reduce_model(study, runs, response, choice.model, method=choice.reduce_method,
                                        alpha=choice.reduce_alpha, transform=choice.transform,
-                                       exclude=choice.exclude or None, block_col=block_col)
+                                       exclude=choice.exclude or None, block_col=block_col, ddf=choice.ddf)
         fm = fit_model(study, runs, response, spec, transform=choice.transform, alpha=alpha,
                        anova_type=choice.anova_type, exclude=choice.exclude or None,
-                       block_col=block_col)
+                       block_col=block_col, ddf=choice.ddf)
     except ModelError as exc:
         return CQAFit(response, choice, error=str(exc))
     return CQAFit(response, choice, model=fm, steps=steps)
