@@ -20,11 +20,13 @@ families of classical designs are built here, as coded tables with a whole-plot 
   whole plots form a central composite design in the WP factors (2^k1 factorial whole plots, 2 k1
   axial whole plots at +-alpha_wp, centre whole plots); every factorial and WP-axial whole plot holds
   the two-level factorial in the SP factors; each centre whole plot holds the SP axial runs at
-  +-alpha_sp and SP centre runs, so that every whole plot has the same size m. With
-  alpha_sp = sqrt(F/2) (F = SP factorial runs per whole plot) every whole plot has the same mean of each
-  squared SP column, and then ordinary least squares gives the generalised least squares estimates for
-  every ratio of whole-plot to subplot variance (VKM 2005, the equivalent-estimation conditions;
-  Parker et al. 2007, Theorem 1): the fit needs no variance components.
+  +-alpha_sp and SP centre runs, so that every whole plot has the same size m (with one or two SP
+  factors every whole plot gets an SP centre run by default, else their squares are not estimable).
+  With alpha_sp = sqrt(F/2) (F = SP factorial runs per whole plot) every whole plot has the same mean of
+  each squared SP column, and then ordinary least squares gives the generalised least squares estimates
+  for every ratio of whole-plot to subplot variance (VKM 2005, the equivalent-estimation conditions;
+  Parker et al. 2007): the column space of ZZ'X lies in that of X (McLean & Anderson's condition), so
+  the fit needs no variance components. The whole-plot axial distance is free.
 - :func:`classical_split_plot`: either design for a study, its hard-to-change factors in the whole-plot
   roles, as a coded array in the study's factor order with whole-plot labels.
 
@@ -106,6 +108,24 @@ class SplitPlotFraction:
     def defining_relation(self) -> str:
         """``I = ABC = ...`` ('' for a full factorial)."""
         return "I = " + " = ".join(self.words) if self.words else ""
+
+    def effect_strata(self, max_order: int = 2) -> dict[str, str]:
+        """Stratum of each effect up to ``max_order`` factors: "whole-plot" when its column is constant
+        within whole plots (the effect is aliased with an effect of whole-plot factors only, e.g. DE = ABC
+        in Montgomery's Example 14.3), so it is judged against whole-plot variation; else "subplot"
+        (Bisgaard 2000; Bingham & Sitter 1999)."""
+        n_basic = len(self.matrix).bit_length() - 1
+        a = self.n_whole_plots.bit_length() - 1
+        wp_space = (1 << a) - 1            # WP basic factors are bits 0..a-1 of every column mask
+        out = {}
+        for order in range(1, max_order + 1):
+            for combo in itertools.combinations(range(len(self.letters)), order):
+                mask = 0
+                for i in combo:
+                    mask ^= self.columns[i]
+                label = "".join(self.letters[i] for i in combo)
+                out[label] = "whole-plot" if mask & ~wp_space & ((1 << n_basic) - 1) == 0 else "subplot"
+        return out
 
 
 def _log2_exact(n: int, what: str) -> int:
@@ -307,6 +327,15 @@ class SplitPlotCCD:
         return int(self.whole_plot.max())
 
 
+def _quadratic(U: np.ndarray) -> np.ndarray:
+    """Full second-order model matrix: intercept, linear, two-factor interactions, squares."""
+    k = U.shape[1]
+    cols = [np.ones(len(U)), *(U[:, i] for i in range(k))]
+    cols += [U[:, i] * U[:, j] for i, j in itertools.combinations(range(k), 2)]
+    cols += [U[:, i] ** 2 for i in range(k)]
+    return np.column_stack(cols)
+
+
 def _two_level(k: int) -> np.ndarray:
     """The factorial part of a CCD in k factors: full 2^k up to 4 factors, else the resolution V fraction."""
     return fractional.fraction(k, resolution=5).matrix if k >= 5 else fractional.full_matrix(k)
@@ -332,7 +361,7 @@ def _alpha(rule: str | float, n_factorial: int, what: str) -> float:
 
 
 def split_plot_ccd(wp_factors: list[str], sp_factors: list[str], *, center_whole_plots: int = 2,
-                   wp_alpha: str | float = "rotatable", sp_center_runs: int = 0) -> SplitPlotCCD:
+                   wp_alpha: str | float = "rotatable", sp_center_runs: int | None = None) -> SplitPlotCCD:
     """Balanced equivalent-estimation central composite design in a split-plot structure (VKM 2005).
 
     Parameters
@@ -344,8 +373,11 @@ def split_plot_ccd(wp_factors: list[str], sp_factors: list[str], *, center_whole
     wp_alpha : "rotatable", "face" or a number
         Axial distance of the WP axial whole plots: rotatable in the WP factors, (2^k1)^(1/4), by
         default. Any value keeps equivalent estimation.
-    sp_center_runs : int
-        SP centre runs added to every whole plot (0 by default).
+    sp_center_runs : int, optional
+        SP centre runs added to every whole plot: by default 1 with one or two subplot factors, else 0.
+        One or two subplot factors need them: without, the squares of the subplot factors add up to
+        the same number in every run (one factor: alpha_sp = 1; two: s1^2 + s2^2 = 2), so their
+        quadratic terms cannot be told from the intercept.
 
     Returns
     -------
@@ -363,7 +395,7 @@ def split_plot_ccd(wp_factors: list[str], sp_factors: list[str], *, center_whole
     n_center = int(center_whole_plots)
     if n_center < 1:
         raise DesignError("The design needs at least one centre whole plot (it holds the subplot axial runs).")
-    extra = int(sp_center_runs)
+    extra = (1 if k2 <= 2 else 0) if sp_center_runs is None else int(sp_center_runs)
     if extra < 0:
         raise DesignError("sp_center_runs must be 0 or more.")
     wp_fact, sp_fact = _two_level(k1), _two_level(k2)
@@ -390,7 +422,12 @@ def split_plot_ccd(wp_factors: list[str], sp_factors: list[str], *, center_whole
         rows.append(np.column_stack([np.zeros((m, k1)), centre_block]))
         labels += [len(wp_points) + j + 1] * m
         types += centre_types
-    return SplitPlotCCD(np.vstack(rows), names, ("whole-plot",) * k1 + ("subplot",) * k2,
+    matrix = np.vstack(rows)
+    if np.linalg.matrix_rank(_quadratic(matrix)) < _quadratic(matrix).shape[1]:
+        raise DesignError(
+            "This central composite split-plot design cannot estimate every quadratic term (a squared "
+            "subplot factor is constant): add subplot centre runs (sp_center_runs = 1 or more).")
+    return SplitPlotCCD(matrix, names, ("whole-plot",) * k1 + ("subplot",) * k2,
                         np.asarray(labels, dtype=int), tuple(types), a_wp, a_sp, m, CCD_CITATION)
 
 
