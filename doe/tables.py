@@ -17,7 +17,9 @@ from doe.constraints import Constraint
 from doe.errors import StudyError
 from doe.study import Factor, Response, Study, number_or_none
 
-FACTOR_COLUMNS = ["name", "kind", "low", "high", "levels", "units", "description"]
+FACTOR_COLUMNS = ["name", "kind", "low", "high", "levels", "units", "changes", "description"]
+#: How often a factor can change (the factor table's ``changes`` column) -> its ``hard_to_change`` value.
+CHANGES = {"every run": False, "between whole plots": True, "between whole plots (very hard)": "very"}
 RESPONSE_COLUMNS = ["name", "units", "goal", "lower", "upper", "target", "weight", "importance",
                     "description"]
 CONSTRAINT_COLUMNS = ["kind", "expression", "reason"]
@@ -73,7 +75,7 @@ def factors_table(study: Study) -> pd.DataFrame:
             "low": f.low if f.kind == "continuous" else None,
             "high": f.high if f.kind == "continuous" else None,
             "levels": "; ".join(str(v) for v in f.levels) if f.kind != "continuous" else "",
-            "units": f.units, "description": f.description,
+            "units": f.units, "changes": _changes_label(f.hard_to_change), "description": f.description,
         })
     return _floats(pd.DataFrame(rows, columns=FACTOR_COLUMNS), FACTOR_NUMBERS)
 
@@ -90,6 +92,25 @@ def constraints_table(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CONSTRAINT_COLUMNS)
 
 
+def _changes_label(value: bool | str) -> str:
+    return next(label for label, v in CHANGES.items() if v == value and type(v) is type(value))
+
+
+def _hard_to_change(value: Any, row: int) -> bool | str:
+    if _blank(value):
+        return False
+    text = str(value).strip().lower()
+    for label, v in CHANGES.items():
+        if text == label:
+            return v
+    raise StudyError(f"Factor row {row}: 'changes' must be one of {', '.join(CHANGES)}; got '{value}'.")
+
+
+def random_effects_text(study: Study) -> str:
+    """The study's random-effect columns as the editor shows them ('; '-separated)."""
+    return "; ".join(study.random_effects)
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (
         isinstance(value, str) and not value.strip()
@@ -104,10 +125,12 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
                       constraints: pd.DataFrame | None = None, blocks: str | None = None,
-                      description: str = "") -> Study:
+                      description: str = "", random_effects: str | list[str] | None = None) -> Study:
     """Build and validate a Study from the three edited tables.
 
-    Levels are separated by ';' (or ',' when no ';' is present).
+    Levels are separated by ';' (or ',' when no ';' is present); so are the random-effect columns
+    (``random_effects``: e.g. 'Donor; hPL lot'). A factor's ``changes`` cell (see :data:`CHANGES`) sets
+    whether it is hard to change.
     """
     fs = []
     for i, r in enumerate(_rows(factors)):
@@ -130,6 +153,7 @@ def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
             levels=levels if kind != "continuous" else [],
             units="" if _blank(r.get("units")) else str(r["units"]),
             description="" if _blank(r.get("description")) else str(r["description"]),
+            hard_to_change=_hard_to_change(r.get("changes"), i + 1),
         ))
     rs = []
     for i, r in enumerate(_rows(responses)):
@@ -152,9 +176,12 @@ def study_from_tables(name: str, factors: pd.DataFrame, responses: pd.DataFrame,
             cs.append(Constraint(expr=str(r["expression"]).strip(),
                                  kind=str(r.get("kind") or "exclude").strip().lower(),
                                  reason="" if _blank(r.get("reason")) else str(r["reason"])))
+    if isinstance(random_effects, str):
+        sep = ";" if ";" in random_effects else ","
+        random_effects = [t.strip() for t in random_effects.split(sep) if t.strip()]
     return Study(name=str(name or "").strip(), factors=fs, responses=rs,
                  blocks=None if _blank(blocks) else str(blocks).strip(), constraints=cs,
-                 description=description or "")
+                 description=description or "", random_effects=list(random_effects or []))
 
 
 def blank_study() -> Study:

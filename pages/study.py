@@ -5,11 +5,13 @@ import streamlit as st
 from doe.errors import DoeError
 from doe.study import FACTOR_KINDS, GOALS, Study
 from doe.tables import (
+    CHANGES,
     FACTOR_NUMBERS,
     RESPONSE_NUMBERS,
     as_editor_text,
     constraints_table,
     factors_table,
+    random_effects_text,
     responses_table,
     study_from_tables,
 )
@@ -38,6 +40,11 @@ with st.form("study_form"):
     name = c1.text_input("Study name", study.name)
     blocks = c2.text_input("Block column (optional)", study.blocks or "",
                            help="Name of the column that holds the block of each run, e.g. Block.")
+    random_effects = st.text_input(
+        "Random effects (optional, ';'-separated)", random_effects_text(study),
+        help="Run-sheet columns whose levels are random draws: donors, hPL or serum lots, incubators, e.g. "
+             "'Donor; hPL lot'. Each is a random intercept in the analysis (REML), and its variance enters the "
+             "design-space probability for a run with a new donor or lot.")
     description = st.text_area("Description", study.description, height=68)
     st.markdown("**Factors** (process parameters you vary)")
     factors = st.data_editor(
@@ -49,6 +56,11 @@ with st.form("study_form"):
             "high": _number("High (continuous)"),
             "levels": st.column_config.TextColumn("Levels (categorical/discrete, ';'-separated)"),
             "units": st.column_config.TextColumn("Units"),
+            "changes": st.column_config.SelectboxColumn(
+                "Changes", options=list(CHANGES), required=True,
+                help="How often the factor can be reset. 'between whole plots': hard to change (a vessel type, "
+                     "surface or medium lot set once for several runs): designs group runs into whole plots "
+                     "and the analysis tests it against the whole-plot error. 'very hard': split-split-plot."),
             "description": st.column_config.TextColumn("Description"),
         },
     )
@@ -82,7 +94,7 @@ with st.form("study_form"):
 
 if applied:
     try:
-        new = study_from_tables(name, factors, responses, constraints, blocks, description)
+        new = study_from_tables(name, factors, responses, constraints, blocks, description, random_effects)
     except DoeError as exc:
         st.error(f"Not applied: {exc}")
     else:

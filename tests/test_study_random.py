@@ -104,3 +104,16 @@ def test_results_upload_warns_about_random_effect_columns() -> None:
     table["Donor"] = ["D1", None, "D2", "D2"]
     text = read_results(study, table).summary()
     assert "1 run with results has no 'Donor' (row 2)" in text
+
+
+def test_study_editor_tables_carry_both_keys() -> None:
+    from doe.tables import factors_table, responses_table, study_from_tables
+
+    study = Study.from_yaml(BASE % "true" + "random_effects: [Donor, hPL lot]\n")
+    f = factors_table(study)
+    assert list(f["changes"]) == ["between whole plots", "every run"]
+    again = study_from_tables(study.name, f, responses_table(study), None, None, "", "Donor; hPL lot")
+    assert again.hard_to_change_factors == ["Surface"] and again.random_effects == ["Donor", "hPL lot"]
+    f.loc[0, "changes"] = "sometimes"
+    with pytest.raises(StudyError, match="'changes' must be one of every run, between whole plots"):
+        study_from_tables(study.name, f, responses_table(study))
