@@ -463,8 +463,9 @@ def classical_split_plot(study: Study, kind: str, **options: Any) -> tuple[np.nd
         Its factors marked ``hard_to_change`` are the whole-plot factors (at least one, not all).
     kind : "fraction" or "ccd"
         "fraction": :func:`split_plot_fraction` (two-level factors only); options ``whole_plots``
-        (default 2^n1, at most half the runs), ``runs`` (default: the fewest runs reaching
-        ``resolution``) and ``resolution`` (default IV when ``runs`` is not given).
+        (default 2^n1 up to 16, at most half the runs), ``runs`` (default: the fewest runs whose best
+        design reaches ``resolution``, else the most tried) and ``resolution`` (default IV when
+        ``runs`` is not given).
         "ccd": :func:`split_plot_ccd` (continuous factors only); options ``center_whole_plots``,
         ``wp_alpha``, ``sp_center_runs``.
 
@@ -493,6 +494,17 @@ def classical_split_plot(study: Study, kind: str, **options: Any) -> tuple[np.nd
     return _ccd_for(study, htc, etc, order, options)
 
 
+def _whole_number(value: Any, name: str) -> int:
+    """An option that must be a whole number, or a DesignError naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DesignError(f"'{name}' must be a whole number; got {value!r}.") from None
+    if not number.is_integer():
+        raise DesignError(f"'{name}' must be a whole number; got {value!r}.")
+    return int(number)
+
+
 def _fraction_for(study: Study, htc: list[str], etc: list[str], order: list[int],
                   options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, str]:
     for f in study.factors:
@@ -501,17 +513,17 @@ def _fraction_for(study: Study, htc: list[str], etc: list[str], order: list[int]
                 f"A two-level split-plot fraction needs two-level factors; {f.name} has {f.n_levels} levels. "
                 "Give it two levels, or use an optimal split-plot design.")
     n1, n2 = len(htc), len(etc)
-    resolution = options.get("resolution")
-    runs = options.get("runs")
-    whole_plots = options.get("whole_plots")
-    if whole_plots is None:
-        whole_plots = 2 ** min(n1, int(math.log2(MAX_RUNS)) - 1)
+    given = {key: _whole_number(options[key], key) for key in ("resolution", "runs", "whole_plots")
+             if options.get(key) is not None}
+    resolution, runs = given.get("resolution"), given.get("runs")
+    whole_plots = given.get("whole_plots")
+    if whole_plots is None:  # every setting of up to 4 whole-plot factors; a 2^(n1-p1) fraction beyond
+        whole_plots = 2 ** min(n1, 4)
         if runs is not None:
-            whole_plots = min(whole_plots, max(2, int(runs) // 2))
-    whole_plots = int(whole_plots)
+            whole_plots = min(whole_plots, max(2, runs // 2))
     if runs is None:
-        runs = _default_runs(n1, n2, whole_plots, int(resolution or 4))
-    frac = split_plot_fraction(n1, n2, whole_plots, int(runs), resolution=resolution)
+        runs = _default_runs(n1, n2, whole_plots, resolution or 4)
+    frac = split_plot_fraction(n1, n2, whole_plots, runs, resolution=resolution)
     U = np.empty_like(frac.matrix)
     U[:, order] = frac.matrix
     for j, f in enumerate(study.factors):
@@ -537,8 +549,11 @@ def _ccd_for(study: Study, htc: list[str], etc: list[str], order: list[int],
         raise DesignError(
             f"A split-plot central composite design needs continuous factors; {bad[0].name} is {bad[0].kind}. "
             "Make it continuous, or use an optimal split-plot design.")
-    allowed = {"center_whole_plots", "wp_alpha", "sp_center_runs"}
-    design = split_plot_ccd(htc, etc, **{k: v for k, v in options.items() if k in allowed})
+    kwargs: dict[str, Any] = {key: _whole_number(options[key], key)
+                              for key in ("center_whole_plots", "sp_center_runs") if options.get(key) is not None}
+    if options.get("wp_alpha") is not None:
+        kwargs["wp_alpha"] = options["wp_alpha"]
+    design = split_plot_ccd(htc, etc, **kwargs)
     U = np.empty_like(design.matrix)
     U[:, order] = design.matrix
     description = (f"Central composite split-plot design: {len(U)} runs in {design.n_whole_plots} whole plots "

@@ -130,6 +130,29 @@ def test_fraction_never_beats_published_bound(case):
     assert tuple(split_plot_fraction(*case).word_length_pattern[:len(published)]) >= tuple(published)
 
 
+def test_fraction_is_no_worse_than_bingham_sitter_2003():
+    """Bingham & Sitter (2003)'s printed design (via FrF2's documentation): a split-plot fraction with the
+    whole-plot factors constant in 8 whole plots, whose word-length pattern (computed here from its
+    generators) the minimum-aberration search must match or beat; here it matches."""
+    case = EXPECTED["bingham_sitter_2003"]
+    basic, added = case["basic"], case["added"]
+    cols = [1 << i for i in range(len(basic))] + [sum(1 << basic.index(ch) for ch in word) for word in added.values()]
+    letters = basic + list(added)
+    runs = 2 ** len(basic)
+    full = fractional.full_matrix(len(basic))
+    M = np.column_stack([np.prod(full[:, [i for i in range(len(basic)) if c >> i & 1]], axis=1) for c in cols])
+    wp = M[:, [letters.index(f) for f in case["whole_plot_factors"]]]
+    assert len({tuple(r) for r in wp}) == 8                                  # 8 whole plots
+    sp = M[:, [i for i, f in enumerate(letters) if f not in case["whole_plot_factors"]]]
+    for setting in {tuple(r) for r in wp}:                                    # subplot factors vary in each
+        assert (sp[(wp == setting).all(axis=1)].std(axis=0) > 0).all()
+    published = tuple(fractional.wlp_of(cols, len(basic))[2:])
+    ours = split_plot_fraction(*case["case"])
+    assert len(ours.matrix) == runs
+    assert ours.word_length_pattern <= published
+    assert ours.word_length_pattern == published
+
+
 @pytest.mark.parametrize("case", FORCED)
 def test_three_whole_plot_factors_in_four_whole_plots_force_resolution_three(case):
     design = split_plot_fraction(*case)
@@ -367,6 +390,17 @@ def test_study_ccd():
 def test_study_bad_inputs(factors, kind, words):
     with pytest.raises(DesignError, match=words):
         classical_split_plot(make_study(factors), kind)
+
+
+def test_study_bad_option_values():
+    study = make_study(FACTORS)
+    with pytest.raises(DesignError, match="'runs' must be a whole number"):
+        classical_split_plot(study, "fraction", runs="many")
+    with pytest.raises(DesignError, match="power of 2"):
+        classical_split_plot(study, "fraction", runs=24)
+    ccd_study = make_study([f for f in FACTORS if f.get("kind") is None])
+    with pytest.raises(DesignError, match="'center_whole_plots' must be a whole number"):
+        classical_split_plot(ccd_study, "ccd", center_whole_plots=1.5)
 
 
 def test_study_too_many_whole_plots():
