@@ -22,7 +22,7 @@ Example
 >>> import numpy as np
 >>> y = np.array([89, 88, 97, 94, 84, 77, 92, 79, 81, 87, 87, 85, 87, 92, 89, 84, 79, 81, 80, 88.])
 >>> treat = np.tile(np.arange(4), 5)
->>> X = np.column_stack([np.ones(20)] + [(treat == j) - (treat == 3) for j in range(3)]).astype(float)
+>>> X = np.column_stack([np.ones(20)] + [(treat == j) * 1.0 - (treat == 3) for j in range(3)])
 >>> fit = fit_mixed(X, y, ["Intercept", "A", "B", "C"], ["Intercept"] + ["treat"] * 3,
 ...                 {"blend": np.repeat(np.arange(5), 4)})
 >>> round(fit.components["blend"], 3), round(fit.components["Residual"], 3)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from doe.errors import ModelError
 from doe.mixed._inference import Inference
 
 _EPS = float(np.sqrt(np.finfo(float).eps))
@@ -51,10 +52,10 @@ def _fstat_ddf(nu: np.ndarray) -> float:
     return 2.0 * e / (e - nu.size)
 
 
-def satterthwaite_nu(l: np.ndarray, inf: Inference) -> float:
-    """Satterthwaite df of the estimate ``l' b``."""
-    var = float(l @ inf.phi @ l)
-    g = np.array([float(l @ J @ l) for J in inf.jac])
+def satterthwaite_nu(c: np.ndarray, inf: Inference) -> float:
+    """Satterthwaite df of the estimate ``c' b``."""
+    var = float(c @ inf.phi @ c)
+    g = np.array([float(c @ J @ c) for J in inf.jac])
     denom = float(g @ inf.observed_cov @ g) if g.size else 0.0
     if denom <= 0:
         return float("inf")
@@ -100,11 +101,16 @@ def _kr_ddf_scaling(L: np.ndarray, inf: Inference) -> tuple[float, float, int]:
     v2 = 1 - c3 * B
     v0 = 0.0 if abs(v0) < 1e-10 else v0
     one = 1 - a2 / q
-    ratio = 1.0 if (abs(one) < 1e-14 and abs(v1) < 1e-14) else one / v1
-    rho = (1.0 / q) * ratio**2 * v0 / v2
-    m = 4.0 + (q + 2) / (q * rho - 1)
+    # IEEE arithmetic as in R: a zero denominator gives an infinite rho and m = 4 (e.g. balanced designs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.float64(1.0) if (abs(one) < 1e-14 and abs(v1) < 1e-14) else np.float64(one) / np.float64(v1)
+        rho = (1.0 / q) * ratio**2 * np.float64(v0) / np.float64(v2)
+        m = float(4.0 + (q + 2) / (q * rho - 1))
+    if not np.isfinite(m):
+        raise ModelError("The Kenward-Roger denominator df cannot be computed for this test; "
+                         "use ddf='satterthwaite'.")
     scaling = 1.0 if abs(m - 2.0) < 1e-2 else m * (1 - a2 / q) / (m - 2)
-    return m, scaling, q
+    return m, float(scaling), q
 
 
 def kenward_roger_test(L: np.ndarray, inf: Inference) -> FTest:
@@ -116,7 +122,7 @@ def kenward_roger_test(L: np.ndarray, inf: Inference) -> FTest:
     return FTest(F=F, df=q, df_den=m, p=float(stats.f.sf(F, q, m)), scaling=scaling)
 
 
-def kenward_roger_nu(l: np.ndarray, inf: Inference) -> float:
-    """Kenward-Roger df of the estimate ``l' b`` (pbkrtest's ``Lb_ddf``)."""
-    m, _, _ = _kr_ddf_scaling(l[None, :], inf)
+def kenward_roger_nu(c: np.ndarray, inf: Inference) -> float:
+    """Kenward-Roger df of the estimate ``c' b`` (pbkrtest's ``Lb_ddf``)."""
+    m, _, _ = _kr_ddf_scaling(c[None, :], inf)
     return m

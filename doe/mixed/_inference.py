@@ -91,7 +91,7 @@ def compute_inference(
     # F_i' P F_j and F_i' V^-1 F_j, F_i' V^-1 X, F_i' P y
     fpf = [[ft(factors[i], ft(factors[j], P.T).T) for j in range(m)] for i in range(m)]
     fvf = [[ft(factors[i], ft(factors[j], vinv.T).T) for j in range(m)] for i in range(m)]
-    O = [ft(F, vx) for F in factors]
+    fvx = [ft(F, vx) for F in factors]  # F_i' V^-1 X
     fe = [ft(F, e[:, None])[:, 0] for F in factors]
 
     tr_pp = np.array([[float(np.sum(fpf[i][j] ** 2)) for j in range(m)] for i in range(m)])
@@ -114,14 +114,14 @@ def compute_inference(
                         "(the REML optimum may be poorly defined); Satterthwaite df use its generalised inverse.")
     del ok_o
 
-    xgx = [O[i].T @ O[i] for i in range(m)]  # X'V^-1 G_i V^-1 X
+    xgx = [fvx[i].T @ fvx[i] for i in range(m)]  # X'V^-1 G_i V^-1 X
     jac = [phi @ xgx[i] @ phi for i in idx]
 
     kr_p = [-a for a in xgx]
     U = np.zeros((p, p))
     for i in range(m):
         for j in range(m):
-            q_ij = O[i].T @ fvf[i][j] @ O[j]
+            q_ij = fvx[i].T @ fvf[i][j] @ fvx[j]
             U += expected_cov[i, j] * (q_ij - kr_p[i] @ phi @ kr_p[j])
     phi_a = phi + 2.0 * phi @ U @ phi
     phi_a = (phi_a + phi_a.T) / 2.0

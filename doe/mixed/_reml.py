@@ -8,8 +8,9 @@ function of the relative standard deviations ``theta_k = sqrt(g_k) >= 0`` (lme4'
     -2 l_R(theta) = log|H| + log|X' H^-1 X| + (n - p) (1 + log(2 pi rss / (n - p)))
 
 where ``rss = r' H^-1 r`` and ``r = y - X b_GLS``. This is lme4's "REML criterion at convergence".
-``H^-1`` is applied through the q x q matrix ``M = I + A'A`` with ``A = Z diag(theta)`` (Woodbury), so an
-evaluation costs O(n q^2 + q^3), q the total number of random levels. The gradient is analytic.
+``H^-1`` is applied through the q x q matrix ``M = I + A'A`` with ``A = Z diag(theta)`` (Woodbury) on the
+cross-products ``Z'Z, Z'X, Z'y, X'X, X'y, y'y`` computed once, so an evaluation costs O(q^3 + q^2 p), q
+the total number of random levels, independent of n. The gradient is analytic.
 """
 
 from __future__ import annotations
@@ -35,81 +36,106 @@ class RemlSolution:
     message: str
 
 
-def _deviance_and_gradient(
-    theta: np.ndarray, X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]
-) -> tuple[float, np.ndarray]:
+@dataclass(frozen=True)
+class CrossProducts:
+    """The sufficient cross-products of the data: every evaluation works in q and p dimensions only."""
+
+    ztz: np.ndarray
+    ztx: np.ndarray
+    zty: np.ndarray
+    xtx: np.ndarray
+    xty: np.ndarray
+    yty: float
+    n: int
+    blocks: list[slice]
+
+    @classmethod
+    def of(cls, X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]) -> CrossProducts:
+        """Cross-products of ``X``, ``y`` and ``Z``."""
+        return cls(Z.T @ Z, Z.T @ X, Z.T @ y, X.T @ X, X.T @ y, float(y @ y), X.shape[0], blocks)
+
+    def scaled(self, c: float) -> CrossProducts:
+        """The cross-products of ``y / c``."""
+        return CrossProducts(self.ztz, self.ztx, self.zty / c, self.xtx, self.xty / c, self.yty / c**2,
+                             self.n, self.blocks)
+
+
+def _deviance_and_gradient(theta: np.ndarray, cp: CrossProducts) -> tuple[float, np.ndarray]:
     """Profiled REML deviance and its gradient with respect to ``theta``."""
-    dev, dg = _deviance_and_dg(theta, X, y, Z, blocks)
+    dev, dg = _deviance_and_dg(theta, cp)
     return dev, 2.0 * theta * dg
 
 
-def _deviance_and_dg(
-    theta: np.ndarray, X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]
-) -> tuple[float, np.ndarray]:
-    """Profiled REML deviance and its gradient with respect to ``g = theta**2``."""
-    n, p = X.shape
-    lam = np.empty(Z.shape[1])
-    for k, sl in enumerate(blocks):
+def _deviance_and_dg(theta: np.ndarray, cp: CrossProducts) -> tuple[float, np.ndarray]:
+    """Profiled REML deviance and its gradient with respect to ``g = theta**2``.
+
+    With ``A = Z diag(lam)`` and ``M = I + A'A``: ``H^-1 = I - A M^-1 A'``, so every product
+    ``U' H^-1 W`` is ``U'W - (U'Z) lam M^-1 lam (Z'W)``.
+    """
+    q = cp.ztz.shape[0]
+    p = cp.xtx.shape[0]
+    lam = np.empty(q)
+    for k, sl in enumerate(cp.blocks):
         lam[sl] = theta[k]
-    A = Z * lam
-    M = np.eye(Z.shape[1]) + A.T @ A
+    lzz = lam[:, None] * cp.ztz
+    M = np.eye(q) + lzz * lam[None, :]
     cM = sla.cho_factor(M, lower=True)
     logdet_h = 2.0 * float(np.sum(np.log(np.diag(cM[0]))))
-
-    def h_inv(B: np.ndarray) -> np.ndarray:
-        return B - A @ sla.cho_solve(cM, A.T @ B)
-
-    hX = h_inv(X)
-    hy = h_inv(y)
-    xhx = X.T @ hX
+    lzx = lam[:, None] * cp.ztx
+    lzy = lam * cp.zty
+    mzx = sla.cho_solve(cM, lzx)
+    mzy = sla.cho_solve(cM, lzy)
+    xhx = cp.xtx - lzx.T @ mzx
+    xhy = cp.xty - lzx.T @ mzy
+    yhy = cp.yty - float(lzy @ mzy)
     cX = sla.cho_factor(xhx, lower=True)
     logdet_x = 2.0 * float(np.sum(np.log(np.diag(cX[0]))))
-    b = sla.cho_solve(cX, X.T @ hy)
-    hr = hy - hX @ b
-    r = y - X @ b
-    rss = float(r @ hr)
-    dof = n - p
+    b = sla.cho_solve(cX, xhy)
+    rss = yhy - float(b @ xhy)
+    dof = cp.n - p
     dev = logdet_h + logdet_x + dof * (1.0 + np.log(2.0 * np.pi * rss / dof))
-    # d dev / d g_k = tr(P_H Z_k Z_k') - dof / rss * (Z_k' H^-1 r)'(Z_k' H^-1 r), P_H the projection of H.
-    hZ = h_inv(Z)
-    ztr = Z.T @ hr
-    xhz = hX.T @ Z  # p x q
+    # d dev / d g_k = tr(Z_k' P_H Z_k) - dof / rss * ||Z_k' H^-1 r||^2, P_H = H^-1 - H^-1 X (X'H^-1X)^-1 X'H^-1
+    mzz = sla.cho_solve(cM, lzz)
+    zhz = cp.ztz - lzz.T @ mzz  # Z'H^-1 Z
+    xhz = cp.ztx.T - lzx.T @ mzz  # X'H^-1 Z
+    zhy = cp.zty - lzz.T @ mzy  # Z'H^-1 y
+    zhr = zhy - xhz.T @ b
     cz = sla.cho_solve(cX, xhz)
-    grad = np.empty(len(blocks))
-    for k, sl in enumerate(blocks):
-        tr_hz = float(np.sum(Z[:, sl] * hZ[:, sl]))
-        tr_corr = float(np.sum(xhz[:, sl] * cz[:, sl]))
-        dg = tr_hz - tr_corr - dof / rss * float(ztr[sl] @ ztr[sl])
-        grad[k] = dg
+    grad = np.empty(len(cp.blocks))
+    for k, sl in enumerate(cp.blocks):
+        tr_p = float(np.trace(zhz[sl, sl])) - float(np.sum(xhz[:, sl] * cz[:, sl]))
+        grad[k] = tr_p - dof / rss * float(zhr[sl] @ zhr[sl])
     return float(dev), grad
 
 
-def reml_sigma2(theta: np.ndarray, X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]) -> float:
+def reml_sigma2(theta: np.ndarray, cp: CrossProducts) -> float:
     """The profiled residual variance ``rss / (n - p)`` at ``theta``."""
-    lam = np.empty(Z.shape[1])
-    for k, sl in enumerate(blocks):
+    q = cp.ztz.shape[0]
+    lam = np.empty(q)
+    for k, sl in enumerate(cp.blocks):
         lam[sl] = theta[k]
-    A = Z * lam
-    cM = sla.cho_factor(np.eye(Z.shape[1]) + A.T @ A, lower=True)
-    hX = X - A @ sla.cho_solve(cM, A.T @ X)
-    hy = y - A @ sla.cho_solve(cM, A.T @ y)
-    b = np.linalg.solve(X.T @ hX, X.T @ hy)
-    r = y - X @ b
-    hr = hy - hX @ b
-    return float(r @ hr) / (X.shape[0] - X.shape[1])
+    cM = sla.cho_factor(np.eye(q) + lam[:, None] * cp.ztz * lam[None, :], lower=True)
+    lzx = lam[:, None] * cp.ztx
+    lzy = lam * cp.zty
+    xhx = cp.xtx - lzx.T @ sla.cho_solve(cM, lzx)
+    xhy = cp.xty - lzx.T @ sla.cho_solve(cM, lzy)
+    yhy = cp.yty - float(lzy @ sla.cho_solve(cM, lzy))
+    b = np.linalg.solve(xhx, xhy)
+    return float((yhy - float(b @ xhy)) / (cp.n - cp.xtx.shape[0]))
 
 
 def fit_reml(X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]) -> RemlSolution:
     """Minimise the profiled REML deviance over ``theta >= 0`` (L-BFGS-B, several starts)."""
     k = len(blocks)
+    cp = CrossProducts.of(X, y, Z, blocks)
     scale = float(np.std(y)) or 1.0
-    ys = y / scale  # theta is scale free; scaling y keeps the deviance well conditioned
+    cps = cp.scaled(scale)  # theta is scale free; scaling y keeps the deviance well conditioned
     best: tuple[float, np.ndarray, bool, str] | None = None
     for start in (1.0, 0.2, 5.0):
         res = minimize(
             _deviance_and_gradient,
             np.full(k, start),
-            args=(X, ys, Z, blocks),
+            args=(cps,),
             jac=True,
             method="L-BFGS-B",
             bounds=[(0.0, None)] * k,
@@ -123,7 +149,7 @@ def fit_reml(X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]) -
     res = minimize(
         _deviance_and_gradient,
         theta,
-        args=(X, ys, Z, blocks),
+        args=(cps,),
         jac=True,
         method="L-BFGS-B",
         bounds=[(0.0, None)] * k,
@@ -132,12 +158,12 @@ def fit_reml(X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]) -
     if res.fun <= dev_s:
         theta = np.asarray(res.x, dtype=float)
     theta = np.where(theta**2 < BOUNDARY_TOL, 0.0, theta)
-    dev_y, dg = _deviance_and_dg(theta, X, ys, Z, blocks)
-    dev, _ = _deviance_and_dg(theta, X, y, Z, blocks)
+    _, dg = _deviance_and_dg(theta, cps)
+    dev, _ = _deviance_and_dg(theta, cp)
     # Converged: every free parameter has a (near) zero gradient in theta; a parameter on the boundary
     # may have a positive gradient in g (the deviance rises into the interior), not a negative one.
     interior = theta > 0
     g_ok = bool(np.all(np.abs(2.0 * theta[interior] * dg[interior]) < 1e-4))
     g_ok = g_ok and bool(np.all(dg[~interior] > -1e-4))
-    sigma2 = reml_sigma2(theta, X, y, Z, blocks)
+    sigma2 = reml_sigma2(theta, cp)
     return RemlSolution(theta=theta, deviance=dev, sigma2=sigma2, converged=g_ok, message=msg)

@@ -120,10 +120,10 @@ class MixedFit:
         cov = self.cov_beta_kr if kr else self.cov_beta
         rows = []
         for i, (name, term) in enumerate(zip(self.names, self.terms)):
-            l = np.zeros(len(self.names))
-            l[i] = 1.0
+            unit = np.zeros(len(self.names))
+            unit[i] = 1.0
             se = float(np.sqrt(cov[i, i]))
-            df = kenward_roger_nu(l, self.inference) if kr else satterthwaite_nu(l, self.inference)
+            df = kenward_roger_nu(unit, self.inference) if kr else satterthwaite_nu(unit, self.inference)
             t = float(self.coef[i]) / se if se > 0 else float("nan")
             p = float(2 * stats.t.sf(abs(t), df)) if np.isfinite(t) else float("nan")
             rows.append({"name": name, "term": term, "estimate": float(self.coef[i]), "se": se, "df": df,
