@@ -450,16 +450,22 @@ class _Search:
         self.mm, self.rows, self.Vi, self.groups, self.crit, self.Mom = mm, rows, Vi, groups, crit, Mom
 
     def score(self, M: np.ndarray, ridge: float) -> np.ndarray:
-        """Criterion (larger is better) of a stack of information matrices ``(..., p, p)``."""
+        """Criterion (larger is better) of a stack of information matrices ``(..., p, p)``.
+
+        While the design is singular (``ridge > 0``) both criteria score ``log det(M + ridge I)``:
+        the exchange first makes the design estimable, then optimises the criterion asked for.
+        """
         A = M + ridge * np.eye(M.shape[-1]) if ridge else M
-        if self.crit == "D":
+        if self.crit == "D" or ridge:
             sign, logdet = np.linalg.slogdet(A)
             return np.where(sign > 0, logdet, -np.inf)
-        try:
-            inv = np.linalg.inv(A)
-        except np.linalg.LinAlgError:
-            return np.full(A.shape[:-2], -np.inf)
-        return np.asarray(-np.einsum("ij,...ji->...", self.Mom, inv))
+        # trace(Mom A^-1) = sum_k v_k' Mom v_k / w_k from A's eigenvectors; a (nearly) singular A scores -inf
+        w, vecs = np.linalg.eigh(A)
+        regular = w[..., 0] > 1e-10 * np.maximum(w[..., -1], 1.0)
+        quad = np.einsum("...ik,ij,...jk->...k", vecs, self.Mom, vecs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            trace = np.sum(quad / w, axis=-1)
+        return np.where(regular, -trace, -np.inf)
 
     def exchange(self, K: np.ndarray, deadline: float) -> tuple[np.ndarray, float]:
         """Coordinate exchange from K to a local optimum; returns (K, score without ridge)."""
