@@ -7,26 +7,29 @@ families of classical designs are built here, as coded tables with a whole-plot 
 - :func:`split_plot_fraction`: the minimum-aberration two-level fractional factorial split-plot (FFSP)
   design 2^((n1+n2)-(p1+p2)) of Huang, Chen & Voelkel (1998) and Bingham & Sitter (1999). Whole-plot
   (WP) factors are written A, B, C, ...; subplot (SP) factors p, q, r, ... (Bingham & Sitter's
-  letters). The 2^(n1-p1) whole plots are the runs of the WP fraction; WP generators involve only WP
-  factors, SP generators at least one SP basic factor -- which is exactly what keeps every SP factor
-  changing within whole plots (every word of the defining relation then has zero or at least two SP
-  letters: Bingham & Sitter 1999, section 2). Among all designs with this structure the one with
-  minimum aberration (Fries & Hunter 1980: lexicographically smallest word-length pattern A3, A4, ...)
-  is found by exhaustive search over the generator choices, the construction by which the published
-  tables were made (Huang, Chen & Voelkel 1998, method 2; Bingham & Sitter 1999, section 4). The
-  word-length pattern is computed with :func:`doe.fractional.wlp_of`.
-- :func:`split_plot_ccd`: the balanced equivalent-estimation central composite split-plot design of
-  Vining, Kowalski & Montgomery (2005) (VKM), as generalised by Parker, Kowalski & Vining (2007): the
+  convention). The 2^(n1-p1) whole plots are the runs of the WP fraction; WP generators involve only WP
+  factors, SP generators at least one SP basic factor -- which is what keeps every SP factor changing
+  within whole plots (every word of the defining relation then has no SP letter or at least two).
+  Among all designs with this structure, the one with minimum aberration (Fries & Hunter 1980: the
+  lexicographically smallest word-length pattern A3, A4, ...) is found by exhaustive search over the
+  generator choices (ties keep the first found, longest generators first). The reported word-length
+  pattern is computed with :func:`doe.fractional.wlp_of`. The test suite checks the result against
+  Chen, Sun & Wu's published minimum-aberration patterns, Montgomery's Example 14.3, Bingham & Sitter
+  (2003)'s printed design and a brute-force enumeration; the printed FFSP catalogues themselves were
+  not transcribed.
+- :func:`split_plot_ccd`: a balanced equivalent-estimation central composite split-plot design in the
+  manner of Vining, Kowalski & Montgomery (2005) (VKM) and Parker, Kowalski & Vining (2007): the
   whole plots form a central composite design in the WP factors (2^k1 factorial whole plots, 2 k1
   axial whole plots at +-alpha_wp, centre whole plots); every factorial and WP-axial whole plot holds
   the two-level factorial in the SP factors; each centre whole plot holds the SP axial runs at
   +-alpha_sp and SP centre runs, so that every whole plot has the same size m (with one or two SP
   factors every whole plot gets an SP centre run by default, else their squares are not estimable).
   With alpha_sp = sqrt(F/2) (F = SP factorial runs per whole plot) every whole plot has the same mean of
-  each squared SP column, and then ordinary least squares gives the generalised least squares estimates
-  for every ratio of whole-plot to subplot variance (VKM 2005, the equivalent-estimation conditions;
-  Parker et al. 2007): the column space of ZZ'X lies in that of X (McLean & Anderson's condition), so
-  the fit needs no variance components. The whole-plot axial distance is free.
+  each squared SP column, so the column space of ZZ'X lies in that of X (the condition of McLean &
+  Anderson under which OLS is GLS, the equivalent-estimation condition of VKM 2005): ordinary least
+  squares gives the generalised least squares estimates for every ratio of whole-plot to subplot
+  variance, and the fit needs no variance components. The whole-plot axial distance is free. This
+  layout is derived from that condition; it was not compared with VKM's printed tables.
 - :func:`classical_split_plot`: either design for a study, its hard-to-change factors in the whole-plot
   roles, as a coded array in the study's factor order with whole-plot labels.
 
@@ -36,6 +39,8 @@ Huang, P., Chen, D. and Voelkel, J. O. (1998). Minimum-aberration two-level spli
 Technometrics 40(4), 314-326.
 Bingham, D. and Sitter, R. R. (1999). Minimum-aberration two-level fractional factorial split-plot
 designs. Technometrics 41(1), 62-70.
+Bisgaard, S. (2000). The design and analysis of 2^(k-p) x 2^(q-r) split plot experiments. Journal of
+Quality Technology 32(1), 39-56.
 Fries, A. and Hunter, W. G. (1980). Minimum aberration 2^(k-p) designs. Technometrics 22(4), 601-608.
 Vining, G. G., Kowalski, S. M. and Montgomery, D. C. (2005). Response surface designs within a
 split-plot structure. Journal of Quality Technology 37(2), 115-129.
@@ -62,7 +67,7 @@ WP_LETTERS = "ABCDEFGHJKLMNO"
 #: Subplot factor letters.
 SP_LETTERS = "pqrstuvwxyzbcdefghjk"
 #: Largest number of generator combinations the exhaustive search of :func:`split_plot_fraction` visits.
-MAX_COMBINATIONS = 400_000
+MAX_COMBINATIONS = 200_000  # about 4 s
 #: Largest run size of a split-plot fraction (the published tables stop at 64 runs).
 MAX_RUNS = 64
 
@@ -71,7 +76,7 @@ FRACTION_CITATION = (
     "Technometrics 40:314-326; Bingham & Sitter 1999, Technometrics 41:62-70): minimum aberration "
     "among all regular 2-level split-plot fractions with these whole plots, by exhaustive search.")
 CCD_CITATION = (
-    "Equivalent-estimation central composite split-plot design (Vining, Kowalski & Montgomery 2005, "
+    "Equivalent-estimation central composite split-plot design (after Vining, Kowalski & Montgomery 2005, "
     "J. Qual. Technol. 37:115-129; Parker, Kowalski & Vining 2007, Technometrics 49:56-65): OLS "
     "estimates equal GLS estimates for any whole-plot variance.")
 
