@@ -26,6 +26,13 @@ RESULTS_FILE = DATA / "msc_example_results.csv"
 DESIGN_KIND, DESIGN_MODEL, DESIGN_RUNS, DESIGN_SEED = "optimal", "quadratic", 40, 20261128
 DESIGN_NAME = f"Example D-optimal design, {DESIGN_RUNS} runs"
 
+#: The split-plot example (issue 18): Surface hard to change (whole plots of 4 runs), six donors as a random
+#: effect; data/simulate_split_plot.py made its 32-run split-plot D-optimal design (8 whole plots) and results.
+SPLIT_STUDY_FILE = DATA / "msc_split_plot.yaml"
+SPLIT_DESIGN_FILE = DATA / "msc_split_plot_design.csv"
+SPLIT_RESULTS_FILE = DATA / "msc_split_plot_results.csv"
+SPLIT_TRUTH_FILE = DATA / "msc_split_plot_truth.json"
+
 
 def example_design(study: Study) -> Design:
     """The example's design (data/msc_example_design.csv) with the type, model and seed that made it."""

@@ -1,0 +1,71 @@
+"""The bundled split-plot example (data/msc_split_plot.yaml, simulated by data/simulate_split_plot.py):
+the files are what the script makes, the design is a split plot, and the mixed-model analysis recovers the
+simulation's truth where the completely randomised analysis cannot judge the whole-plot factor."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import doe
+from doe.example import SPLIT_DESIGN_FILE, SPLIT_RESULTS_FILE, SPLIT_STUDY_FILE, SPLIT_TRUTH_FILE
+from doe.study import WHOLE_PLOT
+
+
+@pytest.fixture(scope="module")
+def analysis() -> doe.Analysis:
+    study = doe.Study.load(SPLIT_STUDY_FILE)
+    runs = doe.read_results(study, SPLIT_RESULTS_FILE).table
+    return doe.fit_all(study, runs, default=doe.ModelChoice(model="quadratic"))
+
+
+def test_design_is_the_scripts_split_plot() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("simulate_split_plot", SPLIT_STUDY_FILE.parent / "simulate_split_plot.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    study = doe.Study.load(SPLIT_STUDY_FILE)
+    made = doe.generate(study, "optimal", model=script.MODEL, runs=script.RUNS, whole_plots=script.WHOLE_PLOTS,
+                        seed=script.SEED)
+    saved = pd.read_csv(SPLIT_DESIGN_FILE)
+    for col in ["Run", WHOLE_PLOT, *study.factor_names]:
+        assert list(saved[col]) == list(made.table[col]), col
+    assert saved.groupby(WHOLE_PLOT)["Surface"].nunique().max() == 1
+    assert saved[WHOLE_PLOT].nunique() == script.WHOLE_PLOTS
+    assert saved.groupby(WHOLE_PLOT)["Donor"].nunique().min() == 4  # four donors per whole plot, one each
+
+
+def test_mixed_model_recovers_the_truth(analysis: doe.Analysis) -> None:
+    truth = json.loads(SPLIT_TRUTH_FILE.read_text())
+    for cqa in ("Viability", "Fold expansion"):
+        fm = analysis.models[cqa]
+        assert fm.method == "REML" and fm.mixed is not None
+        assert set(fm.mixed.components) == {WHOLE_PLOT, "Donor", "Residual"}
+        coefs = fm.mixed.coefficients().set_index("name")
+        # the true hPL and Seeding density slopes (coded units) lie inside the 95 % Kenward-Roger intervals
+        from scipy import stats
+        for name in ("hPL", "Seeding density"):
+            row = coefs.loc[name]
+            half = stats.t.ppf(0.975, row["df"]) * row["se"]
+            assert abs(row["estimate"] - truth["coefficients_coded"][cqa][name]) < half, (cqa, name)
+        # the whole-plot factor is tested against the whole-plot error: few denominator df
+        anova = fm.mixed.anova().set_index("term")
+        assert anova.loc["Surface", "df_den"] < truth["whole_plots"] - 1
+        assert anova.loc["hPL", "df_den"] > anova.loc["Surface", "df_den"] + 4
+
+
+def test_fully_randomised_analysis_is_kept_beside(analysis: doe.Analysis) -> None:
+    fm = analysis.models["Viability"]
+    out = fm.to_json()
+    assert out["method"] == "REML" and out["fully_randomised"]["method"] == "OLS"
+    ols = {r["source"]: r for r in out["fully_randomised"]["anova"]}
+    assert ols["Surface"]["df"] == 1 and ols["Residual"]["df"] == fm.df_resid  # the residual df of least squares
+    assert {r["term"] for r in out["anova"]} >= {"Surface", "hPL", "Seeding density"}
+    assert set(out["icc"]) == {WHOLE_PLOT, "Donor"}
+    assert np.isclose(sum(out["icc"].values()) + out["variance_components"]["Residual"]
+                      / sum(out["variance_components"].values()), 1.0)
