@@ -440,3 +440,108 @@ def test_other_bad_inputs_are_refused():
     assert fit.ddf == "kr" and DDF_METHODS == ("kr", "satterthwaite")
     with pytest.raises(ModelError, match="linearly dependent"):
         fit.contrast_test(np.array([[0.0, 1.0], [0.0, 2.0]]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Unbalanced crossed random effects: the analytic information against lmerTest's numerical recipe
+# ---------------------------------------------------------------------------------------------------
+def _crossed_unbalanced() -> tuple[np.ndarray, np.ndarray, dict[str, list[str]]]:
+    rng = np.random.default_rng(7)
+    donors = np.repeat(np.arange(6), 6)
+    lots = rng.integers(0, 4, size=36)
+    x = rng.uniform(-1, 1, size=36)
+    medium = np.where(rng.uniform(size=36) < 0.5, -1.0, 1.0)
+    y = (10 + 1.5 * x - 0.8 * medium + rng.normal(0, 1.2, 6)[donors] + rng.normal(0, 0.8, 4)[lots]
+         + rng.normal(0, 0.7, 36))
+    keep = rng.uniform(size=36) > 0.2
+    X = np.column_stack([np.ones(36), x, medium, x * medium])[keep]
+    random = {"Donor": [f"D{d}" for d in donors[keep]], "hPL lot": [f"L{v}" for v in lots[keep]]}
+    return X, y[keep], random
+
+
+def _dense_deviance(varpar: np.ndarray, X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray]) -> float:
+    """lme4's REML deviance at varpar = (theta_1, ..., theta_K, sigma): V = sigma^2 (I + sum theta_k^2 Z_k Z_k')."""
+    n, p = X.shape
+    V = np.eye(n)
+    for t, Z in zip(varpar[:-1], Zs):
+        V = V + t**2 * Z @ Z.T
+    V = varpar[-1] ** 2 * V
+    vi = np.linalg.inv(V)
+    xvx = X.T @ vi @ X
+    b = np.linalg.solve(xvx, X.T @ vi @ y)
+    r = y - X @ b
+    return float((n - p) * np.log(2 * np.pi) + np.linalg.slogdet(V)[1] + np.linalg.slogdet(xvx)[1] + r @ vi @ r)
+
+
+def _dense_phi(varpar: np.ndarray, X: np.ndarray, Zs: list[np.ndarray]) -> np.ndarray:
+    V = np.eye(X.shape[0])
+    for t, Z in zip(varpar[:-1], Zs):
+        V = V + t**2 * Z @ Z.T
+    return np.linalg.inv(X.T @ np.linalg.inv(varpar[-1] ** 2 * V) @ X)
+
+
+def test_unbalanced_crossed_fit_and_satterthwaite_df_match_a_numerical_recomputation():
+    """Independent: lmerTest's recipe done numerically on dense matrices - minimise the REML deviance in
+    (theta, sigma) with Nelder-Mead, A = 2 H^-1 from a finite-difference Hessian, the Jacobian of
+    Phi = cov(beta) by finite differences, nu = 2 (l' Phi l)^2 / (g' A g)."""
+    from scipy.optimize import minimize
+
+    X, y, random = _crossed_unbalanced()
+    names = ["(Intercept)", "x", "Medium", "x*Medium"]
+    fit = fit_mixed(X, y, names, names[:1] + names[1:], random, ddf="satterthwaite")
+    Zs = [np.eye(len(fit.levels[k]))[fit.groups[k]] for k in random]
+
+    start = np.array([1.0, 1.0, np.std(y)])
+    opt = minimize(_dense_deviance, start, args=(X, y, Zs), method="Nelder-Mead",
+                   options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "maxfev": 40000})
+    theta, sigma = np.abs(opt.x[:-1]), opt.x[-1]
+    assert np.isclose(-2 * fit.loglik, opt.fun, atol=1e-7)
+    comps = list(fit.components.values())
+    np.testing.assert_allclose(comps, [*(theta**2 * sigma**2), sigma**2], rtol=1e-4)
+
+    vp = np.array([*np.sqrt(np.array(comps[:-1]) / comps[-1]), np.sqrt(comps[-1])])  # at our optimum
+    k = vp.size
+    h = 1e-4 * np.maximum(vp, 1e-2)
+    hess = np.zeros((k, k))
+    for i in range(k):
+        for j in range(k):
+            ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
+            hess[i, j] = (_dense_deviance(vp + ei + ej, X, y, Zs) - _dense_deviance(vp + ei - ej, X, y, Zs)
+                          - _dense_deviance(vp - ei + ej, X, y, Zs) + _dense_deviance(vp - ei - ej, X, y, Zs)
+                          ) / (4 * h[i] * h[j])
+    A = 2 * np.linalg.inv(hess)
+    jac = [(_dense_phi(vp + np.eye(k)[i] * h[i], X, Zs) - _dense_phi(vp - np.eye(k)[i] * h[i], X, Zs)) / (2 * h[i])
+           for i in range(k)]
+    phi = _dense_phi(vp, X, Zs)
+    np.testing.assert_allclose(fit.cov_beta, phi, rtol=1e-8)
+    table = fit.coefficients()
+    for i in range(4):
+        g = np.array([J[i, i] for J in jac])
+        nu = 2 * phi[i, i] ** 2 / (g @ A @ g)
+        assert table["df"][i] == pytest.approx(nu, rel=1e-4)
+    # the two-column contrast (x and x*Medium): lmerTest's multi-df rule on the rotated contrasts
+    L = np.eye(4)[[1, 3]]
+    d, vecs = np.linalg.eigh(L @ phi @ L.T)
+    nus = []
+    for m in range(2):
+        c = vecs[:, m] @ L
+        g = np.array([c @ J @ c for J in jac])
+        nus.append(2 * (c @ phi @ c) ** 2 / (g @ A @ g))
+    nus_a = np.array(nus)
+    e = np.sum(nus_a / (nus_a - 2))
+    got = fit.contrast_test(L)
+    assert got.df_den == pytest.approx(2 * e / (e - 2), rel=1e-4)
+    b = fit.coef
+    assert got.F == pytest.approx(float((L @ b) @ np.linalg.solve(L @ phi @ L.T, L @ b)) / 2, rel=1e-8)
+    # Kenward-Roger differs here (unbalanced), and its adjusted covariance is larger
+    kr = fit.contrast_test(L, ddf="kr")
+    assert kr.df_den != pytest.approx(got.df_den, rel=1e-3)
+    assert np.all(np.diag(fit.cov_beta_kr) >= np.diag(fit.cov_beta))
+
+
+def test_two_random_effects_with_the_same_grouping_are_refused():
+    X, y, names, terms = _small()
+    donors = ["d1", "d1", "d2", "d2", "d3", "d3", "d4", "d4"]
+    plots = ["p1", "p1", "p2", "p2", "p3", "p3", "p4", "p4"]
+    with pytest.raises(ModelError, match="'Whole plot' and 'Donor' group the runs identically"):
+        fit_mixed(X, y, names, terms, {"Donor": donors, "Whole plot": plots})

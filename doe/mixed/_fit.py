@@ -132,6 +132,15 @@ def fit_mixed(
         zs.append(Zk)
         blocks.append(slice(start, start + len(levs)))
         start += len(levs)
+    seen: dict[tuple[int, ...], str] = {}
+    for name, codes in groups.items():
+        key = tuple(pd.factorize(pd.Series(codes), sort=False)[0].tolist())
+        if key in seen:
+            raise ModelError(
+                f"Random effects '{name}' and '{seen[key]}' group the runs identically, so their variances "
+                f"cannot be told apart; keep one of them."
+            )
+        seen[key] = name
     n_var = len(zs) + 1
     if n - p < n_var:
         raise ModelError(
