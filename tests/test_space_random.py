@@ -62,11 +62,11 @@ def _study(two: bool = False) -> Study:
                             "responses": responses})
 
 
-def _runs() -> tuple[pd.DataFrame, np.ndarray]:
-    """A 2^2 + centre (5 runs) per donor: 30 runs, donor index per run."""
+def _runs(donors: int = DONORS) -> tuple[pd.DataFrame, np.ndarray]:
+    """A 2^2 + centre (5 runs) per donor: 30 runs for 6 donors, donor index per run."""
     pts = [(-1, -1), (1, -1), (-1, 1), (1, 1), (0, 0)]
-    rows = [(a, b) for _ in range(DONORS) for a, b in pts]
-    donor = np.repeat(np.arange(DONORS), len(pts))
+    rows = [(a, b) for _ in range(donors) for a, b in pts]
+    donor = np.repeat(np.arange(donors), len(pts))
     return pd.DataFrame(rows, columns=["A", "B"], dtype=float), donor
 
 
@@ -86,7 +86,9 @@ def _mixed(X: np.ndarray, y: np.ndarray, donor: np.ndarray, s2d: float, s2: floa
 
 
 def _attach(fm: Any, mixed: FakeMixed) -> Any:
-    object.__setattr__(fm, "mixed", mixed)  # as the analysis attaches doe.mixed's fit
+    """Give a least-squares fit a mixed model at known components (fit_model keeps doe.mixed's fit in ``_mixed``,
+    read through the ``mixed`` property)."""
+    object.__setattr__(fm, "_mixed" if isinstance(getattr(type(fm), "mixed", None), property) else "mixed", mixed)
     return fm
 
 
@@ -280,3 +282,95 @@ def test_without_random_effects_nothing_changes() -> None:
     assert "a new run meets" in pm.describe()
     out = DesignSpace(pm).summary({"A": 0.0, "B": 0.0}, x="A", y="B", n=11)
     assert out["random_effects"] == {"mode": None, "components": None}
+
+
+# -- end to end: doe.mixed's REML fit, as fit_model makes it from a run sheet with a Donor column -------------
+def _donor_study(upper: float = 11.5) -> Study:
+    return Study.from_dict({"name": "Donor study", "random_effects": ["Donor"],
+                            "factors": [{"name": "A", "low": -1, "high": 1}, {"name": "B", "low": -1, "high": 1}],
+                            "responses": [{"name": "Y", "goal": "minimize", "upper": upper}]})
+
+
+def _donor_runs(rng: np.random.Generator, s2d: float, s2: float, donors: int = DONORS) -> pd.DataFrame:
+    design, donor = _runs(donors)
+    u = rng.normal(0, math.sqrt(s2d), donors)
+    y = 10 + 1.0 * design.A - 0.5 * design.B + u[donor] + rng.normal(0, math.sqrt(s2), len(design))
+    return design.assign(Y=y, Donor=[f"Donor {k + 1}" for k in donor])
+
+
+def test_end_to_end_reml_fit_matches_quadrature_over_its_components() -> None:
+    """The REML fit's GLS coefficients centre the probability, and the 'new' probability equals the quadrature
+    over the scaled-inverse-chi-square posteriors of its own components (its Satterthwaite df) computed here."""
+    study = _donor_study()
+    runs = _donor_runs(np.random.default_rng(8), 1.0, 0.25)
+    fm = fit_model(study, runs, "Y", "linear")
+    mf = fm.mixed
+    assert mf is not None and set(mf.components) == {"Donor", "Residual"}
+    pm = build_predictive(study, {"Y": fm}, draws=40_000)
+    assert pm.random_effects == "new" and np.allclose(pm.cqas[0].beta, mf.coef)
+    got = probability(pm, POINTS, draws=40_000).joint
+    g = np.asarray(mf.groups["Donor"])
+    Z = (g[:, None] == np.arange(len(mf.levels["Donor"]))[None, :]).astype(float)
+    X = fm.model_matrix(POINTS)
+    a = X @ mf.W
+    zz, ii = np.einsum("pi,ij,pj->p", a, Z @ Z.T, a), np.einsum("pi,pi->p", a, a)
+    q = (np.arange(400) + 0.5) / 400
+    nd, ne = mf.component_df["Donor"], mf.component_df["Residual"]
+    vd = stats.invgamma(nd / 2, scale=nd * mf.components["Donor"] / 2).ppf(q)
+    ve = stats.invgamma(ne / 2, scale=ne * mf.components["Residual"] / 2).ppf(q)
+    VD, VE = np.meshgrid(vd, ve, indexing="ij")
+    mean = X @ mf.coef
+    want = [float(np.mean(stats.norm.cdf((11.5 - mean[p]) / np.sqrt(zz[p] * VD + ii[p] * VE + VD + VE))))
+            for p in range(len(POINTS))]
+    assert np.max(np.abs(got - np.array(want))) < 0.01
+    # fully randomised analysis of the same runs: today's path, untouched
+    ols = build_predictive(study, {"Y": fit_model(study, runs, "Y", "linear", random_effects=False)})
+    assert ols.random is None and ols.random_effects is None
+
+
+def test_small_calibration_new_donor_is_far_closer_to_the_truth_than_the_average_donor() -> None:
+    """A large donor variance (4, residual 0.25), 12 donors x 5 runs: over 6 simulated studies the 'new' probability
+    is much nearer the TRUE probability for a new donor, Phi((11.5 - mu) / sqrt(4.25)) (0.89, 0.77, 0.60), and the
+    'average' one (truth for the average donor 1.00, 1.00, 0.84) far from it (bench/bench_random_effects.py is the
+    full calibration)."""
+    study = _donor_study()
+    rng = np.random.default_rng(2024)
+    pts = pd.DataFrame({"A": [-1.0, 0.0, 1.0], "B": [0.0, 0.0, 0.0]})
+    truth = stats.norm.cdf((11.5 - (10 + pts.A.to_numpy())) / math.sqrt(4.25))
+    err_new, err_avg = [], []
+    for r in range(6):
+        fm = fit_model(study, _donor_runs(rng, 4.0, 0.25, donors=12), "Y", "linear")
+        assert fm.mixed is not None
+        for mode, err in (("new", err_new), ("average", err_avg)):
+            pm = build_predictive(study, {"Y": fm}, random_effects=mode, draws=1000, seed=r)
+            err.append(probability(pm, pts, draws=1000, seed=r).joint - truth)
+    new, avg = np.array(err_new), np.array(err_avg)  # data sets x points, estimate - truth (new donor)
+    assert np.mean(np.abs(new)) < 0.6 * np.mean(np.abs(avg))  # closer, data set by data set
+    assert np.mean(avg) > np.mean(new) + 0.05  # and the average donor is optimistic for a new donor
+
+
+def test_cli_space_random_effects(tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    study = tmp_path / "study.yaml"
+    study.write_text("name: Donor study\nrandom_effects: [Donor]\nfactors:\n"
+                     "  - {name: A, low: -1, high: 1}\n  - {name: B, low: -1, high: 1}\n"
+                     "responses:\n  - {name: Y, goal: minimize, upper: 11.5}\n")
+    runs = tmp_path / "runs.csv"
+    _donor_runs(np.random.default_rng(1), 1.0, 0.25).to_csv(runs, index=False)
+    out = tmp_path / "average.json"
+    proc = subprocess.run([sys.executable, "-m", "doe", "space", str(study), str(runs), "--model", "linear",
+                           "--set-point", "A=0.5", "B=0", "--no-desirability", "--draws", "1000",
+                           "--random-effects", "average", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(out.read_text())
+    assert got["random_effects"]["mode"] == "average"
+    assert set(got["random_effects"]["components"]["Y"]) == {"Donor", "Residual"}
+    assert "a run with the average donor" in got["method"]
+    # the same analysis in the engine: the default is a new donor, and the average donor is the more optimistic
+    fm = fit_model(_donor_study(), pd.read_csv(runs), "Y", "linear")
+    new = DesignSpace.of(_donor_study(), {"Y": fm}, draws=1000).at({"A": 0.5, "B": 0.0})["probability"]
+    assert got["probability_at_set_point"] > new
