@@ -166,7 +166,8 @@ def fit_mixed(
         if v == 0.0:
             warnings.append(
                 f"The variance of '{k}' is estimated as 0 (on the boundary): the data show no variation between "
-                f"its levels beyond the residual. Its tests use it as fixed at 0."
+                f"its levels beyond what the other components explain. Satterthwaite df treat it as fixed at 0 "
+                f"(as lmerTest does); Kenward-Roger keeps it (as pbkrtest does)."
             )
 
     blups: dict[str, pd.Series] = {}

@@ -44,12 +44,15 @@ def normalise_ddf(ddf: str) -> str:
     return _ALIASES[key]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MixedFit:
     """A linear mixed model fitted by REML, with Kenward-Roger or Satterthwaite tests.
 
     Built by :func:`doe.mixed.fit_mixed`. Variance components are in response units squared, in the
-    order of the ``random`` mapping, then ``"Residual"``.
+    order of the ``random`` mapping, then ``"Residual"``. ``loglik`` is the REML log-likelihood; like lme4's
+    it depends on the parameterisation of ``X`` (through ``log|X'V^-1X|``), so compare it only between fits
+    with the same fixed-effect columns. ``inference`` holds the matrices the tests reuse (not for callers).
+    Equality is identity (the fields are arrays).
     """
 
     names: list[str]
