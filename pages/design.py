@@ -80,7 +80,8 @@ if design is None:
     st.stop()
 
 st.subheader(f"{TYPE_LABELS.get(design.kind, design.kind)}: {design.n_runs} runs"
-             + (f" in {design.n_blocks} blocks" if design.n_blocks > 1 else ""))
+             + (f" in {design.n_blocks} blocks" if design.n_blocks > 1 else "")
+             + (f" in {design.n_whole_plots} whole plots" if design.n_whole_plots else ""))
 st.caption(f"Seed {design.seed} (recorded: the same seed gives the same design)."
            if design.seed is not None else "Imported design.")
 save_area(study, design)
@@ -106,6 +107,19 @@ for col, label, value in [(m[1], "D-efficiency", ev.d_efficiency), (m[2], "A-eff
     col.metric(label, "n/a" if value is None else f"{value:.1f} %")
 m[4].metric("Avg prediction variance", "n/a" if ev.avg_prediction_variance is None
             else f"{ev.avg_prediction_variance:.3f}", help="relative to sigma^2, over the design region")
+sp = ev.split_plot
+if sp:
+    unit = "donor block" if sp.get("donors") else "whole plot"
+    held = ", ".join(sp.get("whole_plot_factors") or []) or "no factor"
+    st.info(f"**Restricted randomisation:** {sp['whole_plots']} {unit}s"
+            + (f" ({sp['subplots']} subplots)" if sp.get("subplots") else "")
+            + (f"; {held} {'is' if len(sp.get('whole_plot_factors') or []) == 1 else 'are'} set once per whole plot"
+               if not sp.get("donors") else "")
+            + ". The run sheet is sorted by " + unit + " for the bench (their order random, runs randomised "
+            "within). The efficiencies above treat the runs as independent; under the split-plot covariance "
+            f"(variance ratio {sp['variance_ratio']:g}) the D-efficiency is "
+            + ("n/a" if sp.get("d_efficiency_split_plot") is None else f"{sp['d_efficiency_split_plot']:.1f} %")
+            + ". The Power tab tests each term against its own error stratum.")
 for w in [] if failed else ev.warnings:
     st.warning(w)
 

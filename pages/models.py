@@ -4,6 +4,13 @@ import pandas as pd
 import streamlit as st
 
 from doe.analysis import REDUCE_METHODS, ModelChoice, default_choice, responses_with_results
+from doe.error_structure import (
+    comparison_words,
+    mixed_anova_table,
+    mixed_coefficients_table,
+    randomisation_comparison,
+    variance_components_table,
+)
 from doe.errors import DoeError
 from doe.model import preset_terms
 from doe.plots import model as mf
@@ -16,6 +23,7 @@ from pages._app.speed import prefetch_fits
 from pages._app.state import MODEL_TAB, state
 
 TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
+DDF_LABELS = {"kr": "Kenward-Roger", "satterthwaite": "Satterthwaite"}
 
 
 study = require_study()
@@ -50,9 +58,16 @@ with st.form(f"choice_{cqa}"):
                           format_func=lambda m: {"p": "p-value", "aicc": "AICc"}[m])
     alpha_out = c3.number_input("p to remove", 0.01, 0.5, choice.reduce_alpha, 0.01)
     exclude = c4.multiselect("Exclude runs", run_ids, [r for r in choice.exclude if r in run_ids])
+    ddf = choice.ddf
+    if study.has_random_effects:
+        ddf = st.radio("Mixed-model denominator df", list(DDF_LABELS), index=list(DDF_LABELS).index(choice.ddf),
+                       format_func=DDF_LABELS.get, horizontal=True, key=f"ddf_{cqa}",
+                       help="How the F and t tests of the mixed model (whole plots, donors, lots as random effects) "
+                            "count the degrees of freedom of their error: Kenward-Roger (default; JMP, SAS) or "
+                            "Satterthwaite (lmerTest's default).")
     if st.form_submit_button("Fit model", type="primary", key="fit"):
         choice = ModelChoice(model=model, transform=transform, reduce=reduce, reduce_method=method,
-                             reduce_alpha=alpha_out, anova_type=anova_type, exclude=exclude)
+                             reduce_alpha=alpha_out, anova_type=anova_type, exclude=exclude, ddf=ddf)
         choices[cqa] = choice.to_dict()
 
 fits(study, runs, choices, [n for n in names if n != cqa])  # every CQA once: switching the CQA reads cached fits
@@ -79,6 +94,16 @@ if fm.pred_r2_excluding_blocks is not None:
                + ("n/a" if pd.isna(blocked) else f"{blocked:.3g}") + ".")
 for w in fm.warnings:
     st.warning(w)
+if fm.mixed is not None:
+    st.info(f"**Mixed model (REML, {DDF_LABELS[fm.mixed.ddf]} df)**: the runs share "
+            + ", ".join(k.lower() + "s" for k in fm.mixed.components if k != "Residual")
+            + ". The ANOVA and coefficients below test each term against the error of its own stratum; R², "
+              "RMSE and the diagnostics above are of the least-squares fit, as if the runs were completely "
+              "randomised. The **Error structure** tab compares the two.")
+elif study.has_random_effects:
+    st.warning(f"{cqa} is analysed as completely randomised: its runs have no usable "
+               + " / ".join(["Whole plot"] * study.split_plot + study.random_effects)
+               + " column (see the notes above). Add the column to the run sheet to fit the mixed model.")
 analysis_panel(study)
 prefetch_fits(study, runs)  # with these choices: the design space is drawn in the background
 
@@ -92,17 +117,31 @@ with st.expander("Add or remove terms by hand"):
                                    anova_type=choice.anova_type, exclude=choice.exclude).to_dict()
         st.rerun()
 
-tabs = lazy_tabs(["ANOVA", "Coefficients", "Equation", "Fit summary", "Diagnostics", "Effects",
-                  "Box-Cox", "Canonical analysis"], key=MODEL_TAB)
+tab_names = ["ANOVA", "Coefficients", "Equation", "Fit summary", "Diagnostics", "Effects", "Box-Cox",
+             "Canonical analysis"] + (["Error structure"] if fm.mixed is not None else [])
+tabs = lazy_tabs(tab_names, key=MODEL_TAB)
 with tabs[0]:
     if shown(tabs[0]):
-        show_table(fm.anova)
+        if fm.mixed is not None:
+            st.markdown(f"**Type III tests of the mixed model** ({DDF_LABELS[fm.mixed.ddf]} denominator df)")
+            show_table(mixed_anova_table(fm))
+            st.markdown("**Variance components**")
+            show_table(variance_components_table(fm))
+            with st.expander("Least-squares ANOVA, as if the runs were completely randomised (for comparison only)"):
+                show_table(fm.anova)
+        else:
+            show_table(fm.anova)
         if res.steps:
             st.caption("Backward reduction removed: " + ", ".join(
                 f"{s['removed']}" for s in res.steps if s.get("removed")))
 with tabs[1]:
     if shown(tabs[1]):
-        show_table(fm.coefficients)
+        if fm.mixed is not None:
+            show_table(mixed_coefficients_table(fm))
+            st.caption("Generalised least squares at the REML variance components; standard errors "
+                       + ("Kenward-Roger adjusted." if fm.mixed.ddf == "kr" else "unadjusted (Satterthwaite)."))
+        else:
+            show_table(fm.coefficients)
 with tabs[2]:
     if shown(tabs[2]):
         st.markdown("**Coded units**")
@@ -156,5 +195,12 @@ with tabs[7]:
         else:
             st.info("Canonical analysis needs a second-order model in the continuous factors; "
                     "the path of steepest ascent needs a first-order model.")
+
+if fm.mixed is not None:
+    with tabs[8]:
+        if shown(tabs[8]):
+            for sentence in comparison_words(fm):
+                st.markdown(sentence)
+            show_table(randomisation_comparison(fm))
 
 preload_live_charts()  # last (takes no room): the browser loads the design-space map's plotly.js while idle

@@ -38,9 +38,21 @@ for n, err in analysis.failures.items():
     st.warning(f"{n} is left out: its model cannot be fitted ({err}).")
 models = analysis.models
 key = analysis.digest  # the design space of these fits: study, data and model choices
+mixed = sorted({k for fm in models.values() if fm.mixed is not None for k in fm.mixed.components if k != "Residual"})
+mode = None
+if mixed:
+    who = ", ".join(m.lower() for m in mixed)
+    mode = st.radio(
+        "Probability for", ["new", "average"], horizontal=True, key="space_random_effects",
+        format_func={"new": f"a run with a new {who} (default)", "average": f"the average {who}"}.get,
+        help=f"The CQA models have random effects ({who}). 'New': the probability that a future run, with a "
+             f"{who} not seen in the study, meets every spec: their variances (with their uncertainty) widen the "
+             f"predictive. 'Average': conditional on an average {who}, which ignores that variation and is "
+             "optimistic for manufacturing.")
+    key = f"{key}|{mode}"
 try:
     with st.spinner("Drawing from the posterior of every CQA model..."):
-        pm = predictive(study, models, key)
+        pm = predictive(study, models, key, mode)
 except DoeError as exc:
     st.error(f"No design space: {exc}")
     st.stop()

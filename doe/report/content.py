@@ -176,6 +176,7 @@ class _Inputs:
     warnings: list[str] = field(default_factory=list)
     design_record: Any = None  # doe.store DesignRecord of ``design`` when it is a stored design
     assurance: dict[str, Any] | None = None  # {"level", "kind"}: the assured design space (overrides the decision's)
+    random_effects: str | None = None  # "new" (default with random effects) or "average": doe.space.build_predictive
 
 
 def build_report(store: Store | None = None, study_name: str | None = None, analysis_version: int | None = None, *,
@@ -183,7 +184,7 @@ def build_report(store: Store | None = None, study_name: str | None = None, anal
                  choices: dict[str, Any] | None = None, draws: int = DRAWS, seed: int = SEED,
                  design: Any = None, design_record: Any = None, data_version_no: int | None = None,
                  data_hash: str | None = None, assurance: float | None = None,
-                 assurance_kind: str = "simultaneous") -> ReportContent:
+                 assurance_kind: str = "simultaneous", random_effects: str | None = None) -> ReportContent:
     """The report of a stored analysis version (default: the latest), or of a study and its runs.
 
     Store mode (``store`` + ``study_name``): the analysis's own data version
@@ -212,6 +213,7 @@ def build_report(store: Store | None = None, study_name: str | None = None, anal
         raise DoeError("A report needs a store and a study name, or a study and its runs.")
     if assurance is not None:
         inputs.assurance = {"level": float(assurance), "kind": assurance_kind}
+    inputs.random_effects = random_effects
     return _assemble(inputs, draws=draws, seed=seed)
 
 
@@ -300,7 +302,7 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         level, kind = inp.assurance.get("level"), inp.assurance.get("kind", DEFAULT_ASSURANCE_KIND)
     try:
         ds = DesignSpace.of(inp.study, models, seed=seed, draws=draws, threshold=threshold, setpoint_sd=sd,
-                            assurance=level, assurance_kind=kind)
+                            assurance=level, assurance_kind=kind, random_effects=inp.random_effects)
     except ModelError as exc:
         return {**empty, "error": str(exc)}
     if set_point is None:  # the page's opening view: the robust set point, the informative slice
@@ -315,7 +317,8 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         return {**empty, "error": str(exc)}
     return {"pm": ds.pm, "design_space": ds, "summary": summary, "set_point": summary["set_point"],
             "source": source, "setpoint_sd": sd, "threshold": threshold, "draws": draws, "seed": seed, "grid": grid,
-            "ranges": ranges, "error": None, "assurance": level, "assurance_kind": kind}
+            "ranges": ranges, "error": None, "assurance": level, "assurance_kind": kind,
+            "random_effects": ds.random_effects}
 
 
 def _par_frame(study: Study, par: dict[str, Any]) -> pd.DataFrame:
@@ -384,7 +387,9 @@ def _study_section(study: Study) -> Section:
         sec.add(Paragraph(study.description))
     f = factors_table(study)
     f["range or levels"] = [x.describe_range() for x in study.factors]
-    sec.add(Table(f[["name", "kind", "units", "range or levels", "description"]], "Factors (actual units)."))
+    shown = ["name", "kind", "units", "range or levels"] + (["changes"] if study.split_plot else []) + ["description"]
+    sec.add(Table(f[shown], "Factors (actual units)" + ("; 'changes': how often a factor is reset (hard-to-change "
+                                                        "factors only between whole plots)." if study.split_plot else ".")))
     r = responses_table(study)
     r["specification"] = [x.spec_text() for x in study.responses]
     sec.add(Table(r[["name", "units", "goal", "specification", "target", "description"]].rename(
@@ -392,6 +397,9 @@ def _study_section(study: Study) -> Section:
     c = constraints_table(study)
     if len(c):
         sec.add(Table(c, "Constraints on the factor settings."))
+    from doe.error_structure import error_structure_text
+
+    sec.add(Paragraph(error_structure_text(study)))
     return sec
 
 
@@ -472,6 +480,8 @@ def _model_sections(inp: _Inputs) -> list[Section]:
             continue
         sec.add(Paragraph(f"Terms: {fm.model_spec}. Transform: {fm.transform_label}. n = {fm.n}, "
                           f"p = {fm.p}, residual df = {fm.df_resid}."))
+        if fm.mixed is not None:
+            _mixed_model_tables(sec, name, fm)
         coefs = fm.coefficients[["term", "estimate", "std_error", "t", "p", "ci_low", "ci_high", "vif"]]
         sec.add(Table(_formatted(coefs), f"{name}: coefficients in coded units (-1..+1; effect coding)."))
         sec.add(Paragraph(f"Equation in actual units: {fm.equation_actual}"))
@@ -486,10 +496,36 @@ def _model_sections(inp: _Inputs) -> list[Section]:
             sec.add(Notice(w))
         sec.add(Figure(residual_plots(fm), f"{name}: residual diagnostics.", 1000, 650))
         out.append(sec)
+    from doe.error_structure import error_structure_text
+
     intro = Section("5. Models, one per CQA").add(Paragraph(
         "Per CQA: the model choice, the terms kept, the coefficients in coded units, the equation in actual "
         "units, the ANOVA, the fit statistics and the residual diagnostics."))
+    intro.add(Paragraph(error_structure_text(inp.study, inp.fits.models)))
+    if any(fm.mixed is not None for fm in inp.fits.models.values()):
+        intro.add(Paragraph("For a CQA fitted as a mixed model, its Type III tests, variance components and "
+                            "fixed effects come first; the least-squares tables after them treat the runs as "
+                            "completely randomised and are shown for comparison only."))
     return [intro, *out]
+
+
+def _mixed_model_tables(sec: Section, name: str, fm: Any) -> None:
+    """The mixed model of one CQA: Type III tests, variance components, fixed effects, and the comparison."""
+    from doe.error_structure import (
+        comparison_words,
+        mixed_anova_table,
+        mixed_coefficients_table,
+        variance_components_table,
+    )
+
+    method = "Kenward-Roger" if fm.mixed.ddf == "kr" else "Satterthwaite"
+    sec.add(Table(_formatted(mixed_anova_table(fm)),
+                  f"{name}: Type III tests of the mixed model (REML; {method} denominator df)."))
+    sec.add(Table(_formatted(variance_components_table(fm)), f"{name}: variance components (REML)."))
+    sec.add(Table(_formatted(mixed_coefficients_table(fm)),
+                  f"{name}: fixed effects of the mixed model, coded units (GLS at the REML variance components)."))
+    for sentence in comparison_words(fm):
+        sec.add(Paragraph(sentence))
 
 
 def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
@@ -673,7 +709,8 @@ def recompute_commands(fits: Mapping[str, CQAFit], space: dict[str, Any], *, dra
             continue
         cmd = (f"python -m doe analyze study.yaml runs.csv --response {q(name)} --model {q(fit.model.model_spec)}"
                f" --transform {q(fit.choice.transform)} --anova-type {fit.choice.anova_type}"
-               f" --json {q('analysis-' + name.replace('/', '_').replace(' ', '_') + '.json')}")
+               + (f" --ddf {fit.choice.ddf}" if fit.model.mixed is not None else "")
+               + f" --json {q('analysis-' + name.replace('/', '_').replace(' ', '_') + '.json')}")
         cmds.append(cmd)
     c = _uniform_choice(fits)
     if space["error"]:
@@ -688,6 +725,7 @@ def recompute_commands(fits: Mapping[str, CQAFit], space: dict[str, Any], *, dra
                     + (f" --x {q(g['x'])} --y {q(g['y'])}" if g else "")
                     + ("".join([" --setpoint-sd"] + [f" {q(f'{k}={v!r}')}" for k, v in space["setpoint_sd"].items()])
                        if space.get("setpoint_sd") else "")
+                    + (f" --random-effects {space['random_effects']}" if space.get("random_effects") else "")
                     + " --no-desirability --json space.json")
     return cmds
 

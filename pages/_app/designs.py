@@ -47,8 +47,48 @@ def design_form(study) -> tuple[str, dict, bool]:
         cols = st.columns(3)
         for i, name in enumerate(shown):
             options[name] = _WIDGETS[name](cols[i % 3], kind)
+        plots = _plot_options(study) if kind == "optimal" else {}
         go = st.form_submit_button("Generate design", type="primary", key="generate")
-    return kind, type_options(kind, options), go
+    return kind, {**type_options(kind, options), **plots}, go
+
+
+_PLOT_OPTIONS = ("whole_plots", "subplots", "donors", "variance_ratio")
+
+
+def _plot_options(study) -> dict:
+    """Whole plots (hard-to-change factors), subplots (two tiers) and donor blocks of an optimal design, with
+    the variance ratio the design is optimised for; only the ones the study calls for are offered."""
+    if not (study.split_plot or study.random_effects):
+        return {}
+    st.markdown("**Restricted randomisation** " + (
+        f"- hard to change: {', '.join(study.hard_to_change_factors)} (constant within each whole plot)"
+        if study.split_plot else f"- random effect{'s' if len(study.random_effects) > 1 else ''}: "
+        f"{', '.join(study.random_effects)}"))
+    cols = st.columns(3)
+    out: dict = {}
+    if study.split_plot:
+        out["whole_plots"] = cols[0].number_input(
+            "Whole plots (0: the default)", min_value=0, value=0, step=1, key="design_whole_plots",
+            help="How many times the hard-to-change factors are set (e.g. coated vessel batches). More whole "
+                 "plots estimate the hard-to-change effects better; the default is the smallest number that "
+                 "estimates them with a few df to spare.") or None
+        if study.very_hard_to_change_factors:
+            out["subplots"] = cols[1].number_input(
+                "Subplots (split-split-plot; 0: the default)", min_value=0, value=0, step=1, key="design_subplots",
+                help=f"How many times {', '.join(f for f in study.hard_to_change_factors if f not in study.very_hard_to_change_factors)} "
+                     "are set, nested in the whole plots.") or None
+    elif study.random_effects:
+        out["donors"] = cols[0].number_input(
+            f"{study.random_effects[0]}s (random blocks; 0: none)", min_value=0, value=0, step=1, key="design_donors",
+            help=f"Runs in blocks of one {study.random_effects[0].lower()} each, every block a balanced subset "
+                 "chosen for the model (D-optimal with random blocks, Goos & Vandebroek 2001).") or None
+    if any(v for v in out.values()) or study.split_plot:
+        out["variance_ratio"] = cols[2].number_input(
+            "Variance ratio (whole plot / residual)", min_value=0.01, max_value=100.0, value=1.0, step=0.5,
+            key="design_variance_ratio", help="The ratio of the whole-plot (or donor) variance to the run-to-run "
+                                             "variance the design is optimised for; 1 is JMP's and "
+                                             "Design-Expert's default.")
+    return out
 
 
 def _axial_check(study, alpha: str) -> None:
@@ -115,7 +155,8 @@ def used_seed() -> None:
 def generate_design(study, kind: str, options: dict):
     """The design of ``kind`` with ``options`` (as doe.generators.generate), computed once per study,
     type and the options that type takes (seed included); a copy, so the caller may keep it."""
-    return services.generate_design(study, kind, type_options(kind, options))
+    plots = {k: v for k, v in options.items() if k in _PLOT_OPTIONS}
+    return services.generate_design(study, kind, {**type_options(kind, options), **plots})
 
 
 def evaluation_model(design) -> str:
