@@ -152,7 +152,7 @@ def plot_structure(runs: int, whole_plots: int, subplots: int | None = None, *, 
         W, the number of whole plots (or donor blocks), 1 <= W <= N.
     subplots : int, optional
         S, the total number of subplots (split-split-plot), W <= S <= N: each whole plot gets
-        S // W or one more, each subplot N // S runs or one more.
+        S // W subplots or one more, and its runs are split evenly over its subplots.
     variance_ratio, subplot_ratio : float
         ``eta1`` and ``eta2`` (``subplot_ratio`` defaults to ``variance_ratio``), each >= 0.
 
@@ -183,13 +183,13 @@ def plot_structure(runs: int, whole_plots: int, subplots: int | None = None, *, 
     if S < W or S > runs:
         raise DesignError(f"The number of subplots must be between the number of whole plots ({W}) and the "
                           f"number of runs ({runs}); got {subplots}.")
-    per_wp = _sizes(S, W)
-    sub_of_wp = np.repeat(np.arange(W), per_wp)        # whole plot of each subplot
-    sub_runs = _sizes(runs, S)
-    # give the larger subplots to different whole plots in turn, so whole-plot sizes stay even
-    order = np.argsort(np.arange(S) % np.maximum(per_wp[sub_of_wp], 1), kind="stable")
-    sizes = np.empty(S, dtype=int)
-    sizes[order] = sub_runs
+    per_wp = _sizes(S, W)                      # subplots of each whole plot
+    wp_runs = _sizes(runs, W)                  # runs of each whole plot, as even as possible
+    if np.any(wp_runs < per_wp):
+        raise DesignError(f"{S} subplots in {W} whole plots of {runs} runs leave a subplot without runs: ask for "
+                          "fewer subplots or more runs.")
+    sizes = np.concatenate([_sizes(int(n), int(k)) for n, k in zip(wp_runs, per_wp)])
+    sub_of_wp = np.repeat(np.arange(W), per_wp)  # whole plot of each subplot
     subplot = np.repeat(np.arange(S), sizes)
     return PlotStructure(sub_of_wp[subplot], subplot, eta1, eta2)
 
