@@ -49,6 +49,13 @@ the exact posterior of the seemingly-unrelated regression is drawn by Gibbs samp
 (:func:`doe.space.sur_draws`: many chains side by side, missing responses imputed, convergence
 checked; ``PredictiveModel.gibbs``); steps 1-2 below are the fallback when it refuses the data.
 
+**Random effects.** When any CQA with a spec was fitted as a linear mixed model (``fm.mixed``: donors,
+hPL lots, whole plots), every CQA with a spec is drawn by :mod:`doe.space._random` instead: GLS
+coefficients, variance components drawn with their uncertainty, random effects correlated across CQAs,
+and a new run with a new donor, lot and whole plot (``random_effects="new"``, the default) or the
+average ones (``"average"``); a fully randomised CQA among them keeps its least-squares draw.
+``PredictiveModel.correlation`` is then the correlation of a new run's deviation across the CQAs.
+
 The SUR-style approximation: for one CQA this is exactly
 y_new | data ~ t_{n-p}(x'beta_hat, s^2 (1 + x'(X'X)^-1 x));
 with several CQAs every marginal is still exactly that Student t (see
