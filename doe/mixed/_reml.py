@@ -38,26 +38,43 @@ class RemlSolution:
 
 @dataclass(frozen=True)
 class CrossProducts:
-    """The sufficient cross-products of the data: every evaluation works in q and p dimensions only."""
+    """``C = [Z X y]' [Z X y]``, computed once: every evaluation works in q + p + 1 dimensions, not n."""
 
-    ztz: np.ndarray
-    ztx: np.ndarray
-    zty: np.ndarray
-    xtx: np.ndarray
-    xty: np.ndarray
-    yty: float
+    C: np.ndarray
+    q: int
+    p: int
     n: int
     blocks: list[slice]
 
     @classmethod
     def of(cls, X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]) -> CrossProducts:
-        """Cross-products of ``X``, ``y`` and ``Z``."""
-        return cls(Z.T @ Z, Z.T @ X, Z.T @ y, X.T @ X, X.T @ y, float(y @ y), X.shape[0], blocks)
+        """Cross-products of ``Z``, ``X`` and ``y``."""
+        W = np.column_stack([Z, X, y])
+        return cls(W.T @ W, Z.shape[1], X.shape[1], X.shape[0], blocks)
 
     def scaled(self, c: float) -> CrossProducts:
-        """The cross-products of ``y / c``."""
-        return CrossProducts(self.ztz, self.ztx, self.zty / c, self.xtx, self.xty / c, self.yty / c**2,
-                             self.n, self.blocks)
+        """The cross-products with ``y / c`` in place of ``y``."""
+        C = self.C.copy()
+        C[-1, :] /= c
+        C[:, -1] /= c
+        return CrossProducts(C, self.q, self.p, self.n, self.blocks)
+
+    def h_products(self, theta: np.ndarray) -> tuple[np.ndarray, float]:
+        """``[Z X y]' H^-1 [Z X y]`` and ``log|H|`` at ``theta``.
+
+        With ``A = Z diag(lam)`` and ``M = I + A'A``: ``H^-1 = I - A M^-1 A'``, so
+        ``U' H^-1 W = U'W - (U'Z) lam M^-1 lam (Z'W)``: one Cholesky factorisation and one solve.
+        """
+        q = self.q
+        lam = np.empty(q)
+        for k, sl in enumerate(self.blocks):
+            lam[sl] = theta[k]
+        L = lam[:, None] * self.C[:q, :]
+        M = L[:, :q] * lam[None, :]
+        M[np.diag_indices(q)] += 1.0
+        cM = sla.cho_factor(M, lower=True, check_finite=False)
+        logdet_h = 2.0 * float(np.sum(np.log(np.diag(cM[0]))))
+        return self.C - L.T @ sla.cho_solve(cM, L, check_finite=False), logdet_h
 
 
 def _deviance_and_gradient(theta: np.ndarray, cp: CrossProducts) -> tuple[float, np.ndarray]:
@@ -67,40 +84,23 @@ def _deviance_and_gradient(theta: np.ndarray, cp: CrossProducts) -> tuple[float,
 
 
 def _deviance_and_dg(theta: np.ndarray, cp: CrossProducts) -> tuple[float, np.ndarray]:
-    """Profiled REML deviance and its gradient with respect to ``g = theta**2``.
-
-    With ``A = Z diag(lam)`` and ``M = I + A'A``: ``H^-1 = I - A M^-1 A'``, so every product
-    ``U' H^-1 W`` is ``U'W - (U'Z) lam M^-1 lam (Z'W)``.
-    """
-    q = cp.ztz.shape[0]
-    p = cp.xtx.shape[0]
-    lam = np.empty(q)
-    for k, sl in enumerate(cp.blocks):
-        lam[sl] = theta[k]
-    lzz = lam[:, None] * cp.ztz
-    M = np.eye(q) + lzz * lam[None, :]
-    cM = sla.cho_factor(M, lower=True)
-    logdet_h = 2.0 * float(np.sum(np.log(np.diag(cM[0]))))
-    lzx = lam[:, None] * cp.ztx
-    lzy = lam * cp.zty
-    mzx = sla.cho_solve(cM, lzx)
-    mzy = sla.cho_solve(cM, lzy)
-    xhx = cp.xtx - lzx.T @ mzx
-    xhy = cp.xty - lzx.T @ mzy
-    yhy = cp.yty - float(lzy @ mzy)
-    cX = sla.cho_factor(xhx, lower=True)
+    """Profiled REML deviance and its gradient with respect to ``g = theta**2``."""
+    q, p = cp.q, cp.p
+    hm, logdet_h = cp.h_products(theta)
+    xhx = hm[q:q + p, q:q + p]
+    xhy = hm[q:q + p, -1]
+    cX = sla.cho_factor(xhx, lower=True, check_finite=False)
     logdet_x = 2.0 * float(np.sum(np.log(np.diag(cX[0]))))
-    b = sla.cho_solve(cX, xhy)
-    rss = yhy - float(b @ xhy)
+    rhs = np.column_stack([xhy, hm[q:q + p, :q]])
+    sol = sla.cho_solve(cX, rhs, check_finite=False)
+    b, cz = sol[:, 0], sol[:, 1:]
+    rss = float(hm[-1, -1]) - float(b @ xhy)
     dof = cp.n - p
     dev = logdet_h + logdet_x + dof * (1.0 + np.log(2.0 * np.pi * rss / dof))
     # d dev / d g_k = tr(Z_k' P_H Z_k) - dof / rss * ||Z_k' H^-1 r||^2, P_H = H^-1 - H^-1 X (X'H^-1X)^-1 X'H^-1
-    mzz = sla.cho_solve(cM, lzz)
-    zhz = cp.ztz - lzz.T @ mzz  # Z'H^-1 Z
-    xhz = cp.ztx.T - lzx.T @ mzz  # X'H^-1 Z
-    zhy = cp.zty - lzz.T @ mzy  # Z'H^-1 y
-    zhr = zhy - xhz.T @ b
-    cz = sla.cho_solve(cX, xhz)
+    zhz = hm[:q, :q]
+    xhz = hm[q:q + p, :q]
+    zhr = hm[:q, -1] - xhz.T @ b
     grad = np.empty(len(cp.blocks))
     for k, sl in enumerate(cp.blocks):
         tr_p = float(np.trace(zhz[sl, sl])) - float(np.sum(xhz[:, sl] * cz[:, sl]))
@@ -110,18 +110,11 @@ def _deviance_and_dg(theta: np.ndarray, cp: CrossProducts) -> tuple[float, np.nd
 
 def reml_sigma2(theta: np.ndarray, cp: CrossProducts) -> float:
     """The profiled residual variance ``rss / (n - p)`` at ``theta``."""
-    q = cp.ztz.shape[0]
-    lam = np.empty(q)
-    for k, sl in enumerate(cp.blocks):
-        lam[sl] = theta[k]
-    cM = sla.cho_factor(np.eye(q) + lam[:, None] * cp.ztz * lam[None, :], lower=True)
-    lzx = lam[:, None] * cp.ztx
-    lzy = lam * cp.zty
-    xhx = cp.xtx - lzx.T @ sla.cho_solve(cM, lzx)
-    xhy = cp.xty - lzx.T @ sla.cho_solve(cM, lzy)
-    yhy = cp.yty - float(lzy @ sla.cho_solve(cM, lzy))
-    b = np.linalg.solve(xhx, xhy)
-    return float((yhy - float(b @ xhy)) / (cp.n - cp.xtx.shape[0]))
+    q, p = cp.q, cp.p
+    hm, _ = cp.h_products(theta)
+    xhy = hm[q:q + p, -1]
+    b = np.linalg.solve(hm[q:q + p, q:q + p], xhy)
+    return float((float(hm[-1, -1]) - float(b @ xhy)) / (cp.n - p))
 
 
 def fit_reml(X: np.ndarray, y: np.ndarray, Z: np.ndarray, blocks: list[slice]) -> RemlSolution:
