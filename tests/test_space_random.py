@@ -374,3 +374,13 @@ def test_cli_space_random_effects(tmp_path: Any) -> None:
     fm = fit_model(_donor_study(), pd.read_csv(runs), "Y", "linear")
     new = DesignSpace.of(_donor_study(), {"Y": fm}, draws=1000).at({"A": 0.5, "B": 0.0})["probability"]
     assert got["probability_at_set_point"] > new
+
+
+def test_a_donor_variance_at_zero_is_said_and_adds_nothing() -> None:
+    study, fm, mixed = _one_cqa(0.0, 0.25)  # REML at the boundary: no donor spread estimated
+    new = build_predictive(study, {"Y": fm}, random_effects="new", draws=4000)
+    avg = build_predictive(study, {"Y": fm}, random_effects="average", draws=4000)
+    assert any("Donor variance is estimated at 0" in w for w in new.warnings)
+    np.testing.assert_allclose(probability(new, POINTS).joint, probability(avg, POINTS).joint)
+    np.testing.assert_allclose(probability(new, POINTS, draws=20_000).joint,
+                               _closed_form(fm, mixed, POINTS, 0.25), atol=0.012)
