@@ -24,7 +24,8 @@ How one posterior draw is made (:func:`random_draws`)
    donor). Its first two moments match the asymptotic distribution of the REML estimate. The
    components are drawn independently (their asymptotic covariance, usually small and negative
    between a donor variance and the residual, is not used). A component estimated at 0 stays 0
-   (a warning names it); a component whose df is not finite is held at its estimate.
+   (a warning names it); a component whose df is not finite is held at its estimate; a df below 1
+   (a component near 0) is drawn with 1 df (:data:`MIN_COMPONENT_DF`, with a warning).
 2. **Cross-CQA correlation.** A donor acts on every CQA measured on its cells, so u_k,new is
    correlated across CQAs. The correlation of each random effect is estimated from the BLUPs of
    the levels the CQAs share, and the residual correlation from the conditional residuals on the
@@ -71,6 +72,10 @@ RANDOM_EFFECTS_MODES = ("new", "average")
 RESIDUAL = "Residual"
 #: Fewer shared levels (or runs) than this: the pair of CQAs is treated as independent.
 MIN_SHARED = 3
+#: Smallest df a variance component is drawn with. A component near 0 has a Satterthwaite df near 0, and
+#: chi2(df) then puts most of its mass within 1e-100 of 0, so v df / chi2(df) would overflow; 1 df (the
+#: posterior of a variance from one observation, a Cauchy-like tail) is the heaviest tail used.
+MIN_COMPONENT_DF = 1.0
 
 
 def check_random_effects(mode: str | None, any_random: bool) -> str | None:
@@ -269,17 +274,18 @@ def random_structure(names: Sequence[str], fits: Sequence[Any], rows: Sequence[n
             v = float(mf.components[name])
             variance[i, k] = max(v, 0.0)
             nu = float(mf.component_df.get(name, math.inf))
-            df[i, k] = nu if v > 0 else math.inf
+            df[i, k] = max(nu, MIN_COMPONENT_DF) if v > 0 else math.inf
             if v <= 0 and name != RESIDUAL:
                 warnings.append(f"{names[i]}: the {name} variance is estimated at 0, so a new {_label(name)} adds no "
                                 "spread (with few levels this understates it).")
-            elif not math.isnan(nu) and nu < 2 and v > 0:
-                warnings.append(f"{names[i]}: the {name} variance is poorly determined ({nu:.2g} df): its draws have "
-                                "a very heavy tail; more levels would pin it down.")
-            if math.isnan(nu) and v > 0:
-                df[i, k] = 1.0
+            elif math.isnan(nu) and v > 0:
+                df[i, k] = MIN_COMPONENT_DF
                 warnings.append(f"{names[i]}: the {name} variance has no degrees of freedom (its information is "
-                                "singular): it is drawn with 1 df, very heavy-tailed.")
+                                f"singular): it is drawn with {MIN_COMPONENT_DF:g} df, very heavy-tailed.")
+            elif nu < 2 and v > 0:
+                warnings.append(f"{names[i]}: the {name} variance is poorly determined ({nu:.2g} df"
+                                + (f", drawn with {MIN_COMPONENT_DF:g}" if nu < MIN_COMPONENT_DF else "")
+                                + "): its draws have a very heavy tail; more levels would pin it down.")
             if name == RESIDUAL:
                 continue
             labels = [str(x) for x in mf.levels[name]]
