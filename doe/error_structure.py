@@ -78,8 +78,9 @@ def mixed_coefficients_table(fm: FittedModel) -> pd.DataFrame:
 
 
 def randomisation_comparison(fm: FittedModel) -> pd.DataFrame:
-    """Per model term: the mixed model's Type III F test (df, denominator df, F, p) beside the least-squares
-    F test of the same term analysed as if the runs were completely randomised."""
+    """Per model term: the mixed model's Type III F test (df, denominator df, p) beside the least-squares
+    F test of the same term analysed as if the runs were completely randomised (its F values are in
+    :func:`mixed_anova_table` and the least-squares ANOVA)."""
     mixed = _mixed(fm)
     ols = fm.anova.set_index("source")
     df_label = "Kenward-Roger" if mixed.ddf == "kr" else "Satterthwaite"
@@ -87,12 +88,10 @@ def randomisation_comparison(fm: FittedModel) -> pd.DataFrame:
     for r in mixed.anova().itertuples(index=False):
         o = ols.loc[r.term] if r.term in ols.index else None
         rows.append({
-            "Term": r.term, "Stratum": _stratum(fm, str(r.term)),
-            "Numerator df": int(r.df), f"Denominator df ({df_label})": r.df_den,
-            "F (mixed model)": r.F, "p (mixed model)": r.p,
+            "Term": r.term, "Stratum": _stratum(fm, str(r.term)), "Numerator df": int(r.df),
+            f"Denominator df ({df_label})": r.df_den, "p-value (mixed model)": r.p,
             "Denominator df (as if randomised)": fm.df_resid if o is not None else math.nan,
-            "F (as if randomised)": float(o["F"]) if o is not None else math.nan,
-            "p (as if randomised)": float(o["p"]) if o is not None else math.nan,
+            "p-value (as if randomised)": float(o["p"]) if o is not None else math.nan,
         })
     return pd.DataFrame(rows)
 
@@ -113,7 +112,7 @@ def comparison_words(fm: FittedModel) -> list[str]:
            "the least-squares analysis treats every run as independent."]
     hidden = _names([k.lower() for k in mixed.components if k != "Residual"])
     for row in table.to_dict("records"):
-        p_mixed, p_ols = float(row["p (mixed model)"]), float(row["p (as if randomised)"])
+        p_mixed, p_ols = float(row["p-value (mixed model)"]), float(row["p-value (as if randomised)"])
         if not (math.isfinite(p_mixed) and math.isfinite(p_ols)):
             continue
         d_mixed = float(row[den])

@@ -53,6 +53,8 @@ COLUMN_LABELS: dict[str, str] = {
     "note": "Note", "reason": "Reason", "column": "Model column", "combination": "Linear combination",
     "distance": "Distance (coded units)", "coded": "Coded", "factor": "Factor",
     "columns": "Model columns", "power": "Power", "noncentrality": "Noncentrality",
+    # split plots, mixed models
+    "df_den": "Denominator degrees of freedom", "stratum": "Error stratum",
 }
 
 #: Lenth's method (fm.lenth) -> labelled rows.
@@ -157,7 +159,7 @@ def present(frame: pd.DataFrame, digits: int = 4, ci_level: float = 95) -> pd.Da
     shown = pd.DataFrame(index=range(len(out)))
     for c in out.columns:
         values = out[c].tolist()
-        if str(c) in _P_COLUMNS:
+        if str(c) in _P_COLUMNS or str(c).startswith("p-value ("):
             cells = [format_p(v) for v in values]
         elif str(c) in _TIME_COLUMNS:
             cells = [format_time(v) for v in values]

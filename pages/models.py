@@ -96,7 +96,7 @@ for w in fm.warnings:
     st.warning(w)
 if fm.mixed is not None:
     st.info(f"**Mixed model (REML, {DDF_LABELS[fm.mixed.ddf]} df)**: the runs share "
-            + ", ".join(k.lower() + "s" for k in fm.mixed.components if k != "Residual")
+            + " and ".join(k.lower() + "s" for k in fm.mixed.components if k != "Residual")
             + ". The ANOVA and coefficients below test each term against the error of its own stratum; R², "
               "RMSE and the diagnostics above are of the least-squares fit, as if the runs were completely "
               "randomised. The **Error structure** tab compares the two.")

@@ -41,7 +41,7 @@ key = analysis.digest  # the design space of these fits: study, data and model c
 mixed = sorted({k for fm in models.values() if fm.mixed is not None for k in fm.mixed.components if k != "Residual"})
 mode = None
 if mixed:
-    who = ", ".join(m.lower() for m in mixed)
+    who = " and ".join(m.lower() for m in mixed)
     mode = st.radio(
         "Probability for", ["new", "average"], horizontal=True, key="space_random_effects",
         format_func={"new": f"a run with a new {who} (default)", "average": f"the average {who}"}.get,
