@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from doe.evaluate import DesignEvaluation, evaluate_design
     from doe.fit import FittedModel, Transform, fit_model, reduce_model
     from doe.generators import DESIGN_TYPES, generate
+    from doe.mixed import MixedFit, fit_mixed
     from doe.runs import RunsUpload, merge_results, read_results
     from doe.scale import plan_seed_train
     from doe.space import DesignSpace, PredictiveModel, SpaceGrid
@@ -59,6 +60,7 @@ _OWNERS = {
     # models
     "FittedModel": "doe.fit", "fit_model": "doe.fit", "reduce_model": "doe.fit", "Transform": "doe.fit",
     "Analysis": "doe.analysis", "ModelChoice": "doe.analysis", "CQAFit": "doe.analysis", "fit_all": "doe.analysis",
+    "MixedFit": "doe.mixed", "fit_mixed": "doe.mixed",
     # design space and decisions
     "DesignSpace": "doe.space", "PredictiveModel": "doe.space", "SpaceGrid": "doe.space",
     "Decision": "doe.decision", "DEFAULT_THRESHOLD": "doe.decision",
@@ -71,9 +73,9 @@ _OWNERS = {
 
 __all__ = [
     "Analysis", "CQAFit", "DEFAULT_THRESHOLD", "DESIGN_TYPES", "Decision", "Design", "DesignError",
-    "DesignEvaluation", "DesignSpace", "DoeError", "Factor", "FittedModel", "ModelChoice", "ModelError",
+    "DesignEvaluation", "DesignSpace", "DoeError", "Factor", "FittedModel", "MixedFit", "ModelChoice", "ModelError",
     "PredictiveModel", "Response", "RunsUpload", "SpaceGrid", "Store", "Study", "StudyError", "Transform",
-    "evaluate_design", "fit_all", "fit_model", "generate", "merge_results", "optimize_desirability",
+    "evaluate_design", "fit_all", "fit_mixed", "fit_model", "generate", "merge_results", "optimize_desirability",
     "plan_seed_train", "read_design", "read_results", "reduce_model", "rerun_analysis",
 ]
 
