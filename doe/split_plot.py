@@ -74,6 +74,8 @@ __all__ = [
 DEFAULT_TIME_CAP = 60.0
 #: Random starts when ``starts`` is not given.
 DEFAULT_STARTS = 12
+#: Perturbation rounds per start (iterated local search, as doe.optimal) when ``rounds`` is not given.
+DEFAULT_ROUNDS = 4
 #: Largest candidate grid (points x model columns) held in memory; beyond it rows are built on demand.
 GRID_MAX_CELLS = 4_000_000
 #: Grid points for cubic terms and for factors named in a constraint (as doe.optimal).
@@ -468,7 +470,15 @@ class _Search:
         return np.where(regular, -trace, -np.inf)
 
     def exchange(self, K: np.ndarray, deadline: float) -> tuple[np.ndarray, float]:
-        """Coordinate exchange from K to a local optimum; returns (K, score without ridge)."""
+        """Coordinate exchange from K to a local optimum; returns (K, score without ridge).
+
+        Changing the rows R of X by ``D`` (candidates x |R| x p) changes ``M = X'V^-1X`` by
+        ``D'B + B'D + D'V_RR^-1 D`` with ``B = (V^-1X)_R``: a rank-2|R| update ``U C U'`` with
+        ``U = [D' B']`` and ``C = [[V_RR^-1, I], [I, 0]]``. While the design is regular each candidate is
+        scored through the 2|R| x 2|R| matrix ``K = C^-1 + U'M^-1U`` (the determinant lemma and the
+        Woodbury identity: ``det M_new = det M det C det K``; ``trace(Mom M_new^-1) = trace(Mom M^-1) -
+        trace(K^-1 U'M^-1 Mom M^-1 U)``); while it is singular, by ``log det(M_new + ridge I)``.
+        """
         X, _ = self.rows.get(K)
         X = X.copy()
         Vi = self.Vi
@@ -477,8 +487,10 @@ class _Search:
             M = X.T @ VX
             M = (M + M.T) / 2.0
             w = np.linalg.eigvalsh(M)
-            ridge = 0.0 if w[0] > 1e-9 * max(w[-1], 1.0) else 1e-6 * max(float(np.trace(M)) / len(M), 1.0)
-            current = float(self.score(M, ridge))
+            regular = bool(w[0] > 1e-9 * max(w[-1], 1.0))
+            ridge = 0.0 if regular else 1e-6 * max(float(np.trace(M)) / len(M), 1.0)
+            state = _Regular(M, self.Mom, self.crit) if regular else None
+            current = state.value if state is not None else float(self.score(M, ridge))
             changed = False
             for j, R in self.groups:
                 n_lv = self.rows.shape[j]
@@ -491,22 +503,68 @@ class _Search:
                 feasible = ok.reshape(n_lv, len(R)).all(axis=1)
                 D = Xc - X[R][None]
                 B = VX[R]
-                DB = np.einsum("lgp,gq->lpq", D, B)
-                Mn = M + DB + DB.transpose(0, 2, 1) + np.einsum("lgp,gh,lhq->lpq", D, Vi[np.ix_(R, R)], D)
-                s = self.score(Mn, ridge)
+                Vrr = Vi[np.ix_(R, R)]
+                if state is not None:
+                    s = state.scores(D, B, Vrr)
+                else:
+                    DB = np.einsum("lgp,gq->lpq", D, B)
+                    s = self.score(M + DB + DB.transpose(0, 2, 1) + np.einsum("lgp,gh,lhq->lpq", D, Vrr, D), ridge)
                 s[~feasible] = -np.inf
                 best = int(np.argmax(s))
                 if s[best] > current + _TOL * max(1.0, abs(current)) and best != K[R[0], j]:
+                    d = D[best]
+                    DB1 = d.T @ B
+                    M = M + DB1 + DB1.T + d.T @ Vrr @ d
+                    M = (M + M.T) / 2.0
                     K[R, j] = best
                     X[R] = Xc[best]
-                    VX += Vi[:, R] @ D[best]
-                    M = (Mn[best] + Mn[best].T) / 2.0
-                    current = float(s[best])
+                    VX += Vi[:, R] @ d
+                    if state is not None:
+                        state = _Regular(M, self.Mom, self.crit)
+                        current = state.value
+                    else:
+                        current = float(s[best])
                     changed = True
             if not changed or time.perf_counter() > deadline:
                 break
         M = X.T @ Vi @ X
         return K, float(self.score((M + M.T) / 2.0, 0.0))
+
+
+class _Regular:
+    """A regular information matrix M with what the low-rank scores need: M^-1, M^-1 Mom M^-1, the criterion."""
+
+    def __init__(self, M: np.ndarray, Mom: np.ndarray, crit: str):
+        self.crit = crit
+        self.Minv = np.linalg.inv(M)
+        self.logdet = float(np.linalg.slogdet(M)[1])
+        if crit == "D":
+            self.value = self.logdet
+        else:
+            self.MM = self.Minv @ Mom @ self.Minv
+            self.value = -float(np.sum(Mom * self.Minv))
+
+    def scores(self, D: np.ndarray, B: np.ndarray, Vrr: np.ndarray) -> np.ndarray:
+        """Criterion (larger is better) after each candidate change D (candidates x g x p) of rows with
+        ``B = (V^-1X)_R`` and ``Vrr = (V^-1)_RR``; -inf where the new M would be (nearly) singular."""
+        L, g, p = D.shape
+        Ut = np.concatenate([D, np.broadcast_to(B, (L, g, p))], axis=1)  # (L, 2g, p) = U'
+        P = Ut @ self.Minv
+        Kmat = P @ Ut.transpose(0, 2, 1)
+        Kmat[:, :g, g:] += np.eye(g)
+        Kmat[:, g:, :g] += np.eye(g)
+        Kmat[:, g:, g:] -= Vrr
+        sign, logk = np.linalg.slogdet(Kmat)
+        # det M_new / det M = det C det K, det C = (-1)^g; a ratio below 1e-10 counts as singular
+        ok = (sign * (-1.0) ** g > 0) & (logk > math.log(1e-10))
+        if self.crit == "D":
+            return np.where(ok, self.logdet + logk, -np.inf)
+        out = np.full(L, -np.inf)
+        if np.any(ok):
+            T = (Ut[ok] @ self.MM) @ Ut[ok].transpose(0, 2, 1)
+            drop = np.trace(np.linalg.solve(Kmat[ok], T), axis1=1, axis2=2)
+            out[ok] = self.value + drop
+        return out
 
 
 def _groups(structure: PlotStructure, tier_of: list[int]) -> list[tuple[int, np.ndarray]]:
@@ -529,12 +587,17 @@ def _groups(structure: PlotStructure, tier_of: list[int]) -> list[tuple[int, np.
     return out
 
 
-def _random_start(rows: _Rows, structure: PlotStructure, tier_of: list[int], rng: np.random.Generator) -> np.ndarray:
-    """Random feasible level indices: one value per whole plot / subplot / run for each factor's tier."""
+def _random_start(rows: _Rows, structure: PlotStructure, tier_of: list[int], rng: np.random.Generator,
+                  K: np.ndarray | None = None, plots: Any = None) -> np.ndarray:
+    """Random feasible level indices: one value per whole plot / subplot / run for each factor's tier.
+
+    With ``K`` and ``plots``, only those whole plots of K are drawn again (in place).
+    """
     n, k = structure.runs, len(tier_of)
-    K = np.zeros((n, k), dtype=int)
+    if K is None:
+        K = np.zeros((n, k), dtype=int)
     subs = structure.subplot if structure.subplot is not None else np.arange(n)
-    for w in range(structure.n_whole_plots):
+    for w in (range(structure.n_whole_plots) if plots is None else plots):
         R = np.flatnonzero(structure.whole_plot == w)
         for _ in range(200):
             for j, tier in enumerate(tier_of):
@@ -571,6 +634,7 @@ def split_plot_design(
     starts: int | None = None,
     time_limit: float | None = None,
     levels: dict[str, Any] | int | None = None,
+    rounds: int | None = None,
 ) -> SplitPlotResult:
     """D- or I-optimal split-plot, split-split-plot or random-block design by coordinate exchange.
 
@@ -604,6 +668,10 @@ def split_plot_design(
         Safety cap in seconds (default :data:`DEFAULT_TIME_CAP`).
     levels : dict or int, optional
         Candidate coded values per continuous factor, or a number of grid points (as doe.optimal).
+    rounds : int, optional
+        Perturbation rounds per start (default :data:`DEFAULT_ROUNDS`): about a fifth of the whole plots
+        are drawn again at random and the exchange re-run, keeping improvements; 0 gives the plain
+        coordinate exchange of Jones & Goos (2007).
 
     Returns
     -------
@@ -634,6 +702,7 @@ def split_plot_design(
     Mom = moment_matrix(study, mm)
     search = _Search(mm, rows, structure.inverse_covariance(), _groups(structure, tier_of), crit, Mom)
     n_starts = DEFAULT_STARTS if starts is None else max(1, int(starts))
+    n_rounds = DEFAULT_ROUNDS if rounds is None else max(0, int(rounds))
     deadline = t0 + (DEFAULT_TIME_CAP if time_limit is None else float(time_limit))
     root = np.random.SeedSequence(seed)
     best_K, best, done, stopped = None, -np.inf, 0, False
@@ -643,6 +712,16 @@ def split_plot_design(
             break
         rng = np.random.default_rng(root.spawn(1)[0])
         K, score = search.exchange(_random_start(rows, structure, tier_of, rng), deadline)
+        # iterated local search (as doe.optimal): redraw about a fifth of the whole plots, exchange again,
+        # keep the result when it is better
+        m = max(1, round(structure.n_whole_plots / 5))
+        for _ in range(n_rounds):
+            if time.perf_counter() > deadline:
+                break
+            redrawn = rng.choice(structure.n_whole_plots, size=m, replace=False)
+            trial, value = search.exchange(_random_start(rows, structure, tier_of, rng, K.copy(), redrawn), deadline)
+            if value > score:
+                K, score = trial, value
         done += 1
         if best_K is None or score > best:
             best_K, best = K.copy(), score

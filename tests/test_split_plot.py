@@ -7,16 +7,20 @@ donor-block problems by enumerating every design; the power of each term by a no
 here from an explicitly built V and GLS covariance.
 """
 
+import contextlib
+import io
 import itertools
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from doe.cli import main
 from doe.errors import DesignError
 from doe.evaluate import evaluate_design, power_at
 from doe.generators import generate
@@ -258,11 +262,25 @@ def test_generate_refuses_mixed_requests():
 
 # -- CLI ---------------------------------------------------------------------------------------------------------
 def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "doe", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    """``python -m doe ARGS`` in this process (doe.cli.main): (exit status, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([str(a) for a in args])
+    proc = SimpleNamespace(returncode=code, stderr=err.getvalue())
     if check:
-        assert proc.returncode == 0, proc.stderr
+        assert code == 0, proc.stderr
     return proc
+
+
+def test_cli_entry_point_runs_split_plot(tmp_path):
+    """The real entry point once (the other CLI tests call doe.cli.main in-process)."""
+    (tmp_path / "s.yaml").write_text(STUDY)
+    args = ["design", tmp_path / "s.yaml", "--type", "optimal", "--model", "linear", "--runs", 12, "--whole-plots", 6,
+            "--seed", 1, "--out", tmp_path / "d.csv"]
+    proc = subprocess.run([sys.executable, "-m", "doe", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert pd.read_csv(tmp_path / "d.csv")["Whole plot"].nunique() == 6
 
 
 STUDY = """schema: 1
