@@ -301,7 +301,9 @@ def _plots(study: Study, source: np.ndarray | Design, plots: PlotStructure | Non
     column = WHOLE_PLOT
     if plots is None and isinstance(source, Design):
         table = source.table
-        donor = next((c for c in (*study.random_effects, "Donor") if c in table), None)
+        # a donor column: a random effect of the study, or the Donor column of a donor design made here
+        named = [*study.random_effects, *(["Donor"] if "donors" in source.info else [])]
+        donor = next((c for c in named if c in table), None)
         column = WHOLE_PLOT if WHOLE_PLOT in table else donor or WHOLE_PLOT
         if column in table:
             wp = _labels(table[column], column)

@@ -390,3 +390,16 @@ def test_cli_split_options_need_optimal(tmp_path):
     proc = run("design", tmp_path / "s.yaml", "--type", "full", "--whole-plots", 4, "--out", tmp_path / "d.csv",
                check=False)
     assert proc.returncode == 2 and "--whole-plots" in proc.stderr and "optimal" in proc.stderr
+
+
+def test_constraints_and_categorical_whole_plot_factor():
+    """Every run meets the study's constraint; the categorical hard-to-change factor is constant per whole plot."""
+    study = Study.from_dict({"name": "c", "factors": [
+        {"name": "Surface", "kind": "categorical", "levels": ["TC", "ULA", "CB"], "hard_to_change": True},
+        {"name": "Agitation", "low": 0, "high": 100}, {"name": "Seed", "low": 1000, "high": 5000}],
+        "responses": [{"name": "Y"}], "constraints": [{"exclude": "Surface == 'ULA' and Agitation > 75"}]})
+    design = generate(study, "optimal", model="interactions", runs=18, whole_plots=6, seed=1, starts=3)
+    table = design.table
+    assert table.groupby("Whole plot")["Surface"].nunique().max() == 1
+    assert not ((table["Surface"] == "ULA") & (table["Agitation"] > 75)).any()
+    assert set(table["Surface"]) == {"TC", "ULA", "CB"}
