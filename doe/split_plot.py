@@ -66,8 +66,9 @@ if TYPE_CHECKING:
     from doe.study import Factor, Study
 
 __all__ = [
-    "PlotStructure", "SplitPlotResult", "information_matrix", "plot_structure", "split_plot_criteria",
-    "split_plot_design", "split_plot_power", "term_strata",
+    "STRATA", "PlotStructure", "SplitPlotResult", "default_whole_plots", "factor_tiers", "information_matrix",
+    "plot_structure", "run_order", "split_plot_criteria", "split_plot_design", "split_plot_power", "strata_df",
+    "term_strata",
 ]
 
 #: Safety cap on the search time (seconds) when ``time_limit`` is not given.
