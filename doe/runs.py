@@ -791,7 +791,8 @@ def _plot_problems(study: Study, table: pd.DataFrame) -> list[Problem]:
     for name in random_columns(study):
         if name not in table:
             continue
-        blank = [int(i) + 1 for i, v in table[name].items() if _blank(v) and bool(measured.loc[i])]
+        flags = measured.to_numpy(dtype=bool)
+        blank = [k + 1 for k, v in enumerate(table[name].tolist()) if _blank(v) and flags[k]]
         if blank:
             out.append(Problem("warning", None, name, (
                 f"{_count(len(blank), 'run')} with results {'has' if len(blank) == 1 else 'have'} no "

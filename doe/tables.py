@@ -102,7 +102,7 @@ def _hard_to_change(value: Any, row: int) -> bool | str:
     text = str(value).strip().lower()
     for label, v in CHANGES.items():
         if text == label:
-            return v
+            return cast("bool | str", v)
     raise StudyError(f"Factor row {row}: 'changes' must be one of {', '.join(CHANGES)}; got '{value}'.")
 
 

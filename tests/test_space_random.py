@@ -52,6 +52,13 @@ class FakeMixed:
     W: np.ndarray
     conditional_residuals: np.ndarray
 
+    def predictive_variance(self, X: np.ndarray, *, new_levels: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As MixedFit's, at known components: x'Cx (+ the components a new run adds), infinite df."""
+        var = np.einsum("ip,pq,iq->i", X, self.cov_beta, X)
+        if new_levels is not None:
+            var = var + (sum(self.components.values()) if new_levels else self.components["Residual"])
+        return var, np.full(len(var), np.inf)
+
 
 def _study(two: bool = False) -> Study:
     responses = [{"name": "Y", "goal": "minimize", "upper": UPPER}]

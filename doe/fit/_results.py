@@ -391,7 +391,10 @@ class FittedModel:
             One column per factor in actual units (level names for categorical
             factors); columns of factors not in the model may be left out.
         interval : {'confidence', 'prediction', None}
-            Confidence interval of the mean, or prediction interval of one new run.
+            Confidence interval of the mean, or prediction interval of one new run. For a mixed
+            model (:attr:`mixed`) the mean is the GLS one and a new run has a new level of every
+            random effect (a new donor, lot and whole plot); the df are Satterthwaite's
+            (:meth:`doe.mixed.MixedFit.predictive_variance`).
         level : float
             Confidence level of the interval.
         block : optional
@@ -410,10 +413,15 @@ class FittedModel:
         if not 0 < level < 1:
             raise ModelError(f"The interval level must be between 0 and 1; got {level}.")
         X = self._predict_matrix(complete_settings(self.study, self.model_terms, frame), block)
-        z = X @ self._ls.coef
+        z = X @ (self._ls.coef if self._mixed is None else self._mixed.coef)
         out = pd.DataFrame({"mean": self._tf.inverse(z)}, index=frame.index)
         lower = upper = np.full(len(z), np.nan)
-        if interval is not None and self.df_resid > 0:
+        if interval is not None and self._mixed is not None:
+            var, df = self._mixed.predictive_variance(X, new_levels=True if interval == "prediction" else None)
+            half = stats.t.ppf(0.5 + level / 2, df) * np.sqrt(var)
+            a, b = self._tf.inverse(z - half), self._tf.inverse(z + half)
+            lower, upper = np.minimum(a, b), np.maximum(a, b)
+        elif interval is not None and self.df_resid > 0:
             var = self._ls.pred_var(X) + (1.0 if interval == "prediction" else 0.0)
             half = stats.t.ppf(0.5 + level / 2, self.df_resid) * np.sqrt(var * self._ls.mse)
             a, b = self._tf.inverse(z - half), self._tf.inverse(z + half)

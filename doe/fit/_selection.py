@@ -207,8 +207,9 @@ def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "
                                   start.random_groups, ddf=ddf)
             except ModelError:
                 break
-            table = mixed.anova().set_index("term")
-            pvals = {t: float(table.loc[t.name, "p"]) for t in eligible}
+            tests = mixed.anova()
+            by_term = dict(zip(tests["term"], tests["p"].astype(float)))
+            pvals = {t: by_term[t.name] for t in eligible}
             worst = max(eligible, key=lambda t: pvals[t])
             if not pvals[worst] > alpha:
                 break

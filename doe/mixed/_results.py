@@ -133,6 +133,34 @@ class MixedFit:
                          "t": t, "p": p})
         return pd.DataFrame(rows, columns=["name", "term", "estimate", "se", "df", "t", "p"])
 
+    # ----------------------------------------------------------------- predictions
+    def predictive_variance(self, X: np.ndarray, *, new_levels: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Variance and Satterthwaite df of a prediction at model rows ``X`` (k x p), per row.
+
+        ``new_levels=None``: the mean ``x'b`` (variance ``x' Phi x``). ``True``: one new run with a new level of
+        every random effect (``x' Phi x`` plus every variance component); ``False``: one new run at the levels'
+        average (plus the residual only). The df are Satterthwaite's (1946) for that linear combination of the
+        estimated variance parameters, ``2 v^2 / (g' A g)``, with ``g`` the gradient of ``v`` in the variance
+        parameters and ``A`` their asymptotic covariance (the same ``A`` lmerTest uses for its t tests).
+        """
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        inf = self.inference
+        var = np.einsum("ip,pq,iq->i", X, inf.phi, X)
+        names = list(self.components)
+        active = [name for name, on in zip(names, inf.active) if on]
+        grad = np.stack([np.einsum("ip,pq,iq->i", X, J, X) for J in inf.jac], axis=1) if inf.jac else \
+            np.zeros((len(X), 0))
+        if new_levels is not None:
+            added = names if new_levels else ["Residual"]
+            var = var + sum(self.components[a] for a in added)
+            for j, name in enumerate(active):
+                if name in added:
+                    grad[:, j] += 1.0
+        denom = np.einsum("ik,kl,il->i", grad, inf.observed_cov, grad) if grad.shape[1] else np.zeros(len(X))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            df = np.where(denom > 0, 2.0 * var**2 / np.where(denom > 0, denom, 1.0), np.inf)
+        return var, df
+
     # ----------------------------------------------------------------- summaries
     @property
     def icc(self) -> dict[str, float]:

@@ -406,8 +406,11 @@ def interval_bounds(pm: PredictiveModel, U: np.ndarray, L: np.ndarray, spec: dic
             A = c.basis_map(combo, sizes)
             Mi = M[:, c.basis]
             z = Mi @ (A.T @ c.beta)
-            h = np.einsum("pk,kl,pl->p", Mi, A.T @ c.fm.least_squares.cov_unscaled @ A, Mi)
-            lo, hi = _bounds_fitted(c, z, np.clip(h, 1e-12, None), spec)
+            if c.fm.mixed is not None:
+                lo, hi = _bounds_mixed(c, z, Mi @ A.T, spec, pm.random_effects != "average")
+            else:
+                h = np.einsum("pk,kl,pl->p", Mi, A.T @ c.fm.least_squares.cov_unscaled @ A, Mi)
+                lo, hi = _bounds_fitted(c, z, np.clip(h, 1e-12, None), spec)
             a, b = c.fm.fitted_transform.inverse(lo), c.fm.fitted_transform.inverse(hi)
             if decreasing(c.fm.fitted_transform):
                 a, b = b, a
@@ -415,15 +418,32 @@ def interval_bounds(pm: PredictiveModel, U: np.ndarray, L: np.ndarray, spec: dic
     return lower, upper
 
 
-def _bounds_fitted(c: CQAModel, z: np.ndarray, h: np.ndarray, spec: dict[str, Any]
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) on the fitted scale; the side a one-sided spec does not need is NaN."""
-    df, s = c.fm.df_resid, math.sqrt(c.fm.least_squares.mse) if c.fm.df_resid > 0 else math.nan
+def _bounds_mixed(c: CQAModel, z: np.ndarray, X: np.ndarray, spec: dict[str, Any], new_levels: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_bounds_fitted` for a mixed-model CQA: per point, the variance of the mean and of a new run (with new
+    levels of every random effect, or at their average) and its Satterthwaite df (MixedFit.predictive_variance)."""
+    mixed = c.fm.mixed
+    assert mixed is not None
+    mean_var, mean_df = mixed.predictive_variance(X)
+    run_var, run_df = mixed.predictive_variance(X, new_levels=new_levels)
+    scale2 = np.clip(run_var - mean_var, 1e-300, None)  # the new run's own variance (components added)
+    df = mean_df if spec["kind"] == "confidence" else run_df  # tolerance: the new run's df (an approximation)
+    return _bounds_fitted(c, z, np.clip(mean_var / scale2, 1e-12, None), spec, df=df, s=np.sqrt(scale2))
+
+
+def _bounds_fitted(c: CQAModel, z: np.ndarray, h: np.ndarray, spec: dict[str, Any], *, df: Any = None,
+                   s: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) on the fitted scale; the side a one-sided spec does not need is NaN.
+
+    ``h``: the mean's variance in units of the new run's variance ``s**2``; ``df`` and ``s`` default to the
+    least-squares residual's (per point for a mixed model)."""
+    if df is None:
+        df, s = c.fm.df_resid, math.sqrt(c.fm.least_squares.mse) if c.fm.df_resid > 0 else math.nan
     one_lower = c.lower is not None and c.upper is None
     one_upper = c.upper is not None and c.lower is None
     two = not (one_lower or one_upper)
     level, kind = spec["level"], spec["kind"]
-    if df < 1:
+    if np.all(np.asarray(df) < 1):
         nan = np.full(len(z), np.nan)
         return nan, nan
     if kind == "tolerance":
