@@ -282,7 +282,7 @@ class _Problem:
         fixed_U, fixed_b = _fixed_rows(study, fixed, fixed_blocks, mm.n_blocks)
         n_new = _check_runs(mm, runs, len(fixed_U))
         new_b = _allocate_blocks(n_new, mm.n_blocks, fixed_b, new_blocks)
-        cand = _candidate_levels(study, terms, levels)
+        cand = candidate_levels(study, terms, levels)
         _check_estimable(study, terms, cand)
         perm = _internal_order(mm)
         M = moment_matrix(study, mm)
@@ -366,8 +366,12 @@ def _internal_order(mm: ModelMatrix) -> np.ndarray:
 
 
 # -- candidate levels ---------------------------------------------------------------------
-def _candidate_levels(study: Study, terms: list[Term], levels: Any) -> list[np.ndarray]:
-    """Candidate coded values of each factor (see the module docstring)."""
+def candidate_levels(study: Study, terms: list[Term], levels: Any) -> list[np.ndarray]:
+    """Candidate coded values of each factor (see the module docstring); shared with :mod:`doe.split_plot`.
+
+    ``levels``: None (the rule by model power and constraints), a number of grid points, or a
+    ``{factor: coded values}`` mapping for continuous factors.
+    """
     constrained = {name for c in study.constraints for name in getattr(c, "_names", {}).values()}
     _check_level_keys(study, levels)
     out = []

@@ -59,11 +59,12 @@ import pandas as pd
 from scipy import stats
 
 from doe.errors import DesignError, did_you_mean, quoted_list
-from doe.model import ModelMatrix, Term, actual_frame, max_power
+from doe.model import ModelMatrix, Term, actual_frame
+from doe.optimal import candidate_levels
 from doe.region import moment_matrix
 
 if TYPE_CHECKING:
-    from doe.study import Factor, Study
+    from doe.study import Study
 
 __all__ = [
     "STRATA", "PlotStructure", "SplitPlotResult", "default_whole_plots", "factor_tiers", "information_matrix",
@@ -79,8 +80,6 @@ DEFAULT_STARTS = 12
 DEFAULT_ROUNDS = 4
 #: Largest candidate grid (points x model columns) held in memory; beyond it rows are built on demand.
 GRID_MAX_CELLS = 4_000_000
-#: Grid points for cubic terms and for factors named in a constraint (as doe.optimal).
-FINE_GRID = 21
 _MAX_PASSES = 50
 _TOL = 1e-9
 STRATA = ("whole plot", "subplot", "sub-subplot")
@@ -338,36 +337,6 @@ def split_plot_power(mm: ModelMatrix, X: np.ndarray, structure: PlotStructure, w
         rows.append(row)
     return pd.DataFrame(rows, columns=["term", "columns", "df", "power", "noncentrality", "reason", "df_den",
                                        "stratum"])
-
-
-# -- candidate values (the rule of doe.optimal) -------------------------------------------------------
-def _candidate_values(study: Study, terms: list[Term], levels: Any) -> list[np.ndarray]:
-    """Candidate coded values of each factor: the rule of :mod:`doe.optimal` (see its docstring)."""
-    constrained = {name for c in study.constraints for name in getattr(c, "_names", {}).values()}
-    out = []
-    for f in study.factors:
-        if f.is_categorical:
-            out.append(np.arange(len(f.levels), dtype=float))
-        elif f.kind == "discrete":
-            out.append(np.unique(f.to_coded(f.levels)))
-        else:
-            out.append(_continuous_values(f, max_power(terms, f.name), f.name in constrained, levels))
-    return out
-
-
-def _continuous_values(f: Factor, power: int, constrained: bool, levels: Any) -> np.ndarray:
-    if isinstance(levels, dict) and f.name in levels:
-        values = np.unique(np.asarray(levels[f.name], dtype=float))
-        if values.size == 0 or not np.isfinite(values).all() or np.abs(values).max() > 1 + 1e-12:
-            raise DesignError(f"Candidate levels of '{f.name}' must be coded values in -1..+1.")
-        return values
-    if isinstance(levels, (int, np.integer)) and not isinstance(levels, bool):
-        if levels < 2:
-            raise DesignError(f"A candidate grid needs at least 2 points; got {levels}.")
-        return np.round(np.linspace(-1.0, 1.0, int(levels)), 12)
-    if power >= 3 or constrained:
-        return np.round(np.linspace(-1.0, 1.0, FINE_GRID), 12)
-    return np.linspace(-1.0, 1.0, 5) if power == 2 else np.array([-1.0, 1.0])
 
 
 class _Rows:
@@ -696,7 +665,7 @@ def split_plot_design(
     wp, sp = factor_tiers(study, two, whole_plot_factors, subplot_factors)
     mm = ModelMatrix(study, list(terms))
     _check_size(mm, structure, wp, sp)
-    values = _candidate_values(study, list(terms), levels)
+    values = candidate_levels(study, list(terms), levels)
     _check_estimable(study, list(terms), values)
     tier_of = [0 if f.name in wp else 1 if f.name in sp else 2 for f in study.factors]
     rows = _Rows(study, mm, values)
