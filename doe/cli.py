@@ -338,12 +338,17 @@ def _design(args: argparse.Namespace) -> int:
 
 
 def _split_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The split-plot / donor options of ``design`` that were given (optimal designs only)."""
+    """The split-plot / donor options of ``design`` that were given (optimal designs; --whole-plots also for a
+    split-plot fraction)."""
     given = {k: getattr(args, k) for k in ("whole_plots", "subplots", "donors", "variance_ratio")
              if getattr(args, k) is not None}
-    if given and args.kind != "optimal":
-        flags = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise DoeError(f"{flags} apply to optimal designs only: use --type optimal.")
+    allowed = given if args.kind == "optimal" else {k: v for k, v in given.items() if k == "whole_plots"
+                                                    and args.kind == "fractional"}
+    if len(allowed) < len(given):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given if k not in allowed)
+        raise DoeError(f"{flags} apply to optimal designs only" + (
+            " (--whole-plots also to a split-plot fractional factorial)" if "whole_plots" in given else "")
+            + ": use --type optimal.")
     return given
 
 

@@ -82,12 +82,21 @@ def generate(study: Study, kind: str, **options: Any) -> Design:
         if options.get(key) is not None:
             options[key] = _whole(options[key], key, low)
     limits.check_design_work(study, kind, options)  # before anything is allocated
+    if study.split_plot and kind in _CLASSICAL:
+        return _classical_split_plot(study, kind, **options)
     builder = {
         "full": full_factorial, "fractional": fractional_factorial, "pb": plackett_burman,
         "dsd": definitive_screening, "ccd": central_composite, "bbd": box_behnken,
         "lhs": latin_hypercube, "optimal": optimal,
     }[kind]
-    return builder(study, **{k: v for k, v in options.items() if v is not None})
+    design = builder(study, **{k: v for k, v in options.items() if v is not None})
+    if study.split_plot and kind != "optimal":
+        design.warnings.append(
+            f"{', '.join(study.hard_to_change_factors)} {'is' if len(study.hard_to_change_factors) == 1 else 'are'} "
+            f"marked hard to change, but a {TYPE_LABELS.get(kind, kind)} design has no split-plot form here: its runs "
+            "are completely randomised, so the hard-to-change settings change from run to run. For whole plots "
+            "choose the optimal type, a fractional or full factorial, or a central composite design.")
+    return design
 
 
 def _whole(value: Any, name: str, low: int) -> int:
@@ -807,6 +816,61 @@ def finish_split_plot(study: Study, U: np.ndarray, whole_plot: np.ndarray, kind:
             first_s.setdefault(int(s), len(first_s) + 1)
         table.insert(3, SUBPLOT, [first_s[int(s)] for s in sp[order]])
     return Design(study, table, kind, model=model, seed=seed, info=dict(info or {}), warnings=list(warnings or []))
+
+
+# -- classical split-plot designs ---------------------------------------------------
+#: Design types that have a classical split-plot form (doe.split_classic) used when the study has hard-to-change
+#: factors: a two-level fractional (or full) factorial split plot, an equivalent-estimation central composite.
+_CLASSICAL = {"fractional": "fraction", "full": "fraction", "ccd": "ccd"}
+
+
+def _classical_split_plot(study: Study, kind: str, *, seed: int, randomize: bool = True, model: str | None = None,
+                          whole_plots: int | None = None, runs: int | None = None, resolution: int | None = None,
+                          center: int | None = None, **opts: Any) -> Design:
+    """The published split-plot form of ``kind`` (doe.split_classic) with the study's hard-to-change factors in
+    the whole plots; options the form does not take (replicates, blocks) are refused with a message."""
+    from doe.split_classic import classical_split_plot
+
+    refused = [k for k in ("replicates", "blocks", "subplots", "donors") if opts.get(k) not in (None, 1, 0)]
+    if very := study.very_hard_to_change_factors:
+        raise DesignError(f"{', '.join(very)} {'is' if len(very) == 1 else 'are'} 'very' hard to change (split-split-"
+                          "plot): only the optimal design type builds split-split-plot designs. Choose 'optimal' "
+                          "with subplots.")
+    if refused:
+        raise DesignError(f"A classical split-plot {kind} design takes no {', '.join(refused)}: leave "
+                          f"{'it' if len(refused) == 1 else 'them'} at the default, or choose the optimal type.")
+    form = _CLASSICAL[kind]
+    options: dict[str, Any] = {}
+    if form == "fraction":
+        if kind == "full":  # every combination: the fraction with no generator
+            options["runs"] = 2 ** len(study.factors)
+        elif runs is not None:
+            options["runs"] = runs
+        if resolution is not None and kind != "full":
+            options["resolution"] = resolution
+        if whole_plots is not None:
+            options["whole_plots"] = whole_plots
+    else:
+        if center is not None:
+            options["sp_center_runs"] = center
+        alpha = str(opts.get("alpha", "rotatable")).strip().lower()
+        options["wp_alpha"] = 1.0 if alpha in ("face", "ccf") else alpha if alpha in ("rotatable", "orthogonal") \
+            else "rotatable"
+    U, whole_plot, description = classical_split_plot(study, form, **options)
+    numeric = np.array([not f.is_categorical for f in study.factors])
+    types = ["factorial"] * len(U) if form == "fraction" else [
+        "axial" if np.any(np.abs(row[numeric]) > 1 + 1e-9) else "centre" if not np.any(row[numeric]) else "factorial"
+        for row in U]
+    warnings = []
+    outside = [f.name for j, f in enumerate(study.factors) if numeric[j] and np.any(np.abs(U[:, j]) > 1 + 1e-9)]
+    if outside:
+        warnings.append(f"Axial runs set {', '.join(outside)} beyond the study ranges (the split-plot CCD keeps OLS "
+                        "equal to GLS only with its own axial distances): check that those settings can be run, or "
+                        "choose the optimal design type with whole plots.")
+    info = {"split-plot design": description, "whole plots": int(len(np.unique(whole_plot))),
+            "hard-to-change factors": ", ".join(study.hard_to_change_factors)}
+    return finish_split_plot(study, U, np.asarray(whole_plot) - 1, kind, types, seed=seed, randomize=randomize,
+                             model=model or default_model(study, kind), info=info, warnings=warnings)
 
 
 # -- augmentation -----------------------------------------------------------------

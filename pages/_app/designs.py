@@ -47,12 +47,34 @@ def design_form(study) -> tuple[str, dict, bool]:
         cols = st.columns(3)
         for i, name in enumerate(shown):
             options[name] = _WIDGETS[name](cols[i % 3], kind)
-        plots = _plot_options(study) if kind == "optimal" else {}
+        plots = _plot_options(study) if kind == "optimal" else _classical_options(study, kind)
         go = st.form_submit_button("Generate design", type="primary", key="generate")
     return kind, {**type_options(kind, options), **plots}, go
 
 
 _PLOT_OPTIONS = ("whole_plots", "subplots", "donors", "variance_ratio")
+_CLASSICAL_NOTES = {
+    "fractional": "a minimum-aberration two-level split-plot fraction (Huang, Chen & Voelkel 1998; Bingham & "
+                  "Sitter 1999): whole-plot generators use only the hard-to-change factors",
+    "full": "the full factorial in whole plots: one whole plot per setting of the hard-to-change factors",
+    "ccd": "an equivalent-estimation central composite split-plot design (Vining, Kowalski & Montgomery 2005): "
+           "least squares gives the GLS estimates for any whole-plot variance",
+}
+
+
+def _classical_options(study, kind: str) -> dict:
+    """The classical split-plot form of a fractional or full factorial or a CCD, for a study with hard-to-change
+    factors; the number of whole plots of a fraction."""
+    if not study.split_plot or kind not in _CLASSICAL_NOTES:
+        return {}
+    st.markdown(f"**Split plot** - hard to change: {', '.join(study.hard_to_change_factors)}. This type gives "
+                f"{_CLASSICAL_NOTES[kind]}.")
+    if kind != "fractional":
+        return {}
+    whole_plots = st.number_input(
+        "Whole plots (0: every setting of the hard-to-change factors, up to 16)", min_value=0, value=0, step=1,
+        key="design_whole_plots_fraction")
+    return {"whole_plots": whole_plots} if whole_plots else {}
 
 
 def _plot_options(study) -> dict:
