@@ -69,6 +69,12 @@ class Decision:
         return str((self.ranges.get("assurance") or {}).get("kind") or DEFAULT_ASSURANCE_KIND)
 
     @property
+    def random_effects(self) -> str | None:
+        """"new" or "average" (the donor/lot/whole plot the probability was for), or None (no random effects)."""
+        mode = self.ranges.get("random_effects")
+        return None if mode is None else str(mode)
+
+    @property
     def source(self) -> str:
         """Where a set point came from, as reports say it: 'decision 3 by bob (2026-12-06)'."""
         return f"decision {self.id} by {self.created_by} ({self.created_at[:10]})"

@@ -186,7 +186,8 @@ def _explore(study, pm, key: str, models: dict, runs) -> None:
     if nor_check is not None:
         (st.success if nor_check["inside"] else st.error)(nor_check["message"])
     decision_panel(study, threshold, set_point, par, nor, p, setpoint_sd=sd, assurance=None if not assure else
-                   {**assure, "pointwise_level": level, "lower_bound_at_set_point": bound})
+                   {**assure, "pointwise_level": level, "lower_bound_at_set_point": bound},
+                   random_effects=pm.random_effects)
 
     tabs = lazy_tabs(["Set point", "Proven acceptable ranges", "Robust set point and desirability", "Export"],
                      key="space_tab")

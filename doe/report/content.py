@@ -298,6 +298,8 @@ def _design_space(inp: _Inputs, *, draws: int, seed: int) -> dict[str, Any]:
         threshold, set_point, ranges = decision.threshold, dict(decision.set_point), dict(decision.ranges)
         sd, source = decision.setpoint_sd, decision.source  # the set-point variation saved with the decision
         level, kind = decision.assurance, decision.assurance_kind
+        if inp.random_effects is None:  # the decision's reading of donors and lots unless the caller says
+            inp.random_effects = decision.random_effects
     if inp.assurance:  # report --assurance overrides the decision's
         level, kind = inp.assurance.get("level"), inp.assurance.get("kind", DEFAULT_ASSURANCE_KIND)
     try:

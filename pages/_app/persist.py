@@ -200,9 +200,10 @@ def analysis_panel(study: Study) -> None:
 
 
 def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, nor: dict, probability: float,
-                   setpoint_sd: dict | None = None, assurance: dict | None = None) -> None:
-    """Save the design-space decision shown (threshold, set point, set-point variation, PAR and NOR, and the
-    assurance when one is used) with a note."""
+                   setpoint_sd: dict | None = None, assurance: dict | None = None,
+                   random_effects: str | None = None) -> None:
+    """Save the design-space decision shown (threshold, set point, set-point variation, PAR and NOR, the
+    assurance when one is used, and whether the probability is for a new or the average donor/lot) with a note."""
     from doe.jsonable import json_ready
 
     last = latest("decisions", study.name)
@@ -223,7 +224,8 @@ def decision_panel(study: Study, threshold: float, set_point: dict, par: Any, no
             analysis = latest("analyses", study.name)
             ranges = json_ready({"par": dict(par.items()) if par else {}, "nor": nor or {},
                                  "probability_at_set_point": probability, "setpoint_sd": setpoint_sd or {},
-                                 **({"assurance": assurance} if assurance else {})})
+                                 **({"assurance": assurance} if assurance else {}),
+                                 **({"random_effects": random_effects} if random_effects else {})})
             try:
                 did = store().save_decision(study.name, threshold, json_ready(set_point), ranges, user,
                                             analysis_version=None if analysis is None
