@@ -283,7 +283,7 @@ class _Problem:
         n_new = _check_runs(mm, runs, len(fixed_U))
         new_b = _allocate_blocks(n_new, mm.n_blocks, fixed_b, new_blocks)
         cand = candidate_levels(study, terms, levels)
-        _check_estimable(study, terms, cand)
+        check_estimable(study, terms, cand)
         perm = _internal_order(mm)
         M = moment_matrix(study, mm)
         nb = mm.n_blocks - 1
@@ -414,8 +414,9 @@ def _continuous_levels(f: Factor, power: int, constrained: bool, levels: Any) ->
     return np.linspace(-1.0, 1.0, 5) if power == 2 else np.array([-1.0, 1.0])
 
 
-def _check_estimable(study: Study, terms: list[Term], levels: list[np.ndarray]) -> None:
-    """A power-m term needs at least m + 1 distinct levels of its factor."""
+def check_estimable(study: Study, terms: list[Term], levels: list[np.ndarray]) -> None:
+    """A power-m term needs at least m + 1 distinct levels of its factor (DesignError saying what to change);
+    shared with :mod:`doe.split_plot`."""
     index = {n: i for i, n in enumerate(study.factor_names)}
     for t in terms:
         for name, power in t.parts:

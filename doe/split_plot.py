@@ -60,7 +60,7 @@ from scipy import stats
 
 from doe.errors import DesignError, did_you_mean, quoted_list
 from doe.model import ModelMatrix, Term, actual_frame
-from doe.optimal import candidate_levels
+from doe.optimal import candidate_levels, check_estimable
 from doe.region import moment_matrix
 
 if TYPE_CHECKING:
@@ -666,7 +666,7 @@ def split_plot_design(
     mm = ModelMatrix(study, list(terms))
     _check_size(mm, structure, wp, sp)
     values = candidate_levels(study, list(terms), levels)
-    _check_estimable(study, list(terms), values)
+    check_estimable(study, list(terms), values)
     tier_of = [0 if f.name in wp else 1 if f.name in sp else 2 for f in study.factors]
     rows = _Rows(study, mm, values)
     Mom = moment_matrix(study, mm)
@@ -703,17 +703,6 @@ def split_plot_design(
                           "Add runs or whole plots, relax the constraints, or remove terms from the model.")
     return SplitPlotResult(U, structure, crit, d, i, wp, sp, done, time.perf_counter() - t0, list(mm.columns),
                            stopped)
-
-
-def _check_estimable(study: Study, terms: list[Term], values: list[np.ndarray]) -> None:
-    index = {n: i for i, n in enumerate(study.factor_names)}
-    for t in terms:
-        for name, power in t.parts:
-            n_lv = len(values[index[name]])
-            if power >= n_lv:
-                raise DesignError(f"The term '{t.name}' cannot be estimated: {name} takes only {n_lv} levels, and a "
-                                  f"power-{power} term needs at least {power + 1}. Remove '{t.name}' or give "
-                                  f"{name} more levels.")
 
 
 def _check_size(mm: ModelMatrix, structure: PlotStructure, wp: list[str], sp: list[str]) -> None:
