@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "two-level discrete factor)")
     p.add_argument("--snr", type=float, default=1.0, help="signal-to-noise ratio for power")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level for power")
+    p.add_argument("--variance-ratio", type=float, dest="variance_ratio",
+                   help="whole-plot (donor) to residual variance ratio for a design with a Whole plot or donor "
+                        "column (default 1: JMP's and Design-Expert's)")
     p.add_argument("--json", help="write the evaluation as JSON (default: print it)")
 
     p = sub.add_parser("augment", help="add runs to an existing design")
@@ -302,12 +305,13 @@ def _write_json(data: dict[str, Any], target: str | None) -> None:
         print(text)
 
 
-def _evaluation_json(design: Design, model: str | None, snr: float, alpha: float = 0.05) -> dict[str, Any]:
+def _evaluation_json(design: Design, model: str | None, snr: float, alpha: float = 0.05,
+                     variance_ratio: float | None = None) -> dict[str, Any]:
     from doe.evaluate import evaluate_design
     from doe.model import default_model, parse_model
 
     terms = parse_model(design.study, model or design.model or default_model(design.study, design.kind))
-    ev = evaluate_design(design.study, design, terms, snr=snr, alpha=alpha)
+    ev = evaluate_design(design.study, design, terms, snr=snr, alpha=alpha, variance_ratio=variance_ratio)
     out = ev.to_json()
     out["design"] = {
         "type": design.kind, "runs": design.n_runs, "blocks": design.n_blocks, "seed": design.seed,
@@ -358,7 +362,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     study = Study.load(args.study)
     design = read_design(study, args.design)
-    _write_json(_evaluation_json(design, args.model, args.snr, args.alpha), args.json)
+    _write_json(_evaluation_json(design, args.model, args.snr, args.alpha, args.variance_ratio), args.json)
     if args.json:
         print(f"evaluation of {design.n_runs} runs -> {args.json}")
     return 0

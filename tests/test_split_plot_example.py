@@ -96,3 +96,25 @@ def test_decision_keeps_the_random_effects_reading_and_the_report_uses_it(tmp_pa
         store.close()
     assert average["random_effects"]["mode"] == "average" and new["random_effects"]["mode"] == "new"
     assert average["probability_at_set_point"] > new["probability_at_set_point"]
+
+
+def test_cli_evaluate_reads_whole_plots_and_takes_a_variance_ratio(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = {}
+    for ratio in ("1", "4"):
+        target = tmp_path / f"eval{ratio}.json"
+        done = subprocess.run([sys.executable, "-m", "doe", "evaluate", str(SPLIT_STUDY_FILE), str(SPLIT_DESIGN_FILE),
+                               "--model", "quadratic", "--variance-ratio", ratio, "--json", str(target)],
+                              capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        out[ratio] = json.loads(target.read_text())
+    assert out["1"]["whole_plots"] == out["4"]["whole_plots"] == 8
+    assert (out["1"]["variance_ratio"], out["4"]["variance_ratio"]) == (1.0, 4.0)
+    assert out["1"]["d_criterion_split_plot"] != out["4"]["d_criterion_split_plot"]
+    power = {r["term"]: r for r in out["4"]["power"]}
+    assert power["Surface"]["stratum"] == "whole plot" and power["hPL"]["stratum"] == "subplot"
+    assert power["Surface"]["power"] < power["hPL"]["power"]
