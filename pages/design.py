@@ -109,17 +109,23 @@ m[4].metric("Avg prediction variance", "n/a" if ev.avg_prediction_variance is No
             else f"{ev.avg_prediction_variance:.3f}", help="relative to sigma^2, over the design region")
 sp = ev.split_plot
 if sp:
-    unit = "donor block" if sp.get("donors") else "whole plot"
-    held = ", ".join(sp.get("whole_plot_factors") or []) or "no factor"
-    st.info(f"**Restricted randomisation:** {sp['whole_plots']} {unit}s"
-            + (f" ({sp['subplots']} subplots)" if sp.get("subplots") else "")
-            + (f"; {held} {'is' if len(sp.get('whole_plot_factors') or []) == 1 else 'are'} set once per whole plot"
-               if not sp.get("donors") else "")
-            + ". The run sheet is sorted by " + unit + " for the bench (their order random, runs randomised "
-            "within). The efficiencies above treat the runs as independent; under the split-plot covariance "
-            f"(variance ratio {sp['variance_ratio']:g}) the D-efficiency is "
-            + ("n/a" if sp.get("d_efficiency_split_plot") is None else f"{sp['d_efficiency_split_plot']:.1f} %")
-            + ". The Power tab tests each term against its own error stratum.")
+    donors = bool(sp.get("donors"))
+    held = sp.get("whole_plot_factors") or []
+    d_eff = "n/a" if sp.get("d_efficiency_split_plot") is None else f"{sp['d_efficiency_split_plot']:.1f} %"
+    if donors:
+        text = (f"**Donor blocks:** {sp['whole_plots']} blocks, one {sp['plot_column'].lower()} each, every block a "
+                f"subset of the runs. The run sheet is sorted by {sp['plot_column'].lower()} (their order random, runs "
+                "randomised within). The efficiencies above treat the runs as independent; with the "
+                f"{sp['plot_column'].lower()} as a random effect (its variance {sp['variance_ratio']:g} x the "
+                f"run-to-run variance) the D-efficiency is {d_eff}.")
+    else:
+        text = (f"**Restricted randomisation:** {sp['whole_plots']} whole plots"
+                + (f" ({sp['subplots']} subplots)" if sp.get("subplots") else "")
+                + f"; {', '.join(held)} {'is' if len(held) == 1 else 'are'} set once per whole plot. The run sheet "
+                "is sorted by whole plot for the bench (whole plots in random order, runs randomised within). The "
+                "efficiencies above treat the runs as independent; under the split-plot covariance (whole-plot "
+                f"variance {sp['variance_ratio']:g} x the run-to-run variance) the D-efficiency is {d_eff}.")
+    st.info(text + " The Power tab tests each term against the error of its own stratum.")
 for w in [] if failed else ev.warnings:
     st.warning(w)
 

@@ -80,13 +80,24 @@ st.caption(f"{fm.n} runs used; model: {fm.model_spec}; response {fm.transform_la
            "coded units (-1..+1; categorical factors effect-coded).")
 if fm.excluded:
     st.caption("Left out of this fit: " + "; ".join(f"run {e['run']} ({e['reason']})" for e in fm.excluded))
-m = st.columns(7)
 lof = fm.lack_of_fit
-for col, (label, value) in zip(m, [("R²", fm.r2), ("Adj. R²", fm.adj_r2), ("Pred. R²", fm.pred_r2),
-                                   ("RMSE", fm.rmse), ("CV %", fm.cv_percent),
-                                   ("Adeq. precision", fm.adeq_precision),
-                                   ("Lack of fit p", lof["p"] if lof else float("nan"))]):
-    col.metric(label, "n/a" if pd.isna(value) else f"{value:.3g}")
+ols_metrics = [("R²", fm.r2), ("Adj. R²", fm.adj_r2), ("Pred. R²", fm.pred_r2), ("RMSE", fm.rmse),
+               ("CV %", fm.cv_percent), ("Adeq. precision", fm.adeq_precision),
+               ("Lack of fit p", lof["p"] if lof else float("nan"))]
+if fm.mixed is not None:  # the mixed model's own numbers first; the least-squares ones are for comparison
+    sds = [(f"SD {k.lower()}" if k != "Residual" else "SD run to run", v ** 0.5) for k, v in fm.mixed.components.items()]
+    mixed_metrics = sds + [(f"ICC {k.lower()}", v) for k, v in fm.mixed.icc.items()]
+    m = st.columns(max(len(mixed_metrics), 4))
+    for col, (label, value) in zip(m, mixed_metrics):
+        col.metric(label, "n/a" if pd.isna(value) else f"{value:.3g}")
+    with st.expander("Least-squares statistics, as if the runs were completely randomised (for comparison only)"):
+        m = st.columns(7)
+        for col, (label, value) in zip(m, ols_metrics):
+            col.metric(label, "n/a" if pd.isna(value) else f"{value:.3g}")
+else:
+    m = st.columns(7)
+    for col, (label, value) in zip(m, ols_metrics):
+        col.metric(label, "n/a" if pd.isna(value) else f"{value:.3g}")
 if fm.pred_r2_excluding_blocks is not None:
     blocked = fm.pred_r2_excluding_blocks
     st.caption("Blocked data: Pred. R² above is 1 − PRESS / total SS (blocks included in the total). Design-Expert's "
@@ -97,9 +108,9 @@ for w in fm.warnings:
 if fm.mixed is not None:
     st.info(f"**Mixed model (REML, {DDF_LABELS[fm.mixed.ddf]} df)**: the runs share "
             + " and ".join(k.lower() + "s" for k in fm.mixed.components if k != "Residual")
-            + ". The ANOVA and coefficients below test each term against the error of its own stratum; R², "
-              "RMSE and the diagnostics above are of the least-squares fit, as if the runs were completely "
-              "randomised. The **Error structure** tab compares the two.")
+            + ". The ANOVA and coefficients below test each term against the error of its own stratum; ICC: each "
+              "random effect's share of the total variance. The least-squares statistics and the diagnostics treat "
+              "the runs as completely randomised; the **Error structure** tab compares the two analyses.")
 elif study.has_random_effects:
     st.warning(f"{cqa} is analysed as completely randomised: its runs have no usable "
                + " / ".join(["Whole plot"] * study.split_plot + study.random_effects)

@@ -72,3 +72,19 @@ def test_fitted_model_prediction_interval_uses_the_mixed_model() -> None:
     assert (pred["lower"], pred["upper"]) == pytest.approx((fm.mixed.coef[0] - half, fm.mixed.coef[0] + half))
     ols = fit_model(study, runs.drop(columns="Donor"), "Y", "linear").predict(row, "prediction").iloc[0]
     assert pred["upper"] - pred["lower"] > ols["upper"] - ols["lower"]  # donor-to-donor variation widens it
+
+
+def test_equations_and_predictions_use_the_gls_coefficients() -> None:
+    y, donor = _data(7)
+    keep = np.ones(A * N, dtype=bool)
+    keep[[1, 2, 5]] = False  # unbalanced: GLS differs from least squares
+    study = Study.from_yaml("name: t\nfactors: [{name: A, low: 0, high: 1}]\nresponses: [{name: Y}]\n"
+                            "random_effects: [Donor]\n")
+    a = np.tile([0.0, 1.0], A * N // 2)
+    runs = pd.DataFrame({"A": a, "Donor": [f"D{d}" for d in donor], "Y": y + 2 * a})[keep]
+    fm = fit_model(study, runs, "Y", "linear")
+    assert fm.mixed is not None
+    assert np.allclose(fm.coef, fm.mixed.coef) and not np.allclose(fm.coef, fm.least_squares.coef)
+    assert f"{fm.mixed.coef[1]:.4g}"[:5] in fm.equation_coded
+    assert fm.predict(pd.DataFrame({"A": [1.0]}), None)["mean"].iloc[0] == pytest.approx(
+        fm.mixed.coef[0] + fm.mixed.coef[1])

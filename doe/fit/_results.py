@@ -300,11 +300,11 @@ class FittedModel:
     @_readonly
     def equation_coded(self) -> str:
         """The fitted equation in coded units (blocks averaged out)."""
-        return coded_equation(self.transform_label, self._cols, self._ls.coef)
+        return coded_equation(self.transform_label, self._cols, self.coef)
 
     @_readonly
     def _actual(self) -> tuple[list[dict[str, Any]], pd.DataFrame, str]:
-        return actual_equations(self.study, self._cols, self._ls.coef, self.transform_label)
+        return actual_equations(self.study, self._cols, self.coef, self.transform_label)
 
     @_readonly
     def equations_actual(self) -> list[dict[str, Any]]:
@@ -324,7 +324,7 @@ class FittedModel:
 
     @_readonly
     def _stationary(self) -> tuple[dict[str, Any] | None, list[str]]:
-        return stationary_point_analysis(self.study, self.model_terms, self._cols, self._ls.coef, self._tf)
+        return stationary_point_analysis(self.study, self.model_terms, self._cols, self.coef, self._tf)
 
     @_readonly
     def stationary_point(self) -> dict[str, Any] | None:
@@ -355,9 +355,12 @@ class FittedModel:
         if note:
             out.append(note)
         out += self._stationary[1]
-        out += fit_warnings(self.response, self._ls, self.lack_of_fit, self.r2, self.adj_r2, self.pred_r2,
-                             self.adeq_precision, self.coefficients, self.alpha)
-        return out
+        ls_notes = fit_warnings(self.response, self._ls, self.lack_of_fit, self.r2, self.adj_r2, self.pred_r2,
+                                self.adeq_precision, self.coefficients, self.alpha)
+        if self._mixed is not None:  # those read the least-squares fit, which ignores the random effects
+            ls_notes = [f"Least squares, as if the runs were completely randomised: {w[0].lower() + w[1:]}"
+                        for w in ls_notes]
+        return out + ls_notes
 
     # -- look-ups ---------------------------------------------------------------------
     @property
@@ -413,7 +416,7 @@ class FittedModel:
         if not 0 < level < 1:
             raise ModelError(f"The interval level must be between 0 and 1; got {level}.")
         X = self._predict_matrix(complete_settings(self.study, self.model_terms, frame), block)
-        z = X @ (self._ls.coef if self._mixed is None else self._mixed.coef)
+        z = X @ self.coef
         out = pd.DataFrame({"mean": self._tf.inverse(z)}, index=frame.index)
         lower = upper = np.full(len(z), np.nan)
         if interval is not None and self._mixed is not None:
@@ -463,7 +466,7 @@ class FittedModel:
         The direction is the normalised vector of the linear coded coefficients
         of the numeric factors (Myers, Montgomery & Anderson-Cook, sec. 5.2).
         """
-        lin = {c.num[0][0]: b for c, b in zip(self._cols, self._ls.coef)
+        lin = {c.num[0][0]: b for c, b in zip(self._cols, self.coef)
                if not c.cat and not c.is_block and len(c.num) == 1 and c.num[0][1] == 1}
         if not lin:
             raise ModelError("Steepest ascent needs main effects of continuous factors in the model.")
@@ -566,6 +569,13 @@ class FittedModel:
         lots; :mod:`doe.mixed`), or None when the runs are analysed as completely randomised. The least-squares
         statistics of this object are then the fully randomised analysis, shown beside it for contrast."""
         return self._mixed
+
+    @property
+    def coef(self) -> np.ndarray:
+        """The model's coefficients (coded units, model-column order): GLS at the REML variance components for a
+        mixed model, else least squares. Equations, the stationary point, the steepest-ascent path and
+        predictions use these; ``coefficients`` and ``estimates`` are the least-squares table."""
+        return self._ls.coef if self._mixed is None else np.asarray(self._mixed.coef, dtype=float)
 
     @property
     def random_groups(self) -> dict[str, list[str]]:

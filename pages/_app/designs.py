@@ -106,7 +106,9 @@ def _plot_options(study) -> dict:
                  "chosen for the model (D-optimal with random blocks, Goos & Vandebroek 2001).") or None
     if any(v for v in out.values()) or study.split_plot:
         out["variance_ratio"] = cols[2].number_input(
-            "Variance ratio (whole plot / residual)", min_value=0.01, max_value=100.0, value=1.0, step=0.5,
+            "Variance ratio (whole plot / residual)" if study.split_plot else
+            f"Variance ratio ({study.random_effects[0].lower()} / residual)", min_value=0.01, max_value=100.0,
+            value=1.0, step=0.5,
             key="design_variance_ratio", help="The ratio of the whole-plot (or donor) variance to the run-to-run "
                                              "variance the design is optimised for; 1 is JMP's and "
                                              "Design-Expert's default.")
