@@ -799,16 +799,21 @@ def _plot_problems(study: Study, table: pd.DataFrame) -> list[Problem]:
                 f"'{name}' (row{'s' if len(blank) > 1 else ''} {', '.join(map(str, blank[:10]))}"
                 f"{', ...' if len(blank) > 10 else ''}): fill it in; the mixed-model analysis leaves such runs "
                 "out and says so.")))
-    htc = [f for f in study.hard_to_change_factors if f in table]
-    if WHOLE_PLOT in table and htc:
-        for f in htc:
-            counts = table.dropna(subset=[WHOLE_PLOT]).groupby(WHOLE_PLOT)[f].nunique(dropna=True)
-            bad = [str(k) for k, v in counts.items() if v > 1]
-            if bad:
-                out.append(Problem("warning", None, f, (
-                    f"Hard-to-change factor '{f}' changes inside whole plot{'s' if len(bad) > 1 else ''} "
-                    f"{', '.join(bad[:10])}: a whole plot keeps one setting of it. Check the run sheet; the "
-                    "analysis uses the settings as entered.")))
+    very = set(study.very_hard_to_change_factors)
+    for f in [f for f in study.hard_to_change_factors if f in table]:
+        # split-split-plot: the 'true' tier is held within subplots, the 'very' tier within whole plots
+        unit = SUBPLOT if very and f not in very and SUBPLOT in table else WHOLE_PLOT
+        if unit not in table:
+            continue
+        keys = [WHOLE_PLOT, SUBPLOT] if unit == SUBPLOT and WHOLE_PLOT in table else [unit]
+        counts = table.dropna(subset=keys).groupby(keys)[f].nunique(dropna=True)
+        bad = [" / ".join(map(str, k)) if isinstance(k, tuple) else str(k) for k, v in counts.items() if v > 1]
+        if bad:
+            what = "whole plot" if unit == WHOLE_PLOT else "subplot (whole plot / subplot)"
+            out.append(Problem("warning", None, f, (
+                f"Hard-to-change factor '{f}' changes inside {what}{'s' if len(bad) > 1 else ''} "
+                f"{', '.join(bad[:10])}: a {unit.lower()} keeps one setting of it. Check the run sheet; the "
+                "analysis uses the settings as entered.")))
     return out
 
 

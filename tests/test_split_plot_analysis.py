@@ -108,3 +108,40 @@ def test_unusable_random_columns_are_left_out_with_a_note(files: tuple[str, str]
     fm = fit_model(study, runs, "Resistance", MODEL)
     assert fm.mixed is not None and fm.n == 23
     assert {"run": 4, "reason": f"no {WHOLE_PLOT}"} in fm.excluded
+
+
+def test_split_split_plot_from_design_to_mixed_model() -> None:
+    import numpy as np
+
+    import doe
+    from doe.study import SUBPLOT
+
+    study = Study.from_yaml("""name: Split-split plot
+factors:
+  - {name: Medium lot, kind: categorical, levels: [L1, L2], hard_to_change: very}
+  - {name: Temperature, low: 35, high: 39, units: degC, hard_to_change: true}
+  - {name: Agitation, low: 30, high: 90, units: rpm}
+responses: [{name: Yield}]
+""")
+    model = "Medium lot + Temperature + Agitation + Temperature:Agitation"
+    design = doe.generate(study, "optimal", model=model, runs=24, whole_plots=4, subplots=8, seed=3)
+    table = design.table
+    assert table.groupby(WHOLE_PLOT)["Medium lot"].nunique().max() == 1
+    assert table.groupby([WHOLE_PLOT, SUBPLOT])["Temperature"].nunique().max() == 1
+    rng = np.random.default_rng(4)
+    wp = {k: rng.normal(0, 1.0) for k in table[WHOLE_PLOT].unique()}
+    sp = {k: rng.normal(0, 0.7) for k in zip(table[WHOLE_PLOT], table[SUBPLOT])}
+    table = table.assign(Yield=10 + table[WHOLE_PLOT].map(wp) + [sp[k] for k in zip(table[WHOLE_PLOT], table[SUBPLOT])]
+                         + 0.8 * (table["Agitation"] - 60) / 30 + rng.normal(0, 0.5, len(table)))
+    upload = doe.read_results(study, table)
+    assert not [p for p in upload.warnings if "changes inside" in p.message]  # the tiers are held as designed
+    fm = fit_model(study, upload.table, "Yield", model)
+    assert fm.mixed is not None and set(fm.mixed.components) == {WHOLE_PLOT, SUBPLOT, "Residual"}
+    # subplots numbered 1, 2 within each whole plot name the same nested effect
+    renumbered = upload.table.copy()
+    renumbered[SUBPLOT] = renumbered.groupby(WHOLE_PLOT)[SUBPLOT].rank(method="dense").astype(int)
+    again = fit_model(study, renumbered, "Yield", model)
+    assert again.mixed is not None
+    assert again.mixed.components == pytest.approx(fm.mixed.components, rel=1e-6)
+    den = fm.mixed.anova().set_index("term")["df_den"]
+    assert den["Medium lot"] < den["Temperature"] < den["Agitation"]  # whole plot < subplot < run strata
