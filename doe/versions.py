@@ -43,15 +43,33 @@ def analysis_summary(fits: Mapping[str, CQAFit]) -> dict[str, Any]:
             out[name] = entry
             continue
         coefs = []
-        for row in fm.coefficients.to_dict(orient="records"):
+        for row in _coefficient_rows(fm):
             coefs.append({"term": str(row["term"]), **{k: json_number(row.get(k)) for k in COEF_FIELDS}})
         entry.update({
             "model": fm.model_spec, "transform": fm.transform, "transform_label": fm.transform_label,
             "n": int(fm.n), "p": int(fm.p), "df_resid": int(fm.df_resid),
             **{k: json_number(getattr(fm, k)) for k in STATS},
-            "coefficients": coefs,
+            "coefficients": coefs, "method": fm.method,
         })
+        if fm.mixed is not None:
+            entry["variance_components"] = {k: json_number(v) for k, v in fm.mixed.components.items()}
         out[name] = entry
+    return out
+
+
+def _coefficient_rows(fm: Any) -> list[dict[str, Any]]:
+    """The coefficients a version keeps: the mixed model's (GLS, its own df, 95 % intervals) for a CQA with random
+    effects, else the least-squares table."""
+    if fm.mixed is None:
+        rows: list[dict[str, Any]] = fm.coefficients.to_dict(orient="records")
+        return rows
+    from scipy import stats
+
+    out = []
+    for r in fm.mixed.coefficients().to_dict(orient="records"):
+        half = float(stats.t.ppf(0.975, r["df"])) * r["se"]
+        out.append({"term": r["name"], "estimate": r["estimate"], "std_error": r["se"], "ci_low": r["estimate"] - half,
+                    "ci_high": r["estimate"] + half, "p": r["p"]})
     return out
 
 
@@ -204,6 +222,11 @@ def _compare_cqa(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -
         "transform": {"old": old.get("transform"), "new": new.get("transform")},
         "n": {"old": old.get("n"), "new": new.get("n")},
         "stats": {k: _before_after(old.get(k), new.get(k)) for k in STATS},
+        "method": {"old": old.get("method"), "new": new.get("method")},
+        "variance_components": {k: _before_after((old.get("variance_components") or {}).get(k),
+                                                 (new.get("variance_components") or {}).get(k))
+                                for k in dict.fromkeys([*(old.get("variance_components") or {}),
+                                                        *(new.get("variance_components") or {})])},
         "coefficients": rows,
         "became_significant": [r["term"] for r in rows if r["significance"] == "became significant"],
         "stopped_being_significant": [r["term"] for r in rows
@@ -249,9 +272,12 @@ def comparison_frame(comparison: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def stats_frame(comparison: Mapping[str, Any]) -> pd.DataFrame:
-    """Fit statistics before vs after: a row per CQA and statistic."""
+    """Fit statistics before vs after: a row per CQA and statistic (a mixed model's variance components too,
+    as "<component> variance")."""
     rows = [{"response": name, "statistic": k, **v}
-            for name, cqa in (comparison.get("responses") or {}).items() for k, v in cqa["stats"].items()]
+            for name, cqa in (comparison.get("responses") or {}).items()
+            for k, v in [*cqa["stats"].items(),
+                         *((f"{c} variance", bv) for c, bv in (cqa.get("variance_components") or {}).items())]]
     return pd.DataFrame(rows, columns=["response", "statistic", "old", "new", "change"])
 
 

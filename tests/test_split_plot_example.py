@@ -118,3 +118,22 @@ def test_cli_evaluate_reads_whole_plots_and_takes_a_variance_ratio(tmp_path) -> 
     power = {r["term"]: r for r in out["4"]["power"]}
     assert power["Surface"]["stratum"] == "whole plot" and power["hPL"]["stratum"] == "subplot"
     assert power["Surface"]["power"] < power["hPL"]["power"]
+
+
+def test_versions_compare_the_mixed_models(analysis: doe.Analysis) -> None:
+    from doe.versions import analysis_summary, compare_analyses, stats_frame
+
+    summary = analysis_summary(analysis)
+    entry = summary["Viability"]
+    assert entry["method"] == "REML" and set(entry["variance_components"]) == {WHOLE_PLOT, "Donor", "Residual"}
+    mixed = analysis.models["Viability"].mixed.coefficients().set_index("name")
+    kept = {c["term"]: c for c in entry["coefficients"]}
+    assert kept["hPL"]["estimate"] == pytest.approx(mixed.loc["hPL", "estimate"])
+    assert kept["hPL"]["p"] == pytest.approx(mixed.loc["hPL", "p"])  # significance judged by the mixed model
+    study = doe.Study.load(SPLIT_STUDY_FILE)
+    runs = doe.read_results(study, SPLIT_RESULTS_FILE).table
+    fewer = doe.fit_all(study, runs.iloc[:28], default=doe.ModelChoice(model="quadratic"))
+    comparison = compare_analyses({"responses": analysis_summary(fewer)}, {"responses": summary})
+    frame = stats_frame(comparison)
+    assert "Donor variance" in set(frame["statistic"])
+    assert comparison["responses"]["Viability"]["method"] == {"old": "REML", "new": "REML"}
