@@ -228,6 +228,8 @@ def evaluate_design(
     if plots is not None:
         split, power, split_warnings = _split_plot_metrics(study, mm, U, plots, plot_column, snr, alpha)
         warnings += split_warnings
+        if isinstance(U_or_design, Design):
+            split.update(_crossed_random_effects(study, U_or_design, plot_column, mm.build(U), plots.variance_ratio))
     else:
         warnings += _power_warnings(n, fit.rank)
     warnings += _vif_warnings(vif)
@@ -319,6 +321,26 @@ def _plots(study: Study, source: np.ndarray | Design, plots: PlotStructure | Non
         checked = plot_structure(1, 1, variance_ratio=ratio)  # validates the ratio
         plots = replace(plots, variance_ratio=checked.variance_ratio, subplot_ratio=checked.variance_ratio)
     return plots, column
+
+
+def _crossed_random_effects(study: Study, design: Design, plot_column: str, X: np.ndarray,
+                            ratio: float) -> dict[str, Any]:
+    """The D-criterion with every random-effect column of the run sheet (e.g. donors crossed with the whole
+    plots), each with the same variance ratio: V = I + ratio * sum_k Z_k Z_k'; {} when there is none besides
+    the plot column. The power by stratum above counts the plot column's strata only."""
+    others = [c for c in study.random_effects if c in design.table and c != plot_column]
+    if not others:
+        return {}
+    V = np.eye(len(X))
+    for col in [plot_column, *others]:
+        codes = _labels(design.table[col], col)
+        Z = (codes[:, None] == np.unique(codes)[None, :]).astype(float)
+        V += ratio * Z @ Z.T
+    M = X.T @ np.linalg.solve(V, X)
+    sign, logdet = np.linalg.slogdet(M)
+    d = math.exp(logdet / X.shape[1] - math.log(len(X))) if sign > 0 else None
+    return {"crossed_random_effects": others, "d_criterion_all_random_effects": d,
+            "d_efficiency_all_random_effects": None if d is None else 100.0 * d}
 
 
 def _labels(values: pd.Series, column: str) -> np.ndarray:

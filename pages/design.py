@@ -125,6 +125,11 @@ if sp:
                 "is sorted by whole plot for the bench (whole plots in random order, runs randomised within). The "
                 "efficiencies above treat the runs as independent; under the split-plot covariance (whole-plot "
                 f"variance {sp['variance_ratio']:g} x the run-to-run variance) the D-efficiency is {d_eff}.")
+    if sp.get("crossed_random_effects"):
+        both = sp.get("d_efficiency_all_random_effects")
+        text += (f" With {', '.join(sp['crossed_random_effects'])} as a random effect too (crossed, the same variance "
+                 f"ratio) it is {'n/a' if both is None else f'{both:.1f} %'}; the power by stratum counts the whole "
+                 "plots only.")
     st.info(text + " The Power tab tests each term against the error of its own stratum.")
 for w in [] if failed else ev.warnings:
     st.warning(w)

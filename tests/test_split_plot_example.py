@@ -137,3 +137,25 @@ def test_versions_compare_the_mixed_models(analysis: doe.Analysis) -> None:
     frame = stats_frame(comparison)
     assert "Donor variance" in set(frame["statistic"])
     assert comparison["responses"]["Viability"]["method"] == {"old": "REML", "new": "REML"}
+
+
+def test_evaluation_counts_donors_crossed_with_whole_plots() -> None:
+    from doe.evaluate import evaluate_design
+    from doe.model import ModelMatrix, parse_model
+
+    study = doe.Study.load(SPLIT_STUDY_FILE)
+    design = doe.read_design(study, SPLIT_DESIGN_FILE)
+    ev = evaluate_design(study, design, "quadratic", variance_ratio=2.0)
+    sp = ev.split_plot
+    assert sp["crossed_random_effects"] == ["Donor"]
+    X = ModelMatrix(study, parse_model(study, "quadratic")).build(design.coded())
+    table = design.table
+    Zw = pd.get_dummies(table[WHOLE_PLOT]).to_numpy(float)
+    Zd = pd.get_dummies(table["Donor"]).to_numpy(float)
+    V = np.eye(len(X)) + 2.0 * (Zw @ Zw.T + Zd @ Zd.T)  # by hand: both random effects, ratio 2
+    M = X.T @ np.linalg.inv(V) @ X
+    want = np.linalg.det(M / len(X)) ** (1 / X.shape[1])
+    assert sp["d_criterion_all_random_effects"] == pytest.approx(want, rel=1e-9)
+    assert sp["d_criterion_all_random_effects"] < sp["d_criterion_split_plot"]  # donors cost information
+    plain = evaluate_design(study, doe.read_design(study, table.drop(columns="Donor")), "quadratic")
+    assert "crossed_random_effects" not in plain.split_plot
