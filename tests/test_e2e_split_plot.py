@@ -56,7 +56,9 @@ def test_split_plot_study_from_scratch(browser, tmp_path):  # noqa: F811
         assert (sheet[WHOLE_PLOT].diff().fillna(0) != 0).sum() == 7  # sorted by whole plot for the bench
         j.step("save the design", lambda: page.get_by_role("button", name="Save this design").click(),
                wait_for="Saved in the database as design")
-        j.step("see power by stratum", lambda: page.get_by_role("tab", name="Power").click(), wait_for="Error stratum")
+        j.step("see power by stratum", lambda: page.get_by_role("tab", name="Power").click(),
+               wait_for="Signal-to-noise ratio for power")
+        assert page.locator('th:has-text("Error stratum")').count() >= 1  # the power table's stratum column
 
         j.step("open Runs", lambda: j.nav("Runs"), wait_for="Runs and results")
         j.step("upload results with donors", lambda: j.upload(SPLIT_RESULTS_FILE), wait_for="32 new or changed runs")
