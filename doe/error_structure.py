@@ -60,8 +60,9 @@ def mixed_anova_table(fm: FittedModel) -> pd.DataFrame:
     mixed = _mixed(fm)
     method = "Kenward-Roger" if mixed.ddf == "kr" else "Satterthwaite"
     table = mixed.anova()
+    strata = _strata(fm)
     return pd.DataFrame({
-        "Term": table["term"], "Stratum": [_stratum(fm, str(t)) for t in table["term"]],
+        "Term": table["term"], "Stratum": [strata.get(str(t), "run") for t in table["term"]],
         "Numerator df": table["df"], f"Denominator df ({method})": table["df_den"],
         "F value": table["F"], "p-value": table["p"]})
 
@@ -85,10 +86,11 @@ def randomisation_comparison(fm: FittedModel) -> pd.DataFrame:
     ols = fm.anova.set_index("source")
     df_label = "Kenward-Roger" if mixed.ddf == "kr" else "Satterthwaite"
     rows = []
+    strata = _strata(fm)
     for r in mixed.anova().itertuples(index=False):
         o = ols.loc[r.term] if r.term in ols.index else None
         rows.append({
-            "Term": r.term, "Stratum": _stratum(fm, str(r.term)), "Numerator df": int(r.df),
+            "Term": r.term, "Stratum": strata.get(str(r.term), "run"), "Numerator df": int(r.df),
             f"Denominator df ({df_label})": r.df_den, "p-value (mixed model)": r.p,
             "Denominator df (as if randomised)": fm.df_resid if o is not None else math.nan,
             "p-value (as if randomised)": float(o["p"]) if o is not None else math.nan,
@@ -174,19 +176,18 @@ def _mixed(fm: FittedModel) -> Any:
     return fm.mixed
 
 
-def _stratum(fm: FittedModel, term: str) -> str:
-    """'whole plot' when every factor of the term is hard to change, else 'subplot' (or 'run' without whole plots)."""
+def _strata(fm: FittedModel) -> dict[str, str]:
+    """Term -> the error stratum it is tested in (doe.split_plot.term_strata on the study's tiers); empty when no
+    factor is hard to change (donors and lots only: every term is a "run" term)."""
+    from doe.model import ModelMatrix
+    from doe.split_plot import factor_tiers, term_strata
+
     study = fm.study
-    factors = [p for p, _ in next((t.parts for t in fm.model_terms if t.name == term), ())]
-    if not factors:
-        return "run"
-    very = set(study.very_hard_to_change_factors)
-    hard = set(study.hard_to_change_factors)
-    if very and all(f in very for f in factors):
-        return "whole plot"
-    if all(f in hard for f in factors):
-        return "subplot" if very else "whole plot"
-    return "run" if not hard else ("sub-subplot" if very else "subplot")
+    if not study.split_plot:
+        return {}
+    two = bool(study.very_hard_to_change_factors)
+    mm = ModelMatrix(study, fm.model_terms)
+    return dict(zip(mm.column_term, term_strata(mm, *factor_tiers(study, two), two)))
 
 
 def _names(names: list[str]) -> str:

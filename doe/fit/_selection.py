@@ -197,36 +197,38 @@ def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "
         sse = residual_ss(Xs, y)
         return float(n * math.log(2 * math.pi * sse / n) + n + 2 * k + 2 * k * (k + 1) / (n - k - 1))
 
-    current = aicc(terms)
-    while len(terms) > 1:
-        eligible = [t for t in terms if not any(term_contains(u, t) for u in terms)]
-        if method == "p" and start.mixed is not None:
-            keep = sorted(base + [j for t in terms for j in term_cols[t.name]])
+    def p_values(eligible: list[Term]) -> dict[Term, float] | None:
+        """Each eligible term's p-value in the current model: the mixed model's Type III test when the runs
+        carry random effects, else the partial F test; None when the current model leaves no test."""
+        keep = sorted(base + [j for t in terms for j in term_cols[t.name]])
+        if start.mixed is not None:
             try:
                 mixed = fit_mixed(X[:, keep], y, [start.columns[j] for j in keep], [cols[j].term for j in keep],
                                   start.random_groups, ddf=ddf)
             except ModelError:
-                break
+                return None
             tests = mixed.anova()
             by_term = dict(zip(tests["term"], tests["p"].astype(float)))
-            pvals = {t: by_term[t.name] for t in eligible}
-            worst = max(eligible, key=lambda t: pvals[t])
-            if not pvals[worst] > alpha:
+            return {t: by_term[t.name] for t in eligible}
+        ls = LeastSquares(X[:, keep], y)
+        if ls.df <= 0:
+            return None
+        pos = {j: i for i, j in enumerate(keep)}
+        out = {}
+        for t in eligible:
+            idx = [pos[j] for j in term_cols[t.name]]
+            b = ls.coef[idx]
+            ss = float(b @ np.linalg.solve(ls.cov_unscaled[np.ix_(idx, idx)], b))
+            out[t] = f_sf(ss / len(idx) / ls.mse, len(idx), ls.df) if ls.mse > 0 else 0.0
+        return out
+
+    current = aicc(terms)
+    while len(terms) > 1:
+        eligible = [t for t in terms if not any(term_contains(u, t) for u in terms)]
+        if method == "p":
+            pvals = p_values(eligible)
+            if pvals is None:
                 break
-            terms.remove(worst)
-            steps.append({"removed": worst.name, "p": pvals[worst]})
-        elif method == "p":
-            Xs = design(terms)
-            ls = LeastSquares(Xs, y)
-            if ls.df <= 0:
-                break
-            pos = {j: i for i, j in enumerate(sorted(base + [j for t in terms for j in term_cols[t.name]]))}
-            pvals = {}
-            for t in eligible:
-                idx = [pos[j] for j in term_cols[t.name]]
-                b = ls.coef[idx]
-                ss = float(b @ np.linalg.solve(ls.cov_unscaled[np.ix_(idx, idx)], b))
-                pvals[t] = f_sf(ss / len(idx) / ls.mse, len(idx), ls.df) if ls.mse > 0 else 0.0
             worst = max(eligible, key=lambda t: pvals[t])
             if pvals[worst] <= alpha:
                 break
