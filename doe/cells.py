@@ -4,6 +4,7 @@ The run sheet, results uploads, the store and bundles all read and write cells; 
 once so that a value typed, downloaded, uploaded again and stored is the same value.
 
 - :func:`stored_cell` / :func:`same_value`: a cell as a JSON value, and equality as stored data.
+- :func:`blank_cell`: an empty cell (None, NaN, blank text or a "no value" mark such as ``n/a``).
 - :func:`safe_text` / :func:`unquote_formula`: the apostrophe our downloads put before text a spreadsheet
   would run as a formula (OWASP, "CSV Injection"), and reading it back.
 """
@@ -18,8 +19,10 @@ import pandas as pd
 
 from doe.errors import DoeError
 
-__all__ = ["FORMULA_START", "safe_text", "same_value", "stored_cell", "unquote_formula"]
+__all__ = ["EMPTY_TEXT", "FORMULA_START", "blank_cell", "safe_text", "same_value", "stored_cell", "unquote_formula"]
 
+#: Cell texts that mean "no value" (case and surrounding spaces aside).
+EMPTY_TEXT = frozenset({"", "na", "n/a", "nan", "none", "null", "-"})
 #: First characters a spreadsheet reads as the start of a formula (or a new cell).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -79,3 +82,12 @@ def unquote_formula(v: Any) -> Any:
     if isinstance(v, str) and v[:1] == "'" and v[1:2] in ("=", "+", "-", "@", "\t"):
         return v[1:]
     return v
+
+
+def blank_cell(value: Any) -> bool:
+    """True for an empty cell: None, NA, NaT, NaN, or text in :data:`EMPTY_TEXT` (a no-break space counts as one)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    return isinstance(value, str) and value.replace("\u00a0", " ").strip().lower() in EMPTY_TEXT

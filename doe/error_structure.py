@@ -58,7 +58,7 @@ def variance_components_table(fm: FittedModel) -> pd.DataFrame:
 def mixed_anova_table(fm: FittedModel) -> pd.DataFrame:
     """The mixed model's Type III F tests with human labels (term, stratum, df, denominator df, F, p)."""
     mixed = _mixed(fm)
-    method = "Kenward-Roger" if mixed.ddf == "kr" else "Satterthwaite"
+    method = mixed.df_label
     table = mixed.anova()
     strata = _strata(fm)
     return pd.DataFrame({
@@ -70,7 +70,7 @@ def mixed_anova_table(fm: FittedModel) -> pd.DataFrame:
 def mixed_coefficients_table(fm: FittedModel) -> pd.DataFrame:
     """The mixed model's fixed effects (coded units) with standard errors, df, t and p, human labels."""
     mixed = _mixed(fm)
-    method = "Kenward-Roger" if mixed.ddf == "kr" else "Satterthwaite"
+    method = mixed.df_label
     table = mixed.coefficients()
     return pd.DataFrame({
         "Model column": table["name"], "Coefficient (coded units)": table["estimate"],
@@ -84,7 +84,7 @@ def randomisation_comparison(fm: FittedModel) -> pd.DataFrame:
     :func:`mixed_anova_table` and the least-squares ANOVA)."""
     mixed = _mixed(fm)
     ols = fm.anova.set_index("source")
-    df_label = "Kenward-Roger" if mixed.ddf == "kr" else "Satterthwaite"
+    df_label = mixed.df_label
     rows = []
     strata = _strata(fm)
     for r in mixed.anova().itertuples(index=False):
@@ -162,9 +162,8 @@ def error_structure_text(study: Study, models: dict[str, FittedModel] | None = N
         mixed = [n for n, fm in models.items() if fm.mixed is not None]
         plain = [n for n, fm in models.items() if fm.mixed is None]
         if mixed:
-            df = {fm.mixed.ddf for fm in models.values() if fm.mixed is not None}
-            text += (f" Fitted as mixed models by REML ({'Kenward-Roger' if df == {'kr'} else 'Satterthwaite' if df == {'satterthwaite'} else 'Kenward-Roger or Satterthwaite'} "
-                     f"denominator df): {_names(mixed)}.")
+            labels = sorted({fm.mixed.df_label for fm in models.values() if fm.mixed is not None})
+            text += f" Fitted as mixed models by REML ({' or '.join(labels)} denominator df): {_names(mixed)}."
         if plain and bits:
             text += f" Fitted by least squares as completely randomised (no random-effect column in their runs): {_names(plain)}."
     return text

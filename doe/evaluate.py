@@ -104,6 +104,36 @@ class DesignEvaluation:
     #: criteria under ``V = I + eta Z Z'``; empty for a completely randomised design.
     split_plot: dict[str, Any] = field(default_factory=dict)
 
+    def randomisation_note(self) -> str:
+        """The design's restricted randomisation in words (markdown), for the Design page: whole plots or donor
+        blocks, how the run sheet is ordered, the D-efficiency under the covariance they imply; "" when the runs
+        are completely randomised."""
+        sp = self.split_plot
+        if not sp:
+            return ""
+        d_eff = "n/a" if sp.get("d_efficiency_split_plot") is None else f"{sp['d_efficiency_split_plot']:.1f} %"
+        column = str(sp["plot_column"]).lower()
+        if sp.get("donors"):
+            text = (f"**Donor blocks:** {sp['whole_plots']} blocks, one {column} each, every block a subset of the "
+                    f"runs. The run sheet is sorted by {column} (their order random, runs randomised within). The "
+                    f"efficiencies above treat the runs as independent; with the {column} as a random effect (its "
+                    f"variance {sp['variance_ratio']:g} x the run-to-run variance) the D-efficiency is {d_eff}.")
+        else:
+            held = sp.get("whole_plot_factors") or []
+            text = (f"**Restricted randomisation:** {sp['whole_plots']} whole plots"
+                    + (f" ({sp['subplots']} subplots)" if sp.get("subplots") else "")
+                    + f"; {', '.join(held)} {'is' if len(held) == 1 else 'are'} set once per whole plot. The run "
+                    "sheet is sorted by whole plot for the bench (whole plots in random order, runs randomised "
+                    "within). The efficiencies above treat the runs as independent; under the split-plot covariance "
+                    f"(whole-plot variance {sp['variance_ratio']:g} x the run-to-run variance) the D-efficiency is "
+                    f"{d_eff}.")
+        if sp.get("crossed_random_effects"):
+            both = sp.get("d_efficiency_all_random_effects")
+            text += (f" With {', '.join(sp['crossed_random_effects'])} as a random effect too (crossed, the same "
+                     f"variance ratio) it is {'n/a' if both is None else f'{both:.1f} %'}; the power by stratum "
+                     "counts the whole plots only.")
+        return text + " The Power tab tests each term against the error of its own stratum."
+
     @property
     def error_df(self) -> int:
         """Residual degrees of freedom N - rank."""

@@ -822,6 +822,14 @@ def finish_split_plot(study: Study, U: np.ndarray, whole_plot: np.ndarray, kind:
 #: Design types that have a classical split-plot form (doe.split_classic) used when the study has hard-to-change
 #: factors: a two-level fractional (or full) factorial split plot, an equivalent-estimation central composite.
 _CLASSICAL = {"fractional": "fraction", "full": "fraction", "ccd": "ccd"}
+#: What each classical split-plot form is, with its source (the Design form says it before generating).
+CLASSICAL_SPLIT_PLOT_NOTES = {
+    "fractional": "a minimum-aberration two-level split-plot fraction (Huang, Chen & Voelkel 1998; Bingham & "
+                  "Sitter 1999): whole-plot generators use only the hard-to-change factors",
+    "full": "the full factorial in whole plots: one whole plot per setting of the hard-to-change factors",
+    "ccd": "an equivalent-estimation central composite split-plot design (Vining, Kowalski & Montgomery 2005): "
+           "least squares gives the GLS estimates for any whole-plot variance",
+}
 
 
 def _classical_split_plot(study: Study, kind: str, *, seed: int, randomize: bool = True, model: str | None = None,

@@ -42,6 +42,7 @@ import pandas as pd
 
 from doe import limits
 from doe._format import plain_whole
+from doe.cells import blank_cell as _blank
 from doe.cells import same_value, stored_cell, unquote_formula
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.study import SUBPLOT, WHOLE_PLOT, Factor, Response, Study
@@ -60,7 +61,6 @@ MAX_COLUMNS = limits.MAX_COLUMNS
 SEVERITIES = ("error", "warning")
 _DELIMITERS = (",", ";", "\t", "|")
 _DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
-_EMPTY_TEXT = {"", "na", "n/a", "nan", "none", "null", "-"}
 _QUALIFIERS = ("<", ">", "~", "≈", "≤", "≥", "ca.")
 _NUMBER = r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?"
 _FLOAT = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -1172,14 +1172,6 @@ def _same(a: Any, b: Any) -> bool:
 def _empty(value: Any) -> bool:
     """Truly empty (None, NaN, blank text); unlike _blank, 'NA' or 'None' may be a level name."""
     return _blank(value) and not (isinstance(value, str) and value.strip())
-
-
-def _blank(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, (float, np.floating)):
-        return math.isnan(value)
-    return isinstance(value, str) and value.replace("\u00a0", " ").strip().lower() in _EMPTY_TEXT
 
 
 def _norm(value: Any) -> str:

@@ -107,30 +107,8 @@ for col, label, value in [(m[1], "D-efficiency", ev.d_efficiency), (m[2], "A-eff
     col.metric(label, "n/a" if value is None else f"{value:.1f} %")
 m[4].metric("Avg prediction variance", "n/a" if ev.avg_prediction_variance is None
             else f"{ev.avg_prediction_variance:.3f}", help="relative to sigma^2, over the design region")
-sp = ev.split_plot
-if sp:
-    donors = bool(sp.get("donors"))
-    held = sp.get("whole_plot_factors") or []
-    d_eff = "n/a" if sp.get("d_efficiency_split_plot") is None else f"{sp['d_efficiency_split_plot']:.1f} %"
-    if donors:
-        text = (f"**Donor blocks:** {sp['whole_plots']} blocks, one {sp['plot_column'].lower()} each, every block a "
-                f"subset of the runs. The run sheet is sorted by {sp['plot_column'].lower()} (their order random, runs "
-                "randomised within). The efficiencies above treat the runs as independent; with the "
-                f"{sp['plot_column'].lower()} as a random effect (its variance {sp['variance_ratio']:g} x the "
-                f"run-to-run variance) the D-efficiency is {d_eff}.")
-    else:
-        text = (f"**Restricted randomisation:** {sp['whole_plots']} whole plots"
-                + (f" ({sp['subplots']} subplots)" if sp.get("subplots") else "")
-                + f"; {', '.join(held)} {'is' if len(held) == 1 else 'are'} set once per whole plot. The run sheet "
-                "is sorted by whole plot for the bench (whole plots in random order, runs randomised within). The "
-                "efficiencies above treat the runs as independent; under the split-plot covariance (whole-plot "
-                f"variance {sp['variance_ratio']:g} x the run-to-run variance) the D-efficiency is {d_eff}.")
-    if sp.get("crossed_random_effects"):
-        both = sp.get("d_efficiency_all_random_effects")
-        text += (f" With {', '.join(sp['crossed_random_effects'])} as a random effect too (crossed, the same variance "
-                 f"ratio) it is {'n/a' if both is None else f'{both:.1f} %'}; the power by stratum counts the whole "
-                 "plots only.")
-    st.info(text + " The Power tab tests each term against the error of its own stratum.")
+if ev.split_plot:
+    st.info(ev.randomisation_note())
 for w in [] if failed else ev.warnings:
     st.warning(w)
 

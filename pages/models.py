@@ -12,6 +12,7 @@ from doe.error_structure import (
     variance_components_table,
 )
 from doe.errors import DoeError
+from doe.mixed import DDF_LABELS
 from doe.model import preset_terms
 from doe.plots import model as mf
 from doe.present import lenth_table
@@ -23,7 +24,6 @@ from pages._app.speed import prefetch_fits
 from pages._app.state import MODEL_TAB, state
 
 TRANSFORMS = ["none", "log", "log10", "sqrt", "logit", "boxcox"]
-DDF_LABELS = {"kr": "Kenward-Roger", "satterthwaite": "Satterthwaite"}
 
 
 study = require_study()
@@ -85,8 +85,9 @@ ols_metrics = [("R²", fm.r2), ("Adj. R²", fm.adj_r2), ("Pred. R²", fm.pred_r2
                ("CV %", fm.cv_percent), ("Adeq. precision", fm.adeq_precision),
                ("Lack of fit p", lof["p"] if lof else float("nan"))]
 if fm.mixed is not None:  # the mixed model's own numbers first; the least-squares ones are for comparison
-    sds = [(f"SD {k.lower()}" if k != "Residual" else "SD run to run", v ** 0.5) for k, v in fm.mixed.components.items()]
-    mixed_metrics = sds + [(f"ICC {k.lower()}", v) for k, v in fm.mixed.icc.items()]
+    components = variance_components_table(fm)
+    mixed_metrics = [(f"SD {c.lower()}", sd) for c, sd in zip(components["Component"], components["Standard deviation"])]
+    mixed_metrics += [(f"ICC {k.lower()}", v) for k, v in fm.mixed.icc.items()]
     m = st.columns(max(len(mixed_metrics), 4))
     for col, (label, value) in zip(m, mixed_metrics):
         col.metric(label, "n/a" if pd.isna(value) else f"{value:.3g}")
@@ -106,7 +107,7 @@ if fm.pred_r2_excluding_blocks is not None:
 for w in fm.warnings:
     st.warning(w)
 if fm.mixed is not None:
-    st.info(f"**Mixed model (REML, {DDF_LABELS[fm.mixed.ddf]} df)**: the runs share "
+    st.info(f"**Mixed model (REML, {fm.mixed.df_label} df)**: the runs share "
             + " and ".join(k.lower() + "s" for k in fm.mixed.components if k != "Residual")
             + ". The ANOVA and coefficients below test each term against the error of its own stratum; ICC: each "
               "random effect's share of the total variance. The least-squares statistics and the diagnostics treat "
@@ -134,7 +135,7 @@ tabs = lazy_tabs(tab_names, key=MODEL_TAB)
 with tabs[0]:
     if shown(tabs[0]):
         if fm.mixed is not None:
-            st.markdown(f"**Type III tests of the mixed model** ({DDF_LABELS[fm.mixed.ddf]} denominator df)")
+            st.markdown(f"**Type III tests of the mixed model** ({fm.mixed.df_label} denominator df)")
             show_table(mixed_anova_table(fm))
             st.markdown("**Variance components**")
             show_table(variance_components_table(fm))

@@ -8,7 +8,16 @@ import streamlit as st
 from doe.analysis import responses_with_results
 from doe.errors import DoeError
 from doe.plots import space as sf
-from doe.space import edge_limits, par_frame, robust_set_point, set_point_frame, set_point_report
+from doe.space import (
+    RANDOM_EFFECTS_MODES,
+    describe_random_effects,
+    edge_limits,
+    par_frame,
+    random_effect_names,
+    robust_set_point,
+    set_point_frame,
+    set_point_report,
+)
 from pages._app.common import (
     current_analysis,
     current_runs,
@@ -38,17 +47,16 @@ for n, err in analysis.failures.items():
     st.warning(f"{n} is left out: its model cannot be fitted ({err}).")
 models = analysis.models
 key = analysis.digest  # the design space of these fits: study, data and model choices
-mixed = sorted({k for fm in models.values() if fm.mixed is not None for k in fm.mixed.components if k != "Residual"})
+random_effects = random_effect_names(models)
 mode = None
-if mixed:
-    who = " and ".join(m.lower() for m in mixed)
+if random_effects:
     mode = st.radio(
-        "Probability for", ["new", "average"], horizontal=True, key="space_random_effects",
-        format_func={"new": f"a run with a new {who} (default)", "average": f"the average {who}"}.get,
-        help=f"The CQA models have random effects ({who}). 'New': the probability that a future run, with a "
-             f"{who} not seen in the study, meets every spec: their variances (with their uncertainty) widen the "
-             f"predictive. 'Average': conditional on an average {who}, which ignores that variation and is "
-             "optimistic for manufacturing.")
+        "Probability for", RANDOM_EFFECTS_MODES, horizontal=True, key="space_random_effects",
+        format_func=lambda m: describe_random_effects(m, random_effects) + (" (default)" if m == "new" else ""),
+        help=f"The CQA models have random effects ({', '.join(random_effects)}). 'New': the probability that a "
+             "future run, with levels not seen in the study, meets every spec: their variances (with their "
+             "uncertainty) widen the predictive. 'Average': conditional on the average levels, which ignores that "
+             "variation and is optimistic for manufacturing.")
     key = f"{key}|{mode}"
 try:
     with st.spinner("Drawing from the posterior of every CQA model..."):

@@ -159,3 +159,20 @@ def test_evaluation_counts_donors_crossed_with_whole_plots() -> None:
     assert sp["d_criterion_all_random_effects"] < sp["d_criterion_split_plot"]  # donors cost information
     plain = evaluate_design(study, doe.read_design(study, table.drop(columns="Donor")), "quadratic")
     assert "crossed_random_effects" not in plain.split_plot
+
+
+def test_the_design_page_note_and_the_random_effect_names(analysis: doe.Analysis) -> None:
+    from doe.evaluate import evaluate_design
+    from doe.space import describe_random_effects, random_effect_names
+
+    study = doe.Study.load(SPLIT_STUDY_FILE)
+    ev = evaluate_design(study, doe.read_design(study, SPLIT_DESIGN_FILE), "quadratic")
+    note = ev.randomisation_note()
+    assert note.startswith("**Restricted randomisation:** 8 whole plots; Surface is set once per whole plot")
+    assert f"the D-efficiency is {ev.split_plot['d_efficiency_split_plot']:.1f} %" in note
+    assert "With Donor as a random effect too" in note
+    assert evaluate_design(study, doe.read_design(study, pd.read_csv(SPLIT_DESIGN_FILE).drop(
+        columns=[WHOLE_PLOT, "Donor"])), "quadratic").randomisation_note() == ""
+    names = random_effect_names(analysis.models)
+    assert names == ["Donor", WHOLE_PLOT]
+    assert describe_random_effects("average", names) == "a run with the average donor and whole plot"

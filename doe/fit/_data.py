@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from doe._format import fmt_sig, plain_whole
+from doe.cells import blank_cell
 from doe.errors import ModelError, did_you_mean, quoted_list
 from doe.model import Term, coded_array, parse_model
 from doe.study import SUBPLOT, WHOLE_PLOT, Study
@@ -70,7 +71,7 @@ def prepare(study: Study, runs: pd.DataFrame, response: str, block_col: str | No
     random_cols = [c for c in (WHOLE_PLOT, SUBPLOT, *study.random_effects) if c in runs.columns]
     unlabelled = {}
     for c in random_cols:
-        unlabelled[c] = np.array([_blank_label(v) for v in runs[c]], dtype=bool) & used
+        unlabelled[c] = np.array([blank_cell(v) for v in runs[c]], dtype=bool) & used
         excluded += [{"run": run_ids[i], "reason": f"no {c}"} for i in np.flatnonzero(unlabelled[c])]
         used &= ~unlabelled[c]
     if not used.any():
@@ -116,10 +117,6 @@ def prepare(study: Study, runs: pd.DataFrame, response: str, block_col: str | No
             labels = []
     return _Data(U, y_all[used], [run_ids[i] for i in np.flatnonzero(used)], blocks, labels,
                  bcol if blocks is not None else None, excluded, warnings, groups)
-
-
-def _blank_label(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
 
 
 def _random_groups(runs: pd.DataFrame, columns: list[str], used: np.ndarray) -> dict[str, list[str]]:

@@ -33,6 +33,6 @@ Example
 
 from doe.mixed._ddf import FTest
 from doe.mixed._fit import fit_mixed
-from doe.mixed._results import DDF_METHODS, MixedFit, normalise_ddf
+from doe.mixed._results import DDF_LABELS, DDF_METHODS, MixedFit, normalise_ddf
 
-__all__ = ["DDF_METHODS", "FTest", "MixedFit", "fit_mixed", "normalise_ddf"]
+__all__ = ["DDF_LABELS", "DDF_METHODS", "FTest", "MixedFit", "fit_mixed", "normalise_ddf"]

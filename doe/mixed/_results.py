@@ -21,6 +21,8 @@ from doe.mixed._ddf import (
 from doe.mixed._inference import Inference
 
 DDF_METHODS: tuple[str, ...] = ("kr", "satterthwaite")
+#: Each denominator-df method as tables and reports name it.
+DDF_LABELS: dict[str, str] = {"kr": "Kenward-Roger", "satterthwaite": "Satterthwaite"}
 
 _ALIASES = {
     "kr": "kr",
@@ -133,6 +135,11 @@ class MixedFit:
                          "t": t, "p": p})
         return pd.DataFrame(rows, columns=["name", "term", "estimate", "se", "df", "t", "p"])
 
+    @property
+    def df_label(self) -> str:
+        """The default denominator-df method in words: "Kenward-Roger" or "Satterthwaite"."""
+        return DDF_LABELS[self.ddf]
+
     # ----------------------------------------------------------------- predictions
     def predictive_variance(self, X: np.ndarray, *, new_levels: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Variance and Satterthwaite df of a prediction at model rows ``X`` (k x p), per row.
@@ -180,7 +187,7 @@ class MixedFit:
         coefs = self.coefficients()
         return dict(json_ready({
             "method": "REML",
-            "df_method": "Kenward-Roger" if self.ddf == "kr" else "Satterthwaite",
+            "df_method": self.df_label,
             "n": self.n,
             "variance_components": dict(self.components),
             "variance_component_df": dict(self.component_df),

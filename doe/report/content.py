@@ -520,7 +520,7 @@ def _mixed_model_tables(sec: Section, name: str, fm: Any) -> None:
         variance_components_table,
     )
 
-    method = "Kenward-Roger" if fm.mixed.ddf == "kr" else "Satterthwaite"
+    method = fm.mixed.df_label
     sec.add(Table(_formatted(mixed_anova_table(fm)),
                   f"{name}: Type III tests of the mixed model (REML; {method} denominator df)."))
     sec.add(Table(_formatted(variance_components_table(fm)), f"{name}: variance components (REML)."))

@@ -77,6 +77,7 @@ from ._random import (
     component_draws,
     describe_random_effects,
     random_draws,
+    random_effect_names,
     random_structure,
     shrunk_correlation,
 )
@@ -106,7 +107,7 @@ __all__ = [
     "DEFAULT_DRAWS", "DEFAULT_THRESHOLD", "GIBBS_MAX_SYSTEM", "MIN_DRAWS", "PredictiveModel", "build_predictive",
     # random effects (donors, lots, whole plots)
     "RANDOM_EFFECTS_MODES", "RandomStructure", "check_random_effects", "component_draws", "describe_random_effects",
-    "random_draws", "random_structure", "shrunk_correlation",
+    "random_draws", "random_effect_names", "random_structure", "shrunk_correlation",
     # Gibbs sampling of the SUR posterior
     "drift_z", "effective_sample_size", "nested_rhat", "sur_draws", "sur_draws_collapsed", "system_size",
     # kernels

@@ -63,8 +63,8 @@ import numpy as np
 from doe.errors import ModelError
 
 __all__ = ["RANDOM_EFFECTS_MODES", "RandomStructure", "check_random_effects", "component_draws", "components_json",
-           "correlations_json", "describe_random_effects", "mixed_of", "random_draws", "random_structure",
-           "shrunk_correlation"]
+           "correlations_json", "describe_random_effects", "mixed_of", "random_draws", "random_effect_names",
+           "random_structure", "shrunk_correlation"]
 
 #: The questions the design space can answer when CQAs have random effects.
 RANDOM_EFFECTS_MODES = ("new", "average")
@@ -94,6 +94,13 @@ def check_random_effects(mode: str | None, any_random: bool) -> str | None:
 def mixed_of(fm: Any) -> Any:
     """The mixed-model fit attached to a fitted model (``fm.mixed``), or None for a fully randomised CQA."""
     return getattr(fm, "mixed", None)
+
+
+def random_effect_names(fits: Mapping[str, Any]) -> list[str]:
+    """The random effects of the fitted CQA models (donors, lots, whole plots), sorted by name; [] when every CQA
+    is fully randomised (then the design space has no new-or-average question)."""
+    return sorted({k for fm in fits.values() if (m := mixed_of(fm)) is not None for k in m.components
+                   if k != "Residual"})
 
 
 def _label(name: str) -> str:

@@ -12,7 +12,15 @@ from __future__ import annotations
 import streamlit as st
 
 from doe.errors import DoeError
-from doe.generators import ALPHAS, DESIGN_TYPES, TYPE_LABELS, TYPE_OPTIONS, ccd_axial_check, type_options
+from doe.generators import (
+    ALPHAS,
+    CLASSICAL_SPLIT_PLOT_NOTES,
+    DESIGN_TYPES,
+    TYPE_LABELS,
+    TYPE_OPTIONS,
+    ccd_axial_check,
+    type_options,
+)
 from pages._app import services
 from pages._app.services import evaluation
 from pages._app.state import DESIGN_ALPHA, DESIGN_BLOCKS, DESIGN_CENTER, state
@@ -53,22 +61,15 @@ def design_form(study) -> tuple[str, dict, bool]:
 
 
 _PLOT_OPTIONS = ("whole_plots", "subplots", "donors", "variance_ratio")
-_CLASSICAL_NOTES = {
-    "fractional": "a minimum-aberration two-level split-plot fraction (Huang, Chen & Voelkel 1998; Bingham & "
-                  "Sitter 1999): whole-plot generators use only the hard-to-change factors",
-    "full": "the full factorial in whole plots: one whole plot per setting of the hard-to-change factors",
-    "ccd": "an equivalent-estimation central composite split-plot design (Vining, Kowalski & Montgomery 2005): "
-           "least squares gives the GLS estimates for any whole-plot variance",
-}
 
 
 def _classical_options(study, kind: str) -> dict:
     """The classical split-plot form of a fractional or full factorial or a CCD, for a study with hard-to-change
     factors; the number of whole plots of a fraction."""
-    if not study.split_plot or kind not in _CLASSICAL_NOTES:
+    if not study.split_plot or kind not in CLASSICAL_SPLIT_PLOT_NOTES:
         return {}
     st.markdown(f"**Split plot** - hard to change: {', '.join(study.hard_to_change_factors)}. This type gives "
-                f"{_CLASSICAL_NOTES[kind]}.")
+                f"{CLASSICAL_SPLIT_PLOT_NOTES[kind]}.")
     if kind != "fractional":
         return {}
     whole_plots = st.number_input(
