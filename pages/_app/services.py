@@ -179,8 +179,7 @@ def box_cox_figure(study: Study, runs: pd.DataFrame, fm: FittedModel) -> Any:
 # -- the design space ----------------------------------------------------------------------------------
 @st.cache_resource(max_entries=8, show_spinner=False)
 def predictive(_study: Study, _models: dict[str, Any], key: str, random_effects: str | None = None) -> Any:
-    """The posterior predictive of every fitted CQA (doe.space.build_predictive), once per analysis digest
-    (doe.analysis.Analysis.digest) and random-effects mode ("new" donor/lot/whole plot, or "average")."""
+    """The posterior predictive of the fits (doe.space.build_predictive), once per ``key``: analysis digest and mode."""
     from doe.space import build_predictive
 
     return build_predictive(_study, _models, random_effects=random_effects)
