@@ -14,21 +14,34 @@ both start with laboratory vessels (``mode`` 'lab': T-flasks, HYPERFlask).
 
 Rules (the same for every stage, stated once here):
 
-1. Every vessel of a stage is seeded at the seeding density and harvested at
-   the harvest density, so a stage of ``n`` vessels of area ``a`` takes in
-   ``n a s`` cells and gives ``n a h`` cells (the set point the models
-   describe is kept; surplus cells are discarded, and reported).
-2. The area a stage needs is the cells the next stage (or the batch) needs
-   divided by the harvest density.
+0. A stage's growth numbers are those of its vessel family when passages in
+   that family were recorded (``Supply.by_family``, from
+   :func:`measured_growth`: fold expansion ``f`` and days per passage of the
+   family), else the supply's single numbers. Each stage says which
+   (``Stage.source``).
+1. Every vessel of a stage is seeded at the seeding density ``s`` and
+   harvested at the stage's harvest density ``h``, so a stage of ``n``
+   vessels of area ``a`` takes in ``n a s_eff`` cells and gives ``n a h``
+   cells, with ``s_eff = h / f`` (the set point the models describe is kept;
+   surplus cells are discarded, and reported). For a measured family
+   ``h = s f`` (so ``s_eff = s``); otherwise ``h`` is the supply's harvest
+   density and ``f`` its fold expansion.
+2. The area a stage needs in a vessel is the cells the next stage (or the
+   batch) needs divided by that vessel's harvest density.
 3. The vessel: the strategy's production vessels when the area would fill
    at least ``min_fill`` of the smallest of them, else laboratory vessels.
    Of those, the one needing the fewest vessels with the area used at least
    ``min_fill`` of the area provided; ties go to the least total area. When no
    vessel reaches ``min_fill``, the single smallest vessel.
 4. Going backwards stops at the first stage whose seeding cells the vial
-   (``starting_cells``) can provide. Population doublings per passage are
-   log2(fold expansion) (PD = log2(N_harvest / N_seeded)); the cumulative
-   level adds the vial's own doublings.
+   (``starting_cells``) can provide. Population doublings of a passage are
+   log2 of its fold expansion (PD = log2(N_harvest / N_seeded)); the
+   cumulative level adds the vial's own doublings. Days add up stage by
+   stage, each stage lasting its own days per passage.
+5. With equivalence evidence (``plan_seed_train(..., equivalence=[...])``),
+   every step between stages of different vessel families needs a result
+   that shows the two families (or vessels of them) equivalent; otherwise
+   the plan warns.
 
 Numbers marked (inferred) in ``data/vessels.csv`` are assumptions to change.
 """
@@ -43,6 +56,7 @@ from typing import Any, Literal, cast, overload
 
 import pandas as pd
 
+from doe._format import fmt_sig
 from doe.errors import DoeError, did_you_mean, quoted_list
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "data" / "vessels.csv"
@@ -91,11 +105,135 @@ class Demand:
 
 
 @dataclass(frozen=True)
+class FamilyGrowth:
+    """Growth of one vessel family from its recorded passages, as the planner uses it.
+
+    ``fold_expansion`` and ``days_per_passage`` are the numbers used;
+    ``source`` says where the fold expansion came from and ``days_source``
+    where the days per passage came from. ``fold_mean``, ``fold_ci_low``,
+    ``doubling_time_h`` and ``hours_mean`` are the recorded summary (means;
+    ``fold_ci_low`` the lower 95 % bound of the mean fold expansion, None
+    for one passage).
+    """
+
+    family: str
+    fold_expansion: float
+    days_per_passage: float
+    source: str
+    n: int
+    donors: int
+    fold_mean: float
+    fold_ci_low: float | None
+    doubling_time_h: float | None
+    hours_mean: float
+    days_source: str = ""
+
+    @property
+    def doublings_per_passage(self) -> float:
+        """Population doublings in one passage: log2 of the fold expansion used."""
+        return math.log2(self.fold_expansion)
+
+    def describe(self) -> dict[str, Any]:
+        """The numbers used and where they came from, for JSON and display."""
+        return {"fold_expansion": self.fold_expansion, "days_per_passage": self.days_per_passage,
+                "doubling_time_h": self.doubling_time_h, "n": self.n, "donors": self.donors,
+                "source": self.source, "days_source": self.days_source}
+
+
+def _summary_number(part: Any, key: str, what: str) -> float | None:
+    """``part[key]`` of a growth summary as a finite float, None when blank."""
+    if not isinstance(part, Mapping):
+        raise ScaleError(f"{what} must be a mapping with keys mean, ci_low, ci_high and sd "
+                         "(the 'groups' of the growth summary, python -m doe growth).")
+    value = part.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScaleError(f"{what}: {key} must be a number; got {value!r}.")
+    if not math.isfinite(value):
+        raise ScaleError(f"{what}: {key} must be a finite number; got {value!r}.")
+    return float(value)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def measured_growth(groups: Mapping[str, Mapping[str, Any]], *,
+                    conservative: bool = True) -> dict[str, FamilyGrowth]:
+    """Fold expansion and days per passage of each vessel family from its recorded passages.
+
+    Parameters
+    ----------
+    groups : mapping
+        The ``groups`` part of the growth summary of recorded passages, keyed
+        by vessel family (the catalogue's ``family`` column): per family
+        ``n`` (passages), ``donors``, ``method`` and ``fold_expansion``,
+        ``doubling_time_h``, ``hours`` and ``harvest_density`` as
+        ``{mean, ci_low, ci_high, sd}``.
+    conservative : bool
+        Use the lower 95 % bound of the mean fold expansion (``ci_low``)
+        instead of the mean. With one passage there is no bound: the mean is
+        used and the source says so.
+
+    Returns
+    -------
+    dict
+        :class:`FamilyGrowth` by family; days per passage = mean hours / 24.
+    """
+    if not isinstance(groups, Mapping):
+        raise ScaleError("The recorded growth must be a mapping of vessel family to its summary "
+                         "(the 'groups' of the growth summary).")
+    out: dict[str, FamilyGrowth] = {}
+    for family, g in groups.items():
+        family = str(family)
+        what = f"Recorded passages of {family}"
+        if not isinstance(g, Mapping):
+            raise ScaleError(f"{what}: the summary must be a mapping with n, donors, fold_expansion and hours.")
+        fold = g.get("fold_expansion")
+        mean = _summary_number(fold, "mean", f"{what}: fold_expansion")
+        ci_low = _summary_number(fold, "ci_low", f"{what}: fold_expansion")
+        hours = _summary_number(g.get("hours"), "mean", f"{what}: hours")
+        doubling = g.get("doubling_time_h")
+        dt = _summary_number(doubling, "mean", f"{what}: doubling_time_h") if doubling is not None else None
+        if mean is None:
+            raise ScaleError(f"{what}: no mean fold expansion; record harvested and seeded cells of its passages.")
+        if hours is None or hours <= 0:
+            raise ScaleError(f"{what}: no mean passage length (hours above 0); record the hours of its passages.")
+        n = int(g.get("n") or 0)
+        donors = int(g.get("donors") or 0)
+        method = str(g.get("method") or "").strip()
+        head = f"recorded passages: {family}, {_plural(n, 'passage')}, {_plural(donors, 'donor')}"
+        if conservative and ci_low is not None:
+            used, how = ci_low, "lower 95 % bound of the mean fold expansion"
+        elif conservative and n <= 1:
+            used, how = mean, "mean of 1 passage - no interval"
+        elif conservative:
+            used, how = mean, "mean fold expansion (no interval could be computed)"
+        else:
+            used, how = mean, "mean fold expansion"
+        if method and used == ci_low and ci_low is not None:
+            how += f" ({method})"
+        if used <= 1:
+            raise ScaleError(f"{what}: the fold expansion used ({how}) is {used:.3g}, not above 1, so the "
+                             f"cells of {family} do not grow in a passage: check its records"
+                             + (", or plan with the mean (conservative off)." if used == ci_low else "."))
+        out[family] = FamilyGrowth(
+            family=family, fold_expansion=used, days_per_passage=hours / 24, source=f"{head}; {how}",
+            n=n, donors=donors, fold_mean=mean, fold_ci_low=ci_low, doubling_time_h=dt, hours_mean=hours,
+            days_source=f"{head}; mean passage length {hours:.4g} h / 24")
+    return out
+
+
+@dataclass(frozen=True)
 class Supply:
     """How cells grow at the set point, and what the cell bank allows.
 
     ``harvest_density_cells_per_cm2`` None means seeding density x fold
     expansion. ``sources`` says where each number came from (plan, model, ...).
+    ``by_family`` holds the growth of vessel families with recorded passages
+    (:func:`measured_growth`); stages in those families use it instead of
+    the single numbers (module rule 0).
     """
 
     seeding_density_cells_per_cm2: float
@@ -107,6 +245,7 @@ class Supply:
     max_population_doublings: float | None = None
     mcb_population_doublings: float = 0.0
     sources: dict[str, str] = field(default_factory=dict)
+    by_family: Mapping[str, FamilyGrowth] = field(default_factory=dict)
 
     @property
     def harvest_density(self) -> float:
@@ -133,7 +272,19 @@ class Supply:
                   "max_passages": self.max_passages, "max_population_doublings": self.max_population_doublings,
                   "mcb_population_doublings": self.mcb_population_doublings}
         src["population_doublings_per_passage"] = "log2(fold expansion)"
-        return {k: {"value": v, "source": src.get(k, "plan")} for k, v in values.items()}
+        out: dict[str, Any] = {k: {"value": v, "source": src.get(k, "plan")} for k, v in values.items()}
+        out["by_family"] = {"value": {f: g.describe() for f, g in self.by_family.items()},
+                            "source": "recorded passages" if self.by_family else "no passage records used"}
+        return out
+
+    def growth_for(self, family: str) -> tuple[float, float, float, str]:
+        """Fold expansion, harvest density, days per passage and source of a stage in ``family`` (rule 0)."""
+        g = self.by_family.get(family)
+        if g is not None:
+            return (g.fold_expansion, self.seeding_density_cells_per_cm2 * g.fold_expansion, g.days_per_passage,
+                    g.source)
+        return (self.fold_expansion_per_passage, self.harvest_density, self.days_per_passage,
+                self.sources.get("fold_expansion_per_passage", "plan"))
 
 
 #: The growth numbers of a plan (:meth:`Supply.describe` keys) as a table shows them.
@@ -149,15 +300,34 @@ SUPPLY_LABELS: dict[str, str] = {
 
 
 def supply_frame(supply: dict[str, Any]) -> pd.DataFrame:
-    """The growth numbers a plan used (the ``supply`` of its JSON), one row each: what, number, source."""
+    """The growth numbers a plan used (the ``supply`` of its JSON), one row each: what, number, source.
+
+    Families with recorded passages (``by_family``) get their own rows, e.g.
+    "Fold expansion per passage - CellSTACK", with the records they came from.
+    """
     rows = [{"Growth number": SUPPLY_LABELS.get(k, k.replace("_", " ")), "Number": v["value"], "Source": v["source"]}
             for k, v in supply.items() if not isinstance(v["value"], dict)]
+    by_family = supply.get("by_family", {}).get("value", {})
+    for family, g in by_family.items():
+        rows.append({"Growth number": f"Fold expansion per passage - {family}", "Number": g["fold_expansion"],
+                     "Source": g["source"]})
+        rows.append({"Growth number": f"Days per passage - {family}", "Number": g["days_per_passage"],
+                     "Source": g.get("days_source") or g["source"]})
+        if g.get("doubling_time_h") is not None:
+            rows.append({"Growth number": f"Doubling time (h) - {family}", "Number": g["doubling_time_h"],
+                         "Source": f"recorded passages: {family}, mean"})
     return pd.DataFrame(rows, columns=["Growth number", "Number", "Source"])
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One passage of the seed train (cells in actual counts, days from the vial thaw)."""
+    """One passage of the seed train (cells in actual counts, days from the vial thaw).
+
+    ``fold_expansion`` is the fold the stage was planned with and ``source``
+    where it came from (the recorded passages of its family, or the supply's
+    number); ``evidence`` the equivalence results that back the step into
+    this stage's vessel family ("" when none were checked or needed).
+    """
 
     number: int
     vessel: str
@@ -174,6 +344,9 @@ class Stage:
     cumulative_pdl: float
     open_manipulations: float
     footprint_cm2: float | None
+    fold_expansion: float = 0.0
+    source: str = ""
+    evidence: str = ""
 
 
 @dataclass
@@ -185,6 +358,7 @@ class ScalePlan:
     stages: list[Stage]
     supply: Supply
     warnings: list[str] = field(default_factory=list)
+    equivalence_checked: bool = False
 
     @property
     def final(self) -> Stage:
@@ -269,29 +443,44 @@ def vessels_for(area: float, vessel: Vessel) -> int:
     return max(1, math.ceil(area / vessel.area_cm2 - 1e-9))
 
 
-def _choose(area: float, candidates: Sequence[Vessel], min_fill: float) -> Vessel:
-    """Rule 3: fewest vessels with fill >= min_fill, ties to least area; else the smallest vessel."""
-    ok = [v for v in candidates if area / (vessels_for(area, v) * v.area_cm2) >= min_fill - 1e-12]
+def _choose(area: float | Mapping[str, float], candidates: Sequence[Vessel], min_fill: float) -> Vessel:
+    """Rule 3: fewest vessels with fill >= min_fill, ties to least area; else the smallest vessel.
+
+    ``area`` is the area needed, one number or one per vessel name (each
+    vessel's own harvest density, rule 2).
+    """
+    def need(v: Vessel) -> float:
+        return area[v.name] if isinstance(area, Mapping) else area
+
+    ok = [v for v in candidates if need(v) / (vessels_for(need(v), v) * v.area_cm2) >= min_fill - 1e-12]
     if not ok:
         return min(candidates, key=lambda v: v.area_cm2)
-    return min(ok, key=lambda v: (vessels_for(area, v), vessels_for(area, v) * v.area_cm2, v.name))
+    return min(ok, key=lambda v: (vessels_for(need(v), v), vessels_for(need(v), v) * v.area_cm2, v.name))
 
 
 def plan_seed_train(demand: Demand | float, supply: Supply, catalogue: Sequence[Vessel],
-                    strategy: str = "scale-out", *, min_fill: float = 0.5) -> ScalePlan:
-    """The seed train of one strategy, worked backwards from the batch to the vial (module rules 1-4).
+                    strategy: str = "scale-out", *, min_fill: float = 0.5,
+                    equivalence: Sequence[Mapping[str, Any]] | None = None) -> ScalePlan:
+    """The seed train of one strategy, worked backwards from the batch to the vial (module rules 0-5).
 
     Parameters
     ----------
     demand : Demand or float
         What the batch needs (or the number of cells directly).
     supply : Supply
-        Growth at the set point and the cell-bank limits.
+        Growth at the set point (per vessel family where passages were
+        recorded, ``supply.by_family``) and the cell-bank limits.
     catalogue : list of Vessel
         Vessels to choose from (``mode`` says which strategy may use them).
     strategy : {'scale-out', 'scale-up'}
     min_fill : float
         Least share of a stage's vessel area the stage must use (rule 3).
+    equivalence : list of mapping, optional
+        Equivalence results (``response``, ``group``, ``reference``, ``test``,
+        ``equivalent``, ``ci``, ``margin``, ``log``; reference and test are
+        vessel families or vessel names). None: not checked. Given (even
+        empty): every change of vessel family between stages without a
+        result showing equivalence is a warning (rule 5).
     """
     if strategy not in STRATEGIES:
         raise ScaleError(f"Unknown strategy '{strategy}'.{did_you_mean(strategy, STRATEGIES)} "
@@ -306,21 +495,24 @@ def plan_seed_train(demand: Demand | float, supply: Supply, catalogue: Sequence[
     lab = [v for v in catalogue if v.mode == "lab"]
     if not production and not lab:
         raise ScaleError(f"The vessel catalogue has no '{strategy}' or 'lab' vessels.")
-    s_eff = supply.harvest_density / supply.fold_expansion_per_passage
-    h = supply.harvest_density
+    growth = {v.family: supply.growth_for(v.family) for v in catalogue}
     backwards: list[tuple[Vessel, int, float]] = []
     required = need
     while True:
-        area = area_needed(required, h)
-        smallest = min((v.area_cm2 for v in production), default=math.inf)
-        group = production if production and area >= min_fill * smallest else (lab or production)
-        vessel = _choose(area, group, min_fill)
+        areas = {v.name: area_needed(required, growth[v.family][1]) for v in catalogue}
+        smallest = min(production, key=lambda v: v.area_cm2) if production else None
+        group = (production if smallest is not None and areas[smallest.name] >= min_fill * smallest.area_cm2
+                 else (lab or production))
+        vessel = _choose(areas, group, min_fill)
+        fold, h, _, _ = growth[vessel.family]
+        s_eff = h / fold
+        area = areas[vessel.name]
         n = vessels_for(area, vessel)
         backwards.append((vessel, n, required))
         required, before = n * vessel.area_cm2 * s_eff, required
         if required >= before and required > supply.starting_cells and n > 1:
             raise ScaleError(f"Filling {n} x {vessel.name} at {s_eff:,.0f} cells/cm^2 takes more cells than the "
-                             f"stage must deliver (fold expansion {supply.fold_expansion_per_passage:.3g} x area "
+                             f"stage must deliver (fold expansion {fold:.3g} x area "
                              f"used {area / (n * vessel.area_cm2):.0%} < 1), so no vial is ever enough: raise "
                              "the least vessel area used (min_fill) or the fold expansion.")
         if required >= before and required > supply.starting_cells:
@@ -333,20 +525,101 @@ def plan_seed_train(demand: Demand | float, supply: Supply, catalogue: Sequence[
             raise ScaleError(f"More than {MAX_STAGES} passages would be needed from {supply.starting_cells:.3g} "
                              f"vial cells to {need:.3g} cells: check the fold expansion and starting cells.")
     stages = []
-    pd_step = supply.doublings_per_passage
+    day, pdl = 0.0, supply.mcb_population_doublings
     for i, (vessel, n, needed_out) in enumerate(reversed(backwards)):
+        fold, h, days, source = growth[vessel.family]
         area = n * vessel.area_cm2
+        pd_step = math.log2(fold)
+        pdl += pd_step
         stages.append(Stage(
             number=i + 1, vessel=vessel.name, family=vessel.family, vessels=n, area_cm2=area,
-            fill=area_needed(needed_out, h) / area, cells_in=area * s_eff, cells_out=area * h,
-            cells_needed_out=needed_out, day_start=i * supply.days_per_passage,
-            day_end=(i + 1) * supply.days_per_passage, population_doublings=pd_step,
-            cumulative_pdl=supply.mcb_population_doublings + (i + 1) * pd_step,
-            open_manipulations=n * vessel.open_manipulations_per_passage,
-            footprint_cm2=None if vessel.footprint_cm2 is None else n * vessel.footprint_cm2))
+            fill=area_needed(needed_out, h) / area, cells_in=area * h / fold, cells_out=area * h,
+            cells_needed_out=needed_out, day_start=day, day_end=day + days, population_doublings=pd_step,
+            cumulative_pdl=pdl, open_manipulations=n * vessel.open_manipulations_per_passage,
+            footprint_cm2=None if vessel.footprint_cm2 is None else n * vessel.footprint_cm2,
+            fold_expansion=fold, source=source))
+        day += days
     plan = ScalePlan(strategy, need, stages, supply)
-    plan.warnings = _warnings(plan, catalogue, s_eff)
+    plan.warnings = _warnings(plan, catalogue, supply.harvest_density / supply.fold_expansion_per_passage)
+    if equivalence is not None:
+        plan.equivalence_checked = True
+        plan.warnings += _check_equivalence(plan, catalogue, equivalence)
     return plan
+
+
+def _family_of(name: str, catalogue: Sequence[Vessel]) -> str:
+    """The vessel family ``name`` stands for: itself when it is a family, else the family of that vessel."""
+    low = str(name).strip().lower()
+    for v in catalogue:
+        if v.family.lower() == low:
+            return v.family.lower()
+    for v in catalogue:
+        if v.name.lower() == low:
+            return v.family.lower()
+    return low
+
+
+def _interval(values: Any, what: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in values)
+    except (TypeError, ValueError):
+        raise ScaleError(f"Equivalence result: {what} must be two numbers [low, high]; got {values!r}.") from None
+    return lo, hi
+
+
+def _describe_result(r: Mapping[str, Any]) -> tuple[str, str]:
+    """Response and "ratio 0.97, 90 % CI 0.91 to 1.03 in 0.80 to 1.25" of one equivalence result."""
+    lo, hi = _interval(r.get("ci"), "ci")
+    mlo, mhi = _interval(r.get("margin"), "margin")
+    log = bool(r.get("log"))
+    level = r.get("confidence", 0.90)
+    level_text = f"{100 * float(level):g} %"
+    estimate = r.get("estimate")
+    if estimate is None:  # the TOST interval is symmetric about the estimate on the analysis scale
+        estimate = math.sqrt(lo * hi) if log and lo > 0 and hi > 0 else (lo + hi) / 2
+
+    def num(x: float) -> str:
+        return f"{x:.2f}" if log else fmt_sig(x, 3)
+
+    what = "ratio" if log else "difference"
+    return (str(r.get("response") or "the response"),
+            f"{what} {num(float(estimate))}, {level_text} CI {num(lo)} to {num(hi)} in {num(mlo)} to {num(mhi)}")
+
+
+def _check_equivalence(plan: ScalePlan, catalogue: Sequence[Vessel],
+                       equivalence: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Rule 5: a warning for each change of vessel family without a result showing equivalence."""
+    modes = {v.name: v.mode for v in catalogue}
+    out: list[str] = []
+    for a, b in zip(plan.stages, plan.stages[1:], strict=False):
+        if a.family.lower() == b.family.lower():
+            continue
+        pair = {a.family.lower(), b.family.lower()}
+        found = []
+        for r in equivalence:
+            if not isinstance(r, Mapping):
+                raise ScaleError("Each equivalence result must be a mapping with response, reference, test, "
+                                 "equivalent, ci, margin and log.")
+            if {_family_of(str(r.get("reference", "")), catalogue), _family_of(str(r.get("test", "")),
+                                                                                catalogue)} == pair:
+                found.append(r)
+        kind = "scale-up" if modes.get(b.vessel) == "scale-up" else "scale-out"
+        step = f"Stage {a.number} -> {b.number} ({a.family} -> {b.family})"
+        ok = [r for r in found if r.get("equivalent") is True]
+        if ok:
+            text = "; ".join(f"{resp} equivalent ({detail})" for resp, detail in map(_describe_result, ok))
+            plan.stages[b.number - 1] = replace(b, evidence=text)
+        elif found:
+            details = "; ".join(f"{resp}: {detail} - not shown equivalent"
+                                for resp, detail in map(_describe_result, found))
+            out.append(f"{step}: the equivalence tests between {a.family} and {b.family} do not show this "
+                       f"{kind} step equivalent ({details}); do not rely on this step until a test shows it "
+                       "equivalent (python -m doe equivalence).")
+        else:
+            out.append(f"{step}: no equivalence evidence between {a.family} and {b.family} for this {kind} "
+                       "step; test it on the Scale comparison page (python -m doe equivalence) before relying "
+                       "on this step.")
+    return out
 
 
 def _warnings(plan: ScalePlan, catalogue: Sequence[Vessel], s_eff: float) -> list[str]:
@@ -362,9 +635,12 @@ def _warnings(plan: ScalePlan, catalogue: Sequence[Vessel], s_eff: float) -> lis
         if limit is not None and s.vessels > limit:
             out.append(f"Stage {s.number}: {s.vessels} x {s.vessel} exceeds the practical count of {limit}.")
     seeding = supply.seeding_density_cells_per_cm2
-    if supply.harvest_density_cells_per_cm2 is not None and abs(s_eff - seeding) > 0.1 * seeding:
+    uses_single = any(s.family not in supply.by_family for s in plan.stages)
+    if (uses_single and supply.harvest_density_cells_per_cm2 is not None
+            and abs(s_eff - seeding) > 0.1 * seeding):
         out.append(f"Harvest density / fold expansion = {s_eff:,.0f} cells/cm^2 differs from the seeding "
-                   f"density {seeding:,.0f} cells/cm^2 by more than 10 %: the plan seeds at {s_eff:,.0f}.")
+                   f"density {seeding:,.0f} cells/cm^2 by more than 10 %: the plan seeds at {s_eff:,.0f}"
+                   + (" (in vessel families without passage records)." if supply.by_family else "."))
     return out
 
 
@@ -397,7 +673,8 @@ def plans_json(demand: Demand | None, plans: Sequence[ScalePlan]) -> dict[str, A
             "area_needed_cm2": area_needed(first.cells_needed, first.supply.harvest_density),
             "demand": asdict(demand) if demand is not None else None,
             "supply": first.supply.describe(),
-            "strategies": {p.strategy: p.to_json() for p in plans}}
+            "strategies": {p.strategy: p.to_json() for p in plans},
+            "equivalence_checked": any(p.equivalence_checked for p in plans)}
 
 
 # -- vessel catalogue ----------------------------------------------------------------------------------
@@ -645,6 +922,8 @@ def supply_from_models(study: Any, runs_or_fits: Any, set_point: Mapping[str, An
 
 
 # -- plan file ---------------------------------------------------------------------------------------
+FROM_PASSAGES = "from_passages"
+_PASSAGE_KEYS = ("fold_expansion_per_passage", "days_per_passage")
 _PLAN_KEYS = ("schema", "name", "description", "demand", "supply", "strategies", "set_point", "min_fill", "vessels")
 _DEMAND_KEYS = ("dose_cells_per_kg", "patient_weight_kg", "doses_per_patient", "patients_per_batch", "overage")
 _SUPPLY_KEYS = ("seeding_density_cells_per_cm2", "harvest_density_cells_per_cm2", "fold_expansion_per_passage",
@@ -668,6 +947,11 @@ class PlanFile:
     def uses_models(self) -> bool:
         """True when a supply value is to be predicted from the study's fitted models."""
         return FROM_MODELS in self.supply.values()
+
+    @property
+    def uses_passages(self) -> bool:
+        """True when a supply value is to be taken per vessel family from recorded passages."""
+        return FROM_PASSAGES in self.supply.values()
 
     @classmethod
     def load(cls, path: str | Path) -> PlanFile:
@@ -707,7 +991,12 @@ class PlanFile:
         supply: dict[str, Any] = {}
         for k in _SUPPLY_KEYS:
             v = s.get(k)
-            if isinstance(v, str) and v.strip() == FROM_MODELS:
+            if isinstance(v, str) and v.strip() == FROM_PASSAGES:
+                if k not in _PASSAGE_KEYS:
+                    raise ScaleError(f"supply: {k} cannot be '{FROM_PASSAGES}'; only "
+                                     f"{' and '.join(_PASSAGE_KEYS)} can (give a number).")
+                supply[k] = FROM_PASSAGES
+            elif isinstance(v, str) and v.strip() == FROM_MODELS:
                 if k not in ("fold_expansion_per_passage", "harvest_density_cells_per_cm2",
                              "seeding_density_cells_per_cm2"):
                     raise ScaleError(f"supply: {k} cannot be '{FROM_MODELS}'; give a number.")
@@ -720,7 +1009,8 @@ class PlanFile:
                   "seeding_density_cells_per_cm2"):
             if supply[k] is None:
                 raise ScaleError(f"supply: {k} is needed"
-                                 + (f" (a number or '{FROM_MODELS}')." if "density" in k or "fold" in k else "."))
+                                 + (f" (a number or '{FROM_MODELS}')." if "density" in k or "fold" in k else
+                                    f" (a number or '{FROM_PASSAGES}')." if k in _PASSAGE_KEYS else "."))
         strategies = data.get("strategies", list(STRATEGIES))
         if isinstance(strategies, str):
             strategies = [strategies]
@@ -739,30 +1029,70 @@ class PlanFile:
                    dict(set_point), 0.5 if min_fill is None else min_fill,
                    {str(k): dict(v) if isinstance(v, Mapping) else v for k, v in vessels.items()})
 
-    def resolve_supply(self, models: Mapping[str, Mapping[str, Any]] | None = None) -> Supply:
-        """The supply, with 'from_models' values (and the set point's seeding density) from ``models``.
+    def resolve_supply(self, models: Mapping[str, Mapping[str, Any]] | None = None, *,
+                       measured: Mapping[str, FamilyGrowth] | None = None) -> Supply:
+        """The supply, with 'from_models' values (and the set point's seeding density) from ``models``
+        and 'from_passages' values from ``measured``.
 
-        ``models`` is what :func:`supply_from_models` returns.
+        ``models`` is what :func:`supply_from_models` returns, ``measured``
+        what :func:`measured_growth` returns.
         """
-        return resolve_supply(self.supply, models)
+        return resolve_supply(self.supply, models, measured=measured)
 
 
-def resolve_supply(spec: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]] | None = None) -> Supply:
-    """A :class:`Supply` from plan values and model values (:func:`supply_from_models`), sources kept.
+def _pooled(measured: Mapping[str, FamilyGrowth], key: str) -> tuple[float, str]:
+    """Passage-weighted mean over the measured families of the numbers they use, and its source."""
+    groups = list(measured.values())
+    weights = [max(g.n, 1) for g in groups]
+    value = sum(w * getattr(g, key) for w, g in zip(weights, groups, strict=True)) / sum(weights)
+    what = "fold expansions" if key == "fold_expansion" else "days per passage"
+    return value, (f"recorded passages pooled over {', '.join(measured)} ({sum(g.n for g in groups)} passages): "
+                   f"passage-weighted mean of the families' {what}, for families without records")
+
+
+def resolve_supply(spec: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]] | None = None, *,
+                   measured: Mapping[str, FamilyGrowth] | None = None) -> Supply:
+    """A :class:`Supply` from plan values, model values (:func:`supply_from_models`) and recorded
+    passages (:func:`measured_growth`), sources kept.
 
     A number in the plan wins over the models; 'from_models' takes the model
     value (an error when there is none). When the fold expansion comes from
     the models and the study has a seeding-density factor, the seeding density
     is the set point's (the prediction holds at that density).
+
+    'from_passages' (fold expansion, days per passage) takes each vessel
+    family's number from ``measured`` (``Supply.by_family``); vessel families
+    without records then use the passage-weighted mean over the measured
+    families (the source says so). A key the plan gives as a number keeps
+    that number for every family.
     """
     models = dict(models or {})
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     fold_from_models = spec.get("fold_expansion_per_passage") == FROM_MODELS
+    passages = [k for k in _PASSAGE_KEYS if spec.get(k) == FROM_PASSAGES]
+    by_family: dict[str, FamilyGrowth] = {}
+    if passages:
+        if measured is None:
+            raise ScaleError(f"supply: {' and '.join(passages)} {'is' if len(passages) == 1 else 'are'} "
+                             f"'{FROM_PASSAGES}': give the passage records (--passages PASSAGES.csv on the "
+                             "command line, or the Seed train page).")
+        if not measured:
+            raise ScaleError(f"supply: '{FROM_PASSAGES}' but the passage records have no vessel family with "
+                             "passages: record passages or give numbers in the plan.")
+        for family, g in measured.items():
+            if "fold_expansion_per_passage" not in passages:
+                g = replace(g, fold_expansion=float(spec["fold_expansion_per_passage"]), source="plan")
+            if "days_per_passage" not in passages:
+                g = replace(g, days_per_passage=float(spec["days_per_passage"]), days_source="plan")
+            by_family[family] = g
     for k in _SUPPLY_KEYS:
         v = spec.get(k)
         model = models.get(k)
-        if v == FROM_MODELS or (k == "seeding_density_cells_per_cm2" and fold_from_models and model is not None):
+        if v == FROM_PASSAGES:
+            values[k], sources[k] = _pooled(by_family, "fold_expansion" if k.startswith("fold") else
+                                            "days_per_passage")
+        elif v == FROM_MODELS or (k == "seeding_density_cells_per_cm2" and fold_from_models and model is not None):
             if model is None:
                 raise ScaleError(f"supply: {k} is '{FROM_MODELS}' but no fitted model gives it: open a study "
                                  "with results (--study and --runs) or give a number in the plan.")
@@ -777,7 +1107,8 @@ def resolve_supply(spec: Mapping[str, Any], models: Mapping[str, Mapping[str, An
                   harvest_density_cells_per_cm2=values.get("harvest_density_cells_per_cm2"),
                   max_passages=None if values.get("max_passages") is None else int(values["max_passages"]),
                   max_population_doublings=values.get("max_population_doublings"),
-                  mcb_population_doublings=values.get("mcb_population_doublings") or 0.0, sources=sources)
+                  mcb_population_doublings=values.get("mcb_population_doublings") or 0.0, sources=sources,
+                  by_family=by_family)
 
 
 def _mapping(value: Any, what: str, example: str) -> dict[str, Any]:
@@ -794,19 +1125,34 @@ def _keys(data: Mapping[str, Any], allowed: Sequence[str], what: str) -> None:
 
 
 def run_plan(plan: PlanFile, catalogue: Sequence[Vessel] | None = None,
-             models: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """Every strategy of a plan file: JSON-ready result and the plans (``{'json': ..., 'plans': [...]}``)."""
+             models: Mapping[str, Mapping[str, Any]] | None = None, *,
+             measured: Mapping[str, FamilyGrowth] | None = None,
+             equivalence: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Every strategy of a plan file: JSON-ready result and the plans (``{'json': ..., 'plans': [...]}``).
+
+    ``measured`` (:func:`measured_growth`) gives the plan's 'from_passages'
+    values per vessel family; ``equivalence`` (a list of equivalence results,
+    None: not checked) is passed to :func:`plan_seed_train`. The JSON gains
+    ``measured`` (the recorded growth used, by family, with its sources; empty
+    when the plan uses no passage records) and ``equivalence_checked``.
+    """
     vessels = apply_overrides(catalogue if catalogue is not None else read_catalogue(), plan.vessels)
-    supply = plan.resolve_supply(models)
-    plans = [plan_seed_train(plan.demand, supply, vessels, s, min_fill=plan.min_fill) for s in plan.strategies]
+    supply = plan.resolve_supply(models, measured=measured)
+    plans = [plan_seed_train(plan.demand, supply, vessels, s, min_fill=plan.min_fill, equivalence=equivalence)
+             for s in plan.strategies]
     out = plans_json(plan.demand, plans)
     out["plan_name"] = plan.name
+    out["measured"] = {f: asdict(g) for f, g in supply.by_family.items()}
+    out["equivalence_checked"] = equivalence is not None
     out["notes"] = [f"The plan gives {k} as a number; the model value ({m['value']:.4g}, {m['source']}) "
                     "is not used (write from_models to use it)."
                     for k, m in (models or {}).items()
                     if k in plan.supply and plan.supply[k] not in (FROM_MODELS, None)
                     and not (k == "seeding_density_cells_per_cm2" and plan.supply.get(
                         "fold_expansion_per_passage") == FROM_MODELS)]
+    if measured and not plan.uses_passages:
+        out["notes"].append(f"Passage records of {', '.join(measured)} were given but the plan gives the fold "
+                            f"expansion and days per passage as numbers; write {FROM_PASSAGES} to use them.")
     out["min_fill"] = plan.min_fill
     if models and "set_point" in models:
         out["set_point"] = models["set_point"]
