@@ -572,7 +572,9 @@ def _describe_result(r: Mapping[str, Any]) -> tuple[str, str]:
     lo, hi = _interval(r.get("ci"), "ci")
     mlo, mhi = _interval(r.get("margin"), "margin")
     log = bool(r.get("log"))
-    level = r.get("confidence", 0.90)
+    level = r.get("confidence")
+    if level is None:  # TOST at level alpha is judged on the 1 - 2 alpha interval
+        level = 1 - 2 * float(r.get("alpha", 0.05))
     level_text = f"{100 * float(level):g} %"
     estimate = r.get("estimate")
     if estimate is None:  # the TOST interval is symmetric about the estimate on the analysis scale
@@ -664,6 +666,69 @@ def plan_frame(plan: ScalePlan) -> pd.DataFrame:
              "Open manipulations": s.open_manipulations, "Footprint (cm²)": s.footprint_cm2}
             for s in plan.stages]
     return pd.DataFrame(rows)
+
+
+#: Columns of :func:`recorded_vs_predicted`.
+RECORDED_COLUMNS = ("Stage", "Vessel", "Family", "Predicted cells per vessel", "Recorded cells per vessel (mean)",
+                    "Recorded min", "Recorded max", "Passages recorded", "Recorded from", "Predicted / recorded")
+_KINETICS_NEEDED = ("Vessel", "Family", "Harvested cells")
+
+
+def recorded_vs_predicted(plan: ScalePlan, kinetics: pd.DataFrame) -> pd.DataFrame:
+    """Cells per vessel at harvest of each stage: the plan's prediction against the recorded passages.
+
+    Parameters
+    ----------
+    plan : ScalePlan
+    kinetics : DataFrame
+        One row per recorded passage with ``Vessel``, ``Family``,
+        ``Harvested cells`` and ``Harvest density (cells/cm2)`` (or
+        ``Area (cm2)`` to compute it), as the growth summary gives them.
+
+    Returns
+    -------
+    DataFrame
+        One row per stage (columns :data:`RECORDED_COLUMNS`). Predicted =
+        the stage's cells out / its vessels. Recorded = mean, min and max of
+        the harvested cells of passages in the same vessel; when there are
+        none, the family's recorded harvest densities x the vessel's area
+        ("Recorded from" says which); NaN and "no records" when neither.
+        "Predicted / recorded" is the predicted over the recorded mean.
+    """
+    missing = [c for c in _KINETICS_NEEDED if c not in kinetics.columns]
+    if missing:
+        raise ScaleError(f"The passage kinetics have no column {quoted_list(missing)}; columns needed: "
+                         f"{', '.join(_KINETICS_NEEDED)} and 'Harvest density (cells/cm2)' or 'Area (cm2)'.")
+    harvested = pd.to_numeric(kinetics["Harvested cells"], errors="coerce")
+    if "Harvest density (cells/cm2)" in kinetics.columns:
+        density = pd.to_numeric(kinetics["Harvest density (cells/cm2)"], errors="coerce")
+    else:
+        density = pd.Series(math.nan, index=kinetics.index)
+    if "Area (cm2)" in kinetics.columns:
+        density = density.fillna(harvested / pd.to_numeric(kinetics["Area (cm2)"], errors="coerce"))
+    vessel = kinetics["Vessel"].astype(str).str.strip()
+    family = kinetics["Family"].astype(str).str.strip()
+    rows = []
+    for s in plan.stages:
+        predicted = s.cells_out / s.vessels
+        per_vessel = s.area_cm2 / s.vessels
+        same = harvested[(vessel == s.vessel) & harvested.notna()]
+        fam = density[(family == s.family) & density.notna()]
+        if len(same):
+            values, n, where = same, len(same), f"{s.vessel}: {_plural(len(same), 'passage')}"
+        elif len(fam):
+            values, n = fam * per_vessel, len(fam)
+            where = (f"{s.family} harvest density x {per_vessel:,.0f} cm² ({_plural(len(fam), 'passage')} in "
+                     f"other {s.family} vessels; none in {s.vessel})")
+        else:
+            values, n, where = pd.Series(dtype=float), 0, "no records"
+        mean = float(values.mean()) if n else math.nan
+        rows.append({"Stage": s.number, "Vessel": s.vessel, "Family": s.family,
+                     "Predicted cells per vessel": predicted, "Recorded cells per vessel (mean)": mean,
+                     "Recorded min": float(values.min()) if n else math.nan,
+                     "Recorded max": float(values.max()) if n else math.nan, "Passages recorded": n,
+                     "Recorded from": where, "Predicted / recorded": predicted / mean if n and mean > 0 else math.nan})
+    return pd.DataFrame(rows, columns=list(RECORDED_COLUMNS))
 
 
 def plans_json(demand: Demand | None, plans: Sequence[ScalePlan]) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""Figures of the seed-train scale planner (pure functions returning plotly figures)."""
+"""Figures of the seed-train scale planner (pure functions returning plotly figures): cells against day
+(:func:`plan_figure`) and predicted against recorded cells per vessel (:func:`recorded_figure`)."""
 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 
+import pandas as pd
 import plotly.graph_objects as go
 
 from doe.plots.theme import PALETTE, TEMPLATE
@@ -88,3 +91,74 @@ def _log10(x: float) -> float:
     import math
 
     return math.log10(x) if x > 0 else 0.0
+
+
+def _value(x: object) -> float | None:
+    """A finite float, else None (a gap in the figure, null in its JSON)."""
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def recorded_figure(plans: ScalePlan | Sequence[ScalePlan], tables: pd.DataFrame | Sequence[pd.DataFrame], *,
+                    note: str = "") -> go.Figure:
+    """Cells per vessel at harvest of each stage: the plan's prediction against the recorded passages.
+
+    ``tables`` are :func:`doe.scale.recorded_vs_predicted` of each plan, in
+    the same order. Per stage a diamond marks the predicted cells per vessel
+    and a circle the recorded mean, with bars from the recorded minimum to
+    maximum (log y-axis). With several plans, the stages are grouped by
+    strategy on the x-axis.
+    """
+    plans = [plans] if isinstance(plans, ScalePlan) else list(plans)
+    tables = [tables] if isinstance(tables, pd.DataFrame) else list(tables)
+    if len(tables) != len(plans):
+        from doe.scale import ScaleError
+
+        raise ScaleError(f"recorded_figure needs one table per plan; got {len(tables)} tables for "
+                         f"{len(plans)} plans.")
+    fig = go.Figure()
+    several = len(plans) > 1
+    for k, (plan, table) in enumerate(zip(plans, tables, strict=True)):
+        colour = PALETTE[k % len(PALETTE)]
+        labels = [f"Stage {int(r['Stage'])}: {r['Vessel']}" for _, r in table.iterrows()]
+        x: list[str] | list[list[str]] = [[plan.strategy] * len(labels), labels] if several else labels
+        predicted = [_value(v) for v in table["Predicted cells per vessel"]]
+        mean = [_value(v) for v in table["Recorded cells per vessel (mean)"]]
+        low = [_value(v) for v in table["Recorded min"]]
+        high = [_value(v) for v in table["Recorded max"]]
+        up = [None if m is None or h is None else h - m for m, h in zip(mean, high, strict=True)]
+        down = [None if m is None or lo is None else m - lo for m, lo in zip(mean, low, strict=True)]
+        who = f" ({plan.strategy})" if several else ""
+        fig.add_trace(go.Scatter(
+            x=x, y=predicted, mode="markers", name=html.escape(f"Predicted by the plan{who}"),
+            marker={"symbol": "diamond", "size": 12, "color": colour, "line": {"color": "#222222", "width": 1}},
+            text=[html.escape(f"{lab}: predicted {p:.3g} cells per vessel") if p is not None else lab
+                  for lab, p in zip(labels, predicted, strict=True)],
+            hovertemplate="%{text}<extra></extra>"))
+        fig.add_trace(go.Scatter(
+            x=x, y=mean, mode="markers", name=html.escape(f"Recorded mean, bars min to max{who}"),
+            marker={"symbol": "circle-open", "size": 11, "color": colour, "line": {"width": 2}},
+            error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": down, "color": colour,
+                     "thickness": 1.5, "width": 6},
+            text=[html.escape(f"{lab}: recorded mean {m:.3g} (min {lo:.3g}, max {h:.3g}) cells per vessel; "
+                              f"{frm}") if m is not None and lo is not None and h is not None
+                  else html.escape(f"{lab}: {frm}")
+                  for lab, m, lo, h, frm in zip(labels, mean, low, high, table["Recorded from"], strict=True)],
+            hovertemplate="%{text}<extra></extra>"))
+    title = "Cells per vessel at harvest: predicted by the plan against the recorded passages"
+    sub = "Diamonds: the plan; circles: mean of the recorded passages, bars from the least to the most"
+    fig.update_layout(
+        template=TEMPLATE, width=900, height=520,
+        title={"text": f"{html.escape(title)}<br><sup>{html.escape(sub)}</sup>", "x": 0.01},
+        xaxis={"title": {"text": "Stage of the seed train: vessel"}},
+        yaxis={"title": {"text": "Cells per vessel (count, log scale)"}, "type": "log", "exponentformat": "power"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "font": {"size": 12}},
+        margin={"t": 96, "b": 150, "l": 80, "r": 30},
+    )
+    if note:
+        fig.add_annotation(text=html.escape(note), xref="paper", yref="paper", x=0, y=-0.4, showarrow=False,
+                           xanchor="left", yanchor="top", font={"size": 11})
+    return fig
