@@ -24,7 +24,7 @@ the margins.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +150,37 @@ class EquivalenceResult:
             "sd_reference": json_number(self.sd_reference), "sd_test": json_number(self.sd_test),
             "method": self.method, "notes": list(self.notes), "conclusion": self.conclusion(),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EquivalenceResult:
+        """The result that :meth:`to_json` wrote (``conclusion`` and extra keys such as ``created_at`` are
+        ignored; ``None`` numbers come back as NaN)."""
+        def num(key: str) -> float:
+            v = data.get(key)
+            return float("nan") if v is None else float(v)
+
+        def pair(key: str) -> tuple[float, float]:
+            v = data.get(key)
+            if not isinstance(v, Sequence) or isinstance(v, str) or len(v) != 2:
+                raise EquivalenceError(f"An equivalence result needs '{key}' as a list of two numbers; got {v!r}.")
+            return (float("nan") if v[0] is None else float(v[0]), float("nan") if v[1] is None else float(v[1]))
+
+        missing = [k for k in ("response", "reference", "test", "estimate", "ci", "margin", "equivalent")
+                   if k not in data]
+        if missing:
+            raise EquivalenceError(f"This is not an equivalence result (EquivalenceResult.to_json): it lacks "
+                                   f"{quoted_list(missing)}.")
+        n_pairs = data.get("n_pairs")
+        return cls(
+            response=str(data["response"]), group=str(data.get("group", "")), reference=str(data["reference"]),
+            test=str(data["test"]), estimate=num("estimate"), ci=pair("ci"), t_lower=num("t_lower"),
+            t_upper=num("t_upper"), df=num("df"), p_lower=num("p_lower"), p_upper=num("p_upper"), p=num("p"),
+            equivalent=bool(data["equivalent"]), margin=pair("margin"), alpha=float(data.get("alpha", 0.05)),
+            paired=bool(data.get("paired", False)), log=bool(data.get("log", False)),
+            var_equal=bool(data.get("var_equal", False)), n_reference=int(data.get("n_reference") or 0),
+            n_test=int(data.get("n_test") or 0), n_pairs=None if n_pairs is None else int(n_pairs),
+            mean_reference=num("mean_reference"), mean_test=num("mean_test"), sd_reference=num("sd_reference"),
+            sd_test=num("sd_test"), method=str(data.get("method", "")), notes=[str(n) for n in data.get("notes", [])])
 
 
 # -- input checks ------------------------------------------------------------------------------------------
