@@ -21,7 +21,7 @@ from doe.errors import DoeError
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest schema revision (the last file in migrations/versions; a test keeps the two equal).
 #: A database already there opens without loading Alembic, which takes a while to import.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 DB_FILE = "doe.sqlite"
 #: Execution option that makes an SQLite transaction take the write lock at BEGIN.
 WRITE_OPTION = "doe_write"
@@ -144,7 +144,7 @@ def create_fresh(conn: Connection, key: SiteKey) -> None:
 APPEND_ONLY = ("audit_trail", "imported_audit")
 #: What the application's role may do elsewhere (DOE_APP_ROLE, PostgreSQL): read, add, change rows.
 APP_TABLES = ("studies", "study_versions", "designs", "runs", "run_revisions", "data_versions", "analyses",
-              "decisions", "audit_head")
+              "decisions", "passages", "passage_revisions", "passage_versions", "equivalence_tests", "audit_head")
 _REFUSED = "is append-only: its records cannot be changed or deleted"
 
 
@@ -188,11 +188,13 @@ def grant_app_role(conn: Connection) -> None:
     quoted = f'"{role}"'
     schema = '"' + conn.execute(text("SELECT current_schema()")).scalar_one().replace('"', '""') + '"'
     audit = ", ".join(APPEND_ONLY)
+    present = set(inspect(conn).get_table_names())
+    tables = [t for t in APP_TABLES if t in present]  # an earlier revision runs before later tables exist
     for sql in (f"GRANT USAGE ON SCHEMA {schema} TO {quoted}",
                 f"REVOKE UPDATE, DELETE, TRUNCATE ON {audit} FROM {quoted}",
                 f"GRANT SELECT, INSERT ON {audit} TO {quoted}",
-                f"GRANT SELECT, INSERT, UPDATE ON {', '.join(APP_TABLES)} TO {quoted}",
-                f"REVOKE DELETE, TRUNCATE ON {', '.join(APP_TABLES)} FROM {quoted}",
+                f"GRANT SELECT, INSERT, UPDATE ON {', '.join(tables)} TO {quoted}",
+                f"REVOKE DELETE, TRUNCATE ON {', '.join(tables)} FROM {quoted}",
                 f"GRANT SELECT ON alembic_version TO {quoted}",
                 f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {quoted}"):
         conn.exec_driver_sql(sql)

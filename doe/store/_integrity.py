@@ -27,6 +27,13 @@ entity             audit ``entity_id``                     fields (``row_digest`
 ``decision``       ``decisions.id``                        study, analysis_version, threshold,
                                                            set_point_json, ranges_json, note,
                                                            created_at, created_by
+``passage``        ``passages.id``                         study, donor, passage, vessel, repeat,
+                                                           values_json, row_version, deleted
+``passage_version`` ``"<studies.id>:<version>"``           study, version, content_hash, n_passages,
+                                                           reason, order_json, created_at, created_by,
+                                                           passage_revisions
+``equivalence``    ``equivalence_tests.id``                study, passage_version, result_json, note,
+                                                           created_at, created_by
 =================  ======================================  =========================================
 
 ``study`` is the study's name. A data version's ``design`` is the 1-based position of its design
@@ -34,6 +41,9 @@ among the study's designs in the order they were saved (``designs.id``; deleted 
 a bundle's ``runs/data_versions.csv`` numbers it, or None; its ``revisions`` are the run
 revisions recorded with it (``run_revisions`` rows with that ``data_version``), each
 ``{label, row_version, deleted, values_json}`` with ``label`` the run's label, in label order.
+A passage version's ``passage_revisions`` (schema 0006) are the ``passage_revisions`` rows recorded
+with it, each ``{key, row_version, deleted, values_json}`` with ``key`` the row's
+``[donor, passage, vessel, repeat]``, in the order of the keys' canonical JSON.
 A bundle's parsed rows (``doe.store._bundle``) carry these keys once ``study`` is added (and
 ``label``/``revisions`` as described), so :func:`row_digest` recomputes a source store's digests.
 
@@ -76,13 +86,20 @@ FIELDS: dict[str, tuple[str, ...]] = {
                  "created_by"),
     "decision": ("study", "analysis_version", "threshold", "set_point_json", "ranges_json", "note",
                  "created_at", "created_by"),
+    "passage": ("study", "donor", "passage", "vessel", "repeat", "values_json", "row_version", "deleted"),
+    "passage_version": ("study", "version", "content_hash", "n_passages", "reason", "order_json", "created_at",
+                        "created_by", "passage_revisions"),
+    "equivalence": ("study", "passage_version", "result_json", "note", "created_at", "created_by"),
 }
 #: Entities in the order ``audit verify`` checks them (and reports the first problem).
 ENTITIES = tuple(FIELDS)
+#: The entities schema 0005 knew (its migration covers their rows; later tables did not exist yet).
+ENTITIES_0005 = ("study", "study_version", "design", "run", "data_version", "analysis", "decision")
 _BOOL = {"frozen", "current", "deleted"}
 _INT = {"version", "study_version", "row_version", "n_runs", "data_version", "seed", "analysis_version",
-        "design"}
+        "design", "passage", "repeat", "n_passages", "passage_version"}
 REVISION_FIELDS = ("label", "row_version", "deleted", "values_json")
+PASSAGE_REVISION_FIELDS = ("key", "row_version", "deleted", "values_json")
 
 
 def canonical(doc: Any) -> bytes:
@@ -109,6 +126,10 @@ def _revision(r: dict[str, Any]) -> dict[str, Any]:
     return {k: _value(k, r[k]) for k in REVISION_FIELDS}
 
 
+def _passage_revision(r: dict[str, Any]) -> dict[str, Any]:
+    return {"key": list(r["key"]), **{k: _value(k, r[k]) for k in PASSAGE_REVISION_FIELDS[1:]}}
+
+
 def row_digest(entity: str, fields: dict[str, Any]) -> str:
     """The row digest of ``entity`` from a mapping holding its fields (see the module docstring).
 
@@ -125,6 +146,9 @@ def row_digest(entity: str, fields: dict[str, Any]) -> str:
     for key in names:
         if key == "revisions":
             doc[key] = sorted((_revision(r) for r in fields[key]), key=lambda r: r["label"])
+        elif key == "passage_revisions":
+            doc[key] = sorted((_passage_revision(r) for r in fields[key]),
+                              key=lambda r: canonical(r["key"]))
         else:
             doc[key] = _value(key, fields[key])
     return hashlib.sha256(canonical(doc)).hexdigest()
@@ -158,7 +182,10 @@ def describe(entity: str, entity_id: str, study: str | None, label: str | None =
             "run": f"run {label or entity_id}{of}",
             "data_version": f"data version {tail}{of}",
             "analysis": f"analysis version {tail}{of}",
-            "decision": f"design-space decision {entity_id}{of}"}.get(entity, f"{entity} {entity_id}{of}")
+            "decision": f"design-space decision {entity_id}{of}",
+            "passage": f"seed-train passage {label or entity_id}{of}",
+            "passage_version": f"passage data version {tail}{of}",
+            "equivalence": f"equivalence test {entity_id}{of}"}.get(entity, f"{entity} {entity_id}{of}")
 
 
 def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
@@ -296,8 +323,52 @@ class RowReader:
                             describe("decision", str(r.id), study), study)
 
 
+    def _passage(self) -> Iterator[StoredRow]:
+        from doe.store._passages import row_label
+
+        for r in self._select(self.M.PassageRow, [self.M.PassageRow.id], True):
+            study = self.name(r.study_id)
+            fields = {**_attrs(r, FIELDS["passage"][1:]), "study": study}
+            yield StoredRow("passage", str(r.id), row_digest("passage", fields),
+                            describe("passage", str(r.id), study, row_label((r.donor, r.passage, r.vessel, r.repeat))),
+                            study)
+
+    def _passage_version(self) -> Iterator[StoredRow]:
+        M = self.M
+        rows = list(self._select(M.PassageVersionRow, [M.PassageVersionRow.study_id, M.PassageVersionRow.version],
+                                 False))
+        keys = {(r.study_id, r.version) for r in rows}
+        revisions: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        query = (select(M.PassageRow.study_id, M.PassageRow.donor, M.PassageRow.passage, M.PassageRow.vessel,
+                        M.PassageRow.repeat, M.PassageRevisionRow.version, M.PassageRevisionRow.row_version,
+                        M.PassageRevisionRow.deleted, M.PassageRevisionRow.values_json)
+                 .join(M.PassageRow, M.PassageRow.id == M.PassageRevisionRow.passage_id))
+        for part in _chunks(sorted(keys)) if self.wanted is not None else [None]:
+            where = query if part is None else query.where(or_(
+                *(and_(M.PassageRow.study_id == a, M.PassageRevisionRow.version == b) for a, b in part)))
+            for sid, donor, passage, vessel, repeat, version, rv, deleted, values in self.s.execute(where):
+                if (sid, version) in keys:
+                    revisions.setdefault((sid, version), []).append(
+                        {"key": [donor, passage, vessel, repeat], "row_version": rv, "deleted": deleted,
+                         "values_json": values})
+        for r in rows:
+            key, study = f"{r.study_id}:{r.version}", self.name(r.study_id)
+            fields = {**_attrs(r, FIELDS["passage_version"][1:-1]), "study": study,
+                      "passage_revisions": revisions.get((r.study_id, r.version), [])}
+            yield StoredRow("passage_version", key, row_digest("passage_version", fields),
+                            describe("passage_version", key, study), study)
+
+    def _equivalence(self) -> Iterator[StoredRow]:
+        for r in self._select(self.M.EquivalenceTestRow, [self.M.EquivalenceTestRow.id], True):
+            study = self.name(r.study_id)
+            fields = {**_attrs(r, FIELDS["equivalence"][1:]), "study": study}
+            yield StoredRow("equivalence", str(r.id), row_digest("equivalence", fields),
+                            describe("equivalence", str(r.id), study), study)
+
+
 _ENTITY_OF = {"studies": "study", "study_versions": "study_version", "designs": "design", "runs": "run",
-              "data_versions": "data_version", "analyses": "analysis", "decisions": "decision"}
+              "data_versions": "data_version", "analyses": "analysis", "decisions": "decision",
+              "passages": "passage", "passage_versions": "passage_version", "equivalence_tests": "equivalence"}
 
 
 def _pair(key: str) -> bool:

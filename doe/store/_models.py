@@ -149,6 +149,68 @@ class DecisionRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
+class PassageRow(Base):
+    """One row of a study's seed-train passage sheet now: its key, values (JSON) and row version.
+
+    The key is (donor, passage, vessel, repeat): ``repeat`` counts rows of the same donor, passage
+    and vessel in sheet order (parallel vessels), from 1. A removed row stays, marked deleted.
+    """
+
+    __tablename__ = "passages"
+    __table_args__ = (UniqueConstraint("study_id", "donor", "passage", "vessel", "repeat"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    donor: Mapped[str] = mapped_column(String(200))
+    passage: Mapped[int] = mapped_column(Integer)
+    vessel: Mapped[str] = mapped_column(String(200))
+    repeat: Mapped[int] = mapped_column(Integer)
+    values_json: Mapped[str] = mapped_column(Text)
+    row_version: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class PassageRevisionRow(Base):
+    """A passage row's values as of one passage data version (append-only; rebuilds old versions)."""
+
+    __tablename__ = "passage_revisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    passage_id: Mapped[int] = mapped_column(ForeignKey("passages.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    row_version: Mapped[int] = mapped_column(Integer)
+    values_json: Mapped[str] = mapped_column(Text)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class PassageVersionRow(Base):
+    """One saved passage sheet: its content hash, row count, reason, and the rows' keys in sheet order."""
+
+    __tablename__ = "passage_versions"
+    __table_args__ = (UniqueConstraint("study_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    n_passages: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: JSON list of the rows' keys [donor, passage, vessel, repeat] in sheet order.
+    order_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class EquivalenceTestRow(Base):
+    """An equivalence test a scientist ran (the result's JSON), with the passage data version it used."""
+
+    __tablename__ = "equivalence_tests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    passage_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    result_json: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
 class AuditRow(Base):
     """One audit record (append-only: triggers refuse UPDATE and DELETE), hash-chained to the one before."""
 

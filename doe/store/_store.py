@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -497,6 +497,51 @@ class Store:
                       reason=reason)
             row.deleted, row.row_version = True, row.row_version + 1
             return self._new_data_version(s, audit, study, row.study_id, [row], reason)
+
+    # -- seed train: passage sheets and equivalence tests (doe.store._passages) -----------
+    def save_passages(self, study_name: str, table: pd.DataFrame, user: User | str,
+                      reason: str | None = None) -> int:
+        """Save ``table`` (the whole passage sheet) as the study's next passage data version; its number.
+
+        A sheet identical to the saved one writes nothing and returns the current version (0 when
+        none). Changing or removing a saved row needs a ``reason``; every created row, changed
+        value and removed row gets an audit record (see :mod:`doe.store._passages`).
+        """
+        from doe.store import _passages as P
+
+        rows = P.sheet_rows(table)
+        with self._write(user) as (s, audit):
+            return P.save_sheet(s, audit, self._study_id(s, study_name), study_name, rows, reason)
+
+    def passages(self, study_name: str, version: int | None = None) -> pd.DataFrame:
+        """The passage sheet as of ``version`` (default: the newest); empty, with its columns, when none is saved."""
+        from doe.store import _passages as P
+
+        with self._session() as s:
+            return P.sheet(s, self._study_id(s, study_name), study_name, version)
+
+    def passage_versions(self, study_name: str) -> pd.DataFrame:
+        """Every passage data version: version, content_hash, n_passages, reason, created_at, created_by."""
+        from doe.store import _passages as P
+
+        with self._session() as s:
+            return P.versions_frame(s, self._study_id(s, study_name))
+
+    def save_equivalence(self, study_name: str, result: Mapping[str, Any], user: User | str, note: str = "") -> int:
+        """Keep an equivalence test (``EquivalenceResult.to_json()``) with the newest passage data version; its id."""
+        from doe.store import _passages as P
+
+        plain = P.plain_result(result)
+        with self._write(user) as (s, audit):
+            return P.save_equivalence(s, audit, self._study_id(s, study_name), study_name, plain, note)
+
+    def equivalence_tests(self, study_name: str) -> pd.DataFrame:
+        """The study's equivalence tests, oldest first: id, passage_version, response, reference, test,
+        equivalent, result (dict), note, created_at, created_by."""
+        from doe.store import _passages as P
+
+        with self._session() as s:
+            return P.equivalence_frame(s, self._study_id(s, study_name))
 
     # -- analyses and decisions -------------------------------------------------------
     def save_analysis(self, study_name: str, choices: dict[str, Any], summary: dict[str, Any],

@@ -31,7 +31,7 @@ def upgrade() -> None:
     from doe.errors import DoeError
     from doe.store._audit import AuditWriter, User, sign_head
     from doe.store._engine import append_only, grant_app_role
-    from doe.store._integrity import ENTITIES, all_rows
+    from doe.store._integrity import ENTITIES_0005, all_rows
 
     key = context.config.attributes.get("site_key")
     if key is None:
@@ -49,7 +49,7 @@ def upgrade() -> None:
     try:
         writer = AuditWriter(session, User("system"))
         rows_of = all_rows(session)
-        for entity in ENTITIES:
+        for entity in ENTITIES_0005:
             for row in rows_of(entity):
                 writer.add("modify", entity, row.entity_id, row.study, field="row_hash", reason=REASON)
         writer.finish()
