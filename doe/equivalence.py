@@ -125,9 +125,10 @@ class EquivalenceResult:
             sides.append("below the lower margin")
         if self.ci[1] >= self.margin[1]:
             sides.append("above the upper margin")
-        reach = " and ".join(sides) if sides else "outside the margins"
+        reach = " and ".join(sides) if sides else "the margins"
         return (f"{self.test} is not shown equivalent to {self.reference} for {self.response}: the {level} "
-                f"confidence interval of {what}, {ci}, reaches {reach} {margins} (TOST {p}). "
+                f"confidence interval of {what}, {ci}, is not inside the margins {margins}: it reaches {reach} "
+                f"(TOST {p}). "
                 "More runs or less variability would narrow the interval; a true difference near a margin "
                 "cannot be shown equivalent.")
 
