@@ -20,8 +20,22 @@ Layout (UTF-8 text; JSON and CSV so a person can read every file)::
                                      ``design``: the number of its design in designs.json, or blank)
     analyses/analysis_v0001.json ... model choices, fitted summary, data version, created
     decisions/decisions.json         every design-space decision
+    seed_train/passages.csv          the passage sheet's rows now (schema 0006; only when the study has
+                                     passages or equivalence tests): Donor, Passage, Vessel, repeat, the
+                                     values, row version, deleted (removed rows stay, flagged), stored JSON
+    seed_train/passage_versions.csv  every passage data version (hash, number of passages, reason,
+                                     created, ``order_json``: the rows' keys in sheet order)
+    seed_train/passage_revisions.csv every passage row revision (key, version, row version, deleted,
+                                     stored JSON): with passage_versions.csv it rebuilds every version
+    seed_train/equivalence.json      every equivalence test kept (result, passage data version, note,
+                                     created)
     audit/audit_trail.csv            the source store's audit records of the study, every column
     audit/imported_audit_trail.csv   records that earlier bundles brought into the source store
+
+The seed_train files came with schema 0006 and keep bundle schema 2: a bundle without them (made
+before, or of a study without seed-train data) imports as before. Software from before them
+does not read them (it checks their checksums and imports the rest), so move a study with
+seed-train data with this software or later.
 
 Run values travel as the stored JSON text and JSON numbers are written with
 Python's shortest round-trip repr, so every number comes back bit-identical.
@@ -75,7 +89,11 @@ from doe.store._models import (
     DataVersionRow,
     DecisionRow,
     DesignRow,
+    EquivalenceTestRow,
     ImportedAuditRow,
+    PassageRevisionRow,
+    PassageRow,
+    PassageVersionRow,
     RunRevisionRow,
     RunRow,
     StudyRow,
@@ -97,7 +115,7 @@ SIGNATURE = "signature.json"
 ALGORITHM = "Ed25519"
 
 # -- limits: checked before anything is unpacked or parsed -----------------------------------------
-#: Files in a bundle: one per study version, design and analysis plus nine. A study with
+#: Files in a bundle: one per study version, design and analysis plus thirteen. A study with
 #: thousands of versions is far beyond any real one; the bound keeps the zip directory small.
 MAX_MEMBERS = 10_000
 #: Bytes of one file once unpacked (as the zip directory declares it, and as read). The largest
@@ -123,6 +141,12 @@ AUDIT_COLUMNS = ("seq", "ts", "user_name", "authenticated", "action", "entity", 
 RUN_COLUMNS = ("row_version", "deleted", "values_json")
 REVISION_COLUMNS = ("Run", "data_version", "row_version", "deleted", "values_json")
 DATA_VERSION_COLUMNS = ("version", "content_hash", "n_runs", "reason", "created_at", "created_by")
+SEED_TRAIN = ("seed_train/passages.csv", "seed_train/passage_versions.csv", "seed_train/passage_revisions.csv",
+              "seed_train/equivalence.json")
+PASSAGE_KEY_COLUMNS = ("Donor", "Passage", "Vessel", "repeat")
+PASSAGE_VERSION_COLUMNS = ("version", "content_hash", "n_passages", "reason", "created_at", "created_by",
+                           "order_json")
+PASSAGE_REVISION_COLUMNS = (*PASSAGE_KEY_COLUMNS, "version", "row_version", "deleted", "values_json")
 _AGAIN = "Export the study again from the source database and import the new file; nothing was written."
 _LINE_END = "\r\n"
 
@@ -155,7 +179,8 @@ def site_key(store: Store) -> SiteKey:
 def _study_files(s: Session, sid: int) -> dict[str, bytes]:
     """Every data file of the study: {path in the zip: bytes}."""
     files: dict[str, bytes] = {}
-    for part in (_study_part, _design_part, _run_part, _analysis_part, _decision_part, _audit_part):
+    for part in (_study_part, _design_part, _run_part, _analysis_part, _decision_part, _seed_train_part,
+                 _audit_part):
         files.update(part(s, sid))
     return files
 
@@ -224,6 +249,36 @@ def _decision_part(s: Session, sid: int) -> dict[str, bytes]:
          **_json_field("set_point", r.set_point_json), **_json_field("ranges", r.ranges_json),
          "note": r.note, "created_at": r.created_at, "created_by": r.created_by}
         for i, r in enumerate(_rows(s, DecisionRow, sid, DecisionRow.id), 1)])}
+
+
+def _seed_train_part(s: Session, sid: int) -> dict[str, bytes]:
+    """The passage sheet's rows, versions and revisions and the equivalence tests (none: no files)."""
+    from doe.store._passages import PASSAGE_COLUMNS
+
+    rows = _rows(s, PassageRow, sid, PassageRow.id)
+    tests = _rows(s, EquivalenceTestRow, sid, EquivalenceTestRow.id)
+    if not rows and not tests:
+        return {}
+    values = [json.loads(r.values_json) for r in rows]
+    readable = [c for c in PASSAGE_COLUMNS if c not in PASSAGE_KEY_COLUMNS]
+    key = {r.id: [r.donor, r.passage, r.vessel, r.repeat] for r in rows}
+    revisions = s.execute(select(PassageRevisionRow).join(PassageRow, PassageRow.id == PassageRevisionRow.passage_id)
+                          .where(PassageRow.study_id == sid)
+                          .order_by(PassageRevisionRow.version, PassageRevisionRow.passage_id)).scalars()
+    versions = _rows(s, PassageVersionRow, sid, PassageVersionRow.version)
+    return {
+        "seed_train/passages.csv": _csv(
+            (*PASSAGE_KEY_COLUMNS, *readable, *RUN_COLUMNS),
+            ([*key[r.id], *(v.get(c) for c in readable), r.row_version, bool(r.deleted), r.values_json]
+             for r, v in zip(rows, values))),
+        "seed_train/passage_versions.csv": _csv(PASSAGE_VERSION_COLUMNS,
+                                                ([getattr(v, c) for c in PASSAGE_VERSION_COLUMNS] for v in versions)),
+        "seed_train/passage_revisions.csv": _csv(PASSAGE_REVISION_COLUMNS, (
+            [*key[r.passage_id], r.version, r.row_version, bool(r.deleted), r.values_json] for r in revisions)),
+        "seed_train/equivalence.json": _json_file([
+            {"number": i, "passage_version": t.passage_version, **_json_field("result", t.result_json),
+             "note": t.note, "created_at": t.created_at, "created_by": t.created_by}
+            for i, t in enumerate(tests, 1)])}
 
 
 def _audit_part(s: Session, sid: int) -> dict[str, bytes]:
@@ -454,6 +509,10 @@ class _Content:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
     imported: list[dict[str, Any]] = field(default_factory=list)
+    passages: list[dict[str, Any]] = field(default_factory=list)
+    passage_revisions: list[dict[str, Any]] = field(default_factory=list)
+    passage_versions: list[dict[str, Any]] = field(default_factory=list)
+    equivalence: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_bundle(files: dict[str, bytes], schema: int = SCHEMA, *, digests_required: bool = False) -> _Content:
@@ -489,7 +548,7 @@ def _parse(files: dict[str, bytes], schema: int) -> _Content:
     def rows(path: str) -> list[dict[str, str]]:
         return _read_csv(files[path], path, neutral)
 
-    return _Content(
+    content = _Content(
         study={k: study[k] for k in ("name", "created_at", "created_by")},
         versions=[_study_version(v, files) for v in study["versions"]],
         designs=[_design(d, files, neutral) for d in designs],
@@ -500,6 +559,51 @@ def _parse(files: dict[str, bytes], schema: int) -> _Content:
         decisions=[_decision(d) for d in decisions],
         audit=[_audit_record(r) for r in rows("audit/audit_trail.csv")],
         imported=[{"bundle": r["bundle"], **_audit_record(r)} for r in rows("audit/imported_audit_trail.csv")])
+    present = [p for p in SEED_TRAIN if p in files]
+    if present and len(present) < len(SEED_TRAIN):
+        missing = next(p for p in SEED_TRAIN if p not in files)
+        raise DoeError(f"The bundle has {present[0]} but not {missing}: the seed-train files come together. {_AGAIN}")
+    if present:
+        content.passages = [_passage(r) for r in rows("seed_train/passages.csv")]
+        content.passage_revisions = [_passage_revision(r) for r in rows("seed_train/passage_revisions.csv")]
+        content.passage_versions = [_passage_version(r) for r in rows("seed_train/passage_versions.csv")]
+        content.equivalence = [_equivalence(e) for e in _load_json(files["seed_train/equivalence.json"],
+                                                                   "seed_train/equivalence.json")]
+    return content
+
+
+def _passage_key(r: dict[str, str]) -> list[Any]:
+    return [r["Donor"], int(r["Passage"]), r["Vessel"], int(r["repeat"])]
+
+
+def _passage(r: dict[str, str]) -> dict[str, Any]:
+    values = _load_json(r["values_json"], "seed_train/passages.csv")
+    donor, passage, vessel, repeat = _passage_key(r)
+    if not isinstance(values, dict) or [values.get("Donor"), values.get("Passage"), values.get("Vessel")] != [
+            donor, passage, vessel]:
+        raise DoeError(f"The bundle's seed_train/passages.csv has a row whose Donor, Passage and Vessel are not "
+                       f"those of its stored values (Donor {donor}, passage {passage}, {vessel}). {_AGAIN}")
+    return {"donor": donor, "passage": passage, "vessel": vessel, "repeat": repeat, "values_json": r["values_json"],
+            "row_version": int(r["row_version"]), "deleted": _bool(r["deleted"])}
+
+
+def _passage_revision(r: dict[str, str]) -> dict[str, Any]:
+    _load_json(r["values_json"], "seed_train/passage_revisions.csv")
+    return {"key": _passage_key(r), "version": int(r["version"]), "row_version": int(r["row_version"]),
+            "values_json": r["values_json"], "deleted": _bool(r["deleted"])}
+
+
+def _passage_version(r: dict[str, str]) -> dict[str, Any]:
+    _load_json(r["order_json"], "seed_train/passage_versions.csv")
+    return {"version": int(r["version"]), "content_hash": r["content_hash"], "n_passages": int(r["n_passages"]),
+            "reason": r["reason"] or None, "order_json": r["order_json"], "created_at": r["created_at"],
+            "created_by": r["created_by"]}
+
+
+def _equivalence(e: dict[str, Any]) -> dict[str, Any]:
+    version = e["passage_version"]
+    return {"passage_version": None if version is None else int(version), "result_json": _json_text(e, "result"),
+            "note": str(e["note"]), "created_at": e["created_at"], "created_by": e["created_by"]}
 
 
 def _study_version(v: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
@@ -590,6 +694,7 @@ def check_content(c: _Content, digests_required: bool = False) -> None:
                            f"after it was recorded. {_AGAIN}")
     _check_data_versions(c)
     _check_current_runs(c)
+    _check_passages(c)
     _check_against_audit(c, digests_required)
 
 
@@ -624,6 +729,51 @@ def _check_current_runs(c: _Content) -> None:
                            f"in runs/revisions.csv. {_AGAIN}")
 
 
+def _check_passages(c: _Content) -> None:
+    """Rebuild the passage sheet at every passage version from the revisions: each must match its hash and
+    count; each row's current values are those of its last revision; equivalence results are JSON."""
+    from doe.store._passages import values_hash
+
+    keys = {_key_text([p_["donor"], p_["passage"], p_["vessel"], p_["repeat"]]) for p_ in c.passages}
+    known = {v["version"] for v in c.passage_versions}
+    stray = [r for r in c.passage_revisions if _key_text(r["key"]) not in keys or r["version"] not in known]
+    if stray:
+        raise DoeError(f"The bundle has a revision of the passage {_key_text(stray[0]['key'])} in passage data "
+                       f"version {stray[0]['version']}, which it does not hold. {_AGAIN}")
+    state: dict[str, dict[str, Any] | None] = {}
+    last: dict[str, dict[str, Any]] = {}
+    for v in c.passage_versions:
+        for r in c.passage_revisions:
+            if r["version"] == v["version"]:
+                state[_key_text(r["key"])] = None if r["deleted"] else json.loads(r["values_json"])
+                last[_key_text(r["key"])] = r
+        order = [_key_text(k) for k in json.loads(v["order_json"])]
+        live = {k for k, values in state.items() if values is not None}
+        if set(order) != live or len(order) != len(live):
+            raise DoeError(f"Passage data version {v['version']} in the bundle lists rows its revisions do not "
+                           f"hold: seed_train/passage_revisions.csv was changed. {_AGAIN}")
+        sheet = [values for k in order if (values := state[k]) is not None]
+        if values_hash(sheet) != v["content_hash"] or len(order) != v["n_passages"]:
+            raise DoeError(f"Passage data version {v['version']} in the bundle does not match its recorded hash: "
+                           f"the passage revisions were changed. {_AGAIN}")
+    for p_ in c.passages:
+        k = _key_text([p_["donor"], p_["passage"], p_["vessel"], p_["repeat"]])
+        rev = last.get(k)
+        if rev is None or any(rev[f] != p_[f] for f in ("values_json", "row_version", "deleted")):
+            raise DoeError(f"The passage {k} in the bundle's seed_train/passages.csv differs from its last revision "
+                           f"in seed_train/passage_revisions.csv. {_AGAIN}")
+    for e in c.equivalence:
+        _load_json(e["result_json"], "seed_train/equivalence.json")
+        if e["passage_version"] is not None and e["passage_version"] not in known:
+            raise DoeError(f"An equivalence test in the bundle names passage data version {e['passage_version']}, "
+                           f"which the bundle does not hold. {_AGAIN}")
+
+
+def _key_text(key: Sequence[Any]) -> str:
+    """A passage row's key [donor, passage, vessel, repeat] as one string (its JSON), to compare and show."""
+    return json.dumps(list(key), ensure_ascii=False)
+
+
 # -- the data against the bundle's own audit trail ---------------------------------------------
 _IMPORTED = "imported from bundle "
 
@@ -639,6 +789,9 @@ class _Replayed:
     designs: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity id: run_sheet, name
     analyses: dict[int, tuple[str, Any]] = field(default_factory=dict)  # version: (id, {data_version, choices})
     decisions: dict[str, Any] = field(default_factory=dict)  # entity id: content
+    passages: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity id: values, deleted
+    passage_versions: dict[int, tuple[str, Any]] = field(default_factory=dict)  # version: (id, content hash)
+    equivalence: dict[str, Any] = field(default_factory=dict)  # entity id: content
     digests: dict[tuple[str, str], str] = field(default_factory=dict)  # (entity, id): newest row_hash
 
 
@@ -674,7 +827,28 @@ def _replay(records: list[dict[str, Any]]) -> _Replayed:
             out.analyses[_version_of(eid)] = (eid, new)
         elif entity == "decision" and name == "decision":
             out.decisions[eid] = new
+        elif entity == "passage":
+            _replay_passage(out, r, eid, action, name, new)
+        elif entity == "passage_version" and name == "content_hash":
+            out.passage_versions[_version_of(eid)] = (eid, new)
+        elif entity == "equivalence" and name == "equivalence":
+            out.equivalence[eid] = new
     return out
+
+
+def _replay_passage(out: _Replayed, r: dict[str, Any], eid: str, action: str, name: str, new: Any) -> None:
+    """A passage row's record: "create" (also of a row entered again after removal), "modify", "delete"."""
+    if action == "create":
+        out.passages[eid] = {"values": dict(new or {}), "deleted": False}
+        return
+    row = out.passages.get(eid)
+    if row is None:
+        raise DoeError(_disagree(f"audit record {r['seq']} changes passage row id {eid}, which no record before "
+                                 "it creates"))
+    if action == "delete":
+        row["deleted"] = True
+    else:
+        row["values"][name] = new
 
 
 def _replay_run(out: _Replayed, r: dict[str, Any], eid: str, action: str, name: str, new: Any,
@@ -723,6 +897,7 @@ def _check_against_audit(c: _Content, digests_required: bool = False) -> None:
     _compare_designs(c, rp)
     _compare_analyses(c, rp)
     _compare_decisions(c, rp)
+    _compare_seed_train(c, rp)
     _compare_digests(c, rp, digests_required)
 
 
@@ -818,6 +993,34 @@ def _compare_decisions(c: _Content, rp: _Replayed) -> None:
             raise DoeError(_disagree(f"design-space decision {number} is not the one its audit record holds"))
 
 
+def _compare_seed_train(c: _Content, rp: _Replayed) -> None:
+    """Passage rows (by number), passage versions (by version) and equivalence tests (by number) against
+    the records."""
+    from doe.store._passages import audit_value, row_label
+
+    ids = _by_number(rp.passages)
+    if len(ids) != len(c.passages):
+        raise DoeError(_disagree(f"the bundle holds {len(c.passages)} passage rows but the audit trail records "
+                                 f"{len(ids)}"))
+    for eid, p_ in zip(ids, c.passages):
+        rec, label = rp.passages[eid], row_label((p_["donor"], p_["passage"], p_["vessel"], p_["repeat"]))
+        if not _same(rec["values"], json.loads(p_["values_json"])) or rec["deleted"] != p_["deleted"]:
+            raise DoeError(_disagree(f"the passage row {label} is not the one its audit records hold"))
+    for v in c.passage_versions:
+        recorded = rp.passage_versions.get(v["version"])
+        if recorded is None or recorded[1] != v["content_hash"]:
+            raise DoeError(_disagree(f"passage data version {v['version']} has no audit record with its content "
+                                     "hash"))
+    _no_extra("passage data version", set(rp.passage_versions) - {v["version"] for v in c.passage_versions})
+    ids = _by_number(rp.equivalence)
+    if len(ids) != len(c.equivalence):
+        raise DoeError(_disagree(f"the bundle holds {len(c.equivalence)} equivalence tests but the audit trail "
+                                 f"records {len(ids)}"))
+    for number, (eid, e) in enumerate(zip(ids, c.equivalence), 1):
+        if not _same(rp.equivalence[eid], audit_value(e)):
+            raise DoeError(_disagree(f"equivalence test {number} is not the one its audit record holds"))
+
+
 def _compare_digests(c: _Content, rp: _Replayed, required: bool) -> None:
     """Each row's digest (doe.store._integrity.row_digest) against the newest row_hash recorded for it;
     with ``required`` every row must have one."""
@@ -852,7 +1055,25 @@ def row_digests(c: _Content, rp: _Replayed) -> list[tuple[str, str, str, str]]:
     rows += [("analysis", rp.analyses[a["version"]][0], f"analysis version {a['version']}", a) for a in c.analyses]
     rows += [("decision", eid, f"design-space decision {i}", d)
              for i, (eid, d) in enumerate(zip(_by_number(rp.decisions), c.decisions), 1)]
+    rows += _seed_train_rows(c, rp)
     return [(entity, eid or "", what, row_digest(entity, {**row, "study": name})) for entity, eid, what, row in rows]
+
+
+def _seed_train_rows(c: _Content, rp: _Replayed) -> list[tuple[str, str | None, str, dict[str, Any]]]:
+    """(entity, audit id, the row in words, its fields) of the passage rows, versions and equivalence tests."""
+    from doe.store._passages import row_label
+
+    revisions: dict[int, list[dict[str, Any]]] = {}
+    for r in c.passage_revisions:
+        revisions.setdefault(r["version"], []).append(r)
+    rows: list[tuple[str, str | None, str, dict[str, Any]]] = [
+        ("passage", eid, f"the passage row {row_label((p_['donor'], p_['passage'], p_['vessel'], p_['repeat']))}", p_)
+        for eid, p_ in zip(_by_number(rp.passages), c.passages)]
+    rows += [("passage_version", rp.passage_versions[v["version"]][0], f"passage data version {v['version']}",
+              {**v, "passage_revisions": revisions.get(v["version"], [])}) for v in c.passage_versions]
+    rows += [("equivalence", eid, f"equivalence test {i}", e)
+             for i, (eid, e) in enumerate(zip(_by_number(rp.equivalence), c.equivalence), 1)]
+    return rows
 
 
 def digests_required(manifest: dict[str, Any]) -> bool:
@@ -986,6 +1207,7 @@ def _write_content(s: Session, audit: AuditWriter, c: _Content, manifest: dict[s
         audit.add("create", "analysis", f"{sid}:{a['version']}", name, field="choices", reason=why,
                   new={"data_version": a["data_version"], "choices": json.loads(a["choices_json"])})
     _write_decisions(s, audit, sid, c, why)
+    _write_seed_train(s, audit, sid, c, why)
     trail = [*c.imported, *({"bundle": digest, **r} for r in c.audit)]  # oldest bundles first
     s.add_all(ImportedAuditRow(study_id=sid, **r) for r in trail)
 
@@ -1045,6 +1267,34 @@ def _write_decisions(s: Session, audit: AuditWriter, sid: int, c: _Content, why:
                        "note": row.note})
 
 
+def _write_seed_train(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str) -> None:
+    """The passage rows (in the bundle's order, a removed one with its "delete" record after its "create"
+    one), their revisions, the passage versions and the equivalence tests, each with its audit record."""
+    from doe.store._passages import audit_value, row_label
+
+    name = c.study["name"]
+    rows = [PassageRow(study_id=sid, **p_) for p_ in c.passages]
+    s.add_all(rows)
+    s.flush()
+    ids = {_key_text([r.donor, r.passage, r.vessel, r.repeat]): r.id for r in rows}
+    for row in rows:
+        values, label = json.loads(row.values_json), row_label((row.donor, row.passage, row.vessel, row.repeat))
+        audit.add("create", "passage", row.id, name, field=label, new=values, reason=why)
+        if row.deleted:
+            audit.add("delete", "passage", row.id, name, field=label, old=values, reason=why)
+    s.add_all(PassageRevisionRow(passage_id=ids[_key_text(r["key"])], **{k: v for k, v in r.items() if k != "key"})
+              for r in c.passage_revisions)
+    for v in c.passage_versions:
+        s.add(PassageVersionRow(study_id=sid, **v))
+        audit.add("create", "passage_version", f"{sid}:{v['version']}", name, field="content_hash",
+                  new=v["content_hash"], reason=why)
+    tests = [EquivalenceTestRow(study_id=sid, **e) for e in c.equivalence]
+    s.add_all(tests)
+    s.flush()
+    for test in tests:
+        audit.add("create", "equivalence", test.id, name, field="equivalence", new=audit_value(test), reason=why)
+
+
 def _import_summary(c: _Content, manifest: dict[str, Any], signature: str) -> dict[str, Any]:
     """What the import brought and how the bundle was signed, for the bundle's audit record."""
     return {"study": c.study["name"], "exported_at": manifest.get("exported_at"),
@@ -1054,7 +1304,10 @@ def _import_summary(c: _Content, manifest: dict[str, Any], signature: str) -> di
             "counts": {"study_versions": len(c.versions), "designs": len(c.designs), "runs": len(c.runs),
                        "run_revisions": len(c.revisions), "data_versions": len(c.data_versions),
                        "analyses": len(c.analyses), "decisions": len(c.decisions),
-                       "audit_records": len(c.audit) + len(c.imported)}}
+                       "audit_records": len(c.audit) + len(c.imported),
+                       **({"passages": len(c.passages), "passage_versions": len(c.passage_versions),
+                           "equivalence_tests": len(c.equivalence)}
+                          if c.passages or c.passage_versions or c.equivalence else {})}}
 
 
 # -- small helpers ---------------------------------------------------------------------------

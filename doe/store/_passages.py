@@ -136,10 +136,15 @@ def _number(value: Any) -> float | None:
 
 
 def content_hash(rows: list[tuple[Key, dict[str, Any]]]) -> str:
-    """SHA-256 over the sheet's rows in order (canonical JSON of each row's values, keys sorted)."""
+    """SHA-256 over the sheet's rows in order (see :func:`values_hash`)."""
+    return values_hash([values for _, values in rows])
+
+
+def values_hash(sheet: list[dict[str, Any]]) -> str:
+    """SHA-256 of the canonical JSON (keys sorted, no spaces, UTF-8) of the rows' values in sheet order."""
     from doe.store._integrity import canonical
 
-    return hashlib.sha256(canonical([values for _, values in rows])).hexdigest()
+    return hashlib.sha256(canonical(sheet)).hexdigest()
 
 
 def dumps(values: dict[str, Any]) -> str:
