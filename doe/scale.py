@@ -323,7 +323,8 @@ def supply_frame(supply: dict[str, Any]) -> pd.DataFrame:
 class Stage:
     """One passage of the seed train (cells in actual counts, days from the vial thaw).
 
-    ``fold_expansion`` is the fold the stage was planned with and ``source``
+    ``fold_expansion`` is the fold the stage was planned with (0 when a
+    stage is built by hand without it) and ``source``
     where it came from (the recorded passages of its family, or the supply's
     number); ``evidence`` the equivalence results that back the step into
     this stage's vessel family ("" when none were checked or needed).
@@ -658,12 +659,15 @@ def _check_supply(supply: Supply) -> None:
 
 
 def plan_frame(plan: ScalePlan) -> pd.DataFrame:
-    """The stages as a table (one row per passage, units in the column names)."""
+    """The stages as a table (one row per passage, units in the column names), with the fold expansion
+    of each stage, where its growth numbers came from and the equivalence evidence of the step into it."""
     rows = [{"Strategy": plan.strategy, "Stage": s.number, "Vessel": s.vessel, "Family": s.family,
              "Vessels": s.vessels, "Area (cm²)": s.area_cm2, "Area used (%)": 100 * s.fill,
              "Cells in": s.cells_in, "Cells out": s.cells_out, "Day start": s.day_start, "Day end": s.day_end,
              "PD this passage": s.population_doublings, "Cumulative PDL": s.cumulative_pdl,
-             "Open manipulations": s.open_manipulations, "Footprint (cm²)": s.footprint_cm2}
+             "Open manipulations": s.open_manipulations, "Footprint (cm²)": s.footprint_cm2,
+             "Fold expansion": s.fold_expansion, "Growth numbers from": s.source,
+             "Equivalence evidence": s.evidence}
             for s in plan.stages]
     return pd.DataFrame(rows)
 

@@ -46,7 +46,8 @@ def plan_figure(plans: ScalePlan | Sequence[ScalePlan], *, note: str = "") -> go
             ys += [s.cells_in, s.cells_out]
             hover += [f"{what}<br>day {s.day_start:g}: {s.cells_in:.3g} cells seeded",
                       f"{what}<br>day {s.day_end:g}: {s.cells_out:.3g} cells harvested"
-                      f"<br>cumulative PDL {s.cumulative_pdl:.1f}"]
+                      f"<br>cumulative PDL {s.cumulative_pdl:.1f}"
+                      + (f"<br>fold expansion {s.fold_expansion:.3g} ({html.escape(s.source)})" if s.source else "")]
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines+markers", name=html.escape(_legend(plan)),
             line={"color": colour, "width": 3, "dash": _DASH.get(plan.strategy, "solid")},
