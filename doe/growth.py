@@ -23,6 +23,7 @@ independent; otherwise the t interval of the passages.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -359,7 +360,10 @@ def _number(cell: Any, r: int, col: str, problems: list[Problem], what: str, *, 
         return None
     x = _to_float(cell)
     if x is None:
-        hint = " remove the unit and" if isinstance(cell, str) and any(ch.isalpha() or ch == "%" for ch in cell) else ""
+        text = str(cell)
+        hint = " remove the unit and" if any(ch.isalpha() or ch == "%" for ch in text.replace("e", "")) else ""
+        if "," in text and not hint:
+            hint = " use a decimal point (3.5, not 3,5) and"
         problems.append(Problem("error", r, col, f"Row {r}, column '{col}': '{cell}' is not a number;{hint} enter "
                                 f"{what} as a plain number (e.g. 350000 or 3.5e5)."))
     return x
@@ -370,13 +374,29 @@ def _blank_problem(r: int, col: str, what: str) -> Problem:
                    "or delete the row.")
 
 
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+
+
 def _to_float(cell: Any) -> float | None:
-    if isinstance(cell, bool):
+    """A finite number from a cell; text may group thousands with commas ("1,250,000") but a decimal comma
+    ("3,5") is not a number (it would otherwise be read as 35)."""
+    if isinstance(cell, (bool, np.bool_)):
         return None
-    try:
-        x = float(cell.strip().replace(",", "").replace("_", "")) if isinstance(cell, str) else float(cell)
-    except (TypeError, ValueError):
-        return None
+    if isinstance(cell, str):
+        text = cell.strip()
+        if "," in text:
+            if not _THOUSANDS.fullmatch(text):
+                return None
+            text = text.replace(",", "")
+        try:
+            x = float(text)
+        except ValueError:
+            return None
+    else:
+        try:
+            x = float(cell)
+        except (TypeError, ValueError):
+            return None
     return x if math.isfinite(x) else None
 
 

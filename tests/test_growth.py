@@ -103,6 +103,13 @@ def test_each_bad_cell_is_named_by_row_and_column():
     assert len(up.table) == 9  # the blank row is dropped; no other row is
 
 
+def test_thousands_separators_are_read_and_a_decimal_comma_is_refused():
+    up = read_passages(_csv('D1,1,T-175,"100,000","1,250,000",72,95,', 'D1,2,T-175,100000,400000,"3,5",95,'))
+    assert up.table.loc[0, "Harvested cells"] == 1_250_000
+    assert [(p.row, p.column) for p in up.errors] == [(2, "Hours")]
+    assert "'3,5' is not a number; use a decimal point" in up.errors[0].message
+
+
 def test_missing_columns_are_errors():
     up = read_passages(_csv("D1,T-175,1e5", header="Donor,Vessel,Seeded cells\n"))
     cols = {p.column for p in up.errors}
