@@ -19,6 +19,22 @@ import pandas as pd
 if TYPE_CHECKING:
     from doe.store import SignedHead
 
+#: Entities of the audit trail in words (an entity not listed is shown as stored, '_' as a space).
+ENTITY_LABELS = {"study_version": "study version", "data_version": "data version", "analysis": "analysis version",
+                 "decision": "design-space decision", "passage": "passage",
+                 "passage_version": "passage data version", "equivalence": "equivalence test",
+                 "bundle": "bundle import"}
+
+
+def entity_label(entity: str) -> str:
+    """An audit entity in words: 'passage_version' -> 'passage data version', 'equivalence' -> 'equivalence test'.
+
+    >>> entity_label("passage_version"), entity_label("equivalence"), entity_label("run")
+    ('passage data version', 'equivalence test', 'run')
+    """
+    return ENTITY_LABELS.get(entity, str(entity).replace("_", " "))
+
+
 COLUMNS = {"seq": "seq", "ts": "time (UTC)", "user_name": "user", "authenticated": "signed in",
            "action": "action", "entity": "entity", "field": "field", "old_value": "old value",
            "new_value": "new value", "reason": "reason", "entity_id": "record", "study": "study", "hash": "hash"}
@@ -29,7 +45,8 @@ def audit_frame(trail: pd.DataFrame, *, study: str | None = None, users: Sequenc
     """Records of ``trail`` (as :meth:`doe.store.Store.audit_trail` returns it) matching every filter given.
 
     Newest first; time shown to the second with 'UTC' implied; ``signed in``
-    is 'yes' or 'no (unauthenticated)'; old and new values are shown in full.
+    is 'yes' or 'no (unauthenticated)'; the entity in words (:func:`entity_label`; the
+    ``entities`` filter takes the stored names); old and new values are shown in full.
     """
     keep = pd.Series(True, index=trail.index)
     if study is not None:
@@ -41,6 +58,7 @@ def audit_frame(trail: pd.DataFrame, *, study: str | None = None, users: Sequenc
     out["time (UTC)"] = out["time (UTC)"].str.slice(0, 19).str.replace("T", " ")
     out["signed in"] = out["signed in"].map({True: "yes", False: "no (unauthenticated)"})
     out["hash"] = out["hash"].str.slice(0, 12)
+    out["entity"] = out["entity"].map(entity_label)
     return out
 
 
