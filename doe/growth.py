@@ -41,7 +41,7 @@ from doe.runs import Problem, read_table
 from doe.scale import Vessel, read_catalogue
 
 __all__ = [
-    "GROWTH_CURVE_FILE", "KINETIC_COLUMNS", "PASSAGES_FILE", "PASSAGE_COLUMNS", "GrowthSummary", "PassageError",
+    "GROUP_COLUMNS", "GROWTH_CURVE_FILE", "KINETIC_COLUMNS", "PASSAGES_FILE", "PASSAGE_COLUMNS", "GrowthSummary", "PassageError",
     "PassageUpload", "growth_summary", "passage_kinetics", "passage_template", "read_passages",
 ]
 
@@ -59,6 +59,12 @@ KINETIC_COLUMNS: tuple[str, ...] = ("Fold expansion", "Population doublings", "D
                                     "Harvest density (cells/cm2)", "Cumulative PDL")
 _REQUIRED = ("Donor", "Passage", "Vessel", "Seeded cells", "Harvested cells")
 _NUMBERS = ("Seeded cells", "Harvested cells", "Hours", "Viability", "Area (cm2)")
+#: Columns of :attr:`GrowthSummary.groups` (labels for pages and the report).
+GROUP_COLUMNS: tuple[str, ...] = (
+    "Group", "Passages", "Donors", "Fold expansion mean", "Fold expansion 95 % CI low", "Fold expansion 95 % CI high",
+    "Doubling time (h) mean", "Doubling time (h) 95 % CI low", "Doubling time (h) 95 % CI high",
+    "Harvest density (cells/cm²) mean", "Harvest density (cells/cm²) 95 % CI low",
+    "Harvest density (cells/cm²) 95 % CI high", "Hours mean", "Method")
 MIXED_METHOD = "mixed model, donor as random effect (REML, Kenward-Roger df)"
 T_METHOD = "t interval"
 _STATS = (("fold_expansion", "Fold expansion"), ("doubling_time_h", "Doubling time (h)"), ("hours", "Hours"),
@@ -273,7 +279,10 @@ def _check(frame: pd.DataFrame, vessels: list[Vessel], name: str) -> PassageUplo
 
 
 def _hours(raw: dict[str, Any], columns: dict[str, Any], r: int, problems: list[Problem]) -> float:
-    hours = days = None
+    """Hours of culture from 'Hours', or 'Days' x 24; both given must agree within 1 %. NaN after an error
+    (blank cells are reported by :func:`_number`)."""
+    hours: float | None = None
+    days: float | None = None
     if "Hours" in columns:
         hours = _number(raw.get("Hours"), r, "Hours", problems, "the hours in culture",
                         required="Days" not in columns)
@@ -281,10 +290,8 @@ def _hours(raw: dict[str, Any], columns: dict[str, Any], r: int, problems: list[
         days = _number(raw.get("Days"), r, "Days", problems, "the days in culture",
                        required="Hours" not in columns or blank_cell(raw.get("Hours")))
     if hours is None and days is None:
-        if "Hours" in columns and "Days" in columns and blank_cell(raw.get("Hours")) and blank_cell(raw.get("Days")):
-            pass  # reported by _number as blank
         return math.nan
-    value = hours if hours is not None else 24.0 * float(days)  # type: ignore[arg-type]
+    value = hours if hours is not None else 24.0 * float(days or 0.0)
     col = "Hours" if hours is not None else "Days"
     if hours is not None and days is not None and abs(hours - 24.0 * days) > 0.01 * max(abs(hours), 24.0 * abs(days)):
         problems.append(Problem("error", r, "Days", f"Row {r}: 'Hours' ({fmt_sig(hours)}) and 'Days' "
@@ -631,7 +638,7 @@ def growth_summary(table: pd.DataFrame, catalogue: Sequence[Vessel] | None = Non
             "Hours mean": entry["hours"]["mean"],
             "Method": entry["method"],
         })
-    groups = pd.DataFrame(labels)
+    groups = pd.DataFrame(labels, columns=list(GROUP_COLUMNS))
     return GrowthSummary(by, passages, groups, notes, results)
 
 
