@@ -560,18 +560,21 @@ def _family_of(name: str, catalogue: Sequence[Vessel]) -> str:
     return low
 
 
-def _interval(values: Any, what: str) -> tuple[float, float]:
+def _interval(r: Mapping[str, Any], what: str) -> tuple[float, float]:
+    values: Any = r.get(what)
     try:
         lo, hi = (float(x) for x in values)
     except (TypeError, ValueError):
-        raise ScaleError(f"Equivalence result: {what} must be two numbers [low, high]; got {values!r}.") from None
+        raise ScaleError(f"Equivalence result '{r.get('response')}' ({r.get('reference')} against "
+                         f"{r.get('test')}): {what} must be two numbers [low, high]; got {values!r}. Write the "
+                         "result again with python -m doe equivalence --json.") from None
     return lo, hi
 
 
 def _describe_result(r: Mapping[str, Any]) -> tuple[str, str]:
     """Response and "ratio 0.97, 90 % CI 0.91 to 1.03 in 0.80 to 1.25" of one equivalence result."""
-    lo, hi = _interval(r.get("ci"), "ci")
-    mlo, mhi = _interval(r.get("margin"), "margin")
+    lo, hi = _interval(r, "ci")
+    mlo, mhi = _interval(r, "margin")
     log = bool(r.get("log"))
     level = r.get("confidence")
     if level is None:  # TOST at level alpha is judged on the 1 - 2 alpha interval
@@ -608,7 +611,7 @@ def _check_equivalence(plan: ScalePlan, catalogue: Sequence[Vessel],
                 found.append(r)
         kind = "scale-up" if modes.get(b.vessel) == "scale-up" else "scale-out"
         step = f"Stage {a.number} -> {b.number} ({a.family} -> {b.family})"
-        ok = [r for r in found if r.get("equivalent") is True]
+        ok = [r for r in found if not isinstance(r.get("equivalent"), str) and bool(r.get("equivalent"))]
         if ok:
             text = "; ".join(f"{resp} equivalent ({detail})" for resp, detail in map(_describe_result, ok))
             plan.stages[b.number - 1] = replace(b, evidence=text)

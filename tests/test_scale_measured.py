@@ -320,3 +320,14 @@ def test_family_growth_describe_keys():
     assert set(g.describe()) == {"fold_expansion", "days_per_passage", "doubling_time_h", "n", "donors", "source",
                                  "days_source"}
     assert g.doublings_per_passage == pytest.approx(math.log2(6.5))
+
+
+def test_equivalence_results_from_a_table_and_malformed_ones():
+    import numpy as np
+
+    # a verdict read from a DataFrame is a numpy bool; the text "False" is no verdict of equivalence
+    assert _plan([_result("T-flask", "CellSTACK", np.bool_(True), (0.91, 1.03))]).warnings == []
+    assert "do not show this scale-out step equivalent" in _plan(
+        [_result("T-flask", "CellSTACK", "False", (0.91, 1.03))]).warnings[0]
+    with pytest.raises(DoeError, match=r"'Fold expansion' \(T-flask against CellSTACK\): ci must be two numbers"):
+        _plan([_result("T-flask", "CellSTACK", False, (None, 1.0))])
