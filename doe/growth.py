@@ -663,20 +663,20 @@ def _interval(y: np.ndarray, donors: list[str]) -> tuple[dict[str, Any], str]:
     counts = pd.Series(donors).value_counts()
     note = ""
     centre, scale = float(np.mean(y)), sd if sd > 0 else 1.0
-    if len(counts) >= 2 and (counts >= 2).any():
+    if len(counts) >= 2 and (counts >= 2).any() and sd > 0:
         fit: MixedFit | None
         coef: pd.Series | None = None
         try:
             # Fitted on the standardised values (REML and the Kenward-Roger df are equivariant under
             # y -> (y - centre) / scale) so that cell densities of 1e4-1e6 do not strain the numerics.
             fit = fit_mixed(np.ones((n, 1)), (y - centre) / scale, ["Intercept"], ["Intercept"], {"Donor": donors})
-        except DoeError as exc:
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:  # DoeError is a ValueError
             fit, note = None, (f"the mixed model could not be fitted ({exc}); the t interval of the passages is "
                                "shown instead.")
         if fit is not None:
             try:
                 coef = fit.coefficients().iloc[0]
-            except DoeError:
+            except (ArithmeticError, ValueError, np.linalg.LinAlgError):
                 coef = None
                 if fit.components.get("Donor", 0.0) <= 1e-8 * max(fit.components.get("Residual", 0.0), 1e-300):
                     note = ("the donor variance is estimated as 0 (donors differ no more than passages of one "
@@ -691,7 +691,10 @@ def _interval(y: np.ndarray, donors: list[str]) -> tuple[dict[str, Any], str]:
             if math.isfinite(half):
                 out.update(mean=json_number(est), ci_low=json_number(est - half), ci_high=json_number(est + half),
                            method=MIXED_METHOD, df=json_number(df), se=json_number(se))
-                return out, ""
+                singular = fit.components.get("Donor", 0.0) <= 1e-8 * max(fit.components.get("Residual", 0.0), 1e-300)
+                return out, ("the donor variance is estimated as 0 (a singular fit: donors differ no more than "
+                             "passages of one donor); the interval keeps the mixed model's Kenward-Roger df."
+                             if singular else "")
             note = "the mixed model gave no finite interval; the t interval of the passages is shown instead."
     mean = float(np.mean(y))
     out["mean"] = json_number(mean)

@@ -220,6 +220,20 @@ def test_mixed_model_ci_of_a_balanced_design_is_the_t_interval_of_the_donor_mean
     assert row["Group"] == "CellSTACK" and row["Fold expansion 95 % CI low"] == pytest.approx(fe["ci_low"])
 
 
+def test_equal_values_and_a_zero_donor_variance_do_not_break_the_summary():
+    """Hours all 90: no spread, the interval is the single value (t interval, no model). Fold expansions whose
+    donor means are closer than the passages of a donor (between mean square below the within one): REML puts
+    the donor variance at 0 and the note says so; the estimate is then the plain mean."""
+    folds = np.array([[5.1, 6.4, 5.8], [6.3, 5.0, 5.9], [5.2, 6.5, 5.9]])
+    rows = [{"Donor": f"D{i + 1}", "Passage": j + 1, "Vessel": "CellSTACK-10", "Seeded cells": 1e7,
+             "Harvested cells": 1e7 * folds[i, j], "Hours": 90.0} for i in range(3) for j in range(3)]
+    s = growth_summary(read_passages(pd.DataFrame(rows)).table)
+    g = s.to_json()["groups"]["CellSTACK"]
+    assert (g["hours"]["mean"], g["hours"]["ci_low"], g["hours"]["ci_high"]) == (90.0, 90.0, 90.0)
+    assert g["fold_expansion"]["mean"] == pytest.approx(folds.mean())
+    assert any("donor variance is estimated as 0" in n for n in s.notes)
+
+
 def test_one_donor_gets_the_t_interval_and_one_passage_no_interval():
     y = np.array([6.0, 6.5, 7.1, 5.9])
     rows = [{"Donor": "D1", "Passage": j + 1, "Vessel": "T-175", "Seeded cells": 1e5,
