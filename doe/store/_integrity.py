@@ -8,33 +8,33 @@ the same digest can be computed from a bundle's files. Columns whose name ends i
 enter as their parsed JSON value (so the same JSON written with other spacing gives the same
 digest); booleans as ``true``/``false``; ``threshold`` as a float; the rest as stored.
 
-=================  ======================================  =========================================
-entity             audit ``entity_id``                     fields (``row_digest`` reads these keys)
-=================  ======================================  =========================================
-``study``          ``studies.id``                          name, created_at, created_by
-``study_version``  ``"<studies.id>:<version>"``            study, version, yaml, content_hash,
-                                                           created_at, created_by
-``design``         ``designs.id``                          study, study_version, kind, seed, model,
-                                                           run_sheet, frozen, created_at, created_by,
-                                                           name, current, deleted
-``run``            ``runs.id``                             study, label, values_json, row_version,
-                                                           deleted
-``data_version``   ``"<studies.id>:<version>"``            study, version, content_hash, n_runs,
-                                                           reason, created_at, created_by, design,
-                                                           revisions
-``analysis``       ``"<studies.id>:<version>"``            study, version, data_version, choices_json,
-                                                           summary_json, created_at, created_by
-``decision``       ``decisions.id``                        study, analysis_version, threshold,
-                                                           set_point_json, ranges_json, note,
-                                                           created_at, created_by
-``passage``        ``passages.id``                         study, donor, passage, vessel, repeat,
-                                                           values_json, row_version, deleted
-``passage_version`` ``"<studies.id>:<version>"``           study, version, content_hash, n_passages,
-                                                           reason, order_json, created_at, created_by,
-                                                           passage_revisions
-``equivalence``    ``equivalence_tests.id``                study, passage_version, result_json, note,
-                                                           created_at, created_by
-=================  ======================================  =========================================
+===================  ======================================  =========================================
+entity               audit ``entity_id``                     fields (``row_digest`` reads these keys)
+===================  ======================================  =========================================
+``study``            ``studies.id``                          name, created_at, created_by
+``study_version``    ``"<studies.id>:<version>"``            study, version, yaml, content_hash,
+                                                             created_at, created_by
+``design``           ``designs.id``                          study, study_version, kind, seed, model,
+                                                             run_sheet, frozen, created_at, created_by,
+                                                             name, current, deleted
+``run``              ``runs.id``                             study, label, values_json, row_version,
+                                                             deleted
+``data_version``     ``"<studies.id>:<version>"``            study, version, content_hash, n_runs,
+                                                             reason, created_at, created_by, design,
+                                                             revisions
+``analysis``         ``"<studies.id>:<version>"``            study, version, data_version, choices_json,
+                                                             summary_json, created_at, created_by
+``decision``         ``decisions.id``                        study, analysis_version, threshold,
+                                                             set_point_json, ranges_json, note,
+                                                             created_at, created_by
+``passage``          ``passages.id``                         study, donor, passage, vessel, repeat,
+                                                             values_json, row_version, deleted
+``passage_version``  ``"<studies.id>:<version>"``            study, version, content_hash, n_passages,
+                                                             reason, order_json, created_at, created_by,
+                                                             passage_revisions
+``equivalence``      ``equivalence_tests.id``                study, passage_version, result_json, note,
+                                                             created_at, created_by
+===================  ======================================  =========================================
 
 ``study`` is the study's name. A data version's ``design`` is the 1-based position of its design
 among the study's designs in the order they were saved (``designs.id``; deleted ones counted), as
