@@ -53,6 +53,13 @@ __all__ = [
 ]
 
 
+#: How to choose equivalence margins, in words for the Scale comparison page.
+MARGIN_HINT = ("Set the margins before looking at the data, from the largest difference that would not matter for the "
+               "product: a share of the CQA's specification range, the reference scale's own batch-to-batch "
+               "variation (e.g. ±1.5 of its SD), or for a ratio the bioequivalence convention 0.80 to 1.25. Margins "
+               "chosen after seeing the result do not qualify a scale-down model.")
+
+
 class EquivalenceError(DoeError):
     """An equivalence test or sample-size input is invalid."""
 
@@ -359,8 +366,11 @@ def _level(levels: Sequence[Any], name: str, group: str) -> Any:
 
 def tost(data: pd.DataFrame, response: str, group: str, reference: str, test: str, margin: Sequence[float], *,
          paired: bool = False, id: str | None = None, log: bool = False, var_equal: bool = False,
-         alpha: float = 0.05) -> EquivalenceResult:
+         alpha: float = 0.05, average_replicates: bool = True) -> EquivalenceResult:
     """TOST of the ``test`` level against the ``reference`` level of column ``group`` for ``response``.
+
+    Paired: replicate runs of one id in a group (two seed trains of a donor at one scale) are averaged
+    first (geometric mean with ``log``), with a note; ``average_replicates=False`` refuses them instead.
 
     Parameters
     ----------
@@ -414,16 +424,26 @@ def tost(data: pd.DataFrame, response: str, group: str, reference: str, test: st
         raise EquivalenceError("var_equal applies to unpaired groups only: a paired test uses the differences "
                                "within pairs; leave var_equal out.")
     pairs: dict[str, pd.Series] = {}
+    averaged: list[str] = []
     for label, mask in ((str(reference), in_ref), (str(test), in_test)):
         ids = data.loc[mask, id]
         if ids.isna().any():
             raise EquivalenceError(f"'{label}' has rows without a '{id}': every run of a paired comparison "
                                    "needs its id.")
         dup = ids[ids.duplicated()].astype(str).unique()
-        if len(dup):
+        if len(dup) and not average_replicates:
             raise EquivalenceError(f"'{id}' {quoted_list(dup)} appear(s) more than once in '{label}': a paired "
                                    "comparison needs each id once per group (average replicates first).")
-        pairs[label] = pd.Series(values[mask].to_numpy(), index=ids.astype(str).to_numpy())
+        v = pd.Series(values[mask].to_numpy(dtype=float), index=ids.astype(str).to_numpy())
+        if len(dup):  # replicates of an id: their mean (geometric with log), so each id is one pair member
+            if log and (v.dropna() <= 0).any():
+                raise EquivalenceError(f"'{response}' has values <= 0 in '{label}': a log-scale comparison needs "
+                                       "positive values.")
+            counts = v.groupby(level=0, sort=False).count()
+            averaged.append(f"'{label}': {', '.join(f'{i} {int(n)}' for i, n in counts.items() if n > 1)}")
+            v = (np.exp(np.log(v).groupby(level=0, sort=False).mean()) if log
+                 else v.groupby(level=0, sort=False).mean())
+        pairs[label] = v
     ref_s, test_s = pairs[str(reference)], pairs[str(test)]
     only_ref = sorted(set(ref_s.index) - set(test_s.index))
     only_test = sorted(set(test_s.index) - set(ref_s.index))
@@ -439,6 +459,9 @@ def tost(data: pd.DataFrame, response: str, group: str, reference: str, test: st
     ref_v, test_v = ref_s[order].to_numpy(), test_s[order].to_numpy()
     missing = [i for i, a, b in zip(order, ref_v, test_v) if np.isnan(a) or np.isnan(b)]
     notes = []
+    if averaged:
+        notes.append(f"Replicate runs of one {id} were averaged ({'geometric' if log else 'arithmetic'} mean) so "
+                     f"that each {id} is one pair: {'; '.join(averaged)} runs.")
     if missing:
         notes.append(f"{len(missing)} pair(s) with a missing {response} left out: "
                      f"{id} {quoted_list(missing)}.")

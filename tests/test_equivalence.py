@@ -232,7 +232,23 @@ def test_paired_needs_matching_ids():
     dup = d.copy()
     dup.loc[7, "Donor"] = "D1"
     with pytest.raises(EquivalenceError, match="'D1' appear\\(s\\) more than once in 'CellCube-25'"):
-        tost(dup, "Fold expansion", "Vessel", "CellSTACK-40", "CellCube-25", (-1, 1), paired=True, id="Donor")
+        tost(dup, "Fold expansion", "Vessel", "CellSTACK-40", "CellCube-25", (-1, 1), paired=True, id="Donor",
+             average_replicates=False)
+
+
+def test_paired_replicates_of_a_donor_are_averaged_with_a_note():
+    """Two seed trains of each donor at each scale: each donor's geometric mean per scale, then the paired test
+    on those means (checked against tost_arrays on the means computed here by hand)."""
+    d = _scales()
+    twice = pd.concat([d, d.assign(**{"Fold expansion": d["Fold expansion"] * 1.1})], ignore_index=True)
+    r = tost(twice, "Fold expansion", "Vessel", "CellSTACK-40", "CellCube-25", (0.8, 1.25), paired=True,
+             id="Donor", log=True)
+    means = twice.assign(l=np.log(twice["Fold expansion"])).groupby(["Vessel", "Donor"], sort=False)["l"].mean()
+    ref, test = np.exp(means["CellSTACK-40"]), np.exp(means["CellCube-25"][means["CellSTACK-40"].index])
+    expected = tost_arrays(ref.to_numpy(), test.to_numpy(), (0.8, 1.25), paired=True, log=True)
+    assert r.n_pairs == len(ref) and r.estimate == pytest.approx(expected.estimate, rel=1e-12)
+    assert r.p == pytest.approx(expected.p, rel=1e-12)
+    assert any("averaged (geometric mean)" in n for n in r.notes)
 
 
 def test_json_has_the_agreed_keys_and_round_trips():
