@@ -150,16 +150,17 @@ def recorded_figure(plans: ScalePlan | Sequence[ScalePlan], tables: pd.DataFrame
                   for lab, m, lo, h, frm in zip(labels, mean, low, high, table["Recorded from"], strict=True)],
             hovertemplate="%{text}<extra></extra>"))
     title = "Cells per vessel at harvest: predicted by the plan against the recorded passages"
-    sub = "Diamonds: the plan; circles: mean of the recorded passages, bars from the least to the most"
-    fig.update_layout(
-        template=TEMPLATE, width=900, height=520,
-        title={"text": f"{html.escape(title)}<br><sup>{html.escape(sub)}</sup>", "x": 0.01},
-        xaxis={"title": {"text": "Stage of the seed train: vessel"}},
-        yaxis={"title": {"text": "Cells per vessel (count, log scale)"}, "type": "log", "exponentformat": "power"},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "font": {"size": 12}},
-        margin={"t": 96, "b": 150, "l": 80, "r": 30},
-    )
+    sub = ["Diamonds: the plan; circles: mean of the recorded passages, bars from the least to the most; "
+           "no circle: no passages recorded in that vessel family"]
     if note:
-        fig.add_annotation(text=html.escape(note), xref="paper", yref="paper", x=0, y=-0.4, showarrow=False,
-                           xanchor="left", yanchor="top", font={"size": 11})
+        sub.append(note)
+    fig.update_layout(  # the legend above the plot: the stage labels below it are long and slanted
+        template=TEMPLATE, width=900, height=600,
+        title={"text": f"{html.escape(title)}<br><sup>{'<br>'.join(html.escape(s) for s in sub)}</sup>",
+               "x": 0.01},
+        xaxis={"title": {"text": "Stage of the seed train: vessel"}, "tickangle": -35, "automargin": True},
+        yaxis={"title": {"text": "Cells per vessel (count, log scale)"}, "type": "log", "exponentformat": "power"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "font": {"size": 12}},
+        margin={"t": 110 + 16 * len(sub) + 22 * len(plans), "b": 60, "l": 80, "r": 30},
+    )
     return fig
