@@ -49,6 +49,7 @@ Numbers marked (inferred) in ``data/vessels.csv`` are assumptions to change.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -148,7 +149,7 @@ def _summary_number(part: Any, key: str, what: str) -> float | None:
     value = part.get(key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ScaleError(f"{what}: {key} must be a number; got {value!r}.")
     if not math.isfinite(value):
         raise ScaleError(f"{what}: {key} must be a finite number; got {value!r}.")
@@ -204,20 +205,20 @@ def measured_growth(groups: Mapping[str, Mapping[str, Any]], *,
         donors = int(g.get("donors") or 0)
         method = str(g.get("method") or "").strip()
         head = f"recorded passages: {family}, {_plural(n, 'passage')}, {_plural(donors, 'donor')}"
-        if conservative and ci_low is not None:
-            used, how = ci_low, "lower 95 % bound of the mean fold expansion"
+        bound = conservative and ci_low is not None
+        if bound:
+            used, how = cast(float, ci_low), "lower 95 % bound of the mean fold expansion" + (
+                f" ({method})" if method else "")
         elif conservative and n <= 1:
             used, how = mean, "mean of 1 passage - no interval"
         elif conservative:
             used, how = mean, "mean fold expansion (no interval could be computed)"
         else:
             used, how = mean, "mean fold expansion"
-        if method and used == ci_low and ci_low is not None:
-            how += f" ({method})"
         if used <= 1:
             raise ScaleError(f"{what}: the fold expansion used ({how}) is {used:.3g}, not above 1, so the "
                              f"cells of {family} do not grow in a passage: check its records"
-                             + (", or plan with the mean (conservative off)." if used == ci_low else "."))
+                             + (", or plan with the mean (conservative off)." if bound else "."))
         out[family] = FamilyGrowth(
             family=family, fold_expansion=used, days_per_passage=hours / 24, source=f"{head}; {how}",
             n=n, donors=donors, fold_mean=mean, fold_ci_low=ci_low, doubling_time_h=dt, hours_mean=hours,
