@@ -1226,6 +1226,10 @@ def run_plan(plan: PlanFile, catalogue: Sequence[Vessel] | None = None,
     if measured and not plan.uses_passages:
         out["notes"].append(f"Passage records of {', '.join(measured)} were given but the plan gives the fold "
                             f"expansion and days per passage as numbers; write {FROM_PASSAGES} to use them.")
+    unknown = [f for f in supply.by_family if f not in {v.family for v in vessels}]
+    if unknown:
+        out["notes"].append(f"Passage records of {quoted_list(unknown)} match no vessel family of the catalogue "
+                            f"({quoted_list(sorted({v.family for v in vessels}))}); they are not used.")
     out["min_fill"] = plan.min_fill
     if models and "set_point" in models:
         out["set_point"] = models["set_point"]

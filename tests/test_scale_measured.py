@@ -331,3 +331,9 @@ def test_equivalence_results_from_a_table_and_malformed_ones():
         [_result("T-flask", "CellSTACK", "False", (0.91, 1.03))]).warnings[0]
     with pytest.raises(DoeError, match=r"'Fold expansion' \(T-flask against CellSTACK\): ci must be two numbers"):
         _plan([_result("T-flask", "CellSTACK", False, (None, 1.0))])
+
+
+def test_records_of_a_family_the_catalogue_lacks_are_noted():
+    groups = {**GROUPS, "Bioreactor": {"n": 2, "donors": 2, "fold_expansion": _part(9.0, 8.0), "hours": _part(72.0)}}
+    data = run_plan(_passage_plan(), measured=measured_growth(groups))["json"]
+    assert any("Passage records of 'Bioreactor' match no vessel family of the catalogue" in n for n in data["notes"])
