@@ -68,7 +68,7 @@ GROUP_COLUMNS: tuple[str, ...] = (
 MIXED_METHOD = "mixed model, donor as random effect (REML, Kenward-Roger df)"
 T_METHOD = "t interval"
 _STATS = (("fold_expansion", "Fold expansion"), ("doubling_time_h", "Doubling time (h)"), ("hours", "Hours"),
-          ("harvest_density", "Harvest density (cells/cm2)"))
+          ("harvest_density", "Harvest density (cells/cm²)"))
 _JSON_KEYS = {"Donor": "donor", "Passage": "passage", "Vessel": "vessel", "Family": "family",
               "Seeded cells": "seeded_cells", "Harvested cells": "harvested_cells", "Hours": "hours",
               "Viability": "viability", "Area (cm2)": "area_cm2", "Notes": "notes",
