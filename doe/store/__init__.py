@@ -20,7 +20,7 @@ from doe.store._audit import AuditCheck, SignedHead, User
 from doe.store._bundle import MAX_TOTAL_BYTES, export_bundle, import_bundle
 from doe.store._designs import DesignRecord, default_design_name, designs_table, with_design_names
 from doe.store._engine import default_url, shown
-from doe.store._passages import row_label as passage_label
+from doe.store._integrity import passage_label
 from doe.store._signing import load_site_key, new_key_file
 from doe.store._store import ConcurrentEditError, Store, StudyConflictError, study_digest, verify_audit
 from doe.store._values import META as RUN_META

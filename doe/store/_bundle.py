@@ -83,6 +83,7 @@ from sqlalchemy.orm import Session
 from doe.errors import DoeError
 from doe.store import _values as V
 from doe.store._audit import AuditWriter, User, as_user, record_hash, utc_now
+from doe.store._integrity import passage_label
 from doe.store._models import (
     AnalysisRow,
     AuditRow,
@@ -100,6 +101,7 @@ from doe.store._models import (
     StudyVersionRow,
     study_row,
 )
+from doe.store._passages import PASSAGE_COLUMNS, audit_value, values_hash
 
 if TYPE_CHECKING:
     from doe.store._signing import SiteKey
@@ -253,8 +255,6 @@ def _decision_part(s: Session, sid: int) -> dict[str, bytes]:
 
 def _seed_train_part(s: Session, sid: int) -> dict[str, bytes]:
     """The passage sheet's rows, versions and revisions and the equivalence tests (none: no files)."""
-    from doe.store._passages import PASSAGE_COLUMNS
-
     rows = _rows(s, PassageRow, sid, PassageRow.id)
     tests = _rows(s, EquivalenceTestRow, sid, EquivalenceTestRow.id)
     if not rows and not tests:
@@ -732,8 +732,6 @@ def _check_current_runs(c: _Content) -> None:
 def _check_passages(c: _Content) -> None:
     """Rebuild the passage sheet at every passage version from the revisions: each must match its hash and
     count; each row's current values are those of its last revision; equivalence results are JSON."""
-    from doe.store._passages import values_hash
-
     keys = {_key_text([p_["donor"], p_["passage"], p_["vessel"], p_["repeat"]]) for p_ in c.passages}
     known = {v["version"] for v in c.passage_versions}
     stray = [r for r in c.passage_revisions if _key_text(r["key"]) not in keys or r["version"] not in known]
@@ -996,14 +994,13 @@ def _compare_decisions(c: _Content, rp: _Replayed) -> None:
 def _compare_seed_train(c: _Content, rp: _Replayed) -> None:
     """Passage rows (by number), passage versions (by version) and equivalence tests (by number) against
     the records."""
-    from doe.store._passages import audit_value, row_label
 
     ids = _by_number(rp.passages)
     if len(ids) != len(c.passages):
         raise DoeError(_disagree(f"the bundle holds {len(c.passages)} passage rows but the audit trail records "
                                  f"{len(ids)}"))
     for eid, p_ in zip(ids, c.passages):
-        rec, label = rp.passages[eid], row_label((p_["donor"], p_["passage"], p_["vessel"], p_["repeat"]))
+        rec, label = rp.passages[eid], passage_label((p_["donor"], p_["passage"], p_["vessel"], p_["repeat"]))
         if not _same(rec["values"], json.loads(p_["values_json"])) or rec["deleted"] != p_["deleted"]:
             raise DoeError(_disagree(f"the passage row {label} is not the one its audit records hold"))
     for v in c.passage_versions:
@@ -1061,13 +1058,12 @@ def row_digests(c: _Content, rp: _Replayed) -> list[tuple[str, str, str, str]]:
 
 def _seed_train_rows(c: _Content, rp: _Replayed) -> list[tuple[str, str | None, str, dict[str, Any]]]:
     """(entity, audit id, the row in words, its fields) of the passage rows, versions and equivalence tests."""
-    from doe.store._passages import row_label
 
     revisions: dict[int, list[dict[str, Any]]] = {}
     for r in c.passage_revisions:
         revisions.setdefault(r["version"], []).append(r)
     rows: list[tuple[str, str | None, str, dict[str, Any]]] = [
-        ("passage", eid, f"the passage row {row_label((p_['donor'], p_['passage'], p_['vessel'], p_['repeat']))}", p_)
+        ("passage", eid, f"the passage row {passage_label((p_['donor'], p_['passage'], p_['vessel'], p_['repeat']))}", p_)
         for eid, p_ in zip(_by_number(rp.passages), c.passages)]
     rows += [("passage_version", rp.passage_versions[v["version"]][0], f"passage data version {v['version']}",
               {**v, "passage_revisions": revisions.get(v["version"], [])}) for v in c.passage_versions]
@@ -1270,7 +1266,6 @@ def _write_decisions(s: Session, audit: AuditWriter, sid: int, c: _Content, why:
 def _write_seed_train(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str) -> None:
     """The passage rows (in the bundle's order, a removed one with its "delete" record after its "create"
     one), their revisions, the passage versions and the equivalence tests, each with its audit record."""
-    from doe.store._passages import audit_value, row_label
 
     name = c.study["name"]
     rows = [PassageRow(study_id=sid, **p_) for p_ in c.passages]
@@ -1278,7 +1273,7 @@ def _write_seed_train(s: Session, audit: AuditWriter, sid: int, c: _Content, why
     s.flush()
     ids = {_key_text([r.donor, r.passage, r.vessel, r.repeat]): r.id for r in rows}
     for row in rows:
-        values, label = json.loads(row.values_json), row_label((row.donor, row.passage, row.vessel, row.repeat))
+        values, label = json.loads(row.values_json), passage_label((row.donor, row.passage, row.vessel, row.repeat))
         audit.add("create", "passage", row.id, name, field=label, new=values, reason=why)
         if row.deleted:
             audit.add("delete", "passage", row.id, name, field=label, old=values, reason=why)

@@ -154,6 +154,17 @@ def row_digest(entity: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(doc)).hexdigest()
 
 
+def passage_label(key: tuple[Any, ...] | list[Any]) -> str:
+    """A passage row named for a person by its key (donor, passage, vessel, repeat): 'Donor D1, passage 3,
+    T75', with ' (vessel 2)' for the second parallel vessel of that passage.
+
+    >>> passage_label(("D1", 3, "T75", 2))
+    'Donor D1, passage 3, T75 (vessel 2)'
+    """
+    donor, passage, vessel, repeat = key
+    return f"Donor {donor}, passage {passage}, {vessel}" + (f" (vessel {repeat})" if int(repeat) > 1 else "")
+
+
 def head_message(last_seq: int, last_hash: str, signed_at: str, key_id: str) -> bytes:
     """The bytes the site key signs for the audit head: record number, hash, time and key id."""
     return canonical({"purpose": "doe-workbench audit head", "last_seq": int(last_seq), "last_hash": last_hash,
@@ -324,13 +335,11 @@ class RowReader:
 
 
     def _passage(self) -> Iterator[StoredRow]:
-        from doe.store._passages import row_label
-
         for r in self._select(self.M.PassageRow, [self.M.PassageRow.id], True):
             study = self.name(r.study_id)
             fields = {**_attrs(r, FIELDS["passage"][1:]), "study": study}
             yield StoredRow("passage", str(r.id), row_digest("passage", fields),
-                            describe("passage", str(r.id), study, row_label((r.donor, r.passage, r.vessel, r.repeat))),
+                            describe("passage", str(r.id), study, passage_label((r.donor, r.passage, r.vessel, r.repeat))),
                             study)
 
     def _passage_version(self) -> Iterator[StoredRow]:

@@ -14,7 +14,7 @@ read back equals the one saved (float equality) on SQLite and PostgreSQL.
 
 >>> rows = sheet_rows(pd.DataFrame({"Donor": ["D1", "D1"], "Passage": [3, 3], "Vessel": ["T75", "T75"],
 ...     "Seeded cells": [1e6, 1e6], "Harvested cells": [4.2e6, 3.9e6], "Hours": [96.0, 96.0]}))
->>> [row_label(key) for key, _ in rows]
+>>> [passage_label(key) for key, _ in rows]
 ['Donor D1, passage 3, T75', 'Donor D1, passage 3, T75 (vessel 2)']
 >>> rows[1][1]["Harvested cells"], rows[1][1]["Viability"], rows[1][1]["Notes"]
 (3900000.0, None, None)
@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from doe.cells import blank_cell, same_value, stored_cell
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.store._audit import AuditWriter
+from doe.store._integrity import canonical, passage_label
 from doe.store._models import EquivalenceTestRow, PassageRevisionRow, PassageRow, PassageVersionRow
 
 #: The canonical columns of a passage sheet: the same as doe.growth.PASSAGE_COLUMNS (a test keeps them
@@ -58,12 +59,6 @@ EQUIVALENCE_KEYS = ("response", "reference", "test", "equivalent")
 
 
 # -- reading a sheet -----------------------------------------------------------------------------
-def row_label(key: tuple[Any, ...]) -> str:
-    """A row named for a person: 'Donor D1, passage 3, T75', with ' (vessel 2)' for the second parallel one."""
-    donor, passage, vessel, repeat = key
-    return f"Donor {donor}, passage {passage}, {vessel}" + (f" (vessel {repeat})" if int(repeat) > 1 else "")
-
-
 def sheet_rows(table: pd.DataFrame) -> list[tuple[Key, dict[str, Any]]]:
     """The rows of a passage sheet as (key, values), in sheet order, checked and normalised.
 
@@ -142,8 +137,6 @@ def content_hash(rows: list[tuple[Key, dict[str, Any]]]) -> str:
 
 def values_hash(sheet: list[dict[str, Any]]) -> str:
     """SHA-256 of the canonical JSON (keys sorted, no spaces, UTF-8) of the rows' values in sheet order."""
-    from doe.store._integrity import canonical
-
     return hashlib.sha256(canonical(sheet)).hexdigest()
 
 
@@ -219,11 +212,11 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, rows: list[
         touched.append(row)
     s.flush()
     for row in created:
-        audit.add("create", "passage", row.id, study, field=row_label(_key(row)), new=json.loads(row.values_json),
+        audit.add("create", "passage", row.id, study, field=passage_label(_key(row)), new=json.loads(row.values_json),
                   reason=reason)
     for k in removed:
         row = existing[k]
-        audit.add("delete", "passage", row.id, study, field=row_label(k), old=live[k], reason=reason)
+        audit.add("delete", "passage", row.id, study, field=passage_label(k), old=live[k], reason=reason)
         row.deleted, row.row_version = True, row.row_version + 1
         touched.append(row)
     version = 1 if last is None else last.version + 1
@@ -244,9 +237,9 @@ def _check_reason(live: dict[Key, dict[str, Any]], changed: dict[Key, list[str]]
     """A saved value changed or a saved row removed needs a reason; filling a blank does not."""
     if (reason or "").strip():
         return
-    edits = [f"{row_label(k)} ({', '.join(cols)})" for k, c in changed.items()
+    edits = [f"{passage_label(k)} ({', '.join(cols)})" for k, c in changed.items()
              if (cols := [x for x in c if live[k].get(x) is not None])]
-    gone = [row_label(k) for k in removed]
+    gone = [passage_label(k) for k in removed]
     what = []
     if edits:
         what.append("changes saved values of " + "; ".join(edits[:3]) + (" ..." if len(edits) > 3 else ""))

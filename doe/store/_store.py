@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from doe.cells import same_value, stored_cell
 from doe.design import Design, read_design
 from doe.errors import DoeError, did_you_mean, quoted_list
+from doe.store import _passages as P
 from doe.store import _values as V
 from doe.store._audit import AuditCheck, AuditWriter, User, as_user, verify_chain
 from doe.store._designs import DesignRecord, count_runs
@@ -507,30 +508,22 @@ class Store:
         none). Changing or removing a saved row needs a ``reason``; every created row, changed
         value and removed row gets an audit record (see :mod:`doe.store._passages`).
         """
-        from doe.store import _passages as P
-
         rows = P.sheet_rows(table)
         with self._write(user) as (s, audit):
             return P.save_sheet(s, audit, self._study_id(s, study_name), study_name, rows, reason)
 
     def passages(self, study_name: str, version: int | None = None) -> pd.DataFrame:
         """The passage sheet as of ``version`` (default: the newest); empty, with its columns, when none is saved."""
-        from doe.store import _passages as P
-
         with self._session() as s:
             return P.sheet(s, self._study_id(s, study_name), study_name, version)
 
     def passage_versions(self, study_name: str) -> pd.DataFrame:
         """Every passage data version: version, content_hash, n_passages, reason, created_at, created_by."""
-        from doe.store import _passages as P
-
         with self._session() as s:
             return P.versions_frame(s, self._study_id(s, study_name))
 
     def save_equivalence(self, study_name: str, result: Mapping[str, Any], user: User | str, note: str = "") -> int:
         """Keep an equivalence test (``EquivalenceResult.to_json()``) with the newest passage data version; its id."""
-        from doe.store import _passages as P
-
         plain = P.plain_result(result)
         with self._write(user) as (s, audit):
             return P.save_equivalence(s, audit, self._study_id(s, study_name), study_name, plain, note)
@@ -538,8 +531,6 @@ class Store:
     def equivalence_tests(self, study_name: str) -> pd.DataFrame:
         """The study's equivalence tests, oldest first: id, passage_version, response, reference, test,
         equivalent, result (dict), note, created_at, created_by."""
-        from doe.store import _passages as P
-
         with self._session() as s:
             return P.equivalence_frame(s, self._study_id(s, study_name))
 
