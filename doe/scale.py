@@ -561,36 +561,39 @@ def _family_of(name: str, catalogue: Sequence[Vessel]) -> str:
     return low
 
 
-def _interval(r: Mapping[str, Any], what: str) -> tuple[float, float]:
+def _interval(r: Mapping[str, Any], what: str) -> tuple[float, float] | None:
+    """``r[what]`` as two finite numbers, None when missing (a test with too few data has no interval)."""
     values: Any = r.get(what)
     try:
         lo, hi = (float(x) for x in values)
     except (TypeError, ValueError):
-        raise ScaleError(f"Equivalence result '{r.get('response')}' ({r.get('reference')} against "
-                         f"{r.get('test')}): {what} must be two numbers [low, high]; got {values!r}. Write the "
-                         "result again with python -m doe equivalence --json.") from None
-    return lo, hi
+        return None
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else None
 
 
 def _describe_result(r: Mapping[str, Any]) -> tuple[str, str]:
     """Response and "ratio 0.97, 90 % CI 0.91 to 1.03 in 0.80 to 1.25" of one equivalence result."""
-    lo, hi = _interval(r, "ci")
-    mlo, mhi = _interval(r, "margin")
+    ci = _interval(r, "ci")
+    margin = _interval(r, "margin")
     log = bool(r.get("log"))
     level = r.get("confidence")
     if level is None:  # TOST at level alpha is judged on the 1 - 2 alpha interval
         level = 1 - 2 * float(r.get("alpha", 0.05))
-    level_text = f"{100 * float(level):g} %"
     estimate = r.get("estimate")
-    if estimate is None:  # the TOST interval is symmetric about the estimate on the analysis scale
+    if estimate is None and ci is not None:  # the TOST interval is symmetric about the estimate (analysis scale)
+        lo, hi = ci
         estimate = math.sqrt(lo * hi) if log and lo > 0 and hi > 0 else (lo + hi) / 2
 
     def num(x: float) -> str:
         return f"{x:.2f}" if log else fmt_sig(x, 3)
 
     what = "ratio" if log else "difference"
-    return (str(r.get("response") or "the response"),
-            f"{what} {num(float(estimate))}, {level_text} CI {num(lo)} to {num(hi)} in {num(mlo)} to {num(mhi)}")
+    parts = [f"{what} {num(float(estimate))}" if estimate is not None else f"{what} not estimated",
+             f"{100 * float(level):g} % CI {num(ci[0])} to {num(ci[1])}" if ci is not None
+             else f"{100 * float(level):g} % CI not computed"]
+    bounds = f"{num(margin[0])} to {num(margin[1])}" if margin is not None else "not given"
+    text = ", ".join(parts) + (f" in {bounds}" if ci is not None and margin is not None else f" (margin {bounds})")
+    return str(r.get("response") or "the response"), text
 
 
 def _check_equivalence(plan: ScalePlan, catalogue: Sequence[Vessel],
