@@ -23,6 +23,8 @@ PAGES = [
     ("pages/models.py", "Models", ":material/functions:"),
     ("pages/explore.py", "Explore", ":material/insights:"),
     ("pages/space.py", "Design space", ":material/verified:"),
+    ("pages/seed_train.py", "Seed train", ":material/science:"),
+    ("pages/scale_compare.py", "Scale comparison", ":material/compare_arrows:"),
     ("pages/scale.py", "Scale planner", ":material/factory:"),
     ("pages/versions.py", "Versions", ":material/history:"),
     ("pages/audit.py", "Audit trail", ":material/fact_check:"),

@@ -6,15 +6,15 @@ Run from the repository root::
 
 It writes, next to this script:
 
-- ``msc_passages.csv``: passage records (columns of ``doe.growth.PASSAGE_COLUMNS``) of 3 donors (D1, D2, D3),
-  each expanded in two seed trains ("seed train 1", "seed train 2" in Notes):
+- ``msc_passages.csv``: passage records (columns of ``doe.growth.PASSAGE_COLUMNS``) of 6 donors (D1 to D6),
+  one seed train each; donors D1, D3, D5 follow layout 1, donors D2, D4, D6 layout 2:
 
   ========  ===========================  ===========================
-  passage   seed train 1                 seed train 2
+  passage   layout 1                     layout 2
   ========  ===========================  ===========================
   1         T-175 x 1                    T-175 x 1
-  2         T-225 x 2                    HYPERFlask x 1
-  3         CellSTACK-10 x 1             CellSTACK-10 x 2 (scale-out)
+  2         T-225 x 2 (parallel)         HYPERFlask x 1
+  3         CellSTACK-10 x 1             CellSTACK-10 x 2 (parallel, scale-out)
   4         CellSTACK-40 x 1 and CellCube-25 x 1, in parallel (scale-out vs scale-up, paired by donor)
   ========  ===========================  ===========================
 
@@ -51,7 +51,7 @@ SEED = 20261207
 NOTE = "Simulated example (data/simulate_passages.py)"
 PASSAGES_OUT = HERE / "msc_passages.csv"
 CURVE_OUT = HERE / "msc_growth_curve.csv"
-DONORS = ("D1", "D2", "D3")
+DONORS = ("D1", "D2", "D3", "D4", "D5", "D6")
 TRAINS = {
     1: [(1, "T-175", 1), (2, "T-225", 2), (3, "CellSTACK-10", 1), (4, "CellSTACK-40", 1), (4, "CellCube-25", 1)],
     2: [(1, "T-175", 1), (2, "HYPERFlask", 1), (3, "CellSTACK-10", 2), (4, "CellSTACK-40", 1), (4, "CellCube-25", 1)],
@@ -67,20 +67,19 @@ def generate_passages(seed: int = SEED) -> pd.DataFrame:
     vessels = {v.name: v for v in read_catalogue()}
     donor_effect = {d: float(rng.normal(0.0, DONOR_SD)) for d in DONORS}
     rows = []
-    for donor in DONORS:
-        for train, stages in TRAINS.items():
-            for passage, name, count in stages:
-                v = vessels[name]
-                for _ in range(count):
-                    seeded = round(v.area_cm2 * rng.normal(2000.0, 100.0), -3)
-                    log_fold = np.log(FOLD * FAMILY_RATIO.get(v.family, 1.0)) + donor_effect[donor] \
-                        + rng.normal(0.0, RESIDUAL_SD)
-                    harvested = round(seeded * float(np.exp(log_fold)), -3)
-                    hours = round(2 * rng.normal(96.0, 3.0)) / 2
-                    viability = round(float(rng.uniform(92.0, 97.0)), 1)
-                    rows.append({"Donor": donor, "Passage": passage, "Vessel": name, "Seeded cells": int(seeded),
-                                 "Harvested cells": int(harvested), "Hours": hours, "Viability": viability,
-                                 "Area (cm2)": v.area_cm2, "Notes": f"{NOTE}; seed train {train}"})
+    for k, donor in enumerate(DONORS):
+        for passage, name, count in TRAINS[1 + k % 2]:
+            v = vessels[name]
+            for _ in range(count):
+                seeded = round(v.area_cm2 * rng.normal(2000.0, 100.0), -3)
+                log_fold = np.log(FOLD * FAMILY_RATIO.get(v.family, 1.0)) + donor_effect[donor] \
+                    + rng.normal(0.0, RESIDUAL_SD)
+                harvested = round(seeded * float(np.exp(log_fold)), -3)
+                hours = round(2 * rng.normal(96.0, 3.0)) / 2
+                viability = round(float(rng.uniform(92.0, 97.0)), 1)
+                rows.append({"Donor": donor, "Passage": passage, "Vessel": name, "Seeded cells": int(seeded),
+                             "Harvested cells": int(harvested), "Hours": hours, "Viability": viability,
+                             "Area (cm2)": v.area_cm2, "Notes": NOTE})
     return pd.DataFrame(rows)
 
 

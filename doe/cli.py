@@ -12,7 +12,11 @@
     python -m doe designs --db URL --study NAME [--rename ID NAME] [--current ID] [--delete ID --reason WHY]
     python -m doe export --db URL --study NAME --out bundle.zip
     python -m doe import-bundle bundle.zip [--db URL] [--allow-unsigned]
-    python -m doe scale --plan plan.yaml [--study STUDY.yaml --runs RUNS.csv] --json plan.json
+    python -m doe scale --plan plan.yaml [--study STUDY.yaml --runs RUNS.csv] [--passages PASSAGES.csv] --json plan.json
+    python -m doe growth PASSAGES.csv --json OUT.json [--by Vessel]
+    python -m doe growth-curve CURVE.csv --time COL --value COL --json OUT.json
+    python -m doe equivalence DATA.csv --response Y --group COL --reference A --test B --margin LOW HIGH --json OUT.json
+    python -m doe equivalence-n --sd S --margin LOW HIGH --true-difference D --alpha A --power P [--paired]
 
 Errors in the input exit with status 2 and one line on stderr; no traceback
 (set DOE_DEBUG=1 to see one).
@@ -168,8 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="lower 95 %% prediction bound of the models (default)")
     case.add_argument("--nominal", dest="conservative", action="store_false", help="predicted means")
     p.add_argument("--vessels", help="vessel catalogue CSV (default: data/vessels.csv)")
+    p.add_argument("--passages", help="recorded passages (CSV or XLSX): fold expansion and days per vessel family "
+                                      "for the plan's 'from_passages' values")
+    p.add_argument("--equivalence", nargs="+", metavar="RESULT.json",
+                   help="equivalence results (python -m doe equivalence --json): every change of vessel family "
+                        "without such evidence is warned about")
     p.add_argument("--json", required=True, help="write the plan as JSON")
     p.add_argument("--figure", help="cells against day as .html, .png or .svg")
+
+    from doe.cli_seed import add_commands
+
+    add_commands(sub)
 
     p = sub.add_parser("validate", help="check a study file and print a summary")
     p.add_argument("study")
@@ -215,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report from a study file and a run sheet instead of a database")
     p.add_argument("--db", help="database URL (default: DATABASE_URL or the local SQLite file)")
     p.add_argument("--study", help="name of the study in the store")
+    p.add_argument("--passages", help="seed-train passages (CSV or XLSX) for the seed-train section (default with "
+                                      "--db: the study's recorded passages)")
+    p.add_argument("--equivalence", nargs="+", metavar="RESULT.json",
+                   help="equivalence results (python -m doe equivalence --json) for the seed-train section")
+    p.add_argument("--plan", help="seed-train plan YAML for the seed-train section (default: data/example_plan.yaml)")
     p.add_argument("--analysis", type=int, help="analysis version (default: the latest)")
     p.add_argument("--out", action="append", required=True, metavar="report.pdf|report.html",
                    help="output file, format by suffix; give --out twice for both PDF and HTML")
@@ -272,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        from doe.cli_seed import COMMANDS
+
+        if args.command in COMMANDS:
+            return COMMANDS[args.command](args, _write_json, _write_figure)
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
                 "export": _export, "import-bundle": _import_bundle,
@@ -508,7 +530,15 @@ def _scale(args: argparse.Namespace) -> int:
                                     conservative=args.conservative)
     elif plan.uses_models:
         raise DoeError(f"The plan takes values from_models: give --study and --runs (plan file {args.plan}).")
-    result = run_plan(plan, read_catalogue(args.vessels) if args.vessels else None, models)
+    catalogue = read_catalogue(args.vessels) if args.vessels else read_catalogue()
+    measured, kinetics = _measured(args, catalogue)
+    equivalence = None if args.equivalence is None else [_read_json_file(f) for f in args.equivalence]
+    result = run_plan(plan, catalogue, models, measured=measured, equivalence=equivalence)
+    if kinetics is not None:
+        from doe.scale import recorded_vs_predicted
+
+        result["json"]["recorded_vs_predicted"] = {
+            p.strategy: recorded_vs_predicted(p, kinetics).to_dict(orient="records") for p in result["plans"]}
     _write_json(result["json"], args.json)
     if args.figure:
         _write_figure(plan_figure(result["plans"], note=f"Plan: {Path(args.plan).name}"), args.figure)
@@ -523,6 +553,29 @@ def _scale(args: argparse.Namespace) -> int:
             print(f"warning: {p.strategy}: {w}", file=sys.stderr)
     print(f"{result['json']['cells_needed']:.4g} cells needed -> {args.json}")
     return 0
+
+
+def _measured(args: argparse.Namespace, catalogue: Any) -> tuple[Any, Any]:
+    """Growth per vessel family from ``--passages`` (with the kinetics of every passage), or (None, None)."""
+    if not args.passages:
+        return None, None
+    from doe.cli_seed import read_passage_file
+    from doe.growth import growth_summary
+    from doe.scale import measured_growth
+
+    summary = growth_summary(read_passage_file(args.passages, catalogue), catalogue)
+    return measured_growth(summary.to_json()["groups"], conservative=args.conservative), summary.passages
+
+
+def _read_json_file(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DoeError(f"{path} is not a JSON file written by 'python -m doe equivalence' ({exc}).") from None
+    if not isinstance(data, dict) or "equivalent" not in data:
+        raise DoeError(f"{path} is not an equivalence result: it has no 'equivalent' key (write it with "
+                       "'python -m doe equivalence ... --json').")
+    return data
 
 
 def _write_figure(fig: Any, target: str) -> None:  # a plotly Figure
@@ -655,14 +708,16 @@ def _report(args: argparse.Namespace) -> int:
 
         study = Study.load(args.inputs[0])
         content = build_report(study=study, runs=_read_runs(study, args.inputs[1]), draws=args.draws,
-                               seed=args.seed, assurance=args.assurance, assurance_kind=args.assurance_kind)
+                               seed=args.seed, assurance=args.assurance, assurance_kind=args.assurance_kind,
+                               **_seed_train_options(args))
     else:
         if not args.study:
             raise DoeError("Name the study: --study NAME (with --db URL), or give STUDY.yaml RUNS.csv.")
         store = _open_store(args.db)
         try:
             content = build_report(store, args.study, args.analysis, draws=args.draws, seed=args.seed,
-                                   assurance=args.assurance, assurance_kind=args.assurance_kind)
+                                   assurance=args.assurance, assurance_kind=args.assurance_kind,
+                                   **_seed_train_options(args))
         finally:
             store.close()
     for out in outs:
@@ -673,6 +728,22 @@ def _report(args: argparse.Namespace) -> int:
         print(f"warning: {len(missing)} figure(s) only in the HTML companion (no Chromium/Chrome for static "
               "images; Debian: apt-get install chromium)", file=sys.stderr)
     return 0
+
+
+def _seed_train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The report's seed-train inputs given on the command line (passages, equivalence results, plan)."""
+    out: dict[str, Any] = {}
+    if args.passages:
+        from doe.cli_seed import read_passage_file
+
+        out["passages"] = read_passage_file(args.passages)
+    if args.equivalence:
+        out["equivalence"] = [_read_json_file(f) for f in args.equivalence]
+    if args.plan:
+        from doe.scale import PlanFile
+
+        out["plan"] = PlanFile.load(args.plan)
+    return out
 
 
 def _audit(args: argparse.Namespace) -> int:

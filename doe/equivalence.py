@@ -441,8 +441,11 @@ def tost(data: pd.DataFrame, response: str, group: str, reference: str, test: st
                                        "positive values.")
             counts = v.groupby(level=0, sort=False).count()
             averaged.append(f"'{label}': {', '.join(f'{i} {int(n)}' for i, n in counts.items() if n > 1)}")
-            v = (np.exp(np.log(v).groupby(level=0, sort=False).mean()) if log
-                 else v.groupby(level=0, sort=False).mean())
+            if log:
+                means = pd.Series(np.log(v.to_numpy()), index=v.index).groupby(level=0, sort=False).mean()
+                v = pd.Series(np.exp(means.to_numpy()), index=means.index)
+            else:
+                v = v.groupby(level=0, sort=False).mean()
         pairs[label] = v
     ref_s, test_s = pairs[str(reference)], pairs[str(test)]
     only_ref = sorted(set(ref_s.index) - set(test_s.index))

@@ -332,20 +332,24 @@ def _row_warnings(rows: list[dict[str, Any]], problems: list[Problem]) -> None:
                                     f"Row {r}, column 'Harvested cells': fewer cells were harvested ({fmt_sig(h)}) than "
                                     f"seeded ({fmt_sig(s)}), so the population doublings are negative and the doubling "
                                     "time is not defined; check the counts."))
-    sets: dict[tuple[str, float, str], list[int]] = {}
+    # Rows with the same donor, passage and vessel are parallel vessels of one passage (normal); only rows
+    # that also have the same counts and hours look like a copy, and are warned about.
+    sets: dict[tuple[Any, ...], list[int]] = {}
     for row in rows:
         if row["Donor"] and _finite(row["Passage"]) and row["Vessel"]:
-            sets.setdefault((row["Donor"], float(row["Passage"]), row["Vessel"]), []).append(row["_row"])
+            counts = tuple(row.get(c) if _finite(row.get(c)) else None
+                           for c in ("Seeded cells", "Harvested cells", "Hours"))
+            sets.setdefault((row["Donor"], float(row["Passage"]), row["Vessel"], *counts), []).append(row["_row"])
     parallel = [(k, r) for k, r in sets.items() if len(r) > 1]
     if parallel:
         shown = "; ".join(f"rows {', '.join(map(str, r))} ('{k[0]}', passage {fmt_sig(k[1])}, '{k[2]}')"
                           for k, r in parallel[:10])
         more = f"; and {len(parallel) - 10} more" if len(parallel) > 10 else ""
         problems.append(Problem("warning", parallel[0][1][1], None,
-                                f"Rows with the same donor, passage and vessel: {shown}{more}. They are read as "
-                                "parallel vessels of one passage (cells summed for the cumulative population "
-                                "doubling level; each vessel is its own observation in the group statistics). If a "
-                                "row is a copy, delete it."))
+                                f"Rows with the same donor, passage, vessel, cells and hours: {shown}{more}. They "
+                                "are read as parallel vessels of one passage (cells summed for the cumulative "
+                                "population doubling level; each vessel is its own observation in the group "
+                                "statistics). If a row is a copy, delete it."))
     donors: dict[str, list[int]] = {}
     for row in rows:
         if row["Donor"] and _finite(row["Passage"]):
@@ -597,7 +601,13 @@ def growth_summary(table: pd.DataFrame, catalogue: Sequence[Vessel] | None = Non
     notes: list[str] = []
     results: dict[str, dict[str, Any]] = {}
     labels: list[dict[str, Any]] = []
-    for group, rows in passages.groupby(by, sort=False, dropna=False):
+    groups = list(passages.groupby(by, sort=False, dropna=False))
+    if by in ("Family", "Vessel") and len(passages):  # in seed-train order: T-flask before CellSTACK before CellCube
+        from doe.passage_sheet import scale_order
+
+        rank = {name: i for i, name in enumerate(scale_order(passages, by))}
+        groups.sort(key=lambda g: rank.get(str(g[0]), len(rank)))
+    for group, rows in groups:
         gname = _text(group) if not blank_cell(group) else "(blank)"
         obs = _observations(rows)
         entry: dict[str, Any] = {"group": gname, "n": int(len(obs)), "donors": int(obs["Donor"].nunique())}

@@ -101,3 +101,15 @@ def merge_passages(recorded: pd.DataFrame, upload: pd.DataFrame, *, replace: boo
         except (TypeError, ValueError):
             pass
     return compare_passages(recorded, merged)
+
+
+def scale_order(kinetics: pd.DataFrame, column: str = "Family") -> list[str]:
+    """The levels of ``column`` (vessel families or vessels) in seed-train order: by the mean passage number
+    they were used at, then by their mean culture area (the smaller vessel first)."""
+    if column not in kinetics.columns:
+        raise DoeError(f"The passages have no column '{column}'.")
+    frame = kinetics.assign(_level=kinetics[column].astype(str))
+    keys = frame.groupby("_level", sort=False).agg(
+        passage=("Passage", "mean"), area=("Area (cm2)", "mean")) if "Area (cm2)" in frame else \
+        frame.groupby("_level", sort=False).agg(passage=("Passage", "mean")).assign(area=0.0)
+    return [str(i) for i in keys.sort_values(["passage", "area"], kind="stable").index]

@@ -7,20 +7,23 @@ import streamlit as st
 from doe.analysis import responses_with_results
 from doe.errors import DoeError
 from doe.jsonable import json_ready
-from doe.plots.scale import plan_figure
+from doe.plots.scale import plan_figure, recorded_figure
 from doe.scale import (
     FROM_MODELS,
+    FROM_PASSAGES,
     catalogue_csv,
     catalogue_frame,
     complete_set_point,
     plan_frame,
     read_catalogue,
+    recorded_vs_predicted,
     supply_frame,
     supply_from_models,
 )
 from pages._app.common import current_analysis, current_runs, require_study, show_table
+from pages._app.db import read
 from pages._app.persist import latest
-from pages._app.services import compute_plan, default_catalogue, default_plan
+from pages._app.services import compute_plan, default_catalogue, default_plan, growth
 
 study = require_study()
 runs = current_runs()
@@ -47,13 +50,38 @@ demand = {
 st.subheader("Supply")
 s = dict(base["supply"])
 has_models = runs is not None and any("fold" in n.lower() for n in responses_with_results(study, runs))
-options = (["The study's fitted models at a set point"] if has_models else []) + ["Typed values"]
+try:
+    passages = read("passages", study.name)
+except DoeError:
+    passages = None
+has_passages = passages is not None and len(passages) > 0
+RECORDED, MODELS = "Recorded passages (Seed train page)", "The study's fitted models at a set point"
+options = ([RECORDED] if has_passages else []) + ([MODELS] if has_models else []) + ["Typed values"]
 source = st.radio("Growth numbers from", options, horizontal=True, key="sc_source")
 if not has_models:
     st.caption("No fold-expansion results yet: enter results on the Runs page to take the growth numbers "
                "from the study's fitted models.")
-models = None
-if source == options[0] and has_models:
+if not has_passages:
+    st.caption("No passages recorded yet: record them on the Seed train page to plan each vessel family with "
+               "its measured fold expansion and days per passage.")
+models, measured, summary = None, {}, None
+if source == RECORDED:
+    conservative = st.toggle("Conservative: lower 95 % bound of each family's mean fold expansion (off: the mean)",
+                             True, key="sc_conservative_passages")
+    summary = growth(passages, "Family")
+    tests = read("equivalence_tests", study.name)
+    measured = {"groups": summary.to_json()["groups"], "conservative": conservative,
+                "equivalence": [dict(r) for r in tests["result"]] if len(tests) else []}
+    s.update({"fold_expansion_per_passage": FROM_PASSAGES, "days_per_passage": FROM_PASSAGES,
+              "harvest_density_cells_per_cm2": None})
+    st.caption(f"Fold expansion and days per passage of each vessel family from {len(passages)} recorded passages; "
+               f"{len(measured['equivalence'])} saved equivalence tests (Scale comparison page) are checked against "
+               "every change of vessel family. Families without records use the pooled numbers (see the table "
+               "of growth numbers below).")
+    c = st.columns(3)
+    s["seeding_density_cells_per_cm2"] = c[0].number_input("Seeding density (cells/cm²)", 1.0, 1e6,
+                                                           float(s["seeding_density_cells_per_cm2"]), key="sc_seed_p")
+if source == MODELS:
     decision = latest("decisions", study.name)
     try:  # a decision saved for an older version of the study may lie outside today's ranges
         start = complete_set_point(study, {k: v for k, v in (decision["set_point"] if decision is not None
@@ -83,7 +111,7 @@ if source == options[0] and has_models:
     fold = models["fold_expansion_per_passage"]
     st.caption(f"Fold expansion per passage {fold['value']:.3g} ({fold['source']}; mean {fold['mean']:.3g}, "
                f"95 % prediction interval {fold['lower_95pi']:.3g} to {fold['upper_95pi']:.3g}).")
-else:
+elif source != RECORDED:
     c = st.columns(3)
     s["seeding_density_cells_per_cm2"] = c[0].number_input("Seeding density (cells/cm²)", 1.0, 1e6,
                                                            float(s["seeding_density_cells_per_cm2"]), key="sc_seed")
@@ -93,7 +121,9 @@ else:
                           float(s.get("harvest_density_cells_per_cm2") or 0), key="sc_harvest")
     s["harvest_density_cells_per_cm2"] = h or None
 c = st.columns(6)
-s["days_per_passage"] = c[0].number_input("Days per passage", 0.5, 60.0, float(s["days_per_passage"]), key="sc_days")
+if source != RECORDED:
+    s["days_per_passage"] = c[0].number_input("Days per passage", 0.5, 60.0, float(s["days_per_passage"]),
+                                              key="sc_days")
 s["starting_cells"] = c[1].number_input("Cells in the MCB vial", 1.0, value=float(s["starting_cells"]),
                                         format="%.3g", key="sc_vial")
 s["mcb_population_doublings"] = c[2].number_input("PDL of the vial", 0.0, 100.0,
@@ -113,7 +143,8 @@ try:
     plan = {"schema": 1, "name": study.name, "demand": demand, "supply": s,
             "strategies": ["scale-out", "scale-up"], "min_fill": min_fill / 100}
     result = compute_plan(json.dumps(plan, sort_keys=True), catalogue_frame(catalogue).to_csv(index=False),
-                     json.dumps(json_ready(models or {}), sort_keys=True))
+                          json.dumps(json_ready(models or {}), sort_keys=True),
+                          json.dumps(json_ready(measured), sort_keys=True))
 except DoeError as exc:
     st.error(f"No plan: {exc}")
     st.stop()
@@ -129,13 +160,21 @@ for col, p in zip(st.columns(len(result["plans"])), result["plans"], strict=True
     m = col.columns(2) + col.columns(2)
     m[0].metric("Vessels in the final stage", t["final_stage_vessels"])
     m[1].metric("Open manipulations (all stages)", f"{t['open_manipulations']:g}")
-    m[2].metric("Days from thaw to harvest", f"{t['days']:g}")
+    m[2].metric("Days from thaw to harvest", f"{t['days']:.1f}")
     m[3].metric("Cumulative PDL", f"{t['cumulative_pdl']:.1f}")
     for w in p.warnings:
         col.warning(w)
     with col:
         show_table(plan_frame(p).drop(columns=["Strategy"]))
 st.plotly_chart(plan_figure(result["plans"], note=f"Study: {study.name}"), width="stretch")
+if summary is not None:
+    st.markdown("**Predicted against recorded cells per vessel, stage by stage**")
+    recorded = [recorded_vs_predicted(p, summary.passages) for p in result["plans"]]
+    for col, p, table in zip(st.columns(len(result["plans"])), result["plans"], recorded, strict=True):
+        with col:
+            st.caption(p.strategy)
+            show_table(table)
+    st.plotly_chart(recorded_figure(result["plans"], recorded), width="stretch")
 st.markdown("**Growth numbers used, and where each came from**")
 show_table(supply_frame(out["supply"]))
 st.download_button("Download the plan (JSON)", json.dumps(json_ready(out), indent=2, allow_nan=False),

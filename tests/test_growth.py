@@ -296,13 +296,13 @@ def test_shipped_example_files_are_what_the_script_writes():
 
 def test_bundled_example_reads_cleanly_and_is_labelled_simulated():
     up = read_passages(PASSAGES_FILE)
-    assert up.ok and len(up.errors) == 0
-    assert sorted(up.table["Donor"].unique()) == ["D1", "D2", "D3"]
+    assert up.ok and len(up.errors) == 0 and not up.warnings  # parallel vessels differ in their counts: no warning
+    assert sorted(up.table["Donor"].unique()) == ["D1", "D2", "D3", "D4", "D5", "D6"]
     assert up.table["Notes"].str.contains("Simulated example").all()
     assert pd.read_csv(GROWTH_CURVE_FILE)["Notes"].str.contains("Simulated example").all()
     out = growth_summary(up.table).to_json()
     stack, cube = out["groups"]["CellSTACK"], out["groups"]["CellCube"]
-    assert stack["n"] >= 6 and cube["n"] >= 6 and cube["donors"] == 3
+    assert stack["n"] >= 6 and cube["n"] >= 6 and cube["donors"] == 6
     ratio = cube["fold_expansion"]["mean"] / stack["fold_expansion"]["mean"]
     assert 0.8 < ratio < 1.25
     for g in out["groups"].values():

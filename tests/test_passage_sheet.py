@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from doe.errors import DoeError
-from doe.passage_sheet import compare_passages, merge_passages
+from doe.passage_sheet import compare_passages, merge_passages, scale_order
 
 COLUMNS = ["Donor", "Passage", "Vessel", "Seeded cells", "Harvested cells", "Hours", "Viability", "Area (cm2)", "Notes"]
 
@@ -56,3 +56,12 @@ def test_the_same_sheet_changes_nothing_blank_and_nan_alike():
 def test_an_upload_without_the_key_columns_is_refused():
     with pytest.raises(DoeError, match="no column Donor"):
         merge_passages(RECORDED, pd.DataFrame({"Seeded cells": [1.0]}))
+
+
+def test_scale_order_is_the_seed_train_order():
+    k = pd.DataFrame({"Family": ["CellCube", "T-flask", "CellSTACK", "CellSTACK", "T-flask"],
+                      "Passage": [4, 1, 3, 4, 2], "Area (cm2)": [21250, 175, 6360, 25440, 225]})
+    # mean passage: T-flask 1.5, CellSTACK 3.5, CellCube 4
+    assert scale_order(k) == ["T-flask", "CellSTACK", "CellCube"]
+    same = pd.DataFrame({"Vessel": ["CellSTACK-40", "CellCube-25"], "Passage": [4, 4], "Area (cm2)": [25440, 21250]})
+    assert scale_order(same, "Vessel") == ["CellCube-25", "CellSTACK-40"]  # same passage: smaller area first

@@ -177,6 +177,7 @@ class _Inputs:
     design_record: Any = None  # doe.store DesignRecord of ``design`` when it is a stored design
     assurance: dict[str, Any] | None = None  # {"level", "kind"}: the assured design space (overrides the decision's)
     random_effects: str | None = None  # "new" (default with random effects) or "average": doe.space.build_predictive
+    seed_train: Any = None  # doe.report.seed_train.SeedTrainInputs: passages, equivalence tests, plan
 
 
 def build_report(store: Store | None = None, study_name: str | None = None, analysis_version: int | None = None, *,
@@ -184,7 +185,9 @@ def build_report(store: Store | None = None, study_name: str | None = None, anal
                  choices: dict[str, Any] | None = None, draws: int = DRAWS, seed: int = SEED,
                  design: Any = None, design_record: Any = None, data_version_no: int | None = None,
                  data_hash: str | None = None, assurance: float | None = None,
-                 assurance_kind: str = "simultaneous", random_effects: str | None = None) -> ReportContent:
+                 assurance_kind: str = "simultaneous", random_effects: str | None = None,
+                 passages: pd.DataFrame | None = None, equivalence: list[dict[str, Any]] | None = None,
+                 plan: Any = None) -> ReportContent:
     """The report of a stored analysis version (default: the latest), or of a study and its runs.
 
     Store mode (``store`` + ``study_name``): the analysis's own data version
@@ -200,6 +203,10 @@ def build_report(store: Store | None = None, study_name: str | None = None, anal
     ``assurance`` (gamma, with ``assurance_kind``): report the design space with stated confidence
     (doe.assurance); without it, the decision's assurance if it was saved with one, else the
     posterior predictive probability (the point estimate).
+
+    The seed-train section reports the study's recorded passages and saved equivalence tests (store mode:
+    the newest passage data version), or ``passages`` and ``equivalence`` (file mode), with the seed-train
+    ``plan`` (a doe.scale.PlanFile; default the bundled example plan) fed by the measured growth.
     """
     if store is not None:
         inputs = _store_inputs(store, study_name, analysis_version)
@@ -214,7 +221,27 @@ def build_report(store: Store | None = None, study_name: str | None = None, anal
     if assurance is not None:
         inputs.assurance = {"level": float(assurance), "kind": assurance_kind}
     inputs.random_effects = random_effects
+    inputs.seed_train = _seed_train_inputs(store, inputs.study.name, passages, equivalence, plan)
     return _assemble(inputs, draws=draws, seed=seed)
+
+
+def _seed_train_inputs(store: Store | None, study_name: str, passages: pd.DataFrame | None,
+                       equivalence: list[dict[str, Any]] | None, plan: Any) -> Any:
+    from doe.report.seed_train import SeedTrainInputs, passages_digest
+
+    if store is None or passages is not None:
+        if passages is None:
+            return None
+        return SeedTrainInputs(passages, None, passages_digest(passages), list(equivalence or []), plan)
+    versions = store.passage_versions(study_name)
+    if not len(versions):
+        return None
+    last = versions.iloc[-1]
+    tests = store.equivalence_tests(study_name)
+    saved = [{**dict(r["result"]), "created_at": r["created_at"], "created_by": r["created_by"]}
+             for _, r in tests.iterrows()]
+    return SeedTrainInputs(store.passages(study_name), int(last["version"]), str(last["content_hash"]),
+                           saved if equivalence is None else list(equivalence), plan)
 
 
 def _store_inputs(store: Store, study_name: str | None, version: int | None) -> _Inputs:
@@ -267,6 +294,7 @@ def _assemble(inp: _Inputs, *, draws: int, seed: int) -> ReportContent:
         _par_section(inp, space),
         _comparison_section(inp, draws=draws, seed=seed),
         _audit_section(inp),
+        _seed_train_section(inp),
         _appendix(inp, space, yaml_text, csv_text, draws=draws, seed=seed),
     ]
     numbers = {"coefficients": {n: dict(zip(m.coefficients["term"], m.coefficients["estimate"], strict=True))
@@ -667,6 +695,12 @@ def _audit_section(inp: _Inputs) -> Section:
                           "verification that shows an earlier record number, or another hash at this record "
                           "number, means the trail was rolled back or rewritten since."))
     return sec
+
+
+def _seed_train_section(inp: _Inputs) -> Section:
+    from doe.report.seed_train import seed_train_section
+
+    return cast(Section, seed_train_section(10, inp.seed_train))
 
 
 # -- appendix ----------------------------------------------------------------------------------

@@ -356,15 +356,31 @@ def default_catalogue() -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _plan(key: str, _plan_json: str, _catalogue_csv: str, _models_json: str) -> Any:
-    from doe.scale import PlanFile, read_catalogue, run_plan
+def _plan(key: str, _plan_json: str, _catalogue_csv: str, _models_json: str, _measured_json: str) -> Any:
+    from doe.scale import PlanFile, measured_growth, read_catalogue, run_plan
 
     catalogue = read_catalogue(pd.read_csv(io.StringIO(_catalogue_csv), dtype=str, keep_default_na=False))
-    return run_plan(PlanFile.from_dict(json.loads(_plan_json)), catalogue, json.loads(_models_json) or None)
+    m = json.loads(_measured_json) or {}
+    measured = measured_growth(m["groups"], conservative=m["conservative"]) if m else None
+    return run_plan(PlanFile.from_dict(json.loads(_plan_json)), catalogue, json.loads(_models_json) or None,
+                    measured=measured, equivalence=m.get("equivalence"))
 
 
-def compute_plan(plan_json: str, catalogue_csv: str, models_json: str) -> Any:
-    """The scale plan (doe.scale.run_plan) of a plan, a vessel catalogue and the fitted-model supply,
-    once per content (their SHA-256)."""
-    key = _sha256("\x00".join((plan_json, catalogue_csv, models_json)))
-    return _plan(key, plan_json, catalogue_csv, models_json)
+def compute_plan(plan_json: str, catalogue_csv: str, models_json: str, measured_json: str = "{}") -> Any:
+    """The scale plan (doe.scale.run_plan) of a plan, a vessel catalogue, the fitted-model supply and the
+    measured growth (``{"groups", "conservative", "equivalence"}``), once per content (their SHA-256)."""
+    key = _sha256("\x00".join((plan_json, catalogue_csv, models_json, measured_json)))
+    return _plan(key, plan_json, catalogue_csv, models_json, measured_json)
+
+
+# -- the seed train ----------------------------------------------------------------------------------------
+@st.cache_data(max_entries=16, show_spinner=False)
+def _growth(key: str, by: str, _passages: pd.DataFrame) -> Any:
+    from doe.growth import growth_summary
+
+    return growth_summary(_passages, by=by)
+
+
+def growth(passages: pd.DataFrame, by: str = "Family") -> Any:
+    """The growth kinetics (doe.growth.GrowthSummary) of a passage sheet, once per content and grouping."""
+    return _growth(_sha256(passages.to_csv(index=False)), by, passages)

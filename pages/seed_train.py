@@ -1,0 +1,193 @@
+"""Seed train: the passages as recorded (uploaded or typed), their growth kinetics per vessel family and
+donor, and the growth rate of a time course of counts."""
+
+import pandas as pd
+import streamlit as st
+
+from doe.design import safe_csv
+from doe.errors import DoeError
+from doe.growth import GROWTH_CURVE_FILE, PASSAGES_FILE, passage_template, read_passages
+from doe.growth_curve import fit_growth_curve, read_growth_curve
+from doe.passage_sheet import compare_passages, merge_passages
+from doe.plots.seed_train import KINETICS, growth_curve_figure, kinetics_figure, pdl_figure
+from pages._app.common import is_example, require_study, show_table
+from pages._app.db import read, store
+from pages._app.persist import current_access, editor, save_study
+from pages._app.services import default_plan, growth
+from pages._app.state import PASSAGES_REASON, state
+
+study = require_study()
+st.title("Seed train")
+st.caption("One row per vessel per passage: donor, passage number, vessel (from the vessel catalogue), cells "
+           "seeded and harvested, hours in culture; viability, area and notes optional. From them: fold expansion, "
+           "population doublings PD = log2(harvested / seeded), doubling time = hours / PD, harvest density and "
+           "each donor's cumulative population doubling level. Every save is a new passage data version with the "
+           "audit trail; changing a saved passage asks for a reason.")
+
+
+def stored_passages() -> pd.DataFrame:
+    """The study's recorded passages (empty when none or the study is not saved)."""
+    try:
+        return read("passages", study.name)
+    except DoeError:
+        return passage_template()
+
+
+def save(table: pd.DataFrame, what: str, reason: str | None = None) -> None:
+    """Save ``table`` as the study's passage sheet (the study first, if this session changed it)."""
+    user = editor()
+    if user is None:
+        return
+    try:
+        if save_study(study, user) is None:
+            return
+        before = len(read("passage_versions", study.name))
+        version = store().save_passages(study.name, table, user, reason or None)
+    except DoeError as exc:
+        st.error(f"Not saved: {exc}")
+        return
+    state.passages_saved = (version, f"{what}: saved as passage data version {version}." if version > before
+                            else f"{what}: nothing new - every passage is already saved.")
+    state.passages_editor_gen += 1
+    st.rerun()
+
+
+stored = stored_passages()
+versions = read("passage_versions", study.name) if len(stored) else None
+if state.passages_saved is not None:
+    st.success(state.passages_saved[1])
+    state.passages_saved = None
+
+c1, c2 = st.columns(2)
+if is_example(study) and not len(stored) and c1.button(
+        "Load the example passages (simulated)", key="load_example_passages", type="primary",
+        help="Three donors' seed trains from T-175 flasks to CellSTACK-40 and, in parallel, CellCube-25 "
+             "(data/msc_passages.csv, simulated by data/simulate_passages.py)."):
+    save(read_passages(PASSAGES_FILE.read_bytes(), PASSAGES_FILE.name).table, "Example passages (simulated)")
+c2.download_button("Download an empty passage sheet (CSV)", safe_csv(passage_template()), "passages_template.csv",
+                   "text/csv", key="passage_template")
+
+upload_file = st.file_uploader("Upload passages (CSV or Excel)", type=["csv", "txt", "xlsx"],
+                               key=f"passages_upload_{state.passages_editor_gen}")  # a new, empty one after a save
+if upload_file is not None:
+    upload = read_passages(upload_file.getvalue(), upload_file.name)
+    if not upload.ok:
+        st.error(f"**{upload_file.name} was not loaded** - fix these and upload again:")
+        st.dataframe([{"row": p.row, "column": p.column, "problem": p.message} for p in upload.errors],
+                     hide_index=True, width="stretch")
+    else:
+        for p in upload.warnings:
+            st.warning(p.message)
+        how = st.radio("The file's passages", ["Add them to the recorded passages",
+                                                "Replace the recorded passages with the file"],
+                       horizontal=True, key="passages_upload_mode",
+                       help="Adding keeps every recorded passage; a passage of the file with the donor, passage "
+                            "number and vessel of a recorded one replaces it (a reason is needed).")
+        try:
+            merged = merge_passages(stored, upload.table, replace=how.startswith("Replace"))
+        except DoeError as exc:
+            st.error(str(exc))
+        else:
+            st.info(merged.describe(upload_file.name))
+            reason = st.text_input("Reason (needed when the file changes or removes recorded passages)",
+                                   key="passages_upload_reason")
+            if merged.changes and st.button("Save the upload", type="primary", key="save_passages_upload"):
+                save(merged.table, upload_file.name, reason)
+
+if not len(stored):
+    st.info("No passages recorded yet: upload a passage sheet, type the passages below, or (example study) "
+            "load the example passages.")
+acc = current_access()
+edited = st.data_editor(
+    stored, key=f"passages_editor_{state.passages_editor_gen}", num_rows="dynamic", hide_index=True,
+    width="stretch", disabled=not acc.can_edit,
+    column_config={"Passage": st.column_config.NumberColumn("Passage", min_value=0, step=1, format="%d"),
+                   "Seeded cells": st.column_config.NumberColumn("Seeded cells", format="%.4g"),
+                   "Harvested cells": st.column_config.NumberColumn("Harvested cells", format="%.4g"),
+                   "Hours": st.column_config.NumberColumn("Hours in culture (h)"),
+                   "Viability": st.column_config.NumberColumn("Viability (%)"),
+                   "Area (cm2)": st.column_config.NumberColumn("Area (cm²; blank: catalogue)")})
+checked = read_passages(edited, "The edited sheet") if not edited.equals(stored) else None
+change = compare_passages(stored, checked.table) if checked is not None and checked.ok else None
+if checked is not None and (change is None or change.changes):
+    for p in checked.problems:
+        (st.error if p.severity == "error" else st.warning)(p.message)
+    st.markdown(":orange[**Edited passages not saved yet.**]" + (f" {change.describe('Edits')}" if change else ""))
+    if checked.ok:
+        reason = st.text_input("Reason for the change (needed when you change or remove a saved passage)",
+                               key=PASSAGES_REASON)
+        if st.button("Save edits", type="primary", key="save_passage_edits"):
+            save(checked.table, "Edits", reason)
+    else:
+        st.error("Edits with errors are not saved; fix them first.")
+if not len(stored):
+    st.stop()
+
+last = versions.iloc[-1]
+st.caption(f"{len(stored)} passages saved: passage data version {int(last['version'])} "
+           f"({str(last['content_hash'])[:12]}), {last['created_by']}, {str(last['created_at'])[:16]} UTC.")
+st.download_button("Download the passages (CSV)", safe_csv(stored), "passages.csv", "text/csv",
+                   key="download_passages")
+if stored["Notes"].astype(str).str.contains("simulated", case=False).any():
+    st.warning("These passages are **simulated** (data/simulate_passages.py), not measured.")
+
+st.header("Growth kinetics")
+by = st.radio("Group by", ["Family", "Vessel", "Donor"], horizontal=True, key="growth_by",
+              format_func=lambda b: {"Family": "Vessel family"}.get(b, b))
+try:
+    summary = growth(stored, by)
+except DoeError as exc:
+    st.error(f"No kinetics: {exc}")
+    st.stop()
+show_table(summary.groups)
+for note in summary.notes:
+    st.caption(note)
+quantity = st.selectbox("Show", list(KINETICS), key="growth_quantity")
+st.plotly_chart(kinetics_figure(summary, quantity, note=study.name), width="stretch")
+limit = default_plan()["supply"].get("max_population_doublings")
+st.plotly_chart(pdl_figure(summary, limit=limit), width="stretch")
+with st.expander("Every passage with its kinetics"):
+    show_table(summary.passages)
+st.caption("Headless: `python -m doe growth passages.csv --json growth.json [--by Vessel]`. Next: compare two "
+           "scales on the **Scale comparison** page, then plan from the measured growth on the **Scale planner**.")
+
+st.header("Growth curve from counts")
+st.caption("A vessel counted over time (e.g. daily): the maximum specific growth rate μmax and the lag by the "
+           "\"easy linear\" method of Hall et al. (2014), as R's growthrates::fit_easylinear: the steepest "
+           "regression of log(counts) over h consecutive points, widened to neighbouring windows whose slope is "
+           "within the quota of it. Doubling time = ln 2 / μmax.")
+curve_file = st.file_uploader("Upload a time course (CSV or Excel)", type=["csv", "txt", "xlsx"], key="curve_upload")
+source = (curve_file.getvalue(), curve_file.name) if curve_file is not None else None
+if source is None and st.toggle("Use the example time course (simulated T-175 flask)", key="curve_example"):
+    source = (GROWTH_CURVE_FILE.read_bytes(), GROWTH_CURVE_FILE.name)
+if source is not None:
+    from doe.runs import read_table
+
+    try:
+        frame = read_table(*source)
+    except DoeError as exc:
+        st.error(f"{source[1]} was not loaded: {exc}")
+        st.stop()
+    cols = [str(c) for c in frame.columns]
+    numeric = [c for c in cols if pd.api.types.is_numeric_dtype(frame[c])] or cols
+    c = st.columns(4)
+    tcol = c[0].selectbox("Time column", numeric, key="curve_time")
+    vcol = c[1].selectbox("Count column", numeric, index=min(1, len(numeric) - 1), key="curve_value")
+    h = c[2].number_input("Points per window (h)", 3, 50, 5, key="curve_h")
+    quota = c[3].number_input("Quota", 0.5, 1.0, 0.95, 0.01, key="curve_quota")
+    try:
+        t, y = read_growth_curve(frame, tcol, vcol, source[1])
+        curve = fit_growth_curve(t, y, h=int(h), quota=float(quota))
+    except DoeError as exc:
+        st.error(f"No growth rate: {exc}")
+        st.stop()
+    unit = tcol.split("(")[-1].rstrip(")") if "(" in tcol else tcol.lower().rstrip("s")
+    m = st.columns(4)
+    m[0].metric(f"μmax (per {unit})", f"{curve.mumax:.3g}")
+    m[1].metric(f"Doubling time ({unit}s)", f"{curve.doubling_time:.3g}")
+    m[2].metric(f"Lag ({unit}s)", f"{curve.lag:.3g}")
+    m[3].metric("R² of the window", f"{curve.r2:.4f}")
+    st.plotly_chart(growth_curve_figure(curve, t, y, time_label=tcol, value_label=vcol, time_unit=unit,
+                                        note=source[1]), width="stretch")
+    st.caption(f"Headless: `python -m doe growth-curve {source[1]} --time \"{tcol}\" --value \"{vcol}\" "
+               f"--h {int(h)} --quota {float(quota):g} --json curve.json`.")
