@@ -601,13 +601,13 @@ def growth_summary(table: pd.DataFrame, catalogue: Sequence[Vessel] | None = Non
     notes: list[str] = []
     results: dict[str, dict[str, Any]] = {}
     labels: list[dict[str, Any]] = []
-    groups = list(passages.groupby(by, sort=False, dropna=False))
+    grouped = list(passages.groupby(by, sort=False, dropna=False))
     if by in ("Family", "Vessel") and len(passages):  # in seed-train order: T-flask before CellSTACK before CellCube
         from doe.passage_sheet import scale_order
 
         rank = {name: i for i, name in enumerate(scale_order(passages, by))}
-        groups.sort(key=lambda g: rank.get(str(g[0]), len(rank)))
-    for group, rows in groups:
+        grouped.sort(key=lambda g: rank.get(str(g[0]), len(rank)))
+    for group, rows in grouped:
         gname = _text(group) if not blank_cell(group) else "(blank)"
         obs = _observations(rows)
         entry: dict[str, Any] = {"group": gname, "n": int(len(obs)), "donors": int(obs["Donor"].nunique())}
