@@ -165,7 +165,7 @@ for col, p in zip(st.columns(len(result["plans"])), result["plans"], strict=True
     for w in p.warnings:
         col.warning(w)
     with col:
-        show_table(plan_frame(p).drop(columns=["Strategy"]))
+        show_table(plan_frame(p).drop(columns=["Strategy", "Growth numbers from"], errors="ignore"))
 st.plotly_chart(plan_figure(result["plans"], note=f"Study: {study.name}"), width="stretch")
 if summary is not None:
     st.markdown("**Predicted against recorded cells per vessel, stage by stage**")

@@ -44,6 +44,14 @@ def stored(tmp_path_factory):
     set_point = out["design_space"]["set_point"]
     store.save_decision(study.name, 0.9, set_point, {"par": {}, "nor": {"Agitation": [50, 70]}}, "bob",
                         analysis_version=2, note="test decision")
+    from doe.equivalence import tost
+    from doe.growth import PASSAGES_FILE, passage_kinetics, read_passages
+
+    passages = read_passages(PASSAGES_FILE).table  # the seed-train section (10)
+    store.save_passages(study.name, passages, "carol")
+    store.save_equivalence(study.name, tost(passage_kinetics(passages), "Fold expansion", "Vessel", "CellSTACK-40",
+                                            "CellCube-25", (0.8, 1.25), paired=True, id="Donor", log=True).to_json(),
+                           "carol")
     yield store, study.name
     store.close()
 
@@ -89,6 +97,19 @@ def test_pdf_text_has_set_point_anova_and_design_space(stored, report):
     assert "Design-space figure: probability that every CQA meets its spec" in flat
     assert "decision" in flat and "Comparison with the previous analysis version" in flat
     assert content.numbers["figures_only_in_html"] == [] or not Path(CHROMIUM).exists()
+
+
+def test_pdf_has_the_seed_train_section(stored, report):
+    """Section 10: kinetics per vessel family, the saved equivalence test and the plan from measured growth."""
+    store, name = stored
+    _content, pdf, _ = report
+    flat = " ".join(" ".join(_text(pdf)[0]).split())
+    assert "10. Seed train: growth per vessel, equivalence between scales, plan" in flat
+    assert "passage data version 1" in flat and "SIMULATED" in flat
+    assert "Growth kinetics per vessel family" in flat and "Every saved equivalence test" in flat
+    test = store.equivalence_tests(name)["result"].iloc[0]
+    assert f"{test['estimate']:.4g}" in flat  # the ratio of geometric means as the table prints it
+    assert "Plan, scale-out: stages" in flat and "predicted against recorded cells per vessel" in flat
 
 
 def _fonts(obj, seen):

@@ -149,7 +149,9 @@ def seed_train_section(number: int, inputs: SeedTrainInputs | None, *, catalogue
                       "(conservative: the lower 95 % bound of the mean fold expansion)."))
     sec.add(Table(_formatted(supply_frame(out["supply"])), "Growth numbers the plan used, and where each came from."))
     for plan in result["plans"]:
-        sec.add(Table(_formatted(plan_frame(plan).drop(columns=["Strategy"])), f"Plan, {plan.strategy}: stages."))
+        stages = plan_frame(plan).drop(columns=["Strategy", "Growth numbers from"], errors="ignore")
+        sec.add(Table(_formatted(stages), f"Plan, {plan.strategy}: stages (where each growth number came from: the "
+                                          "table of growth numbers above)."))
         for w in plan.warnings:
             sec.add(Notice(f"{plan.strategy}: {w}"))
         sec.add(Table(_formatted(measured["recorded"][plan.strategy]),
