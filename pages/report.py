@@ -66,7 +66,29 @@ def _content_key() -> tuple:
     return study.name, study.digest, data_version(session_runs), choices, repr(design)
 
 
-key = _content_key()
+def _seed_train() -> dict:
+    """The study's recorded passages and saved equivalence tests, for the report's seed-train section."""
+    try:
+        passages = read("passages", study.name)
+        tests = read("equivalence_tests", study.name)
+    except DoeError:
+        return {}
+    if not len(passages):
+        return {}
+    return {"passages": passages, "equivalence": [{**dict(r["result"]), "created_at": r["created_at"],
+                                                   "created_by": r["created_by"]} for _, r in tests.iterrows()]}
+
+
+def _seed_train_key() -> tuple:
+    """What the seed-train section is built from: the newest passage data version and the saved tests."""
+    try:
+        versions, tests = read("passage_versions", study.name), read("equivalence_tests", study.name)
+    except DoeError:
+        return ()
+    return (str(versions["content_hash"].iloc[-1]) if len(versions) else "", len(tests))
+
+
+key = (*_content_key(), *_seed_train_key())
 
 
 def _build() -> dict:
@@ -78,7 +100,7 @@ def _build() -> dict:
         content = build_report(store(), study.name, version)
     else:
         content = build_report(study=study, runs=session_runs,
-                               choices=state.model_choices or None, **_data_design())
+                               choices=state.model_choices or None, **_data_design(), **_seed_train())
     html = render_html(content)
     try:
         pdf, pdf_error = render_pdf(content), None
