@@ -116,6 +116,22 @@ class EquivalenceResult:
         return ("ratio of geometric means" if self.log
                 else "difference in means")
 
+    @property
+    def planning_sd(self) -> float:
+        """The SD a sample-size calculation for a study like this one takes (:func:`equivalence_sample_size`):
+        of the paired differences (paired), else the pooled SD of the runs - on the log scale with ``log``.
+
+        Recovered from the interval: its half-width on the analysis scale is t(1 - alpha, df) x SE, and
+        SE = SD / sqrt(pairs) (paired) or SD sqrt(1/n_reference + 1/n_test).
+        """
+        lo, hi = self.ci
+        if self.log:
+            lo, hi = math.log(lo), math.log(hi)
+        se = (hi - lo) / 2.0 / float(stats.t.ppf(1.0 - self.alpha, self.df))
+        if self.paired:
+            return se * math.sqrt(self.n_pairs or 0)
+        return se / math.sqrt(1.0 / self.n_reference + 1.0 / self.n_test)
+
     def conclusion(self) -> str:
         """One or two sentences for a scientist or a regulator: the verdict and the interval behind it."""
         level = f"{fmt_sig(100 * self.confidence, 3)} %"

@@ -94,7 +94,7 @@ with st.expander("Sample size for an equivalence study", expanded=not result.equ
     st.caption("How many " + ("donors (pairs)" if paired else "passages per scale") + " a study needs to show "
                "equivalence with the chosen power, for a true " + ("ratio" if log else "difference") + " you "
                "assume, at the SD seen here" + (" (of log values)" if log else "") + ".")
-    sd_seen = float(j.get("sd_used") or ((result.sd_reference + result.sd_test) / 2))
+    sd_seen = result.planning_sd
     c = st.columns(3)
     sd = c[0].number_input("SD" + (" of log values" if log else "") + (" of differences" if paired else ""),
                            1e-6, value=max(sd_seen, 1e-6), format="%.4g", key="eq_n_sd")

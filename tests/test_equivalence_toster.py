@@ -42,3 +42,14 @@ def test_paired_t_tost_on_the_sleep_data():
     assert r.ci == pytest.approx((-2.2930053, -0.8669947), abs=5e-8)
     assert r.t_upper == pytest.approx(-5.348, abs=5e-4)  # TOST Upper, p < 0.001
     assert r.p_upper < 0.001 and not r.equivalent
+
+
+def test_planning_sd_is_the_sd_of_differences_or_the_pooled_sd():
+    """The SD a sample-size calculation takes, recovered from the interval, equals the SD computed directly."""
+    import statistics
+
+    paired = tost_arrays(GROUP_2, GROUP_1, (-0.5, 0.5), paired=True)
+    assert paired.planning_sd == pytest.approx(statistics.stdev(a - b for a, b in zip(GROUP_1, GROUP_2)), rel=1e-12)
+    pooled = tost_arrays(GROUP_2, GROUP_1, (-0.5, 0.5), var_equal=True)
+    expected = ((statistics.variance(GROUP_1) + statistics.variance(GROUP_2)) / 2) ** 0.5  # equal n
+    assert pooled.planning_sd == pytest.approx(expected, rel=1e-12)
