@@ -95,8 +95,8 @@ if upload_file is not None:
                 save(merged.table, upload_file.name, reason)
 
 if not len(stored):
-    st.info("No passages recorded yet: upload a passage sheet, type the passages below, or (example study) "
-            "load the example passages.")
+    st.info("No passages recorded yet: upload a passage sheet or type the passages below"
+            + (", or load the example passages." if is_example(study) else "."))
 acc = current_access()
 edited = st.data_editor(
     stored, key=f"passages_editor_{state.passages_editor_gen}", num_rows="dynamic", hide_index=True,
@@ -120,36 +120,41 @@ if checked is not None and (change is None or change.changes):
             save(checked.table, "Edits", reason)
     else:
         st.error("Edits with errors are not saved; fix them first.")
-if not len(stored):
-    st.stop()
 
-last = versions.iloc[-1]
-st.caption(f"{len(stored)} passages saved: passage data version {int(last['version'])} "
-           f"({str(last['content_hash'])[:12]}), {last['created_by']}, {str(last['created_at'])[:16]} UTC.")
-st.download_button("Download the passages (CSV)", safe_csv(stored), "passages.csv", "text/csv",
-                   key="download_passages")
-if stored["Notes"].astype(str).str.contains("simulated", case=False).any():
-    st.warning("These passages are **simulated** (data/simulate_passages.py), not measured.")
 
-st.header("Growth kinetics")
-by = st.radio("Group by", ["Family", "Vessel", "Donor"], horizontal=True, key="growth_by",
-              format_func=lambda b: {"Family": "Vessel family"}.get(b, b))
-try:
-    summary = growth(stored, by)
-except DoeError as exc:
-    st.error(f"No kinetics: {exc}")
-    st.stop()
-show_table(summary.groups)
-for note in summary.notes:
-    st.caption(note)
-quantity = st.selectbox("Show", list(KINETICS), key="growth_quantity")
-st.plotly_chart(kinetics_figure(summary, quantity, note=study.name), width="stretch")
-limit = default_plan()["supply"].get("max_population_doublings")
-st.plotly_chart(pdl_figure(summary, limit=limit), width="stretch")
-with st.expander("Every passage with its kinetics"):
-    show_table(summary.passages)
-st.caption("Headless: `python -m doe growth passages.csv --json growth.json [--by Vessel]`. Next: compare two "
-           "scales on the **Scale comparison** page, then plan from the measured growth on the **Scale planner**.")
+def kinetics_section() -> None:
+    """The recorded passages' version line, downloads and growth kinetics."""
+    last = versions.iloc[-1]
+    st.caption(f"{len(stored)} passages saved: passage data version {int(last['version'])} "
+               f"({str(last['content_hash'])[:12]}), {last['created_by']}, {str(last['created_at'])[:16]} UTC.")
+    st.download_button("Download the passages (CSV)", safe_csv(stored), "passages.csv", "text/csv",
+                       key="download_passages")
+    if stored["Notes"].astype(str).str.contains("simulated", case=False).any():
+        st.warning("These passages are **simulated** (data/simulate_passages.py), not measured.")
+
+    st.header("Growth kinetics")
+    by = st.radio("Group by", ["Family", "Vessel", "Donor"], horizontal=True, key="growth_by",
+                  format_func=lambda b: {"Family": "Vessel family"}.get(b, b))
+    try:
+        summary = growth(stored, by)
+    except DoeError as exc:
+        st.error(f"No kinetics: {exc}")
+        return
+    show_table(summary.groups)
+    for note in summary.notes:
+        st.caption(note)
+    quantity = st.selectbox("Show", list(KINETICS), key="growth_quantity")
+    st.plotly_chart(kinetics_figure(summary, quantity, note=study.name), width="stretch")
+    limit = default_plan()["supply"].get("max_population_doublings")
+    st.plotly_chart(pdl_figure(summary, limit=limit), width="stretch")
+    with st.expander("Every passage with its kinetics"):
+        show_table(summary.passages)
+    st.caption("Headless: `python -m doe growth passages.csv --json growth.json [--by Vessel]`. Next: compare two "
+               "scales on the **Scale comparison** page, then plan from the measured growth on the **Scale planner**.")
+
+
+if len(stored):
+    kinetics_section()
 
 st.header("Growth curve from counts")
 st.caption("A vessel counted over time (e.g. daily): the maximum specific growth rate μmax and the lag by the "
