@@ -30,6 +30,9 @@ PAGES = [
     ("pages/audit.py", "Audit trail", ":material/fact_check:"),
     ("pages/report.py", "Report", ":material/description:"),
 ]
+#: The navigation's sections: a heading and how many of the PAGES above (in order) it holds; every page is
+#: listed (no "View more"), in the order of the work: plan and run, analyse, manufacture, record and report.
+SECTIONS = [("Plan and run", 4), ("Analyse", 3), ("Manufacture", 3), ("Record and report", 3)]
 
 
 def main() -> None:
@@ -48,8 +51,11 @@ def main() -> None:
             st.error(refused)
             st.stop()
         open_example_on_first_visit()
-        page = st.navigation([st.Page(path, title=t, icon=icon, default=i == 0)
-                              for i, (path, t, icon) in enumerate(PAGES)])
+        pages = [st.Page(path, title=t, icon=icon, default=i == 0) for i, (path, t, icon) in enumerate(PAGES)]
+        sections, start = {}, 0
+        for heading, count in SECTIONS:
+            sections[heading], start = pages[start:start + count], start + count
+        page = st.navigation(sections, expanded=True)
         run.title = page.title
         identity_sidebar()
         if page.title in ("Home", "Design"):  # where the next step is pressing Generate design

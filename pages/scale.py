@@ -78,9 +78,6 @@ if source == RECORDED:
                f"{len(measured['equivalence'])} saved equivalence tests (Scale comparison page) are checked against "
                "every change of vessel family. Families without records use the pooled numbers (see the table "
                "of growth numbers below).")
-    c = st.columns(3)
-    s["seeding_density_cells_per_cm2"] = c[0].number_input("Seeding density (cells/cm²)", 1.0, 1e6,
-                                                           float(s["seeding_density_cells_per_cm2"]), key="sc_seed_p")
 if source == MODELS:
     decision = latest("decisions", study.name)
     try:  # a decision saved for an older version of the study may lie outside today's ranges
@@ -124,6 +121,9 @@ c = st.columns(6)
 if source != RECORDED:
     s["days_per_passage"] = c[0].number_input("Days per passage", 0.5, 60.0, float(s["days_per_passage"]),
                                               key="sc_days")
+else:  # the days come from the passages; each family seeds at this density
+    s["seeding_density_cells_per_cm2"] = c[0].number_input("Seeding density (cells/cm²)", 1.0, 1e6,
+                                                           float(s["seeding_density_cells_per_cm2"]), key="sc_seed_p")
 s["starting_cells"] = c[1].number_input("Cells in the MCB vial", 1.0, value=float(s["starting_cells"]),
                                         format="%.3g", key="sc_vial")
 s["mcb_population_doublings"] = c[2].number_input("PDL of the vial", 0.0, 100.0,

@@ -157,3 +157,15 @@ def test_the_source_checks_see_a_use(tmp_path):
                      'x = st.session_state.get("a")\n\n\n@st.cache_data\ndef f():\n    return 1\n', encoding="utf-8")
     assert _attribute_uses(probe, "session_state", "probe.py") == ["probe.py:3: session_state"]
     assert _attribute_uses(probe, "cache_data", "probe.py") == ["probe.py:6: cache_data"]
+
+
+def test_navigation_sections_hold_every_page_once():
+    """app.SECTIONS splits app.PAGES in order: every page is in exactly one section (none hidden)."""
+    import ast
+
+    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    found = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("PAGES", "SECTIONS")}
+    assert sum(count for _, count in found["SECTIONS"]) == len(found["PAGES"])
+    assert all(count > 0 for _, count in found["SECTIONS"])
+    assert [p for p, _, _ in found["PAGES"]][-3:] == ["pages/versions.py", "pages/audit.py", "pages/report.py"]
