@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from doe.audit_view import audit_csv, audit_frame, audit_jsonl, head_frame
+from doe.audit_view import audit_csv, audit_frame, audit_jsonl, entity_label, head_frame
 from doe.present import present
 from pages._app.db import read, store
 from pages._app.state import state
@@ -43,7 +43,7 @@ where = c1.selectbox("Study", ["(all)", *studies],
                      key="audit_study")
 who = c2.multiselect("User", sorted(trail["user_name"].unique()), key="audit_user")
 what = c3.multiselect("Action", ["create", "modify", "delete"], key="audit_action")
-entity = c4.multiselect("Entity", sorted(trail["entity"].unique()), key="audit_entity")
+entity = c4.multiselect("Entity", sorted(trail["entity"].unique()), key="audit_entity", format_func=entity_label)
 shown = audit_frame(trail, study=None if where == "(all)" else where, users=who, actions=what, entities=entity)
 
 st.caption(f"{len(shown)} of {len(trail)} records, newest first. Unauthenticated names were typed in "
