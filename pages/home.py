@@ -17,7 +17,9 @@ st.markdown(
     "the factors you can vary (medium, vessel surface, harvest reagent, agitation, seeding "
     "density, ...) and the critical quality attributes (CQAs) with their specification limits, "
     "then generate a design that fits your question and run budget, see how good it is, and "
-    "download the run sheet."
+    "download the run sheet. Enter results as they come in, fit the models and map the design space; "
+    "then carry it into manufacturing: record the seed train's passages, compare scales for equivalence "
+    "and plan the seed train from what was measured."
 )
 
 if current_study() is None:  # a new session opens no one else's study (pages/_app/first_visit.py)
