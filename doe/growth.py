@@ -37,7 +37,7 @@ from doe._format import fmt_sig, json_number
 from doe.cells import blank_cell
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.mixed import MixedFit, fit_mixed
-from doe.runs import Problem, read_table
+from doe.runs import Problem, ProblemList, read_table, source_bytes
 from doe.scale import Vessel, read_catalogue
 
 __all__ = [
@@ -82,7 +82,7 @@ class PassageError(DoeError):
 
 
 @dataclass
-class PassageUpload:
+class PassageUpload(ProblemList):
     """Passage records read from a file or an editor, with their problems.
 
     ``table`` has :data:`PASSAGE_COLUMNS` in order (Hours always filled, Days converted; Passage int,
@@ -92,21 +92,6 @@ class PassageUpload:
     table: pd.DataFrame
     problems: list[Problem]
     name: str = ""
-
-    @property
-    def errors(self) -> list[Problem]:
-        """The problems that stop the upload."""
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        """The problems reported without stopping the upload."""
-        return [p for p in self.problems if p.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        """True when no problem is an error."""
-        return not self.errors
 
     def summary(self, limit: int = 20) -> str:
         """A few lines for the user: rows, donors, then the problems (errors first)."""
@@ -158,17 +143,7 @@ def read_passages(source: bytes | str | Path | pd.DataFrame, name: str = "",
 
 
 def _read_source(source: bytes | str | Path, name: str) -> tuple[pd.DataFrame, str]:
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    elif isinstance(source, str) and "\n" in source:
-        data = source.encode("utf-8")
-    else:
-        path = Path(source)
-        name = name or path.name
-        if not path.is_file():
-            raise PassageError(f"The file '{path}' does not exist.")
-        data = path.read_bytes()
-    name = name or "upload"
+    data, name = source_bytes(source, name)
     return read_table(data, name), name
 
 

@@ -33,7 +33,7 @@ from scipy import stats
 from doe._format import json_number
 from doe.cells import blank_cell
 from doe.errors import DoeError, did_you_mean, quoted_list
-from doe.runs import read_table
+from doe.runs import read_table, source_bytes
 
 __all__ = ["GrowthCurve", "GrowthCurveError", "fit_growth_curve", "read_growth_curve"]
 
@@ -214,17 +214,9 @@ def _check_series(t: np.ndarray, y: np.ndarray, h: int, quota: float) -> None:
 def _load_frame(source: bytes | str | Path | pd.DataFrame, name: str) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source.reset_index(drop=True)
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
-    elif isinstance(source, str) and "\n" in source:
-        data = source.encode("utf-8")
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise GrowthCurveError(f"The file '{path}' does not exist.")
-        data, name = path.read_bytes(), name or path.name
     try:
-        return read_table(data, name or "upload.csv")
+        data, name = source_bytes(source, name)
+        return read_table(data, name)
     except GrowthCurveError:
         raise
     except DoeError as exc:

@@ -99,20 +99,10 @@ class Problem:
         return f"{self.severity.capitalize()}: {self.message}"
 
 
-@dataclass
-class RunsUpload:
-    """A results table read from a file or an editor, with its problems.
+class ProblemList:
+    """What an upload with a ``problems`` list (of :class:`Problem`) says about itself: errors, warnings, ok."""
 
-    ``table`` columns, in order: Run, StdOrder, the block column and PointType
-    (when present), the factors in actual units, the CQAs as float (NaN =
-    not measured), Notes, then any extra columns of the file.
-    """
-
-    table: pd.DataFrame
     problems: list[Problem]
-    name: str = ""
-    factors: list[str] = field(default_factory=list)
-    responses: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -128,6 +118,22 @@ class RunsUpload:
     def ok(self) -> bool:
         """True when no problem is an error."""
         return not self.errors
+
+
+@dataclass
+class RunsUpload(ProblemList):
+    """A results table read from a file or an editor, with its problems.
+
+    ``table`` columns, in order: Run, StdOrder, the block column and PointType
+    (when present), the factors in actual units, the CQAs as float (NaN =
+    not measured), Notes, then any extra columns of the file.
+    """
+
+    table: pd.DataFrame
+    problems: list[Problem]
+    name: str = ""
+    factors: list[str] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
 
     def summary(self, limit: int = 20) -> str:
         """A few lines for the user: runs, results filled, then the problems (errors first)."""
@@ -380,6 +386,15 @@ def _source_bytes(source: bytes | str | Path, name: str) -> tuple[bytes, str]:
     if len(data) > MAX_BYTES:
         raise _Fatal(_too_big(name))
     return data, name or "upload"
+
+
+def source_bytes(source: bytes | str | Path, name: str = "") -> tuple[bytes, str]:
+    """The bytes of an upload given as bytes, CSV text or a file path, and its name; a DoeError when the file
+    does not exist or is over the upload size limit (doe.limits)."""
+    try:
+        return _source_bytes(source, name)
+    except _Fatal as exc:
+        raise DoeError(str(exc)) from None
 
 
 def _too_big(name: str) -> str:
