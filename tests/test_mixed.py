@@ -310,7 +310,10 @@ def test_shoes_unbalanced_kenward_roger_and_satterthwaite_differ():
     sat = row(unbalanced.anova("satterthwaite"), "term", "material")
     want = e["unbalanced"]["satterthwaite"]
     assert close(sat["F"], want["F"], 2)
-    assert close(sat["df_den"], want["ddf"], 6)
+    # 7.010857 at the exact REML optimum (Newton-polished; the KR ddf above agrees to 6 decimals at the same
+    # point); lmerTest's 7.010863 differentiates the deviance numerically at bobyqa's optimum, which moves the
+    # sixth decimal (5.7e-6 here): agreement to 4 decimals, 7.0109
+    assert close(sat["df_den"], want["ddf"], 4)
     assert close(sat["p"], want["p"], 4)
     assert sat["df_den"] != kr["df_den"] and sat["F"] != kr["F"]
     # one df: lambda = 1, and the contrast test is the anova row
