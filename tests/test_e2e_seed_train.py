@@ -54,7 +54,7 @@ def test_seed_train_from_upload_to_planner(browser, tmp_path):  # noqa: F811
         assert page.get_by_text("Growth kinetics").first.is_visible()
         assert page.get_by_text("simulated").first.is_visible()
         # the kinetics table is a canvas; its hidden header cells name the columns
-        assert page.locator('th:has-text("Fold expansion")').count() >= 1
+        page.locator('th:has-text("Fold expansion")').first.wait_for(state="attached", timeout=60_000)
 
         j.step("fit the example growth curve", lambda: page.get_by_text(
             "Use the example time course (simulated T-175 flask)").click(), wait_for="R² of the window")
