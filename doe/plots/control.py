@@ -26,6 +26,10 @@ _TITLES = {"xbar-r": "X-bar and R charts", "xbar-s": "X-bar and S charts", "imr"
            "p": "p chart (fraction nonconforming)", "np": "np chart (number nonconforming)"}
 
 
+_PANEL = {"xbar": "X-bar chart", "r": "R chart", "s": "S chart", "i": "Individuals chart", "mr": "Moving range chart",
+          "p": "p chart", "np": "np chart"}
+
+
 def _axis_label(chart: Chart, units: str) -> str:
     u = f" ({units})" if units else ""
     return {"xbar": f"Subgroup mean{u}", "r": f"Range{u}", "s": f"Standard deviation{u}",
@@ -61,7 +65,7 @@ def control_figure(chart_set: ChartSet, *, note: str = "", units: str = "") -> g
         raise ChartError("There is no chart to draw: make one with control_chart first.")
     names = list(chart_set.charts)
     fig = make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[html.escape(_axis_label(chart_set.charts[k], "")) for k in names])
+                        subplot_titles=[html.escape(_PANEL.get(k, k)) for k in names])
     for row, key in enumerate(names, start=1):
         ch = chart_set.charts[key]
         n = len(ch.statistic)
@@ -93,7 +97,7 @@ def control_figure(chart_set: ChartSet, *, note: str = "", units: str = "") -> g
         if ch.excluded:
             fig.add_trace(go.Scatter(
                 x=ch.excluded, y=[ch.statistic[i] for i in ch.excluded], mode="markers",
-                marker={"color": "white", "size": 14, "symbol": "circle-open", "line": {"color": _LIMIT, "width": 2}},
+                marker={"color": _LIMIT, "size": 15, "symbol": "circle-open", "line": {"width": 2}},
                 name=html.escape(f"{key} excluded"),
                 customdata=[html.escape(ch.labels[i]) for i in ch.excluded],
                 hovertemplate="lot %{customdata}: left out of the limits<extra></extra>", showlegend=False),
@@ -105,11 +109,13 @@ def control_figure(chart_set: ChartSet, *, note: str = "", units: str = "") -> g
     fig.update_xaxes(title_text="Lot", row=len(names), col=1)
     phase = "phase I (limits from these lots)" if chart_set.phase == 1 else "phase II (limits from a saved phase I)"
     sub = f"{phase}; dashed: 3-sigma control limits; red: a signal (hover for the rule)"
+    if any(ch.excluded for ch in chart_set.charts.values()):
+        sub += "; ringed: left out of the limits"
     fig.update_layout(template=TEMPLATE, width=1000, height=180 + 300 * len(names),
                       title={"text": f"{html.escape(_TITLES.get(chart_set.type, chart_set.type))}<br>"
                                      f"<sup>{html.escape(sub)}</sup>", "x": 0.01},
                       margin={"l": 90, "r": 30, "t": 100, "b": 110 if note else 70})
     if note:
-        fig.add_annotation(text=html.escape(note), xref="paper", yref="paper", x=0, y=-0.08, showarrow=False,
+        fig.add_annotation(text=html.escape(note), xref="paper", yref="paper", x=0, y=0, yshift=-62, showarrow=False,
                            xanchor="left", yanchor="top", font={"size": 11})
     return fig
