@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import integrate, optimize, stats
+from scipy import optimize, stats
 
 from doe._format import fmt_sig, json_number
 from doe.errors import DoeError, did_you_mean, quoted_list
@@ -60,12 +60,6 @@ __all__ = [
 
 #: Methods of the two-sided tolerance factor: exact (Odeh 1978) or Howe's (1969) approximation.
 TOLERANCE_METHODS = ("exact", "howe")
-
-#: d2 (expected range of n standard normal values) for n = 2..25, as tabulated in Montgomery's
-#: Introduction to Statistical Quality Control (Appendix VI) and used by R's qcc (``exp.R.unscaled``).
-_D2_TABLE = (1.128, 1.693, 2.059, 2.326, 2.534, 2.704, 2.847, 2.970, 3.078, 3.173, 3.258, 3.336, 3.407,
-             3.472, 3.532, 3.588, 3.640, 3.689, 3.735, 3.778, 3.819, 3.858, 3.895, 3.931)
-
 
 class CapabilityError(DoeError):
     """A capability or tolerance-interval input is invalid."""
@@ -234,24 +228,17 @@ def _check_limit(value: float | None, name: str) -> float | None:
 
 @lru_cache(maxsize=256)
 def d2_constant(size: int) -> float:
-    """d2, the expected range of ``size`` independent standard normal values (sigma = R / d2).
-
-    The tabulated 3-decimal values qcc uses for 2 to 25; above 25 the integral
-    d2(n) = integral of 1 - Phi(x)^n - (1 - Phi(x))^n over the real line (scipy ``quad``).
+    """d2, the expected range of ``size`` independent standard normal values (sigma = R / d2):
+    :func:`doe.control_charts.d2` (the 3-decimal table values qcc uses for 2 to 25, computed above).
 
     >>> d2_constant(2), d2_constant(5), round(d2_constant(30), 3)
     (1.128, 2.326, 4.086)
     """
     if size < 2:
         raise CapabilityError(f"A range needs a subgroup of at least 2 values; got {size}.")
-    if size <= len(_D2_TABLE) + 1:
-        return _D2_TABLE[size - 2]
+    from doe.control_charts import d2
 
-    def integrand(x: float) -> float:
-        return float(1.0 - stats.norm.cdf(x) ** size - stats.norm.sf(x) ** size)
-
-    value, _ = integrate.quad(integrand, -np.inf, np.inf)
-    return float(value)
+    return d2(size)
 
 
 def _check_n(n: int) -> int:

@@ -17,6 +17,8 @@
     python -m doe growth-curve CURVE.csv --time COL --value COL --json OUT.json
     python -m doe equivalence DATA.csv --response Y --group COL --reference A --test B --margin LOW HIGH --json OUT.json
     python -m doe equivalence-n --sd S --margin LOW HIGH --true-difference D --alpha A --power P [--paired]
+    python -m doe capability LOTS.csv --response Y [--lower L] [--upper U] [--target T] [--subgroup COL] --json OUT.json
+    python -m doe chart LOTS.csv --response Y --type xbar-r|xbar-s|imr|p|np [--subgroup COL] [--size N] --json OUT.json
 
 Errors in the input exit with status 2 and one line on stderr; no traceback
 (set DOE_DEBUG=1 to see one).
@@ -180,9 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", required=True, help="write the plan as JSON")
     p.add_argument("--figure", help="cells against day as .html, .png or .svg")
 
+    from doe.cli_manufacturing import add_commands as add_manufacturing
     from doe.cli_seed import add_commands
 
     add_commands(sub)
+    add_manufacturing(sub)
 
     p = sub.add_parser("validate", help="check a study file and print a summary")
     p.add_argument("study")
@@ -290,10 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        from doe.cli_manufacturing import COMMANDS as MANUFACTURING
         from doe.cli_seed import COMMANDS
 
-        if args.command in COMMANDS:
-            return COMMANDS[args.command](args, _write_json, _write_figure)
+        handler = {**COMMANDS, **MANUFACTURING}.get(args.command)
+        if handler is not None:
+            return handler(args, _write_json, _write_figure)
         return {"design": _design, "evaluate": _evaluate, "augment": _augment,
                 "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
                 "export": _export, "import-bundle": _import_bundle,

@@ -94,9 +94,22 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
-def d2(n: int) -> float:
-    """d2(n): the mean range of n standard normal values (R-bar / d2 estimates sigma)."""
-    return _range_moments(_check_n(n))[0]
+#: Up to this subgroup size d2 is used as tabulated, to 3 decimals (Montgomery's Appendix VI; R's qcc).
+D2_TABLE_MAX = 25
+
+
+def d2(n: int, *, exact: bool = False) -> float:
+    """d2(n): the mean range of n standard normal values (R-bar / d2 estimates sigma).
+
+    Computed by numerical integration; for n <= 25 rounded to the 3 decimals of the published table, which
+    qcc and Montgomery divide by (so sigma, limits and capability indices agree with their printed numbers);
+    ``exact=True`` gives the unrounded value.
+
+    >>> d2(2), d2(5), d2(25), round(d2(5, exact=True), 5)
+    (1.128, 2.326, 3.931, 2.32593)
+    """
+    value = _range_moments(_check_n(n))[0]
+    return value if exact or n > D2_TABLE_MAX else round(value, 3)
 
 
 def d3(n: int) -> float:

@@ -62,7 +62,7 @@ def test_constants_match_montgomery_appendix_vi(n):
 
 def test_range_moments_for_two_values_are_exact():
     # R = |X1 - X2| with X1 - X2 ~ N(0, 2): E R = 2 / sqrt(pi), E R^2 = 2
-    assert d2(2) == pytest.approx(2 / math.sqrt(math.pi), rel=1e-7)
+    assert d2(2, exact=True) == pytest.approx(2 / math.sqrt(math.pi), rel=1e-7)
     assert d3(2) == pytest.approx(math.sqrt(2 - 4 / math.pi), rel=1e-6)
     assert c4(2) == pytest.approx(math.sqrt(2 / math.pi), rel=1e-12)
 
@@ -304,3 +304,14 @@ def test_figure_has_one_panel_per_chart_and_red_signals():
     assert fig2.layout.yaxis.title.text == "Subgroup mean (mm)"
     assert fig2.layout.yaxis2.title.text == "Range (mm)"
     assert set(CHART_TYPES) == {"xbar-r", "xbar-s", "imr", "p", "np"}
+
+
+def test_d2_is_the_published_three_decimal_table_up_to_25():
+    """d2 for n = 2..25 as Montgomery's Appendix VI and R's qcc (exp.R.unscaled) print it; the charts and the
+    capability indices divide by these, so their sigma is qcc's to every printed digit."""
+    from doe.control_charts import d2
+
+    table = (1.128, 1.693, 2.059, 2.326, 2.534, 2.704, 2.847, 2.970, 3.078, 3.173, 3.258, 3.336, 3.407,
+             3.472, 3.532, 3.588, 3.640, 3.689, 3.735, 3.778, 3.819, 3.858, 3.895, 3.931)
+    assert [d2(n) for n in range(2, 26)] == list(table)
+    assert abs(d2(5, exact=True) - 2.32593) < 5e-6 and d2(30) == d2(30, exact=True)
