@@ -1,0 +1,117 @@
+"""The report's continued-process-verification section: lots, control charts, capability, the design space.
+
+What the Manufacturing page shows, laid out for review (ICH Q10; FDA process validation stage 3): the lots
+(their data version and checksum), an individuals / moving-range chart of every CQA with the run rules that
+fired, each CQA's capability with confidence intervals and a normal tolerance interval, and every lot against
+the saved design-space decision (its PARs/NOR and the predicted probability at the lot's actual settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from doe.errors import DoeError
+
+
+@dataclass
+class LotsInputs:
+    """What the section reports: the lots table (one row per lot, in time order), its data version and hash."""
+
+    lots: pd.DataFrame
+    version: int | None = None
+    content_hash: str = ""
+
+
+def capability_frame(study: Any, lots: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """One row per CQA with spec limits and results: lots, Cp, Cpk (with 95 % CIs), Ppk, % out (expected,
+    observed) and the 99 %/95 % tolerance interval; and the notes of CQAs left out."""
+    from doe.capability import capability
+
+    rows, notes = [], []
+    for r in study.responses:
+        if r.name not in lots or (r.lower is None and r.upper is None):
+            continue
+        values = pd.to_numeric(lots[r.name], errors="coerce").dropna()
+        if len(values) < 2:
+            notes.append(f"{r.name}: fewer than 2 lots measured, no capability.")
+            continue
+        try:
+            c = capability(values.tolist(), lower=r.lower, upper=r.upper, response=r.name)
+        except DoeError as exc:
+            notes.append(f"{r.name}: {exc}")
+            continue
+        ti = c.tolerance_interval
+
+        def ci(iv: Any) -> str:
+            if iv is None:
+                return ""
+            if iv.ci_low is None or iv.ci_high is None:
+                return f"{iv.value:.3g}"
+            return f"{iv.value:.3g} ({iv.ci_low:.3g} to {iv.ci_high:.3g})"
+
+        rows.append({"CQA": f"{r.name} ({r.units})" if r.units else r.name, "Spec": r.spec_text(), "Lots": c.n,
+                     "Cp (95 % CI)": ci(c.cp), "Cpk (95 % CI)": ci(c.cpk), "Ppk": c.ppk,
+                     "Expected out of spec (%)": c.expected_out_percent,
+                     "Observed out of spec (%)": c.observed_out_percent,
+                     "99 % of lots within (95 % confidence)": "" if ti is None else
+                     f"{'' if ti.low is None else f'{ti.low:.4g}'} to {'' if ti.high is None else f'{ti.high:.4g}'}"})
+    return pd.DataFrame(rows), notes
+
+
+def cpv_section(number: int, study: Any, inputs: LotsInputs | None, *, space: Any = None, decision: Any = None) -> Any:
+    """The numbered section "Continued process verification" (a :class:`doe.report.content.Section`)."""
+    from doe.present import present
+    from doe.report.content import Figure, Notice, Paragraph, Section, Table
+
+    sec = Section(f"{number}. Continued process verification: lots, control charts, capability")
+    if inputs is None or not len(inputs.lots):
+        return sec.add(Paragraph("No manufacturing lots are recorded for this study, so control charts, capability "
+                                 "and the lots' place in the design space are not reported."))
+    from doe.control_charts import control_chart
+    from doe.plots.control import control_figure
+
+    lots = inputs.lots
+    digest = inputs.content_hash or hashlib.sha256(lots.to_csv(index=False).encode("utf-8")).hexdigest()
+    where = f"lot data version {inputs.version}, content hash {digest}" if inputs.version else f"SHA-256 {digest}"
+    sec.add(Paragraph(f"{len(lots)} lots ({where}), in time order."))
+    if "Notes" in lots and lots["Notes"].astype(str).str.contains("simulated", case=False).any():
+        sec.add(Notice("These lots are SIMULATED (see their Notes), not measured."))
+    table, notes = capability_frame(study, lots)
+    if len(table):
+        sec.add(Table(present(table), "Capability of each CQA with spec limits: within-lot-series sigma from the "
+                                      "moving range (Cp, Cpk; qcc's processCapability intervals), overall SD "
+                                      "(Ppk), and a normal tolerance interval."))
+    for note in notes:
+        sec.add(Paragraph(note))
+    labels = lots["Lot"].astype(str).tolist() if "Lot" in lots else None
+    for r in study.responses:
+        if r.name not in lots:
+            continue
+        values = pd.to_numeric(lots[r.name], errors="coerce")
+        if values.notna().sum() < 3 or values.isna().any():
+            continue
+        try:
+            charts = control_chart(values.tolist(), "imr", labels=labels)
+        except DoeError:
+            continue
+        flagged = sorted({v["lot"] for c in charts.charts.values() for v in c.violations})
+        sec.add(Figure(control_figure(charts, units=r.units or ""),
+                       f"{r.name}: individuals and moving-range chart (phase I); "
+                       + (f"signals at lots {', '.join(flagged)}." if flagged else "no run rule fired."), 1000, 520))
+    if space is not None and decision is not None:
+        from doe.lots import check_lots, lots_frame
+
+        try:
+            checks = check_lots(space, decision, lots)
+        except DoeError as exc:
+            return sec.add(Notice(f"The lots cannot be checked against the design space: {exc}"))
+        sec.add(Table(present(lots_frame(checks)), f"Every lot against the design-space decision (threshold "
+                                                   f"{decision.threshold:g}): PARs, NOR and the predicted "
+                                                   "probability at the lot's actual settings."))
+    else:
+        sec.add(Paragraph("No design-space decision is saved, so the lots are not checked against the design space."))
+    return sec
