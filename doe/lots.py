@@ -16,14 +16,19 @@ a saved design-space decision (:class:`doe.decision.Decision`) and its design sp
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from doe.errors import DoeError, quoted_list
+from doe.errors import DoeError, did_you_mean, quoted_list
+from doe.runs import Problem, ProblemList, canonical_names, read_table, source_bytes
 
 
 @dataclass
@@ -156,3 +161,326 @@ def summary(checks: Sequence[LotCheck]) -> Mapping[str, Any]:
     """How many lots ran inside, and which did not."""
     outside = [c.lot for c in checks if not c.in_space]
     return {"lots": len(checks), "inside": len(checks) - len(outside), "outside": outside}
+
+
+# -- the lots sheet ---------------------------------------------------------------------------------------
+_OPTIONAL = ("Date", "Donor", "Subgroup", "Notes")
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%d.%m.%Y", "%d-%b-%Y", "%d %b %Y", "%d %B %Y",
+                 "%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y", "%Y%m%d")
+
+
+@dataclass
+class LotsUpload(ProblemList):
+    """A lots sheet read from a file or a table, with its problems (:func:`read_lots`).
+
+    ``table`` columns, in order: Lot, Date (ISO 'YYYY-MM-DD'), Donor, the factors (the settings run), the
+    CQAs (float, NaN = not measured), Subgroup, Notes - the optional ones only when the sheet had them -
+    then any unknown columns of the sheet. Rows are in the sheet's order (time order).
+    """
+
+    table: pd.DataFrame
+    problems: list[Problem]
+    name: str = ""
+    factors: list[str] = field(default_factory=list)
+    responses: list[str] = field(default_factory=list)
+
+    def summary(self, limit: int = 20) -> str:
+        """A few lines for the user: lots, CQA results filled, then the problems (errors first)."""
+        what = self.name or "The lots sheet"
+        cqas = [c for c in self.responses if c in self.table]
+        filled = int(self.table[cqas].notna().sum().sum()) if cqas else 0
+        n = len(self.table)
+        head = (f"{what}: {n} lot{'' if n == 1 else 's'}, {filled} of {n * len(cqas)} CQA results filled; "
+                f"{len(self.errors)} error{'' if len(self.errors) == 1 else 's'}, "
+                f"{len(self.warnings)} warning{'' if len(self.warnings) == 1 else 's'}.")
+        lines = [head] + [f"- {p}" for p in (self.errors + self.warnings)[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"- ... and {len(self.problems) - limit} more.")
+        return "\n".join(lines)
+
+
+def _norm(text: Any) -> str:
+    return " ".join(str(text).replace("\u00a0", " ").split()).lower()
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _cell_number(value: Any) -> tuple[float, str]:
+    """(number, '') for a number or a blank cell (NaN); (NaN, what is wrong and the fix) otherwise."""
+    if _blank(value):
+        return math.nan, ""
+    if isinstance(value, (bool, np.bool_)):
+        return math.nan, f"'{value}' is TRUE/FALSE, not a number."
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        x = float(value)
+        return (x, "") if math.isfinite(x) else (math.nan, f"'{value}' is not a finite number.")
+    text = str(value).replace("\u00a0", " ").strip()
+    if re.fullmatch(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", text):
+        return float(text), ""
+    if re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+", text):
+        return math.nan, f"'{text}' is not a number: write it without thousands separators ({text.replace(',', '')})."
+    if re.fullmatch(r"[-+]?\d*,\d+", text):
+        return math.nan, (f"'{text}' has a decimal comma: use a point as the decimal separator "
+                          f"({text.replace(',', '.')}).")
+    m = re.fullmatch(r"([-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+))\s*(\D.*)", text)
+    if m:
+        return math.nan, f"'{text}' is not a number: remove the unit ('{m.group(2).strip()}') and enter {m.group(1)}."
+    return math.nan, f"'{text}' is text, not a number."
+
+
+def _iso_date(value: Any) -> str | None:
+    """The date as 'YYYY-MM-DD', or None when it cannot be read (or a d/m m/d date is ambiguous)."""
+    if isinstance(value, (dt.datetime, pd.Timestamp)):
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = " ".join(str(value).split())
+    text = re.sub(r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", "", text)  # a time of day is dropped
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text, fmt).strftime("%Y-%m-%d")
+        except ValueError:
+            continue
+    found = set()
+    for fmt in ("%d/%m/%Y", "%m/%d/%Y", "%d/%m/%y", "%m/%d/%y"):
+        try:
+            found.add(dt.datetime.strptime(text, fmt).strftime("%Y-%m-%d"))
+        except ValueError:
+            continue
+    return found.pop() if len(found) == 1 else None
+
+
+def _lots_frame_from(source: bytes | str | Path | pd.DataFrame, name: str) -> tuple[pd.DataFrame, str]:
+    if isinstance(source, pd.DataFrame):
+        return source.copy(), name or "table"
+    data, name = source_bytes(source, name)
+    return read_table(data, name), name
+
+
+def read_lots(study: Any, source: bytes | str | Path | pd.DataFrame, name: str = "") -> LotsUpload:
+    """Read and check a manufacturing lots sheet (CSV or XLSX file, CSV text, path or DataFrame).
+
+    Columns: ``Lot`` (required, unique, non-blank), ``Date`` (optional; read to 'YYYY-MM-DD'), ``Donor``
+    (optional), every factor of the study (required: the settings run; a categorical one a level, a
+    continuous one a number - outside the tested range is a warning naming the lot), the CQAs (optional;
+    numbers, blank = not measured), ``Subgroup`` and ``Notes`` (optional). Headers match ignoring case,
+    spacing and a '(units)' suffix (:func:`doe.runs.canonical_names`); unknown columns are kept with a
+    warning. Never raises for bad input: the problems are in the result.
+    """
+    factors = list(study.factors)
+    cqas = list(study.response_names)
+    try:
+        frame, name = _lots_frame_from(source, name)
+    except DoeError as exc:
+        return LotsUpload(pd.DataFrame(columns=["Lot"]), [Problem("error", None, None, str(exc))], name or "upload",
+                          list(study.factor_names), cqas)
+    frame.columns = [str(c).replace("\u00a0", " ").strip() for c in frame.columns]
+    problems: list[Problem] = []
+    rename = dict(canonical_names(study, frame.columns))
+    for c in frame.columns:
+        for known in ("Lot", *_OPTIONAL):
+            if c not in rename and _norm(c) == _norm(known):
+                rename[c] = known
+    seen: dict[str, str] = {}
+    keep = []
+    for c in frame.columns:
+        target = rename.get(c, c)
+        if _norm(target) in seen:
+            problems.append(Problem("error", None, c, f"Column '{c}' appears twice (also as '{seen[_norm(target)]}'): "
+                                                      "keep one."))
+            continue
+        seen[_norm(target)] = c
+        keep.append(c)
+    frame = frame[keep].rename(columns=rename)
+    frame = frame.loc[[not all(_blank(v) for v in row) for row in frame.itertuples(index=False)]]
+    frame.index = list(range(1, len(frame) + 1))
+    known_names = ["Lot", *_OPTIONAL, *study.factor_names, *cqas]
+    if "Lot" not in frame:
+        problems.append(Problem("error", None, "Lot", "The sheet has no 'Lot' column: add one naming each lot "
+                                                      "(e.g. L01, L02, ...)."))
+    for f in factors:
+        if f.name not in frame:
+            problems.append(Problem("error", None, f.name, f"No column for factor '{f.name}': every process "
+                                                           "parameter's actual setting is needed for each lot."
+                                                           f"{did_you_mean(f.name, list(frame.columns))}"))
+    extra = [c for c in frame.columns if c not in known_names]
+    for c in extra:
+        problems.append(Problem("warning", None, c, f"Column '{c}' is not a lot column, factor or CQA of the "
+                                                    f"study; it is kept as an extra column.{did_you_mean(c, known_names)}"))
+    if frame.empty:
+        problems.append(Problem("error", None, None, "The sheet has no lots: add one row per lot below the header."))
+    cols: dict[str, list[Any]] = {}
+    lot_ids = [lot_label(v) for v in frame["Lot"]] if "Lot" in frame else [str(i) for i in frame.index]
+    if "Lot" in frame:
+        first: dict[str, int] = {}
+        for r, key in zip(frame.index, lot_ids, strict=True):
+            if not key:
+                problems.append(Problem("error", r, "Lot", f"Row {r}, column 'Lot': the lot id is empty; give every "
+                                                           "lot an id."))
+            elif key in first:
+                problems.append(Problem("error", r, "Lot", f"Row {r}, column 'Lot': lot {key} is used again (first in "
+                                                           f"row {first[key]}); each lot needs its own id."))
+            else:
+                first[key] = r
+        cols["Lot"] = lot_ids
+    if "Date" in frame:
+        dates: list[Any] = []
+        for r, v in zip(frame.index, frame["Date"], strict=True):
+            iso = None if _blank(v) else _iso_date(v)
+            if iso is None and not _blank(v):
+                problems.append(Problem("error", r, "Date", f"Row {r}, column 'Date': '{v}' is not a date that can "
+                                                            "be read unambiguously; write it as YYYY-MM-DD "
+                                                            "(e.g. 2026-01-05)."))
+            dates.append(iso)
+        cols["Date"] = dates
+    if "Donor" in frame:
+        cols["Donor"] = [None if _blank(v) else lot_label(v) for v in frame["Donor"]]
+    for f in factors:
+        if f.name not in frame:
+            continue
+        values: list[Any] = []
+        for r, lot, v in zip(frame.index, lot_ids, frame[f.name], strict=True):
+            where = f"Row {r} (lot {lot}), column '{f.name}'"
+            if _blank(v):
+                problems.append(Problem("error", r, f.name, f"{where}: the setting is empty; every lot needs the "
+                                                            f"{f.name} it ran at."))
+                values.append(None if f.is_categorical else math.nan)
+            elif f.is_categorical:
+                level = next((lv for lv in f.levels if _norm(lv) == _norm(v)), None)
+                if level is None:
+                    problems.append(Problem("error", r, f.name, f"{where}: '{v}' is not a level of {f.name}."
+                                                                f"{did_you_mean(str(v), list(f.levels))} Levels are "
+                                                                f"{quoted_list(f.levels)}."))
+                values.append(level)
+            else:
+                x, message = _cell_number(v)
+                units = f" {f.units}" if f.units else ""
+                if message:
+                    problems.append(Problem("error", r, f.name, f"{where}: {message} Enter {f.name} in "
+                                                                f"{f.units or 'its units'} as a plain number."))
+                elif not f.low <= x <= f.high:
+                    problems.append(Problem("warning", r, f.name, (
+                        f"Lot {lot} ran {f.name} at {_number(x)}{units}, outside the tested range {_number(f.low)} to "
+                        f"{_number(f.high)}{units}: kept, but the models do not know the process there.")))
+                values.append(x)
+        cols[f.name] = values
+    for c in cqas:
+        if c not in frame:
+            continue
+        numbers: list[float] = []
+        for r, lot, v in zip(frame.index, lot_ids, frame[c], strict=True):
+            x, message = _cell_number(v)
+            if message:
+                problems.append(Problem("error", r, c, f"Row {r} (lot {lot}), column '{c}': {message}"))
+            numbers.append(x)
+        cols[c] = numbers
+    for c in ("Subgroup", "Notes", *extra):
+        if c in frame:
+            cols[c] = [None if _blank(v) else (lot_label(v) if c == "Subgroup" else str(v)) for v in frame[c]]
+    order = ["Lot", "Date", "Donor", *study.factor_names, *cqas, "Subgroup", "Notes", *extra]
+    table = pd.DataFrame({c: cols[c] for c in order if c in cols})
+    for c in cqas:
+        if c in table:
+            table[c] = table[c].astype(float)
+    problems.sort(key=lambda p: p.row or 0)
+    return LotsUpload(table.reset_index(drop=True), problems, name, list(study.factor_names), cqas)
+
+
+def lot_label(value: Any) -> str:
+    """A lot, donor or subgroup id as text: whole numbers without '.0' (3.0 -> '3'), text stripped."""
+    if _blank(value):
+        return ""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+# -- predicted capability ---------------------------------------------------------------------------------
+def _fitted_model(space_or_models: Any, cqa: str) -> Any:
+    pm = getattr(space_or_models, "pm", None)
+    if pm is not None:
+        found = {c.name: c.fm for c in pm.cqas}
+    else:
+        fits = getattr(space_or_models, "models", space_or_models)
+        if not isinstance(fits, Mapping):
+            raise DoeError("Give a design space (doe.space.DesignSpace), an analysis or a mapping CQA -> fitted "
+                           "model for the predicted capability.")
+        found = {k: (v if hasattr(v, "least_squares") else getattr(v, "model", None)) for k, v in fits.items()}
+        found = {k: v for k, v in found.items() if v is not None}
+    if cqa not in found:
+        raise DoeError(f"No fitted model of '{cqa}'.{did_you_mean(cqa, list(found))} Fitted CQAs: "
+                       f"{quoted_list(list(found))}.")
+    return found[cqa]
+
+
+def predicted_capability(space_or_models: Any, study: Any, set_point: Mapping[str, Any],
+                         setpoint_sd: Mapping[str, float] | None, cqa: str, *, draws: int = 4000,
+                         seed: int = 0) -> dict[str, Any]:
+    """The predicted Ppk of ``cqa`` for lots run at ``set_point`` with set-point variation ``setpoint_sd``.
+
+    Each simulated lot runs at settings drawn around the set point (normal, SD per continuous factor in actual
+    units; categorical factors fixed) and its CQA is a draw of the fitted model's Student-t posterior
+    predictive there: ``z = x'b + s sqrt(1 + x'(X'X)^-1 x) t_df`` on the fitted scale, back-transformed.
+    Ppk = min(USL - mean, mean - LSL) / (3 sd) of the draws (the one side with a limit when only one is set).
+    Returns ``{"ppk", "mean", "sd", "expected_out_percent", "draws", "method"}``; ``ppk`` and
+    ``expected_out_percent`` are None when the CQA has no spec limit.
+    """
+    from doe.fit import complete_settings
+
+    if draws < 100:
+        raise DoeError(f"draws is {draws}: use at least 100 simulated lots (e.g. 4000).")
+    response = study.response(cqa)
+    fm = _fitted_model(space_or_models, cqa)
+    if fm.df_resid < 1:
+        raise DoeError(f"The model of {cqa} has no residual degrees of freedom, so its prediction uncertainty is "
+                       "unknown: drop terms or add runs.")
+    sds = dict(setpoint_sd or {})
+    names = [f.name for f in study.factors]
+    unknown = [k for k in sds if k not in names]
+    if unknown:
+        raise DoeError(f"Set-point SD given for {quoted_list(unknown)}, which is not a factor."
+                       f"{did_you_mean(unknown[0], names)}")
+    missing = [n for n in names if n not in set_point]
+    if missing:
+        raise DoeError(f"The set point has no value for {quoted_list(missing)}: give every factor's setting.")
+    rng = np.random.default_rng(seed)
+    settings: dict[str, Any] = {}
+    for f in study.factors:
+        if f.is_categorical:
+            if f.name in sds and sds[f.name]:
+                raise DoeError(f"{f.name} is categorical: it has no set-point SD; leave it out of setpoint_sd.")
+            settings[f.name] = [set_point[f.name]] * draws
+        else:
+            sd = float(sds.get(f.name, 0.0) or 0.0)
+            if not math.isfinite(sd) or sd < 0:
+                raise DoeError(f"The set-point SD of {f.name} is {sd:g}: give a non-negative number.")
+            settings[f.name] = float(set_point[f.name]) + sd * rng.standard_normal(draws)
+    frame = pd.DataFrame(settings)
+    X = fm.model_matrix(complete_settings(fm.study, fm.model_terms, frame))
+    ls = fm.least_squares
+    z = X @ ls.coef
+    s = np.sqrt(ls.mse * (1.0 + ls.pred_var(X)))
+    y = np.asarray(fm.fitted_transform.inverse(z + s * rng.standard_t(fm.df_resid, draws)), dtype=float)
+    mean, sd_y = float(np.mean(y)), float(np.std(y, ddof=1))
+    lower, upper = response.lower, response.upper
+    sides = [v for v in ((upper - mean) if upper is not None else None,
+                         (mean - lower) if lower is not None else None) if v is not None]
+    ppk = min(sides) / (3 * sd_y) if sides and sd_y > 0 else None
+    out = None
+    if lower is not None or upper is not None:
+        bad = np.zeros(draws, dtype=bool)
+        if lower is not None:
+            bad |= y < lower
+        if upper is not None:
+            bad |= y > upper
+        out = 100.0 * float(bad.mean())
+    varied = ", ".join(f"{k} SD {v:g}" for k, v in sds.items() if v) or "no set-point variation"
+    method = (f"{draws:,} simulated lots at the set point ({varied}); {cqa} drawn from the fitted model's "
+              f"Student-t predictive (df {fm.df_resid}); Ppk = min(USL - mean, mean - LSL) / (3 SD) of the draws.")
+    return {"ppk": ppk, "mean": mean, "sd": sd_y, "expected_out_percent": out, "draws": draws, "method": method}
