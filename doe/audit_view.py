@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 ENTITY_LABELS = {"study_version": "study version", "data_version": "data version", "analysis": "analysis version",
                  "decision": "design-space decision", "passage": "passage",
                  "passage_version": "passage data version", "equivalence": "equivalence test",
+                 "lot": "lot", "lot_version": "lot data version",
                  "bundle": "bundle import"}
 
 

@@ -1,6 +1,6 @@
 """Persistent store: studies and their versions, designs, runs with data versions,
 analyses, design-space decisions, seed-train passage sheets with passage data versions,
-equivalence tests, and a hash-chained audit trail (21 CFR 11.10(e)).
+equivalence tests, manufacturing lot sheets with lot data versions, and a hash-chained audit trail (21 CFR 11.10(e)).
 
 >>> import tempfile
 >>> from doe.store import Store

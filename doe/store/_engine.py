@@ -21,7 +21,7 @@ from doe.errors import DoeError
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest schema revision (the last file in migrations/versions; a test keeps the two equal).
 #: A database already there opens without loading Alembic, which takes a while to import.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 DB_FILE = "doe.sqlite"
 #: Execution option that makes an SQLite transaction take the write lock at BEGIN.
 WRITE_OPTION = "doe_write"
@@ -144,7 +144,8 @@ def create_fresh(conn: Connection, key: SiteKey) -> None:
 APPEND_ONLY = ("audit_trail", "imported_audit")
 #: What the application's role may do elsewhere (DOE_APP_ROLE, PostgreSQL): read, add, change rows.
 APP_TABLES = ("studies", "study_versions", "designs", "runs", "run_revisions", "data_versions", "analyses",
-              "decisions", "passages", "passage_revisions", "passage_versions", "equivalence_tests", "audit_head")
+              "decisions", "passages", "passage_revisions", "passage_versions", "equivalence_tests", "lots",
+              "lot_revisions", "lot_versions", "audit_head")
 _REFUSED = "is append-only: its records cannot be changed or deleted"
 
 

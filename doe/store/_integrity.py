@@ -34,6 +34,10 @@ entity               audit ``entity_id``                     fields (``row_diges
                                                              passage_revisions
 ``equivalence``      ``equivalence_tests.id``                study, passage_version, result_json, note,
                                                              created_at, created_by
+``lot``              ``lots.id``                             study, lot, values_json, row_version, deleted
+``lot_version``      ``"<studies.id>:<version>"``            study, version, content_hash, n_lots, reason,
+                                                             columns_json, order_json, created_at,
+                                                             created_by, lot_revisions
 ===================  ======================================  =========================================
 
 ``study`` is the study's name. A data version's ``design`` is the 1-based position of its design
@@ -43,7 +47,9 @@ revisions recorded with it (``run_revisions`` rows with that ``data_version``), 
 ``{label, row_version, deleted, values_json}`` with ``label`` the run's label, in label order.
 A passage version's ``passage_revisions`` (schema 0006) are the ``passage_revisions`` rows recorded
 with it, each ``{key, row_version, deleted, values_json}`` with ``key`` the row's
-``[donor, passage, vessel, repeat]``, in the order of the keys' canonical JSON.
+``[donor, passage, vessel, repeat]``, in the order of the keys' canonical JSON. A lot version's
+``lot_revisions`` (schema 0007) are likewise the ``lot_revisions`` rows recorded with it, each
+``{lot, row_version, deleted, values_json}``, in lot order.
 A bundle's parsed rows (``doe.store._bundle``) carry these keys once ``study`` is added (and
 ``label``/``revisions`` as described), so :func:`row_digest` recomputes a source store's digests.
 
@@ -90,6 +96,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "passage_version": ("study", "version", "content_hash", "n_passages", "reason", "order_json", "created_at",
                         "created_by", "passage_revisions"),
     "equivalence": ("study", "passage_version", "result_json", "note", "created_at", "created_by"),
+    "lot": ("study", "lot", "values_json", "row_version", "deleted"),
+    "lot_version": ("study", "version", "content_hash", "n_lots", "reason", "columns_json", "order_json",
+                    "created_at", "created_by", "lot_revisions"),
 }
 #: Entities in the order ``audit verify`` checks them (and reports the first problem).
 ENTITIES = tuple(FIELDS)
@@ -97,9 +106,10 @@ ENTITIES = tuple(FIELDS)
 ENTITIES_0005 = ("study", "study_version", "design", "run", "data_version", "analysis", "decision")
 _BOOL = {"frozen", "current", "deleted"}
 _INT = {"version", "study_version", "row_version", "n_runs", "data_version", "seed", "analysis_version",
-        "design", "passage", "repeat", "n_passages", "passage_version"}
+        "design", "passage", "repeat", "n_passages", "passage_version", "n_lots"}
 REVISION_FIELDS = ("label", "row_version", "deleted", "values_json")
 PASSAGE_REVISION_FIELDS = ("key", "row_version", "deleted", "values_json")
+LOT_REVISION_FIELDS = ("lot", "row_version", "deleted", "values_json")
 
 
 def canonical(doc: Any) -> bytes:
@@ -149,6 +159,9 @@ def row_digest(entity: str, fields: dict[str, Any]) -> str:
         elif key == "passage_revisions":
             doc[key] = sorted((_passage_revision(r) for r in fields[key]),
                               key=lambda r: canonical(r["key"]))
+        elif key == "lot_revisions":
+            doc[key] = sorted(({k: _value(k, r[k]) for k in LOT_REVISION_FIELDS} for r in fields[key]),
+                              key=lambda r: str(r["lot"]))
         else:
             doc[key] = _value(key, fields[key])
     return hashlib.sha256(canonical(doc)).hexdigest()
@@ -196,7 +209,9 @@ def describe(entity: str, entity_id: str, study: str | None, label: str | None =
             "decision": f"design-space decision {entity_id}{of}",
             "passage": f"seed-train passage {label or entity_id}{of}",
             "passage_version": f"passage data version {tail}{of}",
-            "equivalence": f"equivalence test {entity_id}{of}"}.get(entity, f"{entity} {entity_id}{of}")
+            "equivalence": f"equivalence test {entity_id}{of}",
+            "lot": f"lot {label or entity_id}{of}",
+            "lot_version": f"lot data version {tail}{of}"}.get(entity, f"{entity} {entity_id}{of}")
 
 
 def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
@@ -374,10 +389,40 @@ class RowReader:
             yield StoredRow("equivalence", str(r.id), row_digest("equivalence", fields),
                             describe("equivalence", str(r.id), study), study)
 
+    def _lot(self) -> Iterator[StoredRow]:
+        for r in self._select(self.M.LotRow, [self.M.LotRow.id], True):
+            study = self.name(r.study_id)
+            fields = {**_attrs(r, FIELDS["lot"][1:]), "study": study}
+            yield StoredRow("lot", str(r.id), row_digest("lot", fields), describe("lot", str(r.id), study, r.lot),
+                            study)
+
+    def _lot_version(self) -> Iterator[StoredRow]:
+        M = self.M
+        rows = list(self._select(M.LotVersionRow, [M.LotVersionRow.study_id, M.LotVersionRow.version], False))
+        keys = {(r.study_id, r.version) for r in rows}
+        revisions: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        query = (select(M.LotRow.study_id, M.LotRow.lot, M.LotRevisionRow.version, M.LotRevisionRow.row_version,
+                        M.LotRevisionRow.deleted, M.LotRevisionRow.values_json)
+                 .join(M.LotRow, M.LotRow.id == M.LotRevisionRow.lot_id))
+        for part in _chunks(sorted(keys)) if self.wanted is not None else [None]:
+            where = query if part is None else query.where(or_(
+                *(and_(M.LotRow.study_id == a, M.LotRevisionRow.version == b) for a, b in part)))
+            for sid, lot, version, rv, deleted, values in self.s.execute(where):
+                if (sid, version) in keys:
+                    revisions.setdefault((sid, version), []).append(
+                        {"lot": lot, "row_version": rv, "deleted": deleted, "values_json": values})
+        for r in rows:
+            key, study = f"{r.study_id}:{r.version}", self.name(r.study_id)
+            fields = {**_attrs(r, FIELDS["lot_version"][1:-1]), "study": study,
+                      "lot_revisions": revisions.get((r.study_id, r.version), [])}
+            yield StoredRow("lot_version", key, row_digest("lot_version", fields),
+                            describe("lot_version", key, study), study)
+
 
 _ENTITY_OF = {"studies": "study", "study_versions": "study_version", "designs": "design", "runs": "run",
               "data_versions": "data_version", "analyses": "analysis", "decisions": "decision",
-              "passages": "passage", "passage_versions": "passage_version", "equivalence_tests": "equivalence"}
+              "passages": "passage", "passage_versions": "passage_version", "equivalence_tests": "equivalence",
+              "lots": "lot", "lot_versions": "lot_version"}
 
 
 def _pair(key: str) -> bool:

@@ -211,6 +211,53 @@ class EquivalenceTestRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
 
+class LotRow(Base):
+    """One manufacturing lot of a study's lot sheet now: its lot number, values (JSON) and row version.
+
+    A removed lot stays, marked deleted.
+    """
+
+    __tablename__ = "lots"
+    __table_args__ = (UniqueConstraint("study_id", "lot"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    lot: Mapped[str] = mapped_column(String(200))
+    values_json: Mapped[str] = mapped_column(Text)
+    row_version: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class LotRevisionRow(Base):
+    """A lot's values as of one lot data version (append-only; rebuilds old versions)."""
+
+    __tablename__ = "lot_revisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    row_version: Mapped[int] = mapped_column(Integer)
+    values_json: Mapped[str] = mapped_column(Text)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class LotVersionRow(Base):
+    """One saved lot sheet: its content hash, lot count, reason, column order and lots in sheet order."""
+
+    __tablename__ = "lot_versions"
+    __table_args__ = (UniqueConstraint("study_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    n_lots: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: JSON list of the sheet's column names in order.
+    columns_json: Mapped[str] = mapped_column(Text)
+    #: JSON list of the lots in sheet order.
+    order_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
 class AuditRow(Base):
     """One audit record (append-only: triggers refuse UPDATE and DELETE), hash-chained to the one before."""
 

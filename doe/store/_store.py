@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from doe.cells import same_value, stored_cell
 from doe.design import Design, read_design
 from doe.errors import DoeError, did_you_mean, quoted_list
+from doe.store import _lots as L
 from doe.store import _passages as P
 from doe.store import _values as V
 from doe.store._audit import AuditCheck, AuditWriter, User, as_user, verify_chain
@@ -533,6 +534,28 @@ class Store:
         equivalent, result (dict), note, created_at, created_by."""
         with self._session() as s:
             return P.equivalence_frame(s, self._study_id(s, study_name))
+
+    # -- manufacturing lots (doe.store._lots) --------------------------------------------
+    def save_lots(self, study_name: str, table: pd.DataFrame, user: User | str, reason: str | None = None) -> int:
+        """Save ``table`` (the whole lot sheet, one row per ``Lot``) as the study's next lot data version; its number.
+
+        A sheet identical to the saved one writes nothing and returns the current version (0 when
+        none). Changing a saved value or removing a saved lot needs a ``reason``; every created lot,
+        changed value and removed lot gets an audit record (see :mod:`doe.store._lots`).
+        """
+        columns, rows = L.sheet_rows(table)
+        with self._write(user) as (s, audit):
+            return L.save_sheet(s, audit, self._study_id(s, study_name), study_name, columns, rows, reason)
+
+    def lots(self, study_name: str, version: int | None = None) -> pd.DataFrame:
+        """The lot sheet as of ``version`` (default: the newest), as saved; an empty DataFrame when none is saved."""
+        with self._session() as s:
+            return L.sheet(s, self._study_id(s, study_name), study_name, version)
+
+    def lot_versions(self, study_name: str) -> pd.DataFrame:
+        """Every lot data version: version, content_hash, n_lots, reason, created_at, created_by."""
+        with self._session() as s:
+            return L.versions_frame(s, self._study_id(s, study_name))
 
     # -- analyses and decisions -------------------------------------------------------
     def save_analysis(self, study_name: str, choices: dict[str, Any], summary: dict[str, Any],
