@@ -426,7 +426,8 @@ def predicted_capability(space_or_models: Any, study: Any, set_point: Mapping[st
 
     Each simulated lot runs at settings drawn around the set point (normal, SD per continuous factor in actual
     units; categorical factors fixed) and its CQA is a draw of the fitted model's Student-t posterior
-    predictive there: ``z = x'b + s sqrt(1 + x'(X'X)^-1 x) t_df`` on the fitted scale, back-transformed.
+    predictive there: ``z = x'b + s sqrt(1 + x'(X'X)^-1 x) t_df`` on the fitted scale, back-transformed (a mixed
+    model, ``fm.mixed``: the GLS mean and a new level of every random effect, with Satterthwaite's df).
     Ppk = min(USL - mean, mean - LSL) / (3 sd) of the draws (the one side with a limit when only one is set).
     Returns ``{"ppk", "mean", "sd", "expected_out_percent", "draws", "method"}``; ``ppk`` and
     ``expected_out_percent`` are None when the CQA has no spec limit.
@@ -437,7 +438,7 @@ def predicted_capability(space_or_models: Any, study: Any, set_point: Mapping[st
         raise DoeError(f"draws is {draws}: use at least 100 simulated lots (e.g. 4000).")
     response = study.response(cqa)
     fm = _fitted_model(space_or_models, cqa)
-    if fm.df_resid < 1:
+    if fm.mixed is None and fm.df_resid < 1:
         raise DoeError(f"The model of {cqa} has no residual degrees of freedom, so its prediction uncertainty is "
                        "unknown: drop terms or add runs.")
     sds = dict(setpoint_sd or {})
@@ -463,10 +464,18 @@ def predicted_capability(space_or_models: Any, study: Any, set_point: Mapping[st
             settings[f.name] = float(set_point[f.name]) + sd * rng.standard_normal(draws)
     frame = pd.DataFrame(settings)
     X = fm.model_matrix(complete_settings(fm.study, fm.model_terms, frame))
-    ls = fm.least_squares
-    z = X @ ls.coef
-    s = np.sqrt(ls.mse * (1.0 + ls.pred_var(X)))
-    y = np.asarray(fm.fitted_transform.inverse(z + s * rng.standard_t(fm.df_resid, draws)), dtype=float)
+    z = X @ np.asarray(fm.coef, dtype=float)
+    if fm.mixed is not None:  # a new run has a new donor, lot and whole plot: every variance component counts
+        var, df = fm.mixed.predictive_variance(X, new_levels=True)
+        df = np.asarray(df, dtype=float)
+        t = np.where(np.isfinite(df) & (df < 1e6), rng.standard_t(np.clip(np.nan_to_num(df, nan=1e6), 1e-3, 1e6)),
+                     rng.standard_normal(draws))
+        noise, df_text = np.sqrt(np.asarray(var, dtype=float)) * t, "Satterthwaite df, a new level of every random effect"
+    else:
+        ls = fm.least_squares
+        noise = np.sqrt(ls.mse * (1.0 + ls.pred_var(X))) * rng.standard_t(fm.df_resid, draws)
+        df_text = f"df {fm.df_resid}"
+    y = np.asarray(fm.fitted_transform.inverse(z + noise), dtype=float)
     mean, sd_y = float(np.mean(y)), float(np.std(y, ddof=1))
     lower, upper = response.lower, response.upper
     sides = [v for v in ((upper - mean) if upper is not None else None,
@@ -482,5 +491,5 @@ def predicted_capability(space_or_models: Any, study: Any, set_point: Mapping[st
         out = 100.0 * float(bad.mean())
     varied = ", ".join(f"{k} SD {v:g}" for k, v in sds.items() if v) or "no set-point variation"
     method = (f"{draws:,} simulated lots at the set point ({varied}); {cqa} drawn from the fitted model's "
-              f"Student-t predictive (df {fm.df_resid}); Ppk = min(USL - mean, mean - LSL) / (3 SD) of the draws.")
+              f"Student-t predictive ({df_text}); Ppk = min(USL - mean, mean - LSL) / (3 SD) of the draws.")
     return {"ppk": ppk, "mean": mean, "sd": sd_y, "expected_out_percent": out, "draws": draws, "method": method}

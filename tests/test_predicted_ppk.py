@@ -9,6 +9,11 @@ scaled Student t (Peterson 2004, eq. 2 with one response):
 so its mean is b0 + b1 x0 and its SD s sqrt(1 + h) sqrt(df / (df - 2)); with set-point SD 0 the predicted
 Ppk is min(USL - mean, mean - LSL) / (3 SD) and the fraction out of spec is the two t tails. Both are
 computed below with numpy's own least squares and scipy's t, independent of doe.fit.
+
+A CQA fitted as a mixed model (donors as a random effect): in the balanced one-way random-effects model REML
+equals the ANOVA estimators, and a new run with a new donor has variance (1/(a n) + 1/n) MSA + (1 - 1/n) MSE
+with Satterthwaite's (1946) df (c1 MSA + c2 MSE)^2 / ((c1 MSA)^2 / (a - 1) + (c2 MSE)^2 / (a (n - 1)))
+(Searle, Casella & McCulloch, Variance Components, 1992, sec. 3.5), computed below from the mean squares.
 """
 
 from __future__ import annotations
@@ -79,6 +84,40 @@ def test_setpoint_variation_adds_slope_squared_times_variance(case):
     got = predicted_capability({"Y": fm}, study, {"X": x0}, {"X": tau}, "Y", draws=200_000, seed=4)
     assert got["mean"] == pytest.approx(beta[0] + beta[1] * x0, abs=0.02)
     assert got["sd"] == pytest.approx(sd, rel=0.02)
+
+
+def test_a_mixed_model_predicts_a_new_donor_from_the_mean_squares():
+    a, n = 6, 4
+    rng = np.random.default_rng(3)
+    donor = np.repeat(np.arange(a), n)
+    y = 50 + rng.normal(0, 2.0, a)[donor] + rng.normal(0, 1.0, a * n)
+    study = make_study([{"name": "X", "low": 0, "high": 1}], [{"name": "Y", "lower": 46, "upper": 54}],
+                       random_effects=["Donor"])
+    runs = pd.DataFrame({"X": np.tile([0.0, 1.0], a * n // 2), "Donor": [f"D{d}" for d in donor], "Y": y})
+    fm = fit_model(study, runs, "Y", "intercept")
+    assert fm.mixed is not None
+    means = pd.Series(y).groupby(donor).mean().to_numpy()
+    msa = n * float(np.sum((means - y.mean()) ** 2)) / (a - 1)
+    mse = float(np.sum((y - means[donor]) ** 2)) / (a * (n - 1))
+    c1, c2 = 1 / (a * n) + 1 / n, 1 - 1 / n
+    var = c1 * msa + c2 * mse
+    df = var**2 / ((c1 * msa) ** 2 / (a - 1) + (c2 * mse) ** 2 / (a * (n - 1)))
+    scale = math.sqrt(var)
+    out = 100 * (stats.t.cdf((46 - y.mean()) / scale, df) + stats.t.sf((54 - y.mean()) / scale, df))
+    got = predicted_capability({"Y": fm}, study, {"X": 0.5}, None, "Y", draws=200_000, seed=2)
+    assert got["mean"] == pytest.approx(y.mean(), abs=0.05)
+    assert got["expected_out_percent"] == pytest.approx(out, abs=0.5)
+    assert got["sd"] == pytest.approx(scale * math.sqrt(df / (df - 2)), rel=0.03)
+    assert "new level of every random effect" in got["method"]
+
+
+def test_a_design_space_uses_its_own_fitted_model(case):
+    from doe.space import DesignSpace
+
+    study, fm = case
+    space = DesignSpace.of(study, {"Y": fm}, draws=200)
+    args = (study, {"X": 3.0}, {"X": 0.5}, "Y")
+    assert predicted_capability(space, *args, draws=500) == predicted_capability({"Y": fm}, *args, draws=500)
 
 
 def test_bad_input_is_refused_with_the_fix(case):
