@@ -298,8 +298,9 @@ def read_lots(study: Any, source: bytes | str | Path | pd.DataFrame, name: str =
         seen[_norm(target)] = c
         keep.append(c)
     frame = frame[keep].rename(columns=rename)
-    frame = frame.loc[[not all(_blank(v) for v in row) for row in frame.itertuples(index=False)]]
-    frame.index = list(range(1, len(frame) + 1))
+    filled = [not all(_blank(v) for v in row) for row in frame.itertuples(index=False)]
+    frame.index = list(range(1, len(frame) + 1))  # the 1-based data row of the sheet, kept past blank rows
+    frame = frame.loc[filled]
     known_names = ["Lot", *_OPTIONAL, *study.factor_names, *cqas]
     if "Lot" not in frame:
         problems.append(Problem("error", None, "Lot", "The sheet has no 'Lot' column: add one naming each lot "
@@ -352,7 +353,7 @@ def read_lots(study: Any, source: bytes | str | Path | pd.DataFrame, name: str =
                                                             f"{f.name} it ran at."))
                 values.append(None if f.is_categorical else math.nan)
             elif f.is_categorical:
-                level = next((lv for lv in f.levels if _norm(lv) == _norm(v)), None)
+                level = next((lv for lv in f.levels if _norm(lv) == _norm(lot_label(v))), None)
                 if level is None:
                     problems.append(Problem("error", r, f.name, f"{where}: '{v}' is not a level of {f.name}."
                                                                 f"{did_you_mean(str(v), list(f.levels))} Levels are "

@@ -121,6 +121,22 @@ def test_missing_columns_and_unknown_columns(study):
     assert upload.name == "table"
 
 
+def test_blank_rows_are_skipped_and_problems_name_the_sheet_s_row(study):
+    upload = read_lots(study, sheet([f"L1,2026-01-05,{GOOD}", ",,,,,,,", f"L2,2026-01-12,{GOOD}",
+                                     "L3,2026-01-19,hPL 5%,Standard TC,TrypLE,43,1700,9O"]))
+    assert upload.table["Lot"].tolist() == ["L1", "L2", "L3"]
+    (error,) = upload.errors
+    assert (error.row, error.column) == (4, "Viability") and error.message.startswith("Row 4 (lot L3)")
+
+
+def test_numeric_levels_match_as_written(study):
+    numeric = Study.from_dict({"name": "t", "factors": [{"name": "Passage", "kind": "categorical",
+                                                          "levels": ["3", "5"]}], "responses": [{"name": "Y"}]})
+    upload = read_lots(numeric, "Lot,Passage,Y\n1,3,2.5\n2,5,2.7\n")
+    assert upload.ok, upload.summary()
+    assert upload.table["Passage"].tolist() == ["3", "5"] and upload.table["Lot"].tolist() == ["1", "2"]
+
+
 def test_a_missing_file_is_an_error_not_an_exception(study, tmp_path):
     upload = read_lots(study, tmp_path / "nope.csv")
     assert not upload.ok and "does not exist" in upload.errors[0].message
