@@ -29,13 +29,19 @@ Layout (UTF-8 text; JSON and CSV so a person can read every file)::
                                      stored JSON): with passage_versions.csv it rebuilds every version
     seed_train/equivalence.json      every equivalence test kept (result, passage data version, note,
                                      created)
+    lots/lots.csv                    the manufacturing lots now (schema 0007; only when the study has
+                                     lots): Lot, the values, row version, deleted, stored JSON
+    lots/lot_versions.csv            every lot data version (hash, number of lots, reason, created,
+                                     ``columns_json``: the sheet's columns, ``order_json``: its lots)
+    lots/lot_revisions.csv           every lot revision (Lot, version, row version, deleted, stored
+                                     JSON): with lot_versions.csv it rebuilds every version
     audit/audit_trail.csv            the source store's audit records of the study, every column
     audit/imported_audit_trail.csv   records that earlier bundles brought into the source store
 
 The seed_train files came with schema 0006 and keep bundle schema 2: a bundle without them (made
 before, or of a study without seed-train data) imports as before. Software from before them
 does not read them (it checks their checksums and imports the rest), so move a study with
-seed-train data with this software or later.
+seed-train data with this software or later. The lots files (schema 0007) work the same way.
 
 Run values travel as the stored JSON text and JSON numbers are written with
 Python's shortest round-trip repr, so every number comes back bit-identical.
@@ -84,6 +90,7 @@ from doe.errors import DoeError
 from doe.store import _values as V
 from doe.store._audit import AuditWriter, User, as_user, record_hash, utc_now
 from doe.store._integrity import passage_label
+from doe.store._lots import lot_label
 from doe.store._models import (
     AnalysisRow,
     AuditRow,
@@ -92,6 +99,9 @@ from doe.store._models import (
     DesignRow,
     EquivalenceTestRow,
     ImportedAuditRow,
+    LotRevisionRow,
+    LotRow,
+    LotVersionRow,
     PassageRevisionRow,
     PassageRow,
     PassageVersionRow,
@@ -149,6 +159,10 @@ PASSAGE_KEY_COLUMNS = ("Donor", "Passage", "Vessel", "repeat")
 PASSAGE_VERSION_COLUMNS = ("version", "content_hash", "n_passages", "reason", "created_at", "created_by",
                            "order_json")
 PASSAGE_REVISION_COLUMNS = (*PASSAGE_KEY_COLUMNS, "version", "row_version", "deleted", "values_json")
+LOTS = ("lots/lots.csv", "lots/lot_versions.csv", "lots/lot_revisions.csv")
+LOT_VERSION_COLUMNS = ("version", "content_hash", "n_lots", "reason", "created_at", "created_by", "columns_json",
+                       "order_json")
+LOT_REVISION_COLUMNS = ("Lot", "version", "row_version", "deleted", "values_json")
 _AGAIN = "Export the study again from the source database and import the new file; nothing was written."
 _LINE_END = "\r\n"
 
@@ -182,7 +196,7 @@ def _study_files(s: Session, sid: int) -> dict[str, bytes]:
     """Every data file of the study: {path in the zip: bytes}."""
     files: dict[str, bytes] = {}
     for part in (_study_part, _design_part, _run_part, _analysis_part, _decision_part, _seed_train_part,
-                 _audit_part):
+                 _lots_part, _audit_part):
         files.update(part(s, sid))
     return files
 
@@ -279,6 +293,28 @@ def _seed_train_part(s: Session, sid: int) -> dict[str, bytes]:
             {"number": i, "passage_version": t.passage_version, **_json_field("result", t.result_json),
              "note": t.note, "created_at": t.created_at, "created_by": t.created_by}
             for i, t in enumerate(tests, 1)])}
+
+
+def _lots_part(s: Session, sid: int) -> dict[str, bytes]:
+    """The lots, their revisions and the lot data versions (no lots: no files)."""
+    rows = _rows(s, LotRow, sid, LotRow.id)
+    if not rows:
+        return {}
+    values = [json.loads(r.values_json) for r in rows]
+    readable = [c for c in dict.fromkeys(k for v in values for k in v) if c not in ("Lot", *RUN_COLUMNS)]
+    lot = {r.id: r.lot for r in rows}
+    revisions = s.execute(select(LotRevisionRow).join(LotRow, LotRow.id == LotRevisionRow.lot_id)
+                          .where(LotRow.study_id == sid)
+                          .order_by(LotRevisionRow.version, LotRevisionRow.lot_id)).scalars()
+    versions = _rows(s, LotVersionRow, sid, LotVersionRow.version)
+    return {
+        "lots/lots.csv": _csv(("Lot", *readable, *RUN_COLUMNS),
+                              ([r.lot, *(v.get(c) for c in readable), r.row_version, bool(r.deleted), r.values_json]
+                               for r, v in zip(rows, values))),
+        "lots/lot_versions.csv": _csv(LOT_VERSION_COLUMNS,
+                                      ([getattr(v, c) for c in LOT_VERSION_COLUMNS] for v in versions)),
+        "lots/lot_revisions.csv": _csv(LOT_REVISION_COLUMNS, (
+            [lot[r.lot_id], r.version, r.row_version, bool(r.deleted), r.values_json] for r in revisions))}
 
 
 def _audit_part(s: Session, sid: int) -> dict[str, bytes]:
@@ -513,6 +549,9 @@ class _Content:
     passage_revisions: list[dict[str, Any]] = field(default_factory=list)
     passage_versions: list[dict[str, Any]] = field(default_factory=list)
     equivalence: list[dict[str, Any]] = field(default_factory=list)
+    lots: list[dict[str, Any]] = field(default_factory=list)
+    lot_revisions: list[dict[str, Any]] = field(default_factory=list)
+    lot_versions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse_bundle(files: dict[str, bytes], schema: int = SCHEMA, *, digests_required: bool = False) -> _Content:
@@ -569,7 +608,39 @@ def _parse(files: dict[str, bytes], schema: int) -> _Content:
         content.passage_versions = [_passage_version(r) for r in rows("seed_train/passage_versions.csv")]
         content.equivalence = [_equivalence(e) for e in _load_json(files["seed_train/equivalence.json"],
                                                                    "seed_train/equivalence.json")]
+    present = [p for p in LOTS if p in files]
+    if present and len(present) < len(LOTS):
+        missing = next(p for p in LOTS if p not in files)
+        raise DoeError(f"The bundle has {present[0]} but not {missing}: the lots files come together. {_AGAIN}")
+    if present:
+        content.lots = [_lot(r) for r in rows("lots/lots.csv")]
+        content.lot_revisions = [_lot_revision(r) for r in rows("lots/lot_revisions.csv")]
+        content.lot_versions = [_lot_version(r) for r in rows("lots/lot_versions.csv")]
     return content
+
+
+def _lot(r: dict[str, str]) -> dict[str, Any]:
+    values = _load_json(r["values_json"], "lots/lots.csv")
+    if not isinstance(values, dict) or values.get("Lot") != r["Lot"]:
+        raise DoeError(f"The bundle's lots/lots.csv has a row whose Lot is not that of its stored values "
+                       f"(Lot {r['Lot']}). {_AGAIN}")
+    return {"lot": r["Lot"], "values_json": r["values_json"], "row_version": int(r["row_version"]),
+            "deleted": _bool(r["deleted"])}
+
+
+def _lot_revision(r: dict[str, str]) -> dict[str, Any]:
+    _load_json(r["values_json"], "lots/lot_revisions.csv")
+    return {"lot": r["Lot"], "version": int(r["version"]), "row_version": int(r["row_version"]),
+            "values_json": r["values_json"], "deleted": _bool(r["deleted"])}
+
+
+def _lot_version(r: dict[str, str]) -> dict[str, Any]:
+    for c in ("columns_json", "order_json"):
+        if not isinstance(_load_json(r[c], "lots/lot_versions.csv"), list):
+            raise DoeError(f"The bundle's lots/lot_versions.csv has a {c} that is not a list. {_AGAIN}")
+    return {"version": int(r["version"]), "content_hash": r["content_hash"], "n_lots": int(r["n_lots"]),
+            "reason": r["reason"] or None, "columns_json": r["columns_json"], "order_json": r["order_json"],
+            "created_at": r["created_at"], "created_by": r["created_by"]}
 
 
 def _passage_key(r: dict[str, str]) -> list[Any]:
@@ -695,6 +766,7 @@ def check_content(c: _Content, digests_required: bool = False) -> None:
     _check_data_versions(c)
     _check_current_runs(c)
     _check_passages(c)
+    _check_lots(c)
     _check_against_audit(c, digests_required)
 
 
@@ -767,6 +839,38 @@ def _check_passages(c: _Content) -> None:
                            f"which the bundle does not hold. {_AGAIN}")
 
 
+def _check_lots(c: _Content) -> None:
+    """Rebuild the lot sheet at every lot data version from the revisions: each must match its hash and
+    count; each lot's current values are those of its last revision."""
+    lots = {lot["lot"] for lot in c.lots}
+    known = {v["version"] for v in c.lot_versions}
+    stray = [r for r in c.lot_revisions if r["lot"] not in lots or r["version"] not in known]
+    if stray:
+        raise DoeError(f"The bundle has a revision of lot {stray[0]['lot']} in lot data version "
+                       f"{stray[0]['version']}, which it does not hold. {_AGAIN}")
+    state: dict[str, dict[str, Any] | None] = {}
+    last: dict[str, dict[str, Any]] = {}
+    for v in c.lot_versions:
+        for r in c.lot_revisions:
+            if r["version"] == v["version"]:
+                state[r["lot"]] = None if r["deleted"] else json.loads(r["values_json"])
+                last[r["lot"]] = r
+        order, columns = json.loads(v["order_json"]), json.loads(v["columns_json"])
+        live = {k for k, values in state.items() if values is not None}
+        if set(order) != live or len(order) != len(live):
+            raise DoeError(f"Lot data version {v['version']} in the bundle lists lots its revisions do not hold: "
+                           f"lots/lot_revisions.csv was changed. {_AGAIN}")
+        sheet = [{col: values.get(col) for col in columns} for k in order if (values := state[k]) is not None]
+        if values_hash(sheet) != v["content_hash"] or len(order) != v["n_lots"]:
+            raise DoeError(f"Lot data version {v['version']} in the bundle does not match its recorded hash: "
+                           f"the lot revisions were changed. {_AGAIN}")
+    for lot in c.lots:
+        rev = last.get(lot["lot"])
+        if rev is None or any(rev[f] != lot[f] for f in ("values_json", "row_version", "deleted")):
+            raise DoeError(f"Lot {lot['lot']} in the bundle's lots/lots.csv differs from its last revision in "
+                           f"lots/lot_revisions.csv. {_AGAIN}")
+
+
 def _key_text(key: Sequence[Any]) -> str:
     """A passage row's key [donor, passage, vessel, repeat] as one string (its JSON), to compare and show."""
     return json.dumps(list(key), ensure_ascii=False)
@@ -790,6 +894,8 @@ class _Replayed:
     passages: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity id: values, deleted
     passage_versions: dict[int, tuple[str, Any]] = field(default_factory=dict)  # version: (id, content hash)
     equivalence: dict[str, Any] = field(default_factory=dict)  # entity id: content
+    lots: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity id: values, deleted
+    lot_versions: dict[int, tuple[str, Any]] = field(default_factory=dict)  # version: (id, content hash)
     digests: dict[tuple[str, str], str] = field(default_factory=dict)  # (entity, id): newest row_hash
 
 
@@ -831,7 +937,27 @@ def _replay(records: list[dict[str, Any]]) -> _Replayed:
             out.passage_versions[_version_of(eid)] = (eid, new)
         elif entity == "equivalence" and name == "equivalence":
             out.equivalence[eid] = new
+        elif entity == "lot":
+            _replay_sheet_row(out.lots, r, eid, action, name, new, "lot")
+        elif entity == "lot_version" and name == "content_hash":
+            out.lot_versions[_version_of(eid)] = (eid, new)
     return out
+
+
+def _replay_sheet_row(rows: dict[str, dict[str, Any]], r: dict[str, Any], eid: str, action: str, name: str,
+                      new: Any, what: str) -> None:
+    """A sheet row's record (a lot): "create" (also of one entered again after removal), "modify", "delete"."""
+    if action == "create":
+        rows[eid] = {"values": dict(new or {}), "deleted": False}
+        return
+    row = rows.get(eid)
+    if row is None:
+        raise DoeError(_disagree(f"audit record {r['seq']} changes {what} id {eid}, which no record before it "
+                                 "creates"))
+    if action == "delete":
+        row["deleted"] = True
+    else:
+        row["values"][name] = new
 
 
 def _replay_passage(out: _Replayed, r: dict[str, Any], eid: str, action: str, name: str, new: Any) -> None:
@@ -896,6 +1022,7 @@ def _check_against_audit(c: _Content, digests_required: bool = False) -> None:
     _compare_analyses(c, rp)
     _compare_decisions(c, rp)
     _compare_seed_train(c, rp)
+    _compare_lots(c, rp)
     _compare_digests(c, rp, digests_required)
 
 
@@ -1018,6 +1145,25 @@ def _compare_seed_train(c: _Content, rp: _Replayed) -> None:
             raise DoeError(_disagree(f"equivalence test {number} is not the one its audit record holds"))
 
 
+def _compare_lots(c: _Content, rp: _Replayed) -> None:
+    """Lots (by number) and lot data versions (by version) against the records; blank values are left
+    out of the comparison (a column added blank changes no lot and gets no record)."""
+    ids = _by_number(rp.lots)
+    if len(ids) != len(c.lots):
+        raise DoeError(_disagree(f"the bundle holds {len(c.lots)} lots but the audit trail records {len(ids)}"))
+    for eid, lot in zip(ids, c.lots):
+        rec = rp.lots[eid]
+        recorded = {k: v for k, v in rec["values"].items() if v is not None}
+        stored = {k: v for k, v in json.loads(lot["values_json"]).items() if v is not None}
+        if not _same(recorded, stored) or rec["deleted"] != lot["deleted"]:
+            raise DoeError(_disagree(f"lot {lot['lot']} is not the one its audit records hold"))
+    for v in c.lot_versions:
+        found = rp.lot_versions.get(v["version"])
+        if found is None or found[1] != v["content_hash"]:
+            raise DoeError(_disagree(f"lot data version {v['version']} has no audit record with its content hash"))
+    _no_extra("lot data version", set(rp.lot_versions) - {v["version"] for v in c.lot_versions})
+
+
 def _compare_digests(c: _Content, rp: _Replayed, required: bool) -> None:
     """Each row's digest (doe.store._integrity.row_digest) against the newest row_hash recorded for it;
     with ``required`` every row must have one."""
@@ -1069,6 +1215,12 @@ def _seed_train_rows(c: _Content, rp: _Replayed) -> list[tuple[str, str | None, 
               {**v, "passage_revisions": revisions.get(v["version"], [])}) for v in c.passage_versions]
     rows += [("equivalence", eid, f"equivalence test {i}", e)
              for i, (eid, e) in enumerate(zip(_by_number(rp.equivalence), c.equivalence), 1)]
+    lot_revisions: dict[int, list[dict[str, Any]]] = {}
+    for r in c.lot_revisions:
+        lot_revisions.setdefault(r["version"], []).append(r)
+    rows += [("lot", eid, f"lot {lot['lot']}", lot) for eid, lot in zip(_by_number(rp.lots), c.lots)]
+    rows += [("lot_version", rp.lot_versions[v["version"]][0], f"lot data version {v['version']}",
+              {**v, "lot_revisions": lot_revisions.get(v["version"], [])}) for v in c.lot_versions]
     return rows
 
 
@@ -1204,6 +1356,7 @@ def _write_content(s: Session, audit: AuditWriter, c: _Content, manifest: dict[s
                   new={"data_version": a["data_version"], "choices": json.loads(a["choices_json"])})
     _write_decisions(s, audit, sid, c, why)
     _write_seed_train(s, audit, sid, c, why)
+    _write_lots(s, audit, sid, c, why)
     trail = [*c.imported, *({"bundle": digest, **r} for r in c.audit)]  # oldest bundles first
     s.add_all(ImportedAuditRow(study_id=sid, **r) for r in trail)
 
@@ -1290,6 +1443,27 @@ def _write_seed_train(s: Session, audit: AuditWriter, sid: int, c: _Content, why
         audit.add("create", "equivalence", test.id, name, field="equivalence", new=audit_value(test), reason=why)
 
 
+def _write_lots(s: Session, audit: AuditWriter, sid: int, c: _Content, why: str) -> None:
+    """The lots (in the bundle's order, a removed one with its "delete" record after its "create" one),
+    their revisions and the lot data versions, each with its audit record."""
+    name = c.study["name"]
+    rows = [LotRow(study_id=sid, **lot) for lot in c.lots]
+    s.add_all(rows)
+    s.flush()
+    ids = {r.lot: r.id for r in rows}
+    for row in rows:
+        values = json.loads(row.values_json)
+        audit.add("create", "lot", row.id, name, field=lot_label(row.lot), new=values, reason=why)
+        if row.deleted:
+            audit.add("delete", "lot", row.id, name, field=lot_label(row.lot), old=values, reason=why)
+    s.add_all(LotRevisionRow(lot_id=ids[r["lot"]], **{k: v for k, v in r.items() if k != "lot"})
+              for r in c.lot_revisions)
+    for v in c.lot_versions:
+        s.add(LotVersionRow(study_id=sid, **v))
+        audit.add("create", "lot_version", f"{sid}:{v['version']}", name, field="content_hash",
+                  new=v["content_hash"], reason=why)
+
+
 def _import_summary(c: _Content, manifest: dict[str, Any], signature: str) -> dict[str, Any]:
     """What the import brought and how the bundle was signed, for the bundle's audit record."""
     return {"study": c.study["name"], "exported_at": manifest.get("exported_at"),
@@ -1302,7 +1476,8 @@ def _import_summary(c: _Content, manifest: dict[str, Any], signature: str) -> di
                        "audit_records": len(c.audit) + len(c.imported),
                        **({"passages": len(c.passages), "passage_versions": len(c.passage_versions),
                            "equivalence_tests": len(c.equivalence)}
-                          if c.passages or c.passage_versions or c.equivalence else {})}}
+                          if c.passages or c.passage_versions or c.equivalence else {}),
+                       **({"lots": len(c.lots), "lot_versions": len(c.lot_versions)} if c.lots else {})}}
 
 
 # -- small helpers ---------------------------------------------------------------------------
