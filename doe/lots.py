@@ -164,6 +164,8 @@ def summary(checks: Sequence[LotCheck]) -> Mapping[str, Any]:
 
 
 # -- the lots sheet ---------------------------------------------------------------------------------------
+#: The bundled example's lots (simulated by data/simulate_lots.py).
+LOTS_FILE = Path(__file__).resolve().parent.parent / "data" / "msc_lots.csv"
 _OPTIONAL = ("Date", "Donor", "Subgroup", "Notes")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%d.%m.%Y", "%d-%b-%Y", "%d %b %Y", "%d %B %Y",
                  "%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y", "%Y%m%d")
