@@ -4,8 +4,8 @@ Storage has no published numbers to compare with; every expected value here is d
 of the store's code:
 
 - the content hash of a lot data version is recomputed in the test from its definition (SHA-256 of the
-  canonical JSON - keys sorted, separators ``,`` and ``:``, UTF-8 - of the rows' values in sheet order,
-  blanks and NaN as null), with the JSON text built by ``json.dumps`` here, not by the store;
+  canonical JSON - keys sorted, separators ``,`` and ``:``, UTF-8 - of ``{"columns": the columns in order,
+  "lots": the rows' values in sheet order}``, blanks and NaN as null), with the JSON text built by ``json.dumps`` here, not by the store;
 - the floats are IEEE 754 doubles whose exact values are known (``0.1 + 0.2`` is 0.30000000000000004,
   5e-324 the smallest subnormal, 1.7976931348623157e308 the largest double): they must come back
   bit-identical (``==``), on SQLite and on PostgreSQL;
@@ -91,11 +91,13 @@ def trail(s: Store) -> list[dict]:
 
 
 def hand_hash(table: pd.DataFrame) -> str:
-    """The content hash from its definition: the rows' values as JSON (NaN and blank text as null)."""
+    """The content hash from its definition: the columns in order and the rows' values as JSON (NaN and
+    blank text as null)."""
     rows = []
     for r in table.to_dict("records"):
         rows.append({c: (None if (isinstance(v, float) and math.isnan(v)) or v == "" else v) for c, v in r.items()})
-    text = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    doc = {"columns": [str(c) for c in table.columns], "lots": rows}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -143,6 +145,19 @@ def test_every_version_is_rebuilt_exactly(store):
     assert store.lot_versions(NAME)["n_lots"].tolist() == [4, 4, 5]
     with pytest.raises(DoeError, match="has no lot data version 4; versions run from 1 to 3"):
         store.lots(NAME, 4)
+    assert store.verify_audit().ok
+
+
+def test_moving_a_column_is_a_new_version_without_lot_records(store):
+    store.save_lots(NAME, sheet(), ALICE)
+    n_lot_records = sum(r["entity"] == "lot" for r in trail(store))
+    moved = sheet()[[*COLUMNS[:3], "Notes", *COLUMNS[3:7]]]
+    assert store.save_lots(NAME, moved, "bob") == 2  # no saved value changes: no reason needed
+    assert sum(r["entity"] == "lot" for r in trail(store)) == n_lot_records
+    hashes = store.lot_versions(NAME)["content_hash"].tolist()
+    assert hashes == [hand_hash(sheet()), hand_hash(moved)] and hashes[0] != hashes[1]
+    same_sheet(store.lots(NAME), moved)
+    same_sheet(store.lots(NAME, 1), sheet())
     assert store.verify_audit().ok
 
 

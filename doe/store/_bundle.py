@@ -90,6 +90,7 @@ from doe.errors import DoeError
 from doe.store import _values as V
 from doe.store._audit import AuditWriter, User, as_user, record_hash, utc_now
 from doe.store._integrity import passage_label
+from doe.store._lots import content_hash as lot_sheet_hash
 from doe.store._lots import lot_label
 from doe.store._models import (
     AnalysisRow,
@@ -860,8 +861,8 @@ def _check_lots(c: _Content) -> None:
         if set(order) != live or len(order) != len(live):
             raise DoeError(f"Lot data version {v['version']} in the bundle lists lots its revisions do not hold: "
                            f"lots/lot_revisions.csv was changed. {_AGAIN}")
-        sheet = [{col: values.get(col) for col in columns} for k in order if (values := state[k]) is not None]
-        if values_hash(sheet) != v["content_hash"] or len(order) != v["n_lots"]:
+        sheet = [values for k in order if (values := state[k]) is not None]
+        if lot_sheet_hash(columns, sheet) != v["content_hash"] or len(order) != v["n_lots"]:
             raise DoeError(f"Lot data version {v['version']} in the bundle does not match its recorded hash: "
                            f"the lot revisions were changed. {_AGAIN}")
     for lot in c.lots:

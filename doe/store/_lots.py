@@ -6,7 +6,7 @@ A study's lot sheet has the columns ``Lot`` (the row key, unique), ``Date`` (ISO
 value) and every *lot data version* keeps its column order and its order of lots. :func:`save_sheet`
 compares a sheet with the one saved last and writes a new version with one audit record per created
 lot, per changed value and per removed lot, as :mod:`doe.store._passages` does for passage sheets
-(it shares that module's hashing and JSON rules).
+(it shares that module's JSON rules).
 
 Values follow the store's cell rules (:func:`doe.cells.stored_cell`): numbers as JSON numbers
 (Python's shortest round-trip repr, so floats come back equal), blanks and NaN as null, text as text.
@@ -21,6 +21,7 @@ Values follow the store's cell rules (:func:`doe.cells.stored_cell`): numbers as
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -32,8 +33,9 @@ from sqlalchemy.orm import Session
 from doe.cells import blank_cell, same_value, stored_cell
 from doe.errors import DoeError, quoted_list
 from doe.store._audit import AuditWriter
+from doe.store._integrity import canonical
 from doe.store._models import LotRevisionRow, LotRow, LotVersionRow
-from doe.store._passages import dumps, values_hash
+from doe.store._passages import dumps
 
 #: The columns every lot sheet starts with, in this order (the study's own columns follow).
 LOT_COLUMNS: tuple[str, ...] = ("Lot", "Date", "Donor")
@@ -101,12 +103,12 @@ def _value(column: str, raw: Any, n: int) -> Any:
     return value
 
 
-def content_hash(columns: list[str], rows: list[tuple[str, dict[str, Any]]]) -> str:
-    """SHA-256 of the canonical JSON of the rows' values in sheet order (as for passage sheets).
-
-    The column order is part of a version (its ``columns_json``) but not of this hash.
-    """
-    return values_hash([values for _, values in rows])
+def content_hash(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """SHA-256 of the canonical JSON (keys sorted, no spaces, UTF-8) of ``{"columns": the column names in
+    order, "lots": the rows' values in sheet order}``, each row's values keyed by exactly those columns
+    (blanks null), so the same sheet with its columns in another order has another hash."""
+    return hashlib.sha256(canonical({"columns": list(columns),
+                                     "lots": [{c: r.get(c) for c in columns} for r in rows]})).hexdigest()
 
 
 def frame(columns: list[str], rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -174,7 +176,7 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, columns: li
         row.deleted, row.row_version = True, row.row_version + 1
         touched.append(row)
     version = 1 if last is None else last.version + 1
-    digest = content_hash(columns, rows)
+    digest = content_hash(columns, [values for _, values in rows])
     s.add(LotVersionRow(study_id=sid, version=version, content_hash=digest, n_lots=len(rows),
                         reason=(reason or "").strip() or None,
                         columns_json=json.dumps(columns, ensure_ascii=False),
