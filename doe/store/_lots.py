@@ -35,7 +35,7 @@ from doe.errors import DoeError, quoted_list
 from doe.store._audit import AuditWriter
 from doe.store._integrity import canonical
 from doe.store._models import LotRevisionRow, LotRow, LotVersionRow
-from doe.store._passages import dumps
+from doe.store._passages import check_reason, dumps
 
 #: The columns every lot sheet starts with, in this order (the study's own columns follow).
 LOT_COLUMNS: tuple[str, ...] = ("Lot", "Date", "Donor")
@@ -146,7 +146,7 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, columns: li
     if [k for k, _ in rows] == old_order and same_columns and not any(changed.values()):
         return 0 if last is None else last.version
     removed = [k for k in old_order if k not in new]
-    _check_reason(live, changed, removed, reason)
+    check_reason(live, changed, removed, reason, lot_label, sheet="lot", rows="lots")
     touched: list[LotRow] = []
     created: list[LotRow] = []
     for k, values in rows:
@@ -186,24 +186,6 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, columns: li
                              deleted=bool(r.deleted)) for r in touched)
     audit.add("create", "lot_version", f"{sid}:{version}", study, field="content_hash", new=digest, reason=reason)
     return version
-
-
-def _check_reason(live: dict[str, dict[str, Any]], changed: dict[str, list[str]], removed: list[str],
-                  reason: str | None) -> None:
-    """A saved value changed or a saved lot removed needs a reason; filling a blank does not."""
-    if (reason or "").strip():
-        return
-    edits = [f"{lot_label(k)} ({', '.join(cols)})" for k, c in changed.items()
-             if (cols := [x for x in c if live[k].get(x) is not None])]
-    gone = [lot_label(k) for k in removed]
-    what = []
-    if edits:
-        what.append("changes saved values of " + "; ".join(edits[:3]) + (" ..." if len(edits) > 3 else ""))
-    if gone:
-        what.append("removes the saved lots " + "; ".join(gone[:3]) + (" ..." if len(gone) > 3 else ""))
-    if what:
-        raise DoeError(f"This lot sheet {' and '.join(what)}: give a reason for the change (it is kept in the "
-                       "audit trail). Nothing was saved.")
 
 
 def sheet(s: Session, sid: int, study: str, version: int | None) -> pd.DataFrame:

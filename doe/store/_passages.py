@@ -25,8 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,8 @@ _TEXT = ("Donor", "Vessel", "Notes")
 _MAX_KEY_CHARS = 200
 #: A row's key: donor, passage, vessel, repeat.
 Key = tuple[str, int, str, int]
+#: A row key of any versioned sheet (a passage key, a lot number).
+K = TypeVar("K")
 #: Columns of :func:`versions_frame` and of :func:`equivalence_frame`.
 VERSION_COLUMNS = ["version", "content_hash", "n_passages", "reason", "created_at", "created_by"]
 EQUIVALENCE_COLUMNS = ["id", "passage_version", "response", "reference", "test", "equivalent", "result", "note",
@@ -189,7 +191,7 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, rows: list[
     if [k for k, _ in rows] == old_order and not any(changed.values()):
         return 0 if last is None else last.version
     removed = [k for k in old_order if k not in new]
-    _check_reason(live, changed, removed, reason)
+    check_reason(live, changed, removed, reason, passage_label)
     touched: list[PassageRow] = []
     created: list[PassageRow] = []
     for k, values in rows:
@@ -232,21 +234,26 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, rows: list[
     return version
 
 
-def _check_reason(live: dict[Key, dict[str, Any]], changed: dict[Key, list[str]], removed: list[Key],
-                  reason: str | None) -> None:
-    """A saved value changed or a saved row removed needs a reason; filling a blank does not."""
+def check_reason(live: Mapping[K, dict[str, Any]], changed: Mapping[K, list[str]], removed: list[K],
+                 reason: str | None, label: Callable[[K], str], sheet: str = "passage", rows: str = "rows") -> None:
+    """A saved value changed or a saved row removed needs a reason; filling a blank does not.
+
+    ``live``: the saved rows' values by key; ``changed``: the columns that differ, by key; ``label``
+    names a row for a person; ``sheet`` and ``rows`` name the sheet and its rows in the message.
+    Shared by the passage and lot sheets (:mod:`doe.store._lots`).
+    """
     if (reason or "").strip():
         return
-    edits = [f"{passage_label(k)} ({', '.join(cols)})" for k, c in changed.items()
+    edits = [f"{label(k)} ({', '.join(cols)})" for k, c in changed.items()
              if (cols := [x for x in c if live[k].get(x) is not None])]
-    gone = [passage_label(k) for k in removed]
+    gone = [label(k) for k in removed]
     what = []
     if edits:
         what.append("changes saved values of " + "; ".join(edits[:3]) + (" ..." if len(edits) > 3 else ""))
     if gone:
-        what.append("removes the saved rows " + "; ".join(gone[:3]) + (" ..." if len(gone) > 3 else ""))
+        what.append(f"removes the saved {rows} " + "; ".join(gone[:3]) + (" ..." if len(gone) > 3 else ""))
     if what:
-        raise DoeError(f"This passage sheet {' and '.join(what)}: give a reason for the change (it is kept in the "
+        raise DoeError(f"This {sheet} sheet {' and '.join(what)}: give a reason for the change (it is kept in the "
                        "audit trail). Nothing was saved.")
 
 
