@@ -26,13 +26,14 @@ PAGES = [
     ("pages/seed_train.py", "Seed train", ":material/science:"),
     ("pages/scale_compare.py", "Scale comparison", ":material/compare_arrows:"),
     ("pages/scale.py", "Scale planner", ":material/factory:"),
+    ("pages/manufacturing.py", "Manufacturing", ":material/monitoring:"),
     ("pages/versions.py", "Versions", ":material/history:"),
     ("pages/audit.py", "Audit trail", ":material/fact_check:"),
     ("pages/report.py", "Report", ":material/description:"),
 ]
 #: The navigation's sections: a heading and how many of the PAGES above (in order) it holds; every page is
 #: listed (no "View more"), in the order of the work: plan and run, analyse, manufacture, record and report.
-SECTIONS = [("Plan and run", 4), ("Analyse", 3), ("Manufacture", 3), ("Record and report", 3)]
+SECTIONS = [("Plan and run", 4), ("Analyse", 3), ("Manufacture", 4), ("Record and report", 3)]
 
 
 def main() -> None:

@@ -237,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--equivalence", nargs="+", metavar="RESULT.json",
                    help="equivalence results (python -m doe equivalence --json) for the seed-train section")
     p.add_argument("--plan", help="seed-train plan YAML for the seed-train section (default: data/example_plan.yaml)")
+    p.add_argument("--lots", help="manufacturing lots (CSV or XLSX) for the continued-process-verification section "
+                                  "(default with --db: the study's recorded lots)")
     p.add_argument("--analysis", type=int, help="analysis version (default: the latest)")
     p.add_argument("--out", action="append", required=True, metavar="report.pdf|report.html",
                    help="output file, format by suffix; give --out twice for both PDF and HTML")
@@ -749,6 +751,24 @@ def _seed_train_options(args: argparse.Namespace) -> dict[str, Any]:
         from doe.scale import PlanFile
 
         out["plan"] = PlanFile.load(args.plan)
+    if args.lots:
+        from doe.lots import read_lots
+        from doe.study import Study
+
+        if args.inputs:
+            study = Study.load(args.inputs[0])
+        else:
+            store = _open_store(args.db)
+            try:
+                study = store.load_study(args.study)
+            finally:
+                store.close()
+        upload = read_lots(study, Path(args.lots), Path(args.lots).name)
+        for problem in upload.warnings:
+            print(f"warning: {problem}", file=sys.stderr)
+        if not upload.ok:
+            raise DoeError(f"{len(upload.errors)} problem(s) in {args.lots}; first: {upload.errors[0]}")
+        out["lots"] = upload.table
     return out
 
 

@@ -79,13 +79,24 @@ def _seed_train() -> dict:
                                                    "created_by": r["created_by"]} for _, r in tests.iterrows()]}
 
 
+def _lots() -> dict:
+    """The study's recorded lots, for the report's continued-process-verification section."""
+    try:
+        lots = read("lots", study.name)
+    except DoeError:
+        return {}
+    return {"lots": lots} if len(lots) else {}
+
+
 def _seed_train_key() -> tuple:
     """What the seed-train section is built from: the newest passage data version and the saved tests."""
     try:
         versions, tests = read("passage_versions", study.name), read("equivalence_tests", study.name)
+        lots = read("lot_versions", study.name)
     except DoeError:
         return ()
-    return (str(versions["content_hash"].iloc[-1]) if len(versions) else "", len(tests))
+    return (str(versions["content_hash"].iloc[-1]) if len(versions) else "", len(tests),
+            str(lots["content_hash"].iloc[-1]) if len(lots) else "")
 
 
 key = (*_content_key(), *_seed_train_key())
@@ -100,7 +111,7 @@ def _build() -> dict:
         content = build_report(store(), study.name, version)
     else:
         content = build_report(study=study, runs=session_runs,
-                               choices=state.model_choices or None, **_data_design(), **_seed_train())
+                               choices=state.model_choices or None, **_data_design(), **_seed_train(), **_lots())
     html = render_html(content)
     try:
         pdf, pdf_error = render_pdf(content), None

@@ -7,7 +7,8 @@ from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
 PAGES = ["pages/home.py", "pages/study.py", "pages/design.py", "pages/runs.py", "pages/models.py",
-         "pages/explore.py", "pages/seed_train.py", "pages/scale_compare.py", "pages/scale.py", "pages/versions.py",
+         "pages/explore.py", "pages/seed_train.py", "pages/scale_compare.py", "pages/scale.py", "pages/manufacturing.py",
+         "pages/versions.py",
          "pages/audit.py", "pages/report.py"]
 
 

@@ -54,3 +54,15 @@ def test_section_with_and_without_a_decision():
     assert list(lots_table["Lot"]) == list(LOTS["Lot"])
     assert lots_table.loc[lots_table["Lot"] == "L26", "In the design space"].item() == "no"
     assert cpv_section(11, study, None).blocks[0].text.startswith("No manufacturing lots")
+
+
+def test_report_from_files_has_the_section_after_the_seed_train():
+    from doe.report import build_report
+
+    study = Study.load(EXAMPLE)
+    runs = read_results(study, ROOT / "data" / "msc_example_results.csv").table
+    content = build_report(study=study, runs=runs, draws=300, lots=LOTS)
+    headings = [s.heading for s in content.sections]
+    assert headings[-3].startswith("10. Seed train") and headings[-2].startswith("11. Continued process verification")
+    section = content.sections[-2]
+    assert any(isinstance(b, Table) and "Cpk (95 % CI)" in b.frame.columns for b in section.blocks)

@@ -178,6 +178,7 @@ class _Inputs:
     assurance: dict[str, Any] | None = None  # {"level", "kind"}: the assured design space (overrides the decision's)
     random_effects: str | None = None  # "new" (default with random effects) or "average": doe.space.build_predictive
     seed_train: Any = None  # doe.report.seed_train.SeedTrainInputs: passages, equivalence tests, plan
+    lots: Any = None  # doe.report.manufacturing.LotsInputs: the manufacturing lots
 
 
 def build_report(store: Store | None = None, study_name: str | None = None, analysis_version: int | None = None, *,
@@ -187,7 +188,7 @@ def build_report(store: Store | None = None, study_name: str | None = None, anal
                  data_hash: str | None = None, assurance: float | None = None,
                  assurance_kind: str = "simultaneous", random_effects: str | None = None,
                  passages: pd.DataFrame | None = None, equivalence: list[dict[str, Any]] | None = None,
-                 plan: Any = None) -> ReportContent:
+                 plan: Any = None, lots: pd.DataFrame | None = None) -> ReportContent:
     """The report of a stored analysis version (default: the latest), or of a study and its runs.
 
     Store mode (``store`` + ``study_name``): the analysis's own data version
@@ -207,6 +208,8 @@ def build_report(store: Store | None = None, study_name: str | None = None, anal
     The seed-train section reports the study's recorded passages and saved equivalence tests (store mode:
     the newest passage data version), or ``passages`` and ``equivalence`` (file mode), with the seed-train
     ``plan`` (a doe.scale.PlanFile; default the bundled example plan) fed by the measured growth.
+    The continued-process-verification section reports the study's lots (store mode: the newest lot data
+    version), or ``lots`` (file mode), against the design space of the report.
     """
     if store is not None:
         inputs = _store_inputs(store, study_name, analysis_version)
@@ -222,7 +225,20 @@ def build_report(store: Store | None = None, study_name: str | None = None, anal
         inputs.assurance = {"level": float(assurance), "kind": assurance_kind}
     inputs.random_effects = random_effects
     inputs.seed_train = _seed_train_inputs(store, inputs.study.name, passages, equivalence, plan)
+    inputs.lots = _lots_inputs(store, inputs.study.name, lots)
     return _assemble(inputs, draws=draws, seed=seed)
+
+
+def _lots_inputs(store: Store | None, study_name: str, lots: pd.DataFrame | None) -> Any:
+    from doe.report.manufacturing import LotsInputs
+
+    if store is None or lots is not None:
+        return None if lots is None else LotsInputs(lots)
+    versions = store.lot_versions(study_name)
+    if not len(versions):
+        return None
+    last = versions.iloc[-1]
+    return LotsInputs(store.lots(study_name), int(last["version"]), str(last["content_hash"]))
 
 
 def _seed_train_inputs(store: Store | None, study_name: str, passages: pd.DataFrame | None,
@@ -295,6 +311,7 @@ def _assemble(inp: _Inputs, *, draws: int, seed: int) -> ReportContent:
         _comparison_section(inp, draws=draws, seed=seed),
         _audit_section(inp),
         _seed_train_section(inp),
+        _cpv_section(inp, space),
         _appendix(inp, space, yaml_text, csv_text, draws=draws, seed=seed),
     ]
     numbers = {"coefficients": {n: dict(zip(m.coefficients["term"], m.coefficients["estimate"], strict=True))
@@ -701,6 +718,20 @@ def _seed_train_section(inp: _Inputs) -> Section:
     from doe.report.seed_train import seed_train_section
 
     return cast(Section, seed_train_section(10, inp.seed_train))
+
+
+def _cpv_section(inp: _Inputs, space: dict[str, Any]) -> Section:
+    from doe.decision import Decision
+    from doe.report.manufacturing import cpv_section
+    from doe.space import DesignSpace
+
+    decision, design_space = None, None
+    if space.get("pm") is not None and space.get("set_point"):
+        design_space = DesignSpace(space["pm"], threshold=space["threshold"], draws=space["draws"], seed=space["seed"])
+        if inp.decision is not None:
+            decision = Decision.from_row(inp.decision)
+            design_space = design_space.on_decision(decision)
+    return cast(Section, cpv_section(11, inp.study, inp.lots, space=design_space, decision=decision))
 
 
 # -- appendix ----------------------------------------------------------------------------------
