@@ -22,13 +22,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from doe.errors import DoeError, did_you_mean, quoted_list
-from doe.runs import Problem, ProblemList, canonical_names, read_table, source_bytes
+from doe.runs import Problem, RunsUpload, canonical_names, read_table, source_bytes
 
 
 @dataclass
@@ -172,7 +172,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%d.%m.%Y", "%d-%b-%Y", "%d
 
 
 @dataclass
-class LotsUpload(ProblemList):
+class LotsUpload(RunsUpload):
     """A lots sheet read from a file or a table, with its problems (:func:`read_lots`).
 
     ``table`` columns, in order: Lot, Date (ISO 'YYYY-MM-DD'), Donor, the factors (the settings run), the
@@ -180,25 +180,8 @@ class LotsUpload(ProblemList):
     then any unknown columns of the sheet. Rows are in the sheet's order (time order).
     """
 
-    table: pd.DataFrame
-    problems: list[Problem]
-    name: str = ""
-    factors: list[str] = field(default_factory=list)
-    responses: list[str] = field(default_factory=list)
-
-    def summary(self, limit: int = 20) -> str:
-        """A few lines for the user: lots, CQA results filled, then the problems (errors first)."""
-        what = self.name or "The lots sheet"
-        cqas = [c for c in self.responses if c in self.table]
-        filled = int(self.table[cqas].notna().sum().sum()) if cqas else 0
-        n = len(self.table)
-        head = (f"{what}: {n} lot{'' if n == 1 else 's'}, {filled} of {n * len(cqas)} CQA results filled; "
-                f"{len(self.errors)} error{'' if len(self.errors) == 1 else 's'}, "
-                f"{len(self.warnings)} warning{'' if len(self.warnings) == 1 else 's'}.")
-        lines = [head] + [f"- {p}" for p in (self.errors + self.warnings)[:limit]]
-        if len(self.problems) > limit:
-            lines.append(f"- ... and {len(self.problems) - limit} more.")
-        return "\n".join(lines)
+    unit: ClassVar[str] = "lot"
+    default_name: ClassVar[str] = "The lots sheet"
 
 
 def _norm(text: Any) -> str:

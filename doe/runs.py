@@ -35,7 +35,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -134,13 +134,16 @@ class RunsUpload(ProblemList):
     name: str = ""
     factors: list[str] = field(default_factory=list)
     responses: list[str] = field(default_factory=list)
+    #: What one row is, and what the upload is called without a name (a subclass's sheet: lots).
+    unit: ClassVar[str] = "run"
+    default_name: ClassVar[str] = "The upload"
 
     def summary(self, limit: int = 20) -> str:
-        """A few lines for the user: runs, results filled, then the problems (errors first)."""
-        what = self.name or "The upload"
+        """A few lines for the user: rows, results filled, then the problems (errors first)."""
+        what = self.name or self.default_name
         cqas = [c for c in self.responses if c in self.table]
         filled = int(self.table[cqas].notna().sum().sum()) if cqas else 0
-        head = (f"{what}: {_count(len(self.table), 'run')}, {filled} of {len(self.table) * len(cqas)} CQA "
+        head = (f"{what}: {_count(len(self.table), self.unit)}, {filled} of {len(self.table) * len(cqas)} CQA "
                 f"results filled; {_count(len(self.errors), 'error')}, "
                 f"{_count(len(self.warnings), 'warning')}.")
         shown = (self.errors + self.warnings)[:limit]
