@@ -20,8 +20,8 @@ from pages._app.common import (
     show_table,
     shown,
 )
-from pages._app.db import read, store
-from pages._app.persist import editor, latest, save_study
+from pages._app.db import read
+from pages._app.persist import latest, save_sheet
 from pages._app.services import as_json, grid, predictive
 from pages._app.state import state
 
@@ -43,22 +43,12 @@ def stored_lots() -> pd.DataFrame:
 
 
 def save(table: pd.DataFrame, what: str, reason: str | None = None) -> None:
-    """Save ``table`` as the study's lots sheet (the study first, if this session changed it)."""
-    user = editor()
-    if user is None:
-        return
-    try:
-        if save_study(study, user) is None:
-            return
-        before = len(read("lot_versions", study.name))
-        version = store().save_lots(study.name, table, user, reason or None)
-    except DoeError as exc:
-        st.error(f"Not saved: {exc}")
-        return
-    state.lots_saved = (f"{what}: saved as lot data version {version}." if version > before
-                        else f"{what}: nothing new - every lot is already saved.")
-    state.lots_upload_gen += 1
-    st.rerun()
+    """Save ``table`` as the study's lots sheet and rerun with the message (pages/_app/persist.save_sheet)."""
+    message = save_sheet(study, "lots", table, what, reason)
+    if message is not None:
+        state.lots_saved = message
+        state.lots_upload_gen += 1
+        st.rerun()
 
 
 lots = stored_lots()

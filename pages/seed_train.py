@@ -11,8 +11,8 @@ from doe.growth_curve import fit_growth_curve, read_growth_curve
 from doe.passage_sheet import compare_passages, merge_passages
 from doe.plots.seed_train import KINETICS, growth_curve_figure, kinetics_figure, pdl_figure
 from pages._app.common import is_example, require_study, show_table
-from pages._app.db import read, store
-from pages._app.persist import current_access, editor, save_study
+from pages._app.db import read
+from pages._app.persist import current_access, save_sheet
 from pages._app.services import default_plan, growth
 from pages._app.state import PASSAGES_REASON, state
 
@@ -34,28 +34,18 @@ def stored_passages() -> pd.DataFrame:
 
 
 def save(table: pd.DataFrame, what: str, reason: str | None = None) -> None:
-    """Save ``table`` as the study's passage sheet (the study first, if this session changed it)."""
-    user = editor()
-    if user is None:
-        return
-    try:
-        if save_study(study, user) is None:
-            return
-        before = len(read("passage_versions", study.name))
-        version = store().save_passages(study.name, table, user, reason or None)
-    except DoeError as exc:
-        st.error(f"Not saved: {exc}")
-        return
-    state.passages_saved = (version, f"{what}: saved as passage data version {version}." if version > before
-                            else f"{what}: nothing new - every passage is already saved.")
-    state.passages_editor_gen += 1
-    st.rerun()
+    """Save ``table`` as the study's passage sheet and rerun with the message (pages/_app/persist.save_sheet)."""
+    message = save_sheet(study, "passages", table, what, reason)
+    if message is not None:
+        state.passages_saved = message
+        state.passages_editor_gen += 1
+        st.rerun()
 
 
 stored = stored_passages()
 versions = read("passage_versions", study.name) if len(stored) else None
 if state.passages_saved is not None:
-    st.success(state.passages_saved[1])
+    st.success(state.passages_saved)
     state.passages_saved = None
 
 c1, c2 = st.columns(2)

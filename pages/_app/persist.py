@@ -93,6 +93,25 @@ def save_study(study: Study, user: User) -> int | None:
     return save_on_base(study, user)
 
 
+def save_sheet(study: Study, sheet: str, table: Any, what: str, reason: str | None = None) -> str | None:
+    """Save ``table`` as the study's ``sheet`` ("passages" or "lots": Store.save_passages / save_lots), the
+    study first if this session changed it; the message to show, or None after showing why nothing was saved."""
+    user = editor()
+    if user is None:
+        return None
+    noun = {"passages": "passage", "lots": "lot"}[sheet]
+    try:
+        if save_study(study, user) is None:
+            return None
+        before = len(read(f"{noun}_versions", study.name))
+        version = getattr(store(), f"save_{sheet}")(study.name, table, user, reason or None)
+    except DoeError as exc:
+        st.error(f"Not saved: {exc}")
+        return None
+    return (f"{what}: saved as {noun} data version {version}." if version > before
+            else f"{what}: nothing new - every {noun} is already saved.")
+
+
 def stored_runs(study: Study):
     """The study's runs in the store (with run_id and row_version), or None when none are stored."""
     if stored_version(study) is None and not _known(study.name):

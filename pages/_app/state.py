@@ -114,8 +114,8 @@ class SessionState:
     change_mark = _Key[tuple[int, float] | None]("_change_mark", None)
 
     # -- messages shown after a rerun -------------------------------------------------------------
-    #: Seed train page: (passage data version, message) of the last save; the editor's generation.
-    passages_saved = _Key[tuple[int, str] | None]("_passages_saved", None)
+    #: Seed train page: the message of the last save; the editor's generation.
+    passages_saved = _Key[str | None]("_passages_saved", None)
     passages_editor_gen = _Key[int]("passages_editor_gen", 0)
     #: Manufacturing page: the message of the last save of the lots; the upload box's generation.
     lots_saved = _Key[str | None]("_lots_saved", None)
