@@ -123,7 +123,8 @@ def test_browser_keeps_decimals_typed_into_a_new_study(browser, tmp_path):  # no
 
     server, page = _new_study_typed(browser, tmp_path, "36.5", "38.5", "1.5")
     try:
-        assert page.get_by_text("Saved as version 1 of 'Decimals'.").is_visible()
+        # waits for the message (the save's rerun may still be drawing on a loaded machine)
+        page.get_by_text("Saved as version 1 of 'Decimals'.").wait_for(timeout=60_000)
         saved = Store.open(f"sqlite:///{tmp_path / 'doe.sqlite'}").load_study("Decimals")
         assert (saved.factors[0].low, saved.factors[0].high) == (36.5, 38.5)
         assert saved.responses[0].lower == 1.5
