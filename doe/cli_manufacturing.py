@@ -43,6 +43,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--size", help="p/np: inspected per subgroup, a number or a column name")
     p.add_argument("--exclude", nargs="+", default=[], metavar="LOT", help="phase I: points left out of the limits")
     p.add_argument("--limits", help="phase II: the JSON of a phase I chart (its 'limits')")
+    p.add_argument("--baseline", metavar="LOT",
+                   help="phase I on the lots (X-bar: subgroups) up to and including LOT, phase II after it")
     p.add_argument("--json", required=True, help="write the charts as JSON")
     p.add_argument("--figure", help="the charts as .html, .png or .svg")
 
@@ -80,24 +82,35 @@ def _capability(args: argparse.Namespace, write_json: Callable[..., None], write
 
 
 def _chart(args: argparse.Namespace, write_json: Callable[..., None], write_figure: Callable[..., None]) -> int:
-    from doe.control_charts import control_chart
+    from doe.control_charts import control_chart, phased_charts
 
     frame = _table(args.lots)
     values = _column(frame, args.response, "--response").tolist()
-    labels = frame["Lot"].astype(str).tolist() if "Lot" in frame.columns else None
     subgroups = None if not args.subgroup else _column(frame, args.subgroup, "--subgroup").astype(str).tolist()
+    # a point is a lot, or for X-bar charts a subgroup (labelled by the subgroup column)
+    labels = frame["Lot"].astype(str).tolist() if "Lot" in frame.columns and not args.type.startswith("xbar") \
+        else None
     size: Any = None
     if args.size is not None:
         size = (_column(frame, args.size, "--size").tolist() if args.size in frame.columns
                 else _number(args.size))
-    limits = None
-    if args.limits:
-        saved = json.loads(Path(args.limits).read_text(encoding="utf-8"))
-        limits = saved.get("limits", saved) if isinstance(saved, dict) else saved
-    charts = control_chart(values, args.type, subgroups=subgroups, size=size, labels=labels, exclude=args.exclude,
-                           limits=limits)
+    if args.baseline and args.limits:
+        raise DoeError("Give --baseline (phase I from the first lots) or --limits (a saved phase I), not both.")
+    baseline = None
+    if args.baseline:
+        baseline, charts = phased_charts(values, args.type, args.baseline, subgroups=subgroups, size=size,
+                                         labels=labels, exclude=args.exclude)
+    else:
+        limits = None
+        if args.limits:
+            saved = json.loads(Path(args.limits).read_text(encoding="utf-8"))
+            limits = saved.get("limits", saved) if isinstance(saved, dict) else saved
+        charts = control_chart(values, args.type, subgroups=subgroups, size=size, labels=labels,
+                               exclude=args.exclude, limits=limits)
     out = charts.to_json()
-    out["limits"] = charts.limits()
+    out["limits"] = (baseline or charts).limits()
+    if baseline is not None:
+        out["baseline"] = baseline.to_json()
     write_json(out, args.json)
     if args.figure:
         from doe.plots.control import control_figure

@@ -51,6 +51,7 @@ __all__ = [
     "control_chart",
     "d2",
     "d3",
+    "phased_charts",
 ]
 
 #: The chart types :func:`control_chart` makes.
@@ -576,3 +577,54 @@ def control_chart(values: Any, type: str, *, subgroups: Sequence[Any] | None = N
         params = {"p": p}
     return ChartSet(type=kind, phase=phase, charts=charts, n_subgroups=m, subgroup_sizes=[int(k) for k in sizes],
                     notes=notes, parameters=params)
+
+
+def phased_charts(values: Any, type: str, baseline: Any, *, subgroups: Sequence[Any] | None = None,  # noqa: A002
+                  size: float | Sequence[float] | None = None, labels: Sequence[Any] | None = None,
+                  exclude: Iterable[Any] = (), rules: Iterable[str] = ("nelson",)) -> tuple[ChartSet, ChartSet]:
+    """Phase I on the points up to and including ``baseline`` (a point's label: a lot, or for X-bar charts a
+    subgroup), then phase II of the points after it against those limits (the baseline's
+    :meth:`ChartSet.limits`, as a saved phase I). ``exclude`` leaves baseline points out of the limits.
+    The other arguments are :func:`control_chart`'s. Returns ``(phase_one, phase_two)``.
+    """
+    kind = str(type).strip().lower().replace("_", "-")
+    flat = list(np.asarray(values, dtype=object).ravel())
+    if kind in ("xbar-r", "xbar-s"):
+        if subgroups is None or len(list(subgroups)) != len(flat):
+            raise ChartError("A phased X-bar chart needs `subgroups`: one subgroup label per value.")
+        keys = [str(k) for k in subgroups]
+        points = list(dict.fromkeys(keys))
+        names = [str(x) for x in labels] if labels is not None else points
+        if len(names) != len(points):
+            raise ChartError(f"`labels` has {len(names)} labels for {len(points)} subgroups: give one per subgroup.")
+        point_of = [points.index(k) for k in keys]
+    else:
+        names = [str(x) for x in labels] if labels is not None else [str(i + 1) for i in range(len(flat))]
+        if len(names) != len(flat):
+            raise ChartError(f"`labels` has {len(names)} labels for {len(flat)} points: give one label per lot.")
+        point_of = list(range(len(flat)))
+    where = str(baseline).strip()
+    if where not in names:
+        raise ChartError(f"The baseline ends at '{baseline}', which is not a point of the chart."
+                         + did_you_mean(where, names) + " Give the label of the last lot (or subgroup) of phase I.")
+    cut = names.index(where) + 1
+    if cut >= len(names):
+        raise ChartError(f"The baseline '{where}' is the last point: no lot is left for phase II. End the baseline "
+                         "earlier.")
+
+    def part(first: bool) -> dict[str, Any]:
+        idx = [i for i, p in enumerate(point_of) if (p < cut) == first]
+        pts = names[:cut] if first else names[cut:]
+        out: dict[str, Any] = {"values": [flat[i] for i in idx], "labels": pts}
+        if subgroups is not None and kind in ("xbar-r", "xbar-s"):
+            out["subgroups"] = [list(subgroups)[i] for i in idx]
+        if size is not None and np.size(size) > 1:
+            out["size"] = [list(np.ravel(size))[i] for i in idx]
+        elif size is not None:
+            out["size"] = size
+        return out
+
+    first, second = part(True), part(False)
+    phase_one = control_chart(first.pop("values"), kind, exclude=exclude, rules=rules, **first)
+    phase_two = control_chart(second.pop("values"), kind, limits=phase_one.limits(), rules=rules, **second)
+    return phase_one, phase_two

@@ -29,6 +29,7 @@ import pandas as pd
 
 from doe.errors import DoeError, did_you_mean, quoted_list
 from doe.runs import Problem, RunsUpload, canonical_names, read_table, source_bytes
+from doe.sheet_change import SheetChange, compare_sheets, merge_sheets
 
 
 @dataclass
@@ -376,6 +377,32 @@ def read_lots(study: Any, source: bytes | str | Path | pd.DataFrame, name: str =
             table[c] = table[c].astype(float)
     problems.sort(key=lambda p: p.row or 0)
     return LotsUpload(table.reset_index(drop=True), problems, name, list(study.factor_names), cqas)
+
+
+def lots_template(study: Any) -> pd.DataFrame:
+    """An empty lots sheet of ``study``: Lot, Date, Donor, the factors, the CQAs, Subgroup, Notes."""
+    columns: dict[str, Any] = {"Lot": pd.Series(dtype=object), "Date": pd.Series(dtype=object),
+                               "Donor": pd.Series(dtype=object)}
+    for f in study.factors:
+        columns[f.name] = pd.Series(dtype=object if f.is_categorical else float)
+    for c in study.response_names:
+        columns[c] = pd.Series(dtype=float)
+    columns["Subgroup"] = pd.Series(dtype=object)
+    columns["Notes"] = pd.Series(dtype=object)
+    return pd.DataFrame(columns)
+
+
+def compare_lots(recorded: pd.DataFrame, table: pd.DataFrame) -> SheetChange:
+    """What saving ``table`` as the whole lots sheet changes against ``recorded`` (lots matched by id):
+    a :class:`doe.sheet_change.SheetChange`."""
+    return compare_sheets(recorded, table, ("Lot",), noun="lot")
+
+
+def merge_lots(recorded: pd.DataFrame, upload: pd.DataFrame, *, replace: bool = False) -> SheetChange:
+    """The lots sheet after an upload: the recorded lots with the upload's added (a lot id already recorded
+    replaces that lot, in its place), or with ``replace`` the upload alone. Both are canonical lots tables
+    (:func:`read_lots`); the result is a :class:`doe.sheet_change.SheetChange`."""
+    return merge_sheets(recorded, upload, ("Lot",), replace=replace, noun="lot", reader="doe.lots.read_lots")
 
 
 def lot_label(value: Any) -> str:

@@ -8,7 +8,7 @@ from doe.control_charts import control_chart
 from doe.decision import Decision
 from doe.design import safe_csv
 from doe.errors import DoeError
-from doe.lots import LOTS_FILE, check_lots, lots_frame, read_lots
+from doe.lots import LOTS_FILE, check_lots, compare_lots, lots_frame, lots_template, merge_lots, read_lots
 from doe.plots.control import control_figure
 from doe.plots.manufacturing import capability_figure, lots_on_map_figure
 from pages._app.common import (
@@ -21,9 +21,10 @@ from pages._app.common import (
     shown,
 )
 from pages._app.db import read
-from pages._app.persist import latest, save_sheet
+from pages._app.persist import latest
 from pages._app.services import as_json, grid, predictive
-from pages._app.state import state
+from pages._app.sheet_editor import Sheet, editor, save, show_saved, upload
+from pages._app.state import LOTS_REASON
 
 study = require_study()
 st.title("Manufacturing")
@@ -35,48 +36,42 @@ st.caption("Continued process verification (ICH Q10; FDA process validation stag
 
 
 def stored_lots() -> pd.DataFrame:
-    """The study's recorded lots (empty when none or the study is not saved)."""
+    """The study's recorded lots (an empty lots sheet when none or the study is not saved)."""
     try:
-        return read("lots", study.name)
+        recorded = read("lots", study.name)
     except DoeError:
-        return pd.DataFrame()
+        return lots_template(study)
+    return recorded if len(recorded) else lots_template(study)
 
 
-def save(table: pd.DataFrame, what: str, reason: str | None = None) -> None:
-    """Save ``table`` as the study's lots sheet and rerun with the message (pages/_app/persist.save_sheet)."""
-    message = save_sheet(study, "lots", table, what, reason)
-    if message is not None:
-        state.lots_saved = message
-        state.lots_upload_gen += 1
-        st.rerun()
+def column_config() -> dict:
+    """The editor's columns: the factors' levels to choose from, units in the headers."""
+    config = {"Lot": st.column_config.TextColumn("Lot", required=True),
+              "Date": st.column_config.TextColumn("Date (YYYY-MM-DD)")}
+    for f in study.factors:
+        config[f.name] = (st.column_config.SelectboxColumn(f.name, options=list(f.levels)) if f.is_categorical
+                          else st.column_config.NumberColumn(f"{f.name} ({f.units})" if f.units else f.name))
+    for r in study.responses:
+        config[r.name] = st.column_config.NumberColumn(f"{r.name} ({r.units})" if r.units else r.name)
+    return config
 
 
+SHEET = Sheet("lots", "lot", lambda source, name: read_lots(study, source, name), merge_lots, compare_lots,
+              column_config=column_config())
 lots = stored_lots()
-if state.lots_saved:
-    st.success(state.lots_saved)
-    state.lots_saved = None
+show_saved(SHEET)
 if is_example(study) and not len(lots) and st.button(
         "Load the example lots (simulated)", type="primary", key="load_example_lots",
         help="30 lots of the example process around an interior set point, with an Agitation excursion (L19) "
              "and a Trypsin-EDTA deviation (L26) (data/msc_lots.csv, simulated by data/simulate_lots.py)."):
-    save(read_lots(study, LOTS_FILE.read_bytes(), LOTS_FILE.name).table, "Example lots (simulated)")
-upload_file = st.file_uploader("Upload lots (CSV or Excel)", type=["csv", "txt", "xlsx"],
-                               key=f"lots_upload_{state.lots_upload_gen}")
-if upload_file is not None:
-    upload = read_lots(study, upload_file.getvalue(), upload_file.name)
-    if not upload.ok:
-        st.error(f"**{upload_file.name} was not loaded** - fix these and upload again:")
-        st.dataframe([{"row": p.row, "column": p.column, "problem": p.message} for p in upload.errors],
-                     hide_index=True, width="stretch")
-    else:
-        for p in upload.warnings:
-            st.warning(p.message)
-        st.info(f"{upload_file.name}: {len(upload.table)} lots; saving replaces the recorded lots sheet.")
-        reason = st.text_input("Reason (needed when the file changes or removes recorded lots)", key="lots_reason")
-        if st.button("Save the upload", type="primary", key="save_lots_upload"):
-            save(upload.table, upload_file.name, reason)
+    save(SHEET, study, read_lots(study, LOTS_FILE.read_bytes(), LOTS_FILE.name).table, "Example lots (simulated)")
+upload(SHEET, study, lots)
+with st.expander("Type or change lots", expanded=not len(lots)):
+    st.caption("One row per lot; add rows at the bottom. A changed or removed saved lot needs a reason.")
+    editor(SHEET, study, lots, LOTS_REASON)
 if not len(lots):
-    st.info("No lots recorded yet: upload a lots sheet" + (" or load the example lots." if is_example(study) else "."))
+    st.info("No lots recorded yet: upload a lots sheet or type the lots above"
+            + (", or load the example lots." if is_example(study) else "."))
     st.stop()
 
 versions = read("lot_versions", study.name)

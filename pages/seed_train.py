@@ -12,9 +12,9 @@ from doe.passage_sheet import compare_passages, merge_passages
 from doe.plots.seed_train import KINETICS, growth_curve_figure, kinetics_figure, pdl_figure
 from pages._app.common import is_example, require_study, show_table
 from pages._app.db import read
-from pages._app.persist import current_access, save_sheet
 from pages._app.services import default_plan, growth
-from pages._app.state import PASSAGES_REASON, state
+from pages._app.sheet_editor import Sheet, editor, save, show_saved, upload
+from pages._app.state import PASSAGES_REASON
 
 study = require_study()
 st.title("Seed train")
@@ -33,83 +33,31 @@ def stored_passages() -> pd.DataFrame:
         return passage_template()
 
 
-def save(table: pd.DataFrame, what: str, reason: str | None = None) -> None:
-    """Save ``table`` as the study's passage sheet and rerun with the message (pages/_app/persist.save_sheet)."""
-    message = save_sheet(study, "passages", table, what, reason)
-    if message is not None:
-        state.passages_saved = message
-        state.passages_editor_gen += 1
-        st.rerun()
-
-
+SHEET = Sheet("passages", "passage", read_passages, merge_passages, compare_passages, column_config={
+    "Passage": st.column_config.NumberColumn("Passage", min_value=0, step=1, format="%d"),
+    "Seeded cells": st.column_config.NumberColumn("Seeded cells", format="%.4g"),
+    "Harvested cells": st.column_config.NumberColumn("Harvested cells", format="%.4g"),
+    "Hours": st.column_config.NumberColumn("Hours in culture (h)"),
+    "Viability": st.column_config.NumberColumn("Viability (%)"),
+    "Area (cm2)": st.column_config.NumberColumn("Area (cm²; blank: catalogue)")})
 stored = stored_passages()
 versions = read("passage_versions", study.name) if len(stored) else None
-if state.passages_saved is not None:
-    st.success(state.passages_saved)
-    state.passages_saved = None
+show_saved(SHEET)
 
 c1, c2 = st.columns(2)
 if is_example(study) and not len(stored) and c1.button(
         "Load the example passages (simulated)", key="load_example_passages", type="primary",
         help="Three donors' seed trains from T-175 flasks to CellSTACK-40 and, in parallel, CellCube-25 "
              "(data/msc_passages.csv, simulated by data/simulate_passages.py)."):
-    save(read_passages(PASSAGES_FILE.read_bytes(), PASSAGES_FILE.name).table, "Example passages (simulated)")
+    save(SHEET, study, read_passages(PASSAGES_FILE.read_bytes(), PASSAGES_FILE.name).table,
+         "Example passages (simulated)")
 c2.download_button("Download an empty passage sheet (CSV)", safe_csv(passage_template()), "passages_template.csv",
                    "text/csv", key="passage_template")
-
-upload_file = st.file_uploader("Upload passages (CSV or Excel)", type=["csv", "txt", "xlsx"],
-                               key=f"passages_upload_{state.passages_editor_gen}")  # a new, empty one after a save
-if upload_file is not None:
-    upload = read_passages(upload_file.getvalue(), upload_file.name)
-    if not upload.ok:
-        st.error(f"**{upload_file.name} was not loaded** - fix these and upload again:")
-        st.dataframe([{"row": p.row, "column": p.column, "problem": p.message} for p in upload.errors],
-                     hide_index=True, width="stretch")
-    else:
-        for p in upload.warnings:
-            st.warning(p.message)
-        how = st.radio("The file's passages", ["Add them to the recorded passages",
-                                                "Replace the recorded passages with the file"],
-                       horizontal=True, key="passages_upload_mode",
-                       help="Adding keeps every recorded passage; a passage of the file with the donor, passage "
-                            "number and vessel of a recorded one replaces it (a reason is needed).")
-        try:
-            merged = merge_passages(stored, upload.table, replace=how.startswith("Replace"))
-        except DoeError as exc:
-            st.error(str(exc))
-        else:
-            st.info(merged.describe(upload_file.name))
-            reason = st.text_input("Reason (needed when the file changes or removes recorded passages)",
-                                   key="passages_upload_reason")
-            if merged.changes and st.button("Save the upload", type="primary", key="save_passages_upload"):
-                save(merged.table, upload_file.name, reason)
-
+upload(SHEET, study, stored)
 if not len(stored):
     st.info("No passages recorded yet: upload a passage sheet or type the passages below"
             + (", or load the example passages." if is_example(study) else "."))
-acc = current_access()
-edited = st.data_editor(
-    stored, key=f"passages_editor_{state.passages_editor_gen}", num_rows="dynamic", hide_index=True,
-    width="stretch", disabled=not acc.can_edit,
-    column_config={"Passage": st.column_config.NumberColumn("Passage", min_value=0, step=1, format="%d"),
-                   "Seeded cells": st.column_config.NumberColumn("Seeded cells", format="%.4g"),
-                   "Harvested cells": st.column_config.NumberColumn("Harvested cells", format="%.4g"),
-                   "Hours": st.column_config.NumberColumn("Hours in culture (h)"),
-                   "Viability": st.column_config.NumberColumn("Viability (%)"),
-                   "Area (cm2)": st.column_config.NumberColumn("Area (cm²; blank: catalogue)")})
-checked = read_passages(edited, "The edited sheet") if not edited.equals(stored) else None
-change = compare_passages(stored, checked.table) if checked is not None and checked.ok else None
-if checked is not None and (change is None or change.changes):
-    for p in checked.problems:
-        (st.error if p.severity == "error" else st.warning)(p.message)
-    st.markdown(":orange[**Edited passages not saved yet.**]" + (f" {change.describe('Edits')}" if change else ""))
-    if checked.ok:
-        reason = st.text_input("Reason for the change (needed when you change or remove a saved passage)",
-                               key=PASSAGES_REASON)
-        if st.button("Save edits", type="primary", key="save_passage_edits"):
-            save(checked.table, "Edits", reason)
-    else:
-        st.error("Edits with errors are not saved; fix them first.")
+editor(SHEET, study, stored, PASSAGES_REASON)
 
 
 def kinetics_section() -> None:

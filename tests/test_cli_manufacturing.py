@@ -84,3 +84,26 @@ def test_chart_phase_two_from_saved_limits_and_bad_input(tmp_path, capsys):
     assert data["phase"] == 2 and data["xbar"]["ucl"] == pytest.approx(74.01431, abs=1e-5)
     assert main(["chart", str(path), "--response", "diametre", "--type", "imr", "--json", str(out)]) == 2
     assert "diameter" in capsys.readouterr().err  # did you mean
+
+
+def test_chart_baseline_and_xbar_with_a_lot_column(tmp_path):
+    """--baseline: phase I on samples 1-30, phase II after (Montgomery's revised orange-juice limits 0.2150,
+    0.0407, 0.3893); an X-bar chart of a sheet that also has a Lot column is labelled by subgroup."""
+    juice = pd.read_csv(CASES / "qcc_orangejuice" / "data.csv").rename(columns={"sample": "Lot"})
+    path = tmp_path / "juice.csv"
+    juice.to_csv(path, index=False)
+    out = tmp_path / "p.json"
+    assert main(["chart", str(path), "--response", "D", "--type", "p", "--size", "size", "--baseline", "30",
+                 "--exclude", "15", "23", "--json", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert (data["p"]["center"], data["p"]["lcl"], data["p"]["ucl"]) == pytest.approx((0.2150, 0.0407, 0.3893),
+                                                                                     abs=5e-5)
+    assert data["baseline"]["phase"] == 1 and data["limits"]["parameters"]["p"] == pytest.approx(0.2150, abs=5e-5)
+    assert "41" in {v["lot"] for v in data["p"]["violations"]}
+    rings = pd.read_csv(CASES / "qcc_pistonrings" / "data.csv")
+    rings.insert(0, "Lot", [f"L{i}" for i in range(len(rings))])
+    rings_path = tmp_path / "rings.csv"
+    rings[rings["trial"]].to_csv(rings_path, index=False)
+    assert main(["chart", str(rings_path), "--response", "diameter", "--type", "xbar-s", "--subgroup", "sample",
+                 "--json", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["xbar"]["labels"][:2] == ["1", "2"]

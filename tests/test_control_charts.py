@@ -29,7 +29,7 @@ import math
 import pandas as pd
 import pytest
 
-from doe.control_charts import CHART_TYPES, ChartError, c4, chart_constants, control_chart, d2, d3
+from doe.control_charts import CHART_TYPES, ChartError, c4, chart_constants, control_chart, d2, d3, phased_charts
 from doe.plots.control import control_figure
 from tests.conftest import ROOT
 
@@ -143,6 +143,35 @@ def test_orange_juice_p_chart_and_revised_limits():
     # excluded points are still checked; sample 21 (20 / 50 = 0.40) is above the revised UCL 0.3893
     assert [q.labels[i] for i in q.qcc_beyond] == ["15", "21", "23"]
     assert "Limits revised without 2 point(s): 15, 23." in rev.notes
+
+
+def test_orange_juice_phase_two_after_a_baseline_as_montgomery():
+    """Montgomery Example 7.1 continued: the 24 samples after the adjustment charted against the revised
+    trial limits (0.2150, 0.0407, 0.3893); their fraction nonconforming is 0.1108 (printed). Sample 41
+    (1 / 50 = 0.02) is below the LCL and the new samples sit in a long run below the centre (rule 2)."""
+    df = pd.read_csv(REF / "qcc_orangejuice" / "data.csv")
+    one, two = phased_charts(df.D, "p", "30", size=df["size"], labels=df["sample"], exclude=["15", "23"])
+    assert one.phase == 1 and one.n_subgroups == 30 and two.phase == 2 and two.n_subgroups == 24
+    p = two.charts["p"]
+    assert (p.center, p.lcl, p.ucl) == pytest.approx((0.2150, 0.0407, 0.3893), abs=5e-5)
+    assert p.labels[0] == "31" and sum(p.statistic) / 24 == pytest.approx(0.1108, abs=5e-5)
+    assert [p.labels[i] for i in p.qcc_beyond] == ["41"]
+    assert "41" in {v["lot"] for v in p.violations if v["rule"].startswith("1:")}
+    assert any(v["rule"].startswith("2:") for v in p.violations)
+    with pytest.raises(ChartError, match="last point"):
+        phased_charts(df.D, "p", "54", size=50, labels=df["sample"])
+    with pytest.raises(ChartError, match="not a point"):
+        phased_charts(df.D, "p", "L30", size=50, labels=df["sample"])
+
+
+def test_piston_rings_phased_by_subgroup_equals_a_saved_phase_one():
+    trial, new = _pistonrings()
+    both = pd.concat([trial, new])
+    _, two = phased_charts(both.diameter, "xbar-r", str(trial["sample"].max()), subgroups=both["sample"])
+    saved = control_chart(new.diameter, "xbar-r", subgroups=new["sample"],
+                          limits=control_chart(trial.diameter, "xbar-r", subgroups=trial["sample"]).limits())
+    assert two.charts["xbar"].ucl == pytest.approx(saved.charts["xbar"].ucl)
+    assert [v["lot"] for v in two.charts["xbar"].violations] == [v["lot"] for v in saved.charts["xbar"].violations]
 
 
 def test_np_chart_by_hand():

@@ -31,8 +31,8 @@ DESIGN_ALPHA, DESIGN_CENTER, DESIGN_BLOCKS = "design_alpha", "design_center", "d
 #: Runs page: the reasons typed for a change, the run chosen for deleting.
 SHEET_REASON, UPLOAD_REASON, EDIT_REASON = "sheet_reason", "upload_reason", "edit_reason"
 DELETE_RUN, DELETE_REASON = "delete_run", "delete_reason"
-#: Seed train page: the reason typed for an edit of saved passages.
-PASSAGES_REASON = "passages_reason"
+#: Seed train and Manufacturing pages: the reason typed for an edit of saved passages or lots.
+PASSAGES_REASON, LOTS_REASON = "passages_reason", "lots_reason"
 #: Design space page: the note saved with a decision.
 DECISION_NOTE = "decision_note"
 #: The lazy tabs of the Models page (tests choose a tab by setting it).
@@ -47,7 +47,7 @@ SET_POINT_PREFIX, SETPOINT_SD_PREFIX, IMAGE_PREFIX, RUNS_SNAPSHOT_PREFIX = "sp_"
 STUDY_STATE = ("runs", "_runs_saved", "_study_saved", "robust_result", "desirability_result", "_apply_set_point",
                "_space_opened", "_space_opened_note", SPACE_X, SPACE_Y, SPACE_THRESHOLD, "_compare",
                SHEET_REASON, UPLOAD_REASON, EDIT_REASON, DELETE_RUN, DELETE_REASON, DECISION_NOTE,
-               "_passages_saved", PASSAGES_REASON, "_equivalence_saved", "_lots_saved")
+               "_passages_saved", PASSAGES_REASON, "_equivalence_saved", "_lots_saved", LOTS_REASON)
 #: Prefixes of per-study keys: the Runs page's snapshot per editor generation, the set-point widgets.
 STUDY_STATE_PREFIXES = (RUNS_SNAPSHOT_PREFIX, SET_POINT_PREFIX)
 
@@ -117,9 +117,9 @@ class SessionState:
     #: Seed train page: the message of the last save; the editor's generation.
     passages_saved = _Key[str | None]("_passages_saved", None)
     passages_editor_gen = _Key[int]("passages_editor_gen", 0)
-    #: Manufacturing page: the message of the last save of the lots; the upload box's generation.
+    #: Manufacturing page: the message of the last save of the lots; the upload box's and editor's generation.
     lots_saved = _Key[str | None]("_lots_saved", None)
-    lots_upload_gen = _Key[int]("lots_upload_gen", 0)
+    lots_editor_gen = _Key[int]("lots_editor_gen", 0)
     #: Scale comparison page: the message of the equivalence test just saved.
     equivalence_saved = _Key[str | None]("_equivalence_saved", None)
     #: Runs page: (data version, message) of the last save.
