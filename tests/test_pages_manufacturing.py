@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from doe.analysis import default_choice, fit_all
 from doe.capability import capability
-from doe.lots import LOTS_FILE, read_lots
+from doe.decision import Decision
+from doe.lots import LOTS_FILE, predicted_capability, read_lots
 from doe.runs import read_results
 from doe.store import Store, default_url
+from doe.space import DesignSpace
 from doe.study import Study
 from tests.conftest import EXAMPLE, ROOT
 
@@ -19,6 +22,14 @@ def _app():
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def db_row(name):
+    db = Store.open(default_url())
+    try:
+        return db.decisions(name).iloc[-1]
+    finally:
+        db.close()
 
 
 def test_example_lots_charts_capability_and_design_space():
@@ -47,7 +58,20 @@ def test_example_lots_charts_capability_and_design_space():
     first = next(r for r in study.responses if r.lower is not None or r.upper is not None)
     cap = capability(lots[first.name].tolist(), lower=first.lower, upper=first.upper)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Ppk"] == f"{cap.ppk:.2f}"
+    assert metrics["Ppk observed"] == f"{cap.ppk:.2f}"
+    decision = Decision.from_row(db_row(study.name))
+    analysis = fit_all(study, read_results(study, ROOT / "data" / "msc_example_results.csv").table,
+                       default=default_choice())  # the page's default: the reduced quadratic
+    space = DesignSpace.of(study, analysis).on_decision(decision)
+    predicted = predicted_capability(space, study, decision.set_point, decision.setpoint_sd, first.name)
+    assert metrics["Ppk predicted at the set point"] == f"{predicted['ppk']:.2f}"
+
+    at.session_state["manufacturing_tab"] = "Control charts"
+    at.session_state["chart_phase"] = "baseline"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="chart_baseline").value == "L20"  # the first two thirds (20 of 30 lots) set the limits
+    assert any("--baseline L20" in c.value for c in at.caption)
 
     at.session_state["manufacturing_tab"] = "Lots in the design space"
     at.run()

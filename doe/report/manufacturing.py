@@ -26,10 +26,14 @@ class LotsInputs:
     content_hash: str = ""
 
 
-def capability_frame(study: Any, lots: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def capability_frame(study: Any, lots: pd.DataFrame, *, space: Any = None,
+                     decision: Any = None) -> tuple[pd.DataFrame, list[str]]:
     """One row per CQA with spec limits and results: lots, Cp, Cpk (with 95 % CIs), Ppk, % out (expected,
-    observed) and the 99 %/95 % tolerance interval; and the notes of CQAs left out."""
+    observed) and the 99 %/95 % tolerance interval; and the notes of CQAs left out. With a design space and
+    its decision, the Ppk the fitted models predict at the decision's set point (with its set-point
+    variation: :func:`doe.lots.predicted_capability`) stands beside the observed one."""
     from doe.capability import capability
+    from doe.lots import predicted_capability
 
     rows, notes = [], []
     for r in study.responses:
@@ -53,8 +57,18 @@ def capability_frame(study: Any, lots: pd.DataFrame) -> tuple[pd.DataFrame, list
                 return f"{iv.value:.3g}"
             return f"{iv.value:.3g} ({iv.ci_low:.3g} to {iv.ci_high:.3g})"
 
-        rows.append({"CQA": f"{r.name} ({r.units})" if r.units else r.name, "Spec": r.spec_text(), "Lots": c.n,
-                     "Cp (95 % CI)": ci(c.cp), "Cpk (95 % CI)": ci(c.cpk), "Ppk": c.ppk,
+        predicted: Any = None
+        if space is not None and decision is not None:
+            try:
+                predicted = predicted_capability(space, study, decision.set_point, decision.setpoint_sd,
+                                                 r.name)["ppk"]
+            except DoeError as exc:
+                notes.append(f"{r.name}: no predicted Ppk ({exc})")
+        row = {"CQA": f"{r.name} ({r.units})" if r.units else r.name, "Spec": r.spec_text(), "Lots": c.n,
+               "Cp (95 % CI)": ci(c.cp), "Cpk (95 % CI)": ci(c.cpk), "Ppk observed": c.ppk}
+        if space is not None and decision is not None:
+            row["Ppk predicted at the set point"] = predicted
+        rows.append({**row,
                      "Expected out of spec (%)": c.expected_out_percent,
                      "Observed out of spec (%)": c.observed_out_percent,
                      "99 % of lots within (95 % confidence)": "" if ti is None else
@@ -80,11 +94,15 @@ def cpv_section(number: int, study: Any, inputs: LotsInputs | None, *, space: An
     sec.add(Paragraph(f"{len(lots)} lots ({where}), in time order."))
     if "Notes" in lots and lots["Notes"].astype(str).str.contains("simulated", case=False).any():
         sec.add(Notice("These lots are SIMULATED (see their Notes), not measured."))
-    table, notes = capability_frame(study, lots)
+    judged = space is not None and decision is not None
+    table, notes = capability_frame(study, lots, space=space if judged else None, decision=decision)
     if len(table):
         sec.add(Table(present(table), "Capability of each CQA with spec limits: within-lot-series sigma from the "
                                       "moving range (Cp, Cpk; qcc's processCapability intervals), overall SD "
-                                      "(Ppk), and a normal tolerance interval."))
+                                      "(Ppk observed), and a normal tolerance interval"
+                      + ("; beside the observed Ppk, the Ppk the fitted models predict for lots run at the "
+                         "decision's set point with its set-point variation (Student-t predictive draws)."
+                         if judged else ".")))
     for note in notes:
         sec.add(Paragraph(note))
     labels = lots["Lot"].astype(str).tolist() if "Lot" in lots else None
@@ -112,6 +130,29 @@ def cpv_section(number: int, study: Any, inputs: LotsInputs | None, *, space: An
         sec.add(Table(present(lots_frame(checks)), f"Every lot against the design-space decision (threshold "
                                                    f"{decision.threshold:g}): PARs, NOR and the predicted "
                                                    "probability at the lot's actual settings."))
+        figure = lots_map(study, space, decision, checks)
+        if figure is not None:
+            sec.add(figure)
     else:
         sec.add(Paragraph("No design-space decision is saved, so the lots are not checked against the design space."))
     return sec
+
+
+def lots_map(study: Any, space: Any, decision: Any, checks: Any) -> Any:
+    """The lots on the probability map of the first two continuous factors, the others at the decision's set
+    point (a report Figure), or None when the study has fewer than two continuous factors."""
+    from doe.plots.manufacturing import lots_on_map_figure
+    from doe.report.content import Figure
+    from doe.space import space_grid
+
+    numeric = [f.name for f in study.factors if not f.is_categorical]
+    if len(numeric) < 2:
+        return None
+    x, y = numeric[:2]
+    fixed = {k: v for k, v in decision.set_point.items() if k not in (x, y)}
+    grid = space_grid(space.pm, x, y, fixed, threshold=decision.threshold,
+                      setpoint_sd=dict(decision.setpoint_sd) or None, draws=space.draws, seed=space.seed)
+    outside = [c.lot for c in checks if not c.in_space]
+    return Figure(lots_on_map_figure(grid, checks, x, y, study=study, set_point=decision.set_point),
+                  f"The lots on the probability map of {x} by {y} (the other factors at the set point): green inside "
+                  "the design space, red outside" + (f" ({', '.join(outside)})." if outside else "."), 1000, 620)
