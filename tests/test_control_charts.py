@@ -29,7 +29,16 @@ import math
 import pandas as pd
 import pytest
 
-from doe.control_charts import CHART_TYPES, ChartError, c4, chart_constants, control_chart, d2, d3, phased_charts
+from doe.control_charts import (
+    CHART_TYPES,
+    ChartError,
+    c4,
+    chart_constants,
+    control_chart,
+    d2,
+    d3,
+    phased_charts,
+)
 from doe.plots.control import control_figure
 from tests.conftest import ROOT
 

@@ -10,8 +10,8 @@ from doe.capability import capability
 from doe.decision import Decision
 from doe.lots import LOTS_FILE, predicted_capability, read_lots
 from doe.runs import read_results
-from doe.store import Store, default_url
 from doe.space import DesignSpace
+from doe.store import Store, default_url
 from doe.study import Study
 from tests.conftest import EXAMPLE, ROOT
 
