@@ -115,7 +115,8 @@ def _chart(args: argparse.Namespace, write_json: Callable[..., None], write_figu
     if args.figure:
         from doe.plots.control import control_figure
 
-        write_figure(control_figure(charts, note=Path(args.lots).name), args.figure)
+        write_figure(control_figure(charts, note=Path(args.lots).name, response=args.response,
+                                    limits_from=f"the lots up to {args.baseline}" if args.baseline else ""), args.figure)
     flagged = sum(len(c.violations) for c in charts.charts.values())
     print(f"{args.type}: {charts.n_subgroups} points, phase {charts.phase}, {flagged} rule violations -> {args.json}")
     return 0

@@ -52,6 +52,7 @@ __all__ = [
     "d2",
     "d3",
     "phased_charts",
+    "signals_frame",
 ]
 
 #: The chart types :func:`control_chart` makes.
@@ -628,3 +629,17 @@ def phased_charts(values: Any, type: str, baseline: Any, *, subgroups: Sequence[
     phase_one = control_chart(first.pop("values"), kind, exclude=exclude, rules=rules, **first)
     phase_two = control_chart(second.pop("values"), kind, limits=phase_one.limits(), rules=rules, **second)
     return phase_one, phase_two
+
+
+#: Human names of the charts of a :class:`ChartSet` (its ``charts`` keys).
+CHART_NAMES = {"xbar": "X-bar", "r": "Range", "s": "Standard deviation", "i": "Individuals", "mr": "Moving range",
+               "p": "Fraction nonconforming (p)", "np": "Number nonconforming (np)"}
+
+
+def signals_frame(chart_set: ChartSet) -> Any:
+    """Every signal of ``chart_set`` as a table: Chart (its human name), Lot (or subgroup) and Rule."""
+    import pandas as pd
+
+    return pd.DataFrame([{"Chart": CHART_NAMES.get(name, name), "Lot": v["lot"], "Rule": v["rule"]}
+                         for name, ch in chart_set.charts.items() for v in ch.violations],
+                        columns=["Chart", "Lot", "Rule"])

@@ -112,6 +112,16 @@ def format_number(x: Any, digits: int = 4) -> str:
     return "" if text.strip().lower() in ("none", "nan", "nat", "<na>") else text
 
 
+def format_percent(x: Any) -> str:
+    """A percentage as shown: ``< 0.001 %`` for a tiny non-zero share, else 3 significant digits and ``%``."""
+    if _missing(x):
+        return ""
+    v = float(x)
+    if 0 < abs(v) < 0.001:
+        return "< 0.001 %"
+    return f"{format_number(v, 3)} %"
+
+
 def format_p(x: Any) -> str:
     """A p-value as shown: ``< 0.0001`` below 0.0001, else 4 significant digits; blank when missing."""
     if _missing(x):

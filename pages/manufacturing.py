@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from doe.capability import capability
-from doe.control_charts import control_chart, phased_charts
+from doe.control_charts import control_chart, phased_charts, signals_frame
 from doe.decision import Decision
 from doe.design import safe_csv
 from doe.errors import DoeError
@@ -23,6 +23,7 @@ from doe.lots import (
 )
 from doe.plots.control import control_figure
 from doe.plots.manufacturing import capability_figure, lots_on_map_figure
+from doe.present import format_number, format_percent
 from pages._app.common import (
     current_analysis,
     current_runs,
@@ -170,15 +171,18 @@ def chart_section(cqa: str, kind: str) -> None:
         st.error(f"No chart: {exc}")
         return
     units = next(r.units for r in study.responses if r.name == cqa) or ""
+    end = st.session_state.get("chart_baseline")
     if baseline is not None:
-        with st.expander(f"Phase I: lots {points[0]} to {st.session_state['chart_baseline']} set the limits"):
-            st.plotly_chart(control_figure(baseline, units=units, note=study.name), width="stretch")
-    st.plotly_chart(control_figure(charts, units=units, note=study.name), width="stretch")
-    rows = [{"Chart": name, "Lot": v["lot"], "Rule": v["rule"]}
-            for name, ch in charts.charts.items() for v in ch.violations]
-    if rows:
+        with st.expander(f"Phase I: lots {points[0]} to {end} set the limits"):
+            st.plotly_chart(control_figure(baseline, units=units, note=study.name, response=cqa), width="stretch")
+    limits_from = (f"lots {points[0]} to {end}" if phase == "baseline" else
+                   "the saved file" if phase == "saved" else "")
+    st.plotly_chart(control_figure(charts, units=units, note=study.name, response=cqa, limits_from=limits_from),
+                    width="stretch")
+    signals = signals_frame(charts)
+    if len(signals):
         st.markdown("**Signals (Nelson rules)**")
-        show_table(pd.DataFrame(rows))
+        show_table(signals)
     else:
         st.success("No point beyond the limits and no run rule fired.")
     for note in charts.notes:
@@ -213,16 +217,19 @@ def capability_section(r: Any) -> None:
                 else f"95 % CI {cap.cpk.ci_low:.2f} to {cap.cpk.ci_high:.2f}")
     m[1].metric("Ppk observed", "n/a" if cap.ppk is None else f"{cap.ppk:.2f}",
                 help=f"From the overall SD of the {cap.n} lots.")
-    m[2].metric("Ppk predicted at the set point",
+    m[2].metric("Ppk predicted",
                 "n/a" if predicted is None or predicted["ppk"] is None else f"{predicted['ppk']:.2f}",
-                help=None if predicted is None else predicted["method"])
-    m[3].metric("Expected out of spec", f"{cap.expected_out_percent:.2g} %")
-    m[4].metric("Observed out of spec", f"{cap.observed_out_percent:.2g} %")
+                help="At the design-space decision's set point, from the fitted models"
+                     + ("" if predicted is None else f": {predicted['method']}"))
+    m[3].metric("Expected out of spec", format_percent(cap.expected_out_percent),
+                help="From the normal distribution with the overall SD.")
+    m[4].metric("Observed out of spec", format_percent(cap.observed_out_percent))
     if predicted is None:
         st.caption(NO_DECISION.format(what="the Ppk the models predict at its set point is shown beside the observed"))
     else:
-        st.caption(f"Predicted: {predicted['method']} Mean {predicted['mean']:.4g}, SD {predicted['sd']:.3g}, "
-                   f"{predicted['expected_out_percent']:.2g} % out of spec.")
+        st.caption(f"Ppk predicted at the set point of {decision.source}: {predicted['method']} Mean "
+                   f"{format_number(predicted['mean'])}, SD {format_number(predicted['sd'], 3)}, "
+                   f"{format_percent(predicted['expected_out_percent'])} out of spec.")
     st.plotly_chart(capability_figure(values.tolist(), cap, units=r.units or "", note=study.name), width="stretch")
     if cap.tolerance_interval is not None:
         st.markdown(cap.tolerance_interval.describe())

@@ -38,6 +38,7 @@ from doe.control_charts import (
     d2,
     d3,
     phased_charts,
+    signals_frame,
 )
 from doe.plots.control import control_figure
 from tests.conftest import ROOT
@@ -341,6 +342,12 @@ def test_figure_has_one_panel_per_chart_and_red_signals():
     fig2 = control_figure(control_chart(trial_r.diameter, "xbar-r", subgroups=trial_r["sample"]), units="mm")
     assert fig2.layout.yaxis.title.text == "Subgroup mean (mm)"
     assert fig2.layout.yaxis2.title.text == "Range (mm)"
+    assert fig2.layout.xaxis2.title.text == "Subgroup"
+    _, two = phased_charts(df.D, "p", "30", size=50, labels=df["sample"])
+    title = control_figure(two, response="Cans", limits_from="samples 1 to 30").layout.title.text
+    assert title.startswith("Cans: p chart") and "phase II (limits from samples 1 to 30)" in title
+    assert list(signals_frame(two).columns) == ["Chart", "Lot", "Rule"]
+    assert set(signals_frame(two)["Chart"]) == {"Fraction nonconforming (p)"}
     assert set(CHART_TYPES) == {"xbar-r", "xbar-s", "imr", "p", "np"}
 
 

@@ -51,13 +51,15 @@ def _line(chart: Chart, which: str) -> tuple[list[Any], list[float]]:
     return xs, ys
 
 
-def control_figure(chart_set: ChartSet, *, note: str = "", units: str = "") -> go.Figure:
+def control_figure(chart_set: ChartSet, *, note: str = "", units: str = "", response: str = "",
+                   limits_from: str = "") -> go.Figure:
     """One panel per chart of ``chart_set``, stacked, sharing the lot axis.
 
     Traces per panel, named for what they carry: "<chart> points", "<chart> center", "<chart> LCL",
     "<chart> UCL", "<chart> signals" (the points with a violation, red) and "<chart> excluded" (phase-I
     points left out of the limits). ``units`` labels the y axes of measured charts (xbar, R, S, I, MR);
-    ``note`` is printed under the figure.
+    ``note`` is printed under the figure. ``response`` names the charted CQA in the title; ``limits_from``
+    says where phase-II limits came from (e.g. "lots L01 to L20"; default "a saved phase I").
     """
     from plotly.subplots import make_subplots
 
@@ -106,13 +108,18 @@ def control_figure(chart_set: ChartSet, *, note: str = "", units: str = "") -> g
     first = chart_set.charts[names[0]]
     fig.update_xaxes(tickvals=list(range(len(first.labels))), ticktext=[html.escape(t) for t in first.labels],
                      range=[-0.7, len(first.labels) - 0.3])
-    fig.update_xaxes(title_text="Lot", row=len(names), col=1)
-    phase = "phase I (limits from these lots)" if chart_set.phase == 1 else "phase II (limits from a saved phase I)"
+    fig.update_xaxes(title_text="Subgroup" if chart_set.type.startswith("xbar") else "Lot", row=len(names), col=1)
+    phase = ("phase I (limits from these lots)" if chart_set.phase == 1
+             else f"phase II (limits from {limits_from or 'a saved phase I'})")
+    title = _TITLES.get(chart_set.type, chart_set.type)
+    if response:
+        title = f"{response}: {title[0].lower()}{title[1:]}" if not title.startswith(("X-bar", "p ", "np ")) \
+            else f"{response}: {title}"
     sub = f"{phase}; dashed: 3-sigma control limits; red: a signal (hover for the rule)"
     if any(ch.excluded for ch in chart_set.charts.values()):
         sub += "; ringed: left out of the limits"
     fig.update_layout(template=TEMPLATE, width=1000, height=180 + 300 * len(names),
-                      title={"text": f"{html.escape(_TITLES.get(chart_set.type, chart_set.type))}<br>"
+                      title={"text": f"{html.escape(title)}<br>"
                                      f"<sup>{html.escape(sub)}</sup>", "x": 0.01},
                       margin={"l": 90, "r": 30, "t": 100, "b": 110 if note else 70})
     if note:

@@ -92,11 +92,12 @@ def capability_figure(values: ArrayLike, capability: Capability, *, units: str =
              f"Ppk {_index_text(capability.ppk)}")
     subtitle = (f"{capability.n} lots, mean {fmt_sig(capability.mean, 4)}; sigma within "
                 f"{fmt_sig(capability.sigma_within, 3)}, overall {fmt_sig(capability.sigma_overall, 3)}")
-    if note:
-        subtitle += f"<br>{html.escape(note)}"
     fig.update_layout(title={"text": f"{title}<br><sup>{subtitle}</sup>"}, xaxis_title=html.escape(label),
                       yaxis_title="Density (per unit)", bargap=0.02,
-                      legend={"orientation": "h", "y": -0.2, "x": 0})
+                      legend={"orientation": "h", "y": -0.2, "x": 0}, margin={"t": 110, "b": 120 if note else 90})
+    if note:  # under the legend, clear of the spec-limit labels at the top
+        fig.add_annotation(text=html.escape(note), xref="paper", yref="paper", x=0, y=-0.32, showarrow=False,
+                           xanchor="left", yanchor="top", font={"size": 11})
     return fig
 
 

@@ -117,7 +117,7 @@ def cpv_section(number: int, study: Any, inputs: LotsInputs | None, *, space: An
         except DoeError:
             continue
         flagged = sorted({v["lot"] for c in charts.charts.values() for v in c.violations})
-        sec.add(Figure(control_figure(charts, units=r.units or ""),
+        sec.add(Figure(control_figure(charts, units=r.units or "", response=r.name),
                        f"{r.name}: individuals and moving-range chart (phase I); "
                        + (f"signals at lots {', '.join(flagged)}." if flagged else "no run rule fired."), 1000, 520))
     if space is not None and decision is not None:
