@@ -52,8 +52,9 @@ def test_capability_figure_curves_lines_band_and_title():
     ppk = min(100 - mean, mean - 80) / (3 * s_overall)
     cpk = min(100 - mean, mean - 80) / (3 * s_within)
     title = fig.layout.title.text
-    assert f"Ppk {ppk:.3g}" in title and f"Cpk {cpk:.3g}" in title
-    assert fig.layout.xaxis.title.text == "Viability (%)" and "12 simulated lots" in title
+    assert f"Ppk {ppk:.2f}" in title and f"Cpk {cpk:.2f}" in title
+    assert fig.layout.xaxis.title.text == "Viability (%)"
+    assert any(a.text == "12 simulated lots" for a in fig.layout.annotations)  # the note, under the legend
 
 
 def test_capability_figure_with_one_limit_has_one_line():

@@ -40,7 +40,7 @@ _BAND = "rgba(0, 114, 178, 0.12)"
 
 def _index_text(value: Any) -> str:
     number = getattr(value, "value", value)
-    return "n/a" if number is None or not np.isfinite(number) else fmt_sig(number, 3)
+    return "n/a" if number is None or not np.isfinite(number) else f"{number:.2f}"  # as the page shows the indices
 
 
 def capability_figure(values: ArrayLike, capability: Capability, *, units: str = "", note: str = "") -> go.Figure:
