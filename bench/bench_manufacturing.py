@@ -22,17 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
+from _timing import timed  # noqa: E402  (bench/ is the script's folder)
 
 from doe.analysis import default_choice, fit_all  # noqa: E402
 from doe.capability import capability  # noqa: E402
@@ -48,15 +45,6 @@ SET_POINT = {"Medium": "hPL 5%", "Surface": "Standard TC", "Harvest reagent": "T
              "Seeding density": 1800.0}
 
 
-def timed(fn: Callable[[], Any], repeats: int = 7) -> float:
-    """Median seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

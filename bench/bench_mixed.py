@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 import warnings
@@ -43,18 +42,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _timing import timed  # noqa: E402  (bench/ is the script's folder)
+
 from doe.mixed import fit_mixed  # noqa: E402
 
 REF = ROOT / "tests" / "reference_cases"
 
 
-def timed(fn, repeats: int = 7) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def effect_matrix(df: pd.DataFrame, terms: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
@@ -181,8 +175,8 @@ def speed() -> None:
         fit.anova("satterthwaite")
         fit.coefficients("kr")
 
-    t_fit = timed(lambda: fit_mixed(X, y, names, terms, random))
-    t_all = timed(ours)
+    t_fit = timed(lambda: fit_mixed(X, y, names, terms, random), warm_up=False)
+    t_all = timed(ours, warm_up=False)
     fit = fit_mixed(X, y, names, terms, random)
     print(f"  doe.mixed fit_mixed:                         {t_fit * 1000:7.1f} ms")
     print(f"  doe.mixed fit + KR and Satterthwaite tables:  {t_all * 1000:7.1f} ms   (target < 500 ms)")
@@ -200,7 +194,7 @@ def speed() -> None:
             smf.mixedlm("Viability ~ C(Medium, Sum) * Seeding + Seeding:Day + Day", d, groups="_all",
                         re_formula="0", vc_formula={"Donor": "0 + C(Donor)", "WP": "0 + C(WP)"}).fit(reml=True)
 
-    t_sm = timed(sm_fit, repeats=3)
+    t_sm = timed(sm_fit, repeats=3, warm_up=False)
     print(f"  statsmodels MixedLM (REML, no ddf):          {t_sm * 1000:7.1f} ms")
 
     try:

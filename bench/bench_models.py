@@ -30,18 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _timing import timed  # noqa: E402  (bench/ is the script's folder)
+
 from doe.analysis import ModelChoice, fit_all  # noqa: E402
 from doe.runs import read_results  # noqa: E402
 from doe.study import Study  # noqa: E402
-
-
-def timed(fn, repeats: int = 7) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def page_rerun_times() -> list[float]:
@@ -88,10 +81,10 @@ def figure_times(study, runs) -> list[tuple[str, float, float]]:
     out = []
     for label, fn in cases.items():
         fn()  # warm-up
-        out.append((f"Figure: {label}", min(timed(fn, 1) for _ in range(3)), 0.15))
+        out.append((f"Figure: {label}", min(timed(fn, 1, warm_up=False) for _ in range(3)), 0.15))
     contour50 = lambda: mf.contour_plot(fm, "Agitation", "Seeding density", n=50)  # noqa: E731
     contour50()
-    out.append(("Figure: contour on a 50 x 50 grid", min(timed(contour50, 1) for _ in range(3)), 0.3))
+    out.append(("Figure: contour on a 50 x 50 grid", min(timed(contour50, 1, warm_up=False) for _ in range(3)), 0.3))
     return out
 
 
@@ -99,9 +92,9 @@ def main() -> int:
     study = Study.load(ROOT / "data" / "msc_expansion.yaml")
     runs = read_results(study, ROOT / "data" / "msc_example_results.csv").table
     rows = []
-    t_full = timed(lambda: fit_all(study, runs, default=ModelChoice(model="quadratic")))
+    t_full = timed(lambda: fit_all(study, runs, default=ModelChoice(model="quadratic")), warm_up=False)
     rows.append(("Fit 7 CQAs, full quadratic (36 columns, 40 runs)", t_full, 0.5))
-    t_red = timed(lambda: fit_all(study, runs, default=ModelChoice(model="quadratic", reduce=True)))
+    t_red = timed(lambda: fit_all(study, runs, default=ModelChoice(model="quadratic", reduce=True)), warm_up=False)
     rows.append(("Fit 7 CQAs, backward reduction from quadratic (page default)", t_red, 0.5))
     rows += figure_times(study, runs)
     reruns = page_rerun_times()

@@ -23,33 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
+from _timing import timed  # noqa: E402  (bench/ is the script's folder)
 
 from doe.equivalence import equivalence_sample_size, tost  # noqa: E402
 from doe.growth import GROWTH_CURVE_FILE, PASSAGES_FILE, growth_summary, passage_kinetics, read_passages  # noqa: E402
 from doe.growth_curve import fit_growth_curve, read_growth_curve  # noqa: E402
 from doe.report.seed_train import measured_plan  # noqa: E402
-
-
-def timed(fn: Callable[[], Any], repeats: int = 7) -> float:
-    """Median seconds of ``fn`` over ``repeats`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
