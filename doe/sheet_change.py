@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from doe.cells import blank_cell, stored_cell
+from doe.cells import same_value as stored_same
 from doe.errors import DoeError
 
 Key = tuple[Any, ...]
@@ -39,14 +41,17 @@ def _keys(table: pd.DataFrame, key: Sequence[str]) -> list[Key]:
 
 
 def same_value(a: Any, b: Any) -> bool:
-    """Two cells hold the same value: both blank, equal numbers, or equal stripped text."""
-    blank_a = a is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(a, str) and not a.strip())
-    blank_b = b is None or (isinstance(b, float) and math.isnan(b)) or (isinstance(b, str) and not b.strip())
-    if blank_a or blank_b:
-        return blank_a and blank_b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return float(a) == float(b)
-    return str(a).strip() == str(b).strip()
+    """Two cells hold the same value: both blank, or equal as stored (:func:`doe.cells.same_value`: numbers by
+    value, 60 == 60.0), text compared without surrounding spaces."""
+    if blank_cell(a) or blank_cell(b):
+        return blank_cell(a) and blank_cell(b)
+    try:
+        x, y = stored_cell(a), stored_cell(b)
+    except DoeError:  # not a storable cell (an infinity): compared as text
+        return str(a).strip() == str(b).strip()
+    if isinstance(x, str) and isinstance(y, str):
+        return x.strip() == y.strip()
+    return stored_same(x, y)
 
 
 def _rows(table: pd.DataFrame, key: Sequence[str]) -> dict[Key, dict[str, Any]]:

@@ -35,7 +35,7 @@ from doe.errors import DoeError, quoted_list
 from doe.store._audit import AuditWriter
 from doe.store._integrity import canonical
 from doe.store._models import LotRevisionRow, LotRow, LotVersionRow
-from doe.store._passages import check_reason, dumps
+from doe.store._passages import apply_rows, check_reason, dumps
 
 #: The columns every lot sheet starts with, in this order (the study's own columns follow).
 LOT_COLUMNS: tuple[str, ...] = ("Lot", "Date", "Donor")
@@ -147,34 +147,10 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, columns: li
         return 0 if last is None else last.version
     removed = [k for k in old_order if k not in new]
     check_reason(live, changed, removed, reason, lot_label, sheet="lot", rows="lots")
-    touched: list[LotRow] = []
-    created: list[LotRow] = []
-    for k, values in rows:
-        row = existing.get(k)
-        if row is None:
-            row = LotRow(study_id=sid, lot=k, values_json=dumps(values), row_version=1, deleted=False)
-            s.add(row)
-            created.append(row)
-        elif k not in live:  # a lot removed earlier and entered again
-            row.values_json, row.row_version, row.deleted = dumps(values), row.row_version + 1, False
-            created.append(row)
-        elif changed[k]:  # a lot whose values are the same (columns moved or blank ones added) stays as it is
-            for c in changed[k]:
-                audit.add("modify", "lot", row.id, study, field=c, old=live[k].get(c), new=values.get(c),
-                          reason=reason)
-            row.values_json, row.row_version = dumps(values), row.row_version + 1
-        else:
-            continue
-        touched.append(row)
-    s.flush()
-    for row in created:
-        audit.add("create", "lot", row.id, study, field=lot_label(row.lot), new=json.loads(row.values_json),
-                  reason=reason)
-    for k in removed:
-        row = existing[k]
-        audit.add("delete", "lot", row.id, study, field=lot_label(k), old=live[k], reason=reason)
-        row.deleted, row.row_version = True, row.row_version + 1
-        touched.append(row)
+    touched = apply_rows(s, audit, study, "lot", rows, existing, live, changed, removed, reason,
+                         lambda k, values: LotRow(study_id=sid, lot=k, values_json=dumps(values), row_version=1,
+                                                  deleted=False),
+                         lambda row: lot_label(row.lot), lot_label)
     version = 1 if last is None else last.version + 1
     digest = content_hash(columns, [values for _, values in rows])
     s.add(LotVersionRow(study_id=sid, version=version, content_hash=digest, n_lots=len(rows),

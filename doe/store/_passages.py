@@ -192,35 +192,11 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, rows: list[
         return 0 if last is None else last.version
     removed = [k for k in old_order if k not in new]
     check_reason(live, changed, removed, reason, passage_label)
-    touched: list[PassageRow] = []
-    created: list[PassageRow] = []
-    for k, values in rows:
-        row = existing.get(k)
-        if row is None:
-            row = PassageRow(study_id=sid, donor=k[0], passage=k[1], vessel=k[2], repeat=k[3],
-                             values_json=dumps(values), row_version=1, deleted=False)
-            s.add(row)
-            created.append(row)
-        elif k not in live:  # a row removed earlier and entered again
-            row.values_json, row.row_version, row.deleted = dumps(values), row.row_version + 1, False
-            created.append(row)
-        elif changed[k]:
-            for c in changed[k]:
-                audit.add("modify", "passage", row.id, study, field=c, old=live[k].get(c), new=values.get(c),
-                          reason=reason)
-            row.values_json, row.row_version = dumps(values), row.row_version + 1
-        else:
-            continue
-        touched.append(row)
-    s.flush()
-    for row in created:
-        audit.add("create", "passage", row.id, study, field=passage_label(_key(row)), new=json.loads(row.values_json),
-                  reason=reason)
-    for k in removed:
-        row = existing[k]
-        audit.add("delete", "passage", row.id, study, field=passage_label(k), old=live[k], reason=reason)
-        row.deleted, row.row_version = True, row.row_version + 1
-        touched.append(row)
+    touched = apply_rows(s, audit, study, "passage", rows, existing, live, changed, removed, reason,
+                         lambda k, values: PassageRow(study_id=sid, donor=k[0], passage=k[1], vessel=k[2],
+                                                      repeat=k[3], values_json=dumps(values), row_version=1,
+                                                      deleted=False),
+                         lambda row: passage_label(_key(row)), passage_label)
     version = 1 if last is None else last.version + 1
     digest = content_hash(rows)
     s.add(PassageVersionRow(study_id=sid, version=version, content_hash=digest, n_passages=len(rows),
@@ -232,6 +208,47 @@ def save_sheet(s: Session, audit: AuditWriter, sid: int, study: str, rows: list[
     audit.add("create", "passage_version", f"{sid}:{version}", study, field="content_hash", new=digest,
               reason=reason)
     return version
+
+
+R = TypeVar("R")
+
+
+def apply_rows(s: Session, audit: AuditWriter, study: str, entity: str, rows: list[tuple[K, dict[str, Any]]],
+               existing: Mapping[K, R], live: Mapping[K, dict[str, Any]], changed: Mapping[K, list[str]],
+               removed: list[K], reason: str | None, new_row: Callable[[K, dict[str, Any]], R],
+               row_label: Callable[[R], str], label: Callable[[K], str]) -> list[R]:
+    """Write a versioned sheet's rows (passages, lots) and their audit entries: a new key is a new row, a
+    removed row entered again is revived, a changed row gets one "modify" per changed column, a removed row is
+    marked deleted. Returns the rows touched (their revisions go into the new version)."""
+    touched: list[Any] = []
+    created: list[Any] = []
+    for k, values in rows:
+        row: Any = existing.get(k)
+        if row is None:
+            row = new_row(k, values)
+            s.add(row)
+            created.append(row)
+        elif k not in live:  # a row removed earlier and entered again
+            row.values_json, row.row_version, row.deleted = dumps(values), row.row_version + 1, False
+            created.append(row)
+        elif changed[k]:  # a row whose values are the same (columns moved or blank ones added) stays as it is
+            for c in changed[k]:
+                audit.add("modify", entity, row.id, study, field=c, old=live[k].get(c), new=values.get(c),
+                          reason=reason)
+            row.values_json, row.row_version = dumps(values), row.row_version + 1
+        else:
+            continue
+        touched.append(row)
+    s.flush()
+    for row in created:
+        audit.add("create", entity, row.id, study, field=row_label(row), new=json.loads(row.values_json),
+                  reason=reason)
+    for k in removed:
+        row = existing[k]
+        audit.add("delete", entity, row.id, study, field=label(k), old=live[k], reason=reason)
+        row.deleted, row.row_version = True, row.row_version + 1
+        touched.append(row)
+    return touched
 
 
 def check_reason(live: Mapping[K, dict[str, Any]], changed: Mapping[K, list[str]], removed: list[K],
