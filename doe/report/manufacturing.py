@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from doe.errors import DoeError
+from doe.present import format_number, format_percent
 
 
 @dataclass
@@ -24,6 +25,29 @@ class LotsInputs:
     lots: pd.DataFrame
     version: int | None = None
     content_hash: str = ""
+
+
+def _index(iv: Any) -> str:
+    """A capability index to 2 decimals, with its interval when it has one; blank when not defined."""
+    value = getattr(iv, "value", iv)
+    if value is None:
+        return ""
+    low, high = getattr(iv, "ci_low", None), getattr(iv, "ci_high", None)
+    return f"{value:.2f}" + ("" if low is None or high is None else f" ({low:.2f} to {high:.2f})")
+
+
+def _percent(value: float | None) -> str:
+    """A share of lots in %: '< 0.001' for a tiny non-zero share, else 3 significant digits."""
+    return format_percent(value).removesuffix(" %")
+
+
+def _interval(ti: Any) -> str:
+    """A tolerance interval: 'a to b', or '>= a' / '<= b' when one-sided."""
+    if ti is None:
+        return ""
+    if ti.low is not None and ti.high is not None:
+        return f"{format_number(ti.low)} to {format_number(ti.high)}"
+    return f">= {format_number(ti.low)}" if ti.low is not None else f"<= {format_number(ti.high)}"
 
 
 def capability_frame(study: Any, lots: pd.DataFrame, *, space: Any = None,
@@ -50,13 +74,6 @@ def capability_frame(study: Any, lots: pd.DataFrame, *, space: Any = None,
             continue
         ti = c.tolerance_interval
 
-        def ci(iv: Any) -> str:
-            if iv is None:
-                return ""
-            if iv.ci_low is None or iv.ci_high is None:
-                return f"{iv.value:.3g}"
-            return f"{iv.value:.3g} ({iv.ci_low:.3g} to {iv.ci_high:.3g})"
-
         predicted: Any = None
         if space is not None and decision is not None:
             try:
@@ -65,14 +82,13 @@ def capability_frame(study: Any, lots: pd.DataFrame, *, space: Any = None,
             except DoeError as exc:
                 notes.append(f"{r.name}: no predicted Ppk ({exc})")
         row = {"CQA": f"{r.name} ({r.units})" if r.units else r.name, "Spec": r.spec_text(), "Lots": c.n,
-               "Cp (95 % CI)": ci(c.cp), "Cpk (95 % CI)": ci(c.cpk), "Ppk observed": c.ppk}
+               "Cp (95 % CI)": _index(c.cp), "Cpk (95 % CI)": _index(c.cpk), "Ppk observed": _index(c.ppk)}
         if space is not None and decision is not None:
-            row["Ppk predicted at the set point"] = predicted
+            row["Ppk predicted at the set point"] = _index(predicted)
         rows.append({**row,
-                     "Expected out of spec (%)": c.expected_out_percent,
-                     "Observed out of spec (%)": c.observed_out_percent,
-                     "99 % of lots within (95 % confidence)": "" if ti is None else
-                     f"{'' if ti.low is None else f'{ti.low:.4g}'} to {'' if ti.high is None else f'{ti.high:.4g}'}"})
+                     "Expected out of spec (%)": _percent(c.expected_out_percent),
+                     "Observed out of spec (%)": _percent(c.observed_out_percent),
+                     "99 % of lots within (95 % confidence)": _interval(ti)})
     return pd.DataFrame(rows), notes
 
 
