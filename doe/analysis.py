@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 
 import pandas as pd
 
+from doe._threads import one_blas_thread
 from doe.fit import REDUCE_METHODS, CQAFit, FittedModel, ModelChoice, default_choice, fit_choice
 from doe.recent import Recent
 from doe.study import Study
@@ -48,12 +49,14 @@ class Analysis(Mapping[str, CQAFit]):
         same fits.
     """
 
-    def __init__(self, study: Study, runs: pd.DataFrame, fits: Mapping[str, CQAFit], digest: str) -> None:
+    def __init__(self, study: Study, runs: pd.DataFrame, fits: Mapping[str, CQAFit], digest: str,
+                 data_version: str | None = None) -> None:
         self.study = study
         self.runs = runs
         self.digest = digest
         self._fits = dict(fits)
-        self._data_version = data_version(runs)
+        # ``data_version``: :func:`data_version` of ``runs`` when the caller already knows it (fit_all does).
+        self._data_version = data_version if data_version is not None else _data_version(runs)
 
     def __getitem__(self, name: str) -> CQAFit:
         return self._fits[name]
@@ -94,11 +97,17 @@ def analysis_digest(study: Study, runs: pd.DataFrame, choices: Mapping[str, Mode
     """The content digest of an analysis: SHA-256 of the study's digest (:attr:`Study.digest`), the data's
     (:func:`data_digest`) and the choices per CQA. Equal digests, equal fits: the app's caches and
     :func:`fit_all`'s memo are keyed by it."""
-    text = "\0".join((study.digest, data_digest(runs),
+    return _analysis_digest(study, data_digest(runs), choices)
+
+
+def _analysis_digest(study: Study, data: str, choices: Mapping[str, ModelChoice]) -> str:
+    """:func:`analysis_digest` with the data's digest already computed (``data``)."""
+    text = "\0".join((study.digest, data,
                        json.dumps({n: c.to_dict() for n, c in choices.items()}, sort_keys=True, default=str)))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@one_blas_thread
 def fit_all(study: Study, runs: pd.DataFrame, choices: Mapping[str, ModelChoice] | None = None,
             default: ModelChoice | None = None) -> Analysis:
     """Fit every CQA with results, each with its own choice (or ``default``).
@@ -111,12 +120,13 @@ def fit_all(study: Study, runs: pd.DataFrame, choices: Mapping[str, ModelChoice]
     default = default or ModelChoice()
     names = responses_with_results(study, runs)
     wanted = {name: choices.get(name, default) for name in names}
-    key = analysis_digest(study, runs, wanted)
+    data = data_digest(runs)  # once: the analysis digest and the data version both read it
+    key = _analysis_digest(study, data, wanted)
     kept: Analysis | None = _RECENT_ANALYSES.get(key)
     if kept is not None:
         return kept
     fits = {name: fit_choice(study, runs, name, choice) for name, choice in wanted.items()}
-    analysis = Analysis(study, runs.copy(), fits, key)
+    analysis = Analysis(study, runs.copy(), fits, key, data_version=data[:12])
     _RECENT_ANALYSES.put(key, analysis)
     return analysis
 
@@ -141,3 +151,6 @@ def data_version(runs: pd.DataFrame) -> str:
     """Short content hash of a results table (same data, same version): the first 12 characters of
     :func:`data_digest`, as analyses are saved with."""
     return data_digest(runs)[:12]
+
+
+_data_version = data_version  # Analysis.__init__'s parameter of the same name hides the function

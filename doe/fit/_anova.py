@@ -13,7 +13,7 @@ from scipy import stats
 from doe._format import fmt_sig
 from doe.errors import ModelError
 from doe.fit._data import format_ids
-from doe.fit._least_squares import LeastSquares, ModelColumn, f_sf, residual_ss, t_two_sided, term_contains
+from doe.fit._least_squares import LeastSquares, ModelColumn, f_sf, t_two_sided, term_contains
 from doe.fit._transforms import Transform
 from doe.model import Term
 
@@ -81,29 +81,24 @@ def anova_table(cols: list[ModelColumn], terms: list[Term], X: np.ndarray, y: np
     block_cols = [j for j, c in enumerate(cols) if c.is_block]
     base = [0] + block_cols
     rows = []
-    sse_base = residual_ss(X[:, base], y)
+    sub = ls.subsets  # every subset's sums of squares from the one QR of X (no refit on the n runs)
+    sse_base = sub.residual_ss(base)
     if block_cols:
         rows.append(_anova_row("Block", len(block_cols), sst - sse_base, ls.mse, ls.df))
     if terms:
         rows.append(_anova_row("Model", ls.p - len(base), sse_base - ls.sse, ls.mse, ls.df))
-    cache: dict[frozenset[int], float] = {frozenset(range(len(terms))): ls.sse}
 
-    def sse_of(which: frozenset[int]) -> float:
-        if which not in cache:
-            idx = base + [j for i in sorted(which) for j in term_cols[i]]
-            cache[which] = residual_ss(X[:, sorted(idx)], y)
-        return cache[which]
+    def columns_of(which: list[int]) -> list[int]:
+        return sorted(base + [j for i in which for j in term_cols[i]])
 
     if atype == 1:
-        prev = sse_base
         for i in range(len(terms)):
-            cur = sse_of(frozenset(range(i + 1)))
-            rows.append(_anova_row(names[i], len(term_cols[i]), prev - cur, ls.mse, ls.df))
-            prev = cur
+            ss = sub.added_ss(columns_of(list(range(i))), term_cols[i])
+            rows.append(_anova_row(names[i], len(term_cols[i]), ss, ls.mse, ls.df))
     elif atype == 2:
         for i, t in enumerate(terms):
-            others = frozenset(k for k, u in enumerate(terms) if k != i and not term_contains(u, t))
-            ss = sse_of(others) - sse_of(others | {i})
+            others = [k for k, u in enumerate(terms) if k != i and not term_contains(u, t)]
+            ss = sub.added_ss(columns_of(others), term_cols[i])
             rows.append(_anova_row(names[i], len(term_cols[i]), ss, ls.mse, ls.df))
     else:
         C = ls.cov_unscaled
@@ -238,12 +233,12 @@ def grouped_anova_table(cols: list[ModelColumn], model_terms: list[Term], ls: Le
         else:
             kinds["Higher order"].append(j)
     groups = [(k, v) for k, v in kinds.items() if v]
-    X, y = ls.X, ls.y
+    sub = ls.subsets
     rows, used = [], [0]
-    prev = residual_ss(X[:, used], y)
+    prev = sub.residual_ss(used)
     for name, idx in groups:
         used = used + idx
-        sse = residual_ss(X[:, used], y)
+        sse = sub.residual_ss(used)
         rows.append(_anova_row(name, len(idx), prev - sse, ls.mse, ls.df))
         prev = sse
     rows.append({"source": "Residuals", "df": ls.df, "sum_sq": ls.sse,

@@ -79,12 +79,14 @@ class LeastSquares:
     resid: np.ndarray
     sse: float
     mse: float
+    #: Q'y: the response's coordinates on the columns of Q.
+    qty: np.ndarray
 
     def __init__(self, X: np.ndarray, y: np.ndarray):
         self.X, self.y = X, y
         self.n, self.p = X.shape
         self.Q, self.R = linalg.qr(X, mode="economic", check_finite=False)
-        qty = self.Q.T @ y
+        self.qty = qty = self.Q.T @ y
         self.coef = linalg.solve_triangular(self.R, qty, check_finite=False)
         self.fitted = self.Q @ qty
         self.df = self.n - self.p
@@ -118,6 +120,56 @@ class LeastSquares:
         z = F @ self.r_inv
         out: np.ndarray = np.einsum("ij,ij->i", z, z)
         return out
+
+    @cached_property
+    def subsets(self) -> SubsetFits:
+        """Sums of squares of fits to subsets of X's columns, from this fit's R factor (:class:`SubsetFits`)."""
+        return SubsetFits(self)
+
+
+class SubsetFits:
+    """Least squares of y on any subset of X's columns, without going back to the n runs.
+
+    With X = QR and y's part outside X's span of length s = ||y - QQ'y||, [X y] = [Q q] T where
+    T = [[R, Q'y], [0, s]] is (p+1) x (p+1) and [Q q] has orthonormal columns, so for every subset S of
+    columns and every b, ||y - X_S b|| = ||t - T_S b|| with t T's last column: the fit of y on X_S (its
+    coefficients, residual SS, (X_S'X_S)^-1) is the fit of t on T_S, a (p+1)-row problem (Golub & Van Loan,
+    *Matrix Computations*, sec. 5.3 and 6.2: updating least squares). One QR of X serves every ANOVA row and
+    every step of a backward elimination, and the memory stays O(n p) (only T is added).
+    """
+
+    def __init__(self, ls: LeastSquares) -> None:
+        p = ls.p
+        T = np.zeros((p + 1, p + 1))
+        T[:p, :p] = ls.R
+        T[:p, p] = ls.qty
+        T[p, p] = math.sqrt(max(ls.sse, 0.0))
+        self.n = ls.n
+        self.T = T[:, :p]
+        self.t = T[:, p]
+
+    def residual_ss(self, cols: list[int]) -> float:
+        """Residual SS of y on the columns ``cols`` of X (in that order); y'y for no column."""
+        if self.n <= len(cols):
+            return 0.0
+        return residual_ss(self.T[:, cols], self.t)
+
+    def added_ss(self, base: list[int], new: list[int]) -> float:
+        """Extra SS of the columns ``new`` fitted after ``base``: SSE(base) - SSE(base + new), computed directly
+        as the squared length of y's part along the part of X_new orthogonal to X_base (no difference of
+        two residual sums of squares, so no cancellation when the term's SS is small)."""
+        if not new:
+            return 0.0
+        R = np.asarray(np.linalg.qr(np.column_stack([self.T[:, base + new], self.t]), mode="r"))
+        k = len(base)
+        part = R[k:k + len(new), -1]
+        return float(part @ part)
+
+    def fit(self, cols: list[int]) -> LeastSquares:
+        """The least-squares fit of y on the columns ``cols`` of X: ``coef``, ``sse`` and ``cov_unscaled`` as
+        :class:`LeastSquares` on X[:, cols] would give them; its ``n``, ``df`` and ``mse`` are those of the
+        (p+1)-row problem, so take the residual df as ``n - len(cols)`` of the runs."""
+        return LeastSquares(self.T[:, cols], self.t)
 
 
 def residual_ss(X: np.ndarray, y: np.ndarray) -> float:

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from doe._format import fmt_sig
+from doe._threads import blas_threads, one_blas_thread
 from doe.errors import ModelError, quoted_list
 from doe.fit._anova import (
     anova_table,
@@ -87,7 +88,8 @@ class _readonly(Generic[_T]):  # noqa: N801 - used as a decorator, like property
             return self
         kept = obj.__dict__
         if self.name not in kept:
-            kept[self.name] = self.func(obj)
+            with blas_threads(1):  # small dense algebra: one BLAS thread (doe._threads)
+                kept[self.name] = self.func(obj)
         value: _T = kept[self.name]
         return value
 
@@ -612,6 +614,7 @@ class FittedModel:
 
 
 # -- fitting -------------------------------------------------------------------------------
+@one_blas_thread
 def fit_model(
     study: Study,
     runs: pd.DataFrame,

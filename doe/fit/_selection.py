@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from doe._threads import one_blas_thread
 from doe.errors import ModelError
 from doe.fit._box_cox import box_cox_search
 from doe.fit._data import prepare, response_units
-from doe.fit._least_squares import LeastSquares, f_sf, pure_error, rank_fit, residual_ss, term_contains
+from doe.fit._least_squares import f_sf, pure_error, rank_fit, term_contains
 from doe.fit._results import FittedModel, fit_model
 from doe.fit._transforms import parse_transform, power_transform
 from doe.mixed import fit_mixed
@@ -42,6 +43,7 @@ def _cubic_terms(study: Study) -> list[Term]:
     return out
 
 
+@one_blas_thread
 def fit_summary(study: Study, runs: pd.DataFrame, response: str, *, transform: str | None = "none",
                 block_col: str | None = None, exclude: Any = None, alpha: float = 0.05) -> pd.DataFrame:
     """Design-Expert's *Fit Summary*: sequential SS by model order, lack of fit and R² per order.
@@ -148,6 +150,7 @@ def fit_summary(study: Study, runs: pd.DataFrame, response: str, *, transform: s
 
 
 # -- model reduction ---------------------------------------------------------------------------------
+@one_blas_thread
 def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "quadratic", *,
                  method: str = "p", alpha: float = 0.1, transform: str | None = "none",
                  block_col: str | None = None, exclude: Any = None, ddf: str = "kr"
@@ -179,6 +182,7 @@ def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "
             "use the half-normal plot and Lenth's margin of error to pick the active effects."
         )
     X, y = start._ls.X, start._ls.y
+    sub = start._ls.subsets  # every candidate model's fit from the starting model's one QR (no refit on the runs)
     cols = start._cols
     terms = list(start.model_terms)
     n = len(y)
@@ -186,15 +190,15 @@ def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "
     term_cols = {t.name: [j for j, c in enumerate(cols) if c.term == t.name] for t in terms}
     steps: list[dict[str, Any]] = []
 
-    def design(ts: list[Term]) -> np.ndarray:
-        return X[:, sorted(base + [j for t in ts for j in term_cols[t.name]])]
+    def design(ts: list[Term]) -> list[int]:
+        return sorted(base + [j for t in ts for j in term_cols[t.name]])
 
     def aicc(ts: list[Term]) -> float:
-        Xs = design(ts)
-        k = Xs.shape[1] + 1
+        keep = design(ts)
+        k = len(keep) + 1
         if n - k - 1 <= 0:
             return math.inf
-        sse = residual_ss(Xs, y)
+        sse = sub.residual_ss(keep)
         return float(n * math.log(2 * math.pi * sse / n) + n + 2 * k + 2 * k * (k + 1) / (n - k - 1))
 
     def p_values(eligible: list[Term]) -> dict[Term, float] | None:
@@ -210,16 +214,18 @@ def reduce_model(study: Study, runs: pd.DataFrame, response: str, model: Any = "
             tests = mixed.anova()
             by_term = dict(zip(tests["term"], tests["p"].astype(float)))
             return {t: by_term[t.name] for t in eligible}
-        ls = LeastSquares(X[:, keep], y)
-        if ls.df <= 0:
+        df = n - len(keep)
+        if df <= 0:
             return None
+        ls = sub.fit(keep)  # coef, sse and (X'X)^-1 of X[:, keep]; its df is not the runs' (see SubsetFits.fit)
+        mse = ls.sse / df
         pos = {j: i for i, j in enumerate(keep)}
         out = {}
         for t in eligible:
             idx = [pos[j] for j in term_cols[t.name]]
             b = ls.coef[idx]
             ss = float(b @ np.linalg.solve(ls.cov_unscaled[np.ix_(idx, idx)], b))
-            out[t] = f_sf(ss / len(idx) / ls.mse, len(idx), ls.df) if ls.mse > 0 else 0.0
+            out[t] = f_sf(ss / len(idx) / mse, len(idx), df) if mse > 0 else 0.0
         return out
 
     current = aicc(terms)
