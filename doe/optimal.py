@@ -52,6 +52,7 @@ Designs, with SAS. Oxford University Press.
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -430,6 +431,142 @@ def check_estimable(study: Study, terms: list[Term], levels: list[np.ndarray]) -
 
 
 # -- candidate spaces ------------------------------------------------------------------------
+class LevelRows:
+    """Model rows of grid points given as level indices, from per-factor tables of basis values.
+
+    Every column of a model matrix is a product of one basis value per factor of its
+    term (the factor's coded value to a power, or one effect code of a categorical
+    factor). The basis values of every candidate level are computed once, by
+    :meth:`ModelMatrix.build <doe.model.ModelMatrix.build>` itself on one-factor
+    terms; a row is then the run's basis vector ``z`` gathered into the columns and
+    multiplied factor by factor in the term's order, with 1.0 padding shorter terms:
+    the same floating-point products as ``ModelMatrix.build``, so the same numbers
+    bit for bit. The candidate rows of a run (one factor moved to each of its levels)
+    are ``z`` with that factor's basis values replaced: one gather and a product per
+    extra factor of the longest term, instead of a model-matrix build per run.
+    Without blocks only (``mm.n_blocks == 1``).
+    """
+
+    def __init__(self, mm: ModelMatrix, levels: list[np.ndarray]):
+        if mm.n_blocks != 1:
+            raise ValueError("LevelRows builds model rows without block columns")
+        study = mm.study
+        k = len(levels)
+        index = {n: i for i, n in enumerate(study.factor_names)}
+        keys: list[list[tuple[str, int]]] = [[] for _ in range(k)]
+        for t in mm.terms:
+            for name, power in t.parts:
+                if (name, power) not in keys[index[name]]:
+                    keys[index[name]].append((name, power))
+        flat: list[np.ndarray] = []
+        base: list[int] = []
+        fac: list[int] = []
+        width: list[int] = []
+        where: dict[tuple[str, int], int] = {}  # first component of each basis
+        sizes: dict[tuple[str, int], int] = {}
+        size = 0
+        for j, lv in enumerate(levels):
+            if not keys[j]:
+                continue
+            U = np.zeros((len(lv), k))
+            U[:, j] = lv
+            table = ModelMatrix(study, [Term((key,)) for key in keys[j]]).build(U)[:, 1:]
+            w = table.shape[1]
+            start = len(base)
+            for key in keys[j]:
+                sizes[key] = ModelMatrix(study, [Term((key,))]).p - 1
+                where[key] = start + sum(sizes[q] for q in keys[j][: keys[j].index(key)])
+            base += [size + c for c in range(w)]
+            fac += [j] * w
+            width += [w] * w
+            flat.append(table.ravel())
+            size += table.size
+        one = len(base)  # the constant component 1.0, last
+        flat.append(np.ones(1))
+        base.append(size)
+        fac.append(0)
+        width.append(0)
+        #: all basis values, and where component c of a run with level indices K sits in it
+        self.table = np.concatenate(flat)
+        self.base, self.fac, self.width = np.array(base), np.array(fac), np.array(width)
+        degree = max([len(t.parts) for t in mm.terms] or [1])
+        parts = [[one] * degree]  # the intercept
+        for t in mm.terms:
+            ranges = [range(where[key], where[key] + sizes[key]) for key in t.parts]
+            parts += [list(combo) + [one] * (degree - len(combo)) for combo in itertools.product(*ranges)]
+        #: component of each model column (rows) for each factor of its term (columns)
+        self.parts = np.array(parts, dtype=np.intp).T.copy()
+        self.p = len(parts)
+        self.levels = levels
+
+    def components(self, K: np.ndarray) -> np.ndarray:
+        """Basis vectors ``z`` (last entry 1.0) of the grid points K (level indices, ``(..., k)``)."""
+        Z: np.ndarray = self.table[self.base + K[..., self.fac] * self.width]
+        return Z
+
+    def multiply(self, Z: np.ndarray) -> np.ndarray:
+        """Model rows from basis vectors: the products over each column's factors, in the term's order."""
+        X: np.ndarray = Z[..., self.parts[0]]
+        for cols in self.parts[1:]:
+            X *= Z[..., cols]
+        return X
+
+    def rows(self, K: np.ndarray) -> np.ndarray:
+        """Model rows of the grid points K (level indices), as ``ModelMatrix.build`` of their settings."""
+        return self.multiply(self.components(np.asarray(K, dtype=np.intp)))
+
+    def moves(self, cj: np.ndarray, cl: np.ndarray) -> _LevelMoves:
+        """The single-coordinate moves (factor ``cj[c]`` to level ``cl[c]``) in basis terms."""
+        return _LevelMoves(self, cj, cl)
+
+
+class _LevelMoves:
+    """Candidate rows of a run for fixed moves: the run's basis vector with one factor's values replaced.
+
+    The basis values of the moved factor are constants of the move; each model column of
+    each move reads every factor of its term either from the run's basis vector ``z``
+    or from these constants, through index arrays ``source[d]`` (one per factor position
+    d of the terms) into ``[z, constants]``.
+    """
+
+    def __init__(self, rows: LevelRows, cj: np.ndarray, cl: np.ndarray):
+        self.rows = rows
+        n_comp = len(rows.base)
+        cand, comp = np.nonzero(rows.fac[None, :-1] == cj[:, None])
+        #: basis value of the moved factor, per (move, component) replaced
+        self.constants = rows.table[rows.base[comp] + cl[cand] * rows.width[comp]]
+        slot = np.full((len(cj), n_comp), -1, dtype=np.intp)
+        slot[cand, comp] = n_comp + np.arange(len(cand))
+        self.source = np.empty((len(rows.parts), len(cj), rows.p), dtype=np.intp)
+        for d, cols in enumerate(rows.parts):
+            own = slot[:, cols]
+            self.source[d] = np.where(own >= 0, own, cols[None, :])
+
+    def extended(self, K: np.ndarray) -> np.ndarray:
+        """``[z, constants]`` of every run (rows of K, level indices), ``(runs, components + constants)``."""
+        Z = self.rows.components(np.asarray(K, dtype=np.intp))
+        return np.concatenate([Z, np.broadcast_to(self.constants, (len(Z), len(self.constants)))], axis=1)
+
+    def candidates(self, K: np.ndarray) -> np.ndarray:
+        """Model rows of every move of every run, ``(runs, moves, p)``; K is ``(runs, k)`` level indices."""
+        ext = self.extended(K)
+        Y: np.ndarray = ext.take(self.source[0], axis=1)
+        for src in self.source[1:]:
+            Y *= ext.take(src, axis=1)
+        return Y
+
+    def update(self, ext: np.ndarray, krow: np.ndarray, out: np.ndarray) -> None:
+        """Refresh one run's ``ext`` row for its level indices ``krow`` and write its candidate rows to ``out``.
+
+        ``out`` is a C-contiguous ``(moves, p)`` array; the numbers are those of :meth:`candidates`.
+        """
+        rows = self.rows
+        rows.table.take(rows.base + krow[rows.fac] * rows.width, out=ext[:len(rows.base)])
+        ext.take(self.source[0], out=out)
+        for src in self.source[1:]:
+            np.multiply(out, ext.take(src), out=out)
+
+
 class _Space:
     """Candidate levels of each factor and the single-coordinate moves of a run."""
 
@@ -489,7 +626,16 @@ class _GridSpace(_Space):
 
 
 class _LazySpace(_Space):
-    """Candidate rows built on demand, for grids too large to hold in memory."""
+    """Candidate rows built on demand, for grids too large to hold in memory.
+
+    Model rows come from :class:`LevelRows` (the same numbers as the model-matrix
+    build, without its per-term work); feasibility, with constraints only, from the study.
+    """
+
+    def __init__(self, study: Study, mm1: ModelMatrix, levels: list[np.ndarray]):
+        super().__init__(study, mm1, levels)
+        self.level_rows = LevelRows(mm1, levels)
+        self.level_moves = self.level_rows.moves(self.cj, self.cl)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Rejection-sample n feasible points of the grid (level indices)."""
@@ -504,13 +650,25 @@ class _LazySpace(_Space):
         raise DesignError(_NO_FEASIBLE)
 
     def rows(self, K: np.ndarray) -> np.ndarray:
-        return self.mm1.build(_values(self.levels, K))
+        """Model rows of the grid points K (level indices)."""
+        return self.level_rows.rows(K)
 
     def candidates(self, krow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model rows and feasibility of every single-coordinate move of the run ``krow``."""
+        Y = self.level_moves.candidates(krow[None, :])[0]
+        return Y, self.feasible_moves(krow)
+
+    def all_candidates(self, K: np.ndarray) -> np.ndarray:
+        """Model rows of every move of every run (rows of K), ``(runs, candidates, p)``."""
+        return self.level_moves.candidates(K)
+
+    def feasible_moves(self, krow: np.ndarray) -> np.ndarray:
+        """Feasibility of every single-coordinate move of the run ``krow`` (all True without constraints)."""
+        if not self.constrained:
+            return np.ones(len(self.cj), dtype=bool)
         K = np.repeat(krow[None, :], len(self.cj), axis=0)
         K[np.arange(len(self.cj)), self.cj] = self.cl
-        U = _values(self.levels, K)
-        return self.mm1.build(U), _feasible(self.study, U)
+        return np.asarray(_feasible(self.study, _values(self.levels, K)), dtype=bool)
 
 
 class _Moves:
@@ -521,7 +679,9 @@ class _Moves:
     None without constraints. On the in-memory grid a change of factor f of
     run i moves the grid index of every candidate by the same step, except the
     candidates of factor f itself, so the rows are gathered again without
-    recomputing the indices.
+    recomputing the indices. Off the grid, a change of run i refreshes its basis
+    vector and multiplies its candidate rows out again (:class:`LevelRows`), the
+    same numbers as a model-matrix build of the candidate settings.
     """
 
     def __init__(self, problem: _Problem, K: np.ndarray):
@@ -542,14 +702,25 @@ class _Moves:
                 self.ok[:] = space.ok[self.idx]
             self.rows = self.Y if problem.bcodes is None else None
         else:
-            for i in range(n):
-                self._build(K, i)
+            self.lazy = space
+            #: ``[z, constants]`` of every run, kept with K (see :class:`_LevelMoves`)
+            self.ext = space.level_moves.extended(K)
+            self.Y[:, :, :self.p1] = space.level_moves.candidates(K)
+            if self.ok is not None:
+                for i in range(n):
+                    self.ok[i] = space.feasible_moves(K[i])
 
     def _build(self, K: np.ndarray, i: int) -> None:
-        Yi, ok = self.problem.space.candidates(K[i])
-        self.Y[i, :, :self.p1] = Yi
+        """Candidate rows (and feasibility) of run i, off the grid: only run i's basis vector is refreshed."""
+        space = self.lazy
+        if self.p1 == self.Y.shape[2]:
+            space.level_moves.update(self.ext[i], K[i], self.Y[i])
+        else:
+            out = np.empty(self.Y.shape[1:2] + (self.p1,))
+            space.level_moves.update(self.ext[i], K[i], out)
+            self.Y[i, :, :self.p1] = out
         if self.ok is not None:
-            self.ok[i] = ok
+            self.ok[i] = space.feasible_moves(K[i])
 
     def change(self, i: int, f: int, step: int) -> None:
         """Factor f of run i moved by ``step`` level indices (``K`` updated): rebuild its candidates."""

@@ -60,7 +60,7 @@ from scipy import stats
 
 from doe.errors import DesignError, did_you_mean, quoted_list
 from doe.model import ModelMatrix, Term, actual_frame
-from doe.optimal import candidate_levels, check_estimable
+from doe.optimal import LevelRows, candidate_levels, check_estimable
 from doe.region import moment_matrix
 
 if TYPE_CHECKING:
@@ -349,11 +349,15 @@ class _Rows:
         self.strides = np.array([math.prod(self.shape[j + 1:]) for j in range(len(values))], dtype=np.int64)
         self.X: np.ndarray | None = None
         self.ok: np.ndarray | None = None
+        #: model rows from level indices (the same numbers as mm.build) when the grid is not held
+        self.level_rows: LevelRows | None = None
         if size * mm.p <= GRID_MAX_CELLS:
             K = np.indices(self.shape).reshape(len(values), -1).T
             U = self.coded(K)
             self.X = mm.build(U)
             self.ok = self._feasible(U)
+        elif mm.n_blocks == 1:
+            self.level_rows = LevelRows(mm, values)
 
     def coded(self, K: np.ndarray) -> np.ndarray:
         """Coded settings of level indices K (rows x factors)."""
@@ -370,7 +374,8 @@ class _Rows:
             idx = K @ self.strides
             return self.X[idx], self.ok[idx]
         U = self.coded(K)
-        return self.mm.build(U), self._feasible(U)
+        X = self.mm.build(U) if self.level_rows is None else self.level_rows.rows(K)
+        return X, self._feasible(U)
 
 
 # -- the search ------------------------------------------------------------------------------------------
