@@ -6,10 +6,19 @@ analysis version, date) and "Page N of M". No JavaScript, no attachments, no
 forms. Figures are the app's plotly figures exported by kaleido (with
 Chromium or Chrome); when that is not possible the PDF still builds and lists
 the figures that are only in the HTML companion.
+
+Two memos, shared by the process, make a second build fast (issue 21): the
+static image of each figure is kept under a digest of the figure's JSON and
+its export size (:func:`figure_key`), so a new report exports only the
+figures that changed; and the PDF is kept under the SHA-256 of the exact
+document WeasyPrint lays out (every text, table and image byte), so the same
+document is laid out once (WeasyPrint writes the same bytes for the same
+document: the PDF identifier is a digest of the content).
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +27,8 @@ import warnings
 from pathlib import Path
 
 from doe.errors import DoeError
-from doe.report.content import ReportContent
+from doe.recent import Recent
+from doe.report.content import Figure, ReportContent
 from doe.report.html import render_print_html
 
 PDF_VARIANT = "pdf/a-3b"
@@ -27,6 +37,10 @@ SCALE = 1.2
 _MIME = {"png": "image/png", "svg": "image/svg+xml"}
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 _LOCK = threading.Lock()
+#: Static figure images by :func:`figure_key` (a report has about 10 figures of 50-200 kB each).
+FIGURE_CACHE = Recent(64)
+#: Finished PDFs by the SHA-256 of the print document and the PDF options.
+PDF_CACHE = Recent(4)
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf",
               "/usr/share/fonts/dejavu/DejaVuSans.ttf")
 
@@ -79,33 +93,61 @@ def _server_alive() -> bool:
     return alive
 
 
+def figure_key(figure: Figure) -> str:
+    """SHA-256 of a report figure's plotly JSON and its export options (format, width, height, scale).
+
+    Two figures with the same key give the same static image, so the image is exported once.
+    """
+    import plotly.io as pio
+
+    spec = pio.to_json(figure.figure, validate=False, engine="json")
+    options = f"{STATIC_FORMAT}|{figure.width}|{figure.height}|{SCALE}|"
+    return hashlib.sha256((options + spec).encode("utf-8")).hexdigest()
+
+
 def _export_all(content: ReportContent) -> dict[int, bytes]:
-    """Static images of every figure in one kaleido browser session (one session per figure costs seconds).
+    """Static images of every figure: those exported before from :data:`FIGURE_CACHE`, the others in one
+    kaleido browser session (one session per figure costs seconds).
 
     MathJax is off: the figures use none, and kaleido would fetch it from a CDN.
     """
+    figures = content.figures
+    keys = {n: figure_key(f) for n, f in enumerate(figures, start=1)}
+    images: dict[int, bytes] = {}
+    for n, key in keys.items():
+        kept = FIGURE_CACHE.get(key)
+        if kept is not None:
+            images[n] = kept
+    todo = [n for n in keys if n not in images]
+    if not todo:
+        return images
     import kaleido
 
     if _browser() is None:
         raise DoeError("No Chromium or Chrome on PATH (Debian: apt-get install chromium).")
-    figures = content.figures
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [{"fig": f.figure.to_dict(), "path": str(Path(tmp) / f"figure-{n}.{STATIC_FORMAT}"),
-                 "opts": {"format": STATIC_FORMAT, "width": f.width, "height": f.height, "scale": SCALE}}
-                for n, f in enumerate(figures, start=1)]
+        jobs = [{"fig": figures[n - 1].figure.to_dict(), "path": str(Path(tmp) / f"figure-{n}.{STATIC_FORMAT}"),
+                 "opts": {"format": STATIC_FORMAT, "width": figures[n - 1].width,
+                          "height": figures[n - 1].height, "scale": SCALE}}
+                for n in todo]
         with _LOCK:
             if _server_alive():
                 kaleido.write_fig_from_object_sync(jobs)
             else:
                 kaleido.write_fig_from_object_sync(jobs, kopts={"mathjax": False})
-        return {n: path.read_bytes() for n in range(1, len(figures) + 1)
-                if (path := Path(tmp) / f"figure-{n}.{STATIC_FORMAT}").is_file()}
+        for n in todo:
+            path = Path(tmp) / f"figure-{n}.{STATIC_FORMAT}"
+            if path.is_file():
+                images[n] = path.read_bytes()
+                FIGURE_CACHE.put(keys[n], images[n])
+    return dict(sorted(images.items()))
 
 
 def static_figures(content: ReportContent) -> tuple[dict[int, tuple[str, bytes]], list[str]]:
-    """SVG images of the report's figures (by number) and the captions of those that could not be made.
+    """Static images of the report's figures (by number) and the captions of those that could not be made.
 
-    When kaleido or a browser it can drive is missing, every figure is listed instead.
+    Figures exported before come from :data:`FIGURE_CACHE`. When kaleido or a browser it can drive is
+    missing (for a figure not exported before), every figure is listed instead.
     """
     figures = content.figures
     if not figures:
@@ -132,8 +174,13 @@ def render_pdf(content: ReportContent) -> bytes:
     images, missing = static_figures(content)
     content.numbers["figures_only_in_html"] = missing
     doc = render_print_html(content, images, missing, font_url())
+    key = hashlib.sha256(f"{PDF_VARIANT}|forms=no|compressed\n{doc}".encode()).hexdigest()
+    kept: bytes | None = PDF_CACHE.get(key)
+    if kept is not None:  # the same document, laid out before: WeasyPrint would write these same bytes
+        return kept
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pdf: bytes = HTML(string=doc, base_url=None).write_pdf(pdf_variant=PDF_VARIANT, pdf_forms=False,
                                                                uncompressed_pdf=False)
-        return pdf
+    PDF_CACHE.put(key, pdf)
+    return pdf
