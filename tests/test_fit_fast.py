@@ -262,3 +262,37 @@ def test_pinning_can_be_switched_off(monkeypatch):
     before = _blas_threads_in_use()
     with blas_threads(1):
         assert _blas_threads_in_use() == before
+
+
+def test_diagnostic_flags_equal_the_per_run_rules():
+    """The flags, checked only on the runs that may carry one, are those of every rule applied to every run
+    (the pre-issue-21 loop, written out), on data with an outlier and a high-leverage run."""
+    from scipy import stats
+
+    study, runs = _study(), _runs()
+    runs.loc[5, "Y1"] += 15.0  # an outlier
+    fm = fit_model(study, runs, "Y1", "quadratic")
+    d = fm.diagnostics
+    n, p, df = fm.n, fm.p, fm.df_resid
+    lev_lim, cook_4n, dffits_lim = 2 * p / n, 4 / n, 2 * math.sqrt(p / n)
+    cook_f = float(stats.f.ppf(0.5, p, n - p))
+    bonf = float(stats.t.ppf(1 - 0.05 / (2 * n), df - 1))
+    expected = []
+    for t, h, c, dff in zip(d["ext_studentized"], d["leverage"], d["cooks_d"], d["dffits"]):
+        f = []
+        if np.isfinite(t) and abs(t) > 3.5:
+            f.append(f"|ext. studentized| {abs(t):.2f} > 3.5")
+        if np.isfinite(t) and abs(t) > bonf:
+            f.append(f"|ext. studentized| {abs(t):.2f} > {bonf:.2f} (Bonferroni outlier limit)")
+        if h > lev_lim + 1e-12:
+            f.append(f"leverage {h:.3f} > 2p/n = {lev_lim:.3f}")
+        if np.isfinite(c) and c > cook_4n:
+            f.append(f"Cook's D {c:.3f} > 4/n = {cook_4n:.3f}")
+        if np.isfinite(c) and c > cook_f:
+            f.append(f"Cook's D {c:.3f} > F(0.5; p, n-p) = {cook_f:.3f}")
+        if np.isfinite(dff) and abs(dff) > dffits_lim:
+            f.append(f"|DFFITS| {abs(dff):.3f} > 2 sqrt(p/n) = {dffits_lim:.3f}")
+        expected.append("; ".join(f))
+    assert list(d["flag"]) == expected
+    assert "Bonferroni" in d["flag"].iloc[5] and sum(bool(x) for x in expected) >= 2
+    assert any("Run(s) 6 may be outliers" in w for w in fm.warnings)

@@ -139,9 +139,13 @@ def diagnostics_table(run_ids: list[Any], y0: np.ndarray, y: np.ndarray, ls: Lea
     cook_f = float(stats.f.ppf(0.5, p, n - p)) if n > p else math.nan
     dffits_lim = 2 * math.sqrt(p / n)
     bonf = float(stats.t.ppf(1 - alpha / (2 * n), df - 1)) if df > 1 else math.nan
-    flags = []
+    flags = [""] * n
     outliers = []
-    for i in range(n):
+    with np.errstate(invalid="ignore"):  # NaN compares False, as the tests below skip non-finite values
+        maybe = ((np.abs(t_ext) > min(EXT_STUDENT_LIMIT, bonf if np.isfinite(bonf) else EXT_STUDENT_LIMIT))
+                 | (h > lev_lim + 1e-12) | (cook > cook_4n) | (np.isfinite(cook_f) & (cook > cook_f))
+                 | (np.abs(dffits) > dffits_lim))
+    for i in np.flatnonzero(maybe).tolist():  # only the runs that may carry a flag (the others' flag is "")
         f = []
         if np.isfinite(t_ext[i]) and abs(t_ext[i]) > EXT_STUDENT_LIMIT:
             f.append(f"|ext. studentized| {abs(t_ext[i]):.2f} > {EXT_STUDENT_LIMIT}")
@@ -156,7 +160,7 @@ def diagnostics_table(run_ids: list[Any], y0: np.ndarray, y: np.ndarray, ls: Lea
             f.append(f"Cook's D {cook[i]:.3f} > F(0.5; p, n-p) = {cook_f:.3f}")
         if np.isfinite(dffits[i]) and abs(dffits[i]) > dffits_lim:
             f.append(f"|DFFITS| {abs(dffits[i]):.3f} > 2 sqrt(p/n) = {dffits_lim:.3f}")
-        flags.append("; ".join(f))
+        flags[i] = "; ".join(f)
     table = pd.DataFrame({
         "run": run_ids, "actual": y0, "predicted": tf.inverse(ls.fitted), "residual": e,
         "leverage": h, "int_studentized": r, "ext_studentized": t_ext, "cooks_d": cook,
