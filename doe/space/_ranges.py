@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from scipy.stats import qmc
 
 from doe.decision import DEFAULT_THRESHOLD
 from doe.errors import ModelError
@@ -34,7 +35,11 @@ from ._settings import (
     settings_points,
 )
 
-__all__ = ["PARResult", "check_nor", "lower_bound_at", "meets_threshold", "proven_acceptable_ranges"]
+__all__ = ["MAX_NOR_POINTS", "PARResult", "box_points", "check_nor", "lower_bound_at", "meets_threshold",
+           "proven_acceptable_ranges"]
+
+#: Most points a NOR box is checked at (:func:`box_points`): a larger ``points``-per-factor grid is sampled.
+MAX_NOR_POINTS = 20_000
 
 def meets_threshold(pm: PredictiveModel, frame: pd.DataFrame | Points, threshold: float, opts: dict[str, Any]
         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,7 +205,9 @@ def check_nor(pm: PredictiveModel, set_point: Mapping[str, Any], nor: Mapping[st
               assurance: float | None = None) -> dict[str, Any]:
     """Whether a normal operating range (a box of numeric factors) lies inside the design space.
 
-    The box is evaluated on a ``points``-per-factor grid including its corners,
+    The box is evaluated on a ``points``-per-factor grid including its corners
+    (above :data:`MAX_NOR_POINTS` grid points, e.g. 7 or more factors at 5 points,
+    on the bounded sample of :func:`box_points`: lines, corners and a Sobol sample),
     the other factors at the set point; every grid point must be feasible,
     within the tested ranges and have joint probability >= ``threshold``. If it
     does not, the largest box with the same relative shrink of every range
@@ -254,6 +261,48 @@ def check_nor(pm: PredictiveModel, set_point: Mapping[str, Any], nor: Mapping[st
                               f"({100 * lo_s:.0f} % of each range)."}
 
 
+def box_points(axes: list[np.ndarray], max_points: int, seed: int = 0) -> np.ndarray:
+    """The settings a NOR box is checked at (rows; one column per axis): the full grid of ``axes`` when it
+    has at most ``max_points`` points, else at most ``max_points`` points that still cover the box.
+
+    Above the cap (e.g. 5 points per factor for 7 or more factors: 5^7 = 78,125) the rows are the
+    one-factor lines through the box centre (each axis's values, the others at the middle of their
+    range), the box's corners (every corner while 2^d fits in half of ``max_points``, else 2^m corners
+    chosen by the signs of a scrambled Sobol sample, ``seed``) and a scrambled Sobol sample of the box
+    filling the rest: the number of rows is bounded, never exponential in the number of factors.
+    """
+    sizes = [len(a) for a in axes]
+    total = 1
+    for size in sizes:
+        total *= size
+        if total > max_points:
+            break
+    else:
+        return np.array(list(itertools.product(*axes)), dtype=float).reshape(-1, len(axes))
+    d = len(axes)
+    low = np.array([a.min() for a in axes])
+    high = np.array([a.max() for a in axes])
+    mid = (low + high) / 2
+    lines = [np.tile(mid, (len(a), 1)) for a in axes]
+    for j, a in enumerate(axes):
+        lines[j][:, j] = a
+    rows = [mid[None, :], *lines]
+    room = max(0, max_points - sum(len(r) for r in rows))
+    rng = np.random.default_rng(seed)
+    if room >= 2 and d <= 62 and 2 ** d <= room // 2:
+        signs = np.array(list(itertools.product((0.0, 1.0), repeat=d)))
+    elif room >= 2:
+        signs = (qmc.Sobol(d, scramble=True, seed=rng).random_base2(int(math.log2(room // 2))) >= 0.5) * 1.0
+    else:
+        signs = np.zeros((0, d))
+    rows.append(low + signs * (high - low))
+    room -= len(signs)
+    if room >= 1:
+        u = qmc.Sobol(d, scramble=True, seed=rng).random_base2(int(math.log2(room)))
+        rows.append(low + u * (high - low))
+    return np.vstack(rows)[:max_points]
+
+
 def _check_box(pm: PredictiveModel, nor: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
     if not nor:
         raise ModelError("Give the normal operating range of at least one numeric factor.")
@@ -272,7 +321,7 @@ def _box_eval(pm: PredictiveModel, sp: dict[str, Any], box: dict[str, tuple[floa
               points: int) -> dict[str, Any]:
     shrunk = {f: (centre[f] - s * (centre[f] - lo), centre[f] + s * (hi - centre[f])) for f, (lo, hi) in box.items()}
     axes = [np.linspace(lo, hi, points) for lo, hi in shrunk.values()]
-    combos = np.array(list(itertools.product(*axes)))
+    combos = box_points(axes, MAX_NOR_POINTS)
     frame = settings_frame(pm, sp, len(combos), **{f: combos[:, i] for i, f in enumerate(shrunk)})
     p, feas, ok = meets_threshold(pm, frame, threshold, opts)
     tested = np.ones(len(frame), dtype=bool)

@@ -3,7 +3,9 @@
 :func:`robust_set_point` scores a grid per level combination (:func:`search_grid`,
 :func:`search_probability`: counts stopped early where a point cannot tie with the best,
 :func:`pruned_joint`), then refines the best by a pattern search; :func:`set_point_report`
-describes one set point.
+describes one set point. With many numeric factors (a lattice above :data:`MAX_SEARCH_POINTS`
+points, e.g. 3^10 with 10 factors) the grid is a seeded space-filling sample (:func:`search_points`)
+instead, so the search grows linearly, not exponentially, with the number of factors.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import qmc
 
 from doe._format import plain
 from doe.decision import DEFAULT_THRESHOLD
@@ -37,19 +40,30 @@ from ._posterior import PredictiveModel
 from ._ranges import lower_bound_at, meets_threshold
 from ._settings import fixed_settings, settings_arrays, settings_frame, settings_points
 
-__all__ = ["robust_set_point", "set_point_report"]
+__all__ = ["MAX_SEARCH_POINTS", "SAMPLED_START_STEP", "robust_set_point", "search_points", "set_point_report"]
+
+#: Most numeric search points per level combination: a larger lattice is replaced by a space-filling sample.
+MAX_SEARCH_POINTS = 20_000
+#: First coded step of the pattern search after a space-filling sample (the sample is coarser than a lattice).
+SAMPLED_START_STEP = 0.25
 
 # -- robust set point -----------------------------------------------------------------------------
 def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = None, threshold: float = DEFAULT_THRESHOLD,
                      draws: int | None = None, seed: int = 0, setpoint_sd: dict[str, float] | None = None,
-                     grid: int = 21) -> dict[str, Any]:
+                     grid: int = 21, max_points: int | None = None) -> dict[str, Any]:
     """The settings that maximise the joint probability of meeting every spec (Peterson 2004).
 
     Every allowed combination of categorical levels (at least one feasible
     point) is searched on a ``grid``-per-axis grid of the numeric factors
-    (fewer points per axis with many factors, at most ~20,000 per
-    combination; the tested levels of a discrete factor), within the study
-    ranges and constraints. Points within
+    (fewer points per axis with many factors, at least 3; the tested levels
+    of a discrete factor), within the study ranges and constraints. When that
+    lattice would hold more than ``max_points`` points per combination
+    (default :data:`MAX_SEARCH_POINTS`, 20,000: e.g. 3^10 = 59,049 with 10
+    factors), a seeded space-filling sample of the coded cube is searched
+    instead (:func:`search_points`: the centre, the face centres and a
+    scrambled Sobol sample, ``seed``; at most ``max_points`` points), so the
+    work grows linearly, not exponentially, with the number of factors; the
+    pattern search then starts with a coarser step. Points within
     Monte Carlo error of the best (2 standard errors + 1/draws) are ties,
     broken by the largest coded distance to the design-space edge (the
     nearest grid point outside it, or the study range); a pattern search on
@@ -71,7 +85,11 @@ def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = N
     free_num = [f for f in pm.numeric if f not in held]
     free_cat = [f for f in pm.categorical if f not in held]
     opts: dict[str, Any] = {"draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
-    frame, coded = _search_grid(pm, held, free_num, free_cat, grid)
+    cap = MAX_SEARCH_POINTS if max_points is None else int(max_points)
+    if cap < 1:
+        raise ModelError(f"max_points must be a positive number of search points; got {max_points}.")
+    frame, coded = _search_grid(pm, held, free_num, free_cat, grid, max_points=cap, seed=seed)
+    sampled = bool(free_num) and not _lattice_fits(pm, free_num, grid, cap)
     feas = pm.study.feasible(frame)
     p = _search_probability(pm, frame, feas, threshold, opts, coded)
     n = pm.draws(draws, seed).n
@@ -88,7 +106,8 @@ def robust_set_point(pm: PredictiveModel, *, fixed: Mapping[str, Any] | None = N
     pick = int(cand[np.lexsort((-score[cand], -dist))[0]])
     point = {f: frame[f].iloc[pick] for f in pm.study.factor_names}
     continuous = [f for f in free_num if pm.study.factor(f).kind == "continuous"]  # discrete: levels only
-    point, _ = _pattern_search(pm, point, continuous, float(p[pick]), tol, threshold, opts, grid)
+    start = SAMPLED_START_STEP if sampled else None
+    point, _ = _pattern_search(pm, point, continuous, float(p[pick]), tol, threshold, opts, grid, start)
     return _set_point_report(pm, point, float(dist[list(cand).index(pick)]), threshold, opts,  # type: ignore[arg-type]  # numpy stubs: int == np.int64 here
                              _combination_table(frame, free_cat, score))
 
@@ -250,12 +269,90 @@ def _pruned_joint(mats: list[np.ndarray], sides: list[list[np.ndarray] | None], 
     return out, early
 
 
-def _search_grid(pm: PredictiveModel, held: dict[str, Any], free_num: list[str], free_cat: list[str],
-                 grid: int) -> tuple[pd.DataFrame, np.ndarray]:
+def _lattice_axes(pm: PredictiveModel, free_num: list[str], grid: int) -> list[np.ndarray]:
+    """The coded values per axis of the search lattice: the tested levels of a discrete factor, else
+    ``grid`` points (fewer with many factors: ~20,000 ** (1/k), at least 3)."""
     per_axis = max(3, min(grid, int(20_000 ** (1 / max(len(free_num), 1)))))
-    axes = [pm.study.factor(f).to_coded(pm.study.factor(f).levels) if pm.study.factor(f).kind == "discrete"
-            else np.linspace(-1, 1, per_axis) for f in free_num]
-    num = np.array(list(itertools.product(*axes))) if free_num else np.zeros((1, 0))
+    return [np.asarray(pm.study.factor(f).to_coded(pm.study.factor(f).levels), dtype=float)
+            if pm.study.factor(f).kind == "discrete" else np.linspace(-1, 1, per_axis) for f in free_num]
+
+
+def _lattice_fits(pm: PredictiveModel, free_num: list[str], grid: int, max_points: int) -> bool:
+    """Whether the search lattice of ``free_num`` has at most ``max_points`` points (the product of the axis
+    sizes, computed without building it)."""
+    size = 1
+    for axis in _lattice_axes(pm, free_num, grid):
+        size *= len(axis)
+        if size > max_points:
+            return False
+    return True
+
+
+def search_points(levels: list[np.ndarray | None], max_points: int, seed: int = 0) -> np.ndarray:
+    """A space-filling sample of the coded cube [-1, 1]^k with at most ``max_points`` rows (k = len(levels)).
+
+    The rows are the centre and the 2k face centres (each factor at -1 or +1, the others at 0; left
+    out when they do not fit), then, from scrambled Sobol samples (:class:`scipy.stats.qmc.Sobol`,
+    seeded with ``seed``; 2^m points each, the largest power of two that fits) a quarter of the
+    room each: corners of the cube (all 2^k when they fit, else the signs of a Sobol sample) and
+    points of the 3-level lattice {-1, 0, 1}^k (each coordinate in thirds of a Sobol sample), and a
+    Sobol sample of the whole cube in the remaining half. Duplicate rows are dropped. ``levels[j]``
+    (coded) snaps axis j to those values (a discrete factor; each level equally often in the Sobol
+    parts); None: continuous. The number of rows is bounded by ``max_points``, whatever k.
+    """
+    k = len(levels)
+    if k == 0:
+        return np.zeros((1, 0))
+    head = [np.zeros((1, k))]
+    if 1 + 2 * k <= max_points // 2:
+        faces = np.zeros((2 * k, k))
+        faces[np.arange(k), np.arange(k)] = -1.0
+        faces[k + np.arange(k), np.arange(k)] = 1.0
+        head.append(faces)
+    rows = np.vstack(head)
+    room = max_points - len(rows)
+    rng = np.random.default_rng(seed)
+    parts = [rows]
+    if room >= 4:
+        quarter = room // 4
+        if k <= 62 and 2 ** k <= quarter:
+            parts.append(np.array(list(itertools.product((-1.0, 1.0), repeat=k))))
+        else:
+            u = qmc.Sobol(k, scramble=True, seed=rng).random_base2(int(math.log2(quarter)))
+            parts.append(np.where(u < 0.5, -1.0, 1.0))
+        u = qmc.Sobol(k, scramble=True, seed=rng).random_base2(int(math.log2(quarter)))
+        parts.append(np.minimum(np.floor(3.0 * u), 2.0) - 1.0)
+        room -= len(parts[1]) + len(parts[2])
+    if room >= 1:
+        u = qmc.Sobol(k, scramble=True, seed=rng).random_base2(int(math.log2(room)))
+        parts.append(2.0 * u - 1.0)
+    out = np.vstack(parts)
+    for j, lv in enumerate(levels):
+        if lv is None:
+            continue
+        values = np.sort(np.asarray(lv, dtype=float))
+        near = np.abs(out[:len(rows), j, None] - values[None, :]).argmin(axis=1)  # centre, faces: nearest level
+        u = (out[len(rows):, j] + 1.0) / 2.0  # the Sobol parts: equal shares of the levels
+        out[len(rows):, j] = values[np.minimum((u * len(values)).astype(int), len(values) - 1)]
+        out[:len(rows), j] = values[near]
+    _, first = np.unique(out, axis=0, return_index=True)
+    return out[np.sort(first)]
+
+
+def _search_grid(pm: PredictiveModel, held: dict[str, Any], free_num: list[str], free_cat: list[str],
+                 grid: int, *, max_points: int = 0, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """The search points of :func:`robust_set_point` as actual settings (every level combination) and their
+    coded numeric factors: the lattice (:func:`_lattice_axes`), or, when it has more than ``max_points``
+    points (0: :data:`MAX_SEARCH_POINTS`), :func:`search_points`."""
+    cap = max_points or MAX_SEARCH_POINTS
+    if not free_num:
+        num = np.zeros((1, 0))
+    elif _lattice_fits(pm, free_num, grid, cap):
+        num = np.array(list(itertools.product(*_lattice_axes(pm, free_num, grid))))
+    else:
+        levels = [np.asarray(pm.study.factor(f).to_coded(pm.study.factor(f).levels), dtype=float)
+                  if pm.study.factor(f).kind == "discrete" else None for f in free_num]
+        num = search_points(levels, cap, seed)
     cats = list(itertools.product(*[pm.study.factor(f).levels for f in free_cat]))
     rows = len(num) * len(cats)
     data: dict[str, Any] = {f: [v] * rows for f, v in held.items()}
@@ -306,9 +403,13 @@ def _edge_distances(coded: np.ndarray, edge: np.ndarray, keys: np.ndarray, cand:
 
 
 def _pattern_search(pm: PredictiveModel, point: dict[str, Any], free_num: list[str], p0: float, tol: float,
-                    threshold: float, opts: dict[str, Any], grid: int) -> tuple[dict[str, Any], float]:
-    """Compass search of the numeric factors on common random numbers (real improvements only)."""
-    step = 1.0 / max(grid - 1, 1)
+                    threshold: float, opts: dict[str, Any], grid: int,
+                    start: float | None = None) -> tuple[dict[str, Any], float]:
+    """Compass search of the numeric factors on common random numbers (real improvements only).
+
+    The first step (coded) is ``start``, else one lattice spacing 1 / (grid - 1); it halves down to 1e-3.
+    """
+    step = start if start is not None else 1.0 / max(grid - 1, 1)
     best = dict(point)
     while free_num and step > 1e-3:
         trials = []

@@ -31,14 +31,19 @@ from ._posterior import PredictiveModel
 from ._search import robust_set_point
 from ._settings import factor_range
 
-__all__ = ["MAX_CANDIDATES", "VIEW_GRID", "EdgeLimits", "OpeningView", "SavedView", "decision_setpoint_sd",
-           "describe_setpoint_sd", "edge_limits", "limiting_cqa", "limiting_map", "opening_view", "par_frame",
-           "par_limits", "saved_view", "set_point_frame", "view_axes"]
+__all__ = ["MAX_CANDIDATES", "MAX_VIEW_FACTORS", "MAX_VIEW_PAIRS", "VIEW_GRID", "EdgeLimits", "OpeningView",
+           "SavedView", "candidate_pairs", "decision_setpoint_sd", "describe_setpoint_sd", "edge_limits",
+           "limiting_cqa", "limiting_map", "opening_view", "par_frame", "par_limits", "saved_view",
+           "set_point_frame", "view_axes"]
 
 #: Points per axis of the coarse maps that score a candidate view.
 VIEW_GRID = 21
 #: At most this many tied categorical combinations are scored.
 MAX_CANDIDATES = 12
+#: With more pairs of numeric factors than this, only the pairs of the most influential factors are scored.
+MAX_VIEW_PAIRS = 15
+#: How many factors (ranked by the spread along their own range) make the scored pairs above the cap.
+MAX_VIEW_FACTORS = 6
 
 
 @dataclass
@@ -64,6 +69,41 @@ def _pairs(pm: PredictiveModel) -> list[tuple[str, str]]:
     return list(itertools.combinations(pm.numeric, 2))
 
 
+def _line_spread(pm: PredictiveModel, name: str, point: Mapping[str, Any], opts: dict[str, Any]) -> float:
+    """Standard deviation of the probability over ``VIEW_GRID`` feasible settings of one factor (its study
+    range), the others at ``point``."""
+    f = pm.study.factor(name)
+    xs = np.unique(np.asarray(f.levels, dtype=float)) if f.kind == "discrete" else np.linspace(*factor_range(f),
+                                                                                               VIEW_GRID)
+    frame = pd.DataFrame({**{k: [v] * len(xs) for k, v in point.items() if k != name}, name: xs},
+                         columns=pm.study.factor_names)
+    res = probability(pm, frame, draws=opts.get("draws"), seed=opts.get("seed", 0),
+                      setpoint_sd=opts.get("setpoint_sd"))
+    p = res.joint[pm.study.feasible(frame)]
+    return float(p.std()) if p.size else 0.0
+
+
+def candidate_pairs(pm: PredictiveModel, point: Mapping[str, Any], *, threshold: float = DEFAULT_THRESHOLD,
+                    draws: int | None = None, seed: int = 0,
+                    setpoint_sd: dict[str, float] | None = None) -> list[tuple[str, str]]:
+    """The pairs of numeric factors whose maps through ``point`` are scored for the view (study order).
+
+    Every pair when there are at most ``MAX_VIEW_PAIRS`` (15: up to 6 numeric factors). With more, the
+    pairs of the ``MAX_VIEW_FACTORS`` (6) factors over whose own range (the others at ``point``) the
+    probability varies most (standard deviation over ``VIEW_GRID`` points; study order on a tie): so
+    the work grows linearly with the number of factors (k lines + 15 maps) instead of with k^2 maps.
+    ``threshold`` is accepted for the same options as the other view calls; the spread does not use it.
+    """
+    pairs = _pairs(pm)
+    if len(pairs) <= MAX_VIEW_PAIRS:
+        return pairs
+    opts: dict[str, Any] = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
+    full = {**{f.name: (f.levels[0] if f.is_categorical else f.center) for f in pm.study.factors}, **dict(point)}
+    spread = [_line_spread(pm, f, full, opts) for f in pm.numeric]
+    order = sorted(range(len(pm.numeric)), key=lambda i: (-spread[i], i))[:MAX_VIEW_FACTORS]
+    return list(itertools.combinations([pm.numeric[i] for i in sorted(order)], 2))
+
+
 def _spread(pm: PredictiveModel, x: str, y: str, point: Mapping[str, Any], opts: dict[str, Any]) -> float:
     g = space_grid(pm, x, y, {k: v for k, v in point.items() if k not in (x, y)}, n=VIEW_GRID, **opts)
     p = g.probability[g.feasible]
@@ -74,13 +114,15 @@ def view_axes(pm: PredictiveModel, set_point: Mapping[str, Any], *, threshold: f
               draws: int | None = None, seed: int = 0,
               setpoint_sd: dict[str, float] | None = None) -> tuple[str, str] | None:
     """The pair of numeric factors over which the probability varies most through ``set_point``
-    (the first pair in study order on a tie); None with fewer than two numeric factors."""
+    (the first pair in study order on a tie; with many factors among :func:`candidate_pairs`); None with
+    fewer than two numeric factors."""
     pairs = _pairs(pm)
     if not pairs:
         return None
     if len(pairs) == 1:
         return pairs[0]
     opts: dict[str, Any] = {"threshold": threshold, "draws": draws, "seed": seed, "setpoint_sd": setpoint_sd}
+    pairs = candidate_pairs(pm, set_point, **opts)
     scores = [_spread(pm, x, y, set_point, opts) for x, y in pairs]
     return pairs[int(np.argmax(scores))]
 
@@ -98,7 +140,9 @@ def opening_view(pm: PredictiveModel, *, threshold: float = DEFAULT_THRESHOLD, d
     robust one first) and every pair of numeric factors is scored by the standard deviation of
     the probability over the map through it; the highest wins (the robust one on a tie). The set
     point is then the robust set point within the winning combination: still tied with the
-    maximum probability, and the map shows the edge of the design space.
+    maximum probability, and the map shows the edge of the design space. With more than 6 numeric
+    factors only the pairs of :func:`candidate_pairs` are scored (linear, not quadratic, in the
+    number of factors).
     """
     pairs = _pairs(pm)
     if not pairs:
@@ -122,7 +166,7 @@ def opening_view(pm: PredictiveModel, *, threshold: float = DEFAULT_THRESHOLD, d
     scored = []
     for i, combo in enumerate(combos):
         point = {**start, **combo}
-        for j, (x, y) in enumerate(pairs):
+        for j, (x, y) in enumerate(candidate_pairs(pm, point, **opts)):
             scored.append((_spread(pm, x, y, point, opts), -i, -j, combo, (x, y)))
     spread, neg_i, _, combo, (x, y) = max(scored, key=lambda t: t[:3])
     if neg_i == 0:
