@@ -144,3 +144,21 @@ def test_the_same_document_gives_the_same_pdf_bytes_and_is_laid_out_once(monkeyp
     assert pdfmod.render_pdf(_tiny_content()) == first
     with pytest.raises(AssertionError, match="laid out again"):  # another document is laid out
         pdfmod.render_pdf(_tiny_content(width=500))
+
+
+def test_the_same_analysis_prints_the_same_figure_time():
+    """A report's figures print the analysis time (to the minute), or the day when reporting from files, so a
+    report built again is the same document and its PDF is laid out once."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from doe.plots.space import footnote
+    from doe.report.content import _report_time
+    from doe.study import Study
+    from tests.conftest import EXAMPLE
+
+    stored = SimpleNamespace(created_at="2026-12-07T06:15:42.123456")
+    assert _report_time(stored) == "2026-12-07 06:15 UTC"  # type: ignore[arg-type]
+    assert _report_time(SimpleNamespace(created_at=None)) == dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")  # type: ignore[arg-type]
+    study = Study.load(EXAMPLE)
+    assert footnote(study, "1 (abc)", when="2026-12-07 06:15 UTC").endswith("data version 1 (abc) · 2026-12-07 06:15 UTC")

@@ -44,13 +44,15 @@ class ExportError(DoeError):
     """A static image cannot be made here (no kaleido or no Chromium/Chrome)."""
 
 
-def footnote(study: Study, data_version: str = "", when: dt.datetime | None = None) -> str:
-    """'Study · data version · date (UTC)' for the bottom of every design-space figure."""
+def footnote(study: Study, data_version: str = "", when: dt.datetime | str | None = None) -> str:
+    """'Study · data version · date (UTC)' for the bottom of every design-space figure; ``when`` a time
+    (shown to the minute) or the text to show (a report gives its analysis time, so that the same analysis
+    makes the same figure); default now."""
     when = when or dt.datetime.now(dt.UTC)
     parts = [f"Study: {study.name}"]
     if data_version:
         parts.append(f"data version {data_version}")
-    parts.append(when.strftime("%Y-%m-%d %H:%M UTC"))
+    parts.append(when if isinstance(when, str) else when.strftime("%Y-%m-%d %H:%M UTC"))
     return " · ".join(parts)
 
 

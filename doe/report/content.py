@@ -598,7 +598,7 @@ def _space_section(inp: _Inputs, space: dict[str, Any]) -> Section:
         nor = {k: v for k, v in nor.items() if k in (grid.x, grid.y)} if nor else None
         dv = f"{inp.data_version} ({inp.data_hash[:12]})" if inp.data_version is not None else inp.data_hash
         fig = probability_map(grid, inp.study, set_point=space["set_point"], par=par or None, nor=nor or None,
-                              note=footnote(inp.study, dv))
+                              note=footnote(inp.study, dv, when=_report_time(inp)))
         sec.add(Figure(fig, f"Design-space figure: probability that every CQA meets its spec over {grid.x} and "
                             f"{grid.y}, other factors at the set point ({GRID_N} x {GRID_N} grid).", 1100, 720))
         edges = edge_limits(grid, inp.study).table
@@ -718,6 +718,15 @@ def _seed_train_section(inp: _Inputs) -> Section:
     from doe.report.seed_train import seed_train_section
 
     return cast(Section, seed_train_section(10, inp.seed_train))
+
+
+def _report_time(inp: _Inputs) -> str:
+    """When the reported analysis was made (stored analyses: its time to the minute; from files: today), as
+    figures print it: the same analysis reports the same figures, so a report built again is the same
+    document (and doe.report.pdf lays it out once)."""
+    if inp.created_at:
+        return str(inp.created_at)[:16].replace("T", " ") + " UTC"
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
 
 
 def _cpv_section(inp: _Inputs, space: dict[str, Any]) -> Section:
