@@ -109,6 +109,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from doe._threads import one_blas_thread
 from doe.errors import ModelError, quoted_list
 from doe.fit import FittedModel, Transform
 from doe.model import effect_codes
@@ -360,6 +361,7 @@ def _check_draws(n: int | None) -> int:
     return n
 
 
+@one_blas_thread
 def build_predictive(study: Study, fits: Mapping[str, Any], *, seed: int = 0, draws: int | None = None,
                      correlated: bool = True, random_effects: str | None = None) -> PredictiveModel:
     """Bayesian posterior predictive of the fitted CQA models (Peterson 2004; Peterson & Lief 2010).
@@ -640,6 +642,7 @@ def _nearest_correlation(R: np.ndarray) -> np.ndarray:
 
 
 # -- drawing ------------------------------------------------------------------------------------
+@one_blas_thread  # small dense algebra: one BLAS thread (doe._threads; issue 21)
 def _make_draws(pm: PredictiveModel, n: int, seed: int) -> Draws:
     rng = np.random.default_rng(seed)
     cqas = pm.spec_cqas
