@@ -93,6 +93,8 @@ GOALS = ("maximize", "minimize", "target", "range")
 _EXCLUDED = -1e6
 #: Above this many level combinations x surrogate nodes a fitted model is predicted directly.
 _MAX_SURROGATE_ROWS = 200_000
+#: Above this many tensor-grid rows the surrogate fits only the model's own monomials (many factors).
+_MAX_TENSOR_ROWS = _MAX_SURROGATE_ROWS
 #: Simplex sizes (fraction of each factor's coded width) of the first run and the two restarts.
 _SIMPLEX_STEPS = (0.1, 0.01, 0.001)
 
@@ -703,18 +705,25 @@ class _Surrogate:
         self.space = space
         degrees = [max((p for t in fm.model_terms for name, p in t.parts if name == f.name), default=0)
                    for f in space.free]
-        axes = [np.cos(np.pi * np.arange(d + 1) / d) if d else np.zeros(1) for d in degrees]
-        self.E = np.array(list(itertools.product(*[range(d + 1) for d in degrees])), dtype=float)
-        self.E = self.E.reshape(len(self.E), space.k)
-        nodes = np.array(list(itertools.product(*axes)), dtype=float).reshape(len(self.E), space.k)
-        n_c, M = len(space.combos), len(self.E)
-        if n_c * M > _MAX_SURROGATE_ROWS:
-            raise _NoSurrogate
+        n_c = len(space.combos)
+        if n_c * math.prod(d + 1 for d in degrees) <= _MAX_TENSOR_ROWS:
+            axes = [np.cos(np.pi * np.arange(d + 1) / d) if d else np.zeros(1) for d in degrees]
+            self.E = np.array(list(itertools.product(*[range(d + 1) for d in degrees])), dtype=float)
+            self.E = self.E.reshape(len(self.E), space.k)
+            nodes = np.array(list(itertools.product(*axes)), dtype=float).reshape(len(self.E), space.k)
+        else:  # many factors: the tensor grid is too large, so only the model's own monomials are fitted
+            self.E = self._monomials(fm, space)
+            nodes = rng.uniform(-1.0, 1.0, size=(2 * len(self.E), space.k))
+            if n_c * len(nodes) > _MAX_SURROGATE_ROWS:
+                raise _NoSurrogate
+        M = len(nodes)
         X = np.tile(nodes, (n_c, 1))
         ci = np.repeat(np.arange(n_c), M)
         pred = fm.predict(space.frame(X, ci), interval=None)
         Z = pred["fitted_scale"].to_numpy(dtype=float).reshape(n_c, M)
-        self.C = np.linalg.solve(self._basis(nodes), Z.T).T
+        basis = self._basis(nodes)
+        self.C = (np.linalg.solve(basis, Z.T) if len(nodes) == len(self.E)
+                  else np.linalg.lstsq(basis, Z.T, rcond=None)[0]).T
         spec = f"power:{fm.boxcox_lambda!r}" if fm.boxcox_lambda is not None else fm.transform
         units = space.study.response(fm.response).units if fm.response in space.study.response_names else ""
         tf = parse_transform(spec, units)
@@ -732,12 +741,29 @@ class _Surrogate:
         if not np.allclose(self(Xt, ct), truth, rtol=1e-8, atol=1e-10 * scale, equal_nan=True):
             raise _NoSurrogate
 
+    @staticmethod
+    def _monomials(fm: Any, space: _Space) -> np.ndarray:
+        """The exponents (one row per monomial of the free factors) of the model's terms with the other
+        factors left out, and the constant: the polynomial's own terms, 91 for 12 factors quadratic
+        instead of the 3^12 of the tensor grid."""
+        where = {f.name: j for j, f in enumerate(space.free)}
+        found = {tuple([0] * space.k)}
+        for t in fm.model_terms:
+            e = [0] * space.k
+            for name, power in t.parts:
+                if name in where:
+                    e[where[name]] += power
+            found.add(tuple(e))
+        return np.array(sorted(found), dtype=float).reshape(len(found), space.k)
+
     def _basis(self, X: np.ndarray) -> np.ndarray:
         basis: np.ndarray = np.prod(X[:, None, :] ** self.E[None, :, :], axis=2)
         return basis
 
-    def __call__(self, X: np.ndarray, ci: np.ndarray) -> np.ndarray:
-        z = np.einsum("nm,nm->n", self._basis(X), self.C[ci])
+    def __call__(self, X: np.ndarray, ci: np.ndarray, basis: np.ndarray | None = None) -> np.ndarray:
+        """The model's predictions at coded points ``X`` of level combinations ``ci``; ``basis`` is
+        ``self._basis(X)`` when already computed (surrogates with the same monomials share it)."""
+        z = np.einsum("nm,nm->n", self._basis(X) if basis is None else basis, self.C[ci])
         return self.tf.inverse(z)
 
 
@@ -757,7 +783,15 @@ class _Objective:
         self.evaluations = 0
 
     def predictions(self, X: np.ndarray, ci: np.ndarray, frame: pd.DataFrame | None) -> dict[str, np.ndarray]:
-        out = {n: self.surrogates[n](X, ci) for n in self.names if n in self.surrogates}
+        bases: dict[bytes, np.ndarray] = {}  # one basis per set of monomials, shared by the CQAs
+        out = {}
+        for n in self.names:
+            if n in self.surrogates:
+                sur = self.surrogates[n]
+                key = sur.E.tobytes()
+                if key not in bases:
+                    bases[key] = sur._basis(X)
+                out[n] = sur(X, ci, bases[key])
         rest = [n for n in self.names if n not in out]
         if rest:
             out.update(self.models.predict(self.space.frame(X, ci) if frame is None else frame, rest))
