@@ -296,16 +296,19 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        from doe._threads import blas_threads
         from doe.cli_manufacturing import COMMANDS as MANUFACTURING
         from doe.cli_seed import COMMANDS
 
         handler = {**COMMANDS, **MANUFACTURING}.get(args.command)
-        if handler is not None:
-            return handler(args, _write_json, _write_figure)
-        return {"design": _design, "evaluate": _evaluate, "augment": _augment,
-                "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
-                "export": _export, "import-bundle": _import_bundle,
-                "rerun": _rerun, "compare": _compare, "report": _report, "scale": _scale, "designs": _designs, "audit": _audit, "keys": _keys, "health": _health}[args.command](args)
+        with blas_threads(1):  # small dense algebra throughout: one BLAS thread (doe._threads)
+            if handler is not None:
+                return handler(args, _write_json, _write_figure)
+            return {"design": _design, "evaluate": _evaluate, "augment": _augment,
+                    "analyze": _analyze, "space": _space, "validate": _validate, "import": _import,
+                    "export": _export, "import-bundle": _import_bundle,
+                    "rerun": _rerun, "compare": _compare, "report": _report, "scale": _scale, "designs": _designs,
+                    "audit": _audit, "keys": _keys, "health": _health}[args.command](args)
     except DoeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
