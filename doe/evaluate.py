@@ -36,7 +36,9 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+
+# scipy.special, not scipy.stats: the F quantile and the noncentral F without scipy.stats' 1 s import
+from scipy import linalg, special
 
 from doe._format import fmt_rounded
 from doe.design import Design
@@ -753,8 +755,8 @@ def _power(
             sub = [pos[j] for j in idx]
             b = snr * np.where(np.arange(len(sub)) % 2 == 0, 1.0, -1.0)
             lam = float(b @ np.linalg.solve(fit.inverse[np.ix_(sub, sub)], b))
-            crit = stats.f.ppf(1.0 - alpha, len(sub), dfe)
-            row["power"] = float(stats.ncf.sf(crit, len(sub), dfe, lam))
+            crit = special.fdtri(len(sub), dfe, 1.0 - alpha)
+            row["power"] = float(1.0 - special.ncfdtr(len(sub), dfe, lam, crit))
             row["noncentrality"] = lam
         rows.append(row)
     return pd.DataFrame(rows, columns=["term", "columns", "df", "power", "noncentrality", "reason"])
@@ -777,8 +779,8 @@ def power_at(ev: DesignEvaluation, snr: float, alpha: float = 0.05) -> DesignEva
     table["noncentrality"] = lam
     if ok.any():
         df1 = table.loc[ok, "df"].to_numpy(dtype=float)
-        crit = stats.f.ppf(1.0 - alpha, df1, dfe[ok])
-        table.loc[ok, "power"] = stats.ncf.sf(crit, df1, dfe[ok], lam[ok].to_numpy())
+        crit = special.fdtri(df1, dfe[ok], 1.0 - alpha)
+        table.loc[ok, "power"] = 1.0 - special.ncfdtr(df1, dfe[ok], lam[ok].to_numpy(), crit)
     return replace(ev, power=table, snr=snr, alpha=alpha)
 
 
