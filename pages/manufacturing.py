@@ -142,7 +142,7 @@ def chart_section(cqa: str, kind: str) -> None:
                      help="Phase I sets the limits from the lots shown (leave out lots with an assignable cause). "
                           "Phase II charts new lots against limits set before: from the first lots (e.g. the "
                           "process performance qualification lots) or from a limits file saved from phase I.")
-    baseline = None
+    baseline, end = None, None
     try:
         if phase == "one":
             exclude = st.multiselect("Leave out of the limits (assignable cause)", points, key="chart_exclude")
@@ -171,7 +171,6 @@ def chart_section(cqa: str, kind: str) -> None:
         st.error(f"No chart: {exc}")
         return
     units = next(r.units for r in study.responses if r.name == cqa) or ""
-    end = st.session_state.get("chart_baseline")
     if baseline is not None:
         with st.expander(f"Phase I: lots {points[0]} to {end} set the limits"):
             st.plotly_chart(control_figure(baseline, units=units, note=study.name, response=cqa), width="stretch")
@@ -190,7 +189,7 @@ def chart_section(cqa: str, kind: str) -> None:
     source = baseline or charts
     st.download_button("Download these limits (JSON, for phase II)", json.dumps(source.limits(), indent=1),
                        f"{cqa} {kind} limits.json".replace(" ", "_"), "application/json", key="download_limits")
-    extra = {"baseline": f" --baseline {st.session_state.get('chart_baseline')}", "saved": " --limits limits.json"}
+    extra = {"baseline": f" --baseline {end}", "saved": " --limits limits.json"}
     st.caption(f"Headless: `python -m doe chart lots.csv --response \"{cqa}\" --type {kind}"
                + ("" if not xbar else " --subgroup Subgroup") + extra.get(phase, "") + " --json chart.json`.")
 
