@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from doe.errors import DoeError, did_you_mean, quoted_list
-from doe.runs import Problem, RunsUpload, canonical_names, read_table, source_bytes
+from doe.runs import Problem, RunsUpload, canonical_names, read_number, read_table, source_bytes
 from doe.sheet_change import SheetChange, compare_sheets, merge_sheets
 
 
@@ -198,26 +198,9 @@ def _blank(value: Any) -> bool:
 
 
 def _cell_number(value: Any) -> tuple[float, str]:
-    """(number, '') for a number or a blank cell (NaN); (NaN, what is wrong and the fix) otherwise."""
-    if _blank(value):
-        return math.nan, ""
-    if isinstance(value, (bool, np.bool_)):
-        return math.nan, f"'{value}' is TRUE/FALSE, not a number."
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        x = float(value)
-        return (x, "") if math.isfinite(x) else (math.nan, f"'{value}' is not a finite number.")
-    text = str(value).replace("\u00a0", " ").strip()
-    if re.fullmatch(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", text):
-        return float(text), ""
-    if re.fullmatch(r"[-+]?\d{1,3}(,\d{3})+", text):
-        return math.nan, f"'{text}' is not a number: write it without thousands separators ({text.replace(',', '')})."
-    if re.fullmatch(r"[-+]?\d*,\d+", text):
-        return math.nan, (f"'{text}' has a decimal comma: use a point as the decimal separator "
-                          f"({text.replace(',', '.')}).")
-    m = re.fullmatch(r"([-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+))\s*(\D.*)", text)
-    if m:
-        return math.nan, f"'{text}' is not a number: remove the unit ('{m.group(2).strip()}') and enter {m.group(1)}."
-    return math.nan, f"'{text}' is text, not a number."
+    """(number, '') for a number or a blank cell (NaN); (NaN, what is wrong and the fix) otherwise: the results
+    upload's reading of a cell (:func:`doe.runs.read_number`, a point as the decimal separator)."""
+    return read_number(value)
 
 
 def _iso_date(value: Any) -> str | None:

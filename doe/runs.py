@@ -1071,6 +1071,12 @@ def _range_warning(f: Factor, x: float) -> str:
     return ""
 
 
+def read_number(value: Any, decimal_comma: bool = False) -> tuple[float, str]:
+    """A sheet cell as a number: (value, '') for a number or an empty cell (NaN); (NaN, what is wrong and the
+    fix) otherwise - the results upload's reading, also used for lots (doe.lots.read_lots)."""
+    return _number(value, decimal_comma)
+
+
 def _number(value: Any, decimal_comma: bool) -> tuple[float, str]:
     """(value, '') for a number or an empty cell (NaN); (NaN, message) otherwise."""
     if _blank(value):
